@@ -1,0 +1,264 @@
+//! `kyso bench`: throughput and latency against a running service, with the
+//! physical limit measured in the same run on the same machine, so that the
+//! ratio means something on a noisy host.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+use clap::{Args, Subcommand};
+use kyso_proto::verifier::v1 as pb;
+use serde_json::json;
+
+use crate::client::ServerArgs;
+use crate::{CliError, read_file};
+
+/// `kyso bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Detached CMS verification through a running verifier.
+    Verify(VerifyBench),
+}
+
+/// `kyso bench verify`.
+#[derive(Debug, Args)]
+pub struct VerifyBench {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The detached CMS signature to send.
+    #[arg(long)]
+    signature: PathBuf,
+    /// The signed content.
+    #[arg(long)]
+    content: PathBuf,
+    /// Concurrent VerifyStream streams.
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Warm-up seconds (fills the revocation caches), not measured.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Open loop at this many requests per second (all streams together);
+    /// without it every stream sends its next request as soon as it has an answer.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds spent measuring the raw RSA-2048 verification limit.
+    #[arg(long, default_value_t = 3)]
+    raw_secs: u64,
+}
+
+/// Runs a benchmark and prints its JSON.
+pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        BenchCommand::Verify(b) => verify(b).await,
+    }
+}
+
+async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
+    let url = b
+        .server
+        .server
+        .clone()
+        .ok_or_else(|| CliError::Usage("--server is required".into()))?;
+    if b.streams == 0 {
+        return Err(CliError::Usage("--streams must be above 0".into()));
+    }
+    let signature = read_file(&b.signature)?;
+    let content = read_file(&b.content)?;
+    let channel = b.server.connect(&url).await?;
+    let client = pb::verifier_client::VerifierClient::new(channel);
+    let request = pb::VerifyCmsRequest {
+        signature,
+        detached: Some(pb::verify_cms_request::Detached::Content(content.clone())),
+        at: None,
+        revocation_policy: 0,
+        request_id: String::new(),
+    };
+
+    // The document must verify before it is worth timing.
+    let first = client.clone().verify_cms(request.clone()).await?.into_inner();
+    if first.indication != pb::Indication::TotalPassed as i32 {
+        return Err(CliError::Usage(format!(
+            "the benchmark document does not verify as TOTAL_PASSED: {:?}",
+            first.signatures.first().map(|s| s.message.clone())
+        )));
+    }
+
+    let warm = load(&client, &request, b.streams, Duration::from_secs(b.warmup_secs), b.rate).await?;
+    drop(warm);
+    let run = load(&client, &request, b.streams, Duration::from_secs(b.duration_secs), b.rate).await?;
+    let raw = raw_rsa2048_verify_per_sec(Duration::from_secs(b.raw_secs))?;
+
+    let mut lat = run.latencies.clone();
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    };
+    let secs = run.elapsed.as_secs_f64().max(1e-9);
+    let throughput = run.ok as f64 / secs;
+    let out = json!({
+        "bench": "verify",
+        "server": url,
+        "document_bytes": content.len(),
+        "streams": b.streams,
+        "mode": if b.rate.is_some() { "open-loop" } else { "closed-loop" },
+        "target_rate": b.rate,
+        "duration_s": secs,
+        "verifications": run.ok,
+        "errors": run.errors,
+        "not_passed": run.not_passed,
+        "verifications_per_sec": throughput,
+        "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
+        "raw_rsa2048_verify_per_sec": raw,
+        "ratio_to_raw": if raw > 0.0 { throughput / raw } else { 0.0 },
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+struct LoadResult {
+    ok: u64,
+    errors: u64,
+    not_passed: u64,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+async fn load(
+    client: &pb::verifier_client::VerifierClient<tonic::transport::Channel>,
+    request: &pb::VerifyCmsRequest,
+    streams: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Result<LoadResult, CliError> {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let interval = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(streams as f64 / r));
+    let mut tasks = Vec::with_capacity(streams);
+    for s in 0..streams {
+        let mut client = client.clone();
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyCmsRequest>(1);
+            let mut responses = client
+                .verify_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            let mut r = LoadResult {
+                ok: 0,
+                errors: 0,
+                not_passed: 0,
+                latencies: Vec::new(),
+                elapsed: Duration::ZERO,
+            };
+            // Spread open-loop senders over the interval so they do not fire together.
+            let mut next = Instant::now()
+                + interval.map(|i| i.mul_f64(s as f64 / streams as f64)).unwrap_or_default();
+            while Instant::now() < deadline {
+                if let Some(i) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += i;
+                }
+                let sent = Instant::now();
+                if tx.send(request.clone()).await.is_err() {
+                    r.errors += 1;
+                    break;
+                }
+                match responses.message().await? {
+                    Some(resp) => {
+                        r.latencies.push(sent.elapsed());
+                        match resp.result {
+                            Some(pb::verify_stream_response::Result::Report(rep))
+                                if rep.indication == pb::Indication::TotalPassed as i32 =>
+                            {
+                                r.ok += 1
+                            }
+                            Some(pb::verify_stream_response::Result::Report(_)) => r.not_passed += 1,
+                            _ => r.errors += 1,
+                        }
+                    }
+                    None => {
+                        r.errors += 1;
+                        break;
+                    }
+                }
+            }
+            Ok::<_, tonic::Status>(r)
+        }));
+    }
+    let mut total = LoadResult {
+        ok: 0,
+        errors: 0,
+        not_passed: 0,
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        match t.await {
+            Ok(Ok(r)) => {
+                total.ok += r.ok;
+                total.errors += r.errors;
+                total.not_passed += r.not_passed;
+                total.latencies.extend(r.latencies);
+            }
+            Ok(Err(status)) => return Err(CliError::Status(status)),
+            Err(e) => return Err(CliError::Usage(format!("load task failed: {e}"))),
+        }
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}
+
+/// The physical limit: RSA-2048 PKCS#1 v1.5 SHA-256 verifications per second
+/// with aws-lc-rs on every core, in this process. A warm verifier does one
+/// such check per document once certificate links are cached.
+fn raw_rsa2048_verify_per_sec(duration: Duration) -> Result<f64, CliError> {
+    let key = RsaKeyPair::generate(KeySize::Rsa2048)
+        .map_err(|e| CliError::Usage(format!("key generation: {e}")))?;
+    let msg = [0x5au8; 64];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
+        .map_err(|e| CliError::Usage(format!("signing: {e}")))?;
+    let public = key.public_key().as_ref().to_vec();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let public = public.clone();
+            let sig = sig.clone();
+            std::thread::spawn(move || {
+                let pk = signature::UnparsedPublicKey::new(
+                    &signature::RSA_PKCS1_2048_8192_SHA256,
+                    public,
+                );
+                let mut n = 0u64;
+                let until = Instant::now() + duration;
+                while Instant::now() < until {
+                    for _ in 0..64 {
+                        if pk.verify(&msg, &sig).is_ok() {
+                            n += 1;
+                        }
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0u64;
+    for h in handles {
+        total += h.join().map_err(|_| CliError::Usage("raw benchmark thread panicked".into()))?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}

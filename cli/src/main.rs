@@ -1,0 +1,96 @@
+//! `kyso`: the command line of kyso.
+//!
+//! Exit codes: 0 when every signature is TOTAL_PASSED (or a command
+//! succeeded), 1 when a verdict is not, 2 on a usage or input error.
+
+mod bench;
+mod client;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kyso: sign and verify documents with Vietnam's government certificates.
+#[derive(Debug, Parser)]
+#[command(name = "kyso", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify CMS/CAdES signatures, in-process or through a verifier server.
+    Verify(verify::VerifyArgs),
+    /// Benchmarks that print JSON with the ratio to the physical limit.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KYSO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kyso: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = rt.block_on(async move {
+        match cli.command {
+            Command::Verify(args) => verify::run(args).await,
+            Command::Bench(b) => bench::run(b).await,
+        }
+    });
+    match code {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kyso: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The CLI's errors: all are usage or input errors (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A flag's value is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The verifier configuration is unusable.
+    #[error(transparent)]
+    Verifier(#[from] kyso_verifier::Error),
+    /// The PKI core refused the input.
+    #[error(transparent)]
+    Pki(#[from] kyso_pki::Error),
+    /// The server could not be reached.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The server answered with an error.
+    #[error("server: {}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+}
+
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::File {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,279 @@
+//! `kyso verify`: one report per signature, in-process or through a server.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use futures::StreamExt;
+use kyso_pki::cms::Detached;
+use kyso_pki::report::{DocumentReport, Indication, RevocationPolicy};
+use kyso_pki::time::{OffsetDateTime, parse_rfc3339};
+use kyso_proto::verifier::v1 as pb;
+use kyso_verifier::config::UrlRewrite;
+use serde_json::json;
+
+use crate::client::ServerArgs;
+use crate::{CliError, read_file};
+
+/// Documents verified at once.
+const PARALLELISM: usize = 8;
+
+/// `kyso verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The signed content, for detached signatures.
+    #[arg(long)]
+    content: Option<PathBuf>,
+    /// Trust anchors (PEM; repeatable). In-process only.
+    #[arg(long)]
+    trust_anchors: Vec<PathBuf>,
+    /// Intermediates (PEM; repeatable). In-process only.
+    #[arg(long)]
+    intermediates: Vec<PathBuf>,
+    /// A verifier TOML configuration for in-process verification
+    /// (anchors, rewrites, caches); flags add to it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Rewrite an AIA/CDP URL prefix, FROM=TO (repeatable). In-process only.
+    #[arg(long = "url-rewrite", value_name = "FROM=TO")]
+    url_rewrites: Vec<String>,
+    /// A trusted reference time (RFC 3339), instead of the signing time.
+    #[arg(long)]
+    at: Option<String>,
+    /// Revocation policy.
+    #[arg(long)]
+    revocation: Option<RevocationPolicy>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The signature files (CMS, DER/BER/PEM).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+enum Backend {
+    Local(kyso_pki::verify::Verifier),
+    Remote(pb::verifier_client::VerifierClient<tonic::transport::Channel>),
+}
+
+/// Runs `kyso verify`.
+pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let at = match &args.at {
+        Some(s) => Some(
+            parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let content = match &args.content {
+        Some(p) => Some(read_file(p)?),
+        None => None,
+    };
+    let backend = match &args.server.server {
+        Some(url) => {
+            if !args.trust_anchors.is_empty() || args.config.is_some() || !args.url_rewrites.is_empty() {
+                return Err(CliError::Usage(
+                    "--trust-anchors, --intermediates, --config and --url-rewrite apply to in-process verification; the server has its own".into(),
+                ));
+            }
+            let channel = args.server.connect(url).await?;
+            Backend::Remote(
+                pb::verifier_client::VerifierClient::new(channel)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20),
+            )
+        }
+        None => Backend::Local(local_verifier(&args)?),
+    };
+
+    let progress = (!args.json && std::io::stderr().is_terminal() && args.files.len() > 1).then(|| {
+        let pb = indicatif::ProgressBar::new(args.files.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let backend = &backend;
+    let content = content.as_deref();
+    let policy = args.revocation;
+    let results: Vec<(PathBuf, Result<DocumentReport, CliError>)> =
+        futures::stream::iter(args.files.iter().cloned())
+            .map(|path| {
+                let progress = progress.clone();
+                async move {
+                    let r = verify_file(backend, &path, content, at, policy).await;
+                    if let Some(p) = &progress {
+                        p.inc(1);
+                    }
+                    (path, r)
+                }
+            })
+            .buffered(PARALLELISM)
+            .collect()
+            .await;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+
+    let mut all_passed = true;
+    let mut input_error = false;
+    let mut documents = Vec::new();
+    let mut signatures = Vec::new();
+    for (path, r) in &results {
+        let file = path.display().to_string();
+        match r {
+            Ok(report) => {
+                all_passed &= report.indication == Indication::TotalPassed;
+                for s in &report.signatures {
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("file".into(), json!(file));
+                    }
+                    signatures.push(v);
+                }
+                documents.push(json!({
+                    "file": file,
+                    "indication": report.indication,
+                    "signatures": report.signatures,
+                }));
+                if !args.json {
+                    print_text(&file, report);
+                }
+            }
+            Err(e) => {
+                input_error = true;
+                all_passed = false;
+                documents.push(json!({ "file": file, "error": e.to_string() }));
+                if !args.json {
+                    println!("{file}: ERROR {e}");
+                }
+            }
+        }
+    }
+    if args.json {
+        let overall = if all_passed { "TOTAL_PASSED" } else if input_error { "ERROR" } else { worst(&results) };
+        let out = json!({
+            "indication": overall,
+            "signatures": signatures,
+            "documents": documents,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    Ok(if input_error {
+        ExitCode::from(2)
+    } else if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn worst(results: &[(PathBuf, Result<DocumentReport, CliError>)]) -> &'static str {
+    let w = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|r| r.indication)
+        .max_by_key(|i| i.severity());
+    match w {
+        Some(Indication::TotalFailed) | None => "TOTAL_FAILED",
+        Some(Indication::Indeterminate) => "INDETERMINATE",
+        Some(Indication::TotalPassed) => "TOTAL_PASSED",
+    }
+}
+
+fn local_verifier(args: &VerifyArgs) -> Result<kyso_pki::verify::Verifier, CliError> {
+    let mut config = match &args.config {
+        Some(p) => kyso_verifier::Config::from_file(p)?,
+        None => kyso_verifier::Config::default(),
+    };
+    config.trust_anchors.extend(args.trust_anchors.iter().cloned());
+    config.intermediates.extend(args.intermediates.iter().cloned());
+    for r in &args.url_rewrites {
+        let (from, to) = r
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("--url-rewrite {r:?}: expected FROM=TO")))?;
+        config.revocation.url_rewrites.push(UrlRewrite {
+            from: from.into(),
+            to: to.into(),
+        });
+    }
+    let loaded = config.load()?;
+    let metrics = kyso_pki::metrics::PkiMetrics::unregistered()
+        .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
+    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(&loaded.pki.revocation, metrics.clone())?;
+    Ok(kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics))
+}
+
+async fn verify_file(
+    backend: &Backend,
+    path: &std::path::Path,
+    content: Option<&[u8]>,
+    at: Option<OffsetDateTime>,
+    policy: Option<RevocationPolicy>,
+) -> Result<DocumentReport, CliError> {
+    let signature = read_file(path)?;
+    match backend {
+        Backend::Local(v) => {
+            let detached = match content {
+                Some(c) => Detached::Content(c),
+                None => Detached::None,
+            };
+            Ok(v
+                .verify_cms(
+                    kyso_pki::verify::CmsRequest {
+                        signature: &signature,
+                        detached,
+                        at,
+                        policy,
+                    },
+                    OffsetDateTime::now_utc(),
+                )
+                .await?)
+        }
+        Backend::Remote(client) => {
+            let req = pb::VerifyCmsRequest {
+                signature,
+                detached: content
+                    .map(|c| pb::verify_cms_request::Detached::Content(c.to_vec())),
+                at: at.map(kyso_verifier::convert::ts),
+                revocation_policy: policy.map(kyso_verifier::convert::policy_to_pb).unwrap_or(0),
+                request_id: String::new(),
+            };
+            let resp = client.clone().verify_cms(req).await?.into_inner();
+            Ok(kyso_verifier::convert::document_from_pb(&resp))
+        }
+    }
+}
+
+fn print_text(file: &str, report: &DocumentReport) {
+    println!("{file}: {}", serde_json::to_value(report.indication).unwrap_or_default().as_str().unwrap_or(""));
+    for s in &report.signatures {
+        let sub = s
+            .sub_indication
+            .and_then(|x| serde_json::to_value(x).ok())
+            .and_then(|v| v.as_str().map(|s| format!("/{s}")))
+            .unwrap_or_default();
+        let ind = serde_json::to_value(s.indication).unwrap_or_default();
+        println!("  signature {}: {}{sub}", s.index, ind.as_str().unwrap_or(""));
+        if let Some(id) = &s.signer {
+            println!(
+                "    signer: {}{}{}",
+                id.common_name.as_deref().unwrap_or(&id.subject),
+                id.title.as_deref().map(|t| format!(", {t}")).unwrap_or_default(),
+                id.organisation.as_deref().map(|o| format!(", {o}")).unwrap_or_default(),
+            );
+        }
+        println!(
+            "    reference time: {} ({:?})",
+            kyso_pki::time::rfc3339(s.reference_time.time),
+            s.reference_time.source
+        );
+        println!("    {}", s.message);
+        for w in &s.warnings {
+            println!("    warning: {w}");
+        }
+    }
+}

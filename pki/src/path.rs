@@ -1,0 +1,496 @@
+//! Certification path building and the RFC 5280 checks that matter here
+//! (V2, N2 art. 32: every certificate of the path passes the same checks).
+//!
+//! Paths are built from the leaf upwards: issuers are looked up by name among
+//! the signature's certificates, the configured intermediates, the anchors,
+//! and finally through AIA caIssuers downloads. A link counts only once the
+//! parent's key verifies the child's signature, so a rogue CA that copies the
+//! real CA's name never chains. Verified links are cached by fingerprint
+//! pair: on the hot path a known chain costs no RSA operation at all.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280 as oids;
+use der::Decode;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, KeyUsages};
+
+use crate::cert::{Cert, name_to_string};
+use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
+use crate::report::CertSource;
+use crate::revocation::fetch::{FetchSource, Fetcher};
+use crate::time::OffsetDateTime;
+
+/// Longest path accepted (leaf + intermediates + anchor); government paths have 3.
+pub const MAX_PATH_LEN: usize = 8;
+
+/// Most issuer candidates tried per certificate, against hostile bundles.
+const MAX_CANDIDATES: usize = 16;
+
+/// The configured trust: anchors, known intermediates and legacy roots.
+#[derive(Clone, Debug, Default)]
+pub struct TrustStore {
+    anchors: Vec<Cert>,
+    intermediates: Vec<Cert>,
+    /// SHA-256 fingerprints of anchors under which CA certificates may be
+    /// signed with SHA-1 (the government G1 root and its sub-CAs are).
+    legacy_sha1: HashSet<[u8; 32]>,
+}
+
+impl TrustStore {
+    /// A store of anchors and intermediates. Anchors listed in `legacy_sha1`
+    /// (by fingerprint) allow SHA-1 signatures on the CA certificates below them.
+    pub fn new(anchors: Vec<Cert>, intermediates: Vec<Cert>, legacy_sha1: &[[u8; 32]]) -> Self {
+        Self {
+            anchors,
+            intermediates,
+            legacy_sha1: legacy_sha1.iter().copied().collect(),
+        }
+    }
+
+    /// The trust anchors.
+    pub fn anchors(&self) -> &[Cert] {
+        &self.anchors
+    }
+
+    /// The configured intermediates.
+    pub fn intermediates(&self) -> &[Cert] {
+        &self.intermediates
+    }
+
+    fn is_anchor(&self, c: &Cert) -> bool {
+        self.anchors.iter().any(|a| a == c)
+    }
+}
+
+/// One certificate of a built path with its provenance.
+#[derive(Clone, Debug)]
+pub struct PathCert {
+    /// The certificate.
+    pub cert: Cert,
+    /// Where it came from.
+    pub source: CertSource,
+}
+
+/// Why no acceptable path could be built or validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathFailure {
+    /// No chain of verified signatures reaches an anchor.
+    NoChain(String),
+    /// A constraint of RFC 5280 is violated (basic constraints, key usage, path length).
+    Constraints(String),
+    /// Another structural problem (unknown critical extension, bad extension encoding).
+    General(String),
+    /// An algorithm not allowed where it was used (SHA-1 outside legacy roots, small keys).
+    Crypto(String),
+}
+
+/// A path that reaches an anchor, leaf first, anchor last.
+#[derive(Clone, Debug)]
+pub struct ValidPath {
+    /// Leaf first, anchor last.
+    pub certs: Vec<PathCert>,
+}
+
+/// A certificate that is not valid at the reference time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidityFailure {
+    /// Reference time after notAfter.
+    Expired {
+        /// Index in the path (0 = leaf).
+        index: usize,
+        /// notAfter.
+        not_after: OffsetDateTime,
+    },
+    /// Reference time before notBefore.
+    NotYetValid {
+        /// Index in the path (0 = leaf).
+        index: usize,
+        /// notBefore.
+        not_before: OffsetDateTime,
+    },
+}
+
+impl ValidPath {
+    /// The leaf.
+    pub fn leaf(&self) -> Option<&Cert> {
+        self.certs.first().map(|p| &p.cert)
+    }
+
+    /// Checks every certificate's validity period at `at` (N2 a). The anchor
+    /// is included: a root past its notAfter vouches for nothing.
+    pub fn check_validity(&self, at: OffsetDateTime) -> Result<(), ValidityFailure> {
+        for (index, pc) in self.certs.iter().enumerate() {
+            let (nb, na) = (pc.cert.not_before(), pc.cert.not_after());
+            if at < nb {
+                return Err(ValidityFailure::NotYetValid {
+                    index,
+                    not_before: nb,
+                });
+            }
+            if at > na {
+                return Err(ValidityFailure::Expired {
+                    index,
+                    not_after: na,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds and checks paths; holds the link and AIA caches. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PathBuilder {
+    trust: Arc<TrustStore>,
+    fetcher: Option<Fetcher>,
+    /// (child fingerprint, parent fingerprint) → the link verified, with
+    /// whether it needed SHA-1.
+    links: moka::sync::Cache<([u8; 32], [u8; 32]), LinkResult>,
+    /// AIA URL → the certificates it served.
+    aia: moka::future::Cache<String, Arc<Vec<Cert>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkResult {
+    Ok { sha1: bool },
+    Bad,
+}
+
+impl PathBuilder {
+    /// A builder over `trust`; `fetcher` enables AIA caIssuers downloads.
+    pub fn new(trust: Arc<TrustStore>, fetcher: Option<Fetcher>) -> Self {
+        Self {
+            trust,
+            fetcher,
+            links: moka::sync::Cache::new(100_000),
+            aia: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(24 * 3600))
+                .build(),
+        }
+    }
+
+    /// The trust store.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Builds a path from `leaf` to an anchor, using `pool` (the signature's
+    /// certificates) first, then configured intermediates, then AIA.
+    /// The path is checked for RFC 5280 constraints but not for validity at a
+    /// time nor revocation: those are judged by the caller at its reference time.
+    pub async fn build(&self, leaf: &Cert, pool: &[Cert]) -> Result<ValidPath, PathFailure> {
+        if self.trust.is_anchor(leaf) {
+            return Err(PathFailure::Constraints(
+                "the signing certificate is itself a trust anchor".into(),
+            ));
+        }
+        let mut path = vec![PathCert {
+            cert: leaf.clone(),
+            source: CertSource::Signature,
+        }];
+        let mut seen: HashSet<[u8; 32]> = HashSet::from([*leaf.fingerprint()]);
+        let mut last_failure = None;
+        // Depth-first search with backtracking, bounded by MAX_PATH_LEN and
+        // MAX_CANDIDATES per level, so loops and hostile bundles terminate.
+        let found = self
+            .extend(&mut path, &mut seen, pool, &mut last_failure)
+            .await;
+        if !found {
+            return Err(last_failure.unwrap_or_else(|| {
+                PathFailure::NoChain(format!(
+                    "no path from {} to a trust anchor",
+                    name_to_string(leaf.subject())
+                ))
+            }));
+        }
+        let vp = ValidPath { certs: path };
+        self.check_constraints(&vp)?;
+        Ok(vp)
+    }
+
+    fn extend<'a>(
+        &'a self,
+        path: &'a mut Vec<PathCert>,
+        seen: &'a mut HashSet<[u8; 32]>,
+        pool: &'a [Cert],
+        last_failure: &'a mut Option<PathFailure>,
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(child) = path.last().map(|p| p.cert.clone()) else {
+                return false;
+            };
+            if path.len() >= MAX_PATH_LEN {
+                *last_failure = Some(PathFailure::NoChain(format!(
+                    "path longer than {MAX_PATH_LEN} certificates"
+                )));
+                return false;
+            }
+            let mut candidates = self.local_candidates(&child, pool);
+            if candidates.is_empty() {
+                candidates = self.aia_candidates(&child).await;
+            }
+            for (cand, source) in candidates.into_iter().take(MAX_CANDIDATES) {
+                if seen.contains(cand.fingerprint()) {
+                    continue; // a loop: A issued B issued A
+                }
+                match self.link(&child, &cand) {
+                    LinkResult::Bad => {
+                        *last_failure = Some(PathFailure::NoChain(format!(
+                            "the certificate named {} does not verify the signature on {}",
+                            name_to_string(cand.subject()),
+                            name_to_string(child.subject())
+                        )));
+                        continue;
+                    }
+                    LinkResult::Ok { .. } => {}
+                }
+                let is_anchor = source == CertSource::Anchor;
+                seen.insert(*cand.fingerprint());
+                path.push(PathCert { cert: cand, source });
+                if is_anchor || self.extend(path, seen, pool, last_failure).await {
+                    return true;
+                }
+                if let Some(p) = path.pop() {
+                    seen.remove(p.cert.fingerprint());
+                }
+            }
+            false
+        })
+    }
+
+    /// Issuer candidates by name, anchors first (the shortest path wins), then
+    /// candidates whose key identifier matches the child's AKI.
+    fn local_candidates(&self, child: &Cert, pool: &[Cert]) -> Vec<(Cert, CertSource)> {
+        let aki = authority_key_id(child);
+        let mut out: Vec<(Cert, CertSource)> = Vec::new();
+        let push = |out: &mut Vec<(Cert, CertSource)>, c: &Cert, s: CertSource| {
+            if c.subject() == child.issuer() && !out.iter().any(|(o, _)| o == c) && c != child {
+                out.push((c.clone(), s));
+            }
+        };
+        for a in &self.trust.anchors {
+            push(&mut out, a, CertSource::Anchor);
+        }
+        for c in pool {
+            if self.trust.is_anchor(c) {
+                continue;
+            }
+            push(&mut out, c, CertSource::Signature);
+        }
+        for c in &self.trust.intermediates {
+            push(&mut out, c, CertSource::Configured);
+        }
+        if let Some(aki) = aki {
+            // Stable sort: among same-source candidates, a matching SKI first.
+            out.sort_by_key(|(c, s)| {
+                (
+                    *s != CertSource::Anchor,
+                    subject_key_id(c).as_deref() != Some(aki.as_slice()),
+                )
+            });
+        }
+        out
+    }
+
+    async fn aia_candidates(&self, child: &Cert) -> Vec<(Cert, CertSource)> {
+        let Some(fetcher) = &self.fetcher else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for url in ca_issuers_urls(child) {
+            let f = fetcher.clone();
+            let u = url.clone();
+            let certs = self
+                .aia
+                .try_get_with(url.clone(), async move {
+                    let body = f
+                        .get(&u, FetchSource::Aia)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Cert::parse_many(&body)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
+                })
+                .await;
+            match certs {
+                Ok(certs) => {
+                    for c in certs.iter() {
+                        if c.subject() == child.issuer() {
+                            let src = if self.trust.is_anchor(c) {
+                                CertSource::Anchor
+                            } else {
+                                CertSource::Aia(url.clone())
+                            };
+                            out.push((c.clone(), src));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(url = %url, error = %e, "AIA caIssuers download failed");
+                }
+            }
+        }
+        out
+    }
+
+    fn link(&self, child: &Cert, parent: &Cert) -> LinkResult {
+        let key = (*child.fingerprint(), *parent.fingerprint());
+        if let Some(r) = self.links.get(&key) {
+            return r;
+        }
+        let x = child.x509();
+        let result = crypto::verify_signature(
+            &parent.x509().tbs_certificate.subject_public_key_info,
+            &x.signature_algorithm,
+            None::<DigestAlgorithm>,
+            child.tbs_der(),
+            x.signature.raw_bytes(),
+            // SHA-1 is judged after the anchor is known (legacy roots only),
+            // so here it is accepted and remembered.
+            AlgorithmPolicy {
+                allow_sha1: true,
+                ..AlgorithmPolicy::default()
+            },
+        );
+        let r = match result {
+            Ok(alg) => LinkResult::Ok {
+                sha1: alg.uses_sha1(),
+            },
+            Err(_) => LinkResult::Bad,
+        };
+        self.links.insert(key, r);
+        r
+    }
+
+    /// RFC 5280 §6.1 checks on a built path, leaf first.
+    fn check_constraints(&self, vp: &ValidPath) -> Result<(), PathFailure> {
+        let n = vp.certs.len();
+        let anchor = vp.certs.last().map(|p| &p.cert);
+        let legacy = anchor.is_some_and(|a| self.trust.legacy_sha1.contains(a.fingerprint()));
+        // Non-self-issued intermediates below each CA, for pathLenConstraint.
+        let mut intermediates_below = 0usize;
+        for (i, pc) in vp.certs.iter().enumerate() {
+            let c = &pc.cert;
+            let is_anchor = i + 1 == n;
+            check_critical_extensions(c)?;
+            if i > 0 {
+                let bc = c.basic_constraints().map_err(|e| PathFailure::General(e.to_string()))?;
+                // A v1 anchor has no extensions; RFC 5280 lets the anchor be
+                // trusted as configured.
+                let ca = bc.as_ref().is_some_and(|b| b.ca) || (is_anchor && bc.is_none());
+                if !ca {
+                    return Err(PathFailure::Constraints(format!(
+                        "{} issues certificates but is not a CA (basicConstraints)",
+                        name_to_string(c.subject())
+                    )));
+                }
+                if let Some(len) = bc.and_then(|b| b.path_len_constraint)
+                    && intermediates_below > usize::from(len)
+                {
+                    return Err(PathFailure::Constraints(format!(
+                        "{} allows {len} intermediate CA(s) below it, the path has {intermediates_below}",
+                        name_to_string(c.subject())
+                    )));
+                }
+                if !c.key_usage_allows(KeyUsages::KeyCertSign) {
+                    return Err(PathFailure::Constraints(format!(
+                        "{} lacks keyCertSign in keyUsage",
+                        name_to_string(c.subject())
+                    )));
+                }
+                if !c.is_self_issued() {
+                    intermediates_below += 1;
+                }
+            }
+            if !is_anchor {
+                // The link to the parent: SHA-1 only on CA certificates under
+                // a configured legacy root.
+                let parent = &vp.certs[i + 1].cert;
+                if let LinkResult::Ok { sha1: true } = self.link(c, parent) {
+                    let allowed = i > 0 && legacy;
+                    if !allowed {
+                        return Err(PathFailure::Crypto(format!(
+                            "{} is signed with SHA-1, accepted only on CA certificates under a legacy root",
+                            name_to_string(c.subject())
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The extensions kyso understands; any other critical extension fails the path.
+const KNOWN_EXTENSIONS: &[ObjectIdentifier] = &[
+    oids::ID_CE_BASIC_CONSTRAINTS,
+    oids::ID_CE_KEY_USAGE,
+    oids::ID_CE_EXT_KEY_USAGE,
+    oids::ID_CE_SUBJECT_ALT_NAME,
+    oids::ID_CE_ISSUER_ALT_NAME,
+    oids::ID_CE_SUBJECT_KEY_IDENTIFIER,
+    oids::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+    oids::ID_CE_CRL_DISTRIBUTION_POINTS,
+    oids::ID_CE_FRESHEST_CRL,
+    oids::ID_PE_AUTHORITY_INFO_ACCESS,
+    // Policies are not processed (kyso applies its own authority policy, A3),
+    // and any policy is acceptable, which RFC 5280 allows for an
+    // initial-policy-set of anyPolicy.
+    oids::ID_CE_CERTIFICATE_POLICIES,
+    // id-pkix-ocsp-nocheck.
+    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5"),
+];
+
+fn check_critical_extensions(c: &Cert) -> Result<(), PathFailure> {
+    for ext in c.x509().tbs_certificate.extensions.iter().flatten() {
+        if ext.critical && !KNOWN_EXTENSIONS.contains(&ext.extn_id) {
+            return Err(PathFailure::General(format!(
+                "{} carries the critical extension {} which kyso does not process",
+                name_to_string(c.subject()),
+                crypto::algorithm_name(&ext.extn_id)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn authority_key_id(c: &Cert) -> Option<Vec<u8>> {
+    let (_, raw) = c.extension(oids::ID_CE_AUTHORITY_KEY_IDENTIFIER)?;
+    let aki = AuthorityKeyIdentifier::from_der(raw).ok()?;
+    aki.key_identifier.map(|k| k.as_bytes().to_vec())
+}
+
+fn subject_key_id(c: &Cert) -> Option<Vec<u8>> {
+    let (_, raw) = c.extension(oids::ID_CE_SUBJECT_KEY_IDENTIFIER)?;
+    let ski = x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(raw).ok()?;
+    Some(ski.0.as_bytes().to_vec())
+}
+
+/// The AIA caIssuers HTTP URLs of a certificate.
+pub fn ca_issuers_urls(c: &Cert) -> Vec<String> {
+    aia_urls(c, const_oid::db::rfc5280::ID_AD_CA_ISSUERS)
+}
+
+/// The AIA URLs of a certificate for one access method.
+pub fn aia_urls(c: &Cert, method: ObjectIdentifier) -> Vec<String> {
+    let Some((_, raw)) = c.extension(oids::ID_PE_AUTHORITY_INFO_ACCESS) else {
+        return Vec::new();
+    };
+    let Ok(aia) = AuthorityInfoAccessSyntax::from_der(raw) else {
+        return Vec::new();
+    };
+    aia.0
+        .iter()
+        .filter(|ad| ad.access_method == method)
+        .filter_map(|ad| match &ad.access_location {
+            GeneralName::UniformResourceIdentifier(u) => Some(u.as_str().to_owned()),
+            _ => None,
+        })
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .collect()
+}

@@ -1,0 +1,620 @@
+//! The whole verification of a CMS signature (N3 art. 7: the signature with
+//! the public key, the signer's certificate at the time of signing, the
+//! integrity of the document) into one [`SignatureReport`] per signer.
+//!
+//! Order of judgement, first failure wins: structure and cryptography of the
+//! signature itself (TOTAL_FAILED, nothing can repair them), then the path to
+//! an anchor, then validity at the reference time (N2 a), then revocation
+//! status at the reference time (N2 c, N7).
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use crate::cert::{Cert, name_to_string};
+use crate::cms::{self, Detached, EssStatus, SignerCheck, SignerFailure};
+use crate::error::Result;
+use crate::path::{PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure};
+use crate::report::{
+    CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
+    RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity, SubIndication, TimeSource,
+};
+use crate::revocation::fetch::Fetcher;
+use crate::revocation::{RevocationChecker, RevocationConfig, Status};
+use crate::time::{OffsetDateTime, rfc3339};
+
+/// Vietnam's offset: signing tools that write local time as UTC are off by this.
+const VIETNAM_OFFSET: time::Duration = time::Duration::hours(7);
+
+/// Everything a [`Verifier`] needs.
+#[derive(Clone, Debug)]
+pub struct VerifierConfig {
+    /// Anchors, intermediates, legacy roots.
+    pub trust: TrustStore,
+    /// Revocation sources and caches.
+    pub revocation: RevocationConfig,
+    /// Applied when a request does not name a policy.
+    pub default_policy: RevocationPolicy,
+    /// Download missing intermediates through AIA caIssuers.
+    pub fetch_aia: bool,
+}
+
+/// One CMS verification request.
+#[derive(Clone, Copy, Debug)]
+pub struct CmsRequest<'a> {
+    /// ContentInfo with SignedData, DER, BER or PEM.
+    pub signature: &'a [u8],
+    /// The content of a detached signature, or its digest.
+    pub detached: Detached<'a>,
+    /// A trusted reference time given by the caller.
+    pub at: Option<OffsetDateTime>,
+    /// The revocation policy, or the configured default.
+    pub policy: Option<RevocationPolicy>,
+}
+
+/// The status of one certificate with its chain (CheckCertificate).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertificateReport {
+    /// The verdict.
+    pub indication: Indication,
+    /// Why, when not passed.
+    pub sub_indication: Option<SubIndication>,
+    /// A sentence a clerk can read.
+    pub message: String,
+    /// The certificate's subject.
+    pub subject: SignerIdentity,
+    /// The path to the anchor.
+    pub path: Vec<PathEntry>,
+    /// The revocation evidence used.
+    pub revocation: Vec<RevocationEvidence>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// The time it was judged at.
+    pub reference_time: ReferenceTime,
+}
+
+/// The verifier: stateless but for its caches. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    paths: PathBuilder,
+    revocation: RevocationChecker,
+    default_policy: RevocationPolicy,
+}
+
+/// A verdict under construction: the first failure recorded wins.
+struct Verdict {
+    indication: Indication,
+    sub: Option<SubIndication>,
+    message: String,
+}
+
+impl Verdict {
+    fn passed() -> Self {
+        Self {
+            indication: Indication::TotalPassed,
+            sub: None,
+            message: String::new(),
+        }
+    }
+    fn fail(indication: Indication, sub: SubIndication, message: impl Into<String>) -> Self {
+        Self {
+            indication,
+            sub: Some(sub),
+            message: message.into(),
+        }
+    }
+}
+
+impl Verifier {
+    /// A verifier with its own caches; `fetcher` serves OCSP, CRL and AIA.
+    pub fn new(cfg: VerifierConfig, fetcher: Fetcher, metrics: crate::metrics::PkiMetrics) -> Self {
+        let aia = cfg.fetch_aia.then(|| fetcher.clone());
+        Self {
+            paths: PathBuilder::new(Arc::new(cfg.trust), aia),
+            revocation: RevocationChecker::new(cfg.revocation, fetcher, metrics),
+            default_policy: cfg.default_policy,
+        }
+    }
+
+    /// The path builder (its trust store).
+    pub fn paths(&self) -> &PathBuilder {
+        &self.paths
+    }
+
+    /// The revocation checker (its caches).
+    pub fn revocation(&self) -> &RevocationChecker {
+        &self.revocation
+    }
+
+    /// Verifies every signer of a CMS SignedData. `Err` only when the input
+    /// cannot be judged at all (not a CMS, inconsistent request).
+    pub async fn verify_cms(
+        &self,
+        req: CmsRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Result<DocumentReport> {
+        let msg = cms::parse(req.signature)?;
+        let policy = req.policy.unwrap_or(self.default_policy);
+        let checks: Vec<SignerCheck> = (0..msg.signer_count())
+            .map(|i| cms::check_signer(&msg, i, &req.detached, &[]))
+            .collect();
+        let reports = join_all(
+            checks
+                .into_iter()
+                .map(|c| self.judge_signer(c, msg.certificates(), req.at, policy, now)),
+        )
+        .await;
+        Ok(DocumentReport::new(reports))
+    }
+
+    /// The status of a certificate (first) with its chain at `at` (or now).
+    pub async fn check_certificate(
+        &self,
+        chain: &[Cert],
+        at: Option<OffsetDateTime>,
+        policy: Option<RevocationPolicy>,
+        now: OffsetDateTime,
+    ) -> Result<CertificateReport> {
+        let Some(leaf) = chain.first() else {
+            return Err(crate::Error::InvalidRequest(
+                "the chain is empty: give the certificate first".into(),
+            ));
+        };
+        let policy = policy.unwrap_or(self.default_policy);
+        let reference_time = match at {
+            Some(t) => ReferenceTime {
+                time: t,
+                source: TimeSource::Caller,
+            },
+            None => ReferenceTime {
+                time: now,
+                source: TimeSource::ValidationTime,
+            },
+        };
+        let mut warnings = Vec::new();
+        let mut path = Vec::new();
+        let mut evidence = Vec::new();
+        let verdict = self
+            .judge_certificate(
+                leaf,
+                chain.get(1..).unwrap_or_default(),
+                reference_time,
+                policy,
+                now,
+                &mut path,
+                &mut evidence,
+                &mut warnings,
+            )
+            .await;
+        Ok(CertificateReport {
+            indication: verdict.indication,
+            sub_indication: verdict.sub,
+            message: finish_message(&verdict),
+            subject: SignerIdentity::from_cert(leaf),
+            path,
+            revocation: evidence,
+            warnings,
+            reference_time,
+        })
+    }
+
+    async fn judge_signer(
+        &self,
+        check: SignerCheck,
+        pool: &[Cert],
+        at: Option<OffsetDateTime>,
+        policy: RevocationPolicy,
+        now: OffsetDateTime,
+    ) -> SignatureReport {
+        let reference_time = match (at, check.signing_time) {
+            (Some(t), _) => ReferenceTime {
+                time: t,
+                source: TimeSource::Caller,
+            },
+            (None, Some(t)) => ReferenceTime {
+                time: t,
+                source: TimeSource::SigningTimeAttribute,
+            },
+            (None, None) => ReferenceTime {
+                time: now,
+                source: TimeSource::ValidationTime,
+            },
+        };
+        let mut warnings = check.warnings.clone();
+        if let Some(st) = check.signing_time {
+            let against = at.unwrap_or(now);
+            if let Some(w) = local_time_warning(st, against, at.is_some()) {
+                warnings.push(w);
+            }
+        }
+        let mut path = Vec::new();
+        let mut evidence = Vec::new();
+        let verdict = match (&check.failure, &check.signer_cert) {
+            (Some(f), _) => signer_failure_verdict(f),
+            (None, None) => Verdict::fail(
+                Indication::Indeterminate,
+                SubIndication::NoSigningCertificateFound,
+                "the signer's certificate is neither in the signature nor given",
+            ),
+            (None, Some(leaf)) => {
+                self.judge_certificate(
+                    leaf,
+                    pool,
+                    reference_time,
+                    policy,
+                    now,
+                    &mut path,
+                    &mut evidence,
+                    &mut warnings,
+                )
+                .await
+            }
+        };
+        if verdict.indication == Indication::TotalPassed
+            && let Some(leaf) = &check.signer_cert
+            && !leaf.key_usage_allows(x509_cert::ext::pkix::KeyUsages::DigitalSignature)
+            && !leaf.key_usage_allows(x509_cert::ext::pkix::KeyUsages::NonRepudiation)
+        {
+            return self.report(
+                &check,
+                Verdict::fail(
+                    Indication::TotalFailed,
+                    SubIndication::ChainConstraintsFailure,
+                    "the signer's certificate does not allow digitalSignature nor nonRepudiation",
+                ),
+                reference_time,
+                policy,
+                path,
+                evidence,
+                warnings,
+            );
+        }
+        self.report(
+            &check,
+            verdict,
+            reference_time,
+            policy,
+            path,
+            evidence,
+            warnings,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        check: &SignerCheck,
+        verdict: Verdict,
+        reference_time: ReferenceTime,
+        policy: RevocationPolicy,
+        path: Vec<PathEntry>,
+        revocation: Vec<RevocationEvidence>,
+        warnings: Vec<String>,
+    ) -> SignatureReport {
+        SignatureReport {
+            index: u32::try_from(check.index).unwrap_or(u32::MAX),
+            indication: verdict.indication,
+            sub_indication: verdict.sub,
+            message: finish_message(&verdict),
+            signer: check.signer_cert.as_ref().map(SignerIdentity::from_cert),
+            reference_time,
+            claimed_signing_time: check.signing_time,
+            path,
+            revocation,
+            warnings,
+            digest_algorithm: check.digest_algorithm.map(|d| d.name().to_owned()),
+            signature_algorithm: check.signature_algorithm.clone(),
+            revocation_policy: policy,
+            signed_attributes: check.signed_attributes,
+            ess_signing_certificate_v2: check.ess == EssStatus::V2Matched,
+            detached: check.detached,
+        }
+    }
+
+    /// Path, validity and revocation of `leaf` at the reference time.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge_certificate(
+        &self,
+        leaf: &Cert,
+        pool: &[Cert],
+        reference: ReferenceTime,
+        policy: RevocationPolicy,
+        now: OffsetDateTime,
+        path_out: &mut Vec<PathEntry>,
+        evidence_out: &mut Vec<RevocationEvidence>,
+        warnings: &mut Vec<String>,
+    ) -> Verdict {
+        let vp = match self.paths.build(leaf, pool).await {
+            Ok(vp) => vp,
+            Err(f) => return path_failure_verdict(f),
+        };
+        path_out.extend(
+            vp.certs
+                .iter()
+                .map(|pc| PathEntry::new(&pc.cert, pc.source.clone())),
+        );
+        if let Err(f) = vp.check_validity(reference.time) {
+            return validity_verdict(&vp, f, reference);
+        }
+        self.judge_revocation(&vp, reference, policy, now, evidence_out, warnings)
+            .await
+    }
+
+    async fn judge_revocation(
+        &self,
+        vp: &ValidPath,
+        reference: ReferenceTime,
+        policy: RevocationPolicy,
+        now: OffsetDateTime,
+        evidence_out: &mut Vec<RevocationEvidence>,
+        warnings: &mut Vec<String>,
+    ) -> Verdict {
+        if policy == RevocationPolicy::Off {
+            warnings.push("revocation was not checked: the revocation policy is off".into());
+            return Verdict::passed();
+        }
+        // Every certificate but the anchor, concurrently (N2 art. 32).
+        let pairs: Vec<(&Cert, &Cert)> = vp
+            .certs
+            .windows(2)
+            .map(|w| (&w[0].cert, &w[1].cert))
+            .collect();
+        let outcomes = join_all(pairs.iter().map(|(c, issuer)| {
+            self.revocation
+                .check(c, issuer, reference.time, now, policy)
+        }))
+        .await;
+        let mut verdict = Verdict::passed();
+        for (i, ((cert, _), outcome)) in pairs.iter().zip(outcomes).enumerate() {
+            evidence_out.extend(outcome.evidence.iter().cloned());
+            if verdict.indication != Indication::TotalPassed {
+                continue;
+            }
+            let who = if i == 0 {
+                "the signer's certificate".to_owned()
+            } else {
+                format!("the CA certificate {}", name_to_string(cert.subject()))
+            };
+            match outcome.status {
+                Status::Good => {}
+                Status::NotChecked => {
+                    warnings.push(format!("revocation of {who} was not checked"));
+                }
+                Status::Revoked { time, reason } => {
+                    let what = match reason.as_deref() {
+                        Some("certificateHold") => "suspended (certificateHold, N7)",
+                        _ => "revoked",
+                    };
+                    let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                    if time <= reference.time {
+                        verdict = Verdict::fail(
+                            Indication::TotalFailed,
+                            SubIndication::Revoked,
+                            format!(
+                                "{who} was {what} at {}{why}, at or before the reference time {} (N2 c)",
+                                rfc3339(time),
+                                rfc3339(reference.time)
+                            ),
+                        );
+                    } else if reference.source == TimeSource::Caller {
+                        // A trusted time before the revocation: the certificate
+                        // was active when it mattered (N2 c).
+                        warnings.push(format!(
+                            "{who} was {what} at {}{why}, after the reference time",
+                            rfc3339(time)
+                        ));
+                    } else {
+                        let sub = if i == 0 {
+                            SubIndication::RevokedNoPoe
+                        } else {
+                            SubIndication::RevokedCaNoPoe
+                        };
+                        verdict = Verdict::fail(
+                            Indication::Indeterminate,
+                            sub,
+                            format!(
+                                "{who} was {what} at {}{why}; the signing time before it is only claimed, not proven",
+                                rfc3339(time)
+                            ),
+                        );
+                    }
+                }
+                Status::Unknown => match policy {
+                    RevocationPolicy::Require => {
+                        verdict = Verdict::fail(
+                            Indication::Indeterminate,
+                            SubIndication::TryLater,
+                            format!(
+                                "no revocation status could be obtained for {who}; the policy requires one (fail closed)"
+                            ),
+                        );
+                    }
+                    RevocationPolicy::SoftFail => warnings.push(format!(
+                        "no revocation status could be obtained for {who}; accepted under the soft-fail policy"
+                    )),
+                    RevocationPolicy::Off => {}
+                },
+            }
+        }
+        if evidence_out.is_empty() && policy != RevocationPolicy::Off {
+            evidence_out.push(RevocationEvidence {
+                certificate_subject: String::new(),
+                certificate_serial: String::new(),
+                source: RevocationSource::None,
+                url: None,
+                status: CertStatus::NotChecked,
+                this_update: None,
+                next_update: None,
+                produced_at: None,
+                revocation_time: None,
+                revocation_reason: None,
+                from_cache: false,
+                stale: false,
+                detail: Some("no certificate to check".into()),
+            });
+        }
+        verdict
+    }
+}
+
+fn finish_message(v: &Verdict) -> String {
+    if v.indication == Indication::TotalPassed {
+        "the signature is valid: intact, made with the signer's key, and the certificate was valid at the reference time".into()
+    } else {
+        v.message.clone()
+    }
+}
+
+fn signer_failure_verdict(f: &SignerFailure) -> Verdict {
+    use Indication::{Indeterminate, TotalFailed};
+    match f {
+        SignerFailure::Format(m) => Verdict::fail(TotalFailed, SubIndication::FormatFailure, m),
+        SignerFailure::HashFailure(m) => Verdict::fail(TotalFailed, SubIndication::HashFailure, m),
+        SignerFailure::SigCrypto(m) => {
+            Verdict::fail(TotalFailed, SubIndication::SigCryptoFailure, m)
+        }
+        SignerFailure::NoSigningCertificate(m) => {
+            Verdict::fail(Indeterminate, SubIndication::NoSigningCertificateFound, m)
+        }
+        SignerFailure::SignedDataNotFound(m) => {
+            Verdict::fail(Indeterminate, SubIndication::SignedDataNotFound, m)
+        }
+        SignerFailure::CryptoConstraints(m) => {
+            Verdict::fail(Indeterminate, SubIndication::CryptoConstraintsFailure, m)
+        }
+        SignerFailure::SigConstraints(m) => {
+            Verdict::fail(Indeterminate, SubIndication::SigConstraintsFailure, m)
+        }
+    }
+}
+
+fn path_failure_verdict(f: PathFailure) -> Verdict {
+    use Indication::Indeterminate;
+    match f {
+        PathFailure::NoChain(m) => {
+            Verdict::fail(Indeterminate, SubIndication::NoCertificateChainFound, m)
+        }
+        PathFailure::Constraints(m) => {
+            Verdict::fail(Indeterminate, SubIndication::ChainConstraintsFailure, m)
+        }
+        PathFailure::General(m) => Verdict::fail(
+            Indeterminate,
+            SubIndication::CertificateChainGeneralFailure,
+            m,
+        ),
+        PathFailure::Crypto(m) => {
+            Verdict::fail(Indeterminate, SubIndication::CryptoConstraintsFailure, m)
+        }
+    }
+}
+
+/// N2 a: the signing time must lie in the validity period. A time the
+/// signer claims (or a trusted time) outside it is a definite failure; when
+/// there is no signing time at all, the validation time being past notAfter
+/// proves nothing about when the signature was made.
+fn validity_verdict(vp: &ValidPath, f: ValidityFailure, reference: ReferenceTime) -> Verdict {
+    let who = |index: usize| {
+        vp.certs
+            .get(index)
+            .map(|pc| {
+                if index == 0 {
+                    "the signer's certificate".to_owned()
+                } else {
+                    format!("the CA certificate {}", name_to_string(pc.cert.subject()))
+                }
+            })
+            .unwrap_or_default()
+    };
+    let when = match reference.source {
+        TimeSource::Caller => "the given reference time",
+        TimeSource::SigningTimeAttribute => "the signing time",
+        TimeSource::ValidationTime => "the validation time",
+    };
+    match f {
+        ValidityFailure::Expired { index, not_after } => {
+            if reference.source == TimeSource::ValidationTime {
+                Verdict::fail(
+                    Indication::Indeterminate,
+                    SubIndication::OutOfBoundsNoPoe,
+                    format!(
+                        "{} expired at {} and nothing proves the signature was made before (N2 a)",
+                        who(index),
+                        rfc3339(not_after)
+                    ),
+                )
+            } else {
+                Verdict::fail(
+                    Indication::TotalFailed,
+                    SubIndication::Expired,
+                    format!(
+                        "{} expired at {}, before {when} {} (N2 a)",
+                        who(index),
+                        rfc3339(not_after),
+                        rfc3339(reference.time)
+                    ),
+                )
+            }
+        }
+        ValidityFailure::NotYetValid { index, not_before } => Verdict::fail(
+            Indication::TotalFailed,
+            SubIndication::NotYetValid,
+            format!(
+                "{} is valid only from {}, after {when} {} (N2 a)",
+                who(index),
+                rfc3339(not_before),
+                rfc3339(reference.time)
+            ),
+        ),
+    }
+}
+
+/// Some signing tools write Vietnam local time into the UTC signingTime; the
+/// claimed time then lies up to seven hours in the future. Reported, never
+/// corrected: the signed bytes say what they say.
+fn local_time_warning(
+    signing_time: OffsetDateTime,
+    against: OffsetDateTime,
+    against_is_given: bool,
+) -> Option<String> {
+    let ahead = signing_time - against;
+    let slack = time::Duration::minutes(5);
+    if ahead <= slack {
+        return None;
+    }
+    let base = if against_is_given {
+        "the given reference time"
+    } else {
+        "the validation time"
+    };
+    if ahead <= VIETNAM_OFFSET + slack {
+        Some(format!(
+            "the signing time {} is {} min ahead of {base}: it looks like Vietnam local time (+07:00) written as UTC; it was not corrected",
+            rfc3339(signing_time),
+            ahead.whole_minutes()
+        ))
+    } else {
+        Some(format!(
+            "the signing time {} is in the future relative to {base}",
+            rfc3339(signing_time)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn local_time_written_as_utc_is_warned_not_corrected() {
+        let now = datetime!(2025-03-14 02:30 UTC);
+        let w = local_time_warning(datetime!(2025-03-14 09:29 UTC), now, false);
+        assert!(w.is_some_and(|w| w.contains("+07:00")));
+        assert_eq!(
+            local_time_warning(datetime!(2025-03-14 02:31 UTC), now, false),
+            None
+        );
+        let far = local_time_warning(datetime!(2025-03-15 09:29 UTC), now, false);
+        assert!(far.is_some_and(|w| w.contains("future")));
+    }
+}

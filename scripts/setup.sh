@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need (as root, Debian). Idempotent:
+# packages already present are not fetched again.
+set -euo pipefail
+
+packages=(
+  openssl        # test PKI, `openssl ocsp` responder, `openssl cms` peer
+  ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, then the CI gate in order:
+# formatting, lints, all tests, everything --locked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+export CARGO_TERM_COLOR=never
+# A test that reads ../shared/ needs to know where it is; a user's clone has none.
+if [ -d ../shared ]; then
+  export KYSO_SHARED_DIR="${KYSO_SHARED_DIR:-$(cd ../shared && pwd)}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,355 @@
+//! Conversions between the PKI core's report and the wire messages, both
+//! ways: the service answers with proto, and the CLI turns a server's answer
+//! back into the same report it prints for in-process verification.
+
+use kyso_pki::cert::CertKind;
+use kyso_pki::report::{
+    CertSource, CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime,
+    RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity,
+    SubIndication, TimeSource,
+};
+use kyso_pki::time::OffsetDateTime;
+use kyso_pki::verify::CertificateReport;
+use kyso_proto::verifier::v1 as pb;
+
+/// The ETSI name of a sub-indication.
+pub fn sub_indication_name(s: SubIndication) -> &'static str {
+    use SubIndication::*;
+    match s {
+        FormatFailure => "FORMAT_FAILURE",
+        HashFailure => "HASH_FAILURE",
+        SigCryptoFailure => "SIG_CRYPTO_FAILURE",
+        Revoked => "REVOKED",
+        Expired => "EXPIRED",
+        NotYetValid => "NOT_YET_VALID",
+        RevokedNoPoe => "REVOKED_NO_POE",
+        RevokedCaNoPoe => "REVOKED_CA_NO_POE",
+        OutOfBoundsNoPoe => "OUT_OF_BOUNDS_NO_POE",
+        NoCertificateChainFound => "NO_CERTIFICATE_CHAIN_FOUND",
+        NoSigningCertificateFound => "NO_SIGNING_CERTIFICATE_FOUND",
+        ChainConstraintsFailure => "CHAIN_CONSTRAINTS_FAILURE",
+        CertificateChainGeneralFailure => "CERTIFICATE_CHAIN_GENERAL_FAILURE",
+        CryptoConstraintsFailure => "CRYPTO_CONSTRAINTS_FAILURE",
+        SigConstraintsFailure => "SIG_CONSTRAINTS_FAILURE",
+        TryLater => "TRY_LATER",
+        SignedDataNotFound => "SIGNED_DATA_NOT_FOUND",
+        _ => "OTHER",
+    }
+}
+
+// Both directions of each enum are written out as one table so they cannot drift.
+const SUBS: &[(SubIndication, pb::SubIndication)] = &[
+    (SubIndication::FormatFailure, pb::SubIndication::FormatFailure),
+    (SubIndication::HashFailure, pb::SubIndication::HashFailure),
+    (SubIndication::SigCryptoFailure, pb::SubIndication::SigCryptoFailure),
+    (SubIndication::Revoked, pb::SubIndication::Revoked),
+    (SubIndication::Expired, pb::SubIndication::Expired),
+    (SubIndication::NotYetValid, pb::SubIndication::NotYetValid),
+    (SubIndication::RevokedNoPoe, pb::SubIndication::RevokedNoPoe),
+    (SubIndication::RevokedCaNoPoe, pb::SubIndication::RevokedCaNoPoe),
+    (SubIndication::OutOfBoundsNoPoe, pb::SubIndication::OutOfBoundsNoPoe),
+    (SubIndication::NoCertificateChainFound, pb::SubIndication::NoCertificateChainFound),
+    (SubIndication::NoSigningCertificateFound, pb::SubIndication::NoSigningCertificateFound),
+    (SubIndication::ChainConstraintsFailure, pb::SubIndication::ChainConstraintsFailure),
+    (
+        SubIndication::CertificateChainGeneralFailure,
+        pb::SubIndication::CertificateChainGeneralFailure,
+    ),
+    (SubIndication::CryptoConstraintsFailure, pb::SubIndication::CryptoConstraintsFailure),
+    (SubIndication::SigConstraintsFailure, pb::SubIndication::SigConstraintsFailure),
+    (SubIndication::TryLater, pb::SubIndication::TryLater),
+    (SubIndication::SignedDataNotFound, pb::SubIndication::SignedDataNotFound),
+];
+
+const INDICATIONS: &[(Indication, pb::Indication)] = &[
+    (Indication::TotalPassed, pb::Indication::TotalPassed),
+    (Indication::TotalFailed, pb::Indication::TotalFailed),
+    (Indication::Indeterminate, pb::Indication::Indeterminate),
+];
+
+const POLICIES: &[(RevocationPolicy, pb::RevocationPolicy)] = &[
+    (RevocationPolicy::Require, pb::RevocationPolicy::Require),
+    (RevocationPolicy::SoftFail, pb::RevocationPolicy::SoftFail),
+    (RevocationPolicy::Off, pb::RevocationPolicy::Off),
+];
+
+const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[
+    (TimeSource::Caller, pb::TimeSource::Caller),
+    (TimeSource::SigningTimeAttribute, pb::TimeSource::SigningTimeAttribute),
+    (TimeSource::ValidationTime, pb::TimeSource::ValidationTime),
+];
+
+const KINDS: &[(CertKind, pb::CertificateKind)] = &[
+    (CertKind::Personal, pb::CertificateKind::Personal),
+    (CertKind::Organisation, pb::CertificateKind::Organisation),
+    (CertKind::Ca, pb::CertificateKind::Ca),
+];
+
+const REV_SOURCES: &[(RevocationSource, pb::RevocationSource)] = &[
+    (RevocationSource::Ocsp, pb::RevocationSource::Ocsp),
+    (RevocationSource::Crl, pb::RevocationSource::Crl),
+    (RevocationSource::None, pb::RevocationSource::None),
+];
+
+const STATUSES: &[(CertStatus, pb::CertStatus)] = &[
+    (CertStatus::Good, pb::CertStatus::Good),
+    (CertStatus::Revoked, pb::CertStatus::Revoked),
+    (CertStatus::Unknown, pb::CertStatus::Unknown),
+    (CertStatus::NotChecked, pb::CertStatus::NotChecked),
+];
+
+fn to_pb<A: PartialEq + Copy, B: Copy + Into<i32>>(table: &[(A, B)], a: A) -> i32 {
+    table.iter().find(|(x, _)| *x == a).map(|(_, b)| (*b).into()).unwrap_or(0)
+}
+
+fn from_pb<A: Copy, B: Copy + Into<i32>>(table: &[(A, B)], v: i32) -> Option<A> {
+    table.iter().find(|(_, b)| (*b).into() == v).map(|(a, _)| *a)
+}
+
+/// A proto revocation policy; UNSPECIFIED means "the server's default".
+pub fn policy_from_pb(v: i32) -> Option<RevocationPolicy> {
+    from_pb(POLICIES, v)
+}
+
+/// The proto value of a policy.
+pub fn policy_to_pb(p: RevocationPolicy) -> i32 {
+    to_pb(POLICIES, p)
+}
+
+/// An optional time as a protobuf timestamp.
+pub fn ts(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+/// A protobuf timestamp as a time, if representable.
+pub fn from_ts(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+    let base = OffsetDateTime::from_unix_timestamp(t.seconds).ok()?;
+    Some(base + time::Duration::nanoseconds(i64::from(t.nanos.clamp(0, 999_999_999))))
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+fn some(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Report → proto.
+pub fn document_to_pb(r: &DocumentReport) -> pb::VerifyCmsResponse {
+    pb::VerifyCmsResponse {
+        indication: to_pb(INDICATIONS, r.indication),
+        signatures: r.signatures.iter().map(signature_to_pb).collect(),
+    }
+}
+
+fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
+    pb::SignatureReport {
+        index: s.index,
+        indication: to_pb(INDICATIONS, s.indication),
+        sub_indication: s.sub_indication.map(|x| to_pb(SUBS, x)).unwrap_or(0),
+        message: s.message.clone(),
+        signer: s.signer.as_ref().map(identity_to_pb),
+        reference_time: Some(reference_to_pb(&s.reference_time)),
+        claimed_signing_time: s.claimed_signing_time.map(ts),
+        path: s.path.iter().map(path_to_pb).collect(),
+        revocation: s.revocation.iter().map(evidence_to_pb).collect(),
+        warnings: s.warnings.clone(),
+        digest_algorithm: opt(&s.digest_algorithm),
+        signature_algorithm: opt(&s.signature_algorithm),
+        revocation_policy: policy_to_pb(s.revocation_policy),
+        signed_attributes: s.signed_attributes,
+        ess_signing_certificate_v2: s.ess_signing_certificate_v2,
+        detached: s.detached,
+    }
+}
+
+/// CheckCertificate report → proto.
+pub fn certificate_to_pb(r: &CertificateReport) -> pb::CheckCertificateResponse {
+    pb::CheckCertificateResponse {
+        indication: to_pb(INDICATIONS, r.indication),
+        sub_indication: r.sub_indication.map(|x| to_pb(SUBS, x)).unwrap_or(0),
+        message: r.message.clone(),
+        subject: Some(identity_to_pb(&r.subject)),
+        path: r.path.iter().map(path_to_pb).collect(),
+        revocation: r.revocation.iter().map(evidence_to_pb).collect(),
+        warnings: r.warnings.clone(),
+        reference_time: Some(reference_to_pb(&r.reference_time)),
+    }
+}
+
+fn reference_to_pb(r: &ReferenceTime) -> pb::ReferenceTime {
+    pb::ReferenceTime {
+        time: Some(ts(r.time)),
+        source: to_pb(TIME_SOURCES, r.source),
+    }
+}
+
+fn identity_to_pb(i: &SignerIdentity) -> pb::SignerIdentity {
+    pb::SignerIdentity {
+        subject: i.subject.clone(),
+        common_name: opt(&i.common_name),
+        title: opt(&i.title),
+        organisation: opt(&i.organisation),
+        organisational_unit: opt(&i.organisational_unit),
+        email: opt(&i.email),
+        locality: opt(&i.locality),
+        province: opt(&i.province),
+        country: opt(&i.country),
+        serial_number: i.serial_number.clone(),
+        issuer: i.issuer.clone(),
+        kind: i.kind.map(|k| to_pb(KINDS, k)).unwrap_or(0),
+        fingerprint_sha256: i.fingerprint_sha256.clone(),
+        uid: opt(&i.uid),
+    }
+}
+
+fn path_to_pb(p: &PathEntry) -> pb::CertificateInfo {
+    pb::CertificateInfo {
+        subject: p.subject.clone(),
+        issuer: p.issuer.clone(),
+        serial_number: p.serial_number.clone(),
+        not_before: Some(ts(p.not_before)),
+        not_after: Some(ts(p.not_after)),
+        fingerprint_sha256: p.fingerprint_sha256.clone(),
+        signature_algorithm: p.signature_algorithm.clone(),
+        trust_anchor: p.trust_anchor,
+        source: match &p.source {
+            CertSource::Signature => "signature".into(),
+            CertSource::Configured => "configured".into(),
+            CertSource::Aia(u) => format!("aia:{u}"),
+            CertSource::Anchor => "anchor".into(),
+        },
+    }
+}
+
+fn evidence_to_pb(e: &RevocationEvidence) -> pb::RevocationEvidence {
+    pb::RevocationEvidence {
+        certificate_subject: e.certificate_subject.clone(),
+        certificate_serial: e.certificate_serial.clone(),
+        source: to_pb(REV_SOURCES, e.source),
+        url: opt(&e.url),
+        status: to_pb(STATUSES, e.status),
+        this_update: e.this_update.map(ts),
+        next_update: e.next_update.map(ts),
+        produced_at: e.produced_at.map(ts),
+        revocation_time: e.revocation_time.map(ts),
+        revocation_reason: opt(&e.revocation_reason),
+        from_cache: e.from_cache,
+        stale: e.stale,
+        detail: opt(&e.detail),
+    }
+}
+
+/// Proto → report (for clients that print what a server said).
+pub fn document_from_pb(r: &pb::VerifyCmsResponse) -> DocumentReport {
+    DocumentReport::new(r.signatures.iter().map(signature_from_pb).collect())
+}
+
+fn signature_from_pb(s: &pb::SignatureReport) -> SignatureReport {
+    SignatureReport {
+        index: s.index,
+        indication: from_pb(INDICATIONS, s.indication).unwrap_or(Indication::Indeterminate),
+        sub_indication: from_pb(SUBS, s.sub_indication),
+        message: s.message.clone(),
+        signer: s.signer.as_ref().map(identity_from_pb),
+        reference_time: s
+            .reference_time
+            .as_ref()
+            .and_then(|r| {
+                Some(ReferenceTime {
+                    time: from_ts(r.time.as_ref()?)?,
+                    source: from_pb(TIME_SOURCES, r.source)?,
+                })
+            })
+            .unwrap_or(ReferenceTime {
+                time: OffsetDateTime::UNIX_EPOCH,
+                source: TimeSource::ValidationTime,
+            }),
+        claimed_signing_time: s.claimed_signing_time.as_ref().and_then(from_ts),
+        path: s.path.iter().map(path_from_pb).collect(),
+        revocation: s.revocation.iter().map(evidence_from_pb).collect(),
+        warnings: s.warnings.clone(),
+        digest_algorithm: some(s.digest_algorithm.clone()),
+        signature_algorithm: some(s.signature_algorithm.clone()),
+        revocation_policy: policy_from_pb(s.revocation_policy).unwrap_or_default(),
+        signed_attributes: s.signed_attributes,
+        ess_signing_certificate_v2: s.ess_signing_certificate_v2,
+        detached: s.detached,
+    }
+}
+
+fn identity_from_pb(i: &pb::SignerIdentity) -> SignerIdentity {
+    SignerIdentity {
+        subject: i.subject.clone(),
+        common_name: some(i.common_name.clone()),
+        title: some(i.title.clone()),
+        organisation: some(i.organisation.clone()),
+        organisational_unit: some(i.organisational_unit.clone()),
+        email: some(i.email.clone()),
+        locality: some(i.locality.clone()),
+        province: some(i.province.clone()),
+        country: some(i.country.clone()),
+        uid: some(i.uid.clone()),
+        serial_number: i.serial_number.clone(),
+        issuer: i.issuer.clone(),
+        kind: from_pb(KINDS, i.kind),
+        fingerprint_sha256: i.fingerprint_sha256.clone(),
+    }
+}
+
+fn path_from_pb(p: &pb::CertificateInfo) -> PathEntry {
+    let epoch = OffsetDateTime::UNIX_EPOCH;
+    PathEntry {
+        subject: p.subject.clone(),
+        issuer: p.issuer.clone(),
+        serial_number: p.serial_number.clone(),
+        not_before: p.not_before.as_ref().and_then(from_ts).unwrap_or(epoch),
+        not_after: p.not_after.as_ref().and_then(from_ts).unwrap_or(epoch),
+        fingerprint_sha256: p.fingerprint_sha256.clone(),
+        signature_algorithm: p.signature_algorithm.clone(),
+        trust_anchor: p.trust_anchor,
+        source: match p.source.as_str() {
+            "anchor" => CertSource::Anchor,
+            "configured" => CertSource::Configured,
+            s => match s.strip_prefix("aia:") {
+                Some(u) => CertSource::Aia(u.to_owned()),
+                None => CertSource::Signature,
+            },
+        },
+    }
+}
+
+fn evidence_from_pb(e: &pb::RevocationEvidence) -> RevocationEvidence {
+    RevocationEvidence {
+        certificate_subject: e.certificate_subject.clone(),
+        certificate_serial: e.certificate_serial.clone(),
+        source: from_pb(REV_SOURCES, e.source).unwrap_or(RevocationSource::None),
+        url: some(e.url.clone()),
+        status: from_pb(STATUSES, e.status).unwrap_or(CertStatus::Unknown),
+        this_update: e.this_update.as_ref().and_then(from_ts),
+        next_update: e.next_update.as_ref().and_then(from_ts),
+        produced_at: e.produced_at.as_ref().and_then(from_ts),
+        revocation_time: e.revocation_time.as_ref().and_then(from_ts),
+        revocation_reason: some(e.revocation_reason.clone()),
+        from_cache: e.from_cache,
+        stale: e.stale,
+        detail: some(e.detail.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sub_indication_maps_both_ways() {
+        for (a, b) in SUBS {
+            assert_eq!(from_pb(SUBS, (*b).into()), Some(*a));
+            assert_eq!(to_pb(SUBS, *a), i32::from(*b));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The verifier's one error type, and the one place it becomes a `tonic::Status`.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Everything the verifier service can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is unusable; every problem is listed.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Config(Vec<String>),
+    /// A request field is wrong.
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The proto field path (`signature`, `content_digest.value`, ...).
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The signature or certificate input cannot be judged (not a CMS, ...).
+    #[error(transparent)]
+    Pki(#[from] kyso_pki::Error),
+    /// Binding or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl Error {
+    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The short outcome label used in metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidField { .. } | Self::Pki(_) => "invalid_argument",
+            _ => "internal",
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidField { field, reason } => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(field, reason.clone());
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid {field}: {reason}"),
+                    details,
+                )
+            }
+            Error::Pki(p) => {
+                let field = match &p {
+                    kyso_pki::Error::InvalidRequest(_) => "request",
+                    _ => "signature",
+                };
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(field, p.to_string());
+                let code = match p {
+                    kyso_pki::Error::Config(_) | kyso_pki::Error::Fetch { .. } => Code::Unavailable,
+                    _ => Code::InvalidArgument,
+                };
+                Status::with_error_details(code, p.to_string(), details)
+            }
+            // Internal details stay in the log, not in the answer.
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Status::internal("internal error in the verifier; see its log")
+            }
+        }
+    }
+}
+
+/// Result alias of the verifier.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

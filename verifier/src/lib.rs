@@ -1,0 +1,170 @@
+//! kyso verifier: a stateless gRPC service that verifies CMS/CAdES
+//! signatures (DOMAIN.md V1-V5, N2, N3, W3) for every receiving clerk and the
+//! document exchange.
+//!
+//! State: none that matters. Each replica holds caches (verified certificate
+//! links, AIA downloads, OCSP answers and parsed CRLs) that any replica can
+//! rebuild; losing a pod loses nothing.
+//!
+//! Shutdown: when the `shutdown` future resolves the server stops accepting,
+//! lets in-flight requests finish, and `run` returns.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod metrics;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kyso_pki::revocation::fetch::Fetcher;
+use kyso_proto::verifier::v1::verifier_server::VerifierServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tower::ServiceBuilder;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use service::{Clock, VerifierService};
+
+/// Listeners for [`serve`]; tests bind both to `127.0.0.1:0`.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// Prometheus `/metrics`, if exposed.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Runs the verifier on `listener` (gRPC), binding the metrics port from the
+/// configuration, until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let loaded = config.load()?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Io {
+            context: format!("binding metrics on {addr}"),
+            source,
+        })?),
+        None => None,
+    };
+    serve_loaded(
+        config,
+        loaded,
+        Listeners {
+            grpc: listener,
+            metrics,
+        },
+        system_clock(),
+        shutdown,
+    )
+    .await
+}
+
+/// Runs the verifier on given listeners with a given clock.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let loaded = config.load()?;
+    serve_loaded(config, loaded, listeners, clock, shutdown).await
+}
+
+/// The clock of production: the system time.
+pub fn system_clock() -> Clock {
+    Arc::new(time::OffsetDateTime::now_utc)
+}
+
+async fn serve_loaded(
+    config: Config,
+    loaded: config::Loaded,
+    listeners: Listeners,
+    clock: Clock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let metrics = metrics::Metrics::new()?;
+    let fetcher = Fetcher::new(
+        &loaded.pki.revocation,
+        metrics.pki.clone(),
+    )?;
+    let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
+    let service = VerifierService::new(
+        verifier,
+        metrics.clone(),
+        config.limits.stream_parallelism,
+        clock,
+    );
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<VerifierServer<VerifierService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kyso_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Config(vec![format!("reflection: {e}")]))?;
+
+    let limit = config.limits.max_message_bytes;
+    let verifier_svc = VerifierServer::new(service)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
+    // The tower stack, outermost first:
+    // 1. load shedding: when the concurrency limit below is full, answer
+    //    RESOURCE_EXHAUSTED at once instead of queueing without bound;
+    // 2. a global concurrency limit shared by all connections (tonic's own
+    //    limit is per connection, which a client with many connections evades).
+    // The request deadline is tonic's `timeout`, which also honours a shorter
+    // `grpc-timeout` sent by the client.
+    let stack = ServiceBuilder::new()
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            config.limits.max_concurrent_requests,
+        ))
+        .into_inner();
+
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(Duration::from_millis(config.limits.request_timeout_ms));
+    if let Some(tls) = loaded.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
+        .layer(stack)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(verifier_svc);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_task = listeners.metrics.map(|l| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(metrics::serve(metrics.clone(), l, async move {
+            let _ = rx.changed().await;
+        }))
+    });
+    let grpc_addr = listeners.grpc.local_addr().ok();
+    tracing::info!(addr = ?grpc_addr, "verifier serving");
+    let result = router
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listeners.grpc),
+            shutdown.map(|_| ()),
+        )
+        .await;
+    health_reporter
+        .set_not_serving::<VerifierServer<VerifierService>>()
+        .await;
+    let _ = stop_tx.send(true);
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    tracing::info!("verifier stopped");
+    result.map_err(Error::from)
+}

@@ -1,0 +1,126 @@
+//! The verifier binary: configuration, logging, signals; the service lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kyso_verifier::Config;
+use kyso_pki::report::RevocationPolicy;
+
+/// kyso verifier: verifies CMS/CAdES signatures over gRPC.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "KYSO_VERIFIER_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "KYSO_VERIFIER_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Prometheus metrics listen address.
+    #[arg(long, env = "KYSO_VERIFIER_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// PEM file(s) of trust anchors (repeatable; replaces the file's list).
+    #[arg(long, env = "KYSO_VERIFIER_TRUST_ANCHORS", value_delimiter = ',')]
+    trust_anchors: Vec<PathBuf>,
+    /// PEM file(s) of intermediates (repeatable; replaces the file's list).
+    #[arg(long, env = "KYSO_VERIFIER_INTERMEDIATES", value_delimiter = ',')]
+    intermediates: Vec<PathBuf>,
+    /// Revocation policy: require, soft-fail or off.
+    #[arg(long, env = "KYSO_VERIFIER_REVOCATION_POLICY")]
+    revocation_policy: Option<RevocationPolicy>,
+    /// Log as JSON lines.
+    #[arg(long, env = "KYSO_LOG_JSON")]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_json);
+    let mut config = match &args.config {
+        Some(p) => match Config::from_file(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("kyso-verifier: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(m) = args.metrics_listen {
+        config.metrics_listen = Some(m);
+    }
+    if !args.trust_anchors.is_empty() {
+        config.trust_anchors = args.trust_anchors;
+    }
+    if !args.intermediates.is_empty() {
+        config.intermediates = args.intermediates;
+    }
+    if let Some(p) = args.revocation_policy {
+        config.revocation.policy = p;
+    }
+    // Exit before binding when the configuration is wrong, listing every problem.
+    if let Err(e) = config.load() {
+        eprintln!("kyso-verifier: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kyso-verifier: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| kyso_verifier::Error::Io {
+                context: format!("binding {}", config.listen),
+                source,
+            })?;
+        kyso_verifier::run(config, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kyso-verifier: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

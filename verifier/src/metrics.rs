@@ -1,0 +1,155 @@
+//! The verifier's Prometheus metrics and the `/metrics` HTTP endpoint.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use tokio::net::TcpListener;
+
+use kyso_pki::metrics::PkiMetrics;
+use kyso_pki::report::{DocumentReport, SubIndication};
+
+/// Every collector of the verifier (its own and the PKI core's).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// `kyso_verifier_requests_total{method, outcome}`.
+    pub requests: IntCounterVec,
+    /// `kyso_verifier_request_duration_seconds{method}`.
+    pub duration: HistogramVec,
+    /// `kyso_verifier_signatures_total{indication, sub_indication}`.
+    pub signatures: IntCounterVec,
+    /// `kyso_verifier_in_flight_requests`.
+    pub in_flight: IntGauge,
+    /// Cache and fetch counters of the PKI core.
+    pub pki: PkiMetrics,
+}
+
+impl Metrics {
+    /// A fresh registry with every collector registered.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("kyso_verifier_requests_total", "Verifier requests by method and outcome"),
+            &["method", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kyso_verifier_request_duration_seconds",
+                "Verifier request latency by method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["method"],
+        )?;
+        let signatures = IntCounterVec::new(
+            Opts::new(
+                "kyso_verifier_signatures_total",
+                "Signatures judged, by indication and sub-indication",
+            ),
+            &["indication", "sub_indication"],
+        )?;
+        let in_flight = IntGauge::new(
+            "kyso_verifier_in_flight_requests",
+            "Requests being served now (the autoscaler's signal)",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(signatures.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        let pki = PkiMetrics::register(&registry)?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            signatures,
+            in_flight,
+            pki,
+        })
+    }
+
+    /// Counts the verdicts of a document.
+    pub fn record(&self, report: &DocumentReport) {
+        for s in &report.signatures {
+            self.signatures
+                .with_label_values(&[indication_label(s.indication), sub_label(s.sub_indication)])
+                .inc();
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
+
+fn indication_label(i: kyso_pki::report::Indication) -> &'static str {
+    use kyso_pki::report::Indication::*;
+    match i {
+        TotalPassed => "TOTAL_PASSED",
+        TotalFailed => "TOTAL_FAILED",
+        Indeterminate => "INDETERMINATE",
+    }
+}
+
+fn sub_label(s: Option<SubIndication>) -> &'static str {
+    s.map(crate::convert::sub_indication_name).unwrap_or("")
+}
+
+/// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
+pub async fn serve(
+    metrics: Metrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+        };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let m = m.clone();
+                async move { Ok::<_, Infallible>(answer(&m, &req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn answer<B>(m: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            Bytes::from(m.render()),
+        ),
+        "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n")),
+    };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}

@@ -1,0 +1,251 @@
+//! The `kyso.verifier.v1.Verifier` gRPC service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use kyso_pki::cert::Cert;
+use kyso_pki::cms::Detached;
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::time::OffsetDateTime;
+use kyso_pki::verify::{CmsRequest, Verifier};
+use kyso_proto::verifier::v1 as pb;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Where "now" comes from; tests substitute a fixed clock.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The service state: the verifier (with its caches), metrics and bounds.
+/// Cloned per connection; everything inside is shared.
+#[derive(Clone)]
+pub struct VerifierService {
+    verifier: Verifier,
+    metrics: Metrics,
+    stream_parallelism: usize,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for VerifierService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierService")
+            .field("stream_parallelism", &self.stream_parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierService {
+    /// A service over `verifier`.
+    pub fn new(verifier: Verifier, metrics: Metrics, stream_parallelism: usize, clock: Clock) -> Self {
+        Self {
+            verifier,
+            metrics,
+            stream_parallelism,
+            clock,
+        }
+    }
+
+    /// Verifies one request; the report or a request error.
+    async fn verify_one(&self, req: pb::VerifyCmsRequest) -> Result<pb::VerifyCmsResponse, Error> {
+        if req.signature.is_empty() {
+            return Err(Error::field("signature", "empty: a CMS SignedData is required"));
+        }
+        let digest_alg;
+        let detached = match &req.detached {
+            None => Detached::None,
+            Some(pb::verify_cms_request::Detached::Content(c)) => Detached::Content(c),
+            Some(pb::verify_cms_request::Detached::ContentDigest(d)) => {
+                digest_alg = match pb::DigestAlgorithm::try_from(d.algorithm) {
+                    Ok(pb::DigestAlgorithm::Sha256) => DigestAlgorithm::Sha256,
+                    Ok(pb::DigestAlgorithm::Sha384) => DigestAlgorithm::Sha384,
+                    Ok(pb::DigestAlgorithm::Sha512) => DigestAlgorithm::Sha512,
+                    _ => {
+                        return Err(Error::field(
+                            "content_digest.algorithm",
+                            "must be SHA256, SHA384 or SHA512",
+                        ));
+                    }
+                };
+                if d.value.len() != digest_alg.output_len() {
+                    return Err(Error::field(
+                        "content_digest.value",
+                        format!(
+                            "{} bytes given, {} has {}",
+                            d.value.len(),
+                            digest_alg.name(),
+                            digest_alg.output_len()
+                        ),
+                    ));
+                }
+                Detached::Digest {
+                    algorithm: digest_alg,
+                    value: &d.value,
+                }
+            }
+        };
+        let at = match &req.at {
+            None => None,
+            Some(t) => Some(
+                convert::from_ts(t).ok_or_else(|| Error::field("at", "not a representable time"))?,
+            ),
+        };
+        let policy = convert::policy_from_pb(req.revocation_policy);
+        let report = self
+            .verifier
+            .verify_cms(
+                CmsRequest {
+                    signature: &req.signature,
+                    detached,
+                    at,
+                    policy,
+                },
+                (self.clock)(),
+            )
+            .await?;
+        self.metrics.record(&report);
+        Ok(convert::document_to_pb(&report))
+    }
+
+    fn observe(&self, method: &str, started: Instant, outcome: &str) {
+        self.metrics
+            .requests
+            .with_label_values(&[method, outcome])
+            .inc();
+        self.metrics
+            .duration
+            .with_label_values(&[method])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends (even if cancelled).
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn new(g: &prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+type VerifyStreamOut = Pin<Box<dyn Stream<Item = Result<pb::VerifyStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::verifier_server::Verifier for VerifierService {
+    async fn verify_cms(
+        &self,
+        request: Request<pb::VerifyCmsRequest>,
+    ) -> Result<Response<pb::VerifyCmsResponse>, Status> {
+        let _g = InFlight::new(&self.metrics.in_flight);
+        let started = Instant::now();
+        let result = self.verify_one(request.into_inner()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.observe("VerifyCms", started, outcome);
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    type VerifyStreamStream = VerifyStreamOut;
+
+    async fn verify_stream(
+        &self,
+        request: Request<Streaming<pb::VerifyCmsRequest>>,
+    ) -> Result<Response<Self::VerifyStreamStream>, Status> {
+        let incoming = request.into_inner();
+        let this = self.clone();
+        // `buffered` keeps answers in request order while up to
+        // `stream_parallelism` documents are verified at once; the bound is
+        // what keeps one greedy stream from taking every core.
+        let out = incoming
+            .map(move |item| {
+                let this = this.clone();
+                async move {
+                    let req = match item {
+                        Ok(r) => r,
+                        Err(status) => return Err(status),
+                    };
+                    let _g = InFlight::new(&this.metrics.in_flight);
+                    let started = Instant::now();
+                    let request_id = req.request_id.clone();
+                    let result = this.verify_one(req).await;
+                    let (outcome, result) = match result {
+                        Ok(report) => ("ok", pb::verify_stream_response::Result::Report(report)),
+                        Err(e) => {
+                            let outcome = e.outcome();
+                            let status = Status::from(e);
+                            (
+                                outcome,
+                                pb::verify_stream_response::Result::Error(pb::Error {
+                                    code: status.code() as i32,
+                                    message: status.message().to_owned(),
+                                }),
+                            )
+                        }
+                    };
+                    this.observe("VerifyStream", started, outcome);
+                    Ok(pb::VerifyStreamResponse {
+                        request_id,
+                        result: Some(result),
+                    })
+                }
+            })
+            .buffered(self.stream_parallelism);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn check_certificate(
+        &self,
+        request: Request<pb::CheckCertificateRequest>,
+    ) -> Result<Response<pb::CheckCertificateResponse>, Status> {
+        let _g = InFlight::new(&self.metrics.in_flight);
+        let started = Instant::now();
+        let result = async {
+            let req = request.into_inner();
+            if req.chain.is_empty() {
+                return Err(Error::field("chain", "empty: give the certificate first"));
+            }
+            let mut chain = Vec::with_capacity(req.chain.len());
+            for (i, der) in req.chain.iter().enumerate() {
+                let c = Cert::from_der(der).map_err(|e| {
+                    Error::field("chain", format!("certificate {i}: {e}"))
+                })?;
+                chain.push(c);
+            }
+            let at = match &req.at {
+                None => None,
+                Some(t) => Some(
+                    convert::from_ts(t).ok_or_else(|| Error::field("at", "not a representable time"))?,
+                ),
+            };
+            let report = self
+                .verifier
+                .check_certificate(
+                    &chain,
+                    at,
+                    convert::policy_from_pb(req.revocation_policy),
+                    (self.clock)(),
+                )
+                .await?;
+            Ok(convert::certificate_to_pb(&report))
+        }
+        .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.observe("CheckCertificate", started, outcome);
+        result.map(Response::new).map_err(Status::from)
+    }
+}
