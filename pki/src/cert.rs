@@ -262,7 +262,7 @@ pub fn name_attr(name: &Name, oid: ObjectIdentifier) -> Option<String> {
 
 /// Renders a directory string (UTF8String, PrintableString, BMPString, ...).
 pub fn any_to_string(v: &der::Any) -> String {
-    use der::Tag;
+    use der::{Tag, Tagged};
     let bytes = v.value();
     match v.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => {

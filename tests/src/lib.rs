@@ -1,1 +1,90 @@
-//! placeholder
+//! End-to-end test harness for kyso: a generated test PKI that mimics the government one, real
+//! servers on loopback (CRL/AIA over HTTP, `openssl ocsp` behind a counting proxy) and
+//! `openssl cms` as the reference peer.
+//!
+//! - [`TestPki::get`] generates the PKI once per test process (into a fresh temporary directory,
+//!   so concurrent test processes never share one); `tests/pki/README.md` has the layout.
+//! - [`HttpServer`], [`OcspResponder`] and [`CountingProxy`] stop on drop; every wait is
+//!   bounded; nothing they spawn outlives the test process.
+//! - [`rewrites`] maps the URL prefixes inside the certificates onto the loopback servers.
+//!
+//! ```no_run
+//! use kyso_tests::{CmsSign, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify};
+//!
+//! let pki = TestPki::get();
+//! let servers = PkiServers::start(pki);
+//! let rewrites = servers.rewrites(); // give these to the verifier
+//! let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", b"hello".to_vec()));
+//! assert!(openssl_cms_verify(&sig, None, true));
+//! assert_eq!(servers.ocsp_proxy.requests(), 0);
+//! # let _ = rewrites;
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cms;
+mod http;
+mod ocsp;
+mod pki;
+mod process;
+
+pub use cms::{
+    CmsSign, CmsVerify, cms_sign_in, openssl_cms_sign, openssl_cms_verify,
+    openssl_cms_verify_output,
+};
+pub use http::{DownMode, HttpServer, RawResponse, exchange};
+pub use ocsp::{CountingProxy, OcspResponder};
+pub use pki::{
+    AIA_PREFIX, CA_ORG, CAS, CRL_PREFIX, ISSUING_CA_CN, LEAVES, LOCALITY, OCSP_PREFIX, ORG_NAME,
+    PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE, PERSONAL_UID, ROOT_CN, TestPki, script_path,
+};
+pub use process::{COMMAND_TIMEOUT, Output, openssl, run};
+
+/// URL rewrites from the prefixes inside the test certificates to local servers:
+/// `http://ocsp.kyso.test/` → `ocsp_url/`, `http://crl.kyso.test/` → `crl_url/`,
+/// `http://aia.kyso.test/` → `aia_url/` (a trailing slash is added where missing).
+pub fn rewrites(ocsp_url: &str, crl_url: &str, aia_url: &str) -> Vec<(String, String)> {
+    let slash = |u: &str| {
+        if u.ends_with('/') {
+            u.to_owned()
+        } else {
+            format!("{u}/")
+        }
+    };
+    vec![
+        (OCSP_PREFIX.to_owned(), slash(ocsp_url)),
+        (CRL_PREFIX.to_owned(), slash(crl_url)),
+        (AIA_PREFIX.to_owned(), slash(aia_url)),
+    ]
+}
+
+/// Everything a verifier needs on the network side of the test PKI: CRLs (`crl/` of the PKI)
+/// and AIA certificates (`aia/`) over HTTP, and the OCSP responder behind a counting proxy.
+#[derive(Debug)]
+pub struct PkiServers {
+    /// Serves `PKI/crl/` at `/`: `/issuing-ca.crl`, `/root.crl`, ...
+    pub crl: HttpServer,
+    /// Serves `PKI/aia/` at `/`: `/issuing-ca.cer`, `/root.cer`, ...
+    pub aia: HttpServer,
+    /// The proxy the certificates' OCSP URL is rewritten to.
+    pub ocsp_proxy: CountingProxy,
+    /// The responder behind the proxy.
+    pub ocsp: OcspResponder,
+}
+
+impl PkiServers {
+    /// Starts the servers for `pki`.
+    pub fn start(pki: &TestPki) -> PkiServers {
+        let ocsp = OcspResponder::start(pki);
+        PkiServers {
+            crl: HttpServer::start(pki.path("crl")),
+            aia: HttpServer::start(pki.path("aia")),
+            ocsp_proxy: CountingProxy::in_front_of(&ocsp),
+            ocsp,
+        }
+    }
+
+    /// [`rewrites`] onto these servers.
+    pub fn rewrites(&self) -> Vec<(String, String)> {
+        rewrites(&self.ocsp_proxy.url(), &self.crl.url(), &self.aia.url())
+    }
+}
