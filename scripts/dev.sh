@@ -57,7 +57,12 @@ up() {
     (cd "$PKI" && start ocsp openssl ocsp -index index.txt -CA issuing-ca.pem -rsigner ocsp.pem \
         -rkey ocsp.key -port "$OCSP_PORT" -nmin 60 -ignore_err)
     start http python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$PKI"
-    wait_port "$OCSP_PORT" "openssl ocsp"
+    # `openssl ocsp` serves one connection at a time and a connection that sends nothing
+    # jams it, so readiness is its own log line, not a probe of the port.
+    for _ in $(seq 1 100); do
+        grep -q "waiting for OCSP client connections" "$DEV/ocsp.log" 2>/dev/null && break
+        sleep 0.1
+    done
     wait_port "$HTTP_PORT" "the CRL server"
 
     legacy_fp=$(openssl x509 -in "$PKI/legacy-root.pem" -noout -fingerprint -sha256 | cut -d= -f2)

@@ -1,6 +1,6 @@
 //! `kyso verify`: one report per signature, in-process or through a server.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -160,7 +160,12 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
             "signatures": signatures,
             "documents": documents,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&out).unwrap_or_default()
+        );
     }
     Ok(if input_error {
         ExitCode::from(2)
@@ -203,7 +208,7 @@ fn local_verifier(args: &VerifyArgs) -> Result<kyso_pki::verify::Verifier, CliEr
     let loaded = config.load()?;
     let metrics = kyso_pki::metrics::PkiMetrics::unregistered()
         .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(&loaded.pki.revocation, metrics.clone())?;
+    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.clone())?;
     Ok(kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics))
 }
 

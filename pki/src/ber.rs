@@ -237,7 +237,10 @@ impl Header {
 fn parse_header(input: &[u8], pos: usize, end: usize, max_len: usize) -> Result<Header> {
     let byte = |i: usize| -> Result<u8> {
         if i >= end {
-            return Err(Error::malformed("BER", format!("truncated header at offset {pos}")));
+            return Err(Error::malformed(
+                "BER",
+                format!("truncated header at offset {pos}"),
+            ));
         }
         input
             .get(i)
@@ -686,8 +689,10 @@ fn check_segment_tag(parent: &Header, seg: &Header, pos: usize) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use der::{Decode, Tagged};
 
     fn der(input: &[u8]) -> Vec<u8> {
         to_der(input, Limits::default()).unwrap().into_owned()
@@ -723,10 +728,10 @@ mod tests {
 
     fn der_sample() -> Vec<u8> {
         vec![
-            0x30, 0x45, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0,
-            0x38, 0x30, 0x36, 0x02, 0x01, 0x01, 0x31, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86,
-            0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x30, 0x18, 0x06, 0x09, 0x2a,
-            0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01, 0xa0, 0x0b, 0x04, 0x09, b'a', b'b',
+            0x30, 0x40, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0,
+            0x33, 0x30, 0x31, 0x02, 0x01, 0x01, 0x31, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86,
+            0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x30, 0x16, 0x06, 0x09, 0x2a,
+            0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01, 0xa0, 0x09, 0x04, 0x07, b'a', b'b',
             b'c', b'd', b'e', b'f', b'g', 0x31, 0x03, 0x02, 0x01, 0x05,
         ]
     }
@@ -739,8 +744,6 @@ mod tests {
         let any = der::Any::from_der(&out).unwrap();
         assert_eq!(any.tag(), der::Tag::Sequence);
     }
-
-    use der::Decode;
 
     #[test]
     fn der_input_is_borrowed() {
@@ -755,7 +758,10 @@ mod tests {
     fn set_order_is_kept() {
         // SET OF with elements out of DER order: must not be re-sorted.
         let input = [0x31, 0x80, 0x02, 0x01, 0x09, 0x02, 0x01, 0x01, 0x00, 0x00];
-        assert_eq!(der(&input), [0x31, 0x06, 0x02, 0x01, 0x09, 0x02, 0x01, 0x01]);
+        assert_eq!(
+            der(&input),
+            [0x31, 0x06, 0x02, 0x01, 0x09, 0x02, 0x01, 0x01]
+        );
     }
 
     #[test]
@@ -883,7 +889,15 @@ mod tests {
             max_len: 1024,
         };
         assert!(to_der(&[0x30, 0x80, 0x30, 0x80, 0x05, 0x00, 0, 0, 0, 0], limits).is_ok());
-        assert!(to_der(&[0x30, 0x80, 0x30, 0x80, 0x30, 0x80, 0x05, 0x00, 0, 0, 0, 0, 0, 0], limits).is_err());
+        assert!(
+            to_der(
+                &[
+                    0x30, 0x80, 0x30, 0x80, 0x30, 0x80, 0x05, 0x00, 0, 0, 0, 0, 0, 0
+                ],
+                limits
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -904,11 +918,17 @@ mod tests {
     fn truncations_never_panic_and_fail() {
         let sample = ber_sample();
         for cut in 0..sample.len() {
-            assert!(to_der(&sample[..cut], Limits::default()).is_err(), "cut {cut}");
+            assert!(
+                to_der(&sample[..cut], Limits::default()).is_err(),
+                "cut {cut}"
+            );
         }
         let sample = der_sample();
         for cut in 0..sample.len() {
-            assert!(to_der(&sample[..cut], Limits::default()).is_err(), "cut {cut}");
+            assert!(
+                to_der(&sample[..cut], Limits::default()).is_err(),
+                "cut {cut}"
+            );
         }
     }
 

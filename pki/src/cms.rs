@@ -1,53 +1,203 @@
-//! CMS SignedData (RFC 5652) parsing and the per-signer cryptographic checks:
-//! the content's digest, the signed attributes (content-type,
-//! message-digest, signing-time, ESS signing-certificate v1/v2) and the
-//! signature value. No path building and no revocation here: that is
-//! [`crate::verify`]'s job once the signature itself holds.
+//! CMS SignedData (RFC 5652) parsing and the per-signer cryptographic checks.
+//!
+//! [`parse`] accepts DER, BER (openssl `-stream`) and PEM. [`check_signer`] is
+//! a pure function: it finds the signer's certificate, binds the content to
+//! the signed attributes and verifies the signature value. Certification
+//! paths, revocation and time checks belong to [`crate::verify`].
+//!
+//! The SignedData is taken apart element by element rather than decoded in
+//! one go, for three reasons: signers stay in their encoded order (`der`
+//! sorts SET OF); a certificate that fails to parse, an attribute certificate
+//! or a duplicate does not make the whole message unreadable; and the signed
+//! attributes are kept as the signer encoded them.
 
-use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use cms::cert::CertificateChoices;
+use cms::content_info::CmsVersion;
+use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5911;
-use der::asn1::OctetString;
-use der::{Decode, Encode, Tag, Tagged};
+use der::asn1::{BitString, OctetString, SetOfVec};
+use der::{Any, Decode, DerOrd, Encode, Sequence, Tagged};
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
+use x509_cert::serial_number::SerialNumber;
 
-use crate::ber;
-use crate::cert::Cert;
-use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm, SigError};
+use crate::ber::{self, Limits, Tlv};
+use crate::cert::{Cert, name_to_string};
+use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm, SigError, SignatureAlgorithm};
 use crate::error::{Error, Result};
 use crate::time::{self as t, OffsetDateTime};
 
-/// Largest CMS accepted.
-pub const MAX_CMS_LEN: usize = 64 << 20;
+/// Largest CMS accepted (after PEM decoding).
+pub const MAX_CMS_LEN: usize = 64 * 1024 * 1024;
+/// Most elements in any SET OF (certificates, signers, attributes, RDNs):
+/// `der` sorts sets with a quadratic insertion sort.
+const MAX_SET_ELEMENTS: usize = 256;
+/// Most certificates tried for one signer identifier.
+const MAX_SIGNER_CANDIDATES: usize = 8;
 
-const ID_CONTENT_TYPE: ObjectIdentifier = rfc5911::ID_CONTENT_TYPE;
-const ID_MESSAGE_DIGEST: ObjectIdentifier = rfc5911::ID_MESSAGE_DIGEST;
-const ID_SIGNING_TIME: ObjectIdentifier = rfc5911::ID_SIGNING_TIME;
-const ID_SIGNED_DATA: ObjectIdentifier = rfc5911::ID_SIGNED_DATA;
-const ID_SIGNING_CERTIFICATE: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.12");
-const ID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
+/// Object identifiers of RFC 5652 and RFC 5035.
+pub mod oid {
+    use const_oid::ObjectIdentifier as Oid;
 
-/// A parsed SignedData with what the checks need.
+    /// id-data.
+    pub const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+    /// id-signedData.
+    pub const SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+    /// id-contentType.
+    pub const CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+    /// id-messageDigest.
+    pub const MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+    /// id-signingTime.
+    pub const SIGNING_TIME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.5");
+    /// id-aa-signingCertificate (ESS, SHA-1).
+    pub const SIGNING_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.12");
+    /// id-aa-signingCertificateV2 (ESS).
+    pub const SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");
+    /// id-ce-subjectKeyIdentifier.
+    pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
+}
+
+/// ESS `SigningCertificateV2` (RFC 5035 §3).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SigningCertificateV2 {
+    /// The signer's certificate first, then optionally its chain.
+    pub certs: Vec<EssCertIdV2>,
+    /// Policy information, not interpreted.
+    pub policies: Option<Any>,
+}
+
+/// ESS `ESSCertIDv2` (RFC 5035 §4).
+///
+/// `hashAlgorithm` is `DEFAULT sha256`: decoded as SHA-256 when absent,
+/// omitted when encoding SHA-256 without parameters.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct EssCertIdV2 {
+    /// Hash algorithm, SHA-256 when absent.
+    pub hash_algorithm: AlgorithmIdentifierOwned,
+    /// Hash of the whole certificate DER.
+    pub cert_hash: OctetString,
+    /// Issuer and serial of the certificate.
+    pub issuer_serial: Option<IssuerSerial>,
+}
+
+/// The wire form of [`EssCertIdV2`]: der's derive handles `DEFAULT` only for
+/// `Copy` types.
+#[derive(Sequence)]
+struct EssCertIdV2Wire {
+    #[asn1(optional = "true")]
+    hash_algorithm: Option<AlgorithmIdentifierOwned>,
+    cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    issuer_serial: Option<IssuerSerial>,
+}
+
+impl EssCertIdV2 {
+    fn wire(&self) -> EssCertIdV2Wire {
+        EssCertIdV2Wire {
+            hash_algorithm: (self.hash_algorithm != default_ess_hash())
+                .then(|| self.hash_algorithm.clone()),
+            cert_hash: self.cert_hash.clone(),
+            issuer_serial: self.issuer_serial.clone(),
+        }
+    }
+}
+
+impl<'a> der::DecodeValue<'a> for EssCertIdV2 {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        let w = EssCertIdV2Wire::decode_value(reader, header)?;
+        Ok(Self {
+            hash_algorithm: w.hash_algorithm.unwrap_or_else(default_ess_hash),
+            cert_hash: w.cert_hash,
+            issuer_serial: w.issuer_serial,
+        })
+    }
+}
+
+impl der::EncodeValue for EssCertIdV2 {
+    fn value_len(&self) -> der::Result<der::Length> {
+        self.wire().value_len()
+    }
+
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.wire().encode_value(writer)
+    }
+}
+
+impl<'a> Sequence<'a> for EssCertIdV2 {}
+
+fn default_ess_hash() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: DigestAlgorithm::Sha256.oid(),
+        parameters: None,
+    }
+}
+
+/// ESS `SigningCertificate` (RFC 2634 §5.4), SHA-1 hashes.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct SigningCertificate {
+    /// The signer's certificate first.
+    pub certs: Vec<EssCertId>,
+    /// Policy information, not interpreted.
+    pub policies: Option<Any>,
+}
+
+/// ESS `ESSCertID` (RFC 2634 §5.4.1).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct EssCertId {
+    /// SHA-1 of the whole certificate DER.
+    pub cert_hash: OctetString,
+    /// Issuer and serial of the certificate.
+    pub issuer_serial: Option<IssuerSerial>,
+}
+
+/// `IssuerSerial` (RFC 5755 §4.1).
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub struct IssuerSerial {
+    /// The issuer, as a directoryName.
+    pub issuer: GeneralNames,
+    /// The certificate serial number.
+    pub serial_number: SerialNumber,
+    /// Issuer unique ID, rarely present.
+    #[asn1(optional = "true")]
+    pub issuer_uid: Option<BitString>,
+}
+
+/// A parsed CMS SignedData.
 #[derive(Clone, Debug)]
 pub struct SignedDataMessage {
     signed_data: SignedData,
+    econtent_type: ObjectIdentifier,
     content: Option<Vec<u8>>,
     certificates: Vec<Cert>,
+    digest_algorithms: Vec<DigestAlgorithm>,
+    signers: Vec<Signer>,
+    warnings: Vec<String>,
+}
+
+/// One SignerInfo, in encoded order, with its signed attributes as encoded.
+#[derive(Clone, Debug)]
+struct Signer {
+    info: SignerInfo,
+    /// The signed attributes as the signer encoded them, re-tagged SET OF.
+    signed_attrs_raw: Option<Vec<u8>>,
 }
 
 impl SignedDataMessage {
-    /// The decoded SignedData.
+    /// The decoded SignedData (SET OF fields in DER order, duplicates and
+    /// undecodable certificates dropped).
     pub fn signed_data(&self) -> &SignedData {
         &self.signed_data
     }
 
-    /// eContentType.
-    pub fn content_type(&self) -> ObjectIdentifier {
-        self.signed_data.encap_content_info.econtent_type
+    /// The eContentType.
+    pub fn econtent_type(&self) -> ObjectIdentifier {
+        self.econtent_type
     }
 
     /// The encapsulated content; `None` for a detached signature.
@@ -55,157 +205,490 @@ impl SignedDataMessage {
         self.content.as_deref()
     }
 
-    /// The certificates carried in the SignedData.
+    /// Whether the signature is detached (no encapsulated content).
+    pub fn is_detached(&self) -> bool {
+        self.content.is_none()
+    }
+
+    /// The certificates carried in the message.
     pub fn certificates(&self) -> &[Cert] {
         &self.certificates
     }
 
-    /// How many SignerInfos there are.
+    /// The supported digest algorithms of the message and of its signers,
+    /// without duplicates: what to compute over streamed detached content.
+    pub fn digest_algorithms(&self) -> &[DigestAlgorithm] {
+        &self.digest_algorithms
+    }
+
+    /// The number of signers.
     pub fn signer_count(&self) -> usize {
-        self.signed_data.signer_infos.0.len()
+        self.signers.len()
     }
 
-    fn signer(&self, index: usize) -> Option<&SignerInfo> {
-        self.signed_data.signer_infos.0.get(index)
+    /// A SignerInfo by index, in encoded order.
+    pub fn signer(&self, index: usize) -> Option<&SignerInfo> {
+        self.signers.get(index).map(|s| &s.info)
+    }
+
+    /// Oddities found while parsing (skipped certificates, ...).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }
 
-/// Parses a ContentInfo holding SignedData, from DER, BER or PEM.
-pub fn parse(input: &[u8]) -> Result<SignedDataMessage> {
-    const WHAT: &str = "CMS ContentInfo";
-    if input.len() > MAX_CMS_LEN {
-        return Err(Error::TooLarge {
-            what: "CMS",
-            limit: MAX_CMS_LEN,
-        });
-    }
-    let pem_der;
-    let input = if input.starts_with(b"-----BEGIN") {
-        let (label, der) = der::pem::decode_vec(input).map_err(|e| Error::malformed(WHAT, e))?;
-        if !matches!(label, "CMS" | "PKCS7") {
-            return Err(Error::malformed(WHAT, format!("PEM label {label:?} (expected CMS or PKCS7)")));
-        }
-        pem_der = der;
-        &pem_der[..]
-    } else {
-        input
-    };
-    if input.is_empty() {
-        return Err(Error::malformed(WHAT, "empty input"));
-    }
-    let der = ber::to_der(input, ber::Limits::default())?;
-    let ci = ContentInfo::from_der(&der).map_err(|e| Error::malformed(WHAT, e))?;
-    if ci.content_type != ID_SIGNED_DATA {
-        return Err(Error::malformed(
-            WHAT,
-            format!(
-                "wrong content type {}: a SignedData is required",
-                crypto::algorithm_name(&ci.content_type)
-            ),
-        ));
-    }
-    let sd: SignedData = ci
-        .content
-        .decode_as()
-        .map_err(|e| Error::malformed("CMS SignedData", e))?;
-    if sd.signer_infos.0.is_empty() {
-        return Err(Error::malformed("CMS SignedData", "no signer"));
-    }
-    let content = match &sd.encap_content_info.econtent {
-        None => None,
-        Some(any) if any.tag() == Tag::OctetString => Some(any.value().to_vec()),
-        Some(any) => {
-            return Err(Error::malformed(
-                "CMS SignedData",
-                format!("eContent is a {} rather than an OCTET STRING", any.tag()),
-            ));
-        }
-    };
-    let mut certificates = Vec::new();
-    for choice in sd.certificates.iter().flat_map(|s| s.0.iter()) {
-        if let cms::cert::CertificateChoices::Certificate(c) = choice {
-            certificates.push(Cert::from_parsed(c.clone())?);
-        }
-    }
-    Ok(SignedDataMessage {
-        signed_data: sd,
-        content,
-        certificates,
-    })
-}
-
-/// The content of a detached signature, as the caller has it.
-#[derive(Clone, Copy, Debug)]
+/// Content given by the caller for a detached signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detached<'a> {
-    /// Nothing: the signature must carry its content.
+    /// Nothing given.
     None,
     /// The content itself.
     Content(&'a [u8]),
-    /// Only the content's digest (large documents hashed by the caller).
+    /// The content's digest.
     Digest {
-        /// Its algorithm (must be the signer's).
+        /// The algorithm; must be the signer's digest algorithm.
         algorithm: DigestAlgorithm,
-        /// The digest.
+        /// The digest value.
         value: &'a [u8],
     },
 }
 
 /// Which ESS signing-certificate attribute bound the signer's certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EssStatus {
-    /// None present.
+    /// Neither attribute is present.
     Absent,
-    /// signing-certificate-v2 present and matching the signer certificate.
+    /// signing-certificate-v2 is present and matches.
     V2Matched,
-    /// signing-certificate (v1, SHA-1) present and matching.
+    /// Only the SHA-1 signing-certificate is present, and matches.
     V1Matched,
 }
 
-/// Why a signer's own checks failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a signer failed the cryptographic checks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignerFailure {
-    /// The structure is not processable.
+    /// The structure cannot be processed.
+    #[error("format: {0}")]
     Format(String),
-    /// The content digest does not match.
+    /// The content does not match the message digest.
+    #[error("hash: {0}")]
     HashFailure(String),
     /// The signature value does not verify.
+    #[error("signature: {0}")]
     SigCrypto(String),
-    /// The signer's certificate is nowhere.
+    /// The signer's certificate is neither in the message nor given.
+    #[error("no signing certificate: {0}")]
     NoSigningCertificate(String),
-    /// Detached and no content given.
+    /// Detached signature and no content nor digest given.
+    #[error("signed data not found: {0}")]
     SignedDataNotFound(String),
-    /// Algorithm not implemented or not acceptable.
+    /// An algorithm unsupported or below policy.
+    #[error("crypto constraints: {0}")]
     CryptoConstraints(String),
-    /// A signed attribute breaks a constraint.
+    /// The signed attributes break a constraint (ESS certificate mismatch).
+    #[error("signature constraints: {0}")]
     SigConstraints(String),
 }
 
-/// The outcome of one signer's own checks.
+/// The outcome of [`check_signer`] for one SignerInfo.
 #[derive(Clone, Debug)]
 pub struct SignerCheck {
-    /// Index of the SignerInfo.
+    /// Index of the SignerInfo, in encoded order.
     pub index: usize,
-    /// The signer's certificate, when found.
+    /// The certificate whose key verified the signature; when the signature
+    /// failed, the first certificate matching the signer identifier.
     pub signer_cert: Option<Cert>,
-    /// The signer's digest algorithm.
+    /// The SignerInfo digest algorithm, if supported.
     pub digest_algorithm: Option<DigestAlgorithm>,
-    /// The signature algorithm, as verified.
+    /// What verified the signature ("RSA PKCS#1 v1.5 SHA-256"), or the name
+    /// of the signature algorithm when it did not verify.
     pub signature_algorithm: Option<String>,
-    /// The signing-time attribute.
+    /// The signing-time attribute: claimed by the signer, not proven.
     pub signing_time: Option<OffsetDateTime>,
     /// Whether signed attributes are present.
     pub signed_attributes: bool,
-    /// ESS binding of the certificate.
+    /// ESS signing-certificate binding.
     pub ess: EssStatus,
-    /// Whether the content came from outside the CMS.
+    /// Whether the signature is detached.
     pub detached: bool,
-    /// Notes that do not change the verdict.
+    /// Oddities that do not fail the signature.
     pub warnings: Vec<String>,
-    /// The first failure, if any.
+    /// The first failed check, if any.
     pub failure: Option<SignerFailure>,
 }
 
-/// Runs the cryptographic checks of SignerInfo `index`. Pure: no I/O, no clock.
+impl SignerCheck {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Parses a CMS ContentInfo holding a SignedData, from DER, BER or PEM.
+pub fn parse(input: &[u8]) -> Result<SignedDataMessage> {
+    if input.len() > MAX_CMS_LEN.saturating_mul(2) {
+        // PEM is 4/3 of the DER: anything twice the limit is too large anyway.
+        return Err(Error::TooLarge {
+            what: "CMS",
+            limit: MAX_CMS_LEN,
+        });
+    }
+    let pem;
+    let bytes = if looks_like_pem(input) {
+        pem = decode_pem(input)?;
+        pem.as_slice()
+    } else {
+        input
+    };
+    if bytes.len() > MAX_CMS_LEN {
+        return Err(Error::TooLarge {
+            what: "CMS",
+            limit: MAX_CMS_LEN,
+        });
+    }
+    let limits = Limits {
+        max_len: MAX_CMS_LEN,
+        ..Limits::default()
+    };
+    let der = ber::to_der(bytes, limits)?;
+    ber::check_set_sizes(&der, MAX_SET_ELEMENTS, limits.max_depth)?;
+    parse_der(&der)
+}
+
+fn parse_der(der: &[u8]) -> Result<SignedDataMessage> {
+    const WHAT: &str = "CMS ContentInfo";
+    let (ci, _) = ber::read_tlv(der)?;
+    expect_tag(&ci, 0x30, WHAT, "a SEQUENCE")?;
+    let mut kids = ber::children(ci.content);
+    let ct = next_child(&mut kids, WHAT, "contentType")?;
+    let content_type = ObjectIdentifier::from_der(ct.raw).map_err(|e| Error::malformed(WHAT, e))?;
+    if content_type != oid::SIGNED_DATA {
+        return Err(Error::malformed(
+            WHAT,
+            format!(
+                "wrong content type {} ({}), expected id-signedData",
+                content_type,
+                crypto::algorithm_name(&content_type)
+            ),
+        ));
+    }
+    let explicit = next_child(&mut kids, WHAT, "content")?;
+    expect_tag(&explicit, 0xA0, WHAT, "[0] EXPLICIT content")?;
+    if kids.next().is_some() {
+        return Err(Error::malformed(
+            WHAT,
+            "unexpected element after the content",
+        ));
+    }
+    let (sd, rest) = ber::read_tlv(explicit.content)?;
+    if !rest.is_empty() {
+        return Err(Error::malformed(
+            WHAT,
+            "unexpected data after the SignedData",
+        ));
+    }
+    parse_signed_data(&sd)
+}
+
+fn parse_signed_data(sd: &Tlv<'_>) -> Result<SignedDataMessage> {
+    const WHAT: &str = "CMS SignedData";
+    expect_tag(sd, 0x30, WHAT, "a SEQUENCE")?;
+    let mut warnings = Vec::new();
+    let mut kids = ber::children(sd.content).peekable();
+    let mut next = |field: &str| -> Result<Tlv<'_>> {
+        match kids.next() {
+            Some(r) => r,
+            None => Err(Error::malformed(WHAT, format!("missing {field}"))),
+        }
+    };
+
+    let version = CmsVersion::from_der(next("version")?.raw)
+        .map_err(|e| Error::malformed(WHAT, format!("version: {e}")))?;
+
+    let digest_set = next("digestAlgorithms")?;
+    expect_tag(&digest_set, 0x31, WHAT, "digestAlgorithms SET")?;
+    let mut digest_ids: Vec<AlgorithmIdentifierOwned> = Vec::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for d in ber::children(digest_set.content) {
+        let d = d?;
+        if !seen.insert(d.raw) {
+            continue;
+        }
+        digest_ids.push(
+            AlgorithmIdentifierOwned::from_der(d.raw)
+                .map_err(|e| Error::malformed(WHAT, format!("digest algorithm: {e}")))?,
+        );
+    }
+
+    let encap = EncapsulatedContentInfo::from_der(next("encapContentInfo")?.raw)
+        .map_err(|e| Error::malformed(WHAT, format!("encapContentInfo: {e}")))?;
+
+    // Optional [0] certificates and [1] crls, then the signerInfos SET.
+    let mut element = next("signerInfos")?;
+    let mut certificates = Vec::new();
+    let mut cert_choices = Vec::new();
+    if element.tag == 0xA0 {
+        parse_certificates(
+            &element,
+            &mut certificates,
+            &mut cert_choices,
+            &mut warnings,
+        )?;
+        element = next("signerInfos")?;
+    }
+    let mut crls = None;
+    if element.tag == 0xA1 {
+        crls = parse_crls(&element, &mut warnings)?;
+        element = next("signerInfos")?;
+    }
+    expect_tag(&element, 0x31, WHAT, "signerInfos SET")?;
+    if kids.next().is_some() {
+        return Err(Error::malformed(
+            WHAT,
+            "unexpected element after signerInfos",
+        ));
+    }
+
+    let mut signers = Vec::new();
+    for s in ber::children(element.content) {
+        let s = s?;
+        signers.push(parse_signer(&s)?);
+    }
+    if signers.is_empty() {
+        return Err(Error::malformed(WHAT, "no signer"));
+    }
+
+    let content = encap.econtent.as_ref().map(|c| {
+        if c.tag() != der::Tag::OctetString {
+            // PKCS#7 v1.5 allowed any type here; RFC 5652 §5.2.1 digests the
+            // contents octets of the value, which is what `value()` is.
+            warnings.push(format!(
+                "the encapsulated content is a {} rather than an OCTET STRING",
+                c.tag()
+            ));
+        }
+        c.value().to_vec()
+    });
+
+    let mut digest_algorithms: Vec<DigestAlgorithm> = Vec::new();
+    let signer_digests = signers.iter().map(|s| &s.info.digest_alg.oid);
+    for oid in digest_ids.iter().map(|d| &d.oid).chain(signer_digests) {
+        if let Some(d) = DigestAlgorithm::from_oid(oid)
+            && !digest_algorithms.contains(&d)
+        {
+            digest_algorithms.push(d);
+        }
+    }
+
+    let signed_data = SignedData {
+        version,
+        digest_algorithms: sorted_set(digest_ids, "digestAlgorithms")?,
+        encap_content_info: encap.clone(),
+        certificates: if cert_choices.is_empty() {
+            None
+        } else {
+            Some(CertificateSet(sorted_set(cert_choices, "certificates")?))
+        },
+        crls,
+        signer_infos: SignerInfos(sorted_set(
+            signers.iter().map(|s| s.info.clone()).collect(),
+            "signerInfos",
+        )?),
+    };
+
+    Ok(SignedDataMessage {
+        signed_data,
+        econtent_type: encap.econtent_type,
+        content,
+        certificates,
+        digest_algorithms,
+        signers,
+        warnings,
+    })
+}
+
+fn parse_certificates(
+    set: &Tlv<'_>,
+    certificates: &mut Vec<Cert>,
+    choices: &mut Vec<CertificateChoices>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for c in ber::children(set.content) {
+        let c = c?;
+        if !seen.insert(c.raw) {
+            warnings.push("a certificate is included twice; the copy was ignored".into());
+            continue;
+        }
+        match c.tag {
+            0x30 => match Cert::from_der(c.raw) {
+                Ok(cert) => {
+                    choices.push(CertificateChoices::Certificate(cert.x509().clone()));
+                    certificates.push(cert);
+                }
+                Err(e) => warnings.push(format!("an embedded certificate was ignored: {e}")),
+            },
+            0xA3 => {
+                if let Ok(other) = CertificateChoices::from_der(c.raw) {
+                    choices.push(other);
+                }
+            }
+            // Extended and attribute certificates: not certificates of a signer.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_crls(set: &Tlv<'_>, warnings: &mut Vec<String>) -> Result<Option<RevocationInfoChoices>> {
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    let mut out = Vec::new();
+    for c in ber::children(set.content) {
+        let c = c?;
+        if !seen.insert(c.raw) {
+            continue;
+        }
+        match RevocationInfoChoice::from_der(c.raw) {
+            Ok(r) => out.push(r),
+            Err(e) => warnings.push(format!("embedded revocation data was ignored: {e}")),
+        }
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(RevocationInfoChoices(sorted_set(out, "crls")?)))
+}
+
+fn parse_signer(s: &Tlv<'_>) -> Result<Signer> {
+    const WHAT: &str = "CMS SignerInfo";
+    let info = SignerInfo::from_der(s.raw).map_err(|e| Error::malformed(WHAT, e))?;
+    let mut signed_attrs_raw = None;
+    for k in ber::children(s.content) {
+        let k = k?;
+        // [0] IMPLICIT SignedAttributes; the sid's [0] SubjectKeyIdentifier
+        // is primitive (0x80), so the constructed tag is unambiguous.
+        if k.tag == 0xA0 {
+            let mut raw = k.raw.to_vec();
+            if let Some(first) = raw.first_mut() {
+                *first = 0x31;
+            }
+            signed_attrs_raw = Some(raw);
+            break;
+        }
+    }
+    Ok(Signer {
+        info,
+        signed_attrs_raw,
+    })
+}
+
+/// Builds a SET OF in DER order: an O(n log n) sort first, so that `der`'s
+/// own insertion sort has nothing left to do.
+fn sorted_set<T: DerOrd + Clone>(mut items: Vec<T>, what: &str) -> Result<SetOfVec<T>> {
+    items.sort_by(|a, b| a.der_cmp(b).unwrap_or(Ordering::Equal));
+    SetOfVec::try_from(items)
+        .map_err(|e| Error::malformed("CMS SignedData", format!("{what}: {e}")))
+}
+
+fn expect_tag(tlv: &Tlv<'_>, tag: u8, what: &'static str, expected: &str) -> Result<()> {
+    if tlv.tag == tag {
+        Ok(())
+    } else {
+        Err(Error::malformed(
+            what,
+            format!("expected {expected}, found tag 0x{:02x}", tlv.tag),
+        ))
+    }
+}
+
+fn next_child<'a>(
+    kids: &mut ber::Children<'a>,
+    what: &'static str,
+    field: &str,
+) -> Result<Tlv<'a>> {
+    kids.next()
+        .unwrap_or_else(|| Err(Error::malformed(what, format!("missing {field}"))))
+}
+
+fn looks_like_pem(input: &[u8]) -> bool {
+    let start = input
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(input.len());
+    input
+        .get(start..)
+        .is_some_and(|rest| rest.starts_with(b"-----BEGIN "))
+}
+
+/// Decodes a PEM CMS leniently: any line length, CRLF, surrounding text.
+fn decode_pem(input: &[u8]) -> Result<Vec<u8>> {
+    const WHAT: &str = "PEM CMS";
+    let text = std::str::from_utf8(input).map_err(|e| Error::malformed(WHAT, e))?;
+    let begin = text
+        .find("-----BEGIN ")
+        .ok_or_else(|| Error::malformed(WHAT, "no BEGIN line"))?;
+    let after_begin = text.get(begin + 11..).unwrap_or_default();
+    let label_end = after_begin
+        .find("-----")
+        .ok_or_else(|| Error::malformed(WHAT, "unterminated BEGIN line"))?;
+    let label = after_begin.get(..label_end).unwrap_or_default();
+    if !matches!(label, "CMS" | "PKCS7" | "PKCS #7 SIGNED DATA") {
+        return Err(Error::malformed(
+            WHAT,
+            format!("label {label:?}, expected CMS or PKCS7"),
+        ));
+    }
+    let body_start = label_end + 5;
+    let body = after_begin.get(body_start..).unwrap_or_default();
+    let end_marker = format!("-----END {label}-----");
+    let body_end = body
+        .find(&end_marker)
+        .ok_or_else(|| Error::malformed(WHAT, format!("no {end_marker} line")))?;
+    base64_decode(body.get(..body_end).unwrap_or_default())
+        .map_err(|reason| Error::malformed(WHAT, reason))
+}
+
+fn base64_decode(text: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    let mut padding = 0usize;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => continue,
+            c => return Err(format!("invalid base64 character {:?}", char::from(c))),
+        };
+        if padding > 0 {
+            return Err("base64 data after padding".into());
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if padding > 2 || bits >= 6 {
+        return Err("truncated base64".into());
+    }
+    Ok(out)
+}
+
+/// Checks signer `index` of `msg`: certificate, content binding, signed
+/// attributes and signature value. Pure: no I/O, no clock.
+///
+/// `extra_certs` are looked at after the message's own certificates.
 pub fn check_signer(
     msg: &SignedDataMessage,
     index: usize,
@@ -220,8 +703,8 @@ pub fn check_signer(
         signing_time: None,
         signed_attributes: false,
         ess: EssStatus::Absent,
-        detached: msg.content.is_none(),
-        warnings: Vec::new(),
+        detached: msg.is_detached(),
+        warnings: msg.warnings.clone(),
         failure: None,
     };
     if let Err(f) = run_checks(msg, index, detached, extra_certs, &mut check) {
@@ -230,277 +713,488 @@ pub fn check_signer(
     check
 }
 
+/// The signed attributes kyso interprets.
+#[derive(Default)]
+struct Attrs {
+    content_type: Option<ObjectIdentifier>,
+    message_digest: Option<Vec<u8>>,
+    signing_time: Option<OffsetDateTime>,
+    ess_v2: Option<SigningCertificateV2>,
+    ess_v1: Option<SigningCertificate>,
+}
+
+/// The content, or its digest, that the signature must cover.
+enum ContentRef<'a> {
+    Data(&'a [u8]),
+    Digest(&'a [u8]),
+}
+
 fn run_checks(
     msg: &SignedDataMessage,
     index: usize,
     detached: &Detached<'_>,
     extra_certs: &[Cert],
     check: &mut SignerCheck,
-) -> Result<(), SignerFailure> {
-    let si = msg
-        .signer(index)
-        .ok_or_else(|| SignerFailure::Format(format!("no SignerInfo number {index}")))?;
-    let digest_alg = DigestAlgorithm::from_oid(&si.digest_alg.oid).ok_or_else(|| {
-        SignerFailure::CryptoConstraints(format!(
-            "digest algorithm {} is not supported",
+) -> std::result::Result<(), SignerFailure> {
+    use SignerFailure as F;
+    let signer = msg
+        .signers
+        .get(index)
+        .ok_or_else(|| F::Format(format!("no signer at index {index}")))?;
+    let si = &signer.info;
+    check.signature_algorithm = Some(crypto::algorithm_name(&si.signature_algorithm.oid));
+    check.digest_algorithm = DigestAlgorithm::from_oid(&si.digest_alg.oid);
+    check.signed_attributes = si.signed_attrs.is_some();
+
+    let attrs = match &si.signed_attrs {
+        Some(a) => Some(parse_attrs(a)?),
+        None => None,
+    };
+    if let Some(a) = &attrs {
+        check.signing_time = a.signing_time;
+    }
+
+    let candidates = find_candidates(msg, &si.sid, extra_certs);
+    let Some(first) = candidates.first() else {
+        return Err(F::NoSigningCertificate(format!(
+            "no certificate matches the signer identifier {}",
+            describe_sid(&si.sid)
+        )));
+    };
+    check.signer_cert = Some(first.clone());
+
+    let digest_alg = check.digest_algorithm.ok_or_else(|| {
+        F::CryptoConstraints(format!(
+            "unsupported digest algorithm {}",
             crypto::algorithm_name(&si.digest_alg.oid)
         ))
     })?;
-    check.digest_algorithm = Some(digest_alg);
     if digest_alg == DigestAlgorithm::Sha1 {
-        return Err(SignerFailure::CryptoConstraints(
-            "SHA-1 is not accepted for a signer's digest".into(),
+        return Err(F::CryptoConstraints(
+            "the content digest is SHA-1, which is no longer accepted".into(),
         ));
     }
 
-    // The signer's certificate, by issuer and serial or by key identifier.
-    let signer_cert = msg
-        .certificates
-        .iter()
-        .chain(extra_certs)
-        .find(|c| matches_sid(c, &si.sid))
-        .cloned()
-        .ok_or_else(|| {
-            SignerFailure::NoSigningCertificate(
-                "the signer's certificate is neither in the signature nor given".into(),
-            )
-        })?;
-    check.signer_cert = Some(signer_cert.clone());
+    let content = select_content(msg, detached, digest_alg, &mut check.warnings)?;
 
-    // The content's digest.
-    let content_digest: Vec<u8> = match (&msg.content, detached) {
-        (Some(c), d) => {
-            if !matches!(d, Detached::None) {
-                check.warnings.push(
-                    "the signature carries its content; the detached content given was ignored"
-                        .into(),
-                );
+    let message: Vec<u8>;
+    let mut raw_fallback: Option<&[u8]> = None;
+    match (&attrs, &si.signed_attrs) {
+        (Some(a), Some(signed)) => {
+            check_attrs(a, msg.econtent_type, digest_alg, &content)?;
+            message = signed
+                .to_der()
+                .map_err(|e| F::Format(format!("cannot encode the signed attributes: {e}")))?;
+            if let Some(raw) = signer.signed_attrs_raw.as_deref()
+                && raw != message.as_slice()
+            {
+                raw_fallback = Some(raw);
             }
-            digest_alg.digest(c)
         }
-        (None, Detached::Content(c)) => digest_alg.digest(c),
-        (None, Detached::Digest { algorithm, value }) => {
-            if *algorithm != digest_alg {
-                return Err(SignerFailure::Format(format!(
-                    "the content digest given is {}, the signer used {}",
-                    algorithm.name(),
-                    digest_alg.name()
-                )));
+        _ => {
+            if msg.econtent_type != oid::DATA {
+                check.warnings.push(format!(
+                    "signed attributes are required with content type {} (RFC 5652 §5.3)",
+                    crypto::algorithm_name(&msg.econtent_type)
+                ));
             }
-            if value.len() != digest_alg.output_len() {
-                return Err(SignerFailure::Format(format!(
-                    "the content digest given has {} bytes, {} has {}",
-                    value.len(),
-                    digest_alg.name(),
-                    digest_alg.output_len()
-                )));
-            }
-            value.to_vec()
+            message = Vec::new();
         }
-        (None, Detached::None) => {
-            return Err(SignerFailure::SignedDataNotFound(
-                "the signature is detached and neither the content nor its digest was given"
+    }
+
+    let policy = AlgorithmPolicy {
+        allow_sha1: false,
+        ..AlgorithmPolicy::default()
+    };
+    let signature = si.signature.as_bytes();
+    let verify = |cert: &Cert| -> std::result::Result<(SignatureAlgorithm, bool), SigError> {
+        let spki = &cert.x509().tbs_certificate.subject_public_key_info;
+        let alg = &si.signature_algorithm;
+        if si.signed_attrs.is_some() {
+            match crypto::verify_signature(spki, alg, Some(digest_alg), &message, signature, policy)
+            {
+                Err(SigError::Invalid) if raw_fallback.is_some() => {
+                    let raw = raw_fallback.unwrap_or_default();
+                    crypto::verify_signature(spki, alg, Some(digest_alg), raw, signature, policy)
+                        .map(|a| (a, true))
+                }
+                other => other.map(|a| (a, false)),
+            }
+        } else {
+            match content {
+                ContentRef::Data(data) => {
+                    crypto::verify_signature(spki, alg, Some(digest_alg), data, signature, policy)
+                        .map(|a| (a, false))
+                }
+                ContentRef::Digest(value) => crypto::verify_signature_prehashed(
+                    spki, alg, digest_alg, value, signature, policy,
+                )
+                .map(|a| (a, false)),
+            }
+        }
+    };
+
+    if si.signed_attrs.is_none()
+        && let ContentRef::Digest(_) = content
+    {
+        let sig_hash = crypto::signature_digest(&si.signature_algorithm, Some(digest_alg));
+        if sig_hash.is_some_and(|h| h != digest_alg) {
+            return Err(F::Format(
+                "a digest alone cannot verify a signature without signed attributes \
+                 whose hash differs from the digest algorithm"
                     .into(),
             ));
         }
-    };
+    }
 
-    let spki = &signer_cert.x509().tbs_certificate.subject_public_key_info;
-    let signature = si.signature.as_bytes();
-    let policy = AlgorithmPolicy::default();
-    let verified = match &si.signed_attrs {
-        Some(attrs) => {
-            check.signed_attributes = true;
-            check_signed_attributes(msg, attrs, &content_digest, &signer_cert, check)?;
-            // RFC 5652 §5.4: the signature is over the DER of the attributes
-            // as a SET OF, not with the [0] IMPLICIT tag they travel under.
-            let message = attrs
-                .to_der()
-                .map_err(|e| SignerFailure::Format(format!("signed attributes: {e}")))?;
-            crypto::verify_signature(spki, &si.signature_algorithm, Some(digest_alg), &message, signature, policy)
-        }
-        None => {
-            let content: &[u8] = match (&msg.content, detached) {
-                (Some(c), _) => c,
-                (None, Detached::Content(c)) => c,
-                _ => {
-                    return Err(SignerFailure::Format(
-                        "a digest alone cannot verify a signature without signed attributes; give the content".into(),
-                    ));
-                }
-            };
-            if msg.content_type() != rfc5911::ID_DATA {
-                return Err(SignerFailure::Format(
-                    "content of a type other than id-data requires signed attributes (RFC 5652 §5.3)".into(),
-                ));
+    let mut first_error: Option<SigError> = None;
+    let mut verified: Option<(Cert, SignatureAlgorithm, bool)> = None;
+    for cert in candidates.iter().take(MAX_SIGNER_CANDIDATES) {
+        match verify(cert) {
+            Ok((alg, fallback)) => {
+                verified = Some((cert.clone(), alg, fallback));
+                break;
             }
-            crypto::verify_signature(spki, &si.signature_algorithm, Some(digest_alg), content, signature, policy)
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                }
+            }
         }
-    };
-    match verified {
-        Ok(alg) => {
-            check.signature_algorithm = Some(alg.name());
-            Ok(())
-        }
-        Err(SigError::Invalid) => Err(SignerFailure::SigCrypto(
-            "the signature value does not verify with the signer's public key".into(),
-        )),
-        Err(e) => Err(SignerFailure::CryptoConstraints(e.to_string())),
     }
-}
+    let Some((cert, alg, fallback)) = verified else {
+        return Err(match first_error {
+            Some(SigError::Unsupported(m)) | Some(SigError::Weak(m)) => F::CryptoConstraints(m),
+            Some(SigError::Invalid) | None => F::SigCrypto(
+                "the signature value does not verify with the signer's public key".into(),
+            ),
+        });
+    };
+    check.signature_algorithm = Some(alg.name());
+    check.signer_cert = Some(cert.clone());
+    if fallback {
+        check.warnings.push(
+            "the signed attributes are not DER-encoded (SET OF out of order); \
+             the signature verifies over the signer's own encoding"
+                .into(),
+        );
+    }
 
-fn check_signed_attributes(
-    msg: &SignedDataMessage,
-    attrs: &cms::signed_data::SignedAttributes,
-    content_digest: &[u8],
-    signer_cert: &Cert,
-    check: &mut SignerCheck,
-) -> Result<(), SignerFailure> {
-    let single = |oid: ObjectIdentifier, name: &str| -> Result<Option<der::Any>, SignerFailure> {
-        let mut found = attrs.iter().filter(|a| a.oid == oid);
-        let Some(a) = found.next() else {
-            return Ok(None);
-        };
-        if found.next().is_some() || a.values.len() != 1 {
-            return Err(SignerFailure::Format(format!(
-                "the {name} attribute must appear once with one value (RFC 5652 §11)"
-            )));
-        }
-        Ok(a.values.iter().next().cloned())
-    };
-    let ct = single(ID_CONTENT_TYPE, "content-type")?
-        .ok_or_else(|| SignerFailure::Format("signed attributes without content-type".into()))?;
-    let ct: ObjectIdentifier = ct
-        .decode_as()
-        .map_err(|e| SignerFailure::Format(format!("content-type attribute: {e}")))?;
-    if ct != msg.content_type() {
-        return Err(SignerFailure::Format(format!(
-            "content-type attribute {} differs from eContentType {}",
-            crypto::algorithm_name(&ct),
-            crypto::algorithm_name(&msg.content_type())
-        )));
-    }
-    let md = single(ID_MESSAGE_DIGEST, "message-digest")?
-        .ok_or_else(|| SignerFailure::Format("signed attributes without message-digest".into()))?;
-    let md: OctetString = md
-        .decode_as()
-        .map_err(|e| SignerFailure::Format(format!("message-digest attribute: {e}")))?;
-    if md.as_bytes() != content_digest {
-        return Err(SignerFailure::HashFailure(
-            "the content's digest differs from the signed message-digest: the document was altered or is not the one signed".into(),
-        ));
-    }
-    if let Some(st) = single(ID_SIGNING_TIME, "signing-time")? {
-        let time = st
-            .to_der()
-            .and_then(|d| x509_cert::time::Time::from_der(&d))
-            .map_err(|e| SignerFailure::Format(format!("signing-time attribute: {e}")))?;
-        check.signing_time = Some(t::from_x509(&time));
-    }
-    if let Some(v2) = single(ID_SIGNING_CERTIFICATE_V2, "signing-certificate-v2")? {
-        let sc: SigningCertificateV2 = v2
-            .decode_as()
-            .map_err(|e| SignerFailure::Format(format!("signing-certificate-v2 attribute: {e}")))?;
-        let first = sc.certs.first().ok_or_else(|| {
-            SignerFailure::Format("signing-certificate-v2 without a certificate".into())
-        })?;
-        let alg_oid = first
-            .hash_algorithm
-            .as_ref()
-            .map(|a| a.oid)
-            .unwrap_or(const_oid::db::rfc5912::ID_SHA_256);
-        let alg = DigestAlgorithm::from_oid(&alg_oid).ok_or_else(|| {
-            SignerFailure::CryptoConstraints(format!(
-                "signing-certificate-v2 hash {} is not supported",
-                crypto::algorithm_name(&alg_oid)
-            ))
-        })?;
-        if alg.digest(signer_cert.der()) != first.cert_hash.as_bytes() {
-            return Err(SignerFailure::SigConstraints(
-                "the signing-certificate-v2 attribute names another certificate than the one the signer used".into(),
-            ));
-        }
-        check.ess = EssStatus::V2Matched;
-    } else if let Some(v1) = single(ID_SIGNING_CERTIFICATE, "signing-certificate")? {
-        let sc: SigningCertificate = v1
-            .decode_as()
-            .map_err(|e| SignerFailure::Format(format!("signing-certificate attribute: {e}")))?;
-        let first = sc.certs.first().ok_or_else(|| {
-            SignerFailure::Format("signing-certificate without a certificate".into())
-        })?;
-        if DigestAlgorithm::Sha1.digest(signer_cert.der()) != first.cert_hash.as_bytes() {
-            return Err(SignerFailure::SigConstraints(
-                "the signing-certificate attribute names another certificate than the one the signer used".into(),
-            ));
-        }
-        check.ess = EssStatus::V1Matched;
+    if let Some(a) = &attrs {
+        check.ess = check_ess(a, &cert, &mut check.warnings)?;
     }
     Ok(())
 }
 
-fn matches_sid(c: &Cert, sid: &SignerIdentifier) -> bool {
-    match sid {
-        SignerIdentifier::IssuerAndSerialNumber(ias) => {
-            c.issuer() == &ias.issuer && c.serial() == ias.serial_number.as_bytes()
+/// Picks the content (or digest) the signature must cover.
+fn select_content<'a>(
+    msg: &'a SignedDataMessage,
+    detached: &Detached<'a>,
+    digest_alg: DigestAlgorithm,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<ContentRef<'a>, SignerFailure> {
+    use SignerFailure as F;
+    match (msg.content(), *detached) {
+        (Some(attached), Detached::None) => Ok(ContentRef::Data(attached)),
+        (Some(attached), given) => {
+            let same = match given {
+                Detached::Content(c) => Some(c == attached),
+                Detached::Digest { algorithm, value } => {
+                    Some(algorithm.digest(attached).as_slice() == value)
+                }
+                Detached::None => None,
+            };
+            let note = match same {
+                Some(false) => " (and it differs from the encapsulated content)",
+                _ => "",
+            };
+            warnings.push(format!(
+                "the signature encapsulates its content; the detached content given was \
+                 ignored{note}"
+            ));
+            Ok(ContentRef::Data(attached))
         }
-        SignerIdentifier::SubjectKeyIdentifier(skid) => c
-            .extension(const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
-            .and_then(|(_, raw)| SubjectKeyIdentifier::from_der(raw).ok())
-            .is_some_and(|k| k.0 == skid.0),
+        (None, Detached::Content(c)) => Ok(ContentRef::Data(c)),
+        (None, Detached::Digest { algorithm, value }) => {
+            if algorithm != digest_alg {
+                return Err(F::Format(format!(
+                    "the digest given is {algorithm}, the signer uses {digest_alg}"
+                )));
+            }
+            if value.len() != digest_alg.output_len() {
+                return Err(F::Format(format!(
+                    "a {digest_alg} digest has {} bytes, {} given",
+                    digest_alg.output_len(),
+                    value.len()
+                )));
+            }
+            Ok(ContentRef::Digest(value))
+        }
+        (None, Detached::None) => Err(F::SignedDataNotFound(
+            "detached signature: neither the content nor its digest was given".into(),
+        )),
     }
 }
 
-/// ESS SigningCertificateV2 (RFC 5035). The `cms` crate has no types for it.
-#[derive(Clone, Debug, der::Sequence)]
-pub struct SigningCertificateV2 {
-    /// The certificates; the first is the signer's.
-    pub certs: Vec<EssCertIdV2>,
-    /// Policies (not processed).
-    #[asn1(optional = "true")]
-    pub policies: Option<der::Any>,
+fn decode_value<T: for<'a> Decode<'a>>(
+    v: &Any,
+    name: &str,
+) -> std::result::Result<T, SignerFailure> {
+    let der = v
+        .to_der()
+        .map_err(|e| SignerFailure::Format(format!("{name} attribute: {e}")))?;
+    T::from_der(&der).map_err(|e| SignerFailure::Format(format!("malformed {name} attribute: {e}")))
 }
 
-/// ESSCertIDv2.
-#[derive(Clone, Debug, der::Sequence)]
-pub struct EssCertIdV2 {
-    /// DEFAULT id-sha256.
-    #[asn1(optional = "true")]
-    pub hash_algorithm: Option<AlgorithmIdentifierOwned>,
-    /// Hash of the whole certificate.
-    pub cert_hash: OctetString,
-    /// IssuerSerial (not needed to match: the hash binds the certificate).
-    #[asn1(optional = "true")]
-    pub issuer_serial: Option<der::Any>,
+fn parse_attrs(attrs: &x509_cert::attr::Attributes) -> std::result::Result<Attrs, SignerFailure> {
+    use SignerFailure as F;
+    let mut out = Attrs::default();
+    let mut seen: Vec<ObjectIdentifier> = Vec::new();
+    for attr in attrs.iter() {
+        let name = match attr.oid {
+            oid::CONTENT_TYPE => "content-type",
+            oid::MESSAGE_DIGEST => "message-digest",
+            oid::SIGNING_TIME => "signing-time",
+            oid::SIGNING_CERTIFICATE_V2 => "signing-certificate-v2",
+            oid::SIGNING_CERTIFICATE => "signing-certificate",
+            _ => continue,
+        };
+        // RFC 5652 §11 and RFC 5035 §5.4: single instance, single value.
+        if seen.contains(&attr.oid) {
+            return Err(F::Format(format!("more than one {name} attribute")));
+        }
+        seen.push(attr.oid);
+        let mut values = attr.values.iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(F::Format(format!(
+                "the {name} attribute must have exactly one value"
+            )));
+        };
+        match attr.oid {
+            oid::CONTENT_TYPE => out.content_type = Some(decode_value(value, name)?),
+            oid::MESSAGE_DIGEST => {
+                let d: OctetString = decode_value(value, name)?;
+                out.message_digest = Some(d.as_bytes().to_vec());
+            }
+            oid::SIGNING_TIME => {
+                let time: x509_cert::time::Time = decode_value(value, name)?;
+                out.signing_time = Some(t::from_x509(&time));
+            }
+            oid::SIGNING_CERTIFICATE_V2 => out.ess_v2 = Some(decode_value(value, name)?),
+            _ => out.ess_v1 = Some(decode_value(value, name)?),
+        }
+    }
+    Ok(out)
 }
 
-/// ESS SigningCertificate (RFC 2634, SHA-1).
-#[derive(Clone, Debug, der::Sequence)]
-pub struct SigningCertificate {
-    /// The certificates; the first is the signer's.
-    pub certs: Vec<EssCertId>,
-    /// Policies (not processed).
-    #[asn1(optional = "true")]
-    pub policies: Option<der::Any>,
+fn check_attrs(
+    a: &Attrs,
+    econtent_type: ObjectIdentifier,
+    digest_alg: DigestAlgorithm,
+    content: &ContentRef<'_>,
+) -> std::result::Result<(), SignerFailure> {
+    use SignerFailure as F;
+    let ct = a
+        .content_type
+        .ok_or_else(|| F::Format("the signed attributes lack content-type".into()))?;
+    if ct != econtent_type {
+        return Err(F::HashFailure(format!(
+            "the signed content-type {} differs from the encapsulated content type {}",
+            crypto::algorithm_name(&ct),
+            crypto::algorithm_name(&econtent_type)
+        )));
+    }
+    let md = a
+        .message_digest
+        .as_deref()
+        .ok_or_else(|| F::Format("the signed attributes lack message-digest".into()))?;
+    let computed;
+    let actual = match content {
+        ContentRef::Data(d) => {
+            computed = digest_alg.digest(d);
+            computed.as_slice()
+        }
+        ContentRef::Digest(v) => v,
+    };
+    if md != actual {
+        return Err(F::HashFailure(format!(
+            "the {digest_alg} digest of the content does not match the signed message-digest"
+        )));
+    }
+    Ok(())
 }
 
-/// ESSCertID.
-#[derive(Clone, Debug, der::Sequence)]
-pub struct EssCertId {
-    /// SHA-1 of the whole certificate.
-    pub cert_hash: OctetString,
-    /// IssuerSerial.
-    #[asn1(optional = "true")]
-    pub issuer_serial: Option<der::Any>,
+fn check_ess(
+    a: &Attrs,
+    cert: &Cert,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<EssStatus, SignerFailure> {
+    use SignerFailure as F;
+    let mut status = EssStatus::Absent;
+    if let Some(v1) = &a.ess_v1 {
+        let id = v1
+            .certs
+            .first()
+            .ok_or_else(|| F::SigConstraints("signing-certificate lists no certificate".into()))?;
+        if DigestAlgorithm::Sha1.digest(cert.der()).as_slice() != id.cert_hash.as_bytes() {
+            return Err(F::SigConstraints(
+                "the signing-certificate attribute does not match the signer's certificate".into(),
+            ));
+        }
+        check_issuer_serial(
+            id.issuer_serial.as_ref(),
+            cert,
+            "signing-certificate",
+            warnings,
+        );
+        status = EssStatus::V1Matched;
+    }
+    if let Some(v2) = &a.ess_v2 {
+        let id = v2.certs.first().ok_or_else(|| {
+            F::SigConstraints("signing-certificate-v2 lists no certificate".into())
+        })?;
+        let hash = DigestAlgorithm::from_oid(&id.hash_algorithm.oid).ok_or_else(|| {
+            F::SigConstraints(format!(
+                "signing-certificate-v2 uses the unsupported hash {}",
+                crypto::algorithm_name(&id.hash_algorithm.oid)
+            ))
+        })?;
+        if hash.digest(cert.der()).as_slice() != id.cert_hash.as_bytes() {
+            return Err(F::SigConstraints(
+                "the signing-certificate-v2 attribute does not match the signer's certificate"
+                    .into(),
+            ));
+        }
+        check_issuer_serial(
+            id.issuer_serial.as_ref(),
+            cert,
+            "signing-certificate-v2",
+            warnings,
+        );
+        status = EssStatus::V2Matched;
+    }
+    Ok(status)
+}
+
+/// The hash is what binds; a wrong issuerSerial beside a matching hash is a
+/// signer bug worth reporting, not a reason to reject.
+fn check_issuer_serial(
+    is: Option<&IssuerSerial>,
+    cert: &Cert,
+    attr: &str,
+    warnings: &mut Vec<String>,
+) {
+    let Some(is) = is else { return };
+    let issuer_ok = is
+        .issuer
+        .iter()
+        .any(|g| matches!(g, GeneralName::DirectoryName(n) if n == cert.issuer()));
+    if !issuer_ok || is.serial_number.as_bytes() != cert.serial() {
+        warnings.push(format!(
+            "the issuerSerial of the {attr} attribute does not name the signer's certificate"
+        ));
+    }
+}
+
+/// Certificates matching the signer identifier: the message's first, then
+/// the caller's, without duplicates.
+fn find_candidates(msg: &SignedDataMessage, sid: &SignerIdentifier, extra: &[Cert]) -> Vec<Cert> {
+    let mut out: Vec<Cert> = Vec::new();
+    for cert in msg.certificates.iter().chain(extra) {
+        if matches_sid(cert, sid) && !out.contains(cert) {
+            out.push(cert.clone());
+        }
+    }
+    out
+}
+
+fn matches_sid(cert: &Cert, sid: &SignerIdentifier) -> bool {
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => {
+            cert.serial() == ias.serial_number.as_bytes() && cert.issuer() == &ias.issuer
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            let wanted = ski.0.as_bytes();
+            match cert.extension(oid::SUBJECT_KEY_IDENTIFIER) {
+                Some((_, raw)) => OctetString::from_der(raw)
+                    .map(|o| o.as_bytes() == wanted)
+                    .unwrap_or(false),
+                // RFC 5280 §4.2.1.2 method 1, for certificates without the extension.
+                None => cert
+                    .x509()
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .as_bytes()
+                    .is_some_and(|k| DigestAlgorithm::Sha1.digest(k).as_slice() == wanted),
+            }
+        }
+    }
+}
+
+fn describe_sid(sid: &SignerIdentifier) -> String {
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(ias) => format!(
+            "issuer \"{}\" serial {}",
+            name_to_string(&ias.issuer),
+            hex::encode_upper(ias.serial_number.as_bytes())
+        ),
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            format!("subject key identifier {}", hex::encode(ski.0.as_bytes()))
+        }
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn garbage_and_truncations_are_errors() {
-        for bad in [&b""[..], b"\x30", b"\x30\x80", b"-----BEGIN CMS-----\n!!\n-----END CMS-----\n", b"\x06\x03\x2a\x03\x04"] {
-            assert!(parse(bad).is_err());
+    fn base64_and_pem() {
+        assert_eq!(base64_decode("aGVs\r\nbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbA==").unwrap(), b"hell");
+        assert!(base64_decode("aGVsbA=x").is_err());
+        assert!(base64_decode("a").is_err());
+        assert!(base64_decode("a$==").is_err());
+        let pem = b"\n-----BEGIN PKCS7-----\nMAA=\n-----END PKCS7-----\n";
+        assert!(looks_like_pem(pem));
+        assert_eq!(decode_pem(pem).unwrap(), [0x30, 0x00]);
+        assert!(
+            decode_pem(b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----").is_err()
+        );
+        assert!(decode_pem(b"-----BEGIN CMS-----\nMAA=\n").is_err());
+    }
+
+    #[test]
+    fn wrong_content_type_and_garbage() {
+        // ContentInfo with id-data.
+        let data_ci = [
+            0x30, 0x11, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01, 0xa0,
+            0x04, 0x04, 0x02, 0x68, 0x69,
+        ];
+        match parse(&data_ci) {
+            Err(Error::Malformed { reason, .. }) => {
+                assert!(reason.contains("wrong content type"), "{reason}")
+            }
+            other => panic!("{other:?}"),
         }
+        for input in [&b""[..], b"\x30\x00", b"garbage", b"\x30\x80\x00\x00"] {
+            assert!(parse(input).is_err());
+        }
+    }
+
+    #[test]
+    fn ess_default_hash_is_sha256() {
+        let id = EssCertIdV2 {
+            hash_algorithm: default_ess_hash(),
+            cert_hash: OctetString::new(vec![1; 32]).unwrap(),
+            issuer_serial: None,
+        };
+        let der = id.to_der().unwrap();
+        // DER omits the default algorithm: SEQUENCE { OCTET STRING }.
+        assert_eq!(&der[..4], &[0x30, 0x22, 0x04, 0x20]);
+        let back = EssCertIdV2::from_der(&der).unwrap();
+        assert_eq!(back.hash_algorithm.oid, DigestAlgorithm::Sha256.oid());
     }
 }

@@ -1,13 +1,13 @@
-//! Digests and signature verification with aws-lc-rs.
+//! Digests and signature verification, on aws-lc-rs.
 //!
-//! Verification takes the key and the algorithm identifier as they stand in
-//! the certificate or SignerInfo, and maps them onto aws-lc-rs algorithms.
-//! Anything not mapped is `Unsupported`, never silently accepted.
+//! [`verify_signature`] maps an X.509/CMS algorithm identifier and a public
+//! key onto an aws-lc-rs verification algorithm, applying an
+//! [`AlgorithmPolicy`] first, and says what was used.
 
 use aws_lc_rs::{digest, signature};
 use const_oid::ObjectIdentifier;
-use const_oid::db::{rfc5912, rfc5912::ID_SHA_1};
-use der::{Decode, Encode};
+use der::asn1::UintRef;
+use der::{Decode, Encode, Sequence, Tagged};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 /// SHA-256 of `data`.
@@ -18,7 +18,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// A readable name for an OID (algorithms, attributes, extensions).
+/// A readable name for an algorithm OID.
 pub fn algorithm_name(oid: &ObjectIdentifier) -> String {
     const_oid::db::DB
         .by_oid(oid)
@@ -26,10 +26,54 @@ pub fn algorithm_name(oid: &ObjectIdentifier) -> String {
         .unwrap_or_else(|| oid.to_string())
 }
 
-/// The digest algorithms kyso knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Object identifiers used here (RFC 3279, 4055, 5758, 8017).
+pub mod oid {
+    use const_oid::ObjectIdentifier as Oid;
+
+    /// id-sha1.
+    pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+    /// id-sha256.
+    pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+    /// id-sha384.
+    pub const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+    /// id-sha512.
+    pub const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+    /// rsaEncryption.
+    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    /// sha1WithRSAEncryption.
+    pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+    /// sha256WithRSAEncryption.
+    pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+    /// sha384WithRSAEncryption.
+    pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+    /// sha512WithRSAEncryption.
+    pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    /// The OIW sha1WithRSASignature still found in old PKCS#7 signers.
+    pub const OIW_SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.3.14.3.2.29");
+    /// id-RSASSA-PSS.
+    pub const RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    /// id-mgf1.
+    pub const MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");
+    /// id-ecPublicKey.
+    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    /// ecdsa-with-SHA1.
+    pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+    /// ecdsa-with-SHA256.
+    pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+    /// ecdsa-with-SHA384.
+    pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+    /// ecdsa-with-SHA512.
+    pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+    /// secp256r1 (P-256).
+    pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    /// secp384r1 (P-384).
+    pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+}
+
+/// A digest algorithm kyso can compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum DigestAlgorithm {
-    /// SHA-1: only for legacy CA certificates and OCSP CertIDs.
+    /// SHA-1: only for binding certificates (ESS v1) and legacy CA signatures.
     Sha1,
     /// SHA-256.
     Sha256,
@@ -40,24 +84,24 @@ pub enum DigestAlgorithm {
 }
 
 impl DigestAlgorithm {
-    /// From a digest algorithm OID.
+    /// The algorithm for a digest OID, if supported.
     pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
         match *oid {
-            ID_SHA_1 => Some(Self::Sha1),
-            rfc5912::ID_SHA_256 => Some(Self::Sha256),
-            rfc5912::ID_SHA_384 => Some(Self::Sha384),
-            rfc5912::ID_SHA_512 => Some(Self::Sha512),
+            oid::SHA1 => Some(Self::Sha1),
+            oid::SHA256 => Some(Self::Sha256),
+            oid::SHA384 => Some(Self::Sha384),
+            oid::SHA512 => Some(Self::Sha512),
             _ => None,
         }
     }
 
-    /// The OID.
+    /// The digest OID.
     pub fn oid(self) -> ObjectIdentifier {
         match self {
-            Self::Sha1 => ID_SHA_1,
-            Self::Sha256 => rfc5912::ID_SHA_256,
-            Self::Sha384 => rfc5912::ID_SHA_384,
-            Self::Sha512 => rfc5912::ID_SHA_512,
+            Self::Sha1 => oid::SHA1,
+            Self::Sha256 => oid::SHA256,
+            Self::Sha384 => oid::SHA384,
+            Self::Sha512 => oid::SHA512,
         }
     }
 
@@ -71,9 +115,19 @@ impl DigestAlgorithm {
         }
     }
 
-    /// Output length in bytes.
+    /// Digest length in bytes.
     pub fn output_len(self) -> usize {
         self.aws().output_len()
+    }
+
+    /// One-shot digest of `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        digest::digest(self.aws(), data).as_ref().to_vec()
+    }
+
+    /// An incremental digester.
+    pub fn digester(self) -> Digester {
+        Digester::new(self)
     }
 
     fn aws(self) -> &'static digest::Algorithm {
@@ -84,46 +138,61 @@ impl DigestAlgorithm {
             Self::Sha512 => &digest::SHA512,
         }
     }
+}
 
-    /// The digest of `data`.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        digest::digest(self.aws(), data).as_ref().to_vec()
-    }
-
-    /// An incremental digester, for content that arrives in pieces.
-    pub fn digester(self) -> Digester {
-        Digester(digest::Context::new(self.aws()))
+impl std::fmt::Display for DigestAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
-/// Incremental digest.
+/// Incremental digest (for streamed detached content).
 #[derive(Clone)]
-pub struct Digester(digest::Context);
+pub struct Digester {
+    algorithm: DigestAlgorithm,
+    ctx: digest::Context,
+}
 
 impl std::fmt::Debug for Digester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Digester")
+        f.debug_struct("Digester")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
 impl Digester {
-    /// Adds data.
-    pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+    /// A fresh digester.
+    pub fn new(algorithm: DigestAlgorithm) -> Self {
+        Self {
+            algorithm,
+            ctx: digest::Context::new(algorithm.aws()),
+        }
     }
 
-    /// The digest.
+    /// The algorithm being computed.
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm
+    }
+
+    /// Feeds more data.
+    pub fn update(&mut self, data: &[u8]) {
+        self.ctx.update(data);
+    }
+
+    /// The digest of everything fed.
     pub fn finish(self) -> Vec<u8> {
-        self.0.finish().as_ref().to_vec()
+        self.ctx.finish().as_ref().to_vec()
     }
 }
 
-/// Which algorithms a verification accepts.
+/// What signature algorithms and keys are acceptable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlgorithmPolicy {
-    /// Accept SHA-1 (set only for CA certificates under configured legacy roots).
+    /// Accept SHA-1 signatures: only for CA certificates of configured legacy
+    /// roots (the government G1 hierarchy is sha1WithRSA).
     pub allow_sha1: bool,
-    /// Smallest RSA modulus accepted, bits.
+    /// Smallest RSA modulus accepted, in bits.
     pub min_rsa_bits: usize,
 }
 
@@ -136,73 +205,148 @@ impl Default for AlgorithmPolicy {
     }
 }
 
-/// The algorithm a signature was verified with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignatureAlgorithm {
-    /// RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA.
-    pub scheme: Scheme,
-    /// The digest.
-    pub digest: DigestAlgorithm,
+/// The signature scheme family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum SignatureScheme {
+    /// RSASSA-PKCS1-v1_5.
+    RsaPkcs1v15,
+    /// RSASSA-PSS (MGF1 with the same hash, salt as long as the hash).
+    RsaPss,
+    /// ECDSA with a DER-encoded signature.
+    Ecdsa,
 }
 
-/// Signature schemes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
-    /// RSASSA-PKCS1-v1_5.
-    RsaPkcs1,
-    /// RSASSA-PSS (MGF1 with the same digest, salt length = digest length).
-    RsaPss,
-    /// ECDSA on P-256.
-    EcdsaP256,
-    /// ECDSA on P-384.
-    EcdsaP384,
+/// Elliptic curves supported for ECDSA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Curve {
+    /// NIST P-256.
+    P256,
+    /// NIST P-384.
+    P384,
+}
+
+impl Curve {
+    /// "P-256" or "P-384".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::P256 => "P-256",
+            Self::P384 => "P-384",
+        }
+    }
+
+    fn bits(self) -> usize {
+        match self {
+            Self::P256 => 256,
+            Self::P384 => 384,
+        }
+    }
+}
+
+/// What a verified signature used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureAlgorithm {
+    /// The scheme.
+    pub scheme: SignatureScheme,
+    /// The hash the signature covers.
+    pub digest: DigestAlgorithm,
+    /// RSA modulus size or curve size.
+    pub key_bits: usize,
+    /// The curve, for ECDSA.
+    pub curve: Option<Curve>,
 }
 
 impl SignatureAlgorithm {
-    /// Whether SHA-1 was involved.
-    pub fn uses_sha1(self) -> bool {
+    /// Whether the signature covers a SHA-1 digest.
+    pub fn uses_sha1(&self) -> bool {
         self.digest == DigestAlgorithm::Sha1
     }
 
-    /// "RSA PKCS#1 v1.5 SHA-256", ...
-    pub fn name(self) -> String {
-        let s = match self.scheme {
-            Scheme::RsaPkcs1 => "RSA PKCS#1 v1.5",
-            Scheme::RsaPss => "RSASSA-PSS",
-            Scheme::EcdsaP256 => "ECDSA P-256",
-            Scheme::EcdsaP384 => "ECDSA P-384",
-        };
-        format!("{s} {}", self.digest.name())
+    /// "RSA PKCS#1 v1.5 SHA-256", "RSASSA-PSS SHA-256", "ECDSA P-256 SHA-256".
+    pub fn name(&self) -> String {
+        match (self.scheme, self.curve) {
+            (SignatureScheme::RsaPkcs1v15, _) => format!("RSA PKCS#1 v1.5 {}", self.digest),
+            (SignatureScheme::RsaPss, _) => format!("RSASSA-PSS {}", self.digest),
+            (SignatureScheme::Ecdsa, Some(c)) => format!("ECDSA {} {}", c.name(), self.digest),
+            (SignatureScheme::Ecdsa, None) => format!("ECDSA {}", self.digest),
+        }
     }
 }
 
-/// Why a signature did not verify.
+impl std::fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Why a signature was not accepted: a verdict detail, not a crate error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum SigError {
-    /// The signature does not match the key and message.
-    #[error("the signature value does not verify with the key")]
+    /// The signature does not verify with this key.
+    #[error("the signature does not verify")]
     Invalid,
-    /// An algorithm, curve or parameter set kyso does not implement.
+    /// Unknown algorithm, curve, parameters or malformed key.
     #[error("unsupported: {0}")]
     Unsupported(String),
-    /// An algorithm or key too weak for the policy.
-    #[error("not accepted: {0}")]
+    /// Known but below the policy (SHA-1, short RSA key).
+    #[error("too weak: {0}")]
     Weak(String),
 }
 
-const RSA_ENCRYPTION: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
-const ID_RSASSA_PSS: ObjectIdentifier = rfc5912::ID_RSASSA_PSS;
-const ID_MGF1: ObjectIdentifier = rfc5912::ID_MGF_1;
-const EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
-const SECP256R1: ObjectIdentifier = rfc5912::SECP_256_R_1;
-const SECP384R1: ObjectIdentifier = rfc5912::SECP_384_R_1;
+/// RSASSA-PSS-params (RFC 4055 §3.1); absent fields take the RFC defaults.
+#[derive(Clone, Debug, Sequence)]
+struct PssParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mask_gen: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    salt_len: Option<u32>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    trailer: Option<u32>,
+}
 
-/// Verifies `signature` over `message` with the key in `spki`.
+/// RSAPublicKey (RFC 8017 A.1.1).
+#[derive(Clone, Debug, Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+/// Size in bits of an RSA key's modulus; `None` if not an RSA key or malformed.
+pub fn rsa_modulus_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
+    let alg = spki.algorithm.oid;
+    if alg != oid::RSA_ENCRYPTION && alg != oid::RSASSA_PSS {
+        return None;
+    }
+    rsa_bits_of(spki.subject_public_key.as_bytes()?)
+}
+
+fn rsa_bits_of(key: &[u8]) -> Option<usize> {
+    let k = RsaPublicKey::from_der(key).ok()?;
+    let m = k.modulus.as_bytes();
+    let (&first, _) = m.split_first()?;
+    Some((m.len() - 1) * 8 + (8 - first.leading_zeros() as usize))
+}
+
+/// Key size in bits: RSA modulus or EC curve size; `None` if unknown.
+pub fn public_key_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
+    rsa_modulus_bits(spki).or_else(|| ec_curve(spki).ok().map(Curve::bits))
+}
+
+/// The hash a signature algorithm covers (`digest` for the bare key OIDs
+/// rsaEncryption and id-ecPublicKey used as a CMS signature algorithm).
+pub fn signature_digest(
+    sig_alg: &AlgorithmIdentifierOwned,
+    digest: Option<DigestAlgorithm>,
+) -> Option<DigestAlgorithm> {
+    resolve_scheme(sig_alg, digest).ok().map(|(_, d)| d)
+}
+
+/// Verifies `signature` over `message` with the key of `spki`.
 ///
-/// `sig_alg` is the algorithm identifier of the certificate or SignerInfo;
-/// where it names only the key type (rsaEncryption, id-ecPublicKey, as CMS
-/// signers often do), `digest` supplies the hash.
+/// `sig_alg` is the signature AlgorithmIdentifier (certificate or SignerInfo);
+/// `digest` is the CMS SignerInfo digest algorithm, used when `sig_alg` is
+/// the bare key algorithm (rsaEncryption, id-ecPublicKey).
 pub fn verify_signature(
     spki: &SubjectPublicKeyInfoOwned,
     sig_alg: &AlgorithmIdentifierOwned,
@@ -211,227 +355,699 @@ pub fn verify_signature(
     signature: &[u8],
     policy: AlgorithmPolicy,
 ) -> Result<SignatureAlgorithm, SigError> {
-    let alg = resolve(spki, sig_alg, digest)?;
-    if alg.uses_sha1() && !policy.allow_sha1 {
+    let r = resolve(spki, sig_alg, digest, policy)?;
+    signature::UnparsedPublicKey::new(r.verifier, r.key)
+        .verify(message, signature)
+        .map_err(|_| SigError::Invalid)?;
+    Ok(r.alg)
+}
+
+/// Like [`verify_signature`], over a digest already computed by the caller
+/// (a detached signature without signed attributes, digest-only request).
+///
+/// `digest_alg` must be the hash of the signature algorithm.
+pub fn verify_signature_prehashed(
+    spki: &SubjectPublicKeyInfoOwned,
+    sig_alg: &AlgorithmIdentifierOwned,
+    digest_alg: DigestAlgorithm,
+    digest_value: &[u8],
+    signature: &[u8],
+    policy: AlgorithmPolicy,
+) -> Result<SignatureAlgorithm, SigError> {
+    let r = resolve(spki, sig_alg, Some(digest_alg), policy)?;
+    if r.alg.digest != digest_alg {
+        return Err(SigError::Unsupported(format!(
+            "the signature covers a {} digest, the digest given is {}",
+            r.alg.digest, digest_alg
+        )));
+    }
+    let d = digest::Digest::import_less_safe(digest_value, digest_alg.aws()).map_err(|_| {
+        SigError::Unsupported(format!(
+            "a {} digest has {} bytes, not {}",
+            digest_alg,
+            digest_alg.output_len(),
+            digest_value.len()
+        ))
+    })?;
+    signature::UnparsedPublicKey::new(r.verifier, r.key)
+        .verify_digest(&d, signature)
+        .map_err(|_| SigError::Invalid)?;
+    Ok(r.alg)
+}
+
+struct Resolved<'a> {
+    alg: SignatureAlgorithm,
+    verifier: &'static dyn signature::VerificationAlgorithm,
+    key: &'a [u8],
+}
+
+/// The hash algorithm of an AlgorithmIdentifier with NULL or absent parameters.
+fn hash_of(ai: &AlgorithmIdentifierOwned, what: &str) -> Result<DigestAlgorithm, SigError> {
+    params_null_or_absent(ai, what)?;
+    DigestAlgorithm::from_oid(&ai.oid)
+        .ok_or_else(|| SigError::Unsupported(format!("{what} hash {}", algorithm_name(&ai.oid))))
+}
+
+fn params_null_or_absent(ai: &AlgorithmIdentifierOwned, what: &str) -> Result<(), SigError> {
+    match &ai.parameters {
+        None => Ok(()),
+        Some(p) if p.tag() == der::Tag::Null && p.value().is_empty() => Ok(()),
+        Some(_) => Err(SigError::Unsupported(format!(
+            "unexpected parameters for {what} {}",
+            algorithm_name(&ai.oid)
+        ))),
+    }
+}
+
+fn resolve_scheme(
+    sig_alg: &AlgorithmIdentifierOwned,
+    digest: Option<DigestAlgorithm>,
+) -> Result<(SignatureScheme, DigestAlgorithm), SigError> {
+    use DigestAlgorithm as D;
+    use SignatureScheme as S;
+    let need_digest = || {
+        digest.ok_or_else(|| {
+            SigError::Unsupported(format!(
+                "{} as a signature algorithm without a digest algorithm",
+                algorithm_name(&sig_alg.oid)
+            ))
+        })
+    };
+    let fixed = |scheme, d| -> Result<(S, D), SigError> {
+        params_null_or_absent(sig_alg, "signature algorithm")?;
+        Ok((scheme, d))
+    };
+    match sig_alg.oid {
+        oid::SHA1_WITH_RSA | oid::OIW_SHA1_WITH_RSA => fixed(S::RsaPkcs1v15, D::Sha1),
+        oid::SHA256_WITH_RSA => fixed(S::RsaPkcs1v15, D::Sha256),
+        oid::SHA384_WITH_RSA => fixed(S::RsaPkcs1v15, D::Sha384),
+        oid::SHA512_WITH_RSA => fixed(S::RsaPkcs1v15, D::Sha512),
+        oid::RSA_ENCRYPTION => {
+            params_null_or_absent(sig_alg, "signature algorithm")?;
+            Ok((S::RsaPkcs1v15, need_digest()?))
+        }
+        oid::ECDSA_WITH_SHA1 => fixed(S::Ecdsa, D::Sha1),
+        oid::ECDSA_WITH_SHA256 => fixed(S::Ecdsa, D::Sha256),
+        oid::ECDSA_WITH_SHA384 => fixed(S::Ecdsa, D::Sha384),
+        oid::ECDSA_WITH_SHA512 => fixed(S::Ecdsa, D::Sha512),
+        // Some CMS signers name the key algorithm; the curve comes from the key.
+        oid::EC_PUBLIC_KEY => Ok((S::Ecdsa, need_digest()?)),
+        oid::RSASSA_PSS => Ok((S::RsaPss, pss_hash(sig_alg)?)),
+        other => Err(SigError::Unsupported(format!(
+            "signature algorithm {}",
+            algorithm_name(&other)
+        ))),
+    }
+}
+
+/// Checks RSASSA-PSS parameters against what aws-lc-rs implements (MGF1 with
+/// the same hash, salt length equal to the hash length, trailer 1) and
+/// returns the hash.
+fn pss_hash(sig_alg: &AlgorithmIdentifierOwned) -> Result<DigestAlgorithm, SigError> {
+    let params = sig_alg.parameters.as_ref().ok_or_else(|| {
+        SigError::Unsupported("RSASSA-PSS without parameters (SHA-1 defaults)".into())
+    })?;
+    let der = params
+        .to_der()
+        .map_err(|e| SigError::Unsupported(format!("RSASSA-PSS parameters: {e}")))?;
+    let p = PssParams::from_der(&der)
+        .map_err(|e| SigError::Unsupported(format!("malformed RSASSA-PSS parameters: {e}")))?;
+    let hash = match &p.hash {
+        Some(h) => hash_of(h, "RSASSA-PSS")?,
+        None => DigestAlgorithm::Sha1,
+    };
+    if hash == DigestAlgorithm::Sha1 {
+        return Err(SigError::Unsupported("RSASSA-PSS with SHA-1".into()));
+    }
+    let mgf_hash = match &p.mask_gen {
+        None => DigestAlgorithm::Sha1,
+        Some(m) if m.oid == oid::MGF1 => {
+            let inner = m
+                .parameters
+                .as_ref()
+                .ok_or_else(|| SigError::Unsupported("MGF1 without a hash".into()))?;
+            let inner = inner
+                .to_der()
+                .ok()
+                .and_then(|d| AlgorithmIdentifierOwned::from_der(&d).ok())
+                .ok_or_else(|| SigError::Unsupported("malformed MGF1 parameters".into()))?;
+            hash_of(&inner, "MGF1")?
+        }
+        Some(m) => {
+            return Err(SigError::Unsupported(format!(
+                "RSASSA-PSS mask generation {}",
+                algorithm_name(&m.oid)
+            )));
+        }
+    };
+    if mgf_hash != hash {
+        return Err(SigError::Unsupported(format!(
+            "RSASSA-PSS with MGF1-{mgf_hash} and {hash}: only MGF1 with the same hash is supported"
+        )));
+    }
+    let salt = p.salt_len.unwrap_or(20) as usize;
+    if salt != hash.output_len() {
+        return Err(SigError::Unsupported(format!(
+            "RSASSA-PSS salt length {salt} with {hash}: only a salt as long as the hash ({}) is supported",
+            hash.output_len()
+        )));
+    }
+    if p.trailer.is_some_and(|t| t != 1) {
+        return Err(SigError::Unsupported(
+            "RSASSA-PSS trailer field other than 1".into(),
+        ));
+    }
+    Ok(hash)
+}
+
+fn ec_curve(spki: &SubjectPublicKeyInfoOwned) -> Result<Curve, SigError> {
+    if spki.algorithm.oid != oid::EC_PUBLIC_KEY {
+        return Err(SigError::Unsupported(format!(
+            "ECDSA signature with a {} key",
+            algorithm_name(&spki.algorithm.oid)
+        )));
+    }
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+        .ok_or_else(|| SigError::Unsupported("EC key without a named curve".into()))?;
+    match curve {
+        oid::P256 => Ok(Curve::P256),
+        oid::P384 => Ok(Curve::P384),
+        other => Err(SigError::Unsupported(format!(
+            "curve {}",
+            algorithm_name(&other)
+        ))),
+    }
+}
+
+fn resolve<'a>(
+    spki: &'a SubjectPublicKeyInfoOwned,
+    sig_alg: &AlgorithmIdentifierOwned,
+    digest: Option<DigestAlgorithm>,
+    policy: AlgorithmPolicy,
+) -> Result<Resolved<'a>, SigError> {
+    use DigestAlgorithm as D;
+    use SignatureScheme as S;
+    let (scheme, hash) = resolve_scheme(sig_alg, digest)?;
+    if hash == D::Sha1 && !policy.allow_sha1 {
         return Err(SigError::Weak(format!(
-            "{} (SHA-1 is accepted only on CA certificates under a legacy root)",
-            alg.name()
+            "{} signature with SHA-1",
+            algorithm_name(&sig_alg.oid)
         )));
     }
     let key = spki
         .subject_public_key
         .as_bytes()
         .ok_or_else(|| SigError::Unsupported("public key BIT STRING with unused bits".into()))?;
-    let verify_alg: &dyn signature::VerificationAlgorithm = match (alg.scheme, alg.digest) {
-        (Scheme::RsaPkcs1 | Scheme::RsaPss, _) => {
-            let bits = rsa_modulus_bits(key).ok_or_else(|| {
-                SigError::Unsupported("RSA public key that does not parse".into())
-            })?;
-            if bits < policy.min_rsa_bits {
-                return Err(SigError::Weak(format!(
-                    "RSA key of {bits} bits (at least {} required)",
-                    policy.min_rsa_bits
-                )));
-            }
-            match (alg.scheme, alg.digest) {
-                (Scheme::RsaPkcs1, DigestAlgorithm::Sha1) => {
-                    &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+    let key_alg = spki.algorithm.oid;
+    let (verifier, key_bits, curve): (&'static dyn signature::VerificationAlgorithm, _, _) =
+        match scheme {
+            S::RsaPkcs1v15 | S::RsaPss => {
+                // An id-RSASSA-PSS key must not sign PKCS#1 v1.5 (RFC 4055 §1.2).
+                let key_ok = key_alg == oid::RSA_ENCRYPTION
+                    || (scheme == S::RsaPss && key_alg == oid::RSASSA_PSS);
+                if !key_ok {
+                    return Err(SigError::Unsupported(format!(
+                        "{} signature with a {} key",
+                        algorithm_name(&sig_alg.oid),
+                        algorithm_name(&key_alg)
+                    )));
                 }
-                (Scheme::RsaPkcs1, DigestAlgorithm::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
-                (Scheme::RsaPkcs1, DigestAlgorithm::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
-                (Scheme::RsaPkcs1, DigestAlgorithm::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
-                (_, DigestAlgorithm::Sha256) => &signature::RSA_PSS_2048_8192_SHA256,
-                (_, DigestAlgorithm::Sha384) => &signature::RSA_PSS_2048_8192_SHA384,
-                (_, DigestAlgorithm::Sha512) => &signature::RSA_PSS_2048_8192_SHA512,
-                (_, DigestAlgorithm::Sha1) => {
-                    return Err(SigError::Unsupported("RSASSA-PSS with SHA-1".into()));
+                let bits = rsa_bits_of(key)
+                    .ok_or_else(|| SigError::Unsupported("malformed RSA public key".into()))?;
+                if bits < policy.min_rsa_bits {
+                    return Err(SigError::Weak(format!(
+                        "RSA key of {bits} bits, at least {} required",
+                        policy.min_rsa_bits
+                    )));
                 }
+                if bits > 8192 {
+                    return Err(SigError::Unsupported(format!(
+                        "RSA key of {bits} bits (at most 8192)"
+                    )));
+                }
+                (rsa_verifier(scheme, hash, bits)?, bits, None)
             }
-        }
-        (Scheme::EcdsaP256, DigestAlgorithm::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-        (Scheme::EcdsaP256, DigestAlgorithm::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-        (Scheme::EcdsaP256, DigestAlgorithm::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
-        (Scheme::EcdsaP256, DigestAlgorithm::Sha1) => &signature::ECDSA_P256_SHA1_ASN1,
-        (Scheme::EcdsaP384, DigestAlgorithm::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-        (Scheme::EcdsaP384, DigestAlgorithm::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-        (Scheme::EcdsaP384, DigestAlgorithm::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
-        (Scheme::EcdsaP384, DigestAlgorithm::Sha1) => {
-            return Err(SigError::Unsupported("ECDSA P-384 with SHA-1".into()));
-        }
-    };
-    signature::UnparsedPublicKey::new(verify_alg, key)
-        .verify(message, signature)
-        .map_err(|_| SigError::Invalid)?;
-    Ok(alg)
+            S::Ecdsa => {
+                let curve = ec_curve(spki)?;
+                let v: &'static dyn signature::VerificationAlgorithm = match (curve, hash) {
+                    (Curve::P256, D::Sha1) => &signature::ECDSA_P256_SHA1_ASN1,
+                    (Curve::P256, D::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+                    (Curve::P256, D::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+                    (Curve::P256, D::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+                    (Curve::P384, D::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+                    (Curve::P384, D::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+                    (Curve::P384, D::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+                    (Curve::P384, D::Sha1) => {
+                        return Err(SigError::Unsupported("ECDSA P-384 with SHA-1".into()));
+                    }
+                };
+                (v, curve.bits(), Some(curve))
+            }
+        };
+    Ok(Resolved {
+        alg: SignatureAlgorithm {
+            scheme,
+            digest: hash,
+            key_bits,
+            curve,
+        },
+        verifier,
+        key,
+    })
 }
 
-/// Maps (key, algorithm identifier, digest hint) onto a scheme and digest.
-fn resolve(
-    spki: &SubjectPublicKeyInfoOwned,
-    sig_alg: &AlgorithmIdentifierOwned,
-    digest: Option<DigestAlgorithm>,
-) -> Result<SignatureAlgorithm, SigError> {
-    let key_oid = spki.algorithm.oid;
-    let need_digest = || {
-        digest.ok_or_else(|| {
-            SigError::Unsupported(format!(
-                "{} names no digest and none was given",
-                algorithm_name(&sig_alg.oid)
-            ))
-        })
-    };
-    let (scheme_family, digest) = match sig_alg.oid {
-        RSA_ENCRYPTION => ("rsa", need_digest()?),
-        rfc5912::SHA_1_WITH_RSA_ENCRYPTION => ("rsa", DigestAlgorithm::Sha1),
-        rfc5912::SHA_256_WITH_RSA_ENCRYPTION => ("rsa", DigestAlgorithm::Sha256),
-        rfc5912::SHA_384_WITH_RSA_ENCRYPTION => ("rsa", DigestAlgorithm::Sha384),
-        rfc5912::SHA_512_WITH_RSA_ENCRYPTION => ("rsa", DigestAlgorithm::Sha512),
-        ID_RSASSA_PSS => ("pss", pss_digest(sig_alg)?),
-        EC_PUBLIC_KEY => ("ec", need_digest()?),
-        rfc5912::ECDSA_WITH_SHA_256 => ("ec", DigestAlgorithm::Sha256),
-        rfc5912::ECDSA_WITH_SHA_384 => ("ec", DigestAlgorithm::Sha384),
-        rfc5912::ECDSA_WITH_SHA_512 => ("ec", DigestAlgorithm::Sha512),
-        other => {
+fn rsa_verifier(
+    scheme: SignatureScheme,
+    hash: DigestAlgorithm,
+    bits: usize,
+) -> Result<&'static dyn signature::VerificationAlgorithm, SigError> {
+    use DigestAlgorithm as D;
+    use SignatureScheme as S;
+    let large = bits >= 2048;
+    let v: &'static dyn signature::VerificationAlgorithm = match (scheme, hash, large) {
+        (S::RsaPkcs1v15, D::Sha1, true) => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        (S::RsaPkcs1v15, D::Sha256, true) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (S::RsaPkcs1v15, D::Sha384, true) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (S::RsaPkcs1v15, D::Sha512, true) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (S::RsaPss, D::Sha256, true) => &signature::RSA_PSS_2048_8192_SHA256,
+        (S::RsaPss, D::Sha384, true) => &signature::RSA_PSS_2048_8192_SHA384,
+        (S::RsaPss, D::Sha512, true) => &signature::RSA_PSS_2048_8192_SHA512,
+        // Keys under 2048 bits only get here when the policy allows them.
+        (S::RsaPkcs1v15, D::Sha1, false) if bits >= 1024 => {
+            &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY
+        }
+        (S::RsaPkcs1v15, D::Sha256, false) if bits >= 1024 => {
+            &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+        }
+        (S::RsaPkcs1v15, D::Sha512, false) if bits >= 1024 => {
+            &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+        }
+        _ => {
             return Err(SigError::Unsupported(format!(
-                "signature algorithm {}",
-                algorithm_name(&other)
+                "{} with {hash} and a {bits}-bit RSA key",
+                match scheme {
+                    S::RsaPss => "RSASSA-PSS",
+                    _ => "RSA PKCS#1 v1.5",
+                }
             )));
         }
     };
-    let scheme = match (scheme_family, key_oid) {
-        ("rsa", RSA_ENCRYPTION) => Scheme::RsaPkcs1,
-        ("pss", RSA_ENCRYPTION | ID_RSASSA_PSS) => Scheme::RsaPss,
-        ("ec", EC_PUBLIC_KEY) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-            match curve {
-                Some(SECP256R1) => Scheme::EcdsaP256,
-                Some(SECP384R1) => Scheme::EcdsaP384,
-                Some(c) => {
-                    return Err(SigError::Unsupported(format!("EC curve {}", algorithm_name(&c))));
-                }
-                None => return Err(SigError::Unsupported("EC key without a named curve".into())),
-            }
-        }
-        (_, k) => {
-            return Err(SigError::Unsupported(format!(
-                "{} with a {} key",
-                algorithm_name(&sig_alg.oid),
-                algorithm_name(&k)
-            )));
-        }
-    };
-    Ok(SignatureAlgorithm { scheme, digest })
-}
-
-/// RSASSA-PSS-params: the hash, MGF1 with the same hash, salt length equal
-/// to the hash length, trailer 1. aws-lc-rs verifies exactly that profile,
-/// which is also what RFC 8017 recommends and what openssl writes with
-/// `rsa_pss_saltlen:digest`.
-fn pss_digest(alg: &AlgorithmIdentifierOwned) -> Result<DigestAlgorithm, SigError> {
-    let params = alg
-        .parameters
-        .as_ref()
-        .ok_or_else(|| SigError::Unsupported("RSASSA-PSS without parameters".into()))?;
-    let der = params
-        .to_der()
-        .map_err(|e| SigError::Unsupported(format!("RSASSA-PSS parameters: {e}")))?;
-    let p = RsaPssParams::from_der(&der)
-        .map_err(|e| SigError::Unsupported(format!("RSASSA-PSS parameters: {e}")))?;
-    let hash_oid = p.hash.as_ref().map(|h| h.oid).unwrap_or(ID_SHA_1);
-    let hash = DigestAlgorithm::from_oid(&hash_oid).ok_or_else(|| {
-        SigError::Unsupported(format!("RSASSA-PSS hash {}", algorithm_name(&hash_oid)))
-    })?;
-    let mgf_hash = match &p.mask_gen {
-        None => ID_SHA_1,
-        Some(m) if m.oid == ID_MGF1 => m
-            .parameters
-            .as_ref()
-            .and_then(|a| a.decode_as::<AlgorithmIdentifierOwned>().ok())
-            .map(|a| a.oid)
-            .ok_or_else(|| SigError::Unsupported("MGF1 without a hash".into()))?,
-        Some(m) => {
-            return Err(SigError::Unsupported(format!(
-                "mask generation {}",
-                algorithm_name(&m.oid)
-            )));
-        }
-    };
-    if mgf_hash != hash_oid {
-        return Err(SigError::Unsupported(format!(
-            "RSASSA-PSS with MGF1 hash {} differing from the hash {}",
-            algorithm_name(&mgf_hash),
-            hash.name()
-        )));
-    }
-    let salt = p.salt_len.unwrap_or(20);
-    if usize::from(salt) != hash.output_len() {
-        return Err(SigError::Unsupported(format!(
-            "RSASSA-PSS salt length {salt} (only the digest length, {}, is supported)",
-            hash.output_len()
-        )));
-    }
-    if p.trailer.unwrap_or(1) != 1 {
-        return Err(SigError::Unsupported("RSASSA-PSS trailer field other than 1".into()));
-    }
-    Ok(hash)
-}
-
-/// RSASSA-PSS-params (RFC 4055), with every field's explicit tag.
-#[derive(Clone, Debug, der::Sequence)]
-struct RsaPssParams {
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
-    hash: Option<AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
-    mask_gen: Option<AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
-    salt_len: Option<u16>,
-    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    trailer: Option<u8>,
-}
-
-/// RSAPublicKey (PKCS#1).
-#[derive(Clone, Debug, der::Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: der::asn1::UintRef<'a>,
-    public_exponent: der::asn1::UintRef<'a>,
-}
-
-/// Bits of an RSA modulus given the RSAPublicKey DER.
-pub fn rsa_modulus_bits(rsa_public_key_der: &[u8]) -> Option<usize> {
-    let k = RsaPublicKey::from_der(rsa_public_key_der).ok()?;
-    let m = k.modulus.as_bytes();
-    let first = *m.first()?;
-    Some((m.len() - 1) * 8 + (8 - first.leading_zeros() as usize))
+    Ok(v)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
+    use spki::der::asn1::BitString;
 
-    #[test]
-    fn digests_have_their_lengths() {
-        for (d, n) in [
-            (DigestAlgorithm::Sha1, 20),
-            (DigestAlgorithm::Sha256, 32),
-            (DigestAlgorithm::Sha384, 48),
-            (DigestAlgorithm::Sha512, 64),
-        ] {
-            assert_eq!(d.digest(b"abc").len(), n);
-            assert_eq!(DigestAlgorithm::from_oid(&d.oid()), Some(d));
-            let mut g = d.digester();
-            g.update(b"a");
-            g.update(b"bc");
-            assert_eq!(g.finish(), d.digest(b"abc"));
+    fn ai(oid: ObjectIdentifier, params: Option<der::Any>) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid,
+            parameters: params,
         }
     }
 
+    fn null() -> Option<der::Any> {
+        Some(der::Any::from(der::asn1::Null))
+    }
+
+    fn rsa_spki(pair: &RsaKeyPair, alg: ObjectIdentifier) -> SubjectPublicKeyInfoOwned {
+        SubjectPublicKeyInfoOwned {
+            algorithm: ai(alg, null()),
+            subject_public_key: BitString::from_bytes(pair.public_key().as_ref()).unwrap(),
+        }
+    }
+
+    fn ec_spki(pair: &EcdsaKeyPair, curve: ObjectIdentifier) -> SubjectPublicKeyInfoOwned {
+        SubjectPublicKeyInfoOwned {
+            algorithm: ai(
+                oid::EC_PUBLIC_KEY,
+                Some(der::Any::encode_from(&curve).unwrap()),
+            ),
+            subject_public_key: BitString::from_bytes(pair.public_key().as_ref()).unwrap(),
+        }
+    }
+
+    fn rsa_pair(bits: aws_lc_rs::rsa::KeySize) -> RsaKeyPair {
+        RsaKeyPair::generate(bits).unwrap()
+    }
+
+    fn rsa_sign(
+        pair: &RsaKeyPair,
+        enc: &'static dyn signature::RsaEncoding,
+        msg: &[u8],
+    ) -> Vec<u8> {
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(enc, &SystemRandom::new(), msg, &mut sig).unwrap();
+        sig
+    }
+
+    fn pss_params(hash: ObjectIdentifier, mgf_hash: ObjectIdentifier, salt: u32) -> der::Any {
+        let p = PssParams {
+            hash: Some(ai(hash, null())),
+            mask_gen: Some(ai(
+                oid::MGF1,
+                Some(der::Any::encode_from(&ai(mgf_hash, null())).unwrap()),
+            )),
+            salt_len: Some(salt),
+            trailer: None,
+        };
+        der::Any::encode_from(&p).unwrap()
+    }
+
     #[test]
-    fn rsa_bits_of_garbage_is_none() {
-        assert_eq!(rsa_modulus_bits(&[0x30, 0x03, 0x02, 0x01]), None);
-        assert_eq!(rsa_modulus_bits(&[]), None);
+    fn digests() {
+        assert_eq!(
+            hex::encode(DigestAlgorithm::Sha256.digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let mut d = DigestAlgorithm::Sha384.digester();
+        d.update(b"a");
+        d.update(b"bc");
+        assert_eq!(d.finish(), DigestAlgorithm::Sha384.digest(b"abc"));
+        for alg in [
+            DigestAlgorithm::Sha1,
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha384,
+            DigestAlgorithm::Sha512,
+        ] {
+            assert_eq!(DigestAlgorithm::from_oid(&alg.oid()), Some(alg));
+            assert_eq!(alg.digest(b"").len(), alg.output_len());
+        }
+        assert_eq!(DigestAlgorithm::Sha512.name(), "SHA-512");
+        assert_eq!(DigestAlgorithm::from_oid(&oid::RSA_ENCRYPTION), None);
+    }
+
+    #[test]
+    fn rsa_pkcs1_and_pss() {
+        let pair = rsa_pair(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let spki = rsa_spki(&pair, oid::RSA_ENCRYPTION);
+        assert_eq!(rsa_modulus_bits(&spki), Some(2048));
+        let policy = AlgorithmPolicy::default();
+        let msg = b"hello kyso";
+
+        let sig = rsa_sign(&pair, &signature::RSA_PKCS1_SHA256, msg);
+        let alg = ai(oid::SHA256_WITH_RSA, null());
+        let used = verify_signature(&spki, &alg, None, msg, &sig, policy).unwrap();
+        assert_eq!(used.name(), "RSA PKCS#1 v1.5 SHA-256");
+        assert_eq!(used.key_bits, 2048);
+        // rsaEncryption plus the SignerInfo digest algorithm.
+        let bare = ai(oid::RSA_ENCRYPTION, null());
+        assert!(
+            verify_signature(
+                &spki,
+                &bare,
+                Some(DigestAlgorithm::Sha256),
+                msg,
+                &sig,
+                policy
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            verify_signature(&spki, &bare, None, msg, &sig, policy),
+            Err(SigError::Unsupported(_))
+        ));
+        // Prehashed.
+        let dg = DigestAlgorithm::Sha256.digest(msg);
+        assert!(
+            verify_signature_prehashed(&spki, &alg, DigestAlgorithm::Sha256, &dg, &sig, policy)
+                .is_ok()
+        );
+        assert!(matches!(
+            verify_signature_prehashed(
+                &spki,
+                &alg,
+                DigestAlgorithm::Sha384,
+                &DigestAlgorithm::Sha384.digest(msg),
+                &sig,
+                policy
+            ),
+            Err(SigError::Unsupported(_))
+        ));
+        // Tampering.
+        assert_eq!(
+            verify_signature(&spki, &alg, None, b"hello kysO", &sig, policy),
+            Err(SigError::Invalid)
+        );
+        let mut bad = sig.clone();
+        bad[10] ^= 1;
+        assert_eq!(
+            verify_signature(&spki, &alg, None, msg, &bad, policy),
+            Err(SigError::Invalid)
+        );
+        // Wrong hash claimed.
+        let alg512 = ai(oid::SHA512_WITH_RSA, null());
+        assert_eq!(
+            verify_signature(&spki, &alg512, None, msg, &sig, policy),
+            Err(SigError::Invalid)
+        );
+
+        // PSS with the supported parameters.
+        let sig = rsa_sign(&pair, &signature::RSA_PSS_SHA384, msg);
+        let pss = ai(
+            oid::RSASSA_PSS,
+            Some(pss_params(oid::SHA384, oid::SHA384, 48)),
+        );
+        let used = verify_signature(&spki, &pss, None, msg, &sig, policy).unwrap();
+        assert_eq!(used.name(), "RSASSA-PSS SHA-384");
+        // Parameters aws-lc-rs cannot check.
+        for params in [
+            pss_params(oid::SHA384, oid::SHA256, 48),
+            pss_params(oid::SHA384, oid::SHA384, 20),
+        ] {
+            let pss = ai(oid::RSASSA_PSS, Some(params));
+            match verify_signature(&spki, &pss, None, msg, &sig, policy) {
+                Err(SigError::Unsupported(m)) => assert!(m.contains("RSASSA-PSS"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            verify_signature(&spki, &ai(oid::RSASSA_PSS, None), None, msg, &sig, policy),
+            Err(SigError::Unsupported(_))
+        ));
+    }
+
+    /// aws-lc-rs does not sign with SHA-1: the legacy signature comes from openssl.
+    #[test]
+    fn sha1_only_when_allowed() {
+        use std::process::Command;
+        let dir = std::env::temp_dir().join(
+            format!(
+                "kyso-pki-crypto-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            )
+            .replace([' ', ':', '{', '}', ','], "_"),
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(dir.join("msg"), b"legacy").unwrap();
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "k.pem",
+        ]);
+        run(&[
+            "pkey", "-in", "k.pem", "-pubout", "-outform", "DER", "-out", "pub.der",
+        ]);
+        run(&["dgst", "-sha1", "-sign", "k.pem", "-out", "sig", "msg"]);
+        let spki =
+            SubjectPublicKeyInfoOwned::from_der(&std::fs::read(dir.join("pub.der")).unwrap())
+                .unwrap();
+        let sig = std::fs::read(dir.join("sig")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let msg = b"legacy";
+        let alg = ai(oid::SHA1_WITH_RSA, null());
+        assert!(matches!(
+            verify_signature(&spki, &alg, None, msg, &sig, AlgorithmPolicy::default()),
+            Err(SigError::Weak(_))
+        ));
+        let legacy = AlgorithmPolicy {
+            allow_sha1: true,
+            ..AlgorithmPolicy::default()
+        };
+        let used = verify_signature(&spki, &alg, None, msg, &sig, legacy).unwrap();
+        assert_eq!(used.name(), "RSA PKCS#1 v1.5 SHA-1");
+        assert!(used.uses_sha1());
+        assert_eq!(
+            verify_signature(&spki, &alg, None, b"legacY", &sig, legacy),
+            Err(SigError::Invalid)
+        );
+    }
+
+    #[test]
+    fn short_rsa_keys_are_weak() {
+        // A 1024-bit public key: only its size matters for the policy check.
+        let mut modulus = [0u8; 129];
+        modulus[1] = 0xc0;
+        let key = RsaPublicKey {
+            modulus: UintRef::new(&modulus[1..]).unwrap(),
+            public_exponent: UintRef::new(&[1, 0, 1]).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        let spki = SubjectPublicKeyInfoOwned {
+            algorithm: ai(oid::RSA_ENCRYPTION, null()),
+            subject_public_key: BitString::from_bytes(&key).unwrap(),
+        };
+        assert_eq!(rsa_modulus_bits(&spki), Some(1024));
+        assert_eq!(public_key_bits(&spki), Some(1024));
+        let alg = ai(oid::SHA256_WITH_RSA, null());
+        assert!(matches!(
+            verify_signature(
+                &spki,
+                &alg,
+                None,
+                b"m",
+                &[0; 128],
+                AlgorithmPolicy::default()
+            ),
+            Err(SigError::Weak(_))
+        ));
+        let lax = AlgorithmPolicy {
+            allow_sha1: false,
+            min_rsa_bits: 1024,
+        };
+        assert_eq!(
+            verify_signature(&spki, &alg, None, b"m", &[0; 128], lax),
+            Err(SigError::Invalid)
+        );
+    }
+
+    #[test]
+    fn ecdsa_p256_and_p384() {
+        let rng = SystemRandom::new();
+        let policy = AlgorithmPolicy::default();
+        let msg = b"ecdsa";
+        for (signing, curve, sig_oid, name) in [
+            (
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                oid::P256,
+                oid::ECDSA_WITH_SHA256,
+                "ECDSA P-256 SHA-256",
+            ),
+            (
+                &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                oid::P384,
+                oid::ECDSA_WITH_SHA384,
+                "ECDSA P-384 SHA-384",
+            ),
+        ] {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref()).unwrap();
+            let sig = pair.sign(&rng, msg).unwrap();
+            let spki = ec_spki(&pair, curve);
+            let used = verify_signature(&spki, &ai(sig_oid, None), None, msg, sig.as_ref(), policy)
+                .unwrap();
+            assert_eq!(used.name(), name);
+            assert_eq!(public_key_bits(&spki), Some(used.key_bits));
+            // id-ecPublicKey as the signature algorithm, with the digest.
+            let bare = ai(oid::EC_PUBLIC_KEY, None);
+            assert!(
+                verify_signature(&spki, &bare, Some(used.digest), msg, sig.as_ref(), policy)
+                    .is_ok()
+            );
+            assert_eq!(
+                verify_signature(
+                    &spki,
+                    &ai(sig_oid, None),
+                    None,
+                    b"other",
+                    sig.as_ref(),
+                    policy
+                ),
+                Err(SigError::Invalid)
+            );
+            // Prehashed.
+            let dg = used.digest.digest(msg);
+            assert!(
+                verify_signature_prehashed(
+                    &spki,
+                    &ai(sig_oid, None),
+                    used.digest,
+                    &dg,
+                    sig.as_ref(),
+                    policy
+                )
+                .is_ok()
+            );
+            // An ECDSA signature with an RSA algorithm identifier.
+            assert!(matches!(
+                verify_signature(
+                    &spki,
+                    &ai(oid::SHA256_WITH_RSA, null()),
+                    None,
+                    msg,
+                    sig.as_ref(),
+                    policy
+                ),
+                Err(SigError::Unsupported(_))
+            ));
+        }
+        // Unknown curve.
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref())
+                .unwrap();
+        let spki = ec_spki(&pair, ObjectIdentifier::new_unwrap("1.3.132.0.35"));
+        assert!(matches!(
+            verify_signature(
+                &spki,
+                &ai(oid::ECDSA_WITH_SHA256, None),
+                None,
+                msg,
+                &[0; 64],
+                policy
+            ),
+            Err(SigError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_algorithms_are_unsupported() {
+        let pair = rsa_pair(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let spki = rsa_spki(&pair, oid::RSA_ENCRYPTION);
+        let alg = ai(
+            ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.14"),
+            null(),
+        );
+        assert!(matches!(
+            verify_signature(&spki, &alg, None, b"", &[], AlgorithmPolicy::default()),
+            Err(SigError::Unsupported(_))
+        ));
+        // Parameters where none are expected.
+        let alg = ai(
+            oid::SHA256_WITH_RSA,
+            Some(der::Any::encode_from(&oid::P256).unwrap()),
+        );
+        assert!(matches!(
+            verify_signature(&spki, &alg, None, b"", &[], AlgorithmPolicy::default()),
+            Err(SigError::Unsupported(_))
+        ));
     }
 }

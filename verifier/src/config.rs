@@ -175,15 +175,15 @@ impl Config {
         }
         let legacy = parse_fingerprints(&self.legacy_sha1_roots, "legacy_sha1_roots", &mut problems);
         let order = match self.revocation.order.as_str() {
-            "ocsp-then-crl" => kyso_pki::revocation::Order::OcspThenCrl,
-            "crl-then-ocsp" => kyso_pki::revocation::Order::CrlThenOcsp,
-            "ocsp-only" => kyso_pki::revocation::Order::OcspOnly,
-            "crl-only" => kyso_pki::revocation::Order::CrlOnly,
+            "ocsp-then-crl" => kyso_pki::revocation::RevocationOrder::OcspThenCrl,
+            "crl-then-ocsp" => kyso_pki::revocation::RevocationOrder::CrlThenOcsp,
+            "ocsp-only" => kyso_pki::revocation::RevocationOrder::OcspOnly,
+            "crl-only" => kyso_pki::revocation::RevocationOrder::CrlOnly,
             other => {
                 problems.push(format!(
                     "revocation.order: {other:?} is not one of ocsp-then-crl, crl-then-ocsp, ocsp-only, crl-only"
                 ));
-                kyso_pki::revocation::Order::OcspThenCrl
+                kyso_pki::revocation::RevocationOrder::OcspThenCrl
             }
         };
         if self.revocation.timeout_ms == 0 {
@@ -219,21 +219,24 @@ impl Config {
         }
         let revocation = kyso_pki::revocation::RevocationConfig {
             order,
-            timeout: Duration::from_millis(self.revocation.timeout_ms),
             max_ttl: Duration::from_secs(self.revocation.max_ttl_secs),
             stale_grace: Duration::from_secs(self.revocation.stale_grace_secs),
             max_entries_ocsp: self.revocation.max_ocsp_entries,
             max_crl_bytes: self.revocation.max_crl_bytes,
             ocsp_nonce: self.revocation.ocsp_nonce,
-            url_rewrites: self
-                .revocation
-                .url_rewrites
-                .iter()
-                .map(|r| kyso_pki::revocation::fetch::UrlRewrite {
-                    from: r.from.clone(),
-                    to: r.to.clone(),
-                })
-                .collect(),
+            fetch: kyso_pki::revocation::fetch::FetchConfig {
+                timeout: Duration::from_millis(self.revocation.timeout_ms),
+                url_rewrites: self
+                    .revocation
+                    .url_rewrites
+                    .iter()
+                    .map(|r| kyso_pki::revocation::fetch::UrlRewrite {
+                        from: r.from.clone(),
+                        to: r.to.clone(),
+                    })
+                    .collect(),
+                ..kyso_pki::revocation::fetch::FetchConfig::default()
+            },
             ..kyso_pki::revocation::RevocationConfig::default()
         };
         Ok(Loaded {

@@ -91,10 +91,7 @@ async fn serve_loaded(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let metrics = metrics::Metrics::new()?;
-    let fetcher = Fetcher::new(
-        &loaded.pki.revocation,
-        metrics.pki.clone(),
-    )?;
+    let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
     let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let service = VerifierService::new(
         verifier,

@@ -190,8 +190,12 @@ impl fmt::Debug for Fetcher {
 
 #[derive(Clone, Copy, Debug)]
 enum Breaker {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe is in flight; everybody else is refused until it answers.
     HalfOpen,
 }
@@ -295,7 +299,10 @@ impl Fetcher {
             if attempt.previous().len() > max_redirects {
                 attempt.error(format!("more than {max_redirects} redirects"))
             } else if !matches!(attempt.url().scheme(), "http" | "https") {
-                let msg = format!("redirect to unsupported scheme {:?}", attempt.url().scheme());
+                let msg = format!(
+                    "redirect to unsupported scheme {:?}",
+                    attempt.url().scheme()
+                );
                 attempt.error(msg)
             } else {
                 attempt.follow()
@@ -427,6 +434,13 @@ impl Fetcher {
                 .header(reqwest::header::CONTENT_TYPE, ct)
                 .body(b),
         };
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FetchError::Timeout(inner.cfg.timeout)
+            } else {
+                FetchError::Transport(error_chain(&e))
+            }
+        };
         let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         if status != 200 {
@@ -448,10 +462,6 @@ impl Fetcher {
         }
         Ok(buf.freeze())
     }
-}
-
-fn transport(e: reqwest::Error) -> FetchError {
-    FetchError::Transport(error_chain(&e))
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause
