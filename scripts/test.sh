@@ -18,5 +18,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo build (binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast

@@ -80,7 +80,11 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
     };
 
     // The document must verify before it is worth timing.
-    let first = client.clone().verify_cms(request.clone()).await?.into_inner();
+    let first = client
+        .clone()
+        .verify_cms(request.clone())
+        .await?
+        .into_inner();
     if first.indication != pb::Indication::TotalPassed as i32 {
         return Err(CliError::Usage(format!(
             "the benchmark document does not verify as TOTAL_PASSED: {:?}",
@@ -88,9 +92,23 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         )));
     }
 
-    let warm = load(&client, &request, b.streams, Duration::from_secs(b.warmup_secs), b.rate).await?;
+    let warm = load(
+        &client,
+        &request,
+        b.streams,
+        Duration::from_secs(b.warmup_secs),
+        b.rate,
+    )
+    .await?;
     drop(warm);
-    let run = load(&client, &request, b.streams, Duration::from_secs(b.duration_secs), b.rate).await?;
+    let run = load(
+        &client,
+        &request,
+        b.streams,
+        Duration::from_secs(b.duration_secs),
+        b.rate,
+    )
+    .await?;
     let raw = raw_rsa2048_verify_per_sec(Duration::from_secs(b.raw_secs))?;
 
     let mut lat = run.latencies.clone();
@@ -164,7 +182,9 @@ async fn load(
             };
             // Spread open-loop senders over the interval so they do not fire together.
             let mut next = Instant::now()
-                + interval.map(|i| i.mul_f64(s as f64 / streams as f64)).unwrap_or_default();
+                + interval
+                    .map(|i| i.mul_f64(s as f64 / streams as f64))
+                    .unwrap_or_default();
             while Instant::now() < deadline {
                 if let Some(i) = interval {
                     tokio::time::sleep_until(next.into()).await;
@@ -184,7 +204,9 @@ async fn load(
                             {
                                 r.ok += 1
                             }
-                            Some(pb::verify_stream_response::Result::Report(_)) => r.not_passed += 1,
+                            Some(pb::verify_stream_response::Result::Report(_)) => {
+                                r.not_passed += 1
+                            }
                             _ => r.errors += 1,
                         }
                     }
@@ -232,7 +254,9 @@ fn raw_rsa2048_verify_per_sec(duration: Duration) -> Result<f64, CliError> {
     key.sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
         .map_err(|e| CliError::Usage(format!("signing: {e}")))?;
     let public = key.public_key().as_ref().to_vec();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -258,7 +282,9 @@ fn raw_rsa2048_verify_per_sec(duration: Duration) -> Result<f64, CliError> {
         .collect();
     let mut total = 0u64;
     for h in handles {
-        total += h.join().map_err(|_| CliError::Usage("raw benchmark thread panicked".into()))?;
+        total += h
+            .join()
+            .map_err(|_| CliError::Usage("raw benchmark thread panicked".into()))?;
     }
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }

@@ -62,9 +62,7 @@ enum Backend {
 /// Runs `kyso verify`.
 pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let at = match &args.at {
-        Some(s) => Some(
-            parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?,
-        ),
+        Some(s) => Some(parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?),
         None => None,
     };
     let content = match &args.content {
@@ -73,7 +71,11 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     };
     let backend = match &args.server.server {
         Some(url) => {
-            if !args.trust_anchors.is_empty() || args.config.is_some() || !args.url_rewrites.is_empty() {
+            if !args.trust_anchors.is_empty()
+                || !args.intermediates.is_empty()
+                || args.config.is_some()
+                || !args.url_rewrites.is_empty()
+            {
                 return Err(CliError::Usage(
                     "--trust-anchors, --intermediates, --config and --url-rewrite apply to in-process verification; the server has its own".into(),
                 ));
@@ -88,14 +90,15 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
         None => Backend::Local(local_verifier(&args)?),
     };
 
-    let progress = (!args.json && std::io::stderr().is_terminal() && args.files.len() > 1).then(|| {
-        let pb = indicatif::ProgressBar::new(args.files.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let progress =
+        (!args.json && std::io::stderr().is_terminal() && args.files.len() > 1).then(|| {
+            let pb = indicatif::ProgressBar::new(args.files.len() as u64);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb
+        });
     let backend = &backend;
     let content = content.as_deref();
     let policy = args.revocation;
@@ -154,7 +157,13 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
         }
     }
     if args.json {
-        let overall = if all_passed { "TOTAL_PASSED" } else if input_error { "ERROR" } else { worst(&results) };
+        let overall = if all_passed {
+            "TOTAL_PASSED"
+        } else if input_error {
+            "ERROR"
+        } else {
+            worst(&results)
+        };
         let out = json!({
             "indication": overall,
             "signatures": signatures,
@@ -194,8 +203,12 @@ fn local_verifier(args: &VerifyArgs) -> Result<kyso_pki::verify::Verifier, CliEr
         Some(p) => kyso_verifier::Config::from_file(p)?,
         None => kyso_verifier::Config::default(),
     };
-    config.trust_anchors.extend(args.trust_anchors.iter().cloned());
-    config.intermediates.extend(args.intermediates.iter().cloned());
+    config
+        .trust_anchors
+        .extend(args.trust_anchors.iter().cloned());
+    config
+        .intermediates
+        .extend(args.intermediates.iter().cloned());
     for r in &args.url_rewrites {
         let (from, to) = r
             .split_once('=')
@@ -208,8 +221,13 @@ fn local_verifier(args: &VerifyArgs) -> Result<kyso_pki::verify::Verifier, CliEr
     let loaded = config.load()?;
     let metrics = kyso_pki::metrics::PkiMetrics::unregistered()
         .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.clone())?;
-    Ok(kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics))
+    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
+        loaded.pki.revocation.fetch.clone(),
+        metrics.clone(),
+    )?;
+    Ok(kyso_pki::verify::Verifier::new(
+        loaded.pki, fetcher, metrics,
+    ))
 }
 
 async fn verify_file(
@@ -226,25 +244,25 @@ async fn verify_file(
                 Some(c) => Detached::Content(c),
                 None => Detached::None,
             };
-            Ok(v
-                .verify_cms(
-                    kyso_pki::verify::CmsRequest {
-                        signature: &signature,
-                        detached,
-                        at,
-                        policy,
-                    },
-                    OffsetDateTime::now_utc(),
-                )
-                .await?)
+            Ok(v.verify_cms(
+                kyso_pki::verify::CmsRequest {
+                    signature: &signature,
+                    detached,
+                    at,
+                    policy,
+                },
+                OffsetDateTime::now_utc(),
+            )
+            .await?)
         }
         Backend::Remote(client) => {
             let req = pb::VerifyCmsRequest {
                 signature,
-                detached: content
-                    .map(|c| pb::verify_cms_request::Detached::Content(c.to_vec())),
+                detached: content.map(|c| pb::verify_cms_request::Detached::Content(c.to_vec())),
                 at: at.map(kyso_verifier::convert::ts),
-                revocation_policy: policy.map(kyso_verifier::convert::policy_to_pb).unwrap_or(0),
+                revocation_policy: policy
+                    .map(kyso_verifier::convert::policy_to_pb)
+                    .unwrap_or(0),
                 request_id: String::new(),
             };
             let resp = client.clone().verify_cms(req).await?.into_inner();
@@ -254,7 +272,13 @@ async fn verify_file(
 }
 
 fn print_text(file: &str, report: &DocumentReport) {
-    println!("{file}: {}", serde_json::to_value(report.indication).unwrap_or_default().as_str().unwrap_or(""));
+    println!(
+        "{file}: {}",
+        serde_json::to_value(report.indication)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("")
+    );
     for s in &report.signatures {
         let sub = s
             .sub_indication
@@ -262,13 +286,23 @@ fn print_text(file: &str, report: &DocumentReport) {
             .and_then(|v| v.as_str().map(|s| format!("/{s}")))
             .unwrap_or_default();
         let ind = serde_json::to_value(s.indication).unwrap_or_default();
-        println!("  signature {}: {}{sub}", s.index, ind.as_str().unwrap_or(""));
+        println!(
+            "  signature {}: {}{sub}",
+            s.index,
+            ind.as_str().unwrap_or("")
+        );
         if let Some(id) = &s.signer {
             println!(
                 "    signer: {}{}{}",
                 id.common_name.as_deref().unwrap_or(&id.subject),
-                id.title.as_deref().map(|t| format!(", {t}")).unwrap_or_default(),
-                id.organisation.as_deref().map(|o| format!(", {o}")).unwrap_or_default(),
+                id.title
+                    .as_deref()
+                    .map(|t| format!(", {t}"))
+                    .unwrap_or_default(),
+                id.organisation
+                    .as_deref()
+                    .map(|o| format!(", {o}"))
+                    .unwrap_or_default(),
             );
         }
         println!(

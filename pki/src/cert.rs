@@ -171,7 +171,10 @@ impl Cert {
 
     /// Decoded basicConstraints, if present and well-formed.
     pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>> {
-        self.decode_ext(const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS, "basicConstraints")
+        self.decode_ext(
+            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            "basicConstraints",
+        )
     }
 
     /// Decoded keyUsage, if present and well-formed.

@@ -379,7 +379,9 @@ impl PathBuilder {
             let is_anchor = i + 1 == n;
             check_critical_extensions(c)?;
             if i > 0 {
-                let bc = c.basic_constraints().map_err(|e| PathFailure::General(e.to_string()))?;
+                let bc = c
+                    .basic_constraints()
+                    .map_err(|e| PathFailure::General(e.to_string()))?;
                 // A v1 anchor has no extensions; RFC 5280 lets the anchor be
                 // trusted as configured.
                 let ca = bc.as_ref().is_some_and(|b| b.ca) || (is_anchor && bc.is_none());
@@ -412,7 +414,9 @@ impl PathBuilder {
                 // a configured legacy root.
                 let parent = &vp.certs[i + 1].cert;
                 if let LinkResult::Ok { sha1: true } = self.link(c, parent) {
-                    let allowed = i > 0 && legacy;
+                    // A CA certificate judged on its own (CheckCertificate on a sub-CA)
+                    // is first in the path but still a CA certificate.
+                    let allowed = legacy && (i > 0 || c.is_ca());
                     if !allowed {
                         return Err(PathFailure::Crypto(format!(
                             "{} is signed with SHA-1, accepted only on CA certificates under a legacy root",

@@ -6,7 +6,7 @@
 //!
 //! N2 (Decree 68/2024 art. 31 c, art. 32): the status of every certificate of the path, read
 //! from the provider's OCSP or CRL, must be "active" at the time of signing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -508,26 +508,81 @@ async fn scrape(addr: SocketAddr) -> String {
     String::from_utf8(r.body).expect("UTF-8 exposition")
 }
 
+/// A verifier service on loopback (gRPC, metrics) with its shutdown trigger.
+struct Running {
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<kyso_verifier::Result<()>>,
+}
+
+impl Running {
+    async fn start(config: Config) -> Running {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let metrics = mlistener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            config,
+            Listeners {
+                grpc,
+                metrics: Some(mlistener),
+            },
+            system_clock(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Running {
+            addr,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    async fn client(&self) -> VerifierClient<tonic::transport::Channel> {
+        VerifierClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    async fn verify_passes(
+        &self,
+        client: &mut VerifierClient<tonic::transport::Channel>,
+        sig: &[u8],
+    ) {
+        let r = tokio::time::timeout(
+            VERIFY_DEADLINE,
+            client.verify_cms(pb::VerifyCmsRequest {
+                signature: sig.to_vec(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("in time")
+        .expect("served")
+        .into_inner();
+        assert_eq!(r.indication(), pb::Indication::TotalPassed, "{r:#?}");
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap()
+            .expect("serve returns Ok");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_cache_fetch_and_request_counters_moving() {
     let pki = TestPki::get();
     let servers = PkiServers::start(pki);
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = grpc.local_addr().unwrap();
-    let maddr = mlistener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(
-        config(pki, &servers),
-        Listeners {
-            grpc,
-            metrics: Some(mlistener),
-        },
-        system_clock(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let service = Running::start(config(pki, &servers)).await;
+    let maddr = service.metrics;
 
     let before = scrape(maddr).await;
     let verify_ok = [("method", "VerifyCms"), ("outcome", "ok")];
@@ -542,23 +597,10 @@ async fn metrics_show_cache_fetch_and_request_counters_moving() {
         0.0
     );
 
-    let mut client = VerifierClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut client = service.client().await;
     let sig = sign_personal();
     for _ in 0..3 {
-        let r = tokio::time::timeout(
-            VERIFY_DEADLINE,
-            client.verify_cms(pb::VerifyCmsRequest {
-                signature: sig.clone(),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("in time")
-        .expect("served")
-        .into_inner();
-        assert_eq!(r.indication(), pb::Indication::TotalPassed, "{r:#?}");
+        service.verify_passes(&mut client, &sig).await;
     }
     let bad = client
         .verify_cms(pb::VerifyCmsRequest::default())
@@ -627,10 +669,28 @@ async fn metrics_show_cache_fetch_and_request_counters_moving() {
         ) >= 4.0
     );
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("serve returns after shutdown")
-        .unwrap()
-        .expect("serve returns Ok");
+    service.stop().await;
+}
+
+/// The entries gauge: after one verification the OCSP cache holds the leaf's answer and the CRL
+/// cache the root's CRL; `/metrics` must say so (docs/ARCHITECTURE.md: "cache hits/misses/entries").
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_entries_the_caches_hold() {
+    let pki = TestPki::get();
+    let servers = PkiServers::start(pki);
+    let service = Running::start(config(pki, &servers)).await;
+    let mut client = service.client().await;
+    let sig = sign_personal();
+    service.verify_passes(&mut client, &sig).await;
+    assert_eq!(servers.ocsp_proxy.requests(), 1);
+
+    let text = scrape(service.metrics).await;
+    let ocsp = metric(&text, "kyso_revocation_cache_entries", &[("cache", "ocsp")]);
+    let crl = metric(&text, "kyso_revocation_cache_entries", &[("cache", "crl")]);
+    service.stop().await;
+    assert_eq!(
+        (ocsp, crl),
+        (1.0, 1.0),
+        "kyso_revocation_cache_entries{{cache=ocsp|crl}} while each cache holds one answer"
+    );
 }

@@ -6,7 +6,7 @@
 //! The folder is public data that is not part of the repository: `$KYSO_SHARED_DIR/trust/vgca`,
 //! else `../shared/trust/vgca` next to the workspace. Without it every test prints
 //! "skipped: ..." and returns (a user's clone has none).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::PathBuf;
 
@@ -234,7 +234,12 @@ async fn g1_sub_cas_chain_to_the_g1_root_under_the_legacy_flag_V2_N2() {
     for file in G1_SUB_CAS {
         let c = load(&dir, file);
         let r = v
-            .check_certificate(&[c.clone()], Some(AT), Some(RevocationPolicy::Off), now)
+            .check_certificate(
+                std::slice::from_ref(&c),
+                Some(AT),
+                Some(RevocationPolicy::Off),
+                now,
+            )
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(

@@ -161,7 +161,11 @@ impl Config {
         if self.trust_anchors.is_empty() {
             problems.push("trust_anchors: at least one anchor file is needed".into());
         }
-        let pins = parse_fingerprints(&self.anchor_fingerprints, "anchor_fingerprints", &mut problems);
+        let pins = parse_fingerprints(
+            &self.anchor_fingerprints,
+            "anchor_fingerprints",
+            &mut problems,
+        );
         if !pins.is_empty() {
             for a in &anchors {
                 if !pins.contains(a.fingerprint()) {
@@ -173,7 +177,8 @@ impl Config {
                 }
             }
         }
-        let legacy = parse_fingerprints(&self.legacy_sha1_roots, "legacy_sha1_roots", &mut problems);
+        let legacy =
+            parse_fingerprints(&self.legacy_sha1_roots, "legacy_sha1_roots", &mut problems);
         let order = match self.revocation.order.as_str() {
             "ocsp-then-crl" => kyso_pki::revocation::RevocationOrder::OcspThenCrl,
             "crl-then-ocsp" => kyso_pki::revocation::RevocationOrder::CrlThenOcsp,
@@ -277,8 +282,14 @@ fn load_pems(paths: &[PathBuf], what: &str, problems: &mut Vec<String>) -> Vec<C
 fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -> Vec<[u8; 32]> {
     let mut out = Vec::new();
     for f in list {
-        let clean: String = f.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
-        match hex::decode(&clean).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+        let clean: String = f
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect();
+        match hex::decode(&clean)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        {
             Some(fp) => out.push(fp),
             None => problems.push(format!("{what}: {f:?} is not a SHA-256 fingerprint in hex")),
         }
@@ -286,7 +297,10 @@ fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -
     out
 }
 
-fn load_tls(t: &TlsSection, problems: &mut Vec<String>) -> Option<tonic::transport::ServerTlsConfig> {
+fn load_tls(
+    t: &TlsSection,
+    problems: &mut Vec<String>,
+) -> Option<tonic::transport::ServerTlsConfig> {
     let read = |p: &Path, what: &str, problems: &mut Vec<String>| match std::fs::read(p) {
         Ok(b) => Some(b),
         Err(e) => {

@@ -39,26 +39,56 @@ pub fn sub_indication_name(s: SubIndication) -> &'static str {
 
 // Both directions of each enum are written out as one table so they cannot drift.
 const SUBS: &[(SubIndication, pb::SubIndication)] = &[
-    (SubIndication::FormatFailure, pb::SubIndication::FormatFailure),
+    (
+        SubIndication::FormatFailure,
+        pb::SubIndication::FormatFailure,
+    ),
     (SubIndication::HashFailure, pb::SubIndication::HashFailure),
-    (SubIndication::SigCryptoFailure, pb::SubIndication::SigCryptoFailure),
+    (
+        SubIndication::SigCryptoFailure,
+        pb::SubIndication::SigCryptoFailure,
+    ),
     (SubIndication::Revoked, pb::SubIndication::Revoked),
     (SubIndication::Expired, pb::SubIndication::Expired),
     (SubIndication::NotYetValid, pb::SubIndication::NotYetValid),
     (SubIndication::RevokedNoPoe, pb::SubIndication::RevokedNoPoe),
-    (SubIndication::RevokedCaNoPoe, pb::SubIndication::RevokedCaNoPoe),
-    (SubIndication::OutOfBoundsNoPoe, pb::SubIndication::OutOfBoundsNoPoe),
-    (SubIndication::NoCertificateChainFound, pb::SubIndication::NoCertificateChainFound),
-    (SubIndication::NoSigningCertificateFound, pb::SubIndication::NoSigningCertificateFound),
-    (SubIndication::ChainConstraintsFailure, pb::SubIndication::ChainConstraintsFailure),
+    (
+        SubIndication::RevokedCaNoPoe,
+        pb::SubIndication::RevokedCaNoPoe,
+    ),
+    (
+        SubIndication::OutOfBoundsNoPoe,
+        pb::SubIndication::OutOfBoundsNoPoe,
+    ),
+    (
+        SubIndication::NoCertificateChainFound,
+        pb::SubIndication::NoCertificateChainFound,
+    ),
+    (
+        SubIndication::NoSigningCertificateFound,
+        pb::SubIndication::NoSigningCertificateFound,
+    ),
+    (
+        SubIndication::ChainConstraintsFailure,
+        pb::SubIndication::ChainConstraintsFailure,
+    ),
     (
         SubIndication::CertificateChainGeneralFailure,
         pb::SubIndication::CertificateChainGeneralFailure,
     ),
-    (SubIndication::CryptoConstraintsFailure, pb::SubIndication::CryptoConstraintsFailure),
-    (SubIndication::SigConstraintsFailure, pb::SubIndication::SigConstraintsFailure),
+    (
+        SubIndication::CryptoConstraintsFailure,
+        pb::SubIndication::CryptoConstraintsFailure,
+    ),
+    (
+        SubIndication::SigConstraintsFailure,
+        pb::SubIndication::SigConstraintsFailure,
+    ),
     (SubIndication::TryLater, pb::SubIndication::TryLater),
-    (SubIndication::SignedDataNotFound, pb::SubIndication::SignedDataNotFound),
+    (
+        SubIndication::SignedDataNotFound,
+        pb::SubIndication::SignedDataNotFound,
+    ),
 ];
 
 const INDICATIONS: &[(Indication, pb::Indication)] = &[
@@ -75,7 +105,10 @@ const POLICIES: &[(RevocationPolicy, pb::RevocationPolicy)] = &[
 
 const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[
     (TimeSource::Caller, pb::TimeSource::Caller),
-    (TimeSource::SigningTimeAttribute, pb::TimeSource::SigningTimeAttribute),
+    (
+        TimeSource::SigningTimeAttribute,
+        pb::TimeSource::SigningTimeAttribute,
+    ),
     (TimeSource::ValidationTime, pb::TimeSource::ValidationTime),
 ];
 
@@ -99,11 +132,18 @@ const STATUSES: &[(CertStatus, pb::CertStatus)] = &[
 ];
 
 fn to_pb<A: PartialEq + Copy, B: Copy + Into<i32>>(table: &[(A, B)], a: A) -> i32 {
-    table.iter().find(|(x, _)| *x == a).map(|(_, b)| (*b).into()).unwrap_or(0)
+    table
+        .iter()
+        .find(|(x, _)| *x == a)
+        .map(|(_, b)| (*b).into())
+        .unwrap_or(0)
 }
 
 fn from_pb<A: Copy, B: Copy + Into<i32>>(table: &[(A, B)], v: i32) -> Option<A> {
-    table.iter().find(|(_, b)| (*b).into() == v).map(|(a, _)| *a)
+    table
+        .iter()
+        .find(|(_, b)| (*b).into() == v)
+        .map(|(a, _)| *a)
 }
 
 /// A proto revocation policy; UNSPECIFIED means "the server's default".

@@ -150,10 +150,7 @@ async fn serve_loaded(
     let grpc_addr = listeners.grpc.local_addr().ok();
     tracing::info!(addr = ?grpc_addr, "verifier serving");
     let result = router
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.grpc),
-            shutdown.map(|_| ()),
-        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.map(|_| ()))
         .await;
     health_reporter
         .set_not_serving::<VerifierServer<VerifierService>>()

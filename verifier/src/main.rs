@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kyso_verifier::Config;
 use kyso_pki::report::RevocationPolicy;
+use kyso_verifier::Config;
 
 /// kyso verifier: verifies CMS/CAdES signatures over gRPC.
 #[derive(Debug, Parser)]

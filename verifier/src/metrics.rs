@@ -35,7 +35,10 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("kyso_verifier_requests_total", "Verifier requests by method and outcome"),
+            Opts::new(
+                "kyso_verifier_requests_total",
+                "Verifier requests by method and outcome",
+            ),
             &["method", "outcome"],
         )?;
         let duration = HistogramVec::new(
@@ -144,7 +147,11 @@ fn answer<B>(m: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
             Bytes::from(m.render()),
         ),
         "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n")),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
     };
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;

@@ -40,7 +40,12 @@ impl std::fmt::Debug for VerifierService {
 
 impl VerifierService {
     /// A service over `verifier`.
-    pub fn new(verifier: Verifier, metrics: Metrics, stream_parallelism: usize, clock: Clock) -> Self {
+    pub fn new(
+        verifier: Verifier,
+        metrics: Metrics,
+        stream_parallelism: usize,
+        clock: Clock,
+    ) -> Self {
         Self {
             verifier,
             metrics,
@@ -52,7 +57,10 @@ impl VerifierService {
     /// Verifies one request; the report or a request error.
     async fn verify_one(&self, req: pb::VerifyCmsRequest) -> Result<pb::VerifyCmsResponse, Error> {
         if req.signature.is_empty() {
-            return Err(Error::field("signature", "empty: a CMS SignedData is required"));
+            return Err(Error::field(
+                "signature",
+                "empty: a CMS SignedData is required",
+            ));
         }
         let digest_alg;
         let detached = match &req.detached {
@@ -90,7 +98,8 @@ impl VerifierService {
         let at = match &req.at {
             None => None,
             Some(t) => Some(
-                convert::from_ts(t).ok_or_else(|| Error::field("at", "not a representable time"))?,
+                convert::from_ts(t)
+                    .ok_or_else(|| Error::field("at", "not a representable time"))?,
             ),
         };
         let policy = convert::policy_from_pb(req.revocation_policy);
@@ -218,15 +227,15 @@ impl pb::verifier_server::Verifier for VerifierService {
             }
             let mut chain = Vec::with_capacity(req.chain.len());
             for (i, der) in req.chain.iter().enumerate() {
-                let c = Cert::from_der(der).map_err(|e| {
-                    Error::field("chain", format!("certificate {i}: {e}"))
-                })?;
+                let c = Cert::from_der(der)
+                    .map_err(|e| Error::field("chain", format!("certificate {i}: {e}")))?;
                 chain.push(c);
             }
             let at = match &req.at {
                 None => None,
                 Some(t) => Some(
-                    convert::from_ts(t).ok_or_else(|| Error::field("at", "not a representable time"))?,
+                    convert::from_ts(t)
+                        .ok_or_else(|| Error::field("at", "not a representable time"))?,
                 ),
             };
             let report = self
