@@ -307,6 +307,51 @@ async fn ocsp_down_falls_back_to_the_crl_and_passes_N2() {
     );
 }
 
+/// A failure is shared by a burst too: during an OCSP outage, a burst of verifications makes
+/// one attempt at the responder and one CRL download, and every verification passes on the CRL.
+#[tokio::test(flavor = "multi_thread")]
+async fn burst_during_an_ocsp_outage_makes_one_attempt_and_one_crl_fetch_N2() {
+    let pki = TestPki::get();
+    let servers = PkiServers::start(pki);
+    let lib = library(pki, &servers, |_| {});
+    let sig = Arc::new(sign_personal());
+    // 503 rather than refused, so that attempts are counted.
+    servers.ocsp_proxy.set_down_mode(DownMode::Status(503));
+    servers.ocsp_proxy.set_down(true);
+    let now = OffsetDateTime::now_utc();
+
+    const N: usize = 100;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let tasks: Vec<_> = (0..N)
+        .map(|_| {
+            let v = lib.verifier.clone();
+            let sig = Arc::clone(&sig);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                verify_at(&v, &sig, None, now).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_passed(&r);
+        assert!(
+            evidence_for(&r, pki, "personal-rsa")
+                .iter()
+                .any(|e| e.source == RevocationSource::Crl && e.status == CertStatus::Good),
+            "{r:#?}"
+        );
+    }
+    assert_eq!(
+        servers.ocsp_proxy.requests(),
+        1,
+        "one attempt at the failing responder for the whole burst"
+    );
+    assert_eq!(servers.crl.count("/issuing-ca.crl"), 1);
+    assert_eq!(servers.crl.count("/root.crl"), 1);
+}
+
 /// Neither OCSP nor CRL: fail closed under `require` (INDETERMINATE/TRY_LATER), pass with a
 /// warning under `soft-fail`.
 #[tokio::test(flavor = "multi_thread")]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use kyso_tests::{
-    CmsSign, ISSUING_CA_CN, ORG_NAME, PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE, PERSONAL_UID,
-    PkiServers, ROOT_CN, TestPki, openssl_cms_sign,
+    CmsSign, DownMode, ISSUING_CA_CN, ORG_NAME, PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE,
+    PERSONAL_UID, PkiServers, ROOT_CN, TestPki, openssl_cms_sign,
 };
 use kyso_verifier::config::{RevocationSection, TlsSection, UrlRewrite};
 use kyso_verifier::{Config, Listeners, serve, system_clock};
@@ -518,6 +518,72 @@ async fn verify_cms_two_signers_person_then_organisation_D2() {
     );
 }
 
+/// The policy named in the request is the one applied (N2: fail closed unless told otherwise).
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_policy_of_the_request_is_applied_N2() {
+    let (_pki, servers, service) = start_default().await;
+    let mut client = service.client().await;
+    let sig = sign(&CmsSign::new("personal-rsa", CONTENT));
+    // Down, answering 503: every attempt is counted.
+    servers.ocsp_proxy.set_down_mode(DownMode::Status(503));
+    servers.ocsp_proxy.set_down(true);
+    servers.crl.set_down_mode(DownMode::Status(503));
+    servers.crl.set_down(true);
+    let with_policy = |p: pb::RevocationPolicy| pb::VerifyCmsRequest {
+        signature: sig.clone(),
+        revocation_policy: p as i32,
+        ..Default::default()
+    };
+
+    // Unspecified: the configured default (require).
+    for p in [
+        pb::RevocationPolicy::Unspecified,
+        pb::RevocationPolicy::Require,
+    ] {
+        let r = verify(&mut client, with_policy(p)).await;
+        assert_eq!(
+            r.indication(),
+            pb::Indication::Indeterminate,
+            "{p:?}: {r:#?}"
+        );
+        let s = &r.signatures[0];
+        assert_eq!(
+            s.sub_indication(),
+            pb::SubIndication::TryLater,
+            "{p:?}: {s:#?}"
+        );
+        assert_eq!(s.revocation_policy(), pb::RevocationPolicy::Require);
+    }
+
+    let r = verify(&mut client, with_policy(pb::RevocationPolicy::SoftFail)).await;
+    let s = assert_single_passed(&r);
+    assert_eq!(s.revocation_policy(), pb::RevocationPolicy::SoftFail);
+    assert!(
+        !s.warnings.is_empty(),
+        "soft-fail says what was not checked: {s:#?}"
+    );
+
+    let before = servers.ocsp_proxy.requests() + servers.crl.total();
+    let r = verify(&mut client, with_policy(pb::RevocationPolicy::Off)).await;
+    let s = assert_single_passed(&r);
+    assert_eq!(s.revocation_policy(), pb::RevocationPolicy::Off);
+    assert!(
+        !s.warnings.is_empty(),
+        "the report says revocation was not checked: {s:#?}"
+    );
+    assert!(
+        s.revocation
+            .iter()
+            .all(|e| e.status() == pb::CertStatus::NotChecked),
+        "{s:#?}"
+    );
+    assert_eq!(
+        servers.ocsp_proxy.requests() + servers.crl.total(),
+        before,
+        "policy off touches no revocation source"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // VerifyStream
 // ---------------------------------------------------------------------------------------------
@@ -702,6 +768,11 @@ async fn check_certificate_good_revoked_expired_N2() {
     );
     // Without a time the validation time is used: never a pass.
     let expired_now = check(&mut client, pki, "expired", None).await;
+    eprintln!(
+        "expired leaf at the validation time: {:?}/{:?}",
+        expired_now.indication(),
+        expired_now.sub_indication()
+    );
     assert_ne!(
         expired_now.indication(),
         pb::Indication::TotalPassed,
@@ -789,7 +860,7 @@ async fn verify_err(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_requests_are_invalid_argument_with_field_violations() {
-    let (pki, _servers, service) = start_default().await;
+    let (_pki, _servers, service) = start_default().await;
     let mut client = service.client().await;
     let sig = sign(&CmsSign::new("personal-rsa", CONTENT).detached());
 
@@ -835,7 +906,6 @@ async fn invalid_requests_are_invalid_argument_with_field_violations() {
     // The service is unharmed.
     let ok = verify(&mut client, with_content(sig, CONTENT.as_bytes())).await;
     assert_single_passed(&ok);
-    let _ = pki;
 }
 
 #[tokio::test(flavor = "multi_thread")]

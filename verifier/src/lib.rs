@@ -14,6 +14,7 @@ pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod service;
+pub mod stack;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +25,6 @@ use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::verifier::v1::verifier_server::VerifierServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tower::ServiceBuilder;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -93,6 +93,7 @@ async fn serve_loaded(
     let metrics = metrics::Metrics::new()?;
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
     let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
+    let revocation = verifier.revocation().clone();
     let service = VerifierService::new(
         verifier,
         metrics.clone(),
@@ -115,19 +116,10 @@ async fn serve_loaded(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
 
-    // The tower stack, outermost first:
-    // 1. load shedding: when the concurrency limit below is full, answer
-    //    RESOURCE_EXHAUSTED at once instead of queueing without bound;
-    // 2. a global concurrency limit shared by all connections (tonic's own
-    //    limit is per connection, which a client with many connections evades).
-    // The request deadline is tonic's `timeout`, which also honours a shorter
+    // Only the verifier sits behind the limits (see `stack`); the request
+    // deadline is tonic's `timeout`, which also honours a shorter
     // `grpc-timeout` sent by the client.
-    let stack = ServiceBuilder::new()
-        .load_shed()
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            config.limits.max_concurrent_requests,
-        ))
-        .into_inner();
+    let limited = stack::Limited::new(verifier_svc, config.limits.max_concurrent_requests);
 
     let mut builder = tonic::transport::Server::builder()
         .timeout(Duration::from_millis(config.limits.request_timeout_ms));
@@ -135,17 +127,21 @@ async fn serve_loaded(
         builder = builder.tls_config(tls)?;
     }
     let router = builder
-        .layer(stack)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(verifier_svc);
+        .add_service(limited);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_task = listeners.metrics.map(|l| {
         let mut rx = stop_rx.clone();
-        tokio::spawn(metrics::serve(metrics.clone(), l, async move {
-            let _ = rx.changed().await;
-        }))
+        tokio::spawn(metrics::serve(
+            metrics.clone(),
+            Some(revocation.clone()),
+            l,
+            async move {
+                let _ = rx.changed().await;
+            },
+        ))
     });
     let grpc_addr = listeners.grpc.local_addr().ok();
     tracing::info!(addr = ?grpc_addr, "verifier serving");

@@ -111,6 +111,7 @@ fn sub_label(s: Option<SubIndication>) -> &'static str {
 /// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
 pub async fn serve(
     metrics: Metrics,
+    revocation: Option<kyso_pki::revocation::RevocationChecker>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -127,10 +128,21 @@ pub async fn serve(
             },
         };
         let m = metrics.clone();
+        let rev = revocation.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let m = m.clone();
-                async move { Ok::<_, Infallible>(answer(&m, &req)) }
+                let rev = rev.clone();
+                async move {
+                    // moka counts entries lazily: settle the counts so the
+                    // cache-size gauges say what the caches hold now.
+                    if let Some(r) = &rev
+                        && req.uri().path() == "/metrics"
+                    {
+                        r.cache_stats().await;
+                    }
+                    Ok::<_, Infallible>(answer(&m, &req))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
