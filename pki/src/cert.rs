@@ -14,6 +14,11 @@ use crate::time::{self as t, OffsetDateTime};
 /// Largest certificate accepted; real ones are a few KiB.
 pub const MAX_CERT_LEN: usize = 64 * 1024;
 
+/// How many parsed certificates are kept for reuse. The same signer and CA
+/// certificates arrive with every document of an agency, so parsing them
+/// once (and rendering their names once) takes work off the hot path.
+const INTERN_CAPACITY: u64 = 4096;
+
 /// A certificate, parsed once and cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Cert(Arc<Inner>);
@@ -23,7 +28,30 @@ struct Inner {
     der: Vec<u8>,
     cert: Certificate,
     fingerprint: [u8; 32],
-    tbs_der: Vec<u8>,
+    /// Where the `tbsCertificate` lies in `der` (what the issuer signed).
+    tbs: std::ops::Range<usize>,
+    /// The rendered identity, made on first use.
+    identity: std::sync::OnceLock<crate::report::SignerIdentity>,
+    /// The rendered path entry fields, made on first use.
+    entry: std::sync::OnceLock<EntryNames>,
+}
+
+/// Names of a certificate as the report shows them, rendered once.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryNames {
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
+    pub(crate) serial_hex: String,
+    pub(crate) fingerprint_hex: String,
+    pub(crate) signature_algorithm: String,
+}
+
+/// Parsed certificates by the SHA-256 of their DER: content-addressed, so a
+/// hit is the same certificate whatever message it came in.
+fn interned() -> &'static moka::sync::Cache<[u8; 32], Cert> {
+    static CACHE: std::sync::OnceLock<moka::sync::Cache<[u8; 32], Cert>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| moka::sync::Cache::new(INTERN_CAPACITY))
 }
 
 /// Whether a certificate stands for a person or an organisation.
@@ -39,7 +67,7 @@ pub enum CertKind {
 }
 
 impl Cert {
-    /// Parses one DER certificate.
+    /// Parses one DER certificate (reusing an earlier parse of the same bytes).
     pub fn from_der(der: &[u8]) -> Result<Self> {
         if der.len() > MAX_CERT_LEN {
             return Err(Error::TooLarge {
@@ -47,8 +75,15 @@ impl Cert {
                 limit: MAX_CERT_LEN,
             });
         }
+        let fingerprint = crate::crypto::sha256(der);
+        if let Some(c) = interned().get(&fingerprint) {
+            return Ok(c);
+        }
         let cert = Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
-        Self::from_parsed(cert)
+        let tbs = tbs_range(der)?;
+        let c = Self::assemble(der.to_vec(), cert, fingerprint, tbs);
+        interned().insert(fingerprint, c.clone());
+        Ok(c)
     }
 
     /// Wraps an already decoded certificate (re-encodes it to DER).
@@ -56,17 +91,44 @@ impl Cert {
         let der = cert
             .to_der()
             .map_err(|e| Error::malformed("certificate", e))?;
-        let tbs_der = cert
-            .tbs_certificate
-            .to_der()
-            .map_err(|e| Error::malformed("certificate", e))?;
+        let tbs = tbs_range(&der)?;
         let fingerprint = crate::crypto::sha256(&der);
-        Ok(Self(Arc::new(Inner {
+        Ok(Self::assemble(der, cert, fingerprint, tbs))
+    }
+
+    fn assemble(
+        der: Vec<u8>,
+        cert: Certificate,
+        fingerprint: [u8; 32],
+        tbs: std::ops::Range<usize>,
+    ) -> Self {
+        Self(Arc::new(Inner {
             der,
             cert,
             fingerprint,
-            tbs_der,
-        })))
+            tbs,
+            identity: std::sync::OnceLock::new(),
+            entry: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The identity the certificate states, rendered once.
+    pub fn identity(&self) -> &crate::report::SignerIdentity {
+        self.0
+            .identity
+            .get_or_init(|| crate::report::SignerIdentity::render(self))
+    }
+
+    pub(crate) fn entry_names(&self) -> &EntryNames {
+        self.0.entry.get_or_init(|| EntryNames {
+            subject: name_to_string(self.subject()),
+            issuer: name_to_string(self.issuer()),
+            serial_hex: self.serial_hex(),
+            fingerprint_hex: self.fingerprint_hex(),
+            signature_algorithm: crate::crypto::algorithm_name(
+                &self.0.cert.signature_algorithm.oid,
+            ),
+        })
     }
 
     /// Parses every certificate of a PEM bundle (or one DER certificate).
@@ -104,7 +166,7 @@ impl Cert {
 
     /// The DER of the `tbsCertificate` (what the issuer signed).
     pub fn tbs_der(&self) -> &[u8] {
-        &self.0.tbs_der
+        self.0.der.get(self.0.tbs.clone()).unwrap_or_default()
     }
 
     /// The decoded certificate.
@@ -253,6 +315,27 @@ impl PartialEq for Cert {
 }
 
 impl Eq for Cert {}
+
+/// The byte range of the `tbsCertificate` inside a certificate's DER: the
+/// first element inside the outer SEQUENCE.
+fn tbs_range(der: &[u8]) -> Result<std::ops::Range<usize>> {
+    use der::Reader;
+    let bad = |e: der::Error| Error::malformed("certificate", e);
+    let mut r = der::SliceReader::new(der).map_err(bad)?;
+    der::Header::decode(&mut r).map_err(bad)?;
+    let start = usize::try_from(r.position()).map_err(bad)?;
+    let tbs = der::Header::decode(&mut r).map_err(bad)?;
+    let header_len = usize::try_from(r.position()).map_err(bad)? - start;
+    let body_len = usize::try_from(tbs.length).map_err(bad)?;
+    let end = start + header_len + body_len;
+    if end > der.len() {
+        return Err(Error::malformed(
+            "certificate",
+            "tbsCertificate runs past the end",
+        ));
+    }
+    Ok(start..end)
+}
 
 /// First value of an attribute of a name, decoded as text whatever its string type.
 pub fn name_attr(name: &Name, oid: ObjectIdentifier) -> Option<String> {

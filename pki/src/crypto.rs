@@ -20,6 +20,22 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// A readable name for an algorithm OID.
 pub fn algorithm_name(oid: &ObjectIdentifier) -> String {
+    // The database lookup is a linear scan; the names on the hot path first.
+    use const_oid::db::rfc5912 as r;
+    let common = match *oid {
+        r::SHA_256_WITH_RSA_ENCRYPTION => Some("sha256WithRSAEncryption"),
+        r::SHA_384_WITH_RSA_ENCRYPTION => Some("sha384WithRSAEncryption"),
+        r::SHA_512_WITH_RSA_ENCRYPTION => Some("sha512WithRSAEncryption"),
+        r::SHA_1_WITH_RSA_ENCRYPTION => Some("sha1WithRSAEncryption"),
+        r::RSA_ENCRYPTION => Some("rsaEncryption"),
+        r::ECDSA_WITH_SHA_256 => Some("ecdsa-with-SHA256"),
+        r::ECDSA_WITH_SHA_384 => Some("ecdsa-with-SHA384"),
+        r::ID_RSASSA_PSS => Some("id-RSASSA-PSS"),
+        _ => None,
+    };
+    if let Some(n) = common {
+        return n.to_owned();
+    }
     const_oid::db::DB
         .by_oid(oid)
         .map(str::to_owned)

@@ -164,8 +164,12 @@ pub struct SignerIdentity {
 }
 
 impl SignerIdentity {
-    /// The identity a certificate states.
+    /// The identity a certificate states (rendered once per certificate).
     pub fn from_cert(c: &Cert) -> Self {
+        c.identity().clone()
+    }
+
+    pub(crate) fn render(c: &Cert) -> Self {
         use const_oid::db::{rfc3280, rfc4519};
         Self {
             subject: name_to_string(c.subject()),
@@ -228,14 +232,15 @@ pub struct PathEntry {
 impl PathEntry {
     /// The report entry for a certificate of a path.
     pub fn new(c: &Cert, source: CertSource) -> Self {
+        let names = c.entry_names();
         Self {
-            subject: name_to_string(c.subject()),
-            issuer: name_to_string(c.issuer()),
-            serial_number: c.serial_hex(),
+            subject: names.subject.clone(),
+            issuer: names.issuer.clone(),
+            serial_number: names.serial_hex.clone(),
             not_before: c.not_before(),
             not_after: c.not_after(),
-            fingerprint_sha256: c.fingerprint_hex(),
-            signature_algorithm: crate::crypto::algorithm_name(&c.x509().signature_algorithm.oid),
+            fingerprint_sha256: names.fingerprint_hex.clone(),
+            signature_algorithm: names.signature_algorithm.clone(),
             trust_anchor: source == CertSource::Anchor,
             source,
         }
