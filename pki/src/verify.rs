@@ -366,14 +366,15 @@ impl Verifier {
         .await;
         let mut verdict = Verdict::passed();
         for (i, ((cert, _), outcome)) in pairs.iter().zip(outcomes).enumerate() {
-            evidence_out.extend(outcome.evidence.iter().cloned());
-            if verdict.indication != Indication::TotalPassed {
+            evidence_out.extend(outcome.evidence);
+            if verdict.indication != Indication::TotalPassed || outcome.status == Status::Good {
                 continue;
             }
+            // Rendered only when there is something to say.
             let who = if i == 0 {
                 "the signer's certificate".to_owned()
             } else {
-                format!("the CA certificate {}", name_to_string(cert.subject()))
+                format!("the CA certificate {}", cert.entry_names().subject)
             };
             match outcome.status {
                 Status::Good => {}

@@ -44,7 +44,7 @@ pub use fetch::{BreakerConfig, FetchConfig, FetchError, FetchSource, Fetcher, Ur
 use self::cache::{Answer, Served, SlotCache, SlotExpiry, Timing};
 use self::crl::CrlIndex;
 use self::ocsp::{OcspAnswer, OcspStatus};
-use crate::cert::{Cert, name_to_string};
+use crate::cert::Cert;
 use crate::error::Error;
 use crate::metrics::PkiMetrics;
 use crate::report::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
@@ -696,8 +696,8 @@ struct Evidence {
 impl Evidence {
     fn new(cert: &Cert) -> Self {
         Self {
-            subject: name_to_string(cert.subject()),
-            serial: cert.serial_hex(),
+            subject: cert.entry_names().subject.clone(),
+            serial: cert.entry_names().serial_hex.clone(),
         }
     }
 
