@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   openssl        # test PKI, `openssl ocsp` responder, `openssl cms` peer
   ca-certificates
+  postgresql     # the registry's production backend: tests run a throwaway cluster (initdb)
 )
 
 missing=()

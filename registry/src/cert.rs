@@ -1,0 +1,99 @@
+//! What the registry reads from a certificate: fingerprint, serial, names, validity.
+
+use der::Decode;
+use x509_cert::Certificate;
+
+use crate::error::{Error, Result};
+
+/// The parts of a certificate the registry indexes.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint: String,
+    /// Serial number, uppercase hex without leading zeros (as `openssl x509 -serial` prints it).
+    pub serial: String,
+    /// Issuer name, RFC 4514.
+    pub issuer: String,
+    /// Subject name, RFC 4514.
+    pub subject: String,
+    /// notBefore, unix seconds.
+    pub not_before: i64,
+    /// notAfter, unix seconds.
+    pub not_after: i64,
+}
+
+/// Parses a DER certificate; anything else (PEM, BER, trailing bytes) is refused
+/// with the field named, since the registry keeps exactly the bytes the CA issued.
+pub fn parse(der: &[u8], field: &'static str) -> Result<Parsed> {
+    if der.is_empty() {
+        return Err(Error::field(
+            field,
+            "empty: a DER X.509 certificate is required",
+        ));
+    }
+    if der.starts_with(b"-----BEGIN") {
+        return Err(Error::field(field, "PEM given: send the DER bytes"));
+    }
+    let cert = Certificate::from_der(der)
+        .map_err(|e| Error::field(field, format!("not a DER X.509 certificate: {e}")))?;
+    let tbs = &cert.tbs_certificate;
+    let serial_bytes = tbs.serial_number.as_bytes();
+    let trimmed: &[u8] = match serial_bytes.iter().position(|b| *b != 0) {
+        Some(i) => &serial_bytes[i..],
+        None => &[0],
+    };
+    let not_before = unix(tbs.validity.not_before.to_unix_duration(), field)?;
+    let not_after = unix(tbs.validity.not_after.to_unix_duration(), field)?;
+    if not_after <= not_before {
+        return Err(Error::field(field, "notAfter is not after notBefore"));
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    Ok(Parsed {
+        fingerprint: hex::encode(digest.as_ref()),
+        serial: hex::encode_upper(trimmed),
+        issuer: tbs.issuer.to_string(),
+        subject: tbs.subject.to_string(),
+        not_before,
+        not_after,
+    })
+}
+
+fn unix(d: std::time::Duration, field: &'static str) -> Result<i64> {
+    i64::try_from(d.as_secs()).map_err(|_| Error::field(field, "validity date out of range"))
+}
+
+/// Normalises a fingerprint given by a client: hex, colons and spaces ignored, any case.
+pub fn normalise_fingerprint(s: &str, field: &'static str) -> Result<String> {
+    let clean: String = s
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if clean.len() != 64 || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::field(
+            field,
+            "not a SHA-256 fingerprint (64 hex digits)",
+        ));
+    }
+    Ok(clean)
+}
+
+/// Normalises a serial given by a client: hex, colons ignored, leading zeros dropped.
+pub fn normalise_serial(s: &str, field: &'static str) -> Result<String> {
+    let clean: String = s
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if clean.is_empty() || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::field(field, "not a hex serial number"));
+    }
+    let t = clean.trim_start_matches('0');
+    // Whole bytes, as the DER integer holds them.
+    let t = if t.is_empty() { "0" } else { t };
+    Ok(if t.len() % 2 == 1 {
+        format!("0{t}")
+    } else {
+        t.to_owned()
+    })
+}

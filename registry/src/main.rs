@@ -1,0 +1,119 @@
+//! The registry binary: configuration, logging, signals; the service lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kyso_registry::Config;
+
+/// kyso registry: subscribers, certificates, titles and the authority policy over gRPC.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "KYSO_REGISTRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "KYSO_REGISTRY_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Prometheus metrics listen address.
+    #[arg(long, env = "KYSO_REGISTRY_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Database: `sqlite:PATH` (default `sqlite:kyso-registry.db`) or `postgres://...`.
+    #[arg(long, env = "KYSO_REGISTRY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The deployment's government mail domain (I1), e.g. khanhhoa.gov.vn.
+    #[arg(long, env = "KYSO_REGISTRY_MAIL_DOMAIN")]
+    mail_domain: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "KYSO_LOG_JSON")]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_json);
+    let mut config = match &args.config {
+        Some(p) => match Config::from_file(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("kyso-registry: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(m) = args.metrics_listen {
+        config.metrics_listen = Some(m);
+    }
+    if let Some(u) = args.database_url {
+        config.database_url = u;
+    }
+    if let Some(d) = args.mail_domain {
+        config.mail_domain = d;
+    }
+    // Exit before binding when the configuration is wrong, listing every problem.
+    if let Err(e) = config.load() {
+        eprintln!("kyso-registry: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kyso-registry: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| kyso_registry::Error::Io {
+                context: format!("binding {}", config.listen),
+                source,
+            })?;
+        kyso_registry::run(config, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kyso-registry: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

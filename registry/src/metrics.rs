@@ -1,0 +1,153 @@
+//! The registry's Prometheus metrics and the `/metrics` HTTP endpoint.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tokio::net::TcpListener;
+
+/// Every collector of the registry.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// `kyso_registry_requests_total{method, outcome}`.
+    pub requests: IntCounterVec,
+    /// `kyso_registry_request_duration_seconds{method}`.
+    pub duration: HistogramVec,
+    /// `kyso_registry_decisions_total{method, decision, rule}`: one count per
+    /// failed rule of a refusal (rule="" for an allow), so a dashboard shows
+    /// which rules refuse most.
+    pub decisions: IntCounterVec,
+    /// `kyso_registry_db_duration_seconds{operation}`.
+    pub db_duration: HistogramVec,
+}
+
+impl Metrics {
+    /// A fresh registry with every collector registered.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "kyso_registry_requests_total",
+                "Registry requests by method and outcome",
+            ),
+            &["method", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kyso_registry_request_duration_seconds",
+                "Registry request latency by method",
+            )
+            .buckets(vec![
+                0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method"],
+        )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "kyso_registry_decisions_total",
+                "Authorize and CheckAuthority decisions, by failed rule",
+            ),
+            &["method", "decision", "rule"],
+        )?;
+        let db_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "kyso_registry_db_duration_seconds",
+                "Database time per registry operation (queries and transactions)",
+            )
+            .buckets(vec![
+                0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["operation"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(db_duration.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            decisions,
+            db_duration,
+        })
+    }
+
+    /// Counts one decision: an allow, or a refusal with each failed rule.
+    pub fn record_decision(&self, method: &str, rules: &[&str]) {
+        if rules.is_empty() {
+            self.decisions
+                .with_label_values(&[method, "allow", ""])
+                .inc();
+        }
+        for r in rules {
+            self.decisions.with_label_values(&[method, "deny", r]).inc();
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
+
+/// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
+pub async fn serve(
+    metrics: Metrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            },
+        };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let m = m.clone();
+                async move { Ok::<_, Infallible>(answer(&m, &req)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn answer<B>(m: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            Bytes::from(m.render()),
+        ),
+        "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
+    };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}

@@ -1,0 +1,323 @@
+//! The `kyso.registry.v1.Registry` gRPC service: requests to the store,
+//! errors to `Status` (error.rs), and the request and decision metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kyso_proto::registry::v1 as pb;
+use kyso_proto::registry::v1::registry_server::Registry;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::store::{Refusal, Store};
+
+/// Where "now" comes from; tests substitute a fixed clock.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The service state; cloned per connection, everything inside is shared.
+#[derive(Clone)]
+pub struct RegistryService {
+    store: Store,
+    metrics: Metrics,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for RegistryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryService").finish_non_exhaustive()
+    }
+}
+
+impl RegistryService {
+    /// A service over `store`.
+    pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Self {
+        Self {
+            store,
+            metrics,
+            clock,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)().unix_timestamp()
+    }
+
+    /// Runs one call: database time, request count and latency, error mapping.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        f: impl Future<Output = Result<T>>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let out = self.store.db().timed(method, f).await;
+        self.metrics
+            .duration
+            .with_label_values(&[method])
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = match &out {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.metrics
+            .requests
+            .with_label_values(&[method, outcome])
+            .inc();
+        out.map(Response::new).map_err(Status::from)
+    }
+}
+
+fn refusals(r: Vec<Refusal>) -> Vec<pb::Refusal> {
+    r.into_iter()
+        .map(|r| pb::Refusal {
+            rule: r.rule.to_owned(),
+            reason: r.reason,
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn create_organisation(
+        &self,
+        req: Request<pb::CreateOrganisationRequest>,
+    ) -> Result<Response<pb::CreateOrganisationResponse>, Status> {
+        let now = self.now();
+        self.call("CreateOrganisation", async {
+            let id = self.store.create_organisation(req.get_ref(), now).await?;
+            Ok(pb::CreateOrganisationResponse { id })
+        })
+        .await
+    }
+
+    async fn set_organisation_status(
+        &self,
+        req: Request<pb::SetOrganisationStatusRequest>,
+    ) -> Result<Response<pb::SetOrganisationStatusResponse>, Status> {
+        let now = self.now();
+        self.call("SetOrganisationStatus", async {
+            self.store
+                .set_organisation_status(req.get_ref(), now)
+                .await?;
+            Ok(pb::SetOrganisationStatusResponse {})
+        })
+        .await
+    }
+
+    async fn create_person(
+        &self,
+        req: Request<pb::CreatePersonRequest>,
+    ) -> Result<Response<pb::CreatePersonResponse>, Status> {
+        let now = self.now();
+        self.call("CreatePerson", async {
+            let id = self.store.create_person(req.get_ref(), now).await?;
+            Ok(pb::CreatePersonResponse { id })
+        })
+        .await
+    }
+
+    async fn create_title(
+        &self,
+        req: Request<pb::CreateTitleRequest>,
+    ) -> Result<Response<pb::CreateTitleResponse>, Status> {
+        let now = self.now();
+        self.call("CreateTitle", async {
+            let id = self.store.create_title(req.get_ref(), now).await?;
+            Ok(pb::CreateTitleResponse { id })
+        })
+        .await
+    }
+
+    async fn create_appointment(
+        &self,
+        req: Request<pb::CreateAppointmentRequest>,
+    ) -> Result<Response<pb::CreateAppointmentResponse>, Status> {
+        let now = self.now();
+        self.call("CreateAppointment", async {
+            let id = self.store.create_appointment(req.get_ref(), now).await?;
+            Ok(pb::CreateAppointmentResponse { id })
+        })
+        .await
+    }
+
+    async fn create_document_type(
+        &self,
+        req: Request<pb::CreateDocumentTypeRequest>,
+    ) -> Result<Response<pb::CreateDocumentTypeResponse>, Status> {
+        let now = self.now();
+        self.call("CreateDocumentType", async {
+            self.store.create_document_type(req.get_ref(), now).await?;
+            Ok(pb::CreateDocumentTypeResponse {})
+        })
+        .await
+    }
+
+    async fn grant_authority(
+        &self,
+        req: Request<pb::GrantAuthorityRequest>,
+    ) -> Result<Response<pb::GrantAuthorityResponse>, Status> {
+        let now = self.now();
+        self.call("GrantAuthority", async {
+            self.store.grant_authority(req.get_ref(), now).await?;
+            Ok(pb::GrantAuthorityResponse {})
+        })
+        .await
+    }
+
+    async fn register_certificate(
+        &self,
+        req: Request<pb::RegisterCertificateRequest>,
+    ) -> Result<Response<pb::RegisterCertificateResponse>, Status> {
+        let now = self.now();
+        self.call("RegisterCertificate", async {
+            let c = self.store.register_certificate(req.get_ref(), now).await?;
+            Ok(pb::RegisterCertificateResponse {
+                certificate: Some(c),
+            })
+        })
+        .await
+    }
+
+    async fn change_certificate_status(
+        &self,
+        req: Request<pb::ChangeCertificateStatusRequest>,
+    ) -> Result<Response<pb::ChangeCertificateStatusResponse>, Status> {
+        let now = self.now();
+        self.call("ChangeCertificateStatus", async {
+            let c = self
+                .store
+                .change_certificate_status(req.get_ref(), now)
+                .await?;
+            Ok(pb::ChangeCertificateStatusResponse {
+                certificate: Some(c),
+            })
+        })
+        .await
+    }
+
+    async fn assign_custodian(
+        &self,
+        req: Request<pb::AssignCustodianRequest>,
+    ) -> Result<Response<pb::AssignCustodianResponse>, Status> {
+        let now = self.now();
+        self.call("AssignCustodian", async {
+            let id = self.store.assign_custodian(req.get_ref(), now).await?;
+            Ok(pb::AssignCustodianResponse { id })
+        })
+        .await
+    }
+
+    async fn create_delegation(
+        &self,
+        req: Request<pb::CreateDelegationRequest>,
+    ) -> Result<Response<pb::CreateDelegationResponse>, Status> {
+        let now = self.now();
+        self.call("CreateDelegation", async {
+            let id = self.store.create_delegation(req.get_ref(), now).await?;
+            Ok(pb::CreateDelegationResponse { id })
+        })
+        .await
+    }
+
+    async fn authorize(
+        &self,
+        req: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let now = self.now();
+        self.call("Authorize", async {
+            let d = self.store.authorize(req.get_ref(), now).await?;
+            let rules: Vec<&str> = d.refusals.iter().map(|r| r.rule).collect();
+            self.metrics.record_decision("Authorize", &rules);
+            Ok(pb::AuthorizeResponse {
+                allowed: d.refusals.is_empty(),
+                refusals: refusals(d.refusals),
+                holder_name: d.holder_name,
+                title: d.title,
+                on_behalf_of: d.on_behalf_of,
+            })
+        })
+        .await
+    }
+
+    async fn check_authority(
+        &self,
+        req: Request<pb::CheckAuthorityRequest>,
+    ) -> Result<Response<pb::CheckAuthorityResponse>, Status> {
+        let now = self.now();
+        self.call("CheckAuthority", async {
+            let c = self.store.check_authority(req.get_ref(), now).await?;
+            let rules: Vec<&str> = c.refusals.iter().map(|r| r.rule).collect();
+            self.metrics.record_decision("CheckAuthority", &rules);
+            Ok(pb::CheckAuthorityResponse {
+                authorised: c.refusals.is_empty(),
+                refusals: refusals(c.refusals),
+                kind: c.kind,
+                holder_name: c.holder_name,
+                title: c.title,
+                organisation_name: c.organisation_name,
+                status: c.status,
+            })
+        })
+        .await
+    }
+
+    async fn get_certificate(
+        &self,
+        req: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::GetCertificateResponse>, Status> {
+        let now = self.now();
+        self.call("GetCertificate", async {
+            let c = match &req.get_ref().by {
+                Some(pb::get_certificate_request::By::Fingerprint(fp)) => {
+                    self.store.get_certificate_by_fingerprint(fp, now).await?
+                }
+                Some(pb::get_certificate_request::By::IssuerSerial(is)) => {
+                    self.store
+                        .get_certificate_by_issuer_serial(&is.issuer, &is.serial, now)
+                        .await?
+                }
+                None => {
+                    return Err(crate::Error::field(
+                        "by",
+                        "required: fingerprint or issuer_serial",
+                    ));
+                }
+            };
+            Ok(pb::GetCertificateResponse {
+                certificate: Some(c),
+            })
+        })
+        .await
+    }
+
+    async fn list_expiring_certificates(
+        &self,
+        req: Request<pb::ListExpiringCertificatesRequest>,
+    ) -> Result<Response<pb::ListExpiringCertificatesResponse>, Status> {
+        let now = self.now();
+        self.call("ListExpiringCertificates", async {
+            let r = req.get_ref();
+            if r.within_days == 0 || r.within_days > 3660 {
+                return Err(crate::Error::field("within_days", "between 1 and 3660"));
+            }
+            let at = r.at.as_ref().map(|t| t.seconds).unwrap_or(now);
+            let certificates = self.store.expiring(r.within_days, at).await?;
+            Ok(pb::ListExpiringCertificatesResponse { certificates })
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        req: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        self.call("ListEvents", async {
+            let r = req.get_ref();
+            let events = self.store.events(r.after_seq, r.limit).await?;
+            Ok(pb::ListEventsResponse { events })
+        })
+        .await
+    }
+}

@@ -1,0 +1,1775 @@
+//! The registry's operations on the database: every change is one write
+//! transaction with its event (storage.rs), every refusal names its rule.
+
+use kyso_proto::registry::v1 as pb;
+use kyso_proto::signer::v1 as spb;
+use serde_json::json;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::cert;
+use crate::error::{Error, Result};
+use crate::policy::{self, show};
+use crate::storage::{Db, Event, col, is_unique_violation, new_id};
+
+/// The registry's book: the database and the deployment's settings.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+    mail_domain: String,
+}
+
+/// One failed rule of a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// DOMAIN.md rule ID.
+    pub rule: &'static str,
+    /// For a person to read.
+    pub reason: String,
+}
+
+/// The answer to `Authorize`.
+#[derive(Clone, Debug, Default)]
+pub struct Decision {
+    /// Every failed rule; empty means allowed.
+    pub refusals: Vec<Refusal>,
+    /// The certificate holder's name (person or organisation).
+    pub holder_name: String,
+    /// The title the signature is made under.
+    pub title: String,
+    /// The delegator, for KT./TL./TUQ.
+    pub on_behalf_of: String,
+}
+
+/// The answer to `CheckAuthority`.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorityCheck {
+    /// Every failed rule; empty means the holder had authority.
+    pub refusals: Vec<Refusal>,
+    /// Personal or organisation.
+    pub kind: i32,
+    /// Holder's name.
+    pub holder_name: String,
+    /// The title that carried the authority.
+    pub title: String,
+    /// The certificate's organisation.
+    pub organisation_name: String,
+    /// Status at the time asked.
+    pub status: i32,
+}
+
+/// A certificate row, with its status now and its history.
+#[derive(Clone, Debug)]
+struct CertRow {
+    id: String,
+    fingerprint: String,
+    serial: String,
+    issuer: String,
+    subject: String,
+    kind: String,
+    person_id: Option<String>,
+    organisation_id: String,
+    not_before: i64,
+    not_after: i64,
+    renewal_of: Option<String>,
+    renewal_count: i64,
+    status: String,
+}
+
+const CERT_COLUMNS: &str = "id, fingerprint, serial, issuer, subject, kind, person_id, \
+    organisation_id, not_before, not_after, renewal_of, renewal_count, status";
+
+fn cert_row(r: &AnyRow) -> Result<CertRow> {
+    Ok(CertRow {
+        id: col(r, "id")?,
+        fingerprint: col(r, "fingerprint")?,
+        serial: col(r, "serial")?,
+        issuer: col(r, "issuer")?,
+        subject: col(r, "subject")?,
+        kind: col(r, "kind")?,
+        person_id: col(r, "person_id")?,
+        organisation_id: col(r, "organisation_id")?,
+        not_before: col(r, "not_before")?,
+        not_after: col(r, "not_after")?,
+        renewal_of: col(r, "renewal_of")?,
+        renewal_count: col(r, "renewal_count")?,
+        status: col(r, "status")?,
+    })
+}
+
+// ----- enum names as stored -------------------------------------------------------------------
+
+fn org_status_name(s: pb::OrganisationStatus) -> Option<&'static str> {
+    use pb::OrganisationStatus as S;
+    Some(match s {
+        S::Unspecified => return None,
+        S::Active => "active",
+        S::PendingDissolution => "pending_dissolution",
+        S::PendingMerger => "pending_merger",
+        S::PendingSplit => "pending_split",
+        S::PendingRename => "pending_rename",
+        S::Dissolved => "dissolved",
+    })
+}
+
+fn classification_name(c: spb::Classification) -> Option<&'static str> {
+    use spb::Classification as C;
+    Some(match c {
+        C::Unspecified => return None,
+        C::None => "none",
+        C::Secret => "secret",
+        C::TopSecret => "top_secret",
+        C::HighestSecret => "highest_secret",
+    })
+}
+
+fn mode_name(m: spb::SigningMode) -> Option<&'static str> {
+    use spb::SigningMode as M;
+    match m {
+        M::Kt => Some("kt"),
+        M::Tl => Some("tl"),
+        M::Tuq => Some("tuq"),
+        M::Own | M::Unspecified => None,
+    }
+}
+
+fn status_name(s: pb::CertificateStatus) -> Option<&'static str> {
+    use pb::CertificateStatus as S;
+    match s {
+        S::Active => Some("active"),
+        S::Suspended => Some("suspended"),
+        S::Revoked => Some("revoked"),
+        S::Unspecified => None,
+    }
+}
+
+/// The proto value of a stored status name.
+pub(crate) fn status_value(s: &str) -> pb::CertificateStatus {
+    match s {
+        "active" => pb::CertificateStatus::Active,
+        "suspended" => pb::CertificateStatus::Suspended,
+        "revoked" => pb::CertificateStatus::Revoked,
+        _ => pb::CertificateStatus::Unspecified,
+    }
+}
+
+fn kind_value(s: &str) -> pb::CertificateKind {
+    match s {
+        "personal" => pb::CertificateKind::Personal,
+        "organisation" => pb::CertificateKind::Organisation,
+        _ => pb::CertificateKind::Unspecified,
+    }
+}
+
+// ----- request checks -------------------------------------------------------------------------
+
+fn need(field: &'static str, v: &str) -> Result<String> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(Error::field(field, "required"));
+    }
+    Ok(t.to_owned())
+}
+
+/// Who and why, required on every change (the event log keeps them).
+fn change(c: &Option<pb::Change>) -> Result<(String, String)> {
+    let c = c
+        .as_ref()
+        .ok_or_else(|| Error::field("change", "required: actor and reason"))?;
+    Ok((
+        need("change.actor", &c.actor)?,
+        need("change.reason", &c.reason)?,
+    ))
+}
+
+fn ts(field: &'static str, t: &Option<prost_types::Timestamp>) -> Result<Option<i64>> {
+    match t {
+        None => Ok(None),
+        Some(t) if t.nanos < 0 || t.nanos >= 1_000_000_000 => {
+            Err(Error::field(field, "nanos out of range"))
+        }
+        // Years 1..9999, as RFC 3339 can write them.
+        Some(t) if t.seconds < -62_135_596_800 || t.seconds > 253_402_300_799 => {
+            Err(Error::field(field, "impossible date"))
+        }
+        Some(t) => Ok(Some(t.seconds)),
+    }
+}
+
+fn ts_req(field: &'static str, t: &Option<prost_types::Timestamp>) -> Result<i64> {
+    ts(field, t)?.ok_or_else(|| Error::field(field, "required"))
+}
+
+async fn exists(conn: &mut AnyConnection, sql: &'static str, id: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(sql).bind(id).fetch_one(conn).await?;
+    Ok(n > 0)
+}
+
+const ORG_EXISTS: &str = "SELECT COUNT(*) FROM organisations WHERE id = $1";
+const PERSON_EXISTS: &str = "SELECT COUNT(*) FROM people WHERE id = $1";
+const TITLE_EXISTS: &str = "SELECT COUNT(*) FROM titles WHERE id = $1";
+
+async fn must_exist(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    what: &'static str,
+    field: &'static str,
+    id: &str,
+) -> Result<()> {
+    if exists(conn, sql, id).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found(what, field, id))
+    }
+}
+
+/// A document type's classification, or NotFound.
+async fn doc_classification(
+    conn: &mut AnyConnection,
+    field: &'static str,
+    code: &str,
+) -> Result<String> {
+    sqlx::query_scalar("SELECT classification FROM document_types WHERE code = $1")
+        .bind(code)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::not_found("document type", field, code))
+}
+
+async fn cert_by_fingerprint(
+    conn: &mut AnyConnection,
+    field: &'static str,
+    fp: &str,
+) -> Result<CertRow> {
+    let sql = format!("SELECT {CERT_COLUMNS} FROM certificates WHERE fingerprint = $1");
+    let row = sqlx::query(&sql).bind(fp).fetch_optional(conn).await?;
+    match row {
+        Some(r) => cert_row(&r),
+        None => Err(Error::not_found("certificate", field, fp)),
+    }
+}
+
+/// The status at time `t` (N7, V3): the last change effective at or before
+/// `t`; None before the certificate's first entry.
+async fn status_at(
+    conn: &mut AnyConnection,
+    cert_id: &str,
+    t: i64,
+) -> Result<Option<(String, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT status, reason FROM certificate_status_history \
+         WHERE certificate_id = $1 AND effective_at <= $2 \
+         ORDER BY effective_at DESC, ordinal DESC LIMIT 1",
+    )
+    .bind(cert_id)
+    .bind(t)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((col(&r, "status")?, col(&r, "reason")?))),
+        None => Ok(None),
+    }
+}
+
+/// V1, N2 (a, c), N7: valid at `t` = inside its validity and active then.
+async fn validity_refusals(
+    conn: &mut AnyConnection,
+    c: &CertRow,
+    t: i64,
+    out: &mut Vec<Refusal>,
+) -> Result<pb::CertificateStatus> {
+    if t < c.not_before {
+        out.push(Refusal {
+            rule: "V1",
+            reason: format!("the certificate is not valid before {}", show(c.not_before)),
+        });
+    }
+    if t > c.not_after {
+        out.push(Refusal {
+            rule: "V1",
+            reason: format!("the certificate expired at {}", show(c.not_after)),
+        });
+    }
+    let status = status_at(conn, &c.id, t).await?;
+    let value = match &status {
+        Some((s, _)) => status_value(s),
+        None => pb::CertificateStatus::Unspecified,
+    };
+    match status {
+        Some((s, _)) if s == "active" => {}
+        Some((s, _)) if s == "suspended" => out.push(Refusal {
+            rule: "N7",
+            reason: format!("the certificate is suspended at {}", show(t)),
+        }),
+        Some((_, reason)) => out.push(Refusal {
+            rule: "V3",
+            reason: format!(
+                "the certificate is revoked at {} ({})",
+                show(t),
+                reason.unwrap_or_default()
+            ),
+        }),
+        None if t >= c.not_before && t <= c.not_after => out.push(Refusal {
+            rule: "V1",
+            reason: "the certificate has no status at that time".into(),
+        }),
+        None => {}
+    }
+    Ok(value)
+}
+
+/// A7: classified document types are never signed.
+fn classified_refusal(doc: &str, classification: &str, out: &mut Vec<Refusal>) {
+    if classification != "none" {
+        out.push(Refusal {
+            rule: "A7",
+            reason: format!(
+                "document type {doc} is classified ({classification}); these certificates never sign classified documents"
+            ),
+        });
+    }
+}
+
+/// Titles the person holds in the organisation at `t`: (title_id, name).
+async fn titles_held(
+    conn: &mut AnyConnection,
+    person: &str,
+    org: &str,
+    t: i64,
+) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT a.title_id AS title_id, t.name AS name FROM appointments a \
+         JOIN titles t ON t.id = a.title_id \
+         WHERE a.person_id = $1 AND a.organisation_id = $2 AND a.valid_from <= $3 \
+         AND (a.valid_to IS NULL OR a.valid_to > $3) ORDER BY t.name",
+    )
+    .bind(person)
+    .bind(org)
+    .bind(t)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "title_id")?, col(r, "name")?)))
+        .collect()
+}
+
+/// The title under which the person may sign `doc` as APPROVAL in `org` at `t` (A2, A3).
+async fn authorised_title(
+    conn: &mut AnyConnection,
+    person: &str,
+    org: &str,
+    doc: &str,
+    t: i64,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT t.name FROM appointments a \
+         JOIN title_authorities ta ON ta.organisation_id = a.organisation_id \
+           AND ta.title_id = a.title_id AND ta.document_type = $3 \
+         JOIN titles t ON t.id = a.title_id \
+         WHERE a.person_id = $1 AND a.organisation_id = $2 AND a.valid_from <= $4 \
+         AND (a.valid_to IS NULL OR a.valid_to > $4) ORDER BY t.name LIMIT 1",
+    )
+    .bind(person)
+    .bind(org)
+    .bind(doc)
+    .bind(t)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The current custodian of an organisation certificate at `t` (A5).
+async fn custodian_at(conn: &mut AnyConnection, cert_id: &str, t: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT person_id FROM custodians WHERE certificate_id = $1 AND valid_from <= $2 \
+         AND (valid_to IS NULL OR valid_to > $2) ORDER BY valid_from DESC LIMIT 1",
+    )
+    .bind(cert_id)
+    .bind(t)
+    .fetch_optional(conn)
+    .await?)
+}
+
+async fn name_of(conn: &mut AnyConnection, sql: &'static str, id: &str) -> Result<String> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .unwrap_or_default())
+}
+
+const PERSON_NAME: &str = "SELECT full_name FROM people WHERE id = $1";
+const ORG_NAME: &str = "SELECT name FROM organisations WHERE id = $1";
+
+/// Maps a unique violation on insert to AlreadyExists; anything else stays a database error.
+fn dup(what: &'static str, field: &'static str, value: &str) -> impl FnOnce(sqlx::Error) -> Error {
+    let value = value.to_owned();
+    move |e| {
+        if is_unique_violation(&e) {
+            Error::AlreadyExists { what, field, value }
+        } else {
+            Error::Database(e)
+        }
+    }
+}
+
+impl Store {
+    /// A store over a connected database; `mail_domain` is checked by the config (I1).
+    pub fn new(db: Db, mail_domain: String) -> Self {
+        Self { db, mail_domain }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    // ----- management -------------------------------------------------------------------------
+
+    /// Creates an organisation (I6 hierarchy and managing agency, I1 mail domain).
+    pub async fn create_organisation(
+        &self,
+        req: &pb::CreateOrganisationRequest,
+        now: i64,
+    ) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let name = need("name", &req.name)?;
+        let domain = need("mail_domain", &req.mail_domain)?
+            .trim_start_matches('@')
+            .to_ascii_lowercase();
+        if !domain.contains('.') || domain.contains(['@', ' ', '/']) {
+            return Err(Error::field(
+                "mail_domain",
+                "not a mail domain such as khanhhoa.gov.vn",
+            ));
+        }
+        let parent = Some(req.parent_id.trim()).filter(|s| !s.is_empty());
+        let managing = Some(req.managing_agency_id.trim()).filter(|s| !s.is_empty());
+        let id = new_id("org");
+        let mut tx = self.db.begin_write().await?;
+        if let Some(p) = parent {
+            must_exist(&mut tx, ORG_EXISTS, "organisation", "parent_id", p).await?;
+        }
+        if let Some(m) = managing {
+            must_exist(&mut tx, ORG_EXISTS, "organisation", "managing_agency_id", m).await?;
+        }
+        sqlx::query(
+            "INSERT INTO organisations (id, name, parent_id, managing_agency_id, mail_domain, \
+             status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+        )
+        .bind(&id)
+        .bind(&name)
+        .bind(parent)
+        .bind(managing)
+        .bind(&domain)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "organisation.created",
+            entity_id: &id,
+            change: json!({"name": name, "parent_id": parent, "managing_agency_id": managing,
+                "mail_domain": domain}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    /// Sets an organisation's status; a pending change blocks new certificates (I2).
+    pub async fn set_organisation_status(
+        &self,
+        req: &pb::SetOrganisationStatusRequest,
+        now: i64,
+    ) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let org = need("organisation_id", &req.organisation_id)?;
+        let status = pb::OrganisationStatus::try_from(req.status)
+            .ok()
+            .and_then(org_status_name)
+            .ok_or_else(|| Error::field("status", "required: one of the organisation statuses"))?;
+        let decision = need("decision_ref", &req.decision_ref)?;
+        let mut tx = self.db.begin_write().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM organisations WHERE id = $1")
+                .bind(&org)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match current.as_deref() {
+            None => return Err(Error::not_found("organisation", "organisation_id", org)),
+            Some("dissolved") => {
+                return Err(Error::rule(
+                    "I2",
+                    "status",
+                    "the organisation is dissolved; its status no longer changes",
+                ));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE organisations SET status = $1, status_decision_ref = $2 WHERE id = $3")
+            .bind(status)
+            .bind(&decision)
+            .bind(&org)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "organisation.status_changed",
+            entity_id: &org,
+            change: json!({"status": status, "decision_ref": decision, "previous": current}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Creates a person working in an organisation.
+    pub async fn create_person(&self, req: &pb::CreatePersonRequest, now: i64) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let name = need("full_name", &req.full_name)?;
+        let email = need("email", &req.email)?.to_ascii_lowercase();
+        if !matches!(email.split_once('@'), Some((l, h)) if !l.is_empty() && h.contains('.')) {
+            return Err(Error::field("email", "not a mail address"));
+        }
+        let org = need("organisation_id", &req.organisation_id)?;
+        let service_end = ts("service_end", &req.service_end)?;
+        let id = new_id("per");
+        let mut tx = self.db.begin_write().await?;
+        must_exist(&mut tx, ORG_EXISTS, "organisation", "organisation_id", &org).await?;
+        sqlx::query(
+            "INSERT INTO people (id, full_name, email, organisation_id, service_end, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&name)
+        .bind(&email)
+        .bind(&org)
+        .bind(service_end)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(dup("person", "email", &email))?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "person.created",
+            entity_id: &id,
+            change: json!({"full_name": name, "email": email, "organisation_id": org,
+                "service_end": service_end}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    /// Creates a title (Chủ tịch, Văn thư, ...).
+    pub async fn create_title(&self, req: &pb::CreateTitleRequest, now: i64) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let name = need("name", &req.name)?;
+        let id = new_id("tit");
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("INSERT INTO titles (id, name) VALUES ($1, $2)")
+            .bind(&id)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(dup("title", "name", &name))?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "title.created",
+            entity_id: &id,
+            change: json!({"name": name}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    /// Appoints a person to a title in an organisation for a period.
+    pub async fn create_appointment(
+        &self,
+        req: &pb::CreateAppointmentRequest,
+        now: i64,
+    ) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let person = need("person_id", &req.person_id)?;
+        let title = need("title_id", &req.title_id)?;
+        let org = need("organisation_id", &req.organisation_id)?;
+        let decision = need("decision_ref", &req.decision_ref)?;
+        let from = ts_req("valid_from", &req.valid_from)?;
+        let to = ts("valid_to", &req.valid_to)?;
+        if let Some(to) = to
+            && to <= from
+        {
+            return Err(Error::field("valid_to", "must be after valid_from"));
+        }
+        let id = new_id("apt");
+        let mut tx = self.db.begin_write().await?;
+        must_exist(&mut tx, PERSON_EXISTS, "person", "person_id", &person).await?;
+        must_exist(&mut tx, TITLE_EXISTS, "title", "title_id", &title).await?;
+        must_exist(&mut tx, ORG_EXISTS, "organisation", "organisation_id", &org).await?;
+        sqlx::query(
+            "INSERT INTO appointments (id, person_id, title_id, organisation_id, valid_from, \
+             valid_to, decision_ref) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&person)
+        .bind(&title)
+        .bind(&org)
+        .bind(from)
+        .bind(to)
+        .bind(&decision)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "appointment.created",
+            entity_id: &id,
+            change: json!({"person_id": person, "title_id": title, "organisation_id": org,
+                "valid_from": from, "valid_to": to, "decision_ref": decision}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    /// Creates a document type with its classification (A7).
+    pub async fn create_document_type(
+        &self,
+        req: &pb::CreateDocumentTypeRequest,
+        now: i64,
+    ) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let code = need("code", &req.code)?;
+        let name = need("name", &req.name)?;
+        let class = spb::Classification::try_from(req.classification)
+            .ok()
+            .and_then(classification_name)
+            .ok_or_else(|| {
+                Error::field("classification", "required: NONE or a secrecy level (A7)")
+            })?;
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query("INSERT INTO document_types (code, name, classification) VALUES ($1, $2, $3)")
+            .bind(&code)
+            .bind(&name)
+            .bind(class)
+            .execute(&mut *tx)
+            .await
+            .map_err(dup("document type", "code", &code))?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "document_type.created",
+            entity_id: &code,
+            change: json!({"name": name, "classification": class}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Grants title authorities and organisation profiles, all or nothing.
+    /// Each grant is checked as it is written, so a bad one late in the list
+    /// rolls back the ones before it (one transaction).
+    pub async fn grant_authority(&self, req: &pb::GrantAuthorityRequest, now: i64) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        if req.title_authorities.is_empty() && req.organisation_profiles.is_empty() {
+            return Err(Error::field("title_authorities", "nothing to grant"));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let mut written = Vec::new();
+        for g in &req.title_authorities {
+            let org = need("title_authorities.organisation_id", &g.organisation_id)?;
+            let title = need("title_authorities.title_id", &g.title_id)?;
+            let doc = need("title_authorities.document_type", &g.document_type)?;
+            must_exist(
+                &mut tx,
+                ORG_EXISTS,
+                "organisation",
+                "title_authorities.organisation_id",
+                &org,
+            )
+            .await?;
+            must_exist(
+                &mut tx,
+                TITLE_EXISTS,
+                "title",
+                "title_authorities.title_id",
+                &title,
+            )
+            .await?;
+            let class =
+                doc_classification(&mut tx, "title_authorities.document_type", &doc).await?;
+            if class != "none" {
+                return Err(Error::rule_invalid(
+                    "A7",
+                    "title_authorities.document_type",
+                    format!(
+                        "{doc} is classified ({class}): no authority to sign it can be granted"
+                    ),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO title_authorities (organisation_id, title_id, document_type) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&org)
+            .bind(&title)
+            .bind(&doc)
+            .execute(&mut *tx)
+            .await?;
+            written.push(json!({"organisation_id": org, "title_id": title, "document_type": doc}));
+        }
+        for g in &req.organisation_profiles {
+            let org = need("organisation_profiles.organisation_id", &g.organisation_id)?;
+            let doc = need("organisation_profiles.document_type", &g.document_type)?;
+            let profile = match spb::Profile::try_from(g.profile) {
+                Ok(spb::Profile::Unspecified) | Err(_) => {
+                    return Err(Error::field("organisation_profiles.profile", "required"));
+                }
+                Ok(spb::Profile::Approval) | Ok(spb::Profile::Comment) => {
+                    return Err(Error::rule_invalid(
+                        "A4",
+                        "organisation_profiles.profile",
+                        "approvals and comments are personal signatures (D1); an organisation certificate is the seal",
+                    ));
+                }
+                Ok(p) => p.as_str_name(),
+            };
+            must_exist(
+                &mut tx,
+                ORG_EXISTS,
+                "organisation",
+                "organisation_profiles.organisation_id",
+                &org,
+            )
+            .await?;
+            let class =
+                doc_classification(&mut tx, "organisation_profiles.document_type", &doc).await?;
+            if class != "none" {
+                return Err(Error::rule_invalid(
+                    "A7",
+                    "organisation_profiles.document_type",
+                    format!("{doc} is classified ({class}): it is never signed"),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO organisation_profiles (organisation_id, document_type, profile) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&org)
+            .bind(&doc)
+            .bind(profile)
+            .execute(&mut *tx)
+            .await?;
+            written.push(json!({"organisation_id": org, "document_type": doc, "profile": profile}));
+        }
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "authority.granted",
+            entity_id: "",
+            change: json!({"grants": written}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Registers a certificate from its DER: a new one (I1, I2, N4) or the
+    /// renewal of another (I3, N4, V3).
+    pub async fn register_certificate(
+        &self,
+        req: &pb::RegisterCertificateRequest,
+        now: i64,
+    ) -> Result<pb::Certificate> {
+        let (actor, reason) = change(&req.change)?;
+        let parsed = cert::parse(&req.der, "der")?;
+        let kind = match pb::CertificateKind::try_from(req.kind) {
+            Ok(pb::CertificateKind::Personal) => "personal",
+            Ok(pb::CertificateKind::Organisation) => "organisation",
+            _ => return Err(Error::field("kind", "required: PERSONAL or ORGANISATION")),
+        };
+        let renewal_of = match req.renewal_of.trim() {
+            "" => None,
+            s => Some(cert::normalise_fingerprint(s, "renewal_of")?),
+        };
+        let mut tx = self.db.begin_write().await?;
+
+        // The holder.
+        let (person, org) = if kind == "personal" {
+            let person = need("person_id", &req.person_id)?;
+            let row =
+                sqlx::query("SELECT email, organisation_id, service_end FROM people WHERE id = $1")
+                    .bind(&person)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| Error::not_found("person", "person_id", person.clone()))?;
+            let email: String = col(&row, "email")?;
+            let home: String = col(&row, "organisation_id")?;
+            let service_end: Option<i64> = col(&row, "service_end")?;
+            let org = match req.organisation_id.trim() {
+                "" => home,
+                o => o.to_owned(),
+            };
+            if renewal_of.is_none() {
+                // I1: a new certificate needs a government mail account of the deployment.
+                if !policy::email_in_domain(&email, &self.mail_domain) {
+                    return Err(Error::rule(
+                        "I1",
+                        "person_id",
+                        format!(
+                            "{email} is not a mail account of {}; a new certificate needs one",
+                            self.mail_domain
+                        ),
+                    ));
+                }
+                // I2: no new certificate with less than 6 months of service left.
+                if let Some(end) = service_end {
+                    let limit = policy::add_months(now, policy::SERVICE_MIN_MONTHS);
+                    if end < limit {
+                        return Err(Error::rule(
+                            "I2",
+                            "person_id",
+                            format!(
+                                "service ends {} (less than {} months from now)",
+                                show(end),
+                                policy::SERVICE_MIN_MONTHS
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Some(person), org)
+        } else {
+            if !req.person_id.trim().is_empty() {
+                return Err(Error::field(
+                    "person_id",
+                    "an organisation certificate has no personal holder (custodians are assigned separately, A5)",
+                ));
+            }
+            (None, need("organisation_id", &req.organisation_id)?)
+        };
+        let org_row = sqlx::query("SELECT mail_domain, status FROM organisations WHERE id = $1")
+            .bind(&org)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("organisation", "organisation_id", org.clone()))?;
+        let org_domain: String = col(&org_row, "mail_domain")?;
+        let org_status: String = col(&org_row, "status")?;
+        if renewal_of.is_none() && kind == "organisation" {
+            if !policy::host_in_domain(&org_domain, &self.mail_domain) {
+                return Err(Error::rule(
+                    "I1",
+                    "organisation_id",
+                    format!(
+                        "the organisation's mail domain {org_domain} is not in {}",
+                        self.mail_domain
+                    ),
+                ));
+            }
+            if org_status != "active" {
+                return Err(Error::rule(
+                    "I2",
+                    "organisation_id",
+                    format!(
+                        "the organisation is {org_status}: no new certificate until that is done"
+                    ),
+                ));
+            }
+        }
+
+        // Validity (N4) and renewal (I3).
+        let mut renewal_count = 0;
+        let mut renewal_id = None;
+        match &renewal_of {
+            None => {
+                let max = policy::add_months(parsed.not_before, policy::NEW_MAX_MONTHS);
+                if parsed.not_after > max {
+                    return Err(Error::rule_invalid(
+                        "N4",
+                        "der",
+                        format!(
+                            "valid {} to {}: a new certificate is valid at most 5 years",
+                            show(parsed.not_before),
+                            show(parsed.not_after)
+                        ),
+                    ));
+                }
+            }
+            Some(old_fp) => {
+                let old = cert_by_fingerprint(&mut tx, "renewal_of", old_fp).await?;
+                if old.kind != kind || old.person_id != person || old.organisation_id != org {
+                    return Err(Error::field(
+                        "renewal_of",
+                        "a renewal keeps the kind, holder and organisation of the certificate it renews",
+                    ));
+                }
+                if old.status == "revoked" {
+                    return Err(Error::rule(
+                        "V3",
+                        "renewal_of",
+                        "the certificate is revoked, permanently; it cannot be renewed",
+                    ));
+                }
+                let renewed: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE renewal_of = $1")
+                        .bind(&old.id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if old.renewal_count >= 1 || renewed > 0 {
+                    return Err(Error::rule(
+                        "I3",
+                        "renewal_of",
+                        "a certificate may be renewed only once",
+                    ));
+                }
+                let left = old.not_after - now;
+                if left < policy::RENEWAL_MIN_LEFT_SECS {
+                    return Err(Error::rule(
+                        "I3",
+                        "renewal_of",
+                        format!(
+                            "{} days of validity left (expires {}); renewal needs at least 60",
+                            left.max(0) / policy::DAY,
+                            show(old.not_after)
+                        ),
+                    ));
+                }
+                let max = policy::add_months(old.not_after, policy::RENEWAL_MAX_MONTHS);
+                if parsed.not_after > max {
+                    return Err(Error::rule_invalid(
+                        "N4",
+                        "der",
+                        format!(
+                            "the renewal runs to {}: a renewal adds at most 3 years to {}",
+                            show(parsed.not_after),
+                            show(old.not_after)
+                        ),
+                    ));
+                }
+                renewal_count = old.renewal_count + 1;
+                renewal_id = Some(old.id);
+            }
+        }
+
+        let id = new_id("crt");
+        sqlx::query(
+            "INSERT INTO certificates (id, fingerprint, der_hex, serial, issuer, subject, kind, \
+             person_id, organisation_id, not_before, not_after, renewal_of, renewal_count, status, \
+             registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             'active', $14)",
+        )
+        .bind(&id)
+        .bind(&parsed.fingerprint)
+        .bind(hex::encode(&req.der))
+        .bind(&parsed.serial)
+        .bind(&parsed.issuer)
+        .bind(&parsed.subject)
+        .bind(kind)
+        .bind(person.as_deref())
+        .bind(&org)
+        .bind(parsed.not_before)
+        .bind(parsed.not_after)
+        .bind(renewal_id.as_deref())
+        .bind(renewal_count)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(dup("certificate", "der", &parsed.fingerprint))?;
+        // Active from its notBefore, so questions about any time in its
+        // validity have an answer (CheckAuthority asks about the past).
+        sqlx::query(
+            "INSERT INTO certificate_status_history (id, certificate_id, status, reason, \
+             effective_at, ordinal, recorded_at) VALUES ($1, $2, 'active', NULL, $3, 1, $4)",
+        )
+        .bind(new_id("sth"))
+        .bind(&id)
+        .bind(parsed.not_before)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: if renewal_of.is_some() {
+                "certificate.renewed"
+            } else {
+                "certificate.registered"
+            },
+            entity_id: &id,
+            change: json!({"fingerprint": parsed.fingerprint, "serial": parsed.serial,
+                "issuer": parsed.issuer, "kind": kind, "person_id": person,
+                "organisation_id": org, "not_before": parsed.not_before,
+                "not_after": parsed.not_after, "renewal_of": renewal_of,
+                "renewal_count": renewal_count}),
+        };
+        self.db.commit(tx, event).await?;
+        self.get_certificate_by_fingerprint(&parsed.fingerprint, now)
+            .await
+    }
+
+    /// Suspends, reinstates (N7) or revokes (V3, V4) a certificate.
+    pub async fn change_certificate_status(
+        &self,
+        req: &pb::ChangeCertificateStatusRequest,
+        now: i64,
+    ) -> Result<pb::Certificate> {
+        let (actor, reason) = change(&req.change)?;
+        let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
+        let target = pb::CertificateStatus::try_from(req.status)
+            .ok()
+            .and_then(status_name)
+            .ok_or_else(|| Error::field("status", "required: ACTIVE, SUSPENDED or REVOKED"))?;
+        let revocation_reason = match pb::RevocationReason::try_from(req.reason) {
+            Ok(pb::RevocationReason::Unspecified) | Err(_) => None,
+            Ok(r) => Some(r.as_str_name()),
+        };
+        match (target, revocation_reason) {
+            ("revoked", None) => {
+                return Err(Error::rule_invalid(
+                    "V4",
+                    "reason",
+                    "a revocation needs one of the reasons of the regulations",
+                ));
+            }
+            ("active" | "suspended", Some(_)) => {
+                return Err(Error::field(
+                    "reason",
+                    "only a revocation carries a reason (V4)",
+                ));
+            }
+            _ => {}
+        }
+        let effective = ts("effective_at", &req.effective_at)?.unwrap_or(now);
+        let mut tx = self.db.begin_write().await?;
+        let c = cert_by_fingerprint(&mut tx, "fingerprint", &fp).await?;
+        let last = sqlx::query(
+            "SELECT status, effective_at, ordinal FROM certificate_status_history \
+             WHERE certificate_id = $1 ORDER BY effective_at DESC, ordinal DESC LIMIT 1",
+        )
+        .bind(&c.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (current, last_at, ordinal) = match &last {
+            Some(r) => (
+                col::<String>(r, "status")?,
+                col::<i64>(r, "effective_at")?,
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(MAX(ordinal), 0) FROM certificate_status_history \
+                     WHERE certificate_id = $1",
+                )
+                .bind(&c.id)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+            None => ("active".to_owned(), c.not_before, 0),
+        };
+        if current == "revoked" {
+            return Err(Error::rule(
+                "V3",
+                "status",
+                "the certificate is revoked; revocation is permanent",
+            ));
+        }
+        match (current.as_str(), target) {
+            ("active", "active") => {
+                return Err(Error::rule(
+                    "N7",
+                    "status",
+                    "the certificate is already active",
+                ));
+            }
+            ("suspended", "suspended") => {
+                return Err(Error::rule(
+                    "N7",
+                    "status",
+                    "the certificate is already suspended",
+                ));
+            }
+            _ => {}
+        }
+        if effective < last_at {
+            return Err(Error::field(
+                "effective_at",
+                format!("before the last status change ({})", show(last_at)),
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO certificate_status_history (id, certificate_id, status, reason, \
+             effective_at, ordinal, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("sth"))
+        .bind(&c.id)
+        .bind(target)
+        .bind(revocation_reason)
+        .bind(effective)
+        .bind(ordinal + 1)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE certificates SET status = $1 WHERE id = $2")
+            .bind(target)
+            .bind(&c.id)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "certificate.status_changed",
+            entity_id: &c.id,
+            change: json!({"fingerprint": fp, "from": current, "to": target,
+                "reason": revocation_reason, "effective_at": effective}),
+        };
+        self.db.commit(tx, event).await?;
+        self.get_certificate_by_fingerprint(&fp, now).await
+    }
+
+    /// Assigns the custodian of an organisation certificate by written
+    /// decision; replacing one needs a handover record (A5).
+    pub async fn assign_custodian(
+        &self,
+        req: &pb::AssignCustodianRequest,
+        now: i64,
+    ) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
+        let person = need("person_id", &req.person_id)?;
+        let decision = req.decision_ref.trim().to_owned();
+        if decision.is_empty() {
+            return Err(Error::rule_invalid(
+                "A5",
+                "decision_ref",
+                "a custodian is assigned by a written decision of the head of the organisation",
+            ));
+        }
+        let decision_date = ts_req("decision_date", &req.decision_date)?;
+        let effective = ts("effective_at", &req.effective_at)?.unwrap_or(now);
+        if decision_date > effective {
+            return Err(Error::field(
+                "decision_date",
+                "after the assignment takes effect",
+            ));
+        }
+        let handover = req.handover_record.trim().to_owned();
+        let mut tx = self.db.begin_write().await?;
+        let c = cert_by_fingerprint(&mut tx, "fingerprint", &fp).await?;
+        if c.kind != "organisation" {
+            return Err(Error::rule_invalid(
+                "A1",
+                "fingerprint",
+                "a personal certificate is used only by its holder; it has no custodian",
+            ));
+        }
+        let home: Option<String> =
+            sqlx::query_scalar("SELECT organisation_id FROM people WHERE id = $1")
+                .bind(&person)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(home) = home else {
+            return Err(Error::not_found("person", "person_id", person));
+        };
+        let member = home == c.organisation_id
+            || !titles_held(&mut tx, &person, &c.organisation_id, effective)
+                .await?
+                .is_empty();
+        if !member {
+            return Err(Error::rule(
+                "A5",
+                "person_id",
+                "the custodian must be a member (the clerk) of the certificate's organisation",
+            ));
+        }
+        let current = custodian_at(&mut tx, &c.id, effective).await?;
+        if let Some(cur) = &current {
+            if *cur == person {
+                return Err(Error::rule(
+                    "A5",
+                    "person_id",
+                    "this person is already the custodian",
+                ));
+            }
+            if handover.is_empty() {
+                return Err(Error::rule(
+                    "A5",
+                    "handover_record",
+                    "a change of custodian needs a handover record",
+                ));
+            }
+            sqlx::query(
+                "UPDATE custodians SET valid_to = $1 WHERE certificate_id = $2 AND person_id = $3 \
+                 AND valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1)",
+            )
+            .bind(effective)
+            .bind(&c.id)
+            .bind(cur)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO custodian_handovers (id, certificate_id, from_person_id, \
+                 to_person_id, record_ref, handed_over_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(new_id("hnd"))
+            .bind(&c.id)
+            .bind(cur)
+            .bind(&person)
+            .bind(&handover)
+            .bind(effective)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let id = new_id("cus");
+        sqlx::query(
+            "INSERT INTO custodians (id, certificate_id, person_id, decision_ref, decision_date, \
+             valid_from, valid_to) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        )
+        .bind(&id)
+        .bind(&c.id)
+        .bind(&person)
+        .bind(&decision)
+        .bind(decision_date)
+        .bind(effective)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "custodian.assigned",
+            entity_id: &id,
+            change: json!({"fingerprint": fp, "person_id": person, "previous": current,
+                "decision_ref": decision, "decision_date": decision_date,
+                "handover_record": Some(handover).filter(|h| !h.is_empty()),
+                "effective_at": effective}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    /// Creates a delegation for KT./TL./TUQ. (A2): never to oneself, never in a cycle.
+    pub async fn create_delegation(
+        &self,
+        req: &pb::CreateDelegationRequest,
+        now: i64,
+    ) -> Result<String> {
+        let (actor, reason) = change(&req.change)?;
+        let org = need("organisation_id", &req.organisation_id)?;
+        let from = need("from_person_id", &req.from_person_id)?;
+        let to = need("to_person_id", &req.to_person_id)?;
+        if from == to {
+            return Err(Error::rule_invalid(
+                "A2",
+                "to_person_id",
+                "a person cannot delegate to themselves",
+            ));
+        }
+        let mode = spb::SigningMode::try_from(req.mode)
+            .ok()
+            .and_then(mode_name)
+            .ok_or_else(|| Error::field("mode", "required: KT, TL or TUQ (A2)"))?;
+        if req.document_types.is_empty() {
+            return Err(Error::field("document_types", "at least one document type"));
+        }
+        let decision = req.decision_ref.trim().to_owned();
+        if decision.is_empty() {
+            return Err(Error::rule_invalid(
+                "A2",
+                "decision_ref",
+                "signing on behalf needs a decision of the competent person",
+            ));
+        }
+        let valid_from = ts_req("valid_from", &req.valid_from)?;
+        let valid_to = ts_req("valid_to", &req.valid_to)?;
+        if valid_to <= valid_from {
+            return Err(Error::field("valid_to", "must be after valid_from"));
+        }
+        let mut tx = self.db.begin_write().await?;
+        must_exist(&mut tx, ORG_EXISTS, "organisation", "organisation_id", &org).await?;
+        must_exist(&mut tx, PERSON_EXISTS, "person", "from_person_id", &from).await?;
+        must_exist(&mut tx, PERSON_EXISTS, "person", "to_person_id", &to).await?;
+        // A2: no cycle. Follow delegations from the delegate onwards (same
+        // organisation, overlapping window); reaching the delegator is a cycle.
+        let mut seen = vec![to.clone()];
+        let mut frontier = vec![to.clone()];
+        while let Some(p) = frontier.pop() {
+            let next: Vec<String> = sqlx::query_scalar(
+                "SELECT to_person_id FROM delegations WHERE from_person_id = $1 \
+                 AND organisation_id = $2 AND valid_from < $3 AND valid_to > $4",
+            )
+            .bind(&p)
+            .bind(&org)
+            .bind(valid_to)
+            .bind(valid_from)
+            .fetch_all(&mut *tx)
+            .await?;
+            for n in next {
+                if n == from {
+                    return Err(Error::rule(
+                        "A2",
+                        "to_person_id",
+                        "this delegation would close a cycle of delegations",
+                    ));
+                }
+                if !seen.contains(&n) {
+                    seen.push(n.clone());
+                    frontier.push(n);
+                }
+            }
+        }
+        let id = new_id("dlg");
+        sqlx::query(
+            "INSERT INTO delegations (id, organisation_id, from_person_id, to_person_id, mode, \
+             decision_ref, valid_from, valid_to, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(&org)
+        .bind(&from)
+        .bind(&to)
+        .bind(mode)
+        .bind(&decision)
+        .bind(valid_from)
+        .bind(valid_to)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Checked one by one after the delegation row: an unknown type rolls
+        // the whole delegation back.
+        let mut docs = Vec::new();
+        for d in &req.document_types {
+            let d = need("document_types", d)?;
+            let class = doc_classification(&mut tx, "document_types", &d).await?;
+            if class != "none" {
+                return Err(Error::rule_invalid(
+                    "A7",
+                    "document_types",
+                    format!("{d} is classified ({class}): it is never signed"),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO delegation_document_types (delegation_id, document_type) \
+                 VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+            docs.push(d);
+        }
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "delegation.created",
+            entity_id: &id,
+            change: json!({"organisation_id": org, "from_person_id": from, "to_person_id": to,
+                "mode": mode, "document_types": docs, "decision_ref": decision,
+                "valid_from": valid_from, "valid_to": valid_to}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(id)
+    }
+
+    // ----- decisions --------------------------------------------------------------------------
+
+    /// Decides whether a signature may be made; collects every failed rule
+    /// rather than stopping at the first, so the caller can fix everything at once.
+    pub async fn authorize(&self, req: &pb::AuthorizeRequest, now: i64) -> Result<Decision> {
+        let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
+        let acting = need("acting_person_id", &req.acting_person_id)?;
+        let org = need("organisation_id", &req.organisation_id)?;
+        let doc = need("document_type", &req.document_type)?;
+        let profile = match spb::Profile::try_from(req.profile) {
+            Ok(spb::Profile::Unspecified) | Err(_) => {
+                return Err(Error::field("profile", "required"));
+            }
+            Ok(p) => p,
+        };
+        let mode = spb::SigningMode::try_from(req.mode)
+            .map_err(|_| Error::field("mode", "unknown signing mode"))?;
+        let t = ts("at", &req.at)?.unwrap_or(now);
+
+        let mut conn = self.db.pool().acquire().await?;
+        let c = cert_by_fingerprint(&mut conn, "fingerprint", &fp).await?;
+        must_exist(
+            &mut conn,
+            PERSON_EXISTS,
+            "person",
+            "acting_person_id",
+            &acting,
+        )
+        .await?;
+        must_exist(
+            &mut conn,
+            ORG_EXISTS,
+            "organisation",
+            "organisation_id",
+            &org,
+        )
+        .await?;
+        let class = doc_classification(&mut conn, "document_type", &doc).await?;
+
+        let mut d = Decision::default();
+        validity_refusals(&mut conn, &c, t, &mut d.refusals).await?;
+        classified_refusal(&doc, &class, &mut d.refusals);
+
+        if c.kind == "personal" {
+            let holder = c.person_id.clone().unwrap_or_default();
+            d.holder_name = name_of(&mut conn, PERSON_NAME, &holder).await?;
+            // A1: used only by its holder.
+            if holder != acting {
+                d.refusals.push(Refusal {
+                    rule: "A1",
+                    reason: "a personal certificate is used only by its holder".into(),
+                });
+            }
+            match profile {
+                spb::Profile::Approval | spb::Profile::Comment => {}
+                other => d.refusals.push(Refusal {
+                    rule: "A4",
+                    reason: format!(
+                        "{} is a use of the organisation certificate (the seal, D1), not of a personal one",
+                        other.as_str_name()
+                    ),
+                }),
+            }
+            let held = titles_held(&mut conn, &acting, &org, t).await?;
+            if held.is_empty() {
+                d.refusals.push(Refusal {
+                    rule: "A3",
+                    reason: "the signer holds no title in this organisation at that time".into(),
+                });
+            } else if let Some(m) = mode_name(mode) {
+                // A2: signing on behalf, under a delegation in force, from
+                // someone who has the authority, with the delegate's own certificate.
+                let rows = sqlx::query(
+                    "SELECT d.from_person_id AS from_person_id, p.full_name AS full_name \
+                     FROM delegations d \
+                     JOIN delegation_document_types dd ON dd.delegation_id = d.id \
+                       AND dd.document_type = $3 \
+                     JOIN people p ON p.id = d.from_person_id \
+                     WHERE d.to_person_id = $1 AND d.organisation_id = $2 AND d.mode = $4 \
+                     AND d.valid_from <= $5 AND d.valid_to > $5",
+                )
+                .bind(&acting)
+                .bind(&org)
+                .bind(&doc)
+                .bind(m)
+                .bind(t)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut found = false;
+                for r in &rows {
+                    let from: String = col(r, "from_person_id")?;
+                    if authorised_title(&mut conn, &from, &org, &doc, t)
+                        .await?
+                        .is_some()
+                    {
+                        d.on_behalf_of = col(r, "full_name")?;
+                        found = true;
+                        break;
+                    }
+                }
+                d.title = held.first().map(|(_, n)| n.clone()).unwrap_or_default();
+                if !found {
+                    d.refusals.push(Refusal {
+                        rule: "A2",
+                        reason: format!(
+                            "no {} delegation in force for document type {doc} from someone with the authority to sign it",
+                            m.to_uppercase()
+                        ),
+                    });
+                }
+            } else if profile == spb::Profile::Approval {
+                match authorised_title(&mut conn, &acting, &org, &doc, t).await? {
+                    Some(title) => d.title = title,
+                    None => d.refusals.push(Refusal {
+                        rule: "A3",
+                        reason: format!(
+                            "none of the signer's titles ({}) may sign document type {doc} in this organisation",
+                            held.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    }),
+                }
+            } else {
+                d.title = held.first().map(|(_, n)| n.clone()).unwrap_or_default();
+            }
+        } else {
+            d.holder_name = name_of(&mut conn, ORG_NAME, &c.organisation_id).await?;
+            // A5: only the current custodian uses the organisation key.
+            match custodian_at(&mut conn, &c.id, t).await? {
+                Some(p) if p == acting => {}
+                Some(_) => d.refusals.push(Refusal {
+                    rule: "A5",
+                    reason: "only the assigned custodian may use the organisation certificate"
+                        .into(),
+                }),
+                None => d.refusals.push(Refusal {
+                    rule: "A5",
+                    reason: "the organisation certificate has no custodian assigned by decision"
+                        .into(),
+                }),
+            }
+            if mode_name(mode).is_some() {
+                d.refusals.push(Refusal {
+                    rule: "A2",
+                    reason: "signing on behalf uses the delegate's own personal certificate".into(),
+                });
+            }
+            if c.organisation_id != org {
+                d.refusals.push(Refusal {
+                    rule: "A4",
+                    reason: "an organisation certificate signs only for its own organisation"
+                        .into(),
+                });
+            }
+            let allowed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM organisation_profiles WHERE organisation_id = $1 \
+                 AND document_type = $2 AND profile = $3",
+            )
+            .bind(&c.organisation_id)
+            .bind(&doc)
+            .bind(profile.as_str_name())
+            .fetch_one(&mut *conn)
+            .await?;
+            if allowed == 0 {
+                d.refusals.push(Refusal {
+                    rule: "A4",
+                    reason: format!(
+                        "the organisation certificate is not allowed {} for document type {doc}",
+                        profile.as_str_name()
+                    ),
+                });
+            }
+        }
+        Ok(d)
+    }
+
+    /// For the verifier: did this certificate's holder have authority to
+    /// sign the document type at `t` (status, A7, A2/A3 for a person, A4 for
+    /// an organisation)?
+    pub async fn check_authority(
+        &self,
+        req: &pb::CheckAuthorityRequest,
+        now: i64,
+    ) -> Result<AuthorityCheck> {
+        let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
+        let doc = need("document_type", &req.document_type)?;
+        let t = ts("at", &req.at)?.unwrap_or(now);
+        let mut conn = self.db.pool().acquire().await?;
+        let c = cert_by_fingerprint(&mut conn, "fingerprint", &fp).await?;
+        let class = doc_classification(&mut conn, "document_type", &doc).await?;
+        let mut out = AuthorityCheck {
+            kind: kind_value(&c.kind) as i32,
+            organisation_name: name_of(&mut conn, ORG_NAME, &c.organisation_id).await?,
+            ..AuthorityCheck::default()
+        };
+        out.status = validity_refusals(&mut conn, &c, t, &mut out.refusals).await? as i32;
+        classified_refusal(&doc, &class, &mut out.refusals);
+        if let Some(person) = &c.person_id {
+            out.holder_name = name_of(&mut conn, PERSON_NAME, person).await?;
+            match authorised_title(&mut conn, person, &c.organisation_id, &doc, t).await? {
+                Some(title) => out.title = title,
+                None => {
+                    // Signing on behalf counts too (A2).
+                    let delegated: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM delegations d \
+                         JOIN delegation_document_types dd ON dd.delegation_id = d.id \
+                           AND dd.document_type = $3 \
+                         WHERE d.to_person_id = $1 AND d.organisation_id = $2 \
+                         AND d.valid_from <= $4 AND d.valid_to > $4",
+                    )
+                    .bind(person)
+                    .bind(&c.organisation_id)
+                    .bind(&doc)
+                    .bind(t)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if delegated == 0 {
+                        out.refusals.push(Refusal {
+                            rule: "A3",
+                            reason: format!(
+                                "the holder had no title with authority for {doc}, nor a delegation for it, at {}",
+                                show(t)
+                            ),
+                        });
+                    }
+                }
+            }
+        } else {
+            out.holder_name = out.organisation_name.clone();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM organisation_profiles WHERE organisation_id = $1 \
+                 AND document_type = $2",
+            )
+            .bind(&c.organisation_id)
+            .bind(&doc)
+            .fetch_one(&mut *conn)
+            .await?;
+            if n == 0 {
+                out.refusals.push(Refusal {
+                    rule: "A4",
+                    reason: format!("the organisation certificate has no use for {doc}"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- lookups ----------------------------------------------------------------------------
+
+    /// A certificate by fingerprint, with its status now and its history.
+    pub async fn get_certificate_by_fingerprint(
+        &self,
+        fp: &str,
+        now: i64,
+    ) -> Result<pb::Certificate> {
+        let fp = cert::normalise_fingerprint(fp, "fingerprint")?;
+        let mut conn = self.db.pool().acquire().await?;
+        let c = cert_by_fingerprint(&mut conn, "fingerprint", &fp).await?;
+        to_proto(&mut conn, c, now).await
+    }
+
+    /// A certificate by issuer (RFC 4514, as the registry reports it) and serial (hex).
+    pub async fn get_certificate_by_issuer_serial(
+        &self,
+        issuer: &str,
+        serial: &str,
+        now: i64,
+    ) -> Result<pb::Certificate> {
+        let issuer = need("issuer_serial.issuer", issuer)?;
+        let serial = cert::normalise_serial(serial, "issuer_serial.serial")?;
+        let mut conn = self.db.pool().acquire().await?;
+        let sql =
+            format!("SELECT {CERT_COLUMNS} FROM certificates WHERE issuer = $1 AND serial = $2");
+        let row = sqlx::query(&sql)
+            .bind(&issuer)
+            .bind(&serial)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(
+                    "certificate",
+                    "issuer_serial",
+                    format!("{issuer} / {serial}"),
+                )
+            })?;
+        let c = cert_row(&row)?;
+        to_proto(&mut conn, c, now).await
+    }
+
+    /// Certificates not revoked whose validity ends within `days` of `at`
+    /// (the I3 renewal window), soonest first.
+    pub async fn expiring(&self, days: u32, at: i64) -> Result<Vec<pb::Certificate>> {
+        let until = at.saturating_add(i64::from(days) * policy::DAY);
+        let mut conn = self.db.pool().acquire().await?;
+        let sql = format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE not_after >= $1 AND not_after <= $2 \
+             AND status <> 'revoked' ORDER BY not_after LIMIT 10000"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(at)
+            .bind(until)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let c = cert_row(r)?;
+            out.push(to_proto(&mut conn, c, at).await?);
+        }
+        Ok(out)
+    }
+
+    /// Events after `after_seq`, oldest first.
+    pub async fn events(&self, after_seq: i64, limit: u32) -> Result<Vec<pb::Event>> {
+        let limit = i64::from(if limit == 0 { 100 } else { limit.min(1000) });
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, reason, kind, entity_id, change_json FROM events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(pb::Event {
+                    seq: col(r, "seq")?,
+                    at: Some(prost_types::Timestamp {
+                        seconds: col(r, "at")?,
+                        nanos: 0,
+                    }),
+                    actor: col(r, "actor")?,
+                    reason: col(r, "reason")?,
+                    kind: col(r, "kind")?,
+                    entity_id: col(r, "entity_id")?,
+                    change_json: col(r, "change_json")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn to_proto(conn: &mut AnyConnection, c: CertRow, now: i64) -> Result<pb::Certificate> {
+    let rows = sqlx::query(
+        "SELECT status, reason, effective_at FROM certificate_status_history \
+         WHERE certificate_id = $1 ORDER BY effective_at, ordinal",
+    )
+    .bind(&c.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut history = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let reason: Option<String> = col(r, "reason")?;
+        history.push(pb::StatusChange {
+            status: status_value(&col::<String>(r, "status")?) as i32,
+            reason: reason
+                .and_then(|s| pb::RevocationReason::from_str_name(&s))
+                .unwrap_or(pb::RevocationReason::Unspecified) as i32,
+            effective_at: Some(prost_types::Timestamp {
+                seconds: col(r, "effective_at")?,
+                nanos: 0,
+            }),
+        });
+    }
+    let status_now = status_at(conn, &c.id, now)
+        .await?
+        .map(|(s, _)| status_value(&s))
+        .unwrap_or(pb::CertificateStatus::Unspecified);
+    let renewal_of = match &c.renewal_of {
+        Some(id) => sqlx::query_scalar("SELECT fingerprint FROM certificates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(pb::Certificate {
+        id: c.id,
+        fingerprint: c.fingerprint,
+        serial: c.serial,
+        issuer: c.issuer,
+        subject: c.subject,
+        kind: kind_value(&c.kind) as i32,
+        person_id: c.person_id.unwrap_or_default(),
+        organisation_id: c.organisation_id,
+        not_before: Some(prost_types::Timestamp {
+            seconds: c.not_before,
+            nanos: 0,
+        }),
+        not_after: Some(prost_types::Timestamp {
+            seconds: c.not_after,
+            nanos: 0,
+        }),
+        status: status_now as i32,
+        history,
+        renewal_count: c.renewal_count,
+        renewal_of,
+    })
+}

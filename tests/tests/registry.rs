@@ -1,0 +1,1927 @@
+//! End-to-end tests of the registry: `kyso_registry::serve` in-process on loopback listeners
+//! with a temporary SQLite file, a sample province seeded through the gRPC management calls
+//! (Khánh Hòa People's Committee: the Chairman with a personal certificate, the organisation
+//! certificate kept by the clerk), and tonic clients as the signer and the verifier.
+//!
+//! Test names carry the DOMAIN.md rule they check. Certificates are the test PKI's leaves, or
+//! self-signed ones made with the openssl CLI when a test needs particular validity dates
+//! (the registry indexes certificates; it does not build paths).
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kyso_proto::registry::v1 as pb;
+use kyso_proto::registry::v1::registry_client::RegistryClient;
+use kyso_proto::signer::v1::{Classification, Profile, SigningMode};
+use kyso_registry::{Config, Listeners, serve, system_clock};
+use kyso_tests::{TestPki, openssl};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+const DAY: i64 = 86_400;
+const YEAR: i64 = 365 * DAY;
+const DOMAIN: &str = "khanhhoa.gov.vn";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn change(reason: &str) -> Option<pb::Change> {
+    Some(pb::Change {
+        actor: "subscriber-manager@sotttt.khanhhoa.gov.vn".into(),
+        reason: reason.into(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service under test
+// ---------------------------------------------------------------------------------------------
+
+struct Service {
+    client: RegistryClient<Channel>,
+    grpc_addr: SocketAddr,
+    database_url: String,
+    /// Dropped after the service: the cluster outlives the pool using it.
+    _postgres: Option<PgCluster>,
+    metrics_addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<kyso_registry::Result<()>>>,
+}
+
+impl Service {
+    async fn start_sqlite() -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("registry.db").display());
+        Self::start_on(dir, url, None).await
+    }
+
+    async fn start_postgres() -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let pg = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+        let url = pg.url.clone();
+        Self::start_on(dir, url, Some(pg)).await
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        database_url: String,
+        pg: Option<PgCluster>,
+    ) -> Service {
+        let config = Config {
+            database_url: database_url.clone(),
+            mail_domain: DOMAIN.into(),
+            ..Config::default()
+        };
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            config,
+            Listeners {
+                grpc,
+                metrics: Some(metrics),
+            },
+            system_clock(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10));
+        // The listener is bound already; retry only while the database migrates.
+        let mut client = None;
+        for _ in 0..100 {
+            match channel.connect().await {
+                Ok(c) => {
+                    client = Some(RegistryClient::new(c));
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Service {
+            client: client.expect("the registry accepts connections"),
+            grpc_addr: addr,
+            database_url,
+            _postgres: pg,
+            metrics_addr,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn c(&self) -> RegistryClient<Channel> {
+        self.client.clone()
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("the registry stops")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    async fn events(&self) -> Vec<pb::Event> {
+        self.c()
+            .list_events(pb::ListEventsRequest {
+                after_seq: 0,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A throwaway PostgreSQL cluster
+// ---------------------------------------------------------------------------------------------
+
+/// A PostgreSQL cluster of its own (Debian `postgresql`): initdb in a temporary directory,
+/// run as the `postgres` user when the tests run as root (PostgreSQL refuses root), on a
+/// loopback port; stopped on drop, so nothing outlives the test.
+struct PgCluster {
+    dir: tempfile::TempDir,
+    as_user: Option<&'static str>,
+    url: String,
+}
+
+/// A PostgreSQL program: `$KYSO_PG_BIN/NAME`, else the newest `/usr/lib/postgresql/*/bin`,
+/// else from PATH.
+fn pg_bin(name: &str) -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("KYSO_PG_BIN") {
+        return Path::new(&dir).join(name);
+    }
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin.join(name),
+        None => name.into(),
+    }
+}
+
+impl PgCluster {
+    fn start() -> PgCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("kyso-pg-")
+            .tempdir()
+            .unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let as_user = (dir.path().metadata().unwrap().uid() == 0).then_some("postgres");
+        if let Some(u) = as_user {
+            kyso_tests::run(
+                std::process::Command::new("chown")
+                    .arg(format!("{u}:"))
+                    .arg(dir.path()),
+                None,
+                kyso_tests::COMMAND_TIMEOUT,
+            )
+            .expect_success();
+        }
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut pg = PgCluster {
+            url: format!("postgres://kyso@127.0.0.1:{port}/registry"),
+            dir,
+            as_user,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-U".as_ref(),
+                "kyso".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        );
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            pg.dir.path().display()
+        );
+        let log = pg.dir.path().join("log");
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "start".as_ref(),
+            ],
+        );
+        let port = port.to_string();
+        pg.run(
+            "createdb",
+            &[
+                "-h".as_ref(),
+                "127.0.0.1".as_ref(),
+                "-p".as_ref(),
+                port.as_ref(),
+                "-U".as_ref(),
+                "kyso".as_ref(),
+                "registry".as_ref(),
+            ],
+        );
+        pg
+    }
+
+    fn command(&self, program: &str, args: &[&std::ffi::OsStr]) -> std::process::Command {
+        let mut cmd = match self.as_user {
+            Some(u) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(pg_bin(program));
+                c
+            }
+            None => std::process::Command::new(pg_bin(program)),
+        };
+        cmd.args(args).current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&mut self, program: &str, args: &[&std::ffi::OsStr]) {
+        kyso_tests::run(
+            &mut self.command(program, args),
+            None,
+            kyso_tests::COMMAND_TIMEOUT,
+        )
+        .expect_success();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = kyso_tests::run(
+            &mut self.command(
+                "pg_ctl",
+                &[
+                    "-D".as_ref(),
+                    data.as_os_str(),
+                    "-m".as_ref(),
+                    "immediate".as_ref(),
+                    "-w".as_ref(),
+                    "stop".as_ref(),
+                ],
+            ),
+            None,
+            kyso_tests::COMMAND_TIMEOUT,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates made for a test
+// ---------------------------------------------------------------------------------------------
+
+/// A self-signed EC certificate valid from now for `days`, DER.
+fn make_cert(dir: &Path, name: &str, days: i64) -> Vec<u8> {
+    let key = dir.join(format!("{name}.key"));
+    let cer = dir.join(format!("{name}.cer"));
+    openssl([
+        "req".as_ref(),
+        "-x509".as_ref(),
+        "-newkey".as_ref(),
+        "ec".as_ref(),
+        "-pkeyopt".as_ref(),
+        "ec_paramgen_curve:P-256".as_ref(),
+        "-nodes".as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-outform".as_ref(),
+        "DER".as_ref(),
+        "-out".as_ref(),
+        cer.as_os_str(),
+        "-subj".as_ref(),
+        format!("/C=VN/O=UBND tinh Khanh Hoa/CN={name}").as_ref(),
+        "-days".as_ref(),
+        days.to_string().as_ref(),
+    ] as [&std::ffi::OsStr; 17])
+    .expect_success();
+    std::fs::read(cer).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sample province
+// ---------------------------------------------------------------------------------------------
+
+/// Khánh Hòa People's Committee, as the seeds describe it.
+struct Province {
+    ubnd: String,
+    sotttt: String,
+    chairman: String,
+    deputy: String,
+    clerk: String,
+    outsider: String,
+    chairman_title: String,
+    deputy_title: String,
+    /// The Chairman's personal certificate (test PKI leaf `personal-rsa`).
+    chairman_cert: String,
+    /// The deputy's personal certificate (leaf `personal-ec256`).
+    deputy_cert: String,
+    /// The organisation certificate (leaf `org-rsa`), kept by the clerk.
+    org_cert: String,
+}
+
+async fn create_person(
+    c: &mut RegistryClient<Channel>,
+    name: &str,
+    email: &str,
+    org: &str,
+    service_end: Option<i64>,
+) -> String {
+    c.create_person(pb::CreatePersonRequest {
+        change: change("staff list"),
+        full_name: name.into(),
+        email: email.into(),
+        organisation_id: org.into(),
+        service_end: service_end.and_then(ts),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .id
+}
+
+async fn appoint(c: &mut RegistryClient<Channel>, person: &str, title: &str, org: &str) {
+    c.create_appointment(pb::CreateAppointmentRequest {
+        change: change("appointment"),
+        person_id: person.into(),
+        title_id: title.into(),
+        organisation_id: org.into(),
+        valid_from: ts(now() - YEAR),
+        valid_to: None,
+        decision_ref: "123/QĐ-UBND".into(),
+    })
+    .await
+    .unwrap();
+}
+
+async fn register(
+    c: &mut RegistryClient<Channel>,
+    der: Vec<u8>,
+    kind: pb::CertificateKind,
+    person: &str,
+    org: &str,
+) -> Result<pb::Certificate, Status> {
+    c.register_certificate(pb::RegisterCertificateRequest {
+        change: change("issued by the CA"),
+        der,
+        kind: kind as i32,
+        person_id: person.into(),
+        organisation_id: org.into(),
+        renewal_of: String::new(),
+    })
+    .await
+    .map(|r| r.into_inner().certificate.unwrap())
+}
+
+async fn seed(svc: &Service) -> Province {
+    let mut c = svc.c();
+    let pki = TestPki::get();
+    let sotttt = c
+        .create_organisation(pb::CreateOrganisationRequest {
+            change: change("province set-up"),
+            name: "Sở Thông tin và Truyền thông tỉnh Khánh Hòa".into(),
+            parent_id: String::new(),
+            managing_agency_id: String::new(),
+            mail_domain: "sotttt.khanhhoa.gov.vn".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    // I6: the provincial department manages the People's Committee's subscribers.
+    let ubnd = c
+        .create_organisation(pb::CreateOrganisationRequest {
+            change: change("province set-up"),
+            name: "Ủy ban nhân dân tỉnh Khánh Hòa".into(),
+            parent_id: String::new(),
+            managing_agency_id: sotttt.clone(),
+            mail_domain: DOMAIN.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let title = |name: &'static str| {
+        let mut c = c.clone();
+        async move {
+            c.create_title(pb::CreateTitleRequest {
+                change: change("titles"),
+                name: name.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+        }
+    };
+    let chairman_title = title("Chủ tịch").await;
+    let deputy_title = title("Phó Chủ tịch").await;
+    let clerk_title = title("Văn thư").await;
+
+    let five_years = Some(now() + 5 * YEAR);
+    let chairman = create_person(
+        &mut c,
+        "Nguyễn Văn An",
+        "an.nv@khanhhoa.gov.vn",
+        &ubnd,
+        five_years,
+    )
+    .await;
+    let deputy = create_person(
+        &mut c,
+        "Trần Thị Bình",
+        "binh.tt@khanhhoa.gov.vn",
+        &ubnd,
+        five_years,
+    )
+    .await;
+    let clerk = create_person(
+        &mut c,
+        "Lê Văn Cường",
+        "cuong.lv@khanhhoa.gov.vn",
+        &ubnd,
+        five_years,
+    )
+    .await;
+    let outsider = create_person(
+        &mut c,
+        "Phạm Thị Dung",
+        "dung.pt@sotttt.khanhhoa.gov.vn",
+        &sotttt,
+        five_years,
+    )
+    .await;
+    appoint(&mut c, &chairman, &chairman_title, &ubnd).await;
+    appoint(&mut c, &deputy, &deputy_title, &ubnd).await;
+    appoint(&mut c, &clerk, &clerk_title, &ubnd).await;
+
+    for (code, name, class) in [
+        ("QD", "Quyết định", Classification::None),
+        ("CV", "Công văn", Classification::None),
+        ("MAT", "Công văn mật", Classification::Secret),
+    ] {
+        c.create_document_type(pb::CreateDocumentTypeRequest {
+            change: change("document types"),
+            code: code.into(),
+            name: name.into(),
+            classification: class as i32,
+        })
+        .await
+        .unwrap();
+    }
+    let ta = |title: &str, doc: &str| pb::TitleAuthority {
+        organisation_id: ubnd.clone(),
+        title_id: title.into(),
+        document_type: doc.into(),
+    };
+    let op = |doc: &str, profile: Profile| pb::OrganisationProfile {
+        organisation_id: ubnd.clone(),
+        document_type: doc.into(),
+        profile: profile as i32,
+    };
+    c.grant_authority(pb::GrantAuthorityRequest {
+        change: change("working rules of the People's Committee"),
+        title_authorities: vec![
+            ta(&chairman_title, "QD"),
+            ta(&chairman_title, "CV"),
+            ta(&deputy_title, "CV"),
+        ],
+        organisation_profiles: vec![
+            op("QD", Profile::Issue),
+            op("CV", Profile::Issue),
+            op("QD", Profile::Copy),
+        ],
+    })
+    .await
+    .unwrap();
+
+    let chairman_cert = register(
+        &mut c,
+        pki.leaf_der("personal-rsa"),
+        pb::CertificateKind::Personal,
+        &chairman,
+        "",
+    )
+    .await
+    .unwrap()
+    .fingerprint;
+    let deputy_cert = register(
+        &mut c,
+        pki.leaf_der("personal-ec256"),
+        pb::CertificateKind::Personal,
+        &deputy,
+        "",
+    )
+    .await
+    .unwrap()
+    .fingerprint;
+    let org_cert = register(
+        &mut c,
+        pki.leaf_der("org-rsa"),
+        pb::CertificateKind::Organisation,
+        "",
+        &ubnd,
+    )
+    .await
+    .unwrap()
+    .fingerprint;
+    c.assign_custodian(pb::AssignCustodianRequest {
+        change: change("custodian of the seal"),
+        fingerprint: org_cert.clone(),
+        person_id: clerk.clone(),
+        decision_ref: "45/QĐ-UBND".into(),
+        decision_date: ts(now() - DAY),
+        handover_record: String::new(),
+        effective_at: None,
+    })
+    .await
+    .unwrap();
+    Province {
+        ubnd,
+        sotttt,
+        chairman,
+        deputy,
+        clerk,
+        outsider,
+        chairman_title,
+        deputy_title,
+        chairman_cert,
+        deputy_cert,
+        org_cert,
+    }
+}
+
+fn authorize_req(
+    fp: &str,
+    acting: &str,
+    org: &str,
+    doc: &str,
+    profile: Profile,
+    mode: SigningMode,
+) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
+        fingerprint: fp.into(),
+        acting_person_id: acting.into(),
+        organisation_id: org.into(),
+        document_type: doc.into(),
+        profile: profile as i32,
+        mode: mode as i32,
+        at: None,
+    }
+}
+
+async fn authorize(svc: &Service, req: pb::AuthorizeRequest) -> pb::AuthorizeResponse {
+    svc.c().authorize(req).await.unwrap().into_inner()
+}
+
+fn rules(r: &pb::AuthorizeResponse) -> Vec<&str> {
+    r.refusals.iter().map(|x| x.rule.as_str()).collect()
+}
+
+/// The rule IDs of a status's PreconditionFailure violations.
+fn status_rules(s: &Status) -> Vec<String> {
+    s.get_details_precondition_failure()
+        .map(|p| p.violations.iter().map(|v| v.r#type.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn bad_fields(s: &Status) -> Vec<String> {
+    s.get_details_bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorize: the signer's question
+// ---------------------------------------------------------------------------------------------
+
+async fn chairman_approves_a_decision_with_his_own_certificate_A2_A3(svc: Service) {
+    let p = seed(&svc).await;
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(r.allowed, "{:?}", r.refusals);
+    assert_eq!(r.title, "Chủ tịch");
+    assert_eq!(r.holder_name, "Nguyễn Văn An");
+    svc.stop().await;
+}
+
+async fn personal_certificate_used_by_someone_else_is_refused_A1(svc: Service) {
+    let p = seed(&svc).await;
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.clerk,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(!r.allowed);
+    assert!(rules(&r).contains(&"A1"), "{:?}", r.refusals);
+    svc.stop().await;
+}
+
+async fn title_without_authority_for_the_document_type_is_refused_A3(svc: Service) {
+    let p = seed(&svc).await;
+    // The deputy may sign official letters (CV) but not decisions (QD).
+    let ok = authorize(
+        &svc,
+        authorize_req(
+            &p.deputy_cert,
+            &p.deputy,
+            &p.ubnd,
+            "CV",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(ok.allowed, "{:?}", ok.refusals);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.deputy_cert,
+            &p.deputy,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["A3"]);
+    // No title at all in another organisation.
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.deputy_cert,
+            &p.deputy,
+            &p.sotttt,
+            "CV",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["A3"]);
+    svc.stop().await;
+}
+
+async fn organisation_certificate_is_used_by_its_custodian_only_A5(svc: Service) {
+    let p = seed(&svc).await;
+    let ok = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.ubnd,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(ok.allowed, "{:?}", ok.refusals);
+    assert_eq!(ok.holder_name, "Ủy ban nhân dân tỉnh Khánh Hòa");
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["A5"]);
+    svc.stop().await;
+}
+
+async fn organisation_certificate_only_for_allowed_profiles_A4(svc: Service) {
+    let p = seed(&svc).await;
+    // COPY is allowed for decisions, not for letters; APPROVAL is never the seal's.
+    let ok = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.ubnd,
+            "QD",
+            Profile::Copy,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(ok.allowed, "{:?}", ok.refusals);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.ubnd,
+            "CV",
+            Profile::Copy,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["A4"]);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.sotttt,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(rules(&r).contains(&"A4"), "{:?}", r.refusals);
+    // A personal certificate cannot stand in for the seal.
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(rules(&r).contains(&"A4"), "{:?}", r.refusals);
+    svc.stop().await;
+}
+
+async fn classified_documents_are_never_signed_A7(svc: Service) {
+    let p = seed(&svc).await;
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "MAT",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(!r.allowed);
+    assert!(rules(&r).contains(&"A7"), "{:?}", r.refusals);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.ubnd,
+            "MAT",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(rules(&r).contains(&"A7"), "{:?}", r.refusals);
+    // No authority over a classified type can even be granted.
+    let err = svc
+        .c()
+        .grant_authority(pb::GrantAuthorityRequest {
+            change: change("try"),
+            title_authorities: vec![pb::TitleAuthority {
+                organisation_id: p.ubnd.clone(),
+                title_id: p.chairman_title.clone(),
+                document_type: "MAT".into(),
+            }],
+            organisation_profiles: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["A7"]);
+    svc.stop().await;
+}
+
+async fn a_refusal_lists_every_failed_rule_A1_A4_A7(svc: Service) {
+    let p = seed(&svc).await;
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.clerk,
+            &p.ubnd,
+            "MAT",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    let got = rules(&r);
+    for want in ["A1", "A4", "A7"] {
+        assert!(got.contains(&want), "{want} missing from {:?}", r.refusals);
+    }
+    assert!(r.refusals.iter().all(|x| !x.reason.is_empty()));
+    svc.stop().await;
+}
+
+async fn deputy_signs_on_behalf_of_the_chairman_only_under_a_delegation_KT_A2(svc: Service) {
+    let p = seed(&svc).await;
+    let req = authorize_req(
+        &p.deputy_cert,
+        &p.deputy,
+        &p.ubnd,
+        "QD",
+        Profile::Approval,
+        SigningMode::Kt,
+    );
+    let r = authorize(&svc, req.clone()).await;
+    assert_eq!(rules(&r), vec!["A2"]);
+    svc.c()
+        .create_delegation(pb::CreateDelegationRequest {
+            change: change("KT. Chủ tịch"),
+            organisation_id: p.ubnd.clone(),
+            from_person_id: p.chairman.clone(),
+            to_person_id: p.deputy.clone(),
+            mode: SigningMode::Kt as i32,
+            document_types: vec!["QD".into()],
+            decision_ref: "77/QĐ-UBND".into(),
+            valid_from: ts(now() - DAY),
+            valid_to: ts(now() + 30 * DAY),
+        })
+        .await
+        .unwrap();
+    let r = authorize(&svc, req.clone()).await;
+    assert!(r.allowed, "{:?}", r.refusals);
+    assert_eq!(r.on_behalf_of, "Nguyễn Văn An");
+    // The delegation is KT only, for QD only, and in force only in its window.
+    let mut tl = req.clone();
+    tl.mode = SigningMode::Tl as i32;
+    assert_eq!(rules(&authorize(&svc, tl).await), vec!["A2"]);
+    let mut later = req.clone();
+    later.at = ts(now() + 60 * DAY);
+    assert_eq!(rules(&authorize(&svc, later).await), vec!["A2"]);
+    // The delegate signs with their own certificate, never with the Chairman's (A1, A2).
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.deputy,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Kt,
+        ),
+    )
+    .await;
+    assert!(rules(&r).contains(&"A1"), "{:?}", r.refusals);
+    svc.stop().await;
+}
+
+async fn delegation_to_oneself_is_refused_A2(svc: Service) {
+    let p = seed(&svc).await;
+    let before = svc.events().await.len();
+    let err = svc
+        .c()
+        .create_delegation(pb::CreateDelegationRequest {
+            change: change("self"),
+            organisation_id: p.ubnd.clone(),
+            from_person_id: p.chairman.clone(),
+            to_person_id: p.chairman.clone(),
+            mode: SigningMode::Tuq as i32,
+            document_types: vec!["QD".into()],
+            decision_ref: "1/QĐ".into(),
+            valid_from: ts(now()),
+            valid_to: ts(now() + DAY),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["A2"]);
+    assert_eq!(bad_fields(&err), vec!["to_person_id"]);
+    assert_eq!(svc.events().await.len(), before);
+    svc.stop().await;
+}
+
+async fn delegation_cycle_is_refused_A2(svc: Service) {
+    let p = seed(&svc).await;
+    let d = |from: &str, to: &str| pb::CreateDelegationRequest {
+        change: change("delegation"),
+        organisation_id: p.ubnd.clone(),
+        from_person_id: from.into(),
+        to_person_id: to.into(),
+        mode: SigningMode::Tl as i32,
+        document_types: vec!["CV".into()],
+        decision_ref: "9/QĐ".into(),
+        valid_from: ts(now()),
+        valid_to: ts(now() + 30 * DAY),
+    };
+    svc.c()
+        .create_delegation(d(&p.chairman, &p.deputy))
+        .await
+        .unwrap();
+    svc.c()
+        .create_delegation(d(&p.deputy, &p.clerk))
+        .await
+        .unwrap();
+    let err = svc
+        .c()
+        .create_delegation(d(&p.clerk, &p.chairman))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["A2"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status: suspension, reinstatement, revocation
+// ---------------------------------------------------------------------------------------------
+
+async fn set_status(
+    svc: &Service,
+    fp: &str,
+    status: pb::CertificateStatus,
+    reason: pb::RevocationReason,
+    effective_at: Option<i64>,
+) -> Result<pb::Certificate, Status> {
+    svc.c()
+        .change_certificate_status(pb::ChangeCertificateStatusRequest {
+            change: change("status"),
+            fingerprint: fp.into(),
+            status: status as i32,
+            reason: reason as i32,
+            effective_at: effective_at.and_then(ts),
+        })
+        .await
+        .map(|r| r.into_inner().certificate.unwrap())
+}
+
+async fn suspended_certificate_is_refused_until_reinstated_N7(svc: Service) {
+    let p = seed(&svc).await;
+    let req = authorize_req(
+        &p.chairman_cert,
+        &p.chairman,
+        &p.ubnd,
+        "QD",
+        Profile::Approval,
+        SigningMode::Own,
+    );
+    let t0 = now();
+    let c = set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Suspended,
+        pb::RevocationReason::Unspecified,
+        Some(t0 - 100),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.status, pb::CertificateStatus::Suspended as i32);
+    assert_eq!(rules(&authorize(&svc, req.clone()).await), vec!["N7"]);
+    // Suspending twice is refused.
+    let err = set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Suspended,
+        pb::RevocationReason::Unspecified,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["N7"]);
+    set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Active,
+        pb::RevocationReason::Unspecified,
+        Some(t0),
+    )
+    .await
+    .unwrap();
+    assert!(authorize(&svc, req.clone()).await.allowed);
+    // The history still answers for the time of the hold, and before it.
+    let mut during = req.clone();
+    during.at = ts(t0 - 50);
+    assert_eq!(rules(&authorize(&svc, during).await), vec!["N7"]);
+    let mut before = req.clone();
+    before.at = ts(t0 - 1000);
+    assert!(authorize(&svc, before).await.allowed);
+    svc.stop().await;
+}
+
+async fn revocation_needs_a_reason_and_is_permanent_V4_V3(svc: Service) {
+    let p = seed(&svc).await;
+    let err = set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Revoked,
+        pb::RevocationReason::Unspecified,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["V4"]);
+    let c = set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Revoked,
+        pb::RevocationReason::LeftService,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.status, pb::CertificateStatus::Revoked as i32);
+    assert_eq!(
+        c.history.last().unwrap().reason,
+        pb::RevocationReason::LeftService as i32
+    );
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["V3"]);
+    let err = set_status(
+        &svc,
+        &p.chairman_cert,
+        pb::CertificateStatus::Active,
+        pb::RevocationReason::Unspecified,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["V3"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issuing and renewing
+// ---------------------------------------------------------------------------------------------
+
+async fn renew(
+    svc: &Service,
+    der: Vec<u8>,
+    person: &str,
+    old_fp: &str,
+) -> Result<pb::Certificate, Status> {
+    svc.c()
+        .register_certificate(pb::RegisterCertificateRequest {
+            change: change("renewal"),
+            der,
+            kind: pb::CertificateKind::Personal as i32,
+            person_id: person.into(),
+            organisation_id: String::new(),
+            renewal_of: old_fp.into(),
+        })
+        .await
+        .map(|r| r.into_inner().certificate.unwrap())
+}
+
+async fn rejects_renewal_with_less_than_60_days_left_I3(svc: Service) {
+    let p = seed(&svc).await;
+    let dir = svc.dir.path();
+    let old = register(
+        &mut svc.c(),
+        make_cert(dir, "old30", 30),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap();
+    let before = svc.events().await.len();
+    let err = renew(
+        &svc,
+        make_cert(dir, "new", 400),
+        &p.outsider,
+        &old.fingerprint,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["I3"]);
+    assert_eq!(svc.events().await.len(), before);
+    svc.stop().await;
+}
+
+async fn renewal_only_once_I3(svc: Service) {
+    let p = seed(&svc).await;
+    let dir = svc.dir.path();
+    let a = register(
+        &mut svc.c(),
+        make_cert(dir, "a", 365),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap();
+    let b = renew(&svc, make_cert(dir, "b", 700), &p.outsider, &a.fingerprint)
+        .await
+        .unwrap();
+    assert_eq!(b.renewal_count, 1);
+    assert_eq!(b.renewal_of, a.fingerprint);
+    let err = renew(&svc, make_cert(dir, "c", 800), &p.outsider, &b.fingerprint)
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I3"]);
+    let err = renew(&svc, make_cert(dir, "d", 800), &p.outsider, &a.fingerprint)
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I3"]);
+    svc.stop().await;
+}
+
+async fn renewal_of_a_revoked_certificate_is_refused_V3(svc: Service) {
+    let p = seed(&svc).await;
+    let dir = svc.dir.path();
+    let a = register(
+        &mut svc.c(),
+        make_cert(dir, "a", 365),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap();
+    set_status(
+        &svc,
+        &a.fingerprint,
+        pb::CertificateStatus::Revoked,
+        pb::RevocationReason::KeyCompromise,
+        None,
+    )
+    .await
+    .unwrap();
+    let err = renew(&svc, make_cert(dir, "b", 700), &p.outsider, &a.fingerprint)
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["V3"]);
+    svc.stop().await;
+}
+
+async fn new_certificate_at_most_five_years_and_renewal_adds_at_most_three_N4(svc: Service) {
+    let p = seed(&svc).await;
+    let dir = svc.dir.path();
+    let err = register(
+        &mut svc.c(),
+        make_cert(dir, "long", 5 * 365 + 10),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["N4"]);
+    let a = register(
+        &mut svc.c(),
+        make_cert(dir, "a", 365),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap();
+    let err = renew(
+        &svc,
+        make_cert(dir, "b", 365 + 3 * 365 + 10),
+        &p.outsider,
+        &a.fingerprint,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["N4"]);
+    svc.stop().await;
+}
+
+async fn new_certificate_needs_a_mail_account_in_the_domain_I1(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    let gmail = create_person(
+        &mut c,
+        "Hoàng Văn Em",
+        "em.hv@gmail.com",
+        &p.ubnd,
+        Some(now() + 5 * YEAR),
+    )
+    .await;
+    let err = register(
+        &mut c,
+        make_cert(svc.dir.path(), "em", 365),
+        pb::CertificateKind::Personal,
+        &gmail,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["I1"]);
+    svc.stop().await;
+}
+
+async fn no_new_certificate_with_less_than_six_months_of_service_I2(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    let retiring = create_person(
+        &mut c,
+        "Võ Văn Giàu",
+        "giau.vv@khanhhoa.gov.vn",
+        &p.ubnd,
+        Some(now() + 120 * DAY),
+    )
+    .await;
+    let err = register(
+        &mut c,
+        make_cert(svc.dir.path(), "giau", 365),
+        pb::CertificateKind::Personal,
+        &retiring,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I2"]);
+    svc.stop().await;
+}
+
+async fn no_new_certificate_for_an_organisation_pending_a_change_I2(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    c.set_organisation_status(pb::SetOrganisationStatusRequest {
+        change: change("merger decided"),
+        organisation_id: p.sotttt.clone(),
+        status: pb::OrganisationStatus::PendingMerger as i32,
+        decision_ref: "12/NQ-HĐND".into(),
+    })
+    .await
+    .unwrap();
+    let err = register(
+        &mut c,
+        make_cert(svc.dir.path(), "org", 365),
+        pb::CertificateKind::Organisation,
+        "",
+        &p.sotttt,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I2"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custodians (A5)
+// ---------------------------------------------------------------------------------------------
+
+async fn custodian_must_belong_to_the_organisation_and_changes_need_a_handover_A5(svc: Service) {
+    let p = seed(&svc).await;
+    let assign = |person: &str, handover: &str| pb::AssignCustodianRequest {
+        change: change("custodian"),
+        fingerprint: p.org_cert.clone(),
+        person_id: person.into(),
+        decision_ref: "46/QĐ-UBND".into(),
+        decision_date: ts(now() - 10),
+        handover_record: handover.into(),
+        effective_at: None,
+    };
+    let err = svc
+        .c()
+        .assign_custodian(assign(&p.outsider, "BB-01"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["A5"]);
+    let err = svc
+        .c()
+        .assign_custodian(assign(&p.deputy, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["A5"]);
+    assert_eq!(bad_fields(&err), vec!["handover_record"]);
+    let mut no_decision = assign(&p.deputy, "BB-01");
+    no_decision.decision_ref.clear();
+    let err = svc.c().assign_custodian(no_decision).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["A5"]);
+    // With a decision and a handover record the seal passes to the deputy.
+    svc.c()
+        .assign_custodian(assign(&p.deputy, "BB-01"))
+        .await
+        .unwrap();
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.clerk,
+            &p.ubnd,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(rules(&r), vec!["A5"]);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.org_cert,
+            &p.deputy,
+            &p.ubnd,
+            "QD",
+            Profile::Issue,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert!(r.allowed, "{:?}", r.refusals);
+    // A personal certificate has no custodian (A1).
+    let mut personal = assign(&p.clerk, "BB-02");
+    personal.fingerprint = p.chairman_cert.clone();
+    let err = svc.c().assign_custodian(personal).await.unwrap_err();
+    assert_eq!(status_rules(&err), vec!["A1"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CheckAuthority and lookups (the verifier's questions)
+// ---------------------------------------------------------------------------------------------
+
+async fn check_authority_answers_for_the_signing_time_A3(svc: Service) {
+    let p = seed(&svc).await;
+    let r = svc
+        .c()
+        .check_authority(pb::CheckAuthorityRequest {
+            fingerprint: p.chairman_cert.clone(),
+            document_type: "QD".into(),
+            at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.authorised, "{:?}", r.refusals);
+    assert_eq!(r.title, "Chủ tịch");
+    assert_eq!(r.kind, pb::CertificateKind::Personal as i32);
+    assert_eq!(r.status, pb::CertificateStatus::Active as i32);
+    // Two years ago the appointment had not started (and the certificate was not yet valid).
+    let r = svc
+        .c()
+        .check_authority(pb::CheckAuthorityRequest {
+            fingerprint: p.chairman_cert.clone(),
+            document_type: "QD".into(),
+            at: ts(now() - 2 * YEAR),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.authorised);
+    let got: Vec<&str> = r.refusals.iter().map(|x| x.rule.as_str()).collect();
+    assert!(got.contains(&"A3") && got.contains(&"V1"), "{got:?}");
+    svc.stop().await;
+}
+
+async fn certificate_lookups_by_fingerprint_issuer_serial_and_expiry(svc: Service) {
+    let p = seed(&svc).await;
+    let pki = TestPki::get();
+    let mut c = svc.c();
+    let by_fp = c
+        .get_certificate(pb::GetCertificateRequest {
+            by: Some(pb::get_certificate_request::By::Fingerprint(
+                p.chairman_cert.to_uppercase(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    assert_eq!(by_fp.serial, pki.serial("personal-rsa"));
+    assert_eq!(by_fp.person_id, p.chairman);
+    let by_is = c
+        .get_certificate(pb::GetCertificateRequest {
+            by: Some(pb::get_certificate_request::By::IssuerSerial(
+                pb::IssuerSerial {
+                    issuer: by_fp.issuer.clone(),
+                    serial: pki.serial("personal-rsa").to_lowercase(),
+                },
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    assert_eq!(by_is.fingerprint, p.chairman_cert);
+
+    let short = register(
+        &mut c,
+        make_cert(svc.dir.path(), "short", 30),
+        pb::CertificateKind::Personal,
+        &p.outsider,
+        "",
+    )
+    .await
+    .unwrap();
+    let expiring = c
+        .list_expiring_certificates(pb::ListExpiringCertificatesRequest {
+            within_days: 60,
+            at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificates;
+    let fps: Vec<&str> = expiring.iter().map(|c| c.fingerprint.as_str()).collect();
+    assert_eq!(fps, vec![short.fingerprint.as_str()]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------------
+
+async fn unknown_ids_are_not_found(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    let err = c
+        .create_appointment(pb::CreateAppointmentRequest {
+            change: change("x"),
+            person_id: "per_nobody".into(),
+            title_id: p.chairman_title.clone(),
+            organisation_id: p.ubnd.clone(),
+            valid_from: ts(now()),
+            valid_to: None,
+            decision_ref: "1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .authorize(authorize_req(
+            &"00".repeat(32),
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .authorize(authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "NOPE",
+            Profile::Approval,
+            SigningMode::Own,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .create_organisation(pb::CreateOrganisationRequest {
+            change: change("x"),
+            name: "UBND huyện Khánh Sơn".into(),
+            parent_id: "org_missing".into(),
+            managing_agency_id: String::new(),
+            mail_domain: "khanhson.khanhhoa.gov.vn".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    svc.stop().await;
+}
+
+async fn duplicate_certificate_already_exists(svc: Service) {
+    let p = seed(&svc).await;
+    let before = svc.events().await.len();
+    let err = register(
+        &mut svc.c(),
+        TestPki::get().leaf_der("personal-rsa"),
+        pb::CertificateKind::Personal,
+        &p.chairman,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(svc.events().await.len(), before);
+    svc.stop().await;
+}
+
+async fn non_der_certificate_is_invalid_argument_with_field_violation(svc: Service) {
+    let p = seed(&svc).await;
+    let pem = std::fs::read(TestPki::get().leaf_cert("personal-pss")).unwrap();
+    for der in [b"not a certificate".to_vec(), pem, Vec::new()] {
+        let err = register(
+            &mut svc.c(),
+            der,
+            pb::CertificateKind::Personal,
+            &p.chairman,
+            "",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(bad_fields(&err), vec!["der"]);
+    }
+    // Impossible dates name their field too.
+    let err = svc
+        .c()
+        .create_appointment(pb::CreateAppointmentRequest {
+            change: change("x"),
+            person_id: p.chairman.clone(),
+            title_id: p.chairman_title.clone(),
+            organisation_id: p.ubnd.clone(),
+            valid_from: ts(now()),
+            valid_to: ts(now() - DAY),
+            decision_ref: "1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), vec!["valid_to"]);
+    // Every change names its actor.
+    let err = svc
+        .c()
+        .create_title(pb::CreateTitleRequest {
+            change: None,
+            name: "Giám đốc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions and the event log
+// ---------------------------------------------------------------------------------------------
+
+async fn failed_multi_row_change_leaves_no_rows_and_no_event(svc: Service) {
+    let p = seed(&svc).await;
+    let before = svc.events().await;
+    // Two good grants, then one naming an unknown document type: nothing is written.
+    let err = svc
+        .c()
+        .grant_authority(pb::GrantAuthorityRequest {
+            change: change("grants"),
+            title_authorities: vec![
+                pb::TitleAuthority {
+                    organisation_id: p.ubnd.clone(),
+                    title_id: p.deputy_title.clone(),
+                    document_type: "QD".into(),
+                },
+                pb::TitleAuthority {
+                    organisation_id: p.ubnd.clone(),
+                    title_id: p.deputy_title.clone(),
+                    document_type: "NOPE".into(),
+                },
+            ],
+            organisation_profiles: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.deputy_cert,
+            &p.deputy,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    assert_eq!(
+        rules(&r),
+        vec!["A3"],
+        "the first grant must not have been kept"
+    );
+    // A delegation row is written before its document types: an unknown type rolls it back.
+    let err = svc
+        .c()
+        .create_delegation(pb::CreateDelegationRequest {
+            change: change("delegation"),
+            organisation_id: p.ubnd.clone(),
+            from_person_id: p.chairman.clone(),
+            to_person_id: p.deputy.clone(),
+            mode: SigningMode::Kt as i32,
+            document_types: vec!["QD".into(), "NOPE".into()],
+            decision_ref: "78/QĐ-UBND".into(),
+            valid_from: ts(now() - DAY),
+            valid_to: ts(now() + DAY),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let r = authorize(
+        &svc,
+        authorize_req(
+            &p.deputy_cert,
+            &p.deputy,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Kt,
+        ),
+    )
+    .await;
+    assert_eq!(
+        rules(&r),
+        vec!["A2"],
+        "the delegation must not have been kept"
+    );
+    let after = svc.events().await;
+    assert_eq!(after.len(), before.len());
+    // The database file agrees: no orphan delegation rows (read through a second pool).
+    let db = kyso_registry::storage::Db::connect(
+        &svc.database_url,
+        1,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        kyso_registry::metrics::Metrics::new().unwrap().db_duration,
+    )
+    .await
+    .unwrap();
+    for table in ["delegations", "delegation_document_types"] {
+        let n = db.count_rows(table).await.unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    svc.stop().await;
+}
+
+async fn every_change_has_one_event_in_order_with_actor_and_reason(svc: Service) {
+    let _p = seed(&svc).await;
+    let events = svc.events().await;
+    // 2 organisations, 3 titles, 4 people, 3 appointments, 3 document types, 1 grant,
+    // 3 certificates, 1 custodian.
+    assert_eq!(events.len(), 20);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1);
+        assert!(!e.actor.is_empty() && !e.reason.is_empty());
+        serde_json::from_str::<serde_json::Value>(&e.change_json).unwrap();
+    }
+    assert_eq!(events.last().unwrap().kind, "custodian.assigned");
+    svc.stop().await;
+}
+
+async fn concurrent_writers_and_authorizations_lose_nothing(svc: Service) {
+    let p = seed(&svc).await;
+    let before = svc.events().await.len();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let mut c = svc.c();
+        let ubnd = p.ubnd.clone();
+        tasks.push(tokio::spawn(async move {
+            c.create_person(pb::CreatePersonRequest {
+                change: change("bulk"),
+                full_name: format!("Cán bộ {i}"),
+                email: format!("canbo{i}@khanhhoa.gov.vn"),
+                organisation_id: ubnd,
+                service_end: None,
+            })
+            .await
+            .map(|_| ())
+        }));
+        let mut c = svc.c();
+        let req = authorize_req(
+            &p.chairman_cert,
+            &p.chairman,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = c.authorize(req).await?.into_inner();
+            assert!(r.allowed);
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let events = svc.events().await;
+    assert_eq!(events.len(), before + 24);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as i64 + 1, "gapless, ordered");
+    }
+    svc.stop().await;
+}
+
+async fn health_reflection_and_metrics_with_decisions_by_rule(svc: Service) {
+    let p = seed(&svc).await;
+    let _ = authorize(
+        &svc,
+        authorize_req(
+            &p.chairman_cert,
+            &p.clerk,
+            &p.ubnd,
+            "QD",
+            Profile::Approval,
+            SigningMode::Own,
+        ),
+    )
+    .await;
+    let addr = svc.metrics_addr;
+    let resp = tokio::task::spawn_blocking(move || {
+        kyso_tests::exchange(addr, "GET", "/metrics", None, b"", Duration::from_secs(10))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(
+        body.contains(
+            r#"kyso_registry_decisions_total{decision="deny",method="Authorize",rule="A1"} 1"#
+        ),
+        "{body}"
+    );
+    assert!(body.contains("kyso_registry_db_duration_seconds"), "{body}");
+    assert!(
+        body.contains(
+            r#"kyso_registry_requests_total{method="RegisterCertificate",outcome="ok"} 3"#
+        )
+    );
+
+    // Health answers SERVING for the registry; reflection lists it.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", svc.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "kyso.registry.v1.Registry".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut refl = ServerReflectionClient::new(channel);
+    let mut stream = refl
+        .server_reflection_info(futures::stream::iter([
+            tonic_reflection::pb::v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            },
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "kyso.registry.v1.Registry")
+    );
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every scenario on both backends: `sqlite::NAME` (the embedded default, a temporary file) and
+// `postgres::NAME` (a throwaway cluster of its own)
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Service::start_sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Service::start_postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    chairman_approves_a_decision_with_his_own_certificate_A2_A3,
+    personal_certificate_used_by_someone_else_is_refused_A1,
+    title_without_authority_for_the_document_type_is_refused_A3,
+    organisation_certificate_is_used_by_its_custodian_only_A5,
+    organisation_certificate_only_for_allowed_profiles_A4,
+    classified_documents_are_never_signed_A7,
+    a_refusal_lists_every_failed_rule_A1_A4_A7,
+    deputy_signs_on_behalf_of_the_chairman_only_under_a_delegation_KT_A2,
+    delegation_to_oneself_is_refused_A2,
+    delegation_cycle_is_refused_A2,
+    suspended_certificate_is_refused_until_reinstated_N7,
+    revocation_needs_a_reason_and_is_permanent_V4_V3,
+    rejects_renewal_with_less_than_60_days_left_I3,
+    renewal_only_once_I3,
+    renewal_of_a_revoked_certificate_is_refused_V3,
+    new_certificate_at_most_five_years_and_renewal_adds_at_most_three_N4,
+    new_certificate_needs_a_mail_account_in_the_domain_I1,
+    no_new_certificate_with_less_than_six_months_of_service_I2,
+    no_new_certificate_for_an_organisation_pending_a_change_I2,
+    custodian_must_belong_to_the_organisation_and_changes_need_a_handover_A5,
+    check_authority_answers_for_the_signing_time_A3,
+    certificate_lookups_by_fingerprint_issuer_serial_and_expiry,
+    unknown_ids_are_not_found,
+    duplicate_certificate_already_exists,
+    non_der_certificate_is_invalid_argument_with_field_violation,
+    failed_multi_row_change_leaves_no_rows_and_no_event,
+    every_change_has_one_event_in_order_with_actor_and_reason,
+    concurrent_writers_and_authorizations_lose_nothing,
+    health_reflection_and_metrics_with_decisions_by_rule,
+);
