@@ -20,6 +20,8 @@ use crate::{CliError, read_file};
 pub enum BenchCommand {
     /// Detached CMS verification through a running verifier.
     Verify(VerifyBench),
+    /// Registry `Authorize` calls against a running registry, on a seeded synthetic province.
+    Authorize(crate::bench_authorize::AuthorizeBench),
 }
 
 /// `kyso bench verify`.
@@ -55,6 +57,7 @@ pub struct VerifyBench {
 pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
     match cmd {
         BenchCommand::Verify(b) => verify(b).await,
+        BenchCommand::Authorize(b) => crate::bench_authorize::run(b).await,
     }
 }
 

@@ -4,7 +4,10 @@
 //! succeeded), 1 when a verdict is not, 2 on a usage or input error.
 
 mod bench;
+mod bench_authorize;
 mod client;
+mod json;
+mod registry;
 mod verify;
 
 use std::process::ExitCode;
@@ -26,6 +29,8 @@ enum Command {
     /// Benchmarks that print JSON with the ratio to the physical limit.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The registry's management and lookup calls, JSON in and out.
+    Registry(registry::RegistryArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Verify(args) => verify::run(args).await,
             Command::Bench(b) => bench::run(b).await,
+            Command::Registry(r) => registry::run(r).await,
         }
     });
     match code {

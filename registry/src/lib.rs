@@ -27,7 +27,6 @@ use std::time::Duration;
 use futures::FutureExt;
 use kyso_proto::registry::v1::registry_server::RegistryServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -143,7 +142,10 @@ async fn serve_loaded(
     let grpc_addr = listeners.grpc.local_addr().ok();
     tracing::info!(addr = ?grpc_addr, "registry serving");
     let result = router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.grpc), shutdown.map(|_| ()))
+        .serve_with_incoming_shutdown(
+            kyso_proto::net::incoming(listeners.grpc),
+            shutdown.map(|_| ()),
+        )
         .await;
     health_reporter
         .set_not_serving::<RegistryServer<RegistryService>>()

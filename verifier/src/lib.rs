@@ -20,11 +20,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::verifier::v1::verifier_server::VerifierServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -144,17 +143,7 @@ async fn serve_loaded(
         ))
     });
     let grpc_addr = listeners.grpc.local_addr().ok();
-    // Accepted sockets get TCP_NODELAY (tonic sets it only on listeners it
-    // binds itself): without it small answers wait for the peer's delayed
-    // ACK, ~40 ms on Linux, which is the whole p99 budget.
-    let incoming = TcpListenerStream::new(listeners.grpc).map(|conn| {
-        if let Ok(s) = &conn
-            && let Err(e) = s.set_nodelay(true)
-        {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-        conn
-    });
+    let incoming = kyso_proto::net::incoming(listeners.grpc);
     tracing::info!(addr = ?grpc_addr, "verifier serving");
     let result = router
         .serve_with_incoming_shutdown(incoming, shutdown.map(|_| ()))

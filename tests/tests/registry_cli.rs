@@ -1,0 +1,506 @@
+//! End-to-end tests of `kyso registry` and `kyso bench authorize`: the registry
+//! runs in-process on SQLite (a temp file), the real `kyso` binary talks to it.
+//! Build the binary first: `cargo build -p kyso`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use kyso_registry::{Config, Listeners, serve, system_clock};
+use kyso_tests::TestPki;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const DOMAIN: &str = "khanhhoa.gov.vn";
+
+fn kyso_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/PROFILE/deps");
+    let bin = dir.join(format!("kyso{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "build the binaries first: cargo build -p kyso (no {})",
+        bin.display()
+    );
+    bin
+}
+
+struct Registry {
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<kyso_registry::Result<()>>>,
+}
+
+impl Registry {
+    async fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
+            mail_domain: DOMAIN.into(),
+            ..Config::default()
+        };
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            config,
+            Listeners {
+                grpc,
+                metrics: None,
+            },
+            system_clock(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        // Wait until the database has migrated and the server answers.
+        let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        for _ in 0..200 {
+            if ep.connect().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Registry {
+            addr,
+            _dir: dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    /// Runs `kyso registry --server URL <args>` with `input` on stdin.
+    async fn kyso(&self, args: &[&str], input: &Value) -> (i32, Value, String) {
+        let mut cmd = tokio::process::Command::new(kyso_bin());
+        cmd.arg("registry")
+            .arg("--server")
+            .arg(self.url())
+            .args(args);
+        run(cmd, input).await
+    }
+
+    /// Runs a call that must succeed and returns its JSON.
+    async fn ok(&self, args: &[&str], input: Value) -> Value {
+        let (code, out, err) = self.kyso(args, &input).await;
+        assert_eq!(code, 0, "kyso registry {args:?}: {out} {err}");
+        out
+    }
+}
+
+async fn run(mut cmd: tokio::process::Command, input: &Value) -> (i32, Value, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let value = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout));
+    (
+        out.status.code().unwrap_or(-1),
+        value,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn change(reason: &str) -> Value {
+    json!({"actor": "subscriber-manager@sotttt.khanhhoa.gov.vn", "reason": reason})
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+struct Province {
+    ubnd: String,
+    chairman_title: String,
+    chairman: String,
+    clerk: String,
+    chairman_cert: String,
+    org_cert: String,
+}
+
+/// A province built from nothing with `kyso registry` only.
+async fn build_province(r: &Registry) -> Province {
+    let pki = TestPki::get();
+    let sotttt = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("province set-up"),
+                   "name": "Sở Thông tin và Truyền thông tỉnh Khánh Hòa",
+                   "mail_domain": "sotttt.khanhhoa.gov.vn"}),
+        )
+        .await);
+    let ubnd = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("province set-up"),
+                   "name": "Ủy ban nhân dân tỉnh Khánh Hòa",
+                   "managing_agency_id": sotttt,
+                   "mail_domain": DOMAIN}),
+        )
+        .await);
+    let chairman_title = id(&r
+        .ok(
+            &["create-title"],
+            json!({"change": change("titles"), "name": "Chủ tịch"}),
+        )
+        .await);
+    let clerk_title = id(&r
+        .ok(
+            &["create-title"],
+            json!({"change": change("titles"), "name": "Văn thư"}),
+        )
+        .await);
+    let chairman = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Nguyễn Văn An",
+                   "email": "an.nv@khanhhoa.gov.vn", "organisation_id": ubnd,
+                   "service_end": "2040-01-01T00:00:00Z"}),
+        )
+        .await);
+    let clerk = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Lê Văn Cường",
+                   "email": "cuong.lv@khanhhoa.gov.vn", "organisation_id": ubnd}),
+        )
+        .await);
+    for (person, title) in [(&chairman, &chairman_title), (&clerk, &clerk_title)] {
+        r.ok(
+            &["create-appointment"],
+            json!({"change": change("appointment"), "person_id": person, "title_id": title,
+                   "organisation_id": ubnd, "valid_from": "2020-01-01T00:00:00Z",
+                   "decision_ref": "12/QĐ-TTg"}),
+        )
+        .await;
+    }
+    r.ok(
+        &["create-document-type"],
+        json!({"change": change("document types"), "code": "QD", "name": "Quyết định",
+               "classification": "NONE"}),
+    )
+    .await;
+    r.ok(
+        &["create-document-type"],
+        json!({"change": change("document types"), "code": "MAT", "name": "Công văn mật",
+               "classification": "CLASSIFICATION_SECRET"}),
+    )
+    .await;
+    r.ok(
+        &["grant-authority"],
+        json!({"change": change("working rules"),
+               "title_authorities": [
+                   {"organisation_id": ubnd, "title_id": chairman_title, "document_type": "QD"}],
+               "organisation_profiles": [
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_ISSUE"}]}),
+    )
+    .await;
+    let personal = pki.leaf_cert("personal-rsa");
+    let chairman_cert = r
+        .ok(
+            &["register-certificate", "--cert", personal.to_str().unwrap()],
+            json!({"change": change("issued"), "kind": "PERSONAL", "person_id": chairman}),
+        )
+        .await["certificate"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = pki.leaf_cert("org-rsa");
+    let org_cert = r
+        .ok(
+            &["register-certificate", "--cert", org.to_str().unwrap()],
+            json!({"change": change("issued"), "kind": "ORGANISATION", "organisation_id": ubnd}),
+        )
+        .await["certificate"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    r.ok(
+        &["assign-custodian"],
+        json!({"change": change("custodian of the seal"), "fingerprint": org_cert,
+               "person_id": clerk, "decision_ref": "45/QĐ-UBND",
+               "decision_date": "2025-01-01T00:00:00Z"}),
+    )
+    .await;
+    Province {
+        ubnd,
+        chairman_title,
+        chairman,
+        clerk,
+        chairman_cert,
+        org_cert,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_builds_a_province_and_authorize_allows_the_chairmans_approval_A2_A3() {
+    let r = Registry::start().await;
+    let p = build_province(&r).await;
+    let out = r
+        .ok(
+            &["authorize"],
+            json!({"fingerprint": p.chairman_cert, "acting_person_id": p.chairman,
+                   "organisation_id": p.ubnd, "document_type": "QD",
+                   "profile": "APPROVAL", "mode": "OWN"}),
+        )
+        .await;
+    assert_eq!(out["allowed"], json!(true), "{out}");
+    assert_eq!(out["title"], json!("Chủ tịch"));
+    assert_eq!(out["holder_name"], json!("Nguyễn Văn An"));
+    // The seal, used by its custodian, for an allowed profile (A4, A5).
+    let out = r
+        .ok(
+            &["authorize"],
+            json!({"fingerprint": p.org_cert, "acting_person_id": p.clerk,
+                   "organisation_id": p.ubnd, "document_type": "QD",
+                   "profile": "ISSUE", "mode": "OWN"}),
+        )
+        .await;
+    assert_eq!(out["allowed"], json!(true), "{out}");
+    // The event log saw every change.
+    let events = r.ok(&["list-events"], json!({"limit": 1000})).await;
+    assert!(events["events"].as_array().unwrap().len() >= 14, "{events}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_authorize_refuses_a_classified_document_with_exit_1_A7() {
+    let r = Registry::start().await;
+    let p = build_province(&r).await;
+    let (code, out, err) = r
+        .kyso(
+            &["authorize"],
+            &json!({"fingerprint": p.chairman_cert, "acting_person_id": p.chairman,
+                    "organisation_id": p.ubnd, "document_type": "MAT",
+                    "profile": "APPROVAL", "mode": "OWN"}),
+        )
+        .await;
+    assert_eq!(code, 1, "{out} {err}");
+    assert_eq!(out["allowed"], json!(false));
+    let rules: Vec<&str> = out["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"A7"), "{out}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_grant_over_classified_type_prints_rule_A7_and_exits_2() {
+    let r = Registry::start().await;
+    let p = build_province(&r).await;
+    let (code, out, err) = r
+        .kyso(
+            &["grant-authority"],
+            &json!({"change": change("try"), "title_authorities": [
+                {"organisation_id": p.ubnd, "title_id": p.chairman_title, "document_type": "MAT"}]}),
+        )
+        .await;
+    // InvalidArgument: the request itself is refused, with the rule ID in the details.
+    assert_eq!(code, 2, "{out} {err}");
+    assert_eq!(out["error"]["code"], json!("InvalidArgument"), "{out}");
+    assert!(err.contains("A7"), "{err}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_new_certificate_outside_the_mail_domain_is_refused_with_exit_1_I1() {
+    let r = Registry::start().await;
+    let org = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("set-up"), "name": "UBND", "mail_domain": DOMAIN}),
+        )
+        .await);
+    let person = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Nguyễn Văn An",
+                   "email": "an@gmail.com", "organisation_id": org}),
+        )
+        .await);
+    let cert = TestPki::get().leaf_cert("personal-rsa");
+    let (code, out, err) = r
+        .kyso(
+            &["register-certificate", "--cert", cert.to_str().unwrap()],
+            &json!({"change": change("issued"), "kind": "PERSONAL", "person_id": person}),
+        )
+        .await;
+    assert_eq!(code, 1, "{out} {err}");
+    assert_eq!(out["error"]["code"], json!("FailedPrecondition"));
+    assert_eq!(out["error"]["rules"][0]["rule"], json!("I1"), "{out}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_unknown_field_is_an_input_error_naming_it() {
+    let r = Registry::start().await;
+    let (code, _, err) = r
+        .kyso(
+            &["create-title"],
+            &json!({"change": {"actor": "a", "reason": "b", "why": "c"}, "name": "x"}),
+        )
+        .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("change.why"), "{err}");
+    let (code, _, err) = r
+        .kyso(&["create-title"], &json!({"name": "x", "nmae": "y"}))
+        .await;
+    assert_eq!(code, 2);
+    assert!(err.contains("nmae"), "{err}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unmatched() {
+    let r = Registry::start().await;
+    let pki = TestPki::get();
+    let org = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("set-up"), "name": kyso_tests::ORG_NAME,
+                   "mail_domain": DOMAIN}),
+        )
+        .await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(pki.leaf_cert("personal-rsa"), dir.path().join("a.pem")).unwrap();
+    std::fs::write(dir.path().join("b.der"), pki.leaf_der("personal-ec256")).unwrap();
+    std::fs::copy(pki.leaf_cert("org-rsa"), dir.path().join("c.crt")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a certificate").unwrap();
+    // b.der is registered already, for another person: a duplicate.
+    let other = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Trần Thị Bình",
+                   "email": "binh.tt@khanhhoa.gov.vn", "organisation_id": org}),
+        )
+        .await);
+    r.ok(
+        &[
+            "register-certificate",
+            "--cert",
+            dir.path().join("b.der").to_str().unwrap(),
+        ],
+        json!({"change": change("issued"), "kind": "PERSONAL", "person_id": other}),
+    )
+    .await;
+    let import = |holders: Option<PathBuf>| {
+        let mut cmd = tokio::process::Command::new(kyso_bin());
+        cmd.args(["registry", "--server", &r.url(), "import-certificates"])
+            .arg(dir.path());
+        if let Some(h) = holders {
+            cmd.arg("--holders").arg(h);
+        }
+        run(cmd, &Value::Null)
+    };
+    // Without a holders list nothing can be matched: the registry has no lookup by name.
+    let (code, out, err) = import(None).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["imported"], json!(0), "{out}");
+    assert_eq!(out["duplicates"], json!(1), "{out}");
+    let unmatched = out["unmatched"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 2, "{out}");
+    assert!(
+        unmatched[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no call to find people"),
+        "{out}"
+    );
+    // With the holders' IDs: the chairman's certificate by CN, the seal by CN = organisation.
+    let chairman = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": kyso_tests::PERSONAL_CN,
+                   "email": kyso_tests::PERSONAL_EMAIL, "organisation_id": org}),
+        )
+        .await);
+    let holders = dir.path().join("holders.json.txt");
+    std::fs::write(
+        &holders,
+        json!({"people": [{"id": chairman, "full_name": kyso_tests::PERSONAL_CN,
+                           "organisation_id": org}],
+               "organisations": [{"id": org, "name": kyso_tests::ORG_NAME}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = import(Some(holders.clone())).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["imported"], json!(2), "{out}");
+    assert_eq!(out["duplicates"], json!(1), "{out}");
+    assert_eq!(out["unmatched"], json!([]), "{out}");
+    let certs = out["certificates"].as_array().unwrap();
+    assert_eq!(
+        certs[0]["certificate"]["kind"],
+        json!("CERTIFICATE_KIND_PERSONAL")
+    );
+    assert_eq!(certs[0]["certificate"]["person_id"], json!(chairman));
+    assert_eq!(certs[0]["title"], json!(kyso_tests::PERSONAL_TITLE));
+    assert_eq!(
+        certs[1]["certificate"]["kind"],
+        json!("CERTIFICATE_KIND_ORGANISATION")
+    );
+    // A second run finds everything registered.
+    let (code, out, _) = import(Some(holders)).await;
+    assert_eq!(code, 0);
+    assert_eq!(out["duplicates"], json!(3), "{out}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_authorize_seeds_a_province_and_reports_json() {
+    let r = Registry::start().await;
+    let mut cmd = tokio::process::Command::new(kyso_bin());
+    cmd.args([
+        "bench",
+        "authorize",
+        "--server",
+        &r.url(),
+        "--organisations",
+        "3",
+        "--certificates",
+        "6",
+        "--streams",
+        "2",
+        "--duration-secs",
+        "1",
+        "--warmup-secs",
+        "0",
+    ]);
+    let (code, out, err) = run(cmd, &Value::Null).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["bench"], json!("authorize"));
+    assert_eq!(out["errors"], json!(0), "{out}");
+    assert_eq!(out["refused"], json!(0), "{out}");
+    assert!(out["allowed"].as_u64().unwrap() > 0, "{out}");
+    r.stop().await;
+}
