@@ -2,9 +2,11 @@
 //! Every problem is collected and reported at once, before anything binds.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
+
+pub use kyso_server::TlsSection;
 
 use crate::error::{Error, Result};
 use crate::storage::Backend;
@@ -52,18 +54,6 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
     pub request_timeout_ms: u64,
-}
-
-/// `[tls]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// Server certificate chain, PEM.
-    pub cert: PathBuf,
-    /// Server private key, PEM.
-    pub key: PathBuf,
-    /// CA bundle for client certificates; when set, clients must present one (mTLS).
-    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -150,7 +140,7 @@ impl Config {
         }
         let tls = match &self.tls {
             None => None,
-            Some(t) => load_tls(t, &mut problems),
+            Some(t) => t.load(&mut problems),
         };
         match backend {
             Some(backend) if problems.is_empty() => Ok(Loaded {
@@ -172,29 +162,6 @@ pub struct Loaded {
     pub mail_domain: String,
     /// TLS material, when configured.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
-}
-
-fn load_tls(
-    t: &TlsSection,
-    problems: &mut Vec<String>,
-) -> Option<tonic::transport::ServerTlsConfig> {
-    let read = |p: &Path, what: &str, problems: &mut Vec<String>| match std::fs::read(p) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            problems.push(format!("tls.{what}: {}: {e}", p.display()));
-            None
-        }
-    };
-    let cert = read(&t.cert, "cert", problems);
-    let key = read(&t.key, "key", problems);
-    let ca = t.client_ca.as_ref().map(|p| read(p, "client_ca", problems));
-    let (cert, key) = (cert?, key?);
-    let mut cfg = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(cert, key));
-    if let Some(ca) = ca {
-        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca?));
-    }
-    Some(cfg)
 }
 
 #[cfg(test)]

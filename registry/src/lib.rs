@@ -16,7 +16,6 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod service;
-pub mod stack;
 pub mod storage;
 pub mod store;
 
@@ -120,7 +119,7 @@ async fn serve_loaded(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     // Only the registry sits behind the limits (see `stack`), so probes answer under load.
-    let limited = stack::Limited::new(registry_svc, config.limits.max_concurrent_requests);
+    let limited = kyso_server::Limited::new(registry_svc, config.limits.max_concurrent_requests);
 
     let mut builder = tonic::transport::Server::builder()
         .timeout(Duration::from_millis(config.limits.request_timeout_ms));
@@ -135,15 +134,20 @@ async fn serve_loaded(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_task = listeners.metrics.map(|l| {
         let mut rx = stop_rx.clone();
-        tokio::spawn(metrics::serve(metrics.clone(), l, async move {
-            let _ = rx.changed().await;
-        }))
+        tokio::spawn(kyso_server::metrics::serve(
+            metrics.registry.clone(),
+            None,
+            l,
+            async move {
+                let _ = rx.changed().await;
+            },
+        ))
     });
     let grpc_addr = listeners.grpc.local_addr().ok();
     tracing::info!(addr = ?grpc_addr, "registry serving");
     let result = router
         .serve_with_incoming_shutdown(
-            kyso_proto::net::incoming(listeners.grpc),
+            kyso_server::net::incoming(listeners.grpc),
             shutdown.map(|_| ()),
         )
         .await;

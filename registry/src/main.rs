@@ -32,7 +32,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_json);
+    kyso_server::bin::init_logging(args.log_json);
     let mut config = match &args.config {
         Some(p) => match Config::from_file(p) {
             Ok(c) => c,
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                 context: format!("binding {}", config.listen),
                 source,
             })?;
-        kyso_registry::run(config, listener, shutdown_signal()).await
+        kyso_registry::run(config, listener, kyso_server::bin::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,37 +83,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested");
 }

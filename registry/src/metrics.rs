@@ -1,14 +1,6 @@
 //! The registry's Prometheus metrics and the `/metrics` HTTP endpoint.
 
-use std::convert::Infallible;
-use std::future::Future;
-
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
-use tokio::net::TcpListener;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Every collector of the registry.
 #[derive(Clone, Debug)]
@@ -92,62 +84,6 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed families.
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        buf
+        kyso_server::metrics::render(&self.registry)
     }
-}
-
-/// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
-pub async fn serve(
-    metrics: Metrics,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let m = metrics.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let m = m.clone();
-                async move { Ok::<_, Infallible>(answer(&m, &req)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-fn answer<B>(m: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            Bytes::from(m.render()),
-        ),
-        "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
-        ),
-    };
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    resp
 }

@@ -10,6 +10,8 @@ use kyso_pki::path::TrustStore;
 use kyso_pki::report::RevocationPolicy;
 use serde::Deserialize;
 
+pub use kyso_server::TlsSection;
+
 use crate::error::{Error, Result};
 
 /// The verifier's configuration, as written in its TOML file.
@@ -86,18 +88,6 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     /// Documents verified at once inside one VerifyStream.
     pub stream_parallelism: usize,
-}
-
-/// `[tls]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// Server certificate chain, PEM.
-    pub cert: PathBuf,
-    /// Server private key, PEM.
-    pub key: PathBuf,
-    /// CA bundle for client certificates; when set, clients must present one (mTLS).
-    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -217,7 +207,7 @@ impl Config {
         }
         let tls = match &self.tls {
             None => None,
-            Some(t) => load_tls(t, &mut problems),
+            Some(t) => t.load(&mut problems),
         };
         if !problems.is_empty() {
             return Err(Error::Config(problems));
@@ -295,27 +285,4 @@ fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -
         }
     }
     out
-}
-
-fn load_tls(
-    t: &TlsSection,
-    problems: &mut Vec<String>,
-) -> Option<tonic::transport::ServerTlsConfig> {
-    let read = |p: &Path, what: &str, problems: &mut Vec<String>| match std::fs::read(p) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            problems.push(format!("tls.{what}: {}: {e}", p.display()));
-            None
-        }
-    };
-    let cert = read(&t.cert, "cert", problems);
-    let key = read(&t.key, "key", problems);
-    let ca = t.client_ca.as_ref().map(|p| read(p, "client_ca", problems));
-    let (cert, key) = (cert?, key?);
-    let mut cfg = tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(cert, key));
-    if let Some(ca) = ca {
-        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca?));
-    }
-    Some(cfg)
 }

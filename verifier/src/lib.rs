@@ -14,7 +14,6 @@ pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod service;
-pub mod stack;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -118,7 +117,7 @@ async fn serve_loaded(
     // Only the verifier sits behind the limits (see `stack`); the request
     // deadline is tonic's `timeout`, which also honours a shorter
     // `grpc-timeout` sent by the client.
-    let limited = stack::Limited::new(verifier_svc, config.limits.max_concurrent_requests);
+    let limited = kyso_server::Limited::new(verifier_svc, config.limits.max_concurrent_requests);
 
     let mut builder = tonic::transport::Server::builder()
         .timeout(Duration::from_millis(config.limits.request_timeout_ms));
@@ -133,9 +132,18 @@ async fn serve_loaded(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_task = listeners.metrics.map(|l| {
         let mut rx = stop_rx.clone();
-        tokio::spawn(metrics::serve(
-            metrics.clone(),
-            Some(revocation.clone()),
+        // moka counts entries lazily: settle the counts before each scrape so
+        // the cache-size gauges say what the caches hold now.
+        let revocation = revocation.clone();
+        let refresh: kyso_server::metrics::Refresh = Arc::new(move || {
+            let r = revocation.clone();
+            Box::pin(async move {
+                r.cache_stats().await;
+            })
+        });
+        tokio::spawn(kyso_server::metrics::serve(
+            metrics.registry.clone(),
+            Some(refresh),
             l,
             async move {
                 let _ = rx.changed().await;
@@ -143,7 +151,7 @@ async fn serve_loaded(
         ))
     });
     let grpc_addr = listeners.grpc.local_addr().ok();
-    let incoming = kyso_proto::net::incoming(listeners.grpc);
+    let incoming = kyso_server::net::incoming(listeners.grpc);
     tracing::info!(addr = ?grpc_addr, "verifier serving");
     let result = router
         .serve_with_incoming_shutdown(incoming, shutdown.map(|_| ()))

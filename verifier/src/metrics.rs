@@ -1,14 +1,6 @@
 //! The verifier's Prometheus metrics and the `/metrics` HTTP endpoint.
 
-use std::convert::Infallible;
-use std::future::Future;
-
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use tokio::net::TcpListener;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use kyso_pki::metrics::PkiMetrics;
 use kyso_pki::report::{DocumentReport, SubIndication};
@@ -88,10 +80,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed families.
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        buf
+        kyso_server::metrics::render(&self.registry)
     }
 }
 
@@ -106,69 +95,4 @@ fn indication_label(i: kyso_pki::report::Indication) -> &'static str {
 
 fn sub_label(s: Option<SubIndication>) -> &'static str {
     s.map(crate::convert::sub_indication_name).unwrap_or("")
-}
-
-/// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
-pub async fn serve(
-    metrics: Metrics,
-    revocation: Option<kyso_pki::revocation::RevocationChecker>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    continue;
-                }
-            },
-        };
-        let m = metrics.clone();
-        let rev = revocation.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let m = m.clone();
-                let rev = rev.clone();
-                async move {
-                    // moka counts entries lazily: settle the counts so the
-                    // cache-size gauges say what the caches hold now.
-                    if let Some(r) = &rev
-                        && req.uri().path() == "/metrics"
-                    {
-                        r.cache_stats().await;
-                    }
-                    Ok::<_, Infallible>(answer(&m, &req))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-fn answer<B>(m: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            Bytes::from(m.render()),
-        ),
-        "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
-        ),
-    };
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    resp
 }

@@ -1,6 +1,6 @@
-//! The registry service behind its load limits.
+//! A gRPC service behind its load limits.
 //!
-//! Only `kyso.registry.v1.Registry` sits behind the limits; health and
+//! Only the service's own gRPC server sits behind the limits; health and
 //! reflection stay outside, so that a probe still answers SERVING when the
 //! pod is busy (a liveness probe shed under load would get a healthy pod
 //! restarted exactly when it is needed).
@@ -16,7 +16,6 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use kyso_proto::registry::v1::registry_server::RegistryServer;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::server::NamedService;
@@ -24,28 +23,24 @@ use tower::Service;
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 
-use crate::service::RegistryService;
-
-type Inner = LoadShed<ConcurrencyLimit<RegistryServer<RegistryService>>>;
-
-/// [`RegistryServer`] with load shedding and a global concurrency limit.
+/// `S` with load shedding and a global concurrency limit.
 #[derive(Clone)]
-pub struct Limited {
-    inner: Inner,
+pub struct Limited<S> {
+    inner: LoadShed<ConcurrencyLimit<S>>,
     /// Set when the inner stack reported an error from `poll_ready`, so that
     /// `call` answers with a status instead of calling an unready service.
     broken: bool,
 }
 
-impl std::fmt::Debug for Limited {
+impl<S> std::fmt::Debug for Limited<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Limited").finish_non_exhaustive()
     }
 }
 
-impl Limited {
+impl<S> Limited<S> {
     /// Wraps `server` with at most `max_concurrent` requests in flight.
-    pub fn new(server: RegistryServer<RegistryService>, max_concurrent: usize) -> Self {
+    pub fn new(server: S, max_concurrent: usize) -> Self {
         let inner = tower::ServiceBuilder::new()
             .load_shed()
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
@@ -59,13 +54,20 @@ impl Limited {
     }
 }
 
-impl Service<http::Request<Body>> for Limited {
+impl<S> Service<http::Request<Body>> for Limited<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        match <Inner as Service<http::Request<Body>>>::poll_ready(&mut self.inner, cx) {
+        match Service::<http::Request<Body>>::poll_ready(&mut self.inner, cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(_)) => {
                 self.broken = true;
@@ -76,9 +78,10 @@ impl Service<http::Request<Body>> for Limited {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let name = S::NAME;
         if self.broken {
-            return Box::pin(async {
-                Ok(tonic::Status::unavailable("the registry is not ready").into_http())
+            return Box::pin(async move {
+                Ok(tonic::Status::unavailable(format!("{name} is not ready")).into_http())
             });
         }
         let fut = self.inner.call(req);
@@ -86,15 +89,15 @@ impl Service<http::Request<Body>> for Limited {
             match fut.await {
                 Ok(resp) => Ok(resp),
                 Err(e) if e.is::<tower::load_shed::error::Overloaded>() => {
-                    Ok(tonic::Status::resource_exhausted(
-                        "the registry is at its concurrency limit; retry with backoff",
-                    )
+                    Ok(tonic::Status::resource_exhausted(format!(
+                        "{name} is at its concurrency limit; retry with backoff"
+                    ))
                     .into_http())
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "registry stack failed");
+                    tracing::error!(error = %e, service = name, "service stack failed");
                     Ok(
-                        tonic::Status::internal("internal error in the registry; see its log")
+                        tonic::Status::internal(format!("internal error in {name}; see its log"))
                             .into_http(),
                     )
                 }
@@ -103,6 +106,6 @@ impl Service<http::Request<Body>> for Limited {
     }
 }
 
-impl NamedService for Limited {
-    const NAME: &'static str = <RegistryServer<RegistryService> as NamedService>::NAME;
+impl<S: NamedService> NamedService for Limited<S> {
+    const NAME: &'static str = S::NAME;
 }
