@@ -81,8 +81,37 @@ enum Call {
     ListExpiring(JsonIn),
     /// ListEvents: {after_seq, limit}.
     ListEvents(JsonIn),
+    /// RequestUnlock (I5): {change, fingerprint, requested_by, reason}.
+    RequestUnlock(JsonIn),
+    /// ResolveUnlock (I5): {change, id, outcome: DONE|REFUSED, reason}; a refusal needs the reason.
+    ResolveUnlock(JsonIn),
+    /// ListOverdueUnlocks (I5): {now}.
+    ListOverdueUnlocks(JsonIn),
+    /// FindPeople: {name, organisation_id}; case- and accent-insensitive.
+    FindPeople(JsonIn),
+    /// FindOrganisations: {name}; case- and accent-insensitive.
+    FindOrganisations(JsonIn),
     /// Registers every .pem/.cer/.der/.crt file of a folder, holders guessed from the subject.
     ImportCertificates(ImportArgs),
+    /// Report (R2): certificates issued, renewed, revoked, suspended per managing agency per period.
+    Report(ReportArgs),
+}
+
+/// `kyso registry report`.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Start of the report, inclusive (RFC 3339, e.g. 2026-01-01T00:00:00+07:00).
+    #[arg(long)]
+    from: String,
+    /// End of the report, exclusive (RFC 3339).
+    #[arg(long)]
+    to: String,
+    /// Periods: half-year, year or quarter (calendar periods in Vietnam's time).
+    #[arg(long, value_parser = ["half-year", "year", "quarter"])]
+    granularity: String,
+    /// Output: json or csv.
+    #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+    format: String,
 }
 
 /// `kyso registry import-certificates`.
@@ -91,8 +120,8 @@ struct ImportArgs {
     /// The folder of certificate files.
     dir: PathBuf,
     /// Known holders, JSON {"people": [{"id", "full_name", "organisation_id"}],
-    /// "organisations": [{"id", "name"}]}: the registry has no lookup of people or
-    /// organisations by name, so matching uses this list.
+    /// "organisations": [{"id", "name"}]}; without it, holders are looked up in the
+    /// registry by name (FindPeople, FindOrganisations).
     #[arg(long)]
     holders: Option<PathBuf>,
     /// Who makes the change (event log).
@@ -137,6 +166,15 @@ pub async fn run(args: RegistryArgs) -> Result<ExitCode, CliError> {
     let mut c = RegistryClient::new(channel);
     let outcome = match prepared {
         Prepared::Import(a) => return import(&mut c, a).await,
+        Prepared::Report(r, a) => {
+            return match c.report(r).await {
+                Ok(r) => {
+                    print_report(&r.into_inner(), &a.format);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(s) => Ok(report_status(&s)),
+            };
+        }
         Prepared::Request(r) => call(&mut c, r).await,
     };
     match outcome {
@@ -150,6 +188,60 @@ pub async fn run(args: RegistryArgs) -> Result<ExitCode, CliError> {
         }
         Err(status) => Ok(report_status(&status)),
     }
+}
+
+/// Prints a report (R2) as JSON or CSV (RFC 4180, header first).
+fn print_report(r: &pb::ReportResponse, format: &str) {
+    use std::io::Write;
+    if format == "json" {
+        let rows: Vec<Value> = r
+            .rows
+            .iter()
+            .map(|x| {
+                json!({
+                    "period": x.period,
+                    "period_start": ts_out(&x.period_start),
+                    "period_end": ts_out(&x.period_end),
+                    "managing_agency_id": x.managing_agency_id,
+                    "managing_agency_name": x.managing_agency_name,
+                    "issued": x.issued,
+                    "renewed": x.renewed,
+                    "revoked": x.revoked,
+                    "suspended": x.suspended,
+                })
+            })
+            .collect();
+        print_json(&json!({"rows": rows, "signatures_counted": r.signatures_counted}));
+        return;
+    }
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    };
+    let mut out = String::from(
+        "period,period_start,period_end,managing_agency_id,managing_agency_name,\
+         issued,renewed,revoked,suspended\r\n",
+    );
+    for x in &r.rows {
+        let t =
+            |v: &Option<prost_types::Timestamp>| ts_out(v).as_str().unwrap_or_default().to_owned();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\r\n",
+            field(&x.period),
+            t(&x.period_start),
+            t(&x.period_end),
+            field(&x.managing_agency_id),
+            field(&x.managing_agency_name),
+            x.issued,
+            x.renewed,
+            x.revoked,
+            x.suspended
+        ));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
 /// Prints JSON on stdout; a closed pipe (`| head`) is not an error.
@@ -277,16 +369,45 @@ enum Request {
     GetCertificate(pb::GetCertificateRequest),
     ListExpiring(pb::ListExpiringCertificatesRequest),
     ListEvents(pb::ListEventsRequest),
+    FileUnlock(pb::RequestUnlockRequest),
+    ResolveUnlock(pb::ResolveUnlockRequest),
+    ListOverdueUnlocks(pb::ListOverdueUnlocksRequest),
+    FindPeople(pb::FindPeopleRequest),
+    FindOrganisations(pb::FindOrganisationsRequest),
 }
 
 enum Prepared<'a> {
     Request(Box<Request>),
     Import(&'a ImportArgs),
+    Report(pb::ReportRequest, &'a ReportArgs),
 }
 
 fn prepare(call: &Call) -> Result<Prepared<'_>, CliError> {
     let r = match call {
         Call::ImportCertificates(a) => return Ok(Prepared::Import(a)),
+        Call::Report(a) => {
+            let t = |flag: &str, v: &str| {
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                    .map(|t| prost_types::Timestamp {
+                        seconds: t.unix_timestamp(),
+                        nanos: 0,
+                    })
+                    .map_err(|e| {
+                        CliError::Usage(format!("--{flag} {v}: not an RFC 3339 time: {e}"))
+                    })
+            };
+            let granularity = match a.granularity.as_str() {
+                "half-year" => pb::Granularity::HalfYear,
+                "year" => pb::Granularity::Year,
+                _ => pb::Granularity::Quarter,
+            };
+            let r = pb::ReportRequest {
+                from: Some(t("from", &a.from)?),
+                to: Some(t("to", &a.to)?),
+                granularity: granularity as i32,
+            };
+            return Ok(Prepared::Report(r, a));
+        }
         Call::CreateOrganisation(i) => {
             let mut o = read_json(i)?;
             let r = pb::CreateOrganisationRequest {
@@ -507,6 +628,51 @@ fn prepare(call: &Call) -> Result<Prepared<'_>, CliError> {
             o.finish()?;
             Request::ListEvents(r)
         }
+        Call::RequestUnlock(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::RequestUnlockRequest {
+                change: change(&mut o)?,
+                fingerprint: o.str("fingerprint")?,
+                requested_by: o.str("requested_by")?,
+                reason: o.str("reason")?,
+            };
+            o.finish()?;
+            Request::FileUnlock(r)
+        }
+        Call::ResolveUnlock(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::ResolveUnlockRequest {
+                change: change(&mut o)?,
+                id: o.str("id")?,
+                outcome: en!(o, "outcome", pb::UnlockStatus, "UNLOCK_STATUS_")?,
+                reason: o.str("reason")?,
+            };
+            o.finish()?;
+            Request::ResolveUnlock(r)
+        }
+        Call::ListOverdueUnlocks(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::ListOverdueUnlocksRequest { now: o.ts("now")? };
+            o.finish()?;
+            Request::ListOverdueUnlocks(r)
+        }
+        Call::FindPeople(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::FindPeopleRequest {
+                name: o.str("name")?,
+                organisation_id: o.str("organisation_id")?,
+            };
+            o.finish()?;
+            Request::FindPeople(r)
+        }
+        Call::FindOrganisations(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::FindOrganisationsRequest {
+                name: o.str("name")?,
+            };
+            o.finish()?;
+            Request::FindOrganisations(r)
+        }
     };
     Ok(Prepared::Request(Box::new(r)))
 }
@@ -622,6 +788,71 @@ async fn call(
                 .collect();
             (json!({"events": list}), true)
         }
+        Request::FileUnlock(r) => (
+            unlock(c.request_unlock(r).await?.into_inner().request.as_ref()),
+            true,
+        ),
+        Request::ResolveUnlock(r) => (
+            unlock(c.resolve_unlock(r).await?.into_inner().request.as_ref()),
+            true,
+        ),
+        Request::ListOverdueUnlocks(r) => {
+            let list: Vec<Value> = c
+                .list_overdue_unlocks(r)
+                .await?
+                .into_inner()
+                .requests
+                .iter()
+                .map(|u| unlock(Some(u)))
+                .collect();
+            (json!({"requests": list}), true)
+        }
+        Request::FindPeople(r) => {
+            let people: Vec<Value> = c
+                .find_people(r)
+                .await?
+                .into_inner()
+                .people
+                .iter()
+                .map(|p| {
+                    json!({"id": p.id, "full_name": p.full_name, "email": p.email,
+                        "organisation_id": p.organisation_id, "exact": p.exact})
+                })
+                .collect();
+            (json!({"people": people}), true)
+        }
+        Request::FindOrganisations(r) => {
+            let orgs: Vec<Value> = c
+                .find_organisations(r)
+                .await?
+                .into_inner()
+                .organisations
+                .iter()
+                .map(|o| {
+                    json!({"id": o.id, "name": o.name,
+                        "managing_agency_id": o.managing_agency_id, "exact": o.exact})
+                })
+                .collect();
+            (json!({"organisations": orgs}), true)
+        }
+    })
+}
+
+/// An unlock request (I5) as JSON.
+fn unlock(u: Option<&pb::UnlockRequest>) -> Value {
+    let Some(u) = u else {
+        return Value::Null;
+    };
+    json!({
+        "id": u.id,
+        "fingerprint": u.fingerprint,
+        "requested_by": u.requested_by,
+        "reason": u.reason,
+        "requested_at": ts_out(&u.requested_at),
+        "due_at": ts_out(&u.due_at),
+        "status": name!(pb::UnlockStatus, u.status),
+        "resolution_reason": u.resolution_reason,
+        "resolved_at": ts_out(&u.resolved_at),
     })
 }
 
@@ -757,6 +988,161 @@ fn load_holders(path: &Path) -> Result<Holders, CliError> {
     Ok(h)
 }
 
+/// A guessed holder: kind, person ID, organisation ID; or why there is none.
+type Guess = Result<(pb::CertificateKind, String, String), String>;
+
+/// The holder from a --holders list: CN is a person's full name (O then names the
+/// organisation), or an organisation's name when the subject has no title.
+fn from_holders(h: &Holders, subject: &Subject) -> Guess {
+    let cn = subject.cn.as_deref().map(norm);
+    let o = subject.o.as_deref().map(norm);
+    let org_match = o
+        .as_ref()
+        .and_then(|o| h.organisations.iter().find(|(n, _)| n == o))
+        .map(|(_, id)| id.clone());
+    let person = cn
+        .as_ref()
+        .and_then(|cn| h.people.iter().find(|(n, _, _)| n == cn));
+    let org_holder = cn
+        .as_ref()
+        .and_then(|cn| h.organisations.iter().find(|(n, _)| n == cn))
+        .map(|(_, id)| id.clone());
+    match (person, org_holder) {
+        (Some((_, pid, home)), _) => Ok((
+            pb::CertificateKind::Personal,
+            pid.clone(),
+            org_match.unwrap_or_else(|| home.clone()),
+        )),
+        (None, Some(oid)) if subject.title.is_none() => {
+            Ok((pb::CertificateKind::Organisation, String::new(), oid))
+        }
+        _ => Err(format!(
+            "no known person named CN {:?}, and no known organisation named by the CN (O is {:?})",
+            subject.cn.as_deref().unwrap_or(""),
+            subject.o.as_deref().unwrap_or("")
+        )),
+    }
+}
+
+/// The one match to use: the only whole-name match, else the only match; none when there
+/// is no match or more than one (ambiguous).
+fn pick<T>(found: Vec<T>, exact: impl Fn(&T) -> bool) -> Result<T, usize> {
+    let n = found.len();
+    let (mut whole, mut rest): (Vec<T>, Vec<T>) = found.into_iter().partition(|x| exact(x));
+    match (whole.len(), rest.len()) {
+        (1, _) => Ok(whole.remove(0)),
+        (0, 1) => Ok(rest.remove(0)),
+        _ => Err(n),
+    }
+}
+
+/// The holder looked up in the registry by name (FindOrganisations, FindPeople): O names the
+/// organisation, CN the person (within O's organisation first), or else an organisation
+/// when the subject has no title (2.5.4.12).
+async fn from_registry(
+    c: &mut RegistryClient<Channel>,
+    subject: &Subject,
+) -> Result<Guess, tonic::Status> {
+    let Some(cn) = subject.cn.as_deref().filter(|s| !s.trim().is_empty()) else {
+        return Ok(Err("the subject has no CN to match a holder by".into()));
+    };
+    let mut org = None;
+    if let Some(o) = subject.o.as_deref().filter(|s| !s.trim().is_empty()) {
+        let found = c
+            .find_organisations(pb::FindOrganisationsRequest { name: o.into() })
+            .await?
+            .into_inner()
+            .organisations;
+        org = pick(found, |m| m.exact).ok();
+    }
+    let org_id = org.as_ref().map(|o| o.id.clone()).unwrap_or_default();
+    let mut people = c
+        .find_people(pb::FindPeopleRequest {
+            name: cn.into(),
+            organisation_id: org_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .people;
+    if people.is_empty() && !org_id.is_empty() {
+        people = c
+            .find_people(pb::FindPeopleRequest {
+                name: cn.into(),
+                organisation_id: String::new(),
+            })
+            .await?
+            .into_inner()
+            .people;
+    }
+    // A person matches by the whole name only (a part of a name is not a holder).
+    let people: Vec<pb::PersonMatch> = people
+        .into_iter()
+        .filter(|p| norm_key(&p.full_name) == norm_key(cn))
+        .collect();
+    match pick(people, |p| p.exact) {
+        Ok(p) => {
+            let org = if org_id.is_empty() {
+                p.organisation_id
+            } else {
+                org_id
+            };
+            return Ok(Ok((pb::CertificateKind::Personal, p.id, org)));
+        }
+        Err(n) if n > 1 => {
+            return Ok(Err(format!(
+                "{n} people in the registry are named CN {cn:?}; give --holders"
+            )));
+        }
+        Err(_) => {}
+    }
+    if subject.title.is_none() {
+        let found: Vec<pb::OrganisationMatch> = c
+            .find_organisations(pb::FindOrganisationsRequest { name: cn.into() })
+            .await?
+            .into_inner()
+            .organisations
+            .into_iter()
+            .filter(|o| norm_key(&o.name) == norm_key(cn))
+            .collect();
+        match pick(found, |o| o.exact) {
+            Ok(o) => return Ok(Ok((pb::CertificateKind::Organisation, String::new(), o.id))),
+            Err(n) if n > 1 => {
+                return Ok(Err(format!(
+                    "{n} organisations in the registry are named CN {cn:?}; give --holders"
+                )));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(Err(format!(
+        "no person in the registry named CN {cn:?}{}, and no organisation by that name{}",
+        subject
+            .o
+            .as_deref()
+            .map(|o| format!(" (O {o:?})"))
+            .unwrap_or_default(),
+        subject
+            .title
+            .as_deref()
+            .map(|t| format!(" (title {t:?}: a personal certificate)"))
+            .unwrap_or_default(),
+    )))
+}
+
+/// A name compared without case, accents (đ as d) or extra spaces, as the registry's
+/// search key does.
+fn norm_key(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = s
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| if c == 'đ' || c == 'Đ' { 'd' } else { c })
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 async fn import(c: &mut RegistryClient<Channel>, a: &ImportArgs) -> Result<ExitCode, CliError> {
     let holders = match &a.holders {
         Some(p) => Some(load_holders(p)?),
@@ -820,46 +1206,20 @@ async fn import(c: &mut RegistryClient<Channel>, a: &ImportArgs) -> Result<ExitC
             Err(s) if s.code() == Code::NotFound => {}
             Err(s) => return Ok(report_status(&s)),
         }
-        let Some(h) = &holders else {
-            unmatched.push(json!({
-                "file": file,
-                "subject": subject.rfc4514,
-                "reason": "the registry has no call to find people or organisations by name; \
-                           give --holders with their IDs",
-            }));
-            continue;
+        let guessed = match &holders {
+            Some(h) => from_holders(h, &subject),
+            None => match from_registry(c, &subject).await {
+                Ok(g) => g,
+                Err(s) => return Ok(report_status(&s)),
+            },
         };
-        let cn = subject.cn.as_deref().map(norm);
-        let o = subject.o.as_deref().map(norm);
-        let org_match = o
-            .as_ref()
-            .and_then(|o| h.organisations.iter().find(|(n, _)| n == o))
-            .map(|(_, id)| id.clone());
-        let person = cn
-            .as_ref()
-            .and_then(|cn| h.people.iter().find(|(n, _, _)| n == cn));
-        let org_holder = cn
-            .as_ref()
-            .and_then(|cn| h.organisations.iter().find(|(n, _)| n == cn))
-            .map(|(_, id)| id.clone());
-        let (kind, person_id, organisation_id) = match (person, org_holder) {
-            (Some((_, pid, home)), _) => (
-                pb::CertificateKind::Personal,
-                pid.clone(),
-                org_match.clone().unwrap_or_else(|| home.clone()),
-            ),
-            (None, Some(oid)) if subject.title.is_none() => {
-                (pb::CertificateKind::Organisation, String::new(), oid)
-            }
-            _ => {
+        let (kind, person_id, organisation_id) = match guessed {
+            Ok(g) => g,
+            Err(reason) => {
                 unmatched.push(json!({
                     "file": file,
                     "subject": subject.rfc4514,
-                    "reason": format!(
-                        "no known person named CN {:?}, and no known organisation named by the CN (O is {:?})",
-                        subject.cn.as_deref().unwrap_or(""),
-                        subject.o.as_deref().unwrap_or("")
-                    ),
+                    "reason": reason,
                 }));
                 continue;
             }

@@ -102,6 +102,7 @@ async fn serve_loaded(
     .await?;
     tracing::info!(backend = ?db.backend(), "registry database ready");
     let store = store::Store::new(db, loaded.mail_domain);
+    store.backfill_search_keys().await?;
     let service = RegistryService::new(store, metrics.clone(), clock);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -62,6 +62,68 @@ pub fn show(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// Vietnam's offset from UTC (+07:00), for report periods (R2).
+pub const VIETNAM_OFFSET_SECS: i64 = 7 * 3600;
+
+/// The start (Unix seconds) of the calendar period of `months` (3, 6 or 12) holding `t`,
+/// in Vietnam's time (R2).
+pub fn period_start(t: i64, months: u8) -> i64 {
+    let Ok(local) = time::OffsetDateTime::from_unix_timestamp(t + VIETNAM_OFFSET_SECS) else {
+        return t;
+    };
+    let m = local.month() as u8;
+    let first = (m - 1) / months * months + 1;
+    let Ok(month) = time::Month::try_from(first) else {
+        return t;
+    };
+    match time::Date::from_calendar_date(local.year(), month, 1) {
+        Ok(d) => d.midnight().assume_utc().unix_timestamp() - VIETNAM_OFFSET_SECS,
+        Err(_) => t,
+    }
+}
+
+/// The end (exclusive) of the period starting at `start`: the next period's start (31 days
+/// a month always lands in the next period, never beyond it).
+pub fn period_end(start: i64, months: u8) -> i64 {
+    period_start(start + i64::from(months) * 31 * DAY, months)
+}
+
+/// The name of the period starting at `start`: "2026" (year), "2026-H2" (half year),
+/// "2026-Q4" (quarter).
+pub fn period_label(start: i64, months: u8) -> String {
+    let Ok(local) = time::OffsetDateTime::from_unix_timestamp(start + VIETNAM_OFFSET_SECS) else {
+        return String::new();
+    };
+    let index = (local.month() as u8 - 1) / months + 1;
+    match months {
+        12 => local.year().to_string(),
+        6 => format!("{}-H{index}", local.year()),
+        _ => format!("{}-Q{index}", local.year()),
+    }
+}
+
+/// I5: when an unlock requested at `t` is due: the end of the next working day (Monday to
+/// Friday) after the day of the request, in Vietnam's time.
+pub fn unlock_due(t: i64) -> i64 {
+    let Ok(local) = time::OffsetDateTime::from_unix_timestamp(t + VIETNAM_OFFSET_SECS) else {
+        return t;
+    };
+    let mut day = local.date();
+    loop {
+        let Some(next) = day.next_day() else {
+            return t;
+        };
+        day = next;
+        if !matches!(
+            day.weekday(),
+            time::Weekday::Saturday | time::Weekday::Sunday
+        ) {
+            break;
+        }
+    }
+    day.midnight().assume_utc().unix_timestamp() + DAY - VIETNAM_OFFSET_SECS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +149,74 @@ mod tests {
         assert!(!email_in_domain("x@gmail.com", "khanhhoa.gov.vn"));
         assert!(!email_in_domain("x@evilkhanhhoa.gov.vn", "khanhhoa.gov.vn"));
         assert!(!email_in_domain("@khanhhoa.gov.vn", "khanhhoa.gov.vn"));
+    }
+
+    #[test]
+    #[allow(non_snake_case)] // rule ID in the name
+    fn report_periods_are_calendar_periods_in_vietnam_time_R2() {
+        use time::macros::datetime;
+        // 2026-12-31T17:30Z is 2027-01-01 00:30 in Vietnam.
+        let t = datetime!(2026-12-31 17:30 UTC).unix_timestamp();
+        let q = period_start(t, 3);
+        assert_eq!(q, datetime!(2027-01-01 00:00 +7).unix_timestamp());
+        assert_eq!(period_label(q, 3), "2027-Q1");
+        assert_eq!(
+            period_end(q, 3),
+            datetime!(2027-04-01 00:00 +7).unix_timestamp()
+        );
+        let t = datetime!(2026-09-30 12:00 UTC).unix_timestamp();
+        let q = period_start(t, 3);
+        assert_eq!(period_label(q, 3), "2026-Q3");
+        assert_eq!(
+            period_end(q, 3),
+            datetime!(2026-10-01 00:00 +7).unix_timestamp()
+        );
+        let q4 = period_end(q, 3);
+        assert_eq!(
+            period_end(q4, 3),
+            datetime!(2027-01-01 00:00 +7).unix_timestamp()
+        );
+        let h = period_start(t, 6);
+        assert_eq!(period_label(h, 6), "2026-H2");
+        assert_eq!(h, datetime!(2026-07-01 00:00 +7).unix_timestamp());
+        assert_eq!(
+            period_end(h, 6),
+            datetime!(2027-01-01 00:00 +7).unix_timestamp()
+        );
+        let y = period_start(t, 12);
+        assert_eq!(period_label(y, 12), "2026");
+        assert_eq!(
+            period_end(y, 12),
+            datetime!(2027-01-01 00:00 +7).unix_timestamp()
+        );
+    }
+
+    #[test]
+    #[allow(non_snake_case)] // rule ID in the name
+    fn unlock_is_due_at_the_end_of_the_next_working_day_I5() {
+        use time::macros::datetime;
+        let due = |t: time::OffsetDateTime| unlock_due(t.unix_timestamp());
+        // Thursday -> end of Friday.
+        assert_eq!(
+            due(datetime!(2026-11-19 10:00 +7)),
+            datetime!(2026-11-21 00:00 +7).unix_timestamp()
+        );
+        // Friday, Saturday and Sunday -> end of Monday.
+        for t in [
+            datetime!(2026-11-20 16:59 +7),
+            datetime!(2026-11-21 09:00 +7),
+            datetime!(2026-11-22 23:59 +7),
+        ] {
+            assert_eq!(
+                due(t),
+                datetime!(2026-11-24 00:00 +7).unix_timestamp(),
+                "{t}"
+            );
+        }
+        // Friday 23:30 in Vietnam is still Friday although UTC says Friday 16:30.
+        assert_eq!(
+            due(datetime!(2026-11-20 16:30 UTC)),
+            datetime!(2026-11-24 00:00 +7).unix_timestamp()
+        );
     }
 }

@@ -320,4 +320,80 @@ impl Registry for RegistryService {
         })
         .await
     }
+
+    async fn find_people(
+        &self,
+        req: Request<pb::FindPeopleRequest>,
+    ) -> Result<Response<pb::FindPeopleResponse>, Status> {
+        self.call("FindPeople", async {
+            let people = self.store.find_people(req.get_ref()).await?;
+            Ok(pb::FindPeopleResponse { people })
+        })
+        .await
+    }
+
+    async fn find_organisations(
+        &self,
+        req: Request<pb::FindOrganisationsRequest>,
+    ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
+        self.call("FindOrganisations", async {
+            let organisations = self.store.find_organisations(req.get_ref()).await?;
+            Ok(pb::FindOrganisationsResponse { organisations })
+        })
+        .await
+    }
+
+    async fn report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        self.call("Report", async {
+            let rows = self.store.report(req.get_ref()).await?;
+            Ok(pb::ReportResponse {
+                rows,
+                signatures_counted: false,
+            })
+        })
+        .await
+    }
+
+    async fn request_unlock(
+        &self,
+        req: Request<pb::RequestUnlockRequest>,
+    ) -> Result<Response<pb::RequestUnlockResponse>, Status> {
+        self.call("RequestUnlock", async {
+            let request = self.store.request_unlock(req.get_ref(), self.now()).await?;
+            Ok(pb::RequestUnlockResponse {
+                request: Some(request),
+            })
+        })
+        .await
+    }
+
+    async fn resolve_unlock(
+        &self,
+        req: Request<pb::ResolveUnlockRequest>,
+    ) -> Result<Response<pb::ResolveUnlockResponse>, Status> {
+        self.call("ResolveUnlock", async {
+            let request = self.store.resolve_unlock(req.get_ref(), self.now()).await?;
+            Ok(pb::ResolveUnlockResponse {
+                request: Some(request),
+            })
+        })
+        .await
+    }
+
+    async fn list_overdue_unlocks(
+        &self,
+        req: Request<pb::ListOverdueUnlocksRequest>,
+    ) -> Result<Response<pb::ListOverdueUnlocksResponse>, Status> {
+        self.call("ListOverdueUnlocks", async {
+            let requests = self
+                .store
+                .overdue_unlocks(req.get_ref(), self.now())
+                .await?;
+            Ok(pb::ListOverdueUnlocksResponse { requests })
+        })
+        .await
+    }
 }

@@ -46,13 +46,25 @@ impl Backend {
 }
 
 /// The one schema for both backends, embedded so the binary carries it.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "search_keys",
+        include_str!("../migrations/0002_search_keys.sql"),
+    ),
+    (
+        3,
+        "unlock_requests",
+        include_str!("../migrations/0003_unlock_requests.sql"),
+    ),
+];
 
 /// Every table of the schema.
 pub const TABLES: &[&str] = &[
     "organisations",
     "people",
+    "unlock_requests",
     "titles",
     "appointments",
     "document_types",

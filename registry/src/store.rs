@@ -161,6 +161,88 @@ fn kind_value(s: &str) -> pb::CertificateKind {
     }
 }
 
+// ----- unlock requests (I5) ----------------------------------------------------------------------
+
+const UNLOCK_SELECT: &str = "SELECT u.id, c.fingerprint, u.requested_by, u.reason, \
+     u.requested_at, u.due_at, u.status, u.resolution_reason, u.resolved_at \
+     FROM unlock_requests u JOIN certificates c ON c.id = u.certificate_id";
+
+fn unlock_row(r: &AnyRow) -> Result<pb::UnlockRequest> {
+    let t = |s: i64| {
+        Some(prost_types::Timestamp {
+            seconds: s,
+            nanos: 0,
+        })
+    };
+    let status: String = col(r, "status")?;
+    Ok(pb::UnlockRequest {
+        id: col(r, "id")?,
+        fingerprint: col(r, "fingerprint")?,
+        requested_by: col(r, "requested_by")?,
+        reason: col(r, "reason")?,
+        requested_at: t(col(r, "requested_at")?),
+        due_at: t(col(r, "due_at")?),
+        status: match status.as_str() {
+            "pending" => pb::UnlockStatus::Pending,
+            "done" => pb::UnlockStatus::Done,
+            "refused" => pb::UnlockStatus::Refused,
+            _ => pb::UnlockStatus::Unspecified,
+        } as i32,
+        resolution_reason: col::<Option<String>>(r, "resolution_reason")?.unwrap_or_default(),
+        resolved_at: col::<Option<i64>>(r, "resolved_at")?.and_then(t),
+    })
+}
+
+// ----- names -----------------------------------------------------------------------------------
+
+/// At most this many matches of a find.
+const FIND_LIMIT: usize = 100;
+
+/// The stored search key of a name: NFD, combining marks removed, đ/Đ as d, Unicode
+/// lowercase, whitespace collapsed ("Nguyễn  Văn An" -> "nguyen van an"). SQLite's LOWER()
+/// folds ASCII only, so the key is made here for both backends.
+pub fn search_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = name
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .map(|c| match c {
+            'đ' | 'Đ' => 'd',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whole-name equality, case-insensitive but keeping the marks ("Lê" is not "Le").
+fn same_name(a: &str, b: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let key = |s: &str| {
+        s.nfc()
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    key(a) == key(b)
+}
+
+/// A LIKE pattern for "contains `key`", `!` escaping the wildcards.
+fn like_pattern(key: &str) -> String {
+    let mut p = String::from("%");
+    for c in key.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 // ----- request checks -------------------------------------------------------------------------
 
 fn need(field: &'static str, v: &str) -> Result<String> {
@@ -454,7 +536,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO organisations (id, name, parent_id, managing_agency_id, mail_domain, \
-             status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+             status, created_at, search_key) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)",
         )
         .bind(&id)
         .bind(&name)
@@ -462,6 +544,7 @@ impl Store {
         .bind(managing)
         .bind(&domain)
         .bind(now)
+        .bind(search_key(&name))
         .execute(&mut *tx)
         .await?;
         let event = Event {
@@ -539,8 +622,8 @@ impl Store {
         let mut tx = self.db.begin_write().await?;
         must_exist(&mut tx, ORG_EXISTS, "organisation", "organisation_id", &org).await?;
         sqlx::query(
-            "INSERT INTO people (id, full_name, email, organisation_id, service_end, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO people (id, full_name, email, organisation_id, service_end, created_at, \
+             search_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(&name)
@@ -548,6 +631,7 @@ impl Store {
         .bind(&org)
         .bind(service_end)
         .bind(now)
+        .bind(search_key(&name))
         .execute(&mut *tx)
         .await
         .map_err(dup("person", "email", &email))?;
@@ -1007,7 +1091,9 @@ impl Store {
                 "issuer": parsed.issuer, "kind": kind, "person_id": person,
                 "organisation_id": org, "not_before": parsed.not_before,
                 "not_after": parsed.not_after, "renewal_of": renewal_of,
-                "renewal_count": renewal_count}),
+                "renewal_count": renewal_count,
+                // The DER itself, so the log alone rebuilds the registry (replay).
+                "der_hex": hex::encode(&req.der)}),
         };
         self.db.commit(tx, event).await?;
         self.get_certificate_by_fingerprint(&parsed.fingerprint, now)
@@ -1684,6 +1770,325 @@ impl Store {
             out.push(to_proto(&mut conn, c, at).await?);
         }
         Ok(out)
+    }
+
+    /// Gives rows written before migration 0002 their search key (made in Rust: SQLite's
+    /// LOWER() folds ASCII only).
+    pub async fn backfill_search_keys(&self) -> Result<()> {
+        for (table, name_col) in [("people", "full_name"), ("organisations", "name")] {
+            let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+                "SELECT id, {name_col} FROM {table} WHERE search_key IS NULL"
+            ))
+            .fetch_all(self.db.pool())
+            .await?;
+            for (id, name) in rows {
+                sqlx::query(&format!("UPDATE {table} SET search_key = $1 WHERE id = $2"))
+                    .bind(search_key(&name))
+                    .bind(&id)
+                    .execute(self.db.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// People whose name contains `name` (case- and accent-insensitive), optionally only
+    /// those working in one organisation; whole-name matches first.
+    pub async fn find_people(&self, req: &pb::FindPeopleRequest) -> Result<Vec<pb::PersonMatch>> {
+        let name = need("name", &req.name)?;
+        let pattern = like_pattern(&search_key(&name));
+        let org = req.organisation_id.trim();
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT id, full_name, email, organisation_id FROM people \
+             WHERE search_key LIKE $1 ESCAPE '!' AND ($2 = '' OR organisation_id = $2) \
+             ORDER BY full_name, id LIMIT 1000",
+        )
+        .bind(&pattern)
+        .bind(org)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut out: Vec<pb::PersonMatch> = rows
+            .into_iter()
+            .map(|(id, full_name, email, organisation_id)| pb::PersonMatch {
+                exact: same_name(&full_name, &name),
+                id,
+                full_name,
+                email,
+                organisation_id,
+            })
+            .collect();
+        out.sort_by_key(|m| !m.exact);
+        out.truncate(FIND_LIMIT);
+        Ok(out)
+    }
+
+    /// Organisations whose name contains `name` (case- and accent-insensitive); whole-name
+    /// matches first.
+    pub async fn find_organisations(
+        &self,
+        req: &pb::FindOrganisationsRequest,
+    ) -> Result<Vec<pb::OrganisationMatch>> {
+        let name = need("name", &req.name)?;
+        let pattern = like_pattern(&search_key(&name));
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, managing_agency_id FROM organisations \
+             WHERE search_key LIKE $1 ESCAPE '!' ORDER BY name, id LIMIT 1000",
+        )
+        .bind(&pattern)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut out: Vec<pb::OrganisationMatch> = rows
+            .into_iter()
+            .map(|(id, org_name, managing)| pb::OrganisationMatch {
+                exact: same_name(&org_name, &name),
+                id,
+                name: org_name,
+                managing_agency_id: managing.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by_key(|m| !m.exact);
+        out.truncate(FIND_LIMIT);
+        Ok(out)
+    }
+
+    /// R2: certificates issued, renewed (by notBefore), revoked and suspended (by the time
+    /// the change takes effect) per managing agency (I6; an organisation without one manages
+    /// itself) per calendar period in [from, to).
+    pub async fn report(&self, req: &pb::ReportRequest) -> Result<Vec<pb::ReportRow>> {
+        let from = ts_req("from", &req.from)?;
+        let to = ts_req("to", &req.to)?;
+        if to <= from {
+            return Err(Error::field("to", "must be after from"));
+        }
+        let months = match pb::Granularity::try_from(req.granularity) {
+            Ok(pb::Granularity::Quarter) => 3,
+            Ok(pb::Granularity::HalfYear) => 6,
+            Ok(pb::Granularity::Year) => 12,
+            _ => {
+                return Err(Error::field(
+                    "granularity",
+                    "required: HALF_YEAR, YEAR or QUARTER",
+                ));
+            }
+        };
+        let pool = self.db.pool();
+        let names: std::collections::HashMap<String, String> =
+            sqlx::query_as::<_, (String, String)>("SELECT id, name FROM organisations")
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect();
+        // (period start, agency) -> [issued, renewed, revoked, suspended]
+        let mut counts = std::collections::BTreeMap::<(i64, String), [i64; 4]>::new();
+        let certs: Vec<(i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT c.not_before, c.renewal_of, COALESCE(o.managing_agency_id, o.id) \
+             FROM certificates c JOIN organisations o ON o.id = c.organisation_id \
+             WHERE c.not_before >= $1 AND c.not_before < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for (at, renewal_of, agency) in certs {
+            let slot = usize::from(renewal_of.is_some());
+            counts
+                .entry((policy::period_start(at, months), agency))
+                .or_default()[slot] += 1;
+        }
+        let changes: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT h.effective_at, h.status, COALESCE(o.managing_agency_id, o.id) \
+             FROM certificate_status_history h \
+             JOIN certificates c ON c.id = h.certificate_id \
+             JOIN organisations o ON o.id = c.organisation_id \
+             WHERE h.status IN ('revoked', 'suspended') \
+             AND h.effective_at >= $1 AND h.effective_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for (at, status, agency) in changes {
+            let slot = if status == "revoked" { 2 } else { 3 };
+            counts
+                .entry((policy::period_start(at, months), agency))
+                .or_default()[slot] += 1;
+        }
+        let mut rows: Vec<pb::ReportRow> = counts
+            .into_iter()
+            .map(
+                |((start, agency), [issued, renewed, revoked, suspended])| pb::ReportRow {
+                    period: policy::period_label(start, months),
+                    period_start: Some(prost_types::Timestamp {
+                        seconds: start,
+                        nanos: 0,
+                    }),
+                    period_end: Some(prost_types::Timestamp {
+                        seconds: policy::period_end(start, months),
+                        nanos: 0,
+                    }),
+                    managing_agency_name: names.get(&agency).cloned().unwrap_or_default(),
+                    managing_agency_id: agency,
+                    issued,
+                    renewed,
+                    revoked,
+                    suspended,
+                },
+            )
+            .collect();
+        rows.sort_by(|a, b| {
+            (
+                a.period_start.map(|t| t.seconds),
+                &a.managing_agency_name,
+                &a.managing_agency_id,
+            )
+                .cmp(&(
+                    b.period_start.map(|t| t.seconds),
+                    &b.managing_agency_name,
+                    &b.managing_agency_id,
+                ))
+        });
+        Ok(rows)
+    }
+
+    /// I5: files a request to unlock the key device of a certificate; only the managing
+    /// agency of the certificate's organisation (I6; an organisation without one manages
+    /// itself) files it. Due by the end of the next working day.
+    pub async fn request_unlock(
+        &self,
+        req: &pb::RequestUnlockRequest,
+        now: i64,
+    ) -> Result<pb::UnlockRequest> {
+        let (actor, reason) = change(&req.change)?;
+        let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
+        let by = need("requested_by", &req.requested_by)?;
+        let why = need("reason", &req.reason)?;
+        let mut tx = self.db.begin_write().await?;
+        let c = cert_by_fingerprint(&mut tx, "fingerprint", &fp).await?;
+        must_exist(&mut tx, ORG_EXISTS, "organisation", "requested_by", &by).await?;
+        let agency: String = sqlx::query_scalar(
+            "SELECT COALESCE(managing_agency_id, id) FROM organisations WHERE id = $1",
+        )
+        .bind(&c.organisation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if agency != by {
+            return Err(Error::rule(
+                "I5",
+                "requested_by",
+                "an unlock is requested by the managing agency of the certificate's organisation",
+            ));
+        }
+        let id = new_id("unl");
+        let due = policy::unlock_due(now);
+        sqlx::query(
+            "INSERT INTO unlock_requests (id, certificate_id, requested_by, reason, requested_at, \
+             due_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
+        )
+        .bind(&id)
+        .bind(&c.id)
+        .bind(&by)
+        .bind(&why)
+        .bind(now)
+        .bind(due)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "unlock.requested",
+            entity_id: &id,
+            change: json!({"fingerprint": fp, "requested_by": by, "reason": why,
+                "requested_at": now, "due_at": due}),
+        };
+        self.db.commit(tx, event).await?;
+        self.unlock(&id).await
+    }
+
+    /// I5: records that an unlock was done, or refused in writing with the reason.
+    pub async fn resolve_unlock(
+        &self,
+        req: &pb::ResolveUnlockRequest,
+        now: i64,
+    ) -> Result<pb::UnlockRequest> {
+        let (actor, reason) = change(&req.change)?;
+        let id = need("id", &req.id)?;
+        let outcome = match pb::UnlockStatus::try_from(req.outcome) {
+            Ok(pb::UnlockStatus::Done) => "done",
+            Ok(pb::UnlockStatus::Refused) => "refused",
+            _ => return Err(Error::field("outcome", "required: DONE or REFUSED")),
+        };
+        let written = req.reason.trim().to_owned();
+        if outcome == "refused" && written.is_empty() {
+            return Err(Error::rule_invalid(
+                "I5",
+                "reason",
+                "a refusal is made in writing with the reason",
+            ));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM unlock_requests WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match status.as_deref() {
+            None => return Err(Error::not_found("unlock request", "id", id)),
+            Some("pending") => {}
+            Some(done) => {
+                return Err(Error::rule(
+                    "I5",
+                    "id",
+                    format!("the request is already resolved ({done})"),
+                ));
+            }
+        }
+        sqlx::query(
+            "UPDATE unlock_requests SET status = $1, resolution_reason = $2, resolved_at = $3 \
+             WHERE id = $4",
+        )
+        .bind(outcome)
+        .bind(Some(written.as_str()).filter(|w| !w.is_empty()))
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "unlock.resolved",
+            entity_id: &id,
+            change: json!({"outcome": outcome, "reason": Some(&written).filter(|w| !w.is_empty()),
+                "resolved_at": now}),
+        };
+        self.db.commit(tx, event).await?;
+        self.unlock(&id).await
+    }
+
+    /// I5: pending unlock requests past their due time at `now`, oldest due first.
+    pub async fn overdue_unlocks(
+        &self,
+        req: &pb::ListOverdueUnlocksRequest,
+        now: i64,
+    ) -> Result<Vec<pb::UnlockRequest>> {
+        let at = ts("now", &req.now)?.unwrap_or(now);
+        let rows = sqlx::query(&format!(
+            "{UNLOCK_SELECT} WHERE u.status = 'pending' AND u.due_at < $1 \
+             ORDER BY u.due_at, u.id LIMIT 1000"
+        ))
+        .bind(at)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(unlock_row).collect()
+    }
+
+    async fn unlock(&self, id: &str) -> Result<pb::UnlockRequest> {
+        let row = sqlx::query(&format!("{UNLOCK_SELECT} WHERE u.id = $1"))
+            .bind(id)
+            .fetch_one(self.db.pool())
+            .await?;
+        unlock_row(&row)
     }
 
     /// Events after `after_seq`, oldest first.

@@ -1869,6 +1869,853 @@ async fn health_reflection_and_metrics_with_decisions_by_rule(svc: Service) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The event log replays to the same state
+// ---------------------------------------------------------------------------------------------
+
+/// A string field of an event's change JSON; empty when absent or null.
+fn jstr(v: &serde_json::Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_owned()
+}
+
+/// A time field (Unix seconds) of an event's change JSON.
+fn jts(v: &serde_json::Value, key: &str) -> Option<prost_types::Timestamp> {
+    v[key].as_i64().and_then(ts)
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Rebuilds a registry from another's event log through the management calls, each event
+/// reconstructed from its kind and change JSON. The fresh registry makes its own IDs; the
+/// answer maps the original IDs to them.
+async fn replay(events: &[pb::Event], into: &Service) -> std::collections::HashMap<String, String> {
+    let mut ids = std::collections::HashMap::<String, String>::new();
+    let mut c = into.c();
+    for e in events {
+        let v: serde_json::Value = serde_json::from_str(&e.change_json).unwrap();
+        let change = Some(pb::Change {
+            actor: e.actor.clone(),
+            reason: e.reason.clone(),
+        });
+        let id = |ids: &std::collections::HashMap<String, String>, key: &str| {
+            let old = jstr(&v, key);
+            ids.get(&old).cloned().unwrap_or(old)
+        };
+        let new_id = match e.kind.as_str() {
+            "organisation.created" => Some(
+                c.create_organisation(pb::CreateOrganisationRequest {
+                    change,
+                    name: jstr(&v, "name"),
+                    parent_id: id(&ids, "parent_id"),
+                    managing_agency_id: id(&ids, "managing_agency_id"),
+                    mail_domain: jstr(&v, "mail_domain"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            ),
+            "organisation.status_changed" => {
+                let status = format!("ORGANISATION_STATUS_{}", jstr(&v, "status").to_uppercase());
+                c.set_organisation_status(pb::SetOrganisationStatusRequest {
+                    change,
+                    organisation_id: ids[&e.entity_id].clone(),
+                    status: pb::OrganisationStatus::from_str_name(&status).unwrap() as i32,
+                    decision_ref: jstr(&v, "decision_ref"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "person.created" => Some(
+                c.create_person(pb::CreatePersonRequest {
+                    change,
+                    full_name: jstr(&v, "full_name"),
+                    email: jstr(&v, "email"),
+                    organisation_id: id(&ids, "organisation_id"),
+                    service_end: jts(&v, "service_end"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            ),
+            "title.created" => Some(
+                c.create_title(pb::CreateTitleRequest {
+                    change,
+                    name: jstr(&v, "name"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            ),
+            "appointment.created" => Some(
+                c.create_appointment(pb::CreateAppointmentRequest {
+                    change,
+                    person_id: id(&ids, "person_id"),
+                    title_id: id(&ids, "title_id"),
+                    organisation_id: id(&ids, "organisation_id"),
+                    valid_from: jts(&v, "valid_from"),
+                    valid_to: jts(&v, "valid_to"),
+                    decision_ref: jstr(&v, "decision_ref"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            ),
+            "document_type.created" => {
+                let class = format!(
+                    "CLASSIFICATION_{}",
+                    jstr(&v, "classification").to_uppercase()
+                );
+                c.create_document_type(pb::CreateDocumentTypeRequest {
+                    change,
+                    code: e.entity_id.clone(),
+                    name: jstr(&v, "name"),
+                    classification: Classification::from_str_name(&class).unwrap() as i32,
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "authority.granted" => {
+                let mut req = pb::GrantAuthorityRequest {
+                    change,
+                    ..Default::default()
+                };
+                for g in v["grants"].as_array().unwrap() {
+                    let org = ids[&jstr(g, "organisation_id")].clone();
+                    if g.get("title_id").is_some() {
+                        req.title_authorities.push(pb::TitleAuthority {
+                            organisation_id: org,
+                            title_id: ids[&jstr(g, "title_id")].clone(),
+                            document_type: jstr(g, "document_type"),
+                        });
+                    } else {
+                        req.organisation_profiles.push(pb::OrganisationProfile {
+                            organisation_id: org,
+                            document_type: jstr(g, "document_type"),
+                            profile: Profile::from_str_name(&jstr(g, "profile")).unwrap() as i32,
+                        });
+                    }
+                }
+                c.grant_authority(req).await.unwrap();
+                None
+            }
+            "certificate.registered" | "certificate.renewed" => {
+                let kind = match jstr(&v, "kind").as_str() {
+                    "personal" => pb::CertificateKind::Personal,
+                    _ => pb::CertificateKind::Organisation,
+                };
+                let cert = c
+                    .register_certificate(pb::RegisterCertificateRequest {
+                        change,
+                        der: unhex(&jstr(&v, "der_hex")),
+                        kind: kind as i32,
+                        person_id: id(&ids, "person_id"),
+                        organisation_id: id(&ids, "organisation_id"),
+                        renewal_of: jstr(&v, "renewal_of"),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .certificate
+                    .unwrap();
+                assert_eq!(cert.fingerprint, jstr(&v, "fingerprint"));
+                Some(cert.id)
+            }
+            "certificate.status_changed" => {
+                let status = format!("CERTIFICATE_STATUS_{}", jstr(&v, "to").to_uppercase());
+                let reason = pb::RevocationReason::from_str_name(&jstr(&v, "reason"))
+                    .unwrap_or(pb::RevocationReason::Unspecified);
+                c.change_certificate_status(pb::ChangeCertificateStatusRequest {
+                    change,
+                    fingerprint: jstr(&v, "fingerprint"),
+                    status: pb::CertificateStatus::from_str_name(&status).unwrap() as i32,
+                    reason: reason as i32,
+                    effective_at: jts(&v, "effective_at"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "custodian.assigned" => Some(
+                c.assign_custodian(pb::AssignCustodianRequest {
+                    change,
+                    fingerprint: jstr(&v, "fingerprint"),
+                    person_id: id(&ids, "person_id"),
+                    decision_ref: jstr(&v, "decision_ref"),
+                    decision_date: jts(&v, "decision_date"),
+                    handover_record: jstr(&v, "handover_record"),
+                    effective_at: jts(&v, "effective_at"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+            ),
+            "delegation.created" => {
+                let mode = format!("SIGNING_MODE_{}", jstr(&v, "mode").to_uppercase());
+                Some(
+                    c.create_delegation(pb::CreateDelegationRequest {
+                        change,
+                        organisation_id: id(&ids, "organisation_id"),
+                        from_person_id: id(&ids, "from_person_id"),
+                        to_person_id: id(&ids, "to_person_id"),
+                        mode: SigningMode::from_str_name(&mode).unwrap() as i32,
+                        document_types: v["document_types"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|d| d.as_str().unwrap().to_owned())
+                            .collect(),
+                        decision_ref: jstr(&v, "decision_ref"),
+                        valid_from: jts(&v, "valid_from"),
+                        valid_to: jts(&v, "valid_to"),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .id,
+                )
+            }
+            // I5: the fresh registry dates the request (and its due time) at the replay.
+            "unlock.requested" => Some(
+                c.request_unlock(pb::RequestUnlockRequest {
+                    change,
+                    fingerprint: jstr(&v, "fingerprint"),
+                    requested_by: id(&ids, "requested_by"),
+                    reason: jstr(&v, "reason"),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .request
+                .unwrap()
+                .id,
+            ),
+            "unlock.resolved" => {
+                let outcome = format!("UNLOCK_STATUS_{}", jstr(&v, "outcome").to_uppercase());
+                c.resolve_unlock(pb::ResolveUnlockRequest {
+                    change,
+                    id: ids[&e.entity_id].clone(),
+                    outcome: pb::UnlockStatus::from_str_name(&outcome).unwrap() as i32,
+                    reason: jstr(&v, "reason"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            other => panic!("event kind {other} has no replay"),
+        };
+        if let Some(new_id) = new_id {
+            ids.insert(e.entity_id.clone(), new_id);
+        }
+    }
+    ids
+}
+
+async fn event_log_replays_to_the_same_state(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    // More history than the seed: a delegation (A2), a suspension and reinstatement (N7), a
+    // renewal (I3) then a revocation (V4) of the renewed certificate, a pending change of an
+    // organisation (I2).
+    c.create_delegation(pb::CreateDelegationRequest {
+        change: change("KT. Chủ tịch"),
+        organisation_id: p.ubnd.clone(),
+        from_person_id: p.chairman.clone(),
+        to_person_id: p.deputy.clone(),
+        mode: SigningMode::Kt as i32,
+        document_types: vec!["QD".into()],
+        decision_ref: "77/QĐ-UBND".into(),
+        valid_from: ts(now() - DAY),
+        valid_to: ts(now() + 30 * DAY),
+    })
+    .await
+    .unwrap();
+    let t0 = now();
+    set_status(
+        &svc,
+        &p.deputy_cert,
+        pb::CertificateStatus::Suspended,
+        pb::RevocationReason::Unspecified,
+        Some(t0 - 100),
+    )
+    .await
+    .unwrap();
+    set_status(
+        &svc,
+        &p.deputy_cert,
+        pb::CertificateStatus::Active,
+        pb::RevocationReason::Unspecified,
+        Some(t0 - 50),
+    )
+    .await
+    .unwrap();
+    let old = register(
+        &mut c,
+        make_cert(svc.dir.path(), "Le Van Cuong 1", 365),
+        pb::CertificateKind::Personal,
+        &p.clerk,
+        "",
+    )
+    .await
+    .unwrap();
+    let renewed = c
+        .register_certificate(pb::RegisterCertificateRequest {
+            change: change("renewal"),
+            der: make_cert(svc.dir.path(), "Le Van Cuong 2", 700),
+            kind: pb::CertificateKind::Personal as i32,
+            person_id: p.clerk.clone(),
+            organisation_id: String::new(),
+            renewal_of: old.fingerprint.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    set_status(
+        &svc,
+        &renewed.fingerprint,
+        pb::CertificateStatus::Revoked,
+        pb::RevocationReason::PositionChanged,
+        None,
+    )
+    .await
+    .unwrap();
+    c.set_organisation_status(pb::SetOrganisationStatusRequest {
+        change: change("rename decided"),
+        organisation_id: p.sotttt.clone(),
+        status: pb::OrganisationStatus::PendingRename as i32,
+        decision_ref: "9/QĐ-UBND".into(),
+    })
+    .await
+    .unwrap();
+
+    // Two unlock requests (I5): one refused in writing, one still pending.
+    let refused = request_unlock(&svc, &p.org_cert, &p.sotttt).await.unwrap();
+    resolve_unlock(
+        &svc,
+        &refused.id,
+        pb::UnlockStatus::Refused,
+        "device broken",
+    )
+    .await
+    .unwrap();
+    let pending = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+
+    let events = svc.events().await;
+    let fresh = if svc.database_url.starts_with("sqlite") {
+        Service::start_sqlite().await
+    } else {
+        Service::start_postgres().await
+    };
+    let ids = replay(&events, &fresh).await;
+    let map = |s: &str| ids.get(s).cloned().unwrap_or_else(|| s.to_owned());
+
+    // The fresh log tells the same story: same kinds, actors and reasons, in order.
+    let again = fresh.events().await;
+    let story = |es: &[pb::Event]| -> Vec<(String, String, String)> {
+        es.iter()
+            .map(|e| (e.kind.clone(), e.actor.clone(), e.reason.clone()))
+            .collect()
+    };
+    assert_eq!(story(&again), story(&events));
+
+    // Same certificates with the same status and history.
+    let fingerprints = [
+        &p.chairman_cert,
+        &p.deputy_cert,
+        &p.org_cert,
+        &old.fingerprint,
+        &renewed.fingerprint,
+    ];
+    let t = now();
+    for fp in fingerprints {
+        let get = |s: &Service| {
+            let mut c = s.c();
+            let fp = fp.clone();
+            async move {
+                c.get_certificate(pb::GetCertificateRequest {
+                    by: Some(pb::get_certificate_request::By::Fingerprint(fp)),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .certificate
+                .unwrap()
+            }
+        };
+        let mut a = get(&svc).await;
+        let b = get(&fresh).await;
+        a.id = map(&a.id);
+        a.person_id = map(&a.person_id);
+        a.organisation_id = map(&a.organisation_id);
+        a.renewal_of = map(&a.renewal_of);
+        assert_eq!(a, b, "certificate {fp}");
+
+        // The verifier's question has the same answer for every document type.
+        for doc in ["QD", "CV", "MAT"] {
+            let check = |s: &Service| {
+                let mut c = s.c();
+                let fp = fp.clone();
+                async move {
+                    c.check_authority(pb::CheckAuthorityRequest {
+                        fingerprint: fp,
+                        document_type: doc.into(),
+                        at: ts(t),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                }
+            };
+            assert_eq!(check(&svc).await, check(&fresh).await, "{fp} {doc}");
+        }
+    }
+
+    // The signer's question has the same answer for every combination.
+    let people = [&p.chairman, &p.deputy, &p.clerk, &p.outsider];
+    let (mut asked, mut allowed) = (0, 0);
+    for fp in fingerprints {
+        for person in people {
+            for org in [&p.ubnd, &p.sotttt] {
+                for doc in ["QD", "CV", "MAT"] {
+                    for profile in [Profile::Approval, Profile::Issue, Profile::Copy] {
+                        for mode in [SigningMode::Own, SigningMode::Kt] {
+                            let mut req = authorize_req(fp, person, org, doc, profile, mode);
+                            req.at = ts(t);
+                            let a = authorize(&svc, req.clone()).await;
+                            req.acting_person_id = map(person);
+                            req.organisation_id = map(org);
+                            let b = authorize(&fresh, req).await;
+                            assert_eq!(
+                                (
+                                    a.allowed,
+                                    rules(&a),
+                                    &a.holder_name,
+                                    &a.title,
+                                    &a.on_behalf_of
+                                ),
+                                (
+                                    b.allowed,
+                                    rules(&b),
+                                    &b.holder_name,
+                                    &b.title,
+                                    &b.on_behalf_of
+                                ),
+                                "{fp} {person} {org} {doc} {profile:?} {mode:?}"
+                            );
+                            asked += 1;
+                            allowed += usize::from(a.allowed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(asked, 5 * 4 * 2 * 3 * 3 * 2);
+    // The set holds allowed and refused requests alike.
+    assert!(
+        allowed > 0 && allowed < asked,
+        "{allowed} of {asked} allowed"
+    );
+    // The same unlock requests are pending (due times follow the replay's own clock).
+    let later = now() + 10 * DAY;
+    assert_eq!(overdue(&svc, later).await, vec![pending.id.clone()]);
+    assert_eq!(overdue(&fresh, later).await, vec![map(&pending.id)]);
+    fresh.stop().await;
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding people and organisations by name
+// ---------------------------------------------------------------------------------------------
+
+async fn find_people(svc: &Service, name: &str, org: &str) -> Vec<(String, bool)> {
+    svc.c()
+        .find_people(pb::FindPeopleRequest {
+            name: name.into(),
+            organisation_id: org.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .people
+        .into_iter()
+        .map(|p| (p.id, p.exact))
+        .collect()
+}
+
+async fn find_organisations(svc: &Service, name: &str) -> Vec<(String, bool)> {
+    svc.c()
+        .find_organisations(pb::FindOrganisationsRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .organisations
+        .into_iter()
+        .map(|o| (o.id, o.exact))
+        .collect()
+}
+
+async fn people_and_organisations_are_found_by_unicode_name(svc: Service) {
+    let p = seed(&svc).await;
+    // Case-insensitive beyond ASCII (SQLite's LOWER() would not fold "Ễ").
+    assert_eq!(
+        find_people(&svc, "NGUYỄN VĂN AN", "").await,
+        vec![(p.chairman.clone(), true)]
+    );
+    // The same name in decomposed form (NFD) is the same name.
+    assert_eq!(
+        find_people(&svc, "Nguye\u{302}\u{303}n Va\u{306}n An", "").await,
+        vec![(p.chairman.clone(), true)]
+    );
+    // Without marks (certificate subjects often drop them): found, but not exact.
+    assert_eq!(
+        find_people(&svc, "nguyen  van an", "").await,
+        vec![(p.chairman.clone(), false)]
+    );
+    // A part of a name.
+    let mut van = find_people(&svc, "văn", "").await;
+    van.sort();
+    let mut want = vec![(p.chairman.clone(), false), (p.clerk.clone(), false)];
+    want.sort();
+    assert_eq!(van, want);
+    assert_eq!(
+        find_people(&svc, "DUNG", "").await,
+        vec![(p.outsider.clone(), false)]
+    );
+    // Only people of one organisation.
+    assert_eq!(
+        find_people(&svc, "thị", &p.sotttt).await,
+        vec![(p.outsider.clone(), false)]
+    );
+    assert!(
+        find_people(&svc, "Nguyễn Văn An", &p.sotttt)
+            .await
+            .is_empty()
+    );
+    // Organisations.
+    assert_eq!(
+        find_organisations(&svc, "ủy ban nhân dân tỉnh KHÁNH HÒA").await,
+        vec![(p.ubnd.clone(), true)]
+    );
+    let mut kh = find_organisations(&svc, "khanh hoa").await;
+    kh.sort();
+    let mut want = vec![(p.ubnd.clone(), false), (p.sotttt.clone(), false)];
+    want.sort();
+    assert_eq!(kh, want);
+    // Wildcards are literal.
+    assert!(find_organisations(&svc, "%").await.is_empty());
+    let err = svc
+        .c()
+        .find_people(pb::FindPeopleRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), vec!["name"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports (R2)
+// ---------------------------------------------------------------------------------------------
+
+async fn report(
+    svc: &Service,
+    from: i64,
+    to: i64,
+    granularity: pb::Granularity,
+) -> Result<pb::ReportResponse, Status> {
+    svc.c()
+        .report(pb::ReportRequest {
+            from: ts(from),
+            to: ts(to),
+            granularity: granularity as i32,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn report_counts_certificates_per_managing_agency_per_period_R2(svc: Service) {
+    let mut c = svc.c();
+    let org = |name: &str, managing: &str| {
+        let mut c = svc.c();
+        let (name, managing) = (name.to_owned(), managing.to_owned());
+        async move {
+            c.create_organisation(pb::CreateOrganisationRequest {
+                change: change("province set-up"),
+                name,
+                parent_id: String::new(),
+                managing_agency_id: managing,
+                mail_domain: DOMAIN.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+        }
+    };
+    // I6: the department manages the People's Committee; the district manages itself.
+    let sotttt = org("Sở Thông tin và Truyền thông", "").await;
+    let ubnd = org("Ủy ban nhân dân tỉnh Khánh Hòa", &sotttt).await;
+    let district = org("UBND huyện Khánh Sơn", "").await;
+    let five_years = Some(now() + 5 * YEAR);
+    let a = create_person(
+        &mut c,
+        "Nguyễn Văn An",
+        "an@khanhhoa.gov.vn",
+        &ubnd,
+        five_years,
+    )
+    .await;
+    let b = create_person(
+        &mut c,
+        "Lê Thị Bé",
+        "be@khanhhoa.gov.vn",
+        &district,
+        five_years,
+    )
+    .await;
+    let dir = svc.dir.path();
+    let personal = pb::CertificateKind::Personal;
+    let a1 = register(&mut c, make_cert(dir, "a1", 365), personal, &a, "")
+        .await
+        .unwrap();
+    let a2 = c
+        .register_certificate(pb::RegisterCertificateRequest {
+            change: change("renewal"),
+            der: make_cert(dir, "a2", 700),
+            kind: personal as i32,
+            person_id: a.clone(),
+            organisation_id: String::new(),
+            renewal_of: a1.fingerprint.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+    let b1 = register(&mut c, make_cert(dir, "b1", 365), personal, &b, "")
+        .await
+        .unwrap();
+    use pb::{CertificateStatus as S, RevocationReason as R};
+    set_status(&svc, &a2.fingerprint, S::Suspended, R::Unspecified, None)
+        .await
+        .unwrap();
+    set_status(&svc, &a2.fingerprint, S::Revoked, R::DeviceLost, None)
+        .await
+        .unwrap();
+    set_status(&svc, &b1.fingerprint, S::Revoked, R::LeftService, None)
+        .await
+        .unwrap();
+
+    let t = now();
+    for g in [
+        pb::Granularity::Year,
+        pb::Granularity::HalfYear,
+        pb::Granularity::Quarter,
+    ] {
+        let r = report(&svc, t - YEAR, t + DAY, g).await.unwrap();
+        // Authorize decisions are not recorded: the report says so.
+        assert!(!r.signatures_counted);
+        let got: Vec<(&str, &str, i64, i64, i64, i64)> = r
+            .rows
+            .iter()
+            .map(|x| {
+                (
+                    x.managing_agency_id.as_str(),
+                    x.managing_agency_name.as_str(),
+                    x.issued,
+                    x.renewed,
+                    x.revoked,
+                    x.suspended,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (sotttt.as_str(), "Sở Thông tin và Truyền thông", 1, 1, 1, 1),
+                (district.as_str(), "UBND huyện Khánh Sơn", 1, 0, 1, 0),
+            ],
+            "{g:?}"
+        );
+        for x in &r.rows {
+            let (start, end) = (
+                x.period_start.unwrap().seconds,
+                x.period_end.unwrap().seconds,
+            );
+            assert!(start <= t && t < end, "{x:?}");
+            let months = (end - start) / (28 * DAY);
+            match g {
+                pb::Granularity::Year => assert!(x.period.len() == 4 && months >= 12),
+                pb::Granularity::HalfYear => assert!(x.period.contains("-H") && months == 6),
+                _ => assert!(x.period.contains("-Q") && months == 3),
+            }
+        }
+    }
+    // Nothing outside the window.
+    let r = report(&svc, t + DAY, t + YEAR, pb::Granularity::Quarter)
+        .await
+        .unwrap();
+    assert!(r.rows.is_empty());
+    // Bad requests name the field.
+    let err = report(&svc, t, t + DAY, pb::Granularity::Unspecified)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), vec!["granularity"]);
+    let err = report(&svc, t, t - DAY, pb::Granularity::Year)
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["to"]);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key device unlock requests (I5)
+// ---------------------------------------------------------------------------------------------
+
+async fn request_unlock(svc: &Service, fp: &str, by: &str) -> Result<pb::UnlockRequest, Status> {
+    svc.c()
+        .request_unlock(pb::RequestUnlockRequest {
+            change: change("device locked after wrong PINs"),
+            fingerprint: fp.into(),
+            requested_by: by.into(),
+            reason: "khóa sau 5 lần nhập sai PIN".into(),
+        })
+        .await
+        .map(|r| r.into_inner().request.unwrap())
+}
+
+async fn resolve_unlock(
+    svc: &Service,
+    id: &str,
+    outcome: pb::UnlockStatus,
+    reason: &str,
+) -> Result<pb::UnlockRequest, Status> {
+    svc.c()
+        .resolve_unlock(pb::ResolveUnlockRequest {
+            change: change("unlock handled"),
+            id: id.into(),
+            outcome: outcome as i32,
+            reason: reason.into(),
+        })
+        .await
+        .map(|r| r.into_inner().request.unwrap())
+}
+
+async fn overdue(svc: &Service, at: i64) -> Vec<String> {
+    svc.c()
+        .list_overdue_unlocks(pb::ListOverdueUnlocksRequest { now: ts(at) })
+        .await
+        .unwrap()
+        .into_inner()
+        .requests
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+async fn unlock_is_requested_by_the_managing_agency_and_due_next_working_day_I5(svc: Service) {
+    let p = seed(&svc).await;
+    // I6: the department manages the People's Committee's subscribers, not the Committee.
+    let err = request_unlock(&svc, &p.chairman_cert, &p.ubnd)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["I5"]);
+    let r = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+    assert_eq!(r.status, pb::UnlockStatus::Pending as i32);
+    assert_eq!(r.fingerprint, p.chairman_cert);
+    let (asked, due) = (r.requested_at.unwrap().seconds, r.due_at.unwrap().seconds);
+    // The end of the next working day in Vietnam's time: at most 4 days (Friday to Monday).
+    assert_eq!(due, kyso_registry::policy::unlock_due(asked));
+    assert!(
+        due > asked + 3600 && due <= asked + 4 * DAY,
+        "{asked} {due}"
+    );
+    let local = time::OffsetDateTime::from_unix_timestamp(due - 1 + 7 * 3600).unwrap();
+    assert!(!matches!(
+        local.weekday(),
+        time::Weekday::Saturday | time::Weekday::Sunday
+    ));
+    // Not overdue until the due time has passed.
+    assert!(overdue(&svc, due - 1).await.is_empty());
+    assert!(overdue(&svc, now()).await.is_empty());
+    assert_eq!(overdue(&svc, due + 1).await, vec![r.id.clone()]);
+    // Done: no longer overdue, and resolved once only.
+    let done = resolve_unlock(&svc, &r.id, pb::UnlockStatus::Done, "")
+        .await
+        .unwrap();
+    assert_eq!(done.status, pb::UnlockStatus::Done as i32);
+    assert!(done.resolved_at.is_some());
+    assert!(overdue(&svc, due + 1).await.is_empty());
+    let err = resolve_unlock(&svc, &r.id, pb::UnlockStatus::Refused, "too late")
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I5"]);
+    svc.stop().await;
+}
+
+async fn unlock_refusal_needs_a_written_reason_I5(svc: Service) {
+    let p = seed(&svc).await;
+    let r = request_unlock(&svc, &p.org_cert, &p.sotttt).await.unwrap();
+    let err = resolve_unlock(&svc, &r.id, pb::UnlockStatus::Refused, "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["I5"]);
+    // Nothing written: still pending.
+    let due = r.due_at.unwrap().seconds;
+    assert_eq!(overdue(&svc, due + 1).await, vec![r.id.clone()]);
+    let refused = resolve_unlock(
+        &svc,
+        &r.id,
+        pb::UnlockStatus::Refused,
+        "the device is broken: revoke and issue a new certificate (V4)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status, pb::UnlockStatus::Refused as i32);
+    assert!(
+        refused
+            .resolution_reason
+            .starts_with("the device is broken")
+    );
+    assert!(overdue(&svc, due + 1).await.is_empty());
+    // Unknown IDs and a missing outcome.
+    let err = resolve_unlock(&svc, "unl_nope", pb::UnlockStatus::Done, "")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = resolve_unlock(&svc, &r.id, pb::UnlockStatus::Unspecified, "")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["outcome"]);
+    let kinds: Vec<String> = svc.events().await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["unlock.requested", "unlock.resolved"]
+    );
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every scenario on both backends: `sqlite::NAME` (the embedded default, a temporary file) and
 // `postgres::NAME` (a throwaway cluster of its own)
 // ---------------------------------------------------------------------------------------------
@@ -1924,4 +2771,9 @@ on_both_backends!(
     every_change_has_one_event_in_order_with_actor_and_reason,
     concurrent_writers_and_authorizations_lose_nothing,
     health_reflection_and_metrics_with_decisions_by_rule,
+    event_log_replays_to_the_same_state,
+    people_and_organisations_are_found_by_unicode_name,
+    report_counts_certificates_per_managing_agency_per_period_R2,
+    unlock_is_requested_by_the_managing_agency_and_due_next_working_day_I5,
+    unlock_refusal_needs_a_written_reason_I5,
 );

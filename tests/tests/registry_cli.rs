@@ -422,18 +422,20 @@ async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unma
         }
         run(cmd, &Value::Null)
     };
-    // Without a holders list nothing can be matched: the registry has no lookup by name.
+    // Without a holders list the registry is asked by name: the seal (CN = the organisation,
+    // no title) is found; the chairman is not in the registry yet, so a.pem is listed.
     let (code, out, err) = import(None).await;
     assert_eq!(code, 0, "{out} {err}");
-    assert_eq!(out["imported"], json!(0), "{out}");
+    assert_eq!(out["imported"], json!(1), "{out}");
     assert_eq!(out["duplicates"], json!(1), "{out}");
     let unmatched = out["unmatched"].as_array().unwrap();
-    assert_eq!(unmatched.len(), 2, "{out}");
+    assert_eq!(unmatched.len(), 1, "{out}");
+    assert!(unmatched[0]["file"].as_str().unwrap().ends_with("a.pem"));
     assert!(
         unmatched[0]["reason"]
             .as_str()
             .unwrap()
-            .contains("no call to find people"),
+            .contains("no person in the registry named CN"),
         "{out}"
     );
     // With the holders' IDs: the chairman's certificate by CN, the seal by CN = organisation.
@@ -455,8 +457,8 @@ async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unma
     .unwrap();
     let (code, out, err) = import(Some(holders.clone())).await;
     assert_eq!(code, 0, "{out} {err}");
-    assert_eq!(out["imported"], json!(2), "{out}");
-    assert_eq!(out["duplicates"], json!(1), "{out}");
+    assert_eq!(out["imported"], json!(1), "{out}");
+    assert_eq!(out["duplicates"], json!(2), "{out}");
     assert_eq!(out["unmatched"], json!([]), "{out}");
     let certs = out["certificates"].as_array().unwrap();
     assert_eq!(
@@ -465,14 +467,325 @@ async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unma
     );
     assert_eq!(certs[0]["certificate"]["person_id"], json!(chairman));
     assert_eq!(certs[0]["title"], json!(kyso_tests::PERSONAL_TITLE));
-    assert_eq!(
-        certs[1]["certificate"]["kind"],
-        json!("CERTIFICATE_KIND_ORGANISATION")
-    );
     // A second run finds everything registered.
     let (code, out, _) = import(Some(holders)).await;
     assert_eq!(code, 0);
     assert_eq!(out["duplicates"], json!(3), "{out}");
+    r.stop().await;
+}
+
+/// A self-signed certificate with a UTF-8 subject, PEM, written to `dir/file`.
+fn self_signed(dir: &Path, file: &str, subject: &str) {
+    let key = dir.join(format!("{file}.key"));
+    let out = dir.join(file);
+    kyso_tests::openssl([
+        "req".as_ref(),
+        "-x509".as_ref(),
+        "-utf8".as_ref(),
+        "-newkey".as_ref(),
+        "ec".as_ref(),
+        "-pkeyopt".as_ref(),
+        "ec_paramgen_curve:P-256".as_ref(),
+        "-nodes".as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        out.as_os_str(),
+        "-subj".as_ref(),
+        subject.as_ref(),
+        "-days".as_ref(),
+        "365".as_ref(),
+    ] as [&std::ffi::OsStr; 16])
+    .expect_success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry() {
+    let r = Registry::start().await;
+    let pki = TestPki::get();
+    // Names differ from the subjects in case only (beyond ASCII: SQLite's LOWER() would not
+    // fold them).
+    let org = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("set-up"), "name": "ỦY BAN NHÂN DÂN TỈNH KHÁNH HÒA",
+                   "mail_domain": DOMAIN}),
+        )
+        .await);
+    let chairman = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "NGUYỄN VĂN AN",
+                   "email": kyso_tests::PERSONAL_EMAIL, "organisation_id": org}),
+        )
+        .await);
+    // Two people of the same name: a certificate naming them is ambiguous.
+    for email in ["binh.tt@khanhhoa.gov.vn", "binh.tt2@khanhhoa.gov.vn"] {
+        r.ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Trần Thị Bình",
+                   "email": email, "organisation_id": org}),
+        )
+        .await;
+    }
+    // The lookups themselves.
+    let found = r
+        .ok(&["find-people"], json!({"name": "nguyen van an"}))
+        .await;
+    assert_eq!(found["people"][0]["id"], json!(chairman), "{found}");
+    assert_eq!(found["people"][0]["exact"], json!(false), "{found}");
+    let found = r
+        .ok(
+            &["find-organisations"],
+            json!({"name": kyso_tests::ORG_NAME}),
+        )
+        .await;
+    assert_eq!(
+        found["organisations"],
+        json!([{"id": org, "name": "ỦY BAN NHÂN DÂN TỈNH KHÁNH HÒA",
+                "managing_agency_id": "", "exact": true}])
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(pki.leaf_cert("personal-rsa"), dir.path().join("a.pem")).unwrap();
+    std::fs::copy(pki.leaf_cert("org-rsa"), dir.path().join("b.pem")).unwrap();
+    let o = kyso_tests::ORG_NAME;
+    self_signed(
+        dir.path(),
+        "c.pem",
+        &format!("/C=VN/O={o}/title=Phó Chủ tịch/CN=Trần Thị Bình"),
+    );
+    self_signed(dir.path(), "d.pem", &format!("/C=VN/O={o}/CN=Hoàng Văn Em"));
+    let mut cmd = tokio::process::Command::new(kyso_bin());
+    cmd.args(["registry", "--server", &r.url(), "import-certificates"])
+        .arg(dir.path());
+    let (code, out, err) = run(cmd, &Value::Null).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["imported"], json!(2), "{out}");
+    let certs = out["certificates"].as_array().unwrap();
+    // a.pem: CN Nguyễn Văn An, title Chủ tịch, O the People's Committee.
+    assert_eq!(
+        certs[0]["certificate"]["kind"],
+        json!("CERTIFICATE_KIND_PERSONAL")
+    );
+    assert_eq!(certs[0]["certificate"]["person_id"], json!(chairman));
+    assert_eq!(certs[0]["certificate"]["organisation_id"], json!(org));
+    assert_eq!(certs[0]["title"], json!(kyso_tests::PERSONAL_TITLE));
+    // b.pem: CN = the organisation, no title: the seal.
+    assert_eq!(
+        certs[1]["certificate"]["kind"],
+        json!("CERTIFICATE_KIND_ORGANISATION")
+    );
+    assert_eq!(certs[1]["certificate"]["organisation_id"], json!(org));
+    // What could not be matched is listed with the reason.
+    let unmatched = out["unmatched"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 2, "{out}");
+    assert!(unmatched[0]["file"].as_str().unwrap().ends_with("c.pem"));
+    assert!(
+        unmatched[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 people in the registry are named"),
+        "{out}"
+    );
+    assert!(unmatched[1]["file"].as_str().unwrap().ends_with("d.pem"));
+    assert!(
+        unmatched[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no person in the registry named CN \"Hoàng Văn Em\""),
+        "{out}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_report_per_managing_agency_as_json_and_csv_R2() {
+    let r = Registry::start().await;
+    // A name with a comma and a quote: the CSV quotes it.
+    let name = "Sở Tư pháp, \"Khánh Hòa\"";
+    let org = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("set-up"), "name": name, "mail_domain": DOMAIN}),
+        )
+        .await);
+    let person = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Nguyễn Văn An",
+                   "email": kyso_tests::PERSONAL_EMAIL, "organisation_id": org}),
+        )
+        .await);
+    let dir = tempfile::tempdir().unwrap();
+    self_signed(dir.path(), "a.pem", "/C=VN/CN=Nguyễn Văn An");
+    let cert = r
+        .ok(
+            &[
+                "register-certificate",
+                "--cert",
+                dir.path().join("a.pem").to_str().unwrap(),
+            ],
+            json!({"change": change("issued"), "kind": "PERSONAL", "person_id": person}),
+        )
+        .await;
+    r.ok(
+        &["change-certificate-status"],
+        json!({"change": change("lost"), "fingerprint": cert["certificate"]["fingerprint"],
+               "status": "REVOKED", "reason": "DEVICE_LOST"}),
+    )
+    .await;
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let from = rfc3339(now - time::Duration::days(365));
+    let to = rfc3339(now + time::Duration::days(1));
+    let report = |format: &'static str| {
+        let (from, to) = (from.clone(), to.clone());
+        let r = &r;
+        async move {
+            r.kyso(
+                &[
+                    "report",
+                    "--from",
+                    &from,
+                    "--to",
+                    &to,
+                    "--granularity",
+                    "half-year",
+                    "--format",
+                    format,
+                ],
+                &Value::Null,
+            )
+            .await
+        }
+    };
+    let (code, out, err) = report("json").await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["signatures_counted"], json!(false));
+    let rows = out["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["managing_agency_id"], json!(org));
+    assert_eq!(rows[0]["managing_agency_name"], json!(name));
+    assert!(rows[0]["period"].as_str().unwrap().contains("-H"), "{out}");
+    assert_eq!(
+        (
+            &rows[0]["issued"],
+            &rows[0]["renewed"],
+            &rows[0]["revoked"],
+            &rows[0]["suspended"]
+        ),
+        (&json!(1), &json!(0), &json!(1), &json!(0))
+    );
+
+    let (code, out, err) = report("csv").await;
+    assert_eq!(code, 0, "{out} {err}");
+    let text = out.as_str().unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "period,period_start,period_end,managing_agency_id,managing_agency_name,\
+         issued,renewed,revoked,suspended"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "{},{},{},{org},\"Sở Tư pháp, \"\"Khánh Hòa\"\"\",1,0,1,0",
+            rows[0]["period"].as_str().unwrap(),
+            rows[0]["period_start"].as_str().unwrap(),
+            rows[0]["period_end"].as_str().unwrap(),
+        )
+    );
+    assert_eq!(lines[2], "");
+    assert_eq!(lines.len(), 3);
+
+    // A bad time is an input error, before the server is asked.
+    let (code, _, err) = r
+        .kyso(
+            &[
+                "report",
+                "--from",
+                "yesterday",
+                "--to",
+                &to,
+                "--granularity",
+                "year",
+            ],
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--from"), "{err}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_unlock_request_refusal_needs_the_reason_and_overdue_list_I5() {
+    let r = Registry::start().await;
+    let org = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("set-up"), "name": "UBND huyện Khánh Sơn",
+                   "mail_domain": DOMAIN}),
+        )
+        .await);
+    let person = id(&r
+        .ok(
+            &["create-person"],
+            json!({"change": change("staff"), "full_name": "Nguyễn Văn An",
+                   "email": kyso_tests::PERSONAL_EMAIL, "organisation_id": org}),
+        )
+        .await);
+    let dir = tempfile::tempdir().unwrap();
+    self_signed(dir.path(), "a.pem", "/C=VN/CN=Nguyễn Văn An");
+    let fp = r
+        .ok(
+            &[
+                "register-certificate",
+                "--cert",
+                dir.path().join("a.pem").to_str().unwrap(),
+            ],
+            json!({"change": change("issued"), "kind": "PERSONAL", "person_id": person}),
+        )
+        .await["certificate"]["fingerprint"]
+        .clone();
+    // The district manages itself (I6), so it files the request.
+    let req = r
+        .ok(
+            &["request-unlock"],
+            json!({"change": change("locked"), "fingerprint": fp, "requested_by": org,
+                   "reason": "sai PIN 5 lần"}),
+        )
+        .await;
+    assert_eq!(req["status"], json!("UNLOCK_STATUS_PENDING"), "{req}");
+    let due = req["due_at"].as_str().unwrap();
+    let after = time::OffsetDateTime::parse(due, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+        + 1;
+    let list = r.ok(&["list-overdue-unlocks"], json!({"now": after})).await;
+    assert_eq!(list["requests"][0]["id"], req["id"], "{list}");
+    // A refusal without its written reason is refused, exit 2, rule I5.
+    let (code, out, _) = r
+        .kyso(
+            &["resolve-unlock"],
+            &json!({"change": change("no"), "id": req["id"], "outcome": "REFUSED"}),
+        )
+        .await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out["error"]["rules"][0]["rule"], json!("I5"), "{out}");
+    let done = r
+        .ok(
+            &["resolve-unlock"],
+            json!({"change": change("unlocked"), "id": req["id"], "outcome": "DONE"}),
+        )
+        .await;
+    assert_eq!(done["status"], json!("UNLOCK_STATUS_DONE"), "{done}");
+    let list = r.ok(&["list-overdue-unlocks"], json!({"now": after})).await;
+    assert_eq!(list["requests"], json!([]));
     r.stop().await;
 }
 
