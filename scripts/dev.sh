@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local cluster on embedded defaults.
 #   scripts/dev.sh up     build, make a dev PKI, start the OCSP responder (openssl ocsp), a CRL and
-#                         AIA server over HTTP, and the verifier; sign a sample document as the
+#                         AIA server over HTTP, the verifier and the registry (SQLite); sign a sample document as the
 #                         competent person and as the organisation, and verify it through the verifier
 #   scripts/dev.sh down   stop everything started by `up`
 # State lives in .kyso-dev/ (pids, logs, the PKI, the verifier's configuration).
@@ -13,6 +13,8 @@ ROOT=$(pwd)
 DEV=$ROOT/.kyso-dev
 VERIFIER_PORT=${KYSO_DEV_VERIFIER_PORT:-50061}
 METRICS_PORT=${KYSO_DEV_METRICS_PORT:-9461}
+REGISTRY_PORT=${KYSO_DEV_REGISTRY_PORT:-50062}
+REGISTRY_METRICS_PORT=${KYSO_DEV_REGISTRY_METRICS_PORT:-9462}
 OCSP_PORT=${KYSO_DEV_OCSP_PORT:-18888}
 HTTP_PORT=${KYSO_DEV_HTTP_PORT:-18889}
 
@@ -46,7 +48,7 @@ up() {
     down
     mkdir -p "$DEV"
     echo "== building"
-    cargo build --locked -q -p kyso -p kyso-verifier
+    cargo build --locked -q -p kyso -p kyso-verifier -p kyso-registry
     BIN=$ROOT/target/debug
 
     echo "== dev PKI"
@@ -85,6 +87,12 @@ TOML
     start verifier "$BIN/kyso-verifier" --config "$DEV/verifier.toml"
     wait_port "$VERIFIER_PORT" "kyso-verifier"
 
+    echo "== registry on $REGISTRY_PORT (SQLite at .kyso-dev/registry.db, metrics on $REGISTRY_METRICS_PORT)"
+    start registry "$BIN/kyso-registry" --listen "127.0.0.1:$REGISTRY_PORT" \
+        --metrics-listen "127.0.0.1:$REGISTRY_METRICS_PORT" \
+        --database-url "sqlite:$DEV/registry.db" --mail-domain khanhhoa.gov.vn
+    wait_port "$REGISTRY_PORT" "kyso-registry"
+
     echo "== sample document: signed by the Chairman (personal) and the People's Committee (organisation)"
     printf 'QUYẾT ĐỊNH số 01/QĐ-UBND: văn bản mẫu của kyso.\n' >"$DEV/sample.txt"
     openssl cms -sign -binary -cades -md sha256 -outform DER \
@@ -95,7 +103,8 @@ TOML
     echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT"
     "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" --content "$DEV/sample.txt" "$DEV/sample.p7s"
     echo
-    echo "The cluster is running: verifier 127.0.0.1:$VERIFIER_PORT, metrics http://127.0.0.1:$METRICS_PORT/metrics"
+    echo "The cluster is running: verifier 127.0.0.1:$VERIFIER_PORT (metrics :$METRICS_PORT),"
+    echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server http://127.0.0.1:$REGISTRY_PORT …)"
     echo "Stop it with: scripts/dev.sh down"
 }
 
