@@ -60,27 +60,8 @@ fn main() -> ExitCode {
         eprintln!("kyso-registry: {e}");
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kyso-registry: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| kyso_registry::Error::Io {
-                context: format!("binding {}", config.listen),
-                source,
-            })?;
-        kyso_registry::run(config, listener, kyso_server::bin::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kyso-registry: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let listen = config.listen;
+    kyso_server::bin::run_service("kyso-registry", listen, |listener| {
+        kyso_registry::run(config, listener, kyso_server::bin::shutdown_signal())
+    })
 }

@@ -34,3 +34,37 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
+
+/// The tail every service binary shares: start the runtime, bind `listen`,
+/// run `serve` on the listener until it returns, and turn the outcome into
+/// the process exit code (errors printed as `NAME: error`).
+pub fn run_service<Fut, E>(
+    name: &str,
+    listen: std::net::SocketAddr,
+    serve: impl FnOnce(tokio::net::TcpListener) -> Fut,
+) -> std::process::ExitCode
+where
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("binding {listen}: {e}"))?;
+        serve(listener).await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -67,27 +67,8 @@ fn main() -> ExitCode {
         eprintln!("kyso-verifier: {e}");
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kyso-verifier: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| kyso_verifier::Error::Io {
-                context: format!("binding {}", config.listen),
-                source,
-            })?;
-        kyso_verifier::run(config, listener, kyso_server::bin::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kyso-verifier: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let listen = config.listen;
+    kyso_server::bin::run_service("kyso-verifier", listen, |listener| {
+        kyso_verifier::run(config, listener, kyso_server::bin::shutdown_signal())
+    })
 }
