@@ -1,0 +1,1 @@
+//! kyso signer (library). See docs/ARCHITECTURE.md.
