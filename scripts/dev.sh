@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The local cluster on embedded defaults.
-#   scripts/dev.sh up     build, make a dev PKI, start the OCSP responder (openssl ocsp), a CRL and
-#                         AIA server over HTTP, the verifier and the registry (SQLite); sign a sample document as the
-#                         competent person and as the organisation, and verify it through the verifier
+#   scripts/dev.sh up     build; make a dev PKI; a SoftHSM2 token served by `p11-kit server` with
+#                         the Chairman's key and the People's Committee's seal generated inside it
+#                         and certified by the dev CA; start the OCSP responder (openssl ocsp), a CRL
+#                         and AIA server over HTTP, the verifier, the registry (SQLite, a sample
+#                         province) and the signer (p11-kit-client.so); sign a sample document as
+#                         the competent person and then as the organisation, and verify it
 #   scripts/dev.sh down   stop everything started by `up`
-# State lives in .kyso-dev/ (pids, logs, the PKI, the verifier's configuration).
-#
-# Until the signer service lands, the sample is signed by `openssl cms` with the dev PKI's keys.
+# State lives in .kyso-dev/ (pids, logs, the PKI, the token, configurations, the audit log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,8 +16,13 @@ VERIFIER_PORT=${KYSO_DEV_VERIFIER_PORT:-50061}
 METRICS_PORT=${KYSO_DEV_METRICS_PORT:-9461}
 REGISTRY_PORT=${KYSO_DEV_REGISTRY_PORT:-50062}
 REGISTRY_METRICS_PORT=${KYSO_DEV_REGISTRY_METRICS_PORT:-9462}
+SIGNER_PORT=${KYSO_DEV_SIGNER_PORT:-50063}
+SIGNER_METRICS_PORT=${KYSO_DEV_SIGNER_METRICS_PORT:-9463}
 OCSP_PORT=${KYSO_DEV_OCSP_PORT:-18888}
 HTTP_PORT=${KYSO_DEV_HTTP_PORT:-18889}
+SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
+PERSONAL_SUBJ="/C=VN/L=Khánh Hòa/O=Ủy ban nhân dân tỉnh Khánh Hòa/title=Chủ tịch/CN=Nguyễn Văn An/emailAddress=an.nv@khanhhoa.gov.vn"
+ORG_SUBJ="/C=VN/L=Khánh Hòa/O=Ủy ban nhân dân tỉnh Khánh Hòa/CN=Ủy ban nhân dân tỉnh Khánh Hòa"
 
 wait_port() { # PORT NAME
     for _ in $(seq 1 100); do
@@ -48,12 +54,39 @@ up() {
     down
     mkdir -p "$DEV"
     echo "== building"
-    cargo build --locked -q -p kyso -p kyso-verifier -p kyso-registry
+    cargo build --locked -q -p kyso -p kyso-verifier -p kyso-registry -p kyso-signer
     BIN=$ROOT/target/debug
+    P11_CLIENT=$(ls /usr/lib/*/pkcs11/p11-kit-client.so 2>/dev/null | head -n 1)
+    [ -n "$P11_CLIENT" ] || { echo "dev: p11-kit-client.so not found (package p11-kit-modules)" >&2; exit 1; }
 
     echo "== dev PKI"
     bash tests/pki/gen-test-pki.sh "$DEV/pki" >/dev/null
     PKI=$DEV/pki
+
+    echo "== HSM: SoftHSM2 token kyso-dev behind p11-kit server ($DEV/p11kit.sock)"
+    mkdir -p "$DEV/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+        "$DEV/tokens" >"$DEV/softhsm2.conf"
+    printf '%s\n' "${KYSO_DEV_PIN:-123456}" >"$DEV/pin"
+    chmod 600 "$DEV/pin"
+    SOFTHSM2_CONF=$DEV/softhsm2.conf softhsm2-util --init-token --free --label kyso-dev \
+        --pin "$(cat "$DEV/pin")" --so-pin "$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
+    rm -f "$DEV/p11kit.sock"
+    SOFTHSM2_CONF=$DEV/softhsm2.conf start p11kit p11-kit server -f -n "$DEV/p11kit.sock" \
+        --provider "$SOFTHSM" "pkcs11:token=kyso-dev"
+    for _ in $(seq 1 100); do [ -S "$DEV/p11kit.sock" ] && break; sleep 0.1; done
+    export P11_KIT_SERVER_ADDRESS="unix:path=$DEV/p11kit.sock"
+    # Keys are made inside the token (sensitive, never extractable); the CA certifies a CSR
+    # the token signed. Both are issued before the OCSP responder reads the CA's index.
+    hsm=(--module "$P11_CLIENT" --token kyso-dev --pin-file "$DEV/pin")
+    for k in "seal 01 $ORG_SUBJ" "chairman 02 $PERSONAL_SUBJ"; do
+        read -r name id subj <<<"$k"
+        "$BIN/kyso" signer keygen "${hsm[@]}" --label "$name" --id "$id" --algorithm rsa2048 >/dev/null
+        "$BIN/kyso" signer csr "${hsm[@]}" --id "$id" --subject "CN=$name" --out "$DEV/$name.csr"
+        (cd "$PKI" && KYSO_CA_DB=$PKI/db/issuing-ca openssl ca -batch -notext -utf8 -config openssl.cnf \
+            -cert issuing-ca.pem -keyfile issuing-ca.key -in "$DEV/$name.csr" -out "$DEV/$name.pem" \
+            -subj "$subj" -extensions v3_leaf -days 365 -md sha256 2>/dev/null)
+    done
 
     echo "== OCSP responder (openssl ocsp) on $OCSP_PORT, CRL/AIA over HTTP on $HTTP_PORT"
     (cd "$PKI" && start ocsp openssl ocsp -index index.txt -CA issuing-ca.pem -rsigner ocsp.pem \
@@ -93,18 +126,94 @@ TOML
         --database-url "sqlite:$DEV/registry.db" --mail-domain khanhhoa.gov.vn
     wait_port "$REGISTRY_PORT" "kyso-registry"
 
-    echo "== sample document: signed by the Chairman (personal) and the People's Committee (organisation)"
+    echo "== sample province in the registry (kyso registry)"
+    reg() { "$BIN/kyso" registry --server "http://127.0.0.1:$REGISTRY_PORT" "$@"; }
+    jid() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["certificate"]["fingerprint"])'; }
+    ch='"change": {"actor": "dev@sotttt.khanhhoa.gov.vn", "reason": "dev cluster"}'
+    sotttt=$(reg create-organisation <<<"{$ch, \"name\": \"Sở Thông tin và Truyền thông tỉnh Khánh Hòa\", \"mail_domain\": \"sotttt.khanhhoa.gov.vn\"}" | jid)
+    ubnd=$(reg create-organisation <<<"{$ch, \"name\": \"Ủy ban nhân dân tỉnh Khánh Hòa\", \"managing_agency_id\": \"$sotttt\", \"mail_domain\": \"khanhhoa.gov.vn\"}" | jid)
+    t_chair=$(reg create-title <<<"{$ch, \"name\": \"Chủ tịch\"}" | jid)
+    t_clerk=$(reg create-title <<<"{$ch, \"name\": \"Văn thư\"}" | jid)
+    chairman=$(reg create-person <<<"{$ch, \"full_name\": \"Nguyễn Văn An\", \"email\": \"an.nv@khanhhoa.gov.vn\", \"organisation_id\": \"$ubnd\", \"service_end\": \"2045-01-01T00:00:00Z\"}" | jid)
+    clerk=$(reg create-person <<<"{$ch, \"full_name\": \"Lê Văn Cường\", \"email\": \"cuong.lv@khanhhoa.gov.vn\", \"organisation_id\": \"$ubnd\", \"service_end\": \"2045-01-01T00:00:00Z\"}" | jid)
+    for pt in "$chairman $t_chair" "$clerk $t_clerk"; do
+        read -r p t <<<"$pt"
+        reg create-appointment >/dev/null <<<"{$ch, \"person_id\": \"$p\", \"title_id\": \"$t\", \"organisation_id\": \"$ubnd\", \"valid_from\": \"2020-01-01T00:00:00Z\", \"decision_ref\": \"12/QĐ-UBND\"}"
+    done
+    reg create-document-type >/dev/null <<<"{$ch, \"code\": \"QD\", \"name\": \"Quyết định\", \"classification\": \"NONE\"}"
+    reg grant-authority >/dev/null <<<"{$ch, \"title_authorities\": [{\"organisation_id\": \"$ubnd\", \"title_id\": \"$t_chair\", \"document_type\": \"QD\"}], \"organisation_profiles\": [{\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_ISSUE\"}]}"
+    reg register-certificate --cert "$DEV/chairman.pem" >/dev/null <<<"{$ch, \"kind\": \"PERSONAL\", \"person_id\": \"$chairman\"}"
+    seal_fp=$(reg register-certificate --cert "$DEV/seal.pem" <<<"{$ch, \"kind\": \"ORGANISATION\", \"organisation_id\": \"$ubnd\"}" | jid)
+    reg assign-custodian >/dev/null <<<"{$ch, \"fingerprint\": \"$seal_fp\", \"person_id\": \"$clerk\", \"decision_ref\": \"45/QĐ-UBND\", \"decision_date\": \"2025-01-01T00:00:00Z\"}"
+
+    cat >"$DEV/signer.toml" <<TOML
+listen = "127.0.0.1:$SIGNER_PORT"
+metrics_listen = "127.0.0.1:$SIGNER_METRICS_PORT"
+# Plaintext on loopback: no client certificate to identify callers by.
+allow_anonymous = true
+registry = { url = "http://127.0.0.1:$REGISTRY_PORT" }
+
+[audit]
+path = "$DEV/audit.log"
+seal_key = "seal"
+
+[trust]
+trust_anchors = ["$PKI/root.pem"]
+intermediates = ["$PKI/intermediates.pem"]
+[trust.revocation]
+policy = "require"
+url_rewrites = [
+  { from = "http://ocsp.kyso.test/", to = "http://127.0.0.1:$OCSP_PORT/" },
+  { from = "http://crl.kyso.test/", to = "http://127.0.0.1:$HTTP_PORT/crl/" },
+  { from = "http://aia.kyso.test/", to = "http://127.0.0.1:$HTTP_PORT/aia/" },
+]
+
+[[modules]]
+name = "softhsm-over-p11kit"
+path = "$P11_CLIENT"
+
+[[slots]]
+name = "dev-1"
+module = "softhsm-over-p11kit"
+token_label = "kyso-dev"
+pin_file = "$DEV/pin"
+sessions = 2
+
+[[keys]]
+name = "seal"
+certificate = "$DEV/seal.pem"
+chain = ["$PKI/issuing-ca.pem"]
+id = "01"
+slots = ["dev-1"]
+
+[[keys]]
+name = "chairman"
+certificate = "$DEV/chairman.pem"
+chain = ["$PKI/issuing-ca.pem"]
+id = "02"
+slots = ["dev-1"]
+TOML
+    echo "== signer on $SIGNER_PORT (metrics on $SIGNER_METRICS_PORT, audit log .kyso-dev/audit.log)"
+    start signer "$BIN/kyso-signer" --config "$DEV/signer.toml"
+    wait_port "$SIGNER_PORT" "kyso-signer"
+
+    echo "== sample document: approved by the Chairman (personal), then issued under the People's Committee's seal"
     printf 'QUYẾT ĐỊNH số 01/QĐ-UBND: văn bản mẫu của kyso.\n' >"$DEV/sample.txt"
-    openssl cms -sign -binary -cades -md sha256 -outform DER \
-        -in "$DEV/sample.txt" -out "$DEV/sample.p7s" \
-        -signer "$PKI/leaves/personal-rsa.pem" -inkey "$PKI/leaves/personal-rsa.key" \
-        -signer "$PKI/leaves/org-rsa.pem" -inkey "$PKI/leaves/org-rsa.key" \
-        -certfile "$PKI/issuing-ca.pem"
+    today=$(TZ=Asia/Ho_Chi_Minh date +%F)
+    sign=("$BIN/kyso" sign --server "http://127.0.0.1:$SIGNER_PORT" --doc-type QD
+        --number "01/QĐ-UBND" --issue-date "$today" --organisation "$ubnd")
+    "${sign[@]}" --key chairman --profile approval --acting-person "$chairman" \
+        --out "$DEV/sample.p7s" "$DEV/sample.txt"
+    "${sign[@]}" --key seal --profile issue --acting-person "$clerk" \
+        --add-to "$DEV/sample.p7s" --out "$DEV/sample.p7s" "$DEV/sample.txt"
     echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT"
-    "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" --content "$DEV/sample.txt" "$DEV/sample.p7s"
+    "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" "$DEV/sample.p7s"
+    echo "== kyso audit verify .kyso-dev/audit.log"
+    "$BIN/kyso" audit verify "$DEV/audit.log"
     echo
     echo "The cluster is running: verifier 127.0.0.1:$VERIFIER_PORT (metrics :$METRICS_PORT),"
-    echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server http://127.0.0.1:$REGISTRY_PORT …)"
+    echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server http://127.0.0.1:$REGISTRY_PORT …),"
+    echo "signer 127.0.0.1:$SIGNER_PORT (metrics :$SIGNER_METRICS_PORT; kyso sign --server http://127.0.0.1:$SIGNER_PORT …)"
     echo "Stop it with: scripts/dev.sh down"
 }
 

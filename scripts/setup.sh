@@ -7,6 +7,9 @@ packages=(
   openssl        # test PKI, `openssl ocsp` responder, `openssl cms` peer
   ca-certificates
   postgresql     # the registry's production backend: tests run a throwaway cluster (initdb)
+  softhsm2       # HSM tokens for the signer's tests and the dev cluster
+  p11-kit        # `p11-kit server`: the PKCS#11 network boundary in front of SoftHSM2
+  p11-kit-modules # p11-kit-client.so, the module the signer loads
 )
 
 missing=()

@@ -8,6 +8,8 @@ mod bench_authorize;
 mod client;
 mod json;
 mod registry;
+mod sign;
+mod signer_cmd;
 mod verify;
 
 use std::process::ExitCode;
@@ -31,6 +33,11 @@ enum Command {
     Bench(bench::BenchCommand),
     /// The registry's management and lookup calls, JSON in and out.
     Registry(registry::RegistryArgs),
+    /// Sign a document through the signer service (CAdES, A1-A7 checked by the registry).
+    Sign(sign::SignArgs),
+    /// HSM administration: generate keys inside a token, make CSRs, list keys.
+    #[command(subcommand)]
+    Signer(signer_cmd::SignerCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args).await,
             Command::Bench(b) => bench::run(b).await,
             Command::Registry(r) => registry::run(r).await,
+            Command::Sign(a) => sign::run(a).await,
+            Command::Signer(c) => signer_cmd::run(c).await,
         }
     });
     match code {

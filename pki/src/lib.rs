@@ -2,6 +2,7 @@
 //!
 //! - [`ber`]: BER to DER normalisation (openssl `-stream` output is BER).
 //! - [`cms`]: CMS SignedData parsing and the per-signer cryptographic checks.
+//! - [`cms_build`]: CAdES-BES SignedData building, two-phase for HSM keys.
 //! - [`crypto`]: digests and signature verification (aws-lc-rs).
 //! - [`cert`]: a parsed certificate with its DER, fingerprint and identity.
 //! - [`path`]: certification path building and RFC 5280 checks.
@@ -13,6 +14,7 @@
 pub mod ber;
 pub mod cert;
 pub mod cms;
+pub mod cms_build;
 pub mod crypto;
 pub mod error;
 pub mod metrics;

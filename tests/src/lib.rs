@@ -22,6 +22,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cms;
+pub mod hsm;
 mod http;
 mod ocsp;
 mod pki;

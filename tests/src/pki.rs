@@ -325,7 +325,9 @@ impl TestPki {
     #[track_caller]
     pub fn revoke(&self, leaf: &str, reason: &str) {
         self.assert_owned();
-        let cert = self.leaf_cert(leaf);
+        // Also the leaves made by [`TestPki::issue_from_csr`].
+        let cert = self.path(format!("leaves/{leaf}.pem"));
+        assert!(cert.is_file(), "no leaf {}", cert.display());
         let cert = cert.to_str().expect("UTF-8 path");
         let ca = self.issuer_db(leaf);
         if reason == "certificateHold" {
@@ -334,6 +336,50 @@ impl TestPki {
             self.openssl_ca(ca, &["-revoke", cert, "-crl_reason", reason]);
         }
         self.regenerate_crls();
+    }
+
+    /// Issues `leaves/NAME.pem` from the issuing CA for a CSR whose key was made elsewhere (in
+    /// an HSM), with `subject` (openssl `/C=VN/O=.../CN=...` form, UTF-8) and the leaf
+    /// extensions, valid from a day ago for a year. It goes into the CA database, so the OCSP
+    /// responder (started afterwards, or refreshed) answers `good` for it and
+    /// [`TestPki::revoke`] works on it. Only on a PKI from [`TestPki::generate`].
+    #[track_caller]
+    pub fn issue_from_csr(&self, name: &str, csr: &Path, subject: &str) -> PathBuf {
+        self.assert_owned();
+        let out = format!("leaves/{name}.pem");
+        let csr = csr.to_str().expect("UTF-8 path");
+        let start = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        let start = format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+            start.year(),
+            u8::from(start.month()),
+            start.day(),
+            start.hour(),
+            start.minute(),
+            start.second()
+        );
+        self.openssl_ca(
+            "issuing-ca",
+            &[
+                "-notext",
+                "-utf8",
+                "-in",
+                csr,
+                "-out",
+                &out,
+                "-subj",
+                subject,
+                "-extensions",
+                "v3_leaf",
+                "-startdate",
+                &start,
+                "-days",
+                "365",
+                "-md",
+                "sha256",
+            ],
+        );
+        self.path(out)
     }
 
     /// Lifts a hold (or any revocation) of a leaf by marking it valid again in the CA

@@ -1,0 +1,204 @@
+//! The two questions asked before every signature: may this be signed
+//! (the registry's `Authorize`, A1-A7), and can this key's certificate sign
+//! now (N1: validity, path, revocation at signing time).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyso_pki::cert::Cert;
+use kyso_pki::report::{Indication, RevocationPolicy};
+use kyso_pki::verify::Verifier;
+use kyso_proto::registry::v1 as reg;
+use kyso_proto::registry::v1::registry_client::RegistryClient;
+use kyso_proto::signer::v1 as pb;
+use time::OffsetDateTime;
+use tonic::Code;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::error::{Error, Refusal, Result};
+
+/// The registry, asked on every request; the signer fails closed when it
+/// cannot answer.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    client: RegistryClient<Channel>,
+    timeout: Duration,
+}
+
+/// The registry's yes, with who signs.
+#[derive(Clone, Debug, Default)]
+pub struct Decision {
+    /// Holder of the certificate (person or organisation).
+    pub holder_name: String,
+    /// Title the signature is made under.
+    pub title: String,
+    /// Delegator for KT./TL./TUQ.
+    pub on_behalf_of: String,
+}
+
+impl Registry {
+    /// A lazily connecting client: the signer starts even when the registry
+    /// is down, and refuses to sign until it answers.
+    pub fn connect_lazy(
+        url: &str,
+        tls: Option<ClientTlsConfig>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut ep = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| Error::Config(vec![format!("registry.url: {e}")]))?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            ep = ep.tls_config(tls)?;
+        }
+        Ok(Self {
+            client: RegistryClient::new(ep.connect_lazy()),
+            timeout,
+        })
+    }
+
+    /// `Authorize`: allowed, refused with every failed rule, or unavailable.
+    pub async fn authorize(
+        &self,
+        fingerprint_hex: &str,
+        ctx: &pb::SigningContext,
+        at: OffsetDateTime,
+    ) -> Result<Decision> {
+        let req = reg::AuthorizeRequest {
+            fingerprint: fingerprint_hex.to_owned(),
+            acting_person_id: ctx.acting_person_id.clone(),
+            organisation_id: ctx.organisation_id.clone(),
+            document_type: ctx
+                .document
+                .as_ref()
+                .map(|d| d.document_type.clone())
+                .unwrap_or_default(),
+            profile: ctx.profile,
+            mode: ctx.mode,
+            at: Some(prost_types::Timestamp {
+                seconds: at.unix_timestamp(),
+                nanos: 0,
+            }),
+        };
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        let answer = match client.authorize(request).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                return Err(match s.code() {
+                    // The registry judged the request itself malformed: the
+                    // caller's fault, reported as such.
+                    Code::InvalidArgument | Code::NotFound => Error::InvalidField {
+                        field: "context",
+                        reason: format!("registry: {}", s.message()),
+                    },
+                    _ => Error::RegistryUnavailable {
+                        reason: format!("{:?}: {}", s.code(), s.message()),
+                    },
+                });
+            }
+        };
+        if answer.allowed {
+            Ok(Decision {
+                holder_name: answer.holder_name,
+                title: answer.title,
+                on_behalf_of: answer.on_behalf_of,
+            })
+        } else if answer.refusals.is_empty() {
+            // A "no" without a reason is not something to sign on.
+            Err(Error::Refused(vec![Refusal {
+                rule: "registry".into(),
+                reason: "the registry refused without naming a rule".into(),
+            }]))
+        } else {
+            Err(Error::Refused(
+                answer
+                    .refusals
+                    .into_iter()
+                    .map(|r| Refusal {
+                        rule: r.rule,
+                        reason: r.reason,
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// N1: the signer checks its own certificate before signing. A pass is
+/// reused for `ttl` (the revocation answers behind it are cached anyway);
+/// validity dates are checked on every call because they are free.
+#[derive(Clone, Debug)]
+pub struct OwnCheck {
+    verifier: Verifier,
+    passed: moka::future::Cache<[u8; 32], ()>,
+}
+
+impl OwnCheck {
+    /// A checker over a verifier configured with the government roots.
+    pub fn new(verifier: Verifier, ttl: Duration) -> Self {
+        Self {
+            verifier,
+            passed: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Ok when `cert` (with `chain`) is valid, chains to an anchor and is
+    /// not revoked or on hold at `now`, with revocation required.
+    pub async fn check(
+        &self,
+        key: &str,
+        cert: &Cert,
+        chain: &[Cert],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        if now < cert.not_before() || now > cert.not_after() {
+            return Err(Error::OwnCertificate {
+                key: key.to_owned(),
+                reason: format!(
+                    "outside its validity {} .. {}",
+                    cert.not_before(),
+                    cert.not_after()
+                ),
+            });
+        }
+        if self.passed.get(cert.fingerprint()).await.is_some() {
+            return Ok(());
+        }
+        let mut full = Vec::with_capacity(chain.len() + 1);
+        full.push(cert.clone());
+        full.extend(chain.iter().cloned());
+        let report = self
+            .verifier
+            .check_certificate(&full, None, Some(RevocationPolicy::Require), now)
+            .await
+            .map_err(|e| Error::OwnCertificate {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+        if report.indication != Indication::TotalPassed {
+            return Err(Error::OwnCertificate {
+                key: key.to_owned(),
+                reason: match report.sub_indication {
+                    Some(s) => format!("{s:?}: {}", report.message),
+                    None => report.message,
+                },
+            });
+        }
+        self.passed.insert(*cert.fingerprint(), ()).await;
+        Ok(())
+    }
+
+    /// Forgets passes (after a configuration or revocation change).
+    pub fn invalidate(&self) {
+        self.passed.invalidate_all();
+    }
+}
+
+/// Shared handle.
+pub type SharedOwnCheck = Arc<OwnCheck>;

@@ -1,0 +1,613 @@
+//! Configuration: a TOML file, overridden by flags and environment variables.
+//! Every problem is collected and reported at once, before anything binds or
+//! any HSM module is loaded.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kyso_pki::cert::Cert;
+use kyso_pki::crypto::DigestAlgorithm;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use kyso_server::TlsSection;
+
+use crate::error::{Error, Result};
+use crate::hsm;
+
+/// The signer's configuration, as written in its TOML file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How far a caller's requested signing time may be from the signer's clock, seconds.
+    pub max_clock_skew_secs: u64,
+    /// Largest document accepted in `SignCms`, bytes.
+    pub max_content_bytes: usize,
+    /// The registry that answers `Authorize` before every signature.
+    pub registry: RegistrySection,
+    /// The audit log.
+    pub audit: AuditSection,
+    /// Trust material and revocation for the check of the signer's own
+    /// certificates (N1): the verifier's keys (`trust_anchors`,
+    /// `intermediates`, `legacy_sha1_roots`, `[trust.revocation]`, ...).
+    pub trust: kyso_verifier::Config,
+    /// How long a passed own-certificate check is reused, seconds.
+    pub own_check_ttl_secs: u64,
+    /// PKCS#11 modules (`[[modules]]`).
+    pub modules: Vec<ModuleSection>,
+    /// Token slots (`[[slots]]`).
+    pub slots: Vec<SlotSection>,
+    /// Keys with their certificates (`[[keys]]`).
+    pub keys: Vec<KeySection>,
+    /// Callers (mTLS client certificates) and the organisations they act for.
+    pub callers: Vec<CallerSection>,
+    /// Accept callers without a client certificate (plaintext dev clusters only).
+    pub allow_anonymous: bool,
+    /// Request bounds.
+    pub limits: Limits,
+    /// TLS; absent means plaintext (only for loopback and tests).
+    pub tls: Option<TlsSection>,
+}
+
+/// `[registry]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySection {
+    /// `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// Deadline of one `Authorize` call, milliseconds.
+    pub timeout_ms: u64,
+    /// CA bundle for the registry's server certificate (https).
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key for mTLS to the registry.
+    pub cert: Option<PathBuf>,
+    /// Client key, PEM.
+    pub key: Option<PathBuf>,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// The log file (JSON lines, hash-chained).
+    pub path: PathBuf,
+    /// The key (a `[[keys]]` name) whose HSM signature seals the chain head;
+    /// none: the log is chained but not sealed.
+    pub seal_key: Option<String>,
+    /// Seal after this many records.
+    pub seal_every_records: u64,
+    /// Seal at least this often while records arrive, seconds.
+    pub seal_every_secs: u64,
+}
+
+/// `[[modules]]`: one PKCS#11 library.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSection {
+    /// Name the slots refer to.
+    pub name: String,
+    /// The vendor's library (in tests: p11-kit-client.so).
+    pub path: PathBuf,
+}
+
+/// `[[slots]]`: one token, chosen by label.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSection {
+    /// Name the keys refer to.
+    pub name: String,
+    /// A `[[modules]]` name.
+    pub module: String,
+    /// CKA_LABEL of the token.
+    pub token_label: String,
+    /// File holding the user PIN (trailing newline ignored).
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the user PIN.
+    pub pin_env: Option<String>,
+    /// Sessions in this slot's pool: how many signatures it makes at once.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+}
+
+fn default_sessions() -> usize {
+    2
+}
+
+/// `[[keys]]`: a key in one or more slots (an HA group) and its certificate.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    /// Name callers use.
+    pub name: String,
+    /// Certificate, PEM or DER; the key must match it.
+    pub certificate: PathBuf,
+    /// Issuer certificates to embed, PEM (issuer first).
+    #[serde(default)]
+    pub chain: Vec<PathBuf>,
+    /// CKA_ID in hex.
+    pub id: Option<String>,
+    /// CKA_LABEL.
+    pub label: Option<String>,
+    /// Slots holding the key.
+    pub slots: Vec<String>,
+    /// `rsa-pkcs1` (default for RSA), `rsa-pss`, or `ecdsa` (EC keys).
+    pub scheme: Option<String>,
+}
+
+/// `[[callers]]`: a client certificate and the organisations it may act for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerSection {
+    /// Name written in the audit log.
+    pub name: String,
+    /// SHA-256 of the client certificate, hex (colons allowed).
+    pub fingerprint: String,
+    /// Organisation IDs (registry) it may request signatures for; empty: any.
+    #[serde(default)]
+    pub organisations: Vec<String>,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request message, bytes.
+    pub max_message_bytes: usize,
+    /// Requests served at once; more are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Server-side deadline per request, milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50063)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
+            max_clock_skew_secs: 300,
+            max_content_bytes: 16 << 20,
+            registry: RegistrySection::default(),
+            audit: AuditSection::default(),
+            trust: kyso_verifier::Config::default(),
+            own_check_ttl_secs: 300,
+            modules: Vec::new(),
+            slots: Vec::new(),
+            keys: Vec::new(),
+            callers: Vec::new(),
+            allow_anonymous: false,
+            limits: Limits::default(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:50062".into(),
+            timeout_ms: 2_000,
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("kyso-audit.log"),
+            seal_key: None,
+            seal_every_records: 1_000,
+            seal_every_secs: 60,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 20 << 20,
+            max_concurrent_requests: 256,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A key as the service uses it: certificate, chain and scheme, checked.
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    /// Name callers use.
+    pub name: String,
+    /// The certificate, parsed.
+    pub certificate: Cert,
+    /// Issuer certificates, issuer first.
+    pub chain: Vec<Cert>,
+    /// What the HSM does.
+    pub scheme: Scheme,
+}
+
+/// Signature scheme of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// RSASSA-PKCS1-v1_5: what most tools verify (DESIGN.md).
+    RsaPkcs1,
+    /// RSASSA-PSS, salt = hash length.
+    RsaPss,
+    /// ECDSA.
+    Ecdsa,
+}
+
+impl Scheme {
+    /// The HSM mechanism for a digest algorithm.
+    pub fn mechanism(self, digest: DigestAlgorithm) -> hsm::SignMechanism {
+        match self {
+            Self::RsaPkcs1 => hsm::SignMechanism::RsaPkcs1(digest),
+            Self::RsaPss => hsm::SignMechanism::RsaPss(digest),
+            Self::Ecdsa => hsm::SignMechanism::Ecdsa,
+        }
+    }
+
+    /// Name as reported (`rsa-pkcs1-sha256`).
+    pub fn name(self, digest: DigestAlgorithm) -> String {
+        let d = digest.name().to_ascii_lowercase().replace('-', "");
+        match self {
+            Self::RsaPkcs1 => format!("rsa-pkcs1-{d}"),
+            Self::RsaPss => format!("rsa-pss-{d}"),
+            Self::Ecdsa => format!("ecdsa-{d}"),
+        }
+    }
+}
+
+/// A caller, as the service matches it.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Name for the audit log.
+    pub name: String,
+    /// Organisations it may act for; empty: any.
+    pub organisations: Vec<String>,
+}
+
+/// A configuration with its files read and checked.
+#[derive(Debug)]
+pub struct Loaded {
+    /// For the own-certificate check.
+    pub pki: kyso_pki::verify::VerifierConfig,
+    /// TLS material, when configured.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The HSM layout, PINs read.
+    pub hsm: hsm::HsmConfig,
+    /// Keys by name.
+    pub keys: Vec<KeySpec>,
+    /// Callers by client-certificate fingerprint.
+    pub callers: Vec<([u8; 32], Caller)>,
+    /// Client TLS for the registry.
+    pub registry_tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
+        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+    }
+
+    /// Checks everything that can be checked without binding or loading a
+    /// PKCS#11 module, reads PINs and certificates. All problems together.
+    pub fn load(&self) -> Result<Loaded> {
+        let mut problems = Vec::new();
+        // The verifier's own checks of the trust section (anchors, pins,
+        // revocation) apply unchanged; its listen/limits keys are unused here.
+        let pki = match self.trust.load() {
+            Ok(l) => Some(l.pki),
+            Err(kyso_verifier::Error::Config(list)) => {
+                problems.extend(list.into_iter().map(|p| format!("trust.{p}")));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("trust: {e}"));
+                None
+            }
+        };
+        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "registry.url: {:?} is not an http(s) URL",
+                self.registry.url
+            ));
+        }
+        if self.registry.timeout_ms == 0 {
+            problems.push("registry.timeout_ms: must be above 0".into());
+        }
+        let registry_tls = self.registry_tls(&mut problems);
+        if self.audit.path.as_os_str().is_empty() {
+            problems.push("audit.path: must name a file".into());
+        }
+        if self.audit.seal_every_records == 0 {
+            problems.push("audit.seal_every_records: must be above 0".into());
+        }
+        if let Some(k) = &self.audit.seal_key
+            && !self.keys.iter().any(|x| &x.name == k)
+        {
+            problems.push(format!("audit.seal_key: {k:?} is not a [[keys]] name"));
+        }
+
+        let mut modules = Vec::new();
+        for (i, m) in self.modules.iter().enumerate() {
+            if self.modules[..i].iter().any(|x| x.name == m.name) {
+                problems.push(format!("modules[{i}].name: {:?} is used twice", m.name));
+            }
+            if !m.path.exists() {
+                problems.push(format!(
+                    "modules[{i}].path: {} does not exist",
+                    m.path.display()
+                ));
+            }
+            modules.push(hsm::ModuleConfig {
+                name: m.name.clone(),
+                path: m.path.clone(),
+            });
+        }
+        let mut slots = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if self.slots[..i].iter().any(|x| x.name == s.name) {
+                problems.push(format!("slots[{i}].name: {:?} is used twice", s.name));
+            }
+            if !self.modules.iter().any(|m| m.name == s.module) {
+                problems.push(format!(
+                    "slots[{i}].module: {:?} is not a [[modules]] name",
+                    s.module
+                ));
+            }
+            if s.sessions == 0 {
+                problems.push(format!("slots[{i}].sessions: must be above 0"));
+            }
+            let pin = read_pin(s, i, &mut problems);
+            slots.push(hsm::SlotConfig {
+                name: s.name.clone(),
+                module: s.module.clone(),
+                token_label: s.token_label.clone(),
+                pin: pin.unwrap_or_else(|| SecretString::from(String::new())),
+                sessions: s.sessions.max(1),
+            });
+        }
+        if self.keys.is_empty() {
+            problems.push("keys: at least one [[keys]] entry is needed".into());
+        }
+        let mut keys = Vec::new();
+        let mut hsm_keys = Vec::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            if self.keys[..i].iter().any(|x| x.name == k.name) {
+                problems.push(format!("keys[{i}].name: {:?} is used twice", k.name));
+            }
+            if k.slots.is_empty() {
+                problems.push(format!("keys[{i}].slots: name at least one slot"));
+            }
+            for s in &k.slots {
+                if !self.slots.iter().any(|x| &x.name == s) {
+                    problems.push(format!("keys[{i}].slots: {s:?} is not a [[slots]] name"));
+                }
+            }
+            let id = match &k.id {
+                Some(h) => match hex::decode(h.replace(':', "")) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        problems.push(format!("keys[{i}].id: {h:?} is not hex"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if k.id.is_none() && k.label.is_none() {
+                problems.push(format!(
+                    "keys[{i}]: give id or label to find the key in its slots"
+                ));
+            }
+            let cert = match std::fs::read(&k.certificate) {
+                Ok(b) => match Cert::parse_many(&b) {
+                    Ok(mut v) if !v.is_empty() => Some(v.remove(0)),
+                    Ok(_) => {
+                        problems.push(format!(
+                            "keys[{i}].certificate: {} holds no certificate",
+                            k.certificate.display()
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(format!(
+                            "keys[{i}].certificate: {}: {e}",
+                            k.certificate.display()
+                        ));
+                        None
+                    }
+                },
+                Err(e) => {
+                    problems.push(format!(
+                        "keys[{i}].certificate: {}: {e}",
+                        k.certificate.display()
+                    ));
+                    None
+                }
+            };
+            let mut chain = Vec::new();
+            for p in &k.chain {
+                match std::fs::read(p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| Cert::parse_many(&b).map_err(|e| e.to_string()))
+                {
+                    Ok(c) => chain.extend(c),
+                    Err(e) => problems.push(format!("keys[{i}].chain: {}: {e}", p.display())),
+                }
+            }
+            let Some(cert) = cert else { continue };
+            let spki = &cert.x509().tbs_certificate.subject_public_key_info;
+            let is_ec = spki.algorithm.oid == const_oid::db::rfc5912::ID_EC_PUBLIC_KEY;
+            let spki_der = match der::Encode::to_der(spki) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(format!("keys[{i}].certificate: public key: {e}"));
+                    continue;
+                }
+            };
+            let scheme = match (k.scheme.as_deref(), is_ec) {
+                (None, false) | (Some("rsa-pkcs1"), false) => Scheme::RsaPkcs1,
+                (Some("rsa-pss"), false) => Scheme::RsaPss,
+                (None, true) | (Some("ecdsa"), true) => Scheme::Ecdsa,
+                (Some(other), _) => {
+                    problems.push(format!(
+                        "keys[{i}].scheme: {other:?} does not fit the certificate's {} key (rsa-pkcs1, rsa-pss for RSA; ecdsa for EC)",
+                        if is_ec { "EC" } else { "RSA" }
+                    ));
+                    continue;
+                }
+            };
+            hsm_keys.push(hsm::KeyConfig {
+                name: k.name.clone(),
+                id,
+                label: k.label.clone(),
+                slots: k.slots.clone(),
+                spki_der,
+            });
+            keys.push(KeySpec {
+                name: k.name.clone(),
+                certificate: cert,
+                chain,
+                scheme,
+            });
+        }
+
+        let mut callers = Vec::new();
+        for (i, c) in self.callers.iter().enumerate() {
+            let clean: String = c
+                .fingerprint
+                .chars()
+                .filter(|c| *c != ':' && !c.is_whitespace())
+                .collect();
+            match hex::decode(&clean)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            {
+                Some(fp) => callers.push((
+                    fp,
+                    Caller {
+                        name: c.name.clone(),
+                        organisations: c.organisations.clone(),
+                    },
+                )),
+                None => problems.push(format!(
+                    "callers[{i}].fingerprint: {:?} is not a SHA-256 fingerprint in hex",
+                    c.fingerprint
+                )),
+            }
+        }
+        if self.limits.max_message_bytes < 1024 {
+            problems.push("limits.max_message_bytes: must be at least 1024".into());
+        }
+        if self.limits.max_concurrent_requests == 0 {
+            problems.push("limits.max_concurrent_requests: must be above 0".into());
+        }
+        if self.limits.request_timeout_ms == 0 {
+            problems.push("limits.request_timeout_ms: must be above 0".into());
+        }
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                if t.client_ca.is_none() && !self.allow_anonymous {
+                    problems.push(
+                        "tls.client_ca: callers are identified by client certificates; set it (or allow_anonymous = true)".into(),
+                    );
+                }
+                t.load(&mut problems)
+            }
+        };
+        if self.tls.is_none() && !self.allow_anonymous {
+            problems.push(
+                "tls: without TLS no caller can be identified; configure [tls] with client_ca, or allow_anonymous = true for a loopback dev cluster".into(),
+            );
+        }
+        let (Some(pki), true) = (pki, problems.is_empty()) else {
+            return Err(Error::Config(problems));
+        };
+        Ok(Loaded {
+            pki,
+            tls,
+            hsm: hsm::HsmConfig {
+                modules,
+                slots,
+                keys: hsm_keys,
+                ..hsm::HsmConfig::default()
+            },
+            keys,
+            callers,
+            registry_tls,
+        })
+    }
+
+    fn registry_tls(
+        &self,
+        problems: &mut Vec<String>,
+    ) -> Option<tonic::transport::ClientTlsConfig> {
+        let r = &self.registry;
+        if !r.url.starts_with("https://") {
+            if r.ca.is_some() || r.cert.is_some() {
+                problems.push("registry: ca/cert/key are set but the URL is not https".into());
+            }
+            return None;
+        }
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &r.ca {
+            match std::fs::read(ca) {
+                Ok(b) => tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(b)),
+                Err(e) => problems.push(format!("registry.ca: {}: {e}", ca.display())),
+            }
+        }
+        match (&r.cert, &r.key) {
+            (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
+                (Ok(c), Ok(k)) => tls = tls.identity(tonic::transport::Identity::from_pem(c, k)),
+                (Err(e), _) => problems.push(format!("registry.cert: {}: {e}", c.display())),
+                (_, Err(e)) => problems.push(format!("registry.key: {}: {e}", k.display())),
+            },
+            (None, None) => {}
+            _ => problems.push("registry: give both cert and key for mTLS".into()),
+        }
+        Some(tls)
+    }
+
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.limits.request_timeout_ms)
+    }
+}
+
+fn read_pin(s: &SlotSection, i: usize, problems: &mut Vec<String>) -> Option<SecretString> {
+    match (&s.pin_file, &s.pin_env) {
+        (Some(f), None) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(SecretString::from(
+                t.trim_end_matches(['\r', '\n']).to_owned(),
+            )),
+            Err(e) => {
+                problems.push(format!("slots[{i}].pin_file: {}: {e}", f.display()));
+                None
+            }
+        },
+        (None, Some(v)) => match std::env::var(v) {
+            Ok(t) => Some(SecretString::from(t)),
+            Err(_) => {
+                problems.push(format!("slots[{i}].pin_env: ${v} is not set"));
+                None
+            }
+        },
+        _ => {
+            problems.push(format!(
+                "slots[{i}]: give exactly one of pin_file and pin_env"
+            ));
+            None
+        }
+    }
+}
