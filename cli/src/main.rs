@@ -3,6 +3,7 @@
 //! Exit codes: 0 when every signature is TOTAL_PASSED (or a command
 //! succeeded), 1 when a verdict is not, 2 on a usage or input error.
 
+mod audit_cmd;
 mod bench;
 mod bench_authorize;
 mod client;
@@ -38,6 +39,9 @@ enum Command {
     /// HSM administration: generate keys inside a token, make CSRs, list keys.
     #[command(subcommand)]
     Signer(signer_cmd::SignerCommand),
+    /// Check the signer's tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
             Command::Registry(r) => registry::run(r).await,
             Command::Sign(a) => sign::run(a).await,
             Command::Signer(c) => signer_cmd::run(c).await,
+            Command::Audit(c) => audit_cmd::run(c).await,
         }
     });
     match code {

@@ -83,6 +83,10 @@ pub struct SignArgs {
     /// content, attached or not.
     #[arg(long)]
     pub add_to: Option<PathBuf>,
+    /// For --profile issue (A6): the CMS with the competent person's signature of the document
+    /// (defaults to --add-to).
+    #[arg(long)]
+    pub approval: Option<PathBuf>,
     /// Digest algorithm.
     #[arg(long, default_value = "sha256")]
     pub digest: String,
@@ -185,6 +189,10 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         acting_person_id: need(args.acting_person, "--acting-person")?,
         organisation_id: need(args.organisation, "--organisation")?,
     };
+    let approval = match &args.approval {
+        Some(p) => Some(read_file(p)?),
+        None => None,
+    };
     let existing = match &args.add_to {
         Some(p) => Some(read_file(p)?),
         None => None,
@@ -203,6 +211,16 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
             detached: args.detached || existing.is_some(),
             digest_algorithm: args.digest,
             signing_time: None,
+            // A6: the seal goes on a document the competent person signed; the signer checks it.
+            approval: if matches!(args.profile, ProfileArg::Issue) {
+                match (&approval, &existing) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(e)) => e.clone(),
+                    (None, None) => Vec::new(),
+                }
+            } else {
+                Vec::new()
+            },
         })
         .await?
         .into_inner();

@@ -127,6 +127,66 @@ impl Registry {
     }
 }
 
+/// What `CheckAuthority` said of one certificate.
+#[derive(Clone, Debug)]
+pub struct Authority {
+    /// The holder's title had authority for the type then.
+    pub authorised: bool,
+    /// A personal certificate.
+    pub personal: bool,
+    /// Holder's name, for messages.
+    pub holder_name: String,
+    /// Why not, when not.
+    pub reasons: Vec<String>,
+}
+
+impl Registry {
+    /// `CheckAuthority`: did this certificate's holder have authority for
+    /// `document_type` at `at` (A2, A3)?
+    pub async fn check_authority(
+        &self,
+        fingerprint_hex: &str,
+        document_type: &str,
+        at: OffsetDateTime,
+    ) -> Result<Authority> {
+        let mut request = tonic::Request::new(reg::CheckAuthorityRequest {
+            fingerprint: fingerprint_hex.to_owned(),
+            document_type: document_type.to_owned(),
+            at: Some(prost_types::Timestamp {
+                seconds: at.unix_timestamp(),
+                nanos: 0,
+            }),
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.check_authority(request).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(Authority {
+                    authorised: r.authorised,
+                    personal: r.kind == reg::CertificateKind::Personal as i32,
+                    holder_name: r.holder_name,
+                    reasons: r
+                        .refusals
+                        .into_iter()
+                        .map(|x| format!("{} {}", x.rule, x.reason))
+                        .collect(),
+                })
+            }
+            // A certificate the registry does not know has no authority.
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => Ok(Authority {
+                authorised: false,
+                personal: false,
+                holder_name: String::new(),
+                reasons: vec![format!("registry: {}", s.message())],
+            }),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("{:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+}
+
 /// N1: the signer checks its own certificate before signing. A pass is
 /// reused for `ttl` (the revocation answers behind it are cached anyway);
 /// validity dates are checked on every call because they are free.
@@ -192,6 +252,11 @@ impl OwnCheck {
         }
         self.passed.insert(*cert.fingerprint(), ()).await;
         Ok(())
+    }
+
+    /// The verifier behind the check (also used for approvals, A6).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 
     /// Forgets passes (after a configuration or revocation change).

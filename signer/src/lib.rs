@@ -130,6 +130,17 @@ pub async fn serve(
         .await
         .map_err(|e| Error::Config(vec![format!("hsm: start-up task failed: {e}")]))??;
     let hsm = Arc::new(hsm);
+    {
+        let m = metrics.clone();
+        hsm.set_observer(Arc::new(move |e: &hsm::SignEvent<'_>| {
+            m.pool_wait_seconds
+                .with_label_values(&[e.slot])
+                .observe(e.pool_wait.as_secs_f64());
+            m.hsm_call_seconds
+                .with_label_values(&[e.slot, e.outcome.as_str()])
+                .observe(e.latency.as_secs_f64());
+        }));
+    }
 
     let sealer: Option<Arc<dyn Sealer>> = match &config.audit.seal_key {
         Some(name) => loaded.keys.iter().find(|k| &k.name == name).map(|k| {
@@ -234,6 +245,7 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics_task = listeners.metrics.map(|l| {
+        tracing::info!(addr = ?l.local_addr().ok(), "metrics serving");
         let mut rx = stop_rx.clone();
         tokio::spawn(kyso_server::metrics::serve(
             metrics.registry.clone(),

@@ -23,6 +23,10 @@ pub struct Metrics {
     pub audit_seconds: HistogramVec,
     /// 1 when a slot can serve a key, 0 when it is down.
     pub slot_up: IntGaugeVec,
+    /// Time waiting for a free session, by slot.
+    pub pool_wait_seconds: HistogramVec,
+    /// `C_Sign` latency by slot and outcome (`ok`, `failover`, `error`).
+    pub hsm_call_seconds: HistogramVec,
 }
 
 fn buckets() -> Vec<f64> {
@@ -78,6 +82,21 @@ impl Metrics {
             ),
             &["key", "slot"],
         )?;
+        let pool_wait_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "kyso_signer_hsm_pool_wait_seconds",
+                "Time waiting for a free HSM session",
+            )
+            .buckets(buckets()),
+            &["slot"],
+        )?;
+        let hsm_call_seconds = HistogramVec::new(
+            HistogramOpts::new("kyso_signer_hsm_call_seconds", "HSM call latency per slot")
+                .buckets(buckets()),
+            &["slot", "outcome"],
+        )?;
+        registry.register(Box::new(pool_wait_seconds.clone()))?;
+        registry.register(Box::new(hsm_call_seconds.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
         registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
@@ -94,6 +113,8 @@ impl Metrics {
             registry_seconds,
             audit_seconds,
             slot_up,
+            pool_wait_seconds,
+            hsm_call_seconds,
         })
     }
 }

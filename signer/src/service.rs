@@ -14,8 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kyso_pki::cms::Detached;
 use kyso_pki::cms_build::{self, CadesRequest, Content};
 use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::report::Indication;
+use kyso_pki::verify::CmsRequest;
 use kyso_proto::signer::v1 as pb;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
@@ -330,6 +333,110 @@ impl SignerService {
         Ok(decision)
     }
 
+    /// A6: the organisation seals (ISSUE) only a document that already
+    /// carries the competent person's signature. `approval` is that CMS; it
+    /// must be over this document, verify (TOTAL_PASSED at `now`), and at
+    /// least one of its signers must hold a personal certificate whose
+    /// title had authority for the document type (registry CheckAuthority).
+    async fn check_approval(
+        &self,
+        job: &Job<'_>,
+        approval: &[u8],
+        content: Option<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let refuse = |reason: String| {
+            Error::Refused(vec![Refusal {
+                rule: "A6".into(),
+                reason,
+            }])
+        };
+        if approval.is_empty() {
+            return Err(refuse(
+                "the organisation seals only documents that already carry the competent person's signature: send that signature (CMS) in `approval`".into(),
+            ));
+        }
+        let parsed = kyso_pki::cms::parse(approval)
+            .map_err(|e| refuse(format!("the approval is not a readable CMS: {e}")))?;
+        let detached = match parsed.content() {
+            Some(c) => {
+                if job.digest_algorithm.digest(c) != job.document_digest {
+                    return Err(refuse(
+                        "the approval signs another document than the one to seal".into(),
+                    ));
+                }
+                Detached::None
+            }
+            None => match content {
+                Some(c) => Detached::Content(c),
+                None => Detached::Digest {
+                    algorithm: job.digest_algorithm,
+                    value: &job.document_digest,
+                },
+            },
+        };
+        let report = self
+            .inner
+            .own
+            .verifier()
+            .verify_cms(
+                CmsRequest {
+                    signature: approval,
+                    detached,
+                    at: None,
+                    policy: None,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| refuse(format!("the approval cannot be verified: {e}")))?;
+        let doc_type = job
+            .ctx
+            .document
+            .as_ref()
+            .map(|d| d.document_type.as_str())
+            .unwrap_or_default();
+        let mut why = Vec::new();
+        for sig in &report.signatures {
+            if sig.indication != Indication::TotalPassed {
+                why.push(format!(
+                    "signature {}: {:?} {}",
+                    sig.index, sig.indication, sig.message
+                ));
+                continue;
+            }
+            let Some(leaf) = sig.path.first() else {
+                continue;
+            };
+            let a = self
+                .inner
+                .registry
+                .check_authority(&leaf.fingerprint_sha256, doc_type, now)
+                .await?;
+            if a.authorised && a.personal {
+                return Ok(());
+            }
+            why.push(format!(
+                "signature {} ({}): {}",
+                sig.index,
+                if a.holder_name.is_empty() {
+                    leaf.subject.as_str()
+                } else {
+                    a.holder_name.as_str()
+                },
+                if !a.personal && a.authorised {
+                    "not a personal certificate".to_owned()
+                } else {
+                    a.reasons.join("; ")
+                }
+            ));
+        }
+        Err(refuse(format!(
+            "no valid signature of a person with authority for {doc_type}: {}",
+            why.join(" | ")
+        )))
+    }
+
     async fn hsm_sign(
         &self,
         key: &KeySpec,
@@ -513,6 +620,15 @@ impl SignerService {
             Ok(d) => d,
             Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
         };
+        if job.ctx.profile == pb::Profile::Issue as i32 {
+            let plain = match &content {
+                Content::Attached(c) | Content::Detached(c) => Some(*c),
+                _ => None,
+            };
+            if let Err(e) = self.check_approval(&job, &r.approval, plain, now).await {
+                return Err(self.record_failure(caller, &job, e, now).await);
+            }
+        }
         let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
         let prepared = cms_build::prepare(CadesRequest {
             digest_algorithm,
@@ -580,6 +696,11 @@ impl SignerService {
             Ok(d) => d,
             Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
         };
+        if job.ctx.profile == pb::Profile::Issue as i32 {
+            if let Err(e) = self.check_approval(&job, &r.approval, None, now).await {
+                return Err(self.record_failure(caller, &job, e, now).await);
+            }
+        }
         let signature = match self.hsm_sign(key, digest_algorithm, &r.digest).await {
             Ok(s) => s,
             Err(e) => return Err(self.record_failure(caller, &job, e, now).await),

@@ -21,6 +21,7 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cluster;
 mod cms;
 pub mod hsm;
 mod http;
