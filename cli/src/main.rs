@@ -7,6 +7,7 @@ mod audit_cmd;
 mod bench;
 mod bench_authorize;
 mod client;
+mod dev;
 mod json;
 mod registry;
 mod sign;
@@ -42,6 +43,9 @@ enum Command {
     /// Check the signer's tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// The local cluster on embedded defaults (SQLite, SoftHSM2 behind p11-kit, a dev PKI).
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Command::Sign(a) => sign::run(a).await,
             Command::Signer(c) => signer_cmd::run(c).await,
             Command::Audit(c) => audit_cmd::run(c).await,
+            Command::Dev(c) => dev::run(c),
         }
     });
     match code {

@@ -59,8 +59,8 @@ pub struct Limits {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50063)),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50062)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9462))),
             database_url: "sqlite:kyso-registry.db".into(),
             mail_domain: String::new(),
             database: DatabaseSection::default(),

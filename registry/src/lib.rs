@@ -103,7 +103,33 @@ async fn serve_loaded(
     tracing::info!(backend = ?db.backend(), "registry database ready");
     let store = store::Store::new(db, loaded.mail_domain);
     store.backfill_search_keys().await?;
-    let service = RegistryService::new(store, metrics.clone(), clock);
+    let service = RegistryService::new(store.clone(), metrics.clone(), clock.clone());
+    // The renewal-window gauge is counted from the store when scraped, so it is never stale.
+    let refresh: kyso_server::metrics::Refresh = {
+        let store = store.clone();
+        let metrics = metrics.clone();
+        Arc::new(move || {
+            let store = store.clone();
+            let metrics = metrics.clone();
+            let at = clock().unix_timestamp();
+            Box::pin(async move {
+                for days in metrics::EXPIRY_WINDOWS {
+                    let window = days.to_string();
+                    for kind in ["personal", "organisation"] {
+                        metrics.expiring.with_label_values(&[kind, &window]).set(0);
+                    }
+                    match store.count_expiring(days, at).await {
+                        Ok(counts) => {
+                            for (kind, n) in counts {
+                                metrics.expiring.with_label_values(&[&kind, &window]).set(n);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "counting expiring certificates"),
+                    }
+                }
+            })
+        })
+    };
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -137,7 +163,7 @@ async fn serve_loaded(
         let mut rx = stop_rx.clone();
         tokio::spawn(kyso_server::metrics::serve(
             metrics.registry.clone(),
-            None,
+            Some(refresh.clone()),
             l,
             async move {
                 let _ = rx.changed().await;

@@ -1,6 +1,6 @@
 //! The registry's Prometheus metrics and the `/metrics` HTTP endpoint.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// Every collector of the registry.
 #[derive(Clone, Debug)]
@@ -17,7 +17,14 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// `kyso_registry_db_duration_seconds{operation}`.
     pub db_duration: HistogramVec,
+    /// `kyso_registry_certificates_expiring{kind, within_days}`: unrevoked certificates whose
+    /// validity ends within 7/30/60/90 days (I3: renewal only with at least 60 days left),
+    /// counted at each scrape.
+    pub expiring: IntGaugeVec,
 }
+
+/// The windows of the expiring-certificates gauge, in days.
+pub const EXPIRY_WINDOWS: [u32; 4] = [7, 30, 60, 90];
 
 impl Metrics {
     /// A fresh registry with every collector registered.
@@ -57,6 +64,14 @@ impl Metrics {
             ]),
             &["operation"],
         )?;
+        let expiring = IntGaugeVec::new(
+            Opts::new(
+                "kyso_registry_certificates_expiring",
+                "Unrevoked certificates whose validity ends within the window (I3)",
+            ),
+            &["kind", "within_days"],
+        )?;
+        registry.register(Box::new(expiring.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
@@ -67,6 +82,7 @@ impl Metrics {
             duration,
             decisions,
             db_duration,
+            expiring,
         })
     }
 

@@ -1752,6 +1752,29 @@ impl Store {
 
     /// Certificates not revoked whose validity ends within `days` of `at`
     /// (the I3 renewal window), soonest first.
+    /// Active or suspended certificates whose validity ends within `days` of `at`, counted
+    /// by kind (`personal`, `organisation`): the I3 renewal window, for the metrics gauge.
+    pub async fn count_expiring(&self, days: u32, at: i64) -> Result<Vec<(String, i64)>> {
+        let until = at.saturating_add(i64::from(days) * policy::DAY);
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(*) AS n FROM certificates WHERE not_after >= $1 AND not_after <= $2 \
+             AND status <> 'revoked' GROUP BY kind",
+        )
+        .bind(at)
+        .bind(until)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((
+                sqlx::Row::try_get::<String, _>(r, "kind")?,
+                sqlx::Row::try_get::<i64, _>(r, "n")?,
+            ));
+        }
+        Ok(out)
+    }
+
     pub async fn expiring(&self, days: u32, at: i64) -> Result<Vec<pb::Certificate>> {
         let until = at.saturating_add(i64::from(days) * policy::DAY);
         let mut conn = self.db.pool().acquire().await?;

@@ -696,10 +696,10 @@ impl SignerService {
             Ok(d) => d,
             Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
         };
-        if job.ctx.profile == pb::Profile::Issue as i32 {
-            if let Err(e) = self.check_approval(&job, &r.approval, None, now).await {
-                return Err(self.record_failure(caller, &job, e, now).await);
-            }
+        if job.ctx.profile == pb::Profile::Issue as i32
+            && let Err(e) = self.check_approval(&job, &r.approval, None, now).await
+        {
+            return Err(self.record_failure(caller, &job, e, now).await);
         }
         let signature = match self.hsm_sign(key, digest_algorithm, &r.digest).await {
             Ok(s) => s,
