@@ -15,6 +15,10 @@ use serde_json::json;
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
+// Declared here rather than in main.rs so that wiring the bench touches one file.
+#[path = "bench_sign.rs"]
+mod bench_sign;
+
 /// `kyso bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -22,6 +26,9 @@ pub enum BenchCommand {
     Verify(VerifyBench),
     /// Registry `Authorize` calls against a running registry, on a seeded synthetic province.
     Authorize(crate::bench_authorize::AuthorizeBench),
+    /// Detached SignCms through a running signer against the raw HSM rate (same module and
+    /// sessions, in-process). Needs the signer's PKCS#11 environment (P11_KIT_SERVER_ADDRESS).
+    Sign(bench_sign::SignBench),
 }
 
 /// `kyso bench verify`.
@@ -58,6 +65,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
     match cmd {
         BenchCommand::Verify(b) => verify(b).await,
         BenchCommand::Authorize(b) => crate::bench_authorize::run(b).await,
+        BenchCommand::Sign(b) => bench_sign::run(b).await,
     }
 }
 
