@@ -484,3 +484,169 @@ slots = ["missing"]
         assert!(err.contains(needle), "{needle} missing from: {err}");
     }
 }
+
+// ------------------------------------------------------------------ mTLS callers
+
+/// A throwaway TLS CA, the signer's server certificate (127.0.0.1) and client certificates;
+/// returns the directory and each client's SHA-256 fingerprint (openssl's colon form).
+fn make_tls(names: &[&str]) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        kyso_tests::run(
+            Command::new("openssl").args(args).current_dir(d),
+            None,
+            kyso_tests::COMMAND_TIMEOUT,
+        )
+        .expect_success()
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kyso test mTLS CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    std::fs::write(
+        d.join("server.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    let mut fingerprints = Vec::new();
+    for (i, name) in std::iter::once(&"server").chain(names).enumerate() {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subj = format!("/CN={name}");
+        let mut req = vec!["req", "-new"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        run(&req);
+        let ext = if i == 0 { "server.ext" } else { "client.ext" };
+        let serial = (i + 1).to_string();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            ext,
+            "-out",
+            &pem,
+        ]);
+        if i > 0 {
+            let out = run(&["x509", "-in", &pem, "-noout", "-fingerprint", "-sha256"]);
+            let text = out.stdout_str();
+            fingerprints.push(text.trim().rsplit('=').next().unwrap().to_owned());
+        }
+    }
+    (dir, fingerprints)
+}
+
+async fn mtls_client(
+    c: &Cluster,
+    tls_dir: &Path,
+    client: Option<&str>,
+) -> Result<SignerClient<tonic::transport::Channel>, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(
+            std::fs::read(tls_dir.join("ca.pem")).unwrap(),
+        ))
+        .domain_name("localhost");
+    if let Some(name) = client {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(tls_dir.join(format!("{name}.pem"))).unwrap(),
+            std::fs::read(tls_dir.join(format!("{name}.key"))).unwrap(),
+        ));
+    }
+    let ch = Endpoint::from_shared(format!("https://{}", c.addr))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(SignerClient::new(ch))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_identified_by_client_certificate_and_bound_to_their_organisations() {
+    let (tls, fps) = make_tls(&["dms", "dms-other", "stranger"]);
+    let d = tls.path();
+    let extra = format!(
+        r#"
+[tls]
+cert = {cert:?}
+key = {key:?}
+client_ca = {ca:?}
+
+[[callers]]
+name = "dms-ubnd"
+fingerprint = "{dms}"
+
+[[callers]]
+name = "dms-other"
+fingerprint = "{other}"
+organisations = ["some-other-organisation"]
+"#,
+        cert = d.join("server.pem"),
+        key = d.join("server.key"),
+        ca = d.join("ca.pem"),
+        dms = fps[0],
+        other = fps[1],
+    );
+    let c = Cluster::start_with(&extra).await;
+    // No client certificate: the TLS handshake or the call fails.
+    if let Ok(mut anon) = mtls_client(&c, d, None).await {
+        assert!(anon.sign_cms(c.approval(b"x")).await.is_err());
+    }
+    // A certificate of the right CA that is not a configured caller.
+    let mut stranger = mtls_client(&c, d, Some("stranger")).await.unwrap();
+    let err = stranger.sign_cms(c.approval(b"x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(status_rules(&err), "caller");
+    // A caller acting for another organisation.
+    let mut other = mtls_client(&c, d, Some("dms-other")).await.unwrap();
+    let err = other.sign_cms(c.approval(b"x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert_eq!(status_rules(&err), "caller");
+    // The organisation's document system: signed, and named in the audit record.
+    let mut dms = mtls_client(&c, d, Some("dms")).await.unwrap();
+    let r = dms.sign_cms(c.approval(b"x")).await.unwrap().into_inner();
+    let hash = r.audit.unwrap().record_hash;
+    let lines = audit_lines(&c.audit_path());
+    let rec = lines.iter().find(|l| l["hash"] == json!(hash)).unwrap();
+    assert_eq!(rec["entry"]["caller"], json!("dms-ubnd"), "{rec}");
+}
