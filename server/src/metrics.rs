@@ -23,10 +23,27 @@ pub fn render(registry: &Registry) -> Vec<u8> {
     buf
 }
 
-/// Serves `GET /metrics` (and `/healthz`) until `shutdown` resolves.
+/// Whether the service is ready to take requests, as its gRPC health says; `/readyz`
+/// answers from it. Kubelet's gRPC probes speak plaintext only, so with TLS on this HTTP
+/// endpoint on the metrics port is how Kubernetes sees the same readiness.
+pub type Ready = Arc<std::sync::atomic::AtomicBool>;
+
+/// Serves `GET /metrics`, `/healthz` (alive) and `/readyz` (ready: always, for a service
+/// that is ready whenever it is alive) until `shutdown` resolves.
 pub async fn serve(
     registry: Registry,
     refresh: Option<Refresh>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    serve_with_readiness(registry, refresh, None, listener, shutdown).await;
+}
+
+/// As [`serve`], with `/readyz` answering 503 while `ready` is false.
+pub async fn serve_with_readiness(
+    registry: Registry,
+    refresh: Option<Refresh>,
+    ready: Option<Ready>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -44,17 +61,21 @@ pub async fn serve(
         };
         let registry = registry.clone();
         let refresh = refresh.clone();
+        let ready = ready.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let registry = registry.clone();
                 let refresh = refresh.clone();
+                let is_ready = ready
+                    .as_ref()
+                    .is_none_or(|r| r.load(std::sync::atomic::Ordering::Relaxed));
                 async move {
                     if let Some(r) = &refresh
                         && req.uri().path() == "/metrics"
                     {
                         r().await;
                     }
-                    Ok::<_, Infallible>(answer(&registry, &req))
+                    Ok::<_, Infallible>(answer(&registry, &req, is_ready))
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -64,7 +85,7 @@ pub async fn serve(
     }
 }
 
-fn answer<B>(registry: &Registry, req: &Request<B>) -> Response<Full<Bytes>> {
+fn answer<B>(registry: &Registry, req: &Request<B>, ready: bool) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match req.uri().path() {
         "/metrics" => (
             StatusCode::OK,
@@ -72,6 +93,12 @@ fn answer<B>(registry: &Registry, req: &Request<B>) -> Response<Full<Bytes>> {
             Bytes::from(render(registry)),
         ),
         "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        "/readyz" if ready => (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n")),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from_static(b"not ready\n"),
+        ),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",

@@ -194,15 +194,18 @@ pub async fn serve(
     });
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let ready: kyso_server::metrics::Ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Health follows the slots: NOT_SERVING while some key has no slot that
     // can sign with it, so the pod leaves the load balancer until recovery.
     let health_task = {
         let service = service.clone();
         let reporter = health_reporter.clone();
+        let ready = ready.clone();
         tokio::spawn(async move {
             let mut last = None;
             loop {
                 let ok = service.refresh_health();
+                ready.store(ok, std::sync::atomic::Ordering::Relaxed);
                 if last != Some(ok) {
                     if ok {
                         reporter.set_serving::<SignerServer<SignerService>>().await;
@@ -247,9 +250,10 @@ pub async fn serve(
     let metrics_task = listeners.metrics.map(|l| {
         tracing::info!(addr = ?l.local_addr().ok(), "metrics serving");
         let mut rx = stop_rx.clone();
-        tokio::spawn(kyso_server::metrics::serve(
+        tokio::spawn(kyso_server::metrics::serve_with_readiness(
             metrics.registry.clone(),
             None,
+            Some(ready.clone()),
             l,
             async move {
                 let _ = rx.changed().await;

@@ -35,6 +35,19 @@ fn audit_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The status code of `GET path` on a plain HTTP/1.0 endpoint.
+async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 // ------------------------------------------------------------------ tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,10 +392,15 @@ async fn p11kit_server_killed_fails_fast_flips_health_and_recovers_without_resta
     assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
     c.wait_health(ServingStatus::NotServing, Duration::from_secs(10))
         .await;
+    // Kubernetes sees the same through the metrics port (its probes cannot speak TLS).
+    let metrics = c.metrics_addr().expect("metrics address in the log");
+    assert_eq!(http_status(metrics, "/readyz").await, 503);
+    assert_eq!(http_status(metrics, "/healthz").await, 200);
 
     c.p11.restart();
     c.wait_health(ServingStatus::Serving, Duration::from_secs(30))
         .await;
+    assert_eq!(http_status(metrics, "/readyz").await, 200);
     let r = client
         .sign_cms(c.approved_issue(b"after").await)
         .await

@@ -154,7 +154,8 @@ podAntiAffinity:
 {{- end -}}
 
 {{/* Liveness, readiness and startup probes. Kubelet's gRPC probes speak plaintext
-only: with TLS on, readiness is a TCP check and liveness the metrics port's /healthz. */}}
+only: with TLS on, liveness is the metrics port's /healthz and readiness its /readyz, which
+follows the service's gRPC health (the signer: NOT_SERVING while a key has no slot). */}}
 {{- define "kyso.probes" -}}
 {{- $c := index .root.Values .component -}}
 {{- if not .root.Values.tls.enabled }}
@@ -190,8 +191,9 @@ livenessProbe:
   timeoutSeconds: 3
   failureThreshold: 3
 readinessProbe:
-  tcpSocket:
-    port: grpc
+  httpGet:
+    path: /readyz
+    port: metrics
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 2
