@@ -768,6 +768,24 @@ impl SignerService {
         all
     }
 
+    /// Counts and times a signing request, and turns its outcome into the answer.
+    fn answer<T>(
+        &self,
+        method: &str,
+        key: &str,
+        ctx: Option<&pb::SigningContext>,
+        started: Instant,
+        out: Result<T>,
+    ) -> Result<Response<T>, Status> {
+        self.count(
+            key,
+            ctx,
+            out.as_ref().map_or_else(Error::outcome, |_| "signed"),
+        );
+        self.observe(method, started);
+        out.map(Response::new).map_err(Status::from)
+    }
+
     fn observe(&self, method: &str, started: Instant) {
         self.inner
             .metrics
@@ -814,16 +832,9 @@ impl pb::signer_server::Signer for SignerService {
         let caller = self.caller(&req)?;
         let now = (self.inner.clock)();
         let r = req.into_inner();
-        let key = r.key.clone();
-        let profile = r.context.clone();
+        let (key, ctx) = (r.key.clone(), r.context.clone());
         let out = self.sign_digest_inner(&caller, r, now).await;
-        self.count(
-            &key,
-            profile.as_ref(),
-            out.as_ref().map_or_else(Error::outcome, |_| "signed"),
-        );
-        self.observe("SignDigest", started);
-        out.map(Response::new).map_err(Status::from)
+        self.answer("SignDigest", &key, ctx.as_ref(), started, out)
     }
 
     async fn sign_cms(
@@ -834,15 +845,8 @@ impl pb::signer_server::Signer for SignerService {
         let caller = self.caller(&req)?;
         let now = (self.inner.clock)();
         let r = req.into_inner();
-        let key = r.key.clone();
-        let profile = r.context.clone();
+        let (key, ctx) = (r.key.clone(), r.context.clone());
         let out = self.sign_cms_inner(&caller, r, now).await;
-        self.count(
-            &key,
-            profile.as_ref(),
-            out.as_ref().map_or_else(Error::outcome, |_| "signed"),
-        );
-        self.observe("SignCms", started);
-        out.map(Response::new).map_err(Status::from)
+        self.answer("SignCms", &key, ctx.as_ref(), started, out)
     }
 }
