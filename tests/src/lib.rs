@@ -90,3 +90,47 @@ impl PkiServers {
         rewrites(&self.ocsp_proxy.url(), &self.crl.url(), &self.aia.url())
     }
 }
+
+/// The loopback CRL/AIA/OCSP servers of [`TestPki::get`], shared by the tests of a process
+/// (each test builds its own verifier, so no cache is shared).
+pub fn shared_servers() -> &'static PkiServers {
+    static SERVERS: std::sync::OnceLock<PkiServers> = std::sync::OnceLock::new();
+    SERVERS.get_or_init(|| PkiServers::start(TestPki::get()))
+}
+
+/// The verifier configuration a deployment of [`TestPki::get`] would have, on `servers`:
+/// both roots (SHA-1 accepted under the legacy one), the intermediates, AIA on, revocation
+/// required through the servers' URL rewrites.
+pub fn verifier_config(servers: &PkiServers) -> kyso_verifier::Config {
+    let pki = TestPki::get();
+    let legacy = hex::encode(kyso_pki::crypto::sha256(&pki.cert_der(pki.legacy_root_pem())));
+    kyso_verifier::Config {
+        metrics_listen: None,
+        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
+        intermediates: vec![pki.intermediates_pem()],
+        legacy_sha1_roots: vec![legacy],
+        fetch_aia: true,
+        revocation: kyso_verifier::config::RevocationSection {
+            url_rewrites: servers
+                .rewrites()
+                .into_iter()
+                .map(|(from, to)| kyso_verifier::config::UrlRewrite { from, to })
+                .collect(),
+            ..Default::default()
+        },
+        ..kyso_verifier::Config::default()
+    }
+}
+
+/// A verifier built from a configuration, as the verifier service builds it.
+#[allow(clippy::expect_used)] // test set-up: a broken configuration is a broken test
+pub fn verifier_from(config: &kyso_verifier::Config) -> kyso_pki::verify::Verifier {
+    let loaded = config.load().expect("the test configuration loads");
+    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
+    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
+        loaded.pki.revocation.fetch.clone(),
+        metrics.clone(),
+    )
+    .expect("fetcher");
+    kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics)
+}

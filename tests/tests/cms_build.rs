@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
@@ -20,8 +19,6 @@ use kyso_pki::report::{Indication, SignatureReport, SubIndication};
 use kyso_pki::time::OffsetDateTime;
 use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_tests::{CmsVerify, PkiServers, TestPki, openssl_cms_verify_output};
-use kyso_verifier::Config;
-use kyso_verifier::config::UrlRewrite;
 
 const CONTENT: &[u8] = b"Quyet dinh so 456/QD-UBND: van ban ky bang kyso cms_build\n";
 
@@ -33,43 +30,11 @@ const SHA384: DigestAlgorithm = DigestAlgorithm::Sha384;
 // ---------------------------------------------------------------------------------------------
 
 fn servers() -> &'static PkiServers {
-    static SERVERS: OnceLock<PkiServers> = OnceLock::new();
-    SERVERS.get_or_init(|| PkiServers::start(TestPki::get()))
-}
-
-fn fingerprint_hex(der: &[u8]) -> String {
-    kyso_pki::crypto::sha256(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kyso_tests::shared_servers()
 }
 
 fn verifier() -> Verifier {
-    let pki = TestPki::get();
-    let config = Config {
-        metrics_listen: None,
-        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
-        intermediates: vec![pki.intermediates_pem()],
-        legacy_sha1_roots: vec![fingerprint_hex(&pki.cert_der(pki.legacy_root_pem()))],
-        fetch_aia: true,
-        revocation: kyso_verifier::config::RevocationSection {
-            url_rewrites: servers()
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| UrlRewrite { from, to })
-                .collect(),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let loaded = config.load().expect("the test configuration loads");
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )
-    .expect("fetcher");
-    Verifier::new(loaded.pki, fetcher, metrics)
+    kyso_tests::verifier_from(&kyso_tests::verifier_config(servers()))
 }
 
 /// kyso's report of the only signature of `sig`.

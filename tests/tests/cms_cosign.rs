@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::SignedData;
@@ -23,8 +22,6 @@ use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_tests::{
     CmsSign, CmsVerify, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify_output,
 };
-use kyso_verifier::Config;
-use kyso_verifier::config::UrlRewrite;
 
 const CONTENT: &[u8] = b"Cong van so 789/UBND-VP: van ban ky so ca nhan va co quan\n";
 const OTHER_CONTENT: &[u8] = b"Cong van so 790/UBND-VP: mot van ban khac\n";
@@ -41,43 +38,11 @@ const PERSONAL_EC: (&str, SigningAlgorithm) = ("personal-ec256", SigningAlgorith
 // ---------------------------------------------------------------------------------------------
 
 fn servers() -> &'static PkiServers {
-    static SERVERS: OnceLock<PkiServers> = OnceLock::new();
-    SERVERS.get_or_init(|| PkiServers::start(TestPki::get()))
-}
-
-fn fingerprint_hex(der: &[u8]) -> String {
-    kyso_pki::crypto::sha256(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kyso_tests::shared_servers()
 }
 
 fn verifier() -> Verifier {
-    let pki = TestPki::get();
-    let config = Config {
-        metrics_listen: None,
-        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
-        intermediates: vec![pki.intermediates_pem()],
-        legacy_sha1_roots: vec![fingerprint_hex(&pki.cert_der(pki.legacy_root_pem()))],
-        fetch_aia: true,
-        revocation: kyso_verifier::config::RevocationSection {
-            url_rewrites: servers()
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| UrlRewrite { from, to })
-                .collect(),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let loaded = config.load().expect("the test configuration loads");
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )
-    .expect("fetcher");
-    Verifier::new(loaded.pki, fetcher, metrics)
+    kyso_tests::verifier_from(&kyso_tests::verifier_config(servers()))
 }
 
 /// kyso's report on every signature of `sig`.

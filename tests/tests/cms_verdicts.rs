@@ -12,7 +12,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{OctetString, SetOfVec, UtcTime};
@@ -30,7 +29,6 @@ use kyso_tests::{
     PERSONAL_UID, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify_output,
 };
 use kyso_verifier::Config;
-use kyso_verifier::config::UrlRewrite;
 
 const CONTENT: &[u8] = b"Quyet dinh so 123/QD-UBND: noi dung van ban (kyso test)\n";
 
@@ -38,18 +36,8 @@ const CONTENT: &[u8] = b"Quyet dinh so 123/QD-UBND: noi dung van ban (kyso test)
 // Set-up
 // ---------------------------------------------------------------------------------------------
 
-/// The loopback CRL/AIA/OCSP servers, shared by the tests of this process (each test builds its
-/// own verifier, so no cache is shared).
 fn servers() -> &'static PkiServers {
-    static SERVERS: OnceLock<PkiServers> = OnceLock::new();
-    SERVERS.get_or_init(|| PkiServers::start(TestPki::get()))
-}
-
-fn fingerprint_hex(der: &[u8]) -> String {
-    kyso_pki::crypto::sha256(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kyso_tests::shared_servers()
 }
 
 /// The configuration a deployment of the test PKI would have, on the shared servers.
@@ -57,41 +45,20 @@ fn config() -> Config {
     config_for(servers())
 }
 
-/// The configuration a deployment of the test PKI would have, on given servers.
 fn config_for(servers: &PkiServers) -> Config {
-    let pki = TestPki::get();
-    Config {
-        metrics_listen: None,
-        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
-        intermediates: vec![pki.intermediates_pem()],
-        legacy_sha1_roots: vec![fingerprint_hex(&pki.cert_der(pki.legacy_root_pem()))],
-        fetch_aia: true,
-        revocation: kyso_verifier::config::RevocationSection {
-            url_rewrites: servers
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| UrlRewrite { from, to })
-                .collect(),
-            ..Default::default()
-        },
-        ..Config::default()
-    }
+    kyso_tests::verifier_config(servers)
 }
 
-/// A verifier built from a configuration, as the verifier service builds it.
 fn verifier_from(config: &Config) -> Verifier {
-    let loaded = config.load().expect("the test configuration loads");
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )
-    .expect("fetcher");
-    Verifier::new(loaded.pki, fetcher, metrics)
+    kyso_tests::verifier_from(config)
 }
 
 fn verifier() -> Verifier {
     verifier_from(&config())
+}
+
+fn fingerprint_hex(der: &[u8]) -> String {
+    hex::encode(kyso_pki::crypto::sha256(der))
 }
 
 fn now() -> OffsetDateTime {
