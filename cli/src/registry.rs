@@ -71,6 +71,14 @@ enum Call {
     AssignCustodian(JsonIn),
     /// CreateDelegation: {change, organisation_id, from_person_id, to_person_id, mode, document_types, decision_ref, valid_from, valid_to}.
     CreateDelegation(JsonIn),
+    /// EndAppointment (A3): {change, appointment_id, valid_to, decision_ref}.
+    EndAppointment(JsonIn),
+    /// RevokeDelegation (A2): {change, delegation_id, decision_ref, effective_at}.
+    RevokeDelegation(JsonIn),
+    /// UpdateOrganisation (I1, I6): {change, organisation_id, name, mail_domain, managing_agency_id, parent_id}; fields left out are unchanged, "" clears an ID.
+    UpdateOrganisation(JsonIn),
+    /// UpdatePerson: {change, person_id, full_name, email, service_end, clear_service_end}; fields left out are unchanged.
+    UpdatePerson(JsonIn),
     /// Authorize: {fingerprint, acting_person_id, organisation_id, document_type, profile, mode, at}; exit 1 when refused.
     Authorize(JsonIn),
     /// CheckAuthority: {fingerprint, document_type, at}; exit 1 when not authorised.
@@ -87,6 +95,10 @@ enum Call {
     ResolveUnlock(JsonIn),
     /// ListOverdueUnlocks (I5): {now}.
     ListOverdueUnlocks(JsonIn),
+    /// SetHolidays (I5): {change, year, dates: ["YYYY-MM-DD", ...]}; replaces the year's holidays.
+    SetHolidays(JsonIn),
+    /// ListHolidays (I5): {year}; 0 or absent: every year.
+    ListHolidays(JsonIn),
     /// FindPeople: {name, organisation_id}; case- and accent-insensitive.
     FindPeople(JsonIn),
     /// FindOrganisations: {name}; case- and accent-insensitive.
@@ -305,6 +317,49 @@ pub fn report_status(s: &tonic::Status) -> ExitCode {
 }
 
 fn read_json(input: &JsonIn) -> Result<Obj, CliError> {
+    Obj::root(read_value(input)?)
+}
+
+/// A boolean field taken out of the request before it is read as an [`Obj`]; absent or
+/// null is false.
+fn take_bool(v: &mut Value, key: &str) -> Result<bool, CliError> {
+    match v.as_object_mut().and_then(|m| m.remove(key)) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(_) => Err(CliError::Usage(format!(
+            "field {key}: must be true or false"
+        ))),
+    }
+}
+
+/// The request as an object, and the names of the fields it sets (not null): proto3
+/// `optional` fields are left unchanged when absent.
+fn with_present(v: Value) -> Result<(Obj, Vec<String>), CliError> {
+    let present = v
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((Obj::root(v)?, present))
+}
+
+/// An optional string field: None when absent or null.
+fn opt_str(o: &mut Obj, present: &[String], key: &str) -> Result<Option<String>, CliError> {
+    let v = o.str(key)?;
+    Ok(present.iter().any(|k| k == key).then_some(v))
+}
+
+/// A signed 32-bit number (a year).
+fn i32_field(o: &mut Obj, key: &str) -> Result<i32, CliError> {
+    let v = o.i64(key)?;
+    i32::try_from(v).map_err(|_| CliError::Usage(format!("field {key}: must be a 32-bit integer")))
+}
+
+fn read_value(input: &JsonIn) -> Result<Value, CliError> {
     let text = if input.json.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -318,9 +373,8 @@ fn read_json(input: &JsonIn) -> Result<Obj, CliError> {
         String::from_utf8(read_file(&input.json)?)
             .map_err(|_| CliError::Usage(format!("{}: not UTF-8 JSON", input.json.display())))?
     };
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("the request is not JSON: {e}")))?;
-    Obj::root(v)
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("the request is not JSON: {e}")))
 }
 
 fn change(o: &mut Obj) -> Result<Option<pb::Change>, CliError> {
@@ -364,6 +418,12 @@ enum Request {
     ChangeCertificateStatus(pb::ChangeCertificateStatusRequest),
     AssignCustodian(pb::AssignCustodianRequest),
     CreateDelegation(pb::CreateDelegationRequest),
+    EndAppointment(pb::EndAppointmentRequest),
+    RevokeDelegation(pb::RevokeDelegationRequest),
+    UpdateOrganisation(pb::UpdateOrganisationRequest),
+    UpdatePerson(pb::UpdatePersonRequest),
+    SetHolidays(pb::SetHolidaysRequest),
+    ListHolidays(pb::ListHolidaysRequest),
     Authorize(pb::AuthorizeRequest),
     CheckAuthority(pb::CheckAuthorityRequest),
     GetCertificate(pb::GetCertificateRequest),
@@ -563,6 +623,74 @@ fn prepare(call: &Call) -> Result<Prepared<'_>, CliError> {
             o.finish()?;
             Request::CreateDelegation(r)
         }
+        Call::EndAppointment(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::EndAppointmentRequest {
+                change: change(&mut o)?,
+                appointment_id: o.str("appointment_id")?,
+                valid_to: o.ts("valid_to")?,
+                decision_ref: o.str("decision_ref")?,
+            };
+            o.finish()?;
+            Request::EndAppointment(r)
+        }
+        Call::RevokeDelegation(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::RevokeDelegationRequest {
+                change: change(&mut o)?,
+                delegation_id: o.str("delegation_id")?,
+                decision_ref: o.str("decision_ref")?,
+                effective_at: o.ts("effective_at")?,
+            };
+            o.finish()?;
+            Request::RevokeDelegation(r)
+        }
+        Call::UpdateOrganisation(i) => {
+            let (mut o, present) = with_present(read_value(i)?)?;
+            let r = pb::UpdateOrganisationRequest {
+                change: change(&mut o)?,
+                organisation_id: o.str("organisation_id")?,
+                name: opt_str(&mut o, &present, "name")?,
+                mail_domain: opt_str(&mut o, &present, "mail_domain")?,
+                managing_agency_id: opt_str(&mut o, &present, "managing_agency_id")?,
+                parent_id: opt_str(&mut o, &present, "parent_id")?,
+            };
+            o.finish()?;
+            Request::UpdateOrganisation(r)
+        }
+        Call::UpdatePerson(i) => {
+            let mut v = read_value(i)?;
+            let clear_service_end = take_bool(&mut v, "clear_service_end")?;
+            let (mut o, present) = with_present(v)?;
+            let r = pb::UpdatePersonRequest {
+                change: change(&mut o)?,
+                person_id: o.str("person_id")?,
+                full_name: opt_str(&mut o, &present, "full_name")?,
+                email: opt_str(&mut o, &present, "email")?,
+                service_end: o.ts("service_end")?,
+                clear_service_end,
+            };
+            o.finish()?;
+            Request::UpdatePerson(r)
+        }
+        Call::SetHolidays(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::SetHolidaysRequest {
+                change: change(&mut o)?,
+                year: i32_field(&mut o, "year")?,
+                dates: o.strs("dates")?,
+            };
+            o.finish()?;
+            Request::SetHolidays(r)
+        }
+        Call::ListHolidays(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::ListHolidaysRequest {
+                year: i32_field(&mut o, "year")?,
+            };
+            o.finish()?;
+            Request::ListHolidays(r)
+        }
         Call::Authorize(i) => {
             let mut o = read_json(i)?;
             let r = pb::AuthorizeRequest {
@@ -729,6 +857,30 @@ async fn call(
         ),
         Request::CreateDelegation(r) => (
             json!({"id": c.create_delegation(r).await?.into_inner().id}),
+            true,
+        ),
+        Request::EndAppointment(r) => {
+            c.end_appointment(r).await?;
+            (json!({}), true)
+        }
+        Request::RevokeDelegation(r) => {
+            c.revoke_delegation(r).await?;
+            (json!({}), true)
+        }
+        Request::UpdateOrganisation(r) => {
+            c.update_organisation(r).await?;
+            (json!({}), true)
+        }
+        Request::UpdatePerson(r) => {
+            c.update_person(r).await?;
+            (json!({}), true)
+        }
+        Request::SetHolidays(r) => (
+            json!({"dates": c.set_holidays(r).await?.into_inner().dates}),
+            true,
+        ),
+        Request::ListHolidays(r) => (
+            json!({"dates": c.list_holidays(r).await?.into_inner().dates}),
             true,
         ),
         Request::Authorize(r) => {

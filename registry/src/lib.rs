@@ -13,6 +13,7 @@
 pub mod cert;
 pub mod config;
 pub mod error;
+pub mod index;
 pub mod metrics;
 pub mod policy;
 pub mod service;
@@ -30,6 +31,8 @@ use tokio::net::TcpListener;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use service::{Clock, RegistryService};
+/// The sqlx of [`storage::Db::pool`], for operators' tools and tests that query the pool.
+pub use sqlx;
 
 /// Listeners for [`serve`]; tests bind both to `127.0.0.1:0`.
 #[derive(Debug)]
@@ -103,6 +106,8 @@ async fn serve_loaded(
     tracing::info!(backend = ?db.backend(), "registry database ready");
     let store = store::Store::new(db, loaded.mail_domain);
     store.backfill_search_keys().await?;
+    // Authorize and CheckAuthority answer from memory, kept in step with every commit.
+    let store = store.with_index().await?;
     let service = RegistryService::new(store.clone(), metrics.clone(), clock.clone());
     // The renewal-window gauge is counted from the store when scraped, so it is never stale.
     let refresh: kyso_server::metrics::Refresh = {

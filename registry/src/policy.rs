@@ -102,22 +102,64 @@ pub fn period_label(start: i64, months: u8) -> String {
     }
 }
 
+/// The calendar date in Vietnam (UTC+07:00) at `t`.
+pub fn vietnam_date(t: i64) -> Option<time::Date> {
+    time::OffsetDateTime::from_unix_timestamp(t + VIETNAM_OFFSET_SECS)
+        .ok()
+        .map(|d| d.date())
+}
+
+/// A date as `YYYY-MM-DD` (how holidays are stored and exchanged, I5).
+pub fn format_date(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
+
+/// A `YYYY-MM-DD` date, strictly in that form.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    if !s
+        .bytes()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    {
+        return None;
+    }
+    let year: i32 = s.get(0..4)?.parse().ok()?;
+    let month: u8 = s.get(5..7)?.parse().ok()?;
+    let day: u8 = s.get(8..10)?.parse().ok()?;
+    time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
+}
+
+/// I5: the most days an unlock deadline looks ahead for a working day (a year of holidays
+/// and weekends cannot push it further).
+pub const UNLOCK_LOOKAHEAD_DAYS: i64 = 400;
+
 /// I5: when an unlock requested at `t` is due: the end of the next working day (Monday to
-/// Friday) after the day of the request, in Vietnam's time.
+/// Friday) after the day of the request, in Vietnam's time. No holidays; see
+/// [`unlock_due_with_holidays`].
 pub fn unlock_due(t: i64) -> i64 {
-    let Ok(local) = time::OffsetDateTime::from_unix_timestamp(t + VIETNAM_OFFSET_SECS) else {
+    unlock_due_with_holidays(t, &std::collections::BTreeSet::new())
+}
+
+/// I5: the end of the next working day after the day of the request, in Vietnam's time:
+/// Saturdays, Sundays and the configured `holidays` (Vietnam's dates) are skipped.
+pub fn unlock_due_with_holidays(t: i64, holidays: &std::collections::BTreeSet<time::Date>) -> i64 {
+    let Some(mut day) = vietnam_date(t) else {
         return t;
     };
-    let mut day = local.date();
-    loop {
+    for _ in 0..UNLOCK_LOOKAHEAD_DAYS {
         let Some(next) = day.next_day() else {
             return t;
         };
         day = next;
-        if !matches!(
+        let weekend = matches!(
             day.weekday(),
             time::Weekday::Saturday | time::Weekday::Sunday
-        ) {
+        );
+        if !weekend && !holidays.contains(&day) {
             break;
         }
     }
@@ -218,5 +260,53 @@ mod tests {
             due(datetime!(2026-11-20 16:30 UTC)),
             datetime!(2026-11-24 00:00 +7).unix_timestamp()
         );
+    }
+
+    #[test]
+    #[allow(non_snake_case)] // rule ID in the name
+    fn unlock_deadline_skips_weekends_and_holidays_I5() {
+        use time::macros::{date, datetime};
+        // Tết 2027: Friday 5 February to Wednesday 10 February are holidays.
+        let tet: std::collections::BTreeSet<time::Date> = [
+            date!(2027 - 02 - 05),
+            date!(2027 - 02 - 08),
+            date!(2027 - 02 - 09),
+            date!(2027 - 02 - 10),
+        ]
+        .into_iter()
+        .collect();
+        let due = |t: time::OffsetDateTime| unlock_due_with_holidays(t.unix_timestamp(), &tet);
+        // Thursday before Tết -> the weekend and the holidays skipped -> end of Thursday 11th.
+        assert_eq!(
+            due(datetime!(2027-02-04 09:00 +7)),
+            datetime!(2027-02-12 00:00 +7).unix_timestamp()
+        );
+        // A request on a holiday is due at the end of the next working day too.
+        assert_eq!(
+            due(datetime!(2027-02-09 09:00 +7)),
+            datetime!(2027-02-12 00:00 +7).unix_timestamp()
+        );
+        // Without holidays, only the weekend is skipped.
+        assert_eq!(
+            unlock_due(datetime!(2027-02-04 09:00 +7).unix_timestamp()),
+            datetime!(2027-02-06 00:00 +7).unix_timestamp()
+        );
+    }
+
+    #[test]
+    fn dates_are_strictly_yyyy_mm_dd() {
+        use time::macros::date;
+        assert_eq!(parse_date("2027-02-05"), Some(date!(2027 - 02 - 05)));
+        assert_eq!(format_date(date!(2027 - 02 - 05)), "2027-02-05");
+        for bad in [
+            "2027-2-05",
+            "2027-02-30",
+            "27-02-05x",
+            "2027/02/05",
+            "+027-02-05",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 }

@@ -221,6 +221,54 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn end_appointment(
+        &self,
+        req: Request<pb::EndAppointmentRequest>,
+    ) -> Result<Response<pb::EndAppointmentResponse>, Status> {
+        let now = self.now();
+        self.call("EndAppointment", async {
+            self.store.end_appointment(req.get_ref(), now).await?;
+            Ok(pb::EndAppointmentResponse {})
+        })
+        .await
+    }
+
+    async fn revoke_delegation(
+        &self,
+        req: Request<pb::RevokeDelegationRequest>,
+    ) -> Result<Response<pb::RevokeDelegationResponse>, Status> {
+        let now = self.now();
+        self.call("RevokeDelegation", async {
+            self.store.revoke_delegation(req.get_ref(), now).await?;
+            Ok(pb::RevokeDelegationResponse {})
+        })
+        .await
+    }
+
+    async fn update_organisation(
+        &self,
+        req: Request<pb::UpdateOrganisationRequest>,
+    ) -> Result<Response<pb::UpdateOrganisationResponse>, Status> {
+        let now = self.now();
+        self.call("UpdateOrganisation", async {
+            self.store.update_organisation(req.get_ref(), now).await?;
+            Ok(pb::UpdateOrganisationResponse {})
+        })
+        .await
+    }
+
+    async fn update_person(
+        &self,
+        req: Request<pb::UpdatePersonRequest>,
+    ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
+        let now = self.now();
+        self.call("UpdatePerson", async {
+            self.store.update_person(req.get_ref(), now).await?;
+            Ok(pb::UpdatePersonResponse {})
+        })
+        .await
+    }
+
     async fn authorize(
         &self,
         req: Request<pb::AuthorizeRequest>,
@@ -393,6 +441,29 @@ impl Registry for RegistryService {
                 .overdue_unlocks(req.get_ref(), self.now())
                 .await?;
             Ok(pb::ListOverdueUnlocksResponse { requests })
+        })
+        .await
+    }
+
+    async fn set_holidays(
+        &self,
+        req: Request<pb::SetHolidaysRequest>,
+    ) -> Result<Response<pb::SetHolidaysResponse>, Status> {
+        let now = self.now();
+        self.call("SetHolidays", async {
+            let dates = self.store.set_holidays(req.get_ref(), now).await?;
+            Ok(pb::SetHolidaysResponse { dates })
+        })
+        .await
+    }
+
+    async fn list_holidays(
+        &self,
+        req: Request<pb::ListHolidaysRequest>,
+    ) -> Result<Response<pb::ListHolidaysResponse>, Status> {
+        self.call("ListHolidays", async {
+            let dates = self.store.list_holidays(req.get_ref()).await?;
+            Ok(pb::ListHolidaysResponse { dates })
         })
         .await
     }

@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::HistogramVec;
@@ -58,7 +60,48 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unlock_requests",
         include_str!("../migrations/0003_unlock_requests.sql"),
     ),
+    (
+        4,
+        "holidays_and_append_only",
+        include_str!("../migrations/0004_holidays_and_append_only.sql"),
+    ),
 ];
+
+/// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:
+/// postgres`, and `-- backend: all` back to lines for both.
+const SECTION_MARKER: &str = "-- backend:";
+
+/// The text of a migration for one backend. Lines after `-- backend: sqlite` (or
+/// `postgres`) up to the next marker are for that backend only; the rest is for both. A
+/// migration without markers is returned as it is, byte for byte, so the checksums sqlx
+/// recorded for the migrations already applied stay valid; one with markers is
+/// checksummed as its backend's text (a database has one backend for its whole life).
+pub fn migration_for(sql: &str, backend: Backend) -> std::result::Result<Cow<'_, str>, String> {
+    if !sql
+        .lines()
+        .any(|l| l.trim_start().starts_with(SECTION_MARKER))
+    {
+        return Ok(Cow::Borrowed(sql));
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut keep = true;
+    for line in sql.lines() {
+        if let Some(name) = line.trim_start().strip_prefix(SECTION_MARKER) {
+            keep = match name.trim() {
+                "all" => true,
+                "sqlite" => backend == Backend::Sqlite,
+                "postgres" => backend == Backend::Postgres,
+                other => return Err(format!("unknown backend section {other:?}")),
+            };
+            continue;
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(Cow::Owned(out))
+}
 
 /// Every table of the schema.
 pub const TABLES: &[&str] = &[
@@ -77,6 +120,7 @@ pub const TABLES: &[&str] = &[
     "delegations",
     "delegation_document_types",
     "events",
+    "holidays",
 ];
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("kyso" in ASCII).
@@ -88,6 +132,9 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     db_duration: HistogramVec,
+    /// The sequence number of the last change committed through this pool (shared by its
+    /// clones): the authorization index catches up when it is ahead (index.rs).
+    last_commit: Arc<AtomicI64>,
 }
 
 /// A write transaction holding the writers' lock; dropped without
@@ -136,21 +183,20 @@ impl Db {
             })
             .connect(&url)
             .await?;
+        let mut migrations = Vec::with_capacity(MIGRATIONS.len());
+        for (v, d, sql) in MIGRATIONS {
+            let sql = migration_for(sql, backend)
+                .map_err(|e| Error::Config(vec![format!("migration {v} ({d}): {e}")]))?;
+            migrations.push(Migration::new(
+                *v,
+                Cow::Borrowed(*d),
+                MigrationType::Simple,
+                sql,
+                false,
+            ));
+        }
         let migrator = Migrator {
-            migrations: Cow::Owned(
-                MIGRATIONS
-                    .iter()
-                    .map(|(v, d, sql)| {
-                        Migration::new(
-                            *v,
-                            Cow::Borrowed(*d),
-                            MigrationType::Simple,
-                            Cow::Borrowed(*sql),
-                            false,
-                        )
-                    })
-                    .collect(),
-            ),
+            migrations: Cow::Owned(migrations),
             ..Migrator::DEFAULT
         };
         migrator.run(&pool).await?;
@@ -158,7 +204,13 @@ impl Db {
             pool,
             backend,
             db_duration,
+            last_commit: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    /// The sequence number of the last change committed through this pool (0 before any).
+    pub fn last_commit(&self) -> i64 {
+        self.last_commit.load(Ordering::Acquire)
     }
 
     /// The backend in use.
@@ -205,6 +257,8 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // The hook of every write: the authorization index sees it before the next decision.
+        self.last_commit.fetch_max(seq, Ordering::AcqRel);
         Ok(seq)
     }
 
@@ -270,5 +324,37 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => d.is_unique_violation(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_without_sections_are_kept_byte_for_byte() {
+        // The checksums of the migrations already applied must not change.
+        for (v, _, sql) in &MIGRATIONS[..3] {
+            for backend in [Backend::Sqlite, Backend::Postgres] {
+                assert!(
+                    matches!(migration_for(sql, backend), Ok(Cow::Borrowed(s)) if s == *sql),
+                    "migration {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_backend_gets_its_own_section_and_the_common_part() {
+        let (_, _, sql) = MIGRATIONS[3];
+        let sqlite = migration_for(sql, Backend::Sqlite).unwrap_or_default();
+        let pg = migration_for(sql, Backend::Postgres).unwrap_or_default();
+        for text in [&sqlite, &pg] {
+            assert!(text.contains("CREATE TABLE holidays"));
+            assert!(!text.contains(SECTION_MARKER));
+        }
+        assert!(sqlite.contains("RAISE(ABORT") && !sqlite.contains("plpgsql"));
+        assert!(pg.contains("plpgsql") && !pg.contains("RAISE(ABORT"));
+        assert!(migration_for("-- backend: oracle\nSELECT 1;", Backend::Sqlite).is_err());
     }
 }

@@ -17,6 +17,9 @@ use crate::storage::{Db, Event, col, is_unique_violation, new_id};
 pub struct Store {
     db: Db,
     mail_domain: String,
+    /// Where `Authorize` and `CheckAuthority` answer from when loaded (index.rs); without
+    /// it they query the database (the reference the index is tested against).
+    index: Option<std::sync::Arc<crate::index::Index>>,
 }
 
 /// One failed rule of a decision.
@@ -123,7 +126,7 @@ fn classification_name(c: spb::Classification) -> Option<&'static str> {
     })
 }
 
-fn mode_name(m: spb::SigningMode) -> Option<&'static str> {
+pub(crate) fn mode_name(m: spb::SigningMode) -> Option<&'static str> {
     use spb::SigningMode as M;
     match m {
         M::Kt => Some("kt"),
@@ -153,7 +156,7 @@ pub(crate) fn status_value(s: &str) -> pb::CertificateStatus {
     }
 }
 
-fn kind_value(s: &str) -> pb::CertificateKind {
+pub(crate) fn kind_value(s: &str) -> pb::CertificateKind {
     match s {
         "personal" => pb::CertificateKind::Personal,
         "organisation" => pb::CertificateKind::Organisation,
@@ -264,6 +267,30 @@ fn change(c: &Option<pb::Change>) -> Result<(String, String)> {
     ))
 }
 
+/// An organisation's mail domain (I1), lowercase, without a leading `@`.
+fn mail_domain(v: &str) -> Result<String> {
+    let domain = need("mail_domain", v)?
+        .trim_start_matches('@')
+        .to_ascii_lowercase();
+    if !domain.contains('.') || domain.contains(['@', ' ', '/']) {
+        return Err(Error::field(
+            "mail_domain",
+            "not a mail domain such as khanhhoa.gov.vn",
+        ));
+    }
+    Ok(domain)
+}
+
+/// A person's mail address, lowercase; whether it is an account of the deployment's
+/// domain is checked when a certificate is issued (I1).
+fn mail_address(v: &str) -> Result<String> {
+    let email = need("email", v)?.to_ascii_lowercase();
+    if !matches!(email.split_once('@'), Some((l, h)) if !l.is_empty() && h.contains('.')) {
+        return Err(Error::field("email", "not a mail address"));
+    }
+    Ok(email)
+}
+
 fn ts(field: &'static str, t: &Option<prost_types::Timestamp>) -> Result<Option<i64>> {
     match t {
         None => Ok(None),
@@ -360,26 +387,39 @@ async fn validity_refusals(
     t: i64,
     out: &mut Vec<Refusal>,
 ) -> Result<pb::CertificateStatus> {
-    if t < c.not_before {
-        out.push(Refusal {
-            rule: "V1",
-            reason: format!("the certificate is not valid before {}", show(c.not_before)),
-        });
-    }
-    if t > c.not_after {
-        out.push(Refusal {
-            rule: "V1",
-            reason: format!("the certificate expired at {}", show(c.not_after)),
-        });
-    }
     let status = status_at(conn, &c.id, t).await?;
+    let status = status.as_ref().map(|(s, r)| (s.as_str(), r.as_deref()));
+    Ok(validity_verdict(c.not_before, c.not_after, status, t, out))
+}
+
+/// V1, N2 (a, c), N7 without the database: the certificate's validity and its `status`
+/// at `t` (from the history); shared by the SQL path and the index.
+pub(crate) fn validity_verdict(
+    not_before: i64,
+    not_after: i64,
+    status: Option<(&str, Option<&str>)>,
+    t: i64,
+    out: &mut Vec<Refusal>,
+) -> pb::CertificateStatus {
+    if t < not_before {
+        out.push(Refusal {
+            rule: "V1",
+            reason: format!("the certificate is not valid before {}", show(not_before)),
+        });
+    }
+    if t > not_after {
+        out.push(Refusal {
+            rule: "V1",
+            reason: format!("the certificate expired at {}", show(not_after)),
+        });
+    }
     let value = match &status {
         Some((s, _)) => status_value(s),
         None => pb::CertificateStatus::Unspecified,
     };
     match status {
-        Some((s, _)) if s == "active" => {}
-        Some((s, _)) if s == "suspended" => out.push(Refusal {
+        Some(("active", _)) => {}
+        Some(("suspended", _)) => out.push(Refusal {
             rule: "N7",
             reason: format!("the certificate is suspended at {}", show(t)),
         }),
@@ -391,17 +431,17 @@ async fn validity_refusals(
                 reason.unwrap_or_default()
             ),
         }),
-        None if t >= c.not_before && t <= c.not_after => out.push(Refusal {
+        None if t >= not_before && t <= not_after => out.push(Refusal {
             rule: "V1",
             reason: "the certificate has no status at that time".into(),
         }),
         None => {}
     }
-    Ok(value)
+    value
 }
 
 /// A7: classified document types are never signed.
-fn classified_refusal(doc: &str, classification: &str, out: &mut Vec<Refusal>) {
+pub(crate) fn classified_refusal(doc: &str, classification: &str, out: &mut Vec<Refusal>) {
     if classification != "none" {
         out.push(Refusal {
             rule: "A7",
@@ -482,6 +522,96 @@ async fn name_of(conn: &mut AnyConnection, sql: &'static str, id: &str) -> Resul
 const PERSON_NAME: &str = "SELECT full_name FROM people WHERE id = $1";
 const ORG_NAME: &str = "SELECT name FROM organisations WHERE id = $1";
 
+/// The two organisation hierarchies (I6): who manages whose subscribers, and who is part of
+/// whom.
+#[derive(Clone, Copy, Debug)]
+enum Hierarchy {
+    ManagingAgency,
+    Parent,
+}
+
+impl Hierarchy {
+    fn field(self) -> &'static str {
+        match self {
+            Self::ManagingAgency => "managing_agency_id",
+            Self::Parent => "parent_id",
+        }
+    }
+
+    fn up(self) -> &'static str {
+        match self {
+            Self::ManagingAgency => "SELECT managing_agency_id FROM organisations WHERE id = $1",
+            Self::Parent => "SELECT parent_id FROM organisations WHERE id = $1",
+        }
+    }
+}
+
+/// I6: the chain from `start` upwards in a hierarchy, if it reaches `org` (which would then
+/// close a cycle once `start` is put above `org`): the names along the way, `start` first.
+async fn chain_to(
+    conn: &mut AnyConnection,
+    h: Hierarchy,
+    start: &str,
+    org: &str,
+) -> Result<Option<Vec<String>>> {
+    let mut names = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut at = start.to_owned();
+    loop {
+        if at == org {
+            return Ok(Some(names));
+        }
+        if seen.contains(&at) {
+            // A cycle already there that does not pass through `org`.
+            return Ok(None);
+        }
+        names.push(name_of(&mut *conn, ORG_NAME, &at).await?);
+        let next: Option<Option<String>> = sqlx::query_scalar(h.up())
+            .bind(&at)
+            .fetch_optional(&mut *conn)
+            .await?;
+        seen.push(at);
+        match next.flatten() {
+            Some(n) => at = n,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// I5: the holidays from `from` through the unlock look-ahead (Vietnam's dates).
+async fn holidays_from(
+    conn: &mut AnyConnection,
+    from: time::Date,
+) -> Result<std::collections::BTreeSet<time::Date>> {
+    let until = from
+        .checked_add(time::Duration::days(policy::UNLOCK_LOOKAHEAD_DAYS))
+        .map(policy::format_date)
+        .unwrap_or_else(|| "9999-12-31".to_owned());
+    let days: Vec<String> =
+        sqlx::query_scalar("SELECT day FROM holidays WHERE day >= $1 AND day <= $2 ORDER BY day")
+            .bind(policy::format_date(from))
+            .bind(until)
+            .fetch_all(conn)
+            .await?;
+    days.iter()
+        .map(|d| {
+            policy::parse_date(d).ok_or_else(|| {
+                Error::Database(sqlx::Error::Decode(
+                    format!("holidays.day {d:?} is not YYYY-MM-DD").into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The first and last day of a year of holidays, as stored (I5).
+fn holiday_year(field: &'static str, year: i32) -> Result<(String, String)> {
+    if !(1970..=9999).contains(&year) {
+        return Err(Error::field(field, "a year between 1970 and 9999"));
+    }
+    Ok((format!("{year:04}-01-01"), format!("{year:04}-12-31")))
+}
+
 /// Maps a unique violation on insert to AlreadyExists; anything else stays a database error.
 fn dup(what: &'static str, field: &'static str, value: &str) -> impl FnOnce(sqlx::Error) -> Error {
     let value = value.to_owned();
@@ -497,7 +627,24 @@ fn dup(what: &'static str, field: &'static str, value: &str) -> impl FnOnce(sqlx
 impl Store {
     /// A store over a connected database; `mail_domain` is checked by the config (I1).
     pub fn new(db: Db, mail_domain: String) -> Self {
-        Self { db, mail_domain }
+        Self {
+            db,
+            mail_domain,
+            index: None,
+        }
+    }
+
+    /// The same store answering `Authorize` and `CheckAuthority` from the in-memory
+    /// authorization index, loaded now from the database (index.rs).
+    pub async fn with_index(mut self) -> Result<Self> {
+        let index = crate::index::Index::load(self.db.clone()).await?;
+        self.index = Some(std::sync::Arc::new(index));
+        Ok(self)
+    }
+
+    /// The authorization index, when loaded.
+    pub fn index(&self) -> Option<&crate::index::Index> {
+        self.index.as_deref()
     }
 
     /// The database.
@@ -515,15 +662,7 @@ impl Store {
     ) -> Result<String> {
         let (actor, reason) = change(&req.change)?;
         let name = need("name", &req.name)?;
-        let domain = need("mail_domain", &req.mail_domain)?
-            .trim_start_matches('@')
-            .to_ascii_lowercase();
-        if !domain.contains('.') || domain.contains(['@', ' ', '/']) {
-            return Err(Error::field(
-                "mail_domain",
-                "not a mail domain such as khanhhoa.gov.vn",
-            ));
-        }
+        let domain = mail_domain(&req.mail_domain)?;
         let parent = Some(req.parent_id.trim()).filter(|s| !s.is_empty());
         let managing = Some(req.managing_agency_id.trim()).filter(|s| !s.is_empty());
         let id = new_id("org");
@@ -612,10 +751,7 @@ impl Store {
     pub async fn create_person(&self, req: &pb::CreatePersonRequest, now: i64) -> Result<String> {
         let (actor, reason) = change(&req.change)?;
         let name = need("full_name", &req.full_name)?;
-        let email = need("email", &req.email)?.to_ascii_lowercase();
-        if !matches!(email.split_once('@'), Some((l, h)) if !l.is_empty() && h.contains('.')) {
-            return Err(Error::field("email", "not a mail address"));
-        }
+        let email = mail_address(&req.email)?;
         let org = need("organisation_id", &req.organisation_id)?;
         let service_end = ts("service_end", &req.service_end)?;
         let id = new_id("per");
@@ -1462,6 +1598,329 @@ impl Store {
         Ok(id)
     }
 
+    /// Ends an appointment: from `valid_to` the title no longer gives authority (A3). An end
+    /// already set can be brought forward by a later decision, never pushed back.
+    pub async fn end_appointment(&self, req: &pb::EndAppointmentRequest, now: i64) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let id = need("appointment_id", &req.appointment_id)?;
+        let end = ts_req("valid_to", &req.valid_to)?;
+        let decision = req.decision_ref.trim().to_owned();
+        if decision.is_empty() {
+            return Err(Error::field(
+                "decision_ref",
+                "required: the decision ending the appointment",
+            ));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query("SELECT valid_from, valid_to FROM appointments WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("appointment", "appointment_id", id.clone()))?;
+        let from: i64 = col(&row, "valid_from")?;
+        let current: Option<i64> = col(&row, "valid_to")?;
+        if end <= from {
+            return Err(Error::field(
+                "valid_to",
+                format!(
+                    "{} is not after the appointment's start ({}); an appointment ends after it begins",
+                    show(end),
+                    show(from)
+                ),
+            ));
+        }
+        if let Some(cur) = current
+            && end >= cur
+        {
+            return Err(Error::field(
+                "valid_to",
+                format!(
+                    "the appointment already ends at {}; an end can only be brought forward",
+                    show(cur)
+                ),
+            ));
+        }
+        sqlx::query("UPDATE appointments SET valid_to = $1 WHERE id = $2")
+            .bind(end)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "appointment.ended",
+            entity_id: &id,
+            change: json!({"valid_to": end, "decision_ref": decision,
+                "previous_valid_to": current}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Revokes a delegation from `effective_at` by decision (A2): from then it no longer
+    /// allows KT./TL./TUQ. The delegation's end is brought forward to that time, so the
+    /// period it was in force stays on record.
+    pub async fn revoke_delegation(
+        &self,
+        req: &pb::RevokeDelegationRequest,
+        now: i64,
+    ) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let id = need("delegation_id", &req.delegation_id)?;
+        let decision = req.decision_ref.trim().to_owned();
+        if decision.is_empty() {
+            return Err(Error::rule_invalid(
+                "A2",
+                "decision_ref",
+                "a delegation is revoked by a decision of the competent person",
+            ));
+        }
+        let at = ts("effective_at", &req.effective_at)?.unwrap_or(now);
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query("SELECT valid_from, valid_to FROM delegations WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("delegation", "delegation_id", id.clone()))?;
+        let from: i64 = col(&row, "valid_from")?;
+        let to: i64 = col(&row, "valid_to")?;
+        if at >= to {
+            return Err(Error::rule(
+                "A2",
+                "effective_at",
+                format!(
+                    "the delegation already ends at {}, before {}; there is nothing to revoke",
+                    show(to),
+                    show(at)
+                ),
+            ));
+        }
+        if at <= from {
+            return Err(Error::field(
+                "effective_at",
+                format!(
+                    "{} is not after the delegation's start ({}); revoke it from a time in its period",
+                    show(at),
+                    show(from)
+                ),
+            ));
+        }
+        sqlx::query("UPDATE delegations SET valid_to = $1 WHERE id = $2")
+            .bind(at)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "delegation.revoked",
+            entity_id: &id,
+            change: json!({"effective_at": at, "decision_ref": decision,
+                "previous_valid_to": to}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Changes an organisation's name, mail domain (I1), managing agency or parent; neither
+    /// hierarchy may get a cycle (I6). Fields left out are unchanged.
+    pub async fn update_organisation(
+        &self,
+        req: &pb::UpdateOrganisationRequest,
+        now: i64,
+    ) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let org = need("organisation_id", &req.organisation_id)?;
+        let name = req.name.as_deref().map(|n| need("name", n)).transpose()?;
+        let domain = req.mail_domain.as_deref().map(mail_domain).transpose()?;
+        // "" clears (manages itself, top-level body).
+        let optional_id = |v: &Option<String>| {
+            v.as_deref()
+                .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+        };
+        let managing = optional_id(&req.managing_agency_id);
+        let parent = optional_id(&req.parent_id);
+        if name.is_none() && domain.is_none() && managing.is_none() && parent.is_none() {
+            return Err(Error::field(
+                "organisation_id",
+                "nothing to change: give name, mail_domain, managing_agency_id or parent_id",
+            ));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT name, mail_domain, managing_agency_id, parent_id FROM organisations \
+             WHERE id = $1",
+        )
+        .bind(&org)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("organisation", "organisation_id", org.clone()))?;
+        let old_name: String = col(&row, "name")?;
+        let old_domain: String = col(&row, "mail_domain")?;
+        let old_managing: Option<String> = col(&row, "managing_agency_id")?;
+        let old_parent: Option<String> = col(&row, "parent_id")?;
+        for (h, new) in [
+            (Hierarchy::ManagingAgency, &managing),
+            (Hierarchy::Parent, &parent),
+        ] {
+            let Some(Some(above)) = new else { continue };
+            let field = h.field();
+            if *above == org {
+                return Err(Error::rule_invalid(
+                    "I6",
+                    field,
+                    format!(
+                        "an organisation cannot be its own {}; give \"\" to clear it",
+                        match h {
+                            Hierarchy::ManagingAgency =>
+                                "managing agency (one without a managing agency manages itself)",
+                            Hierarchy::Parent => "parent",
+                        }
+                    ),
+                ));
+            }
+            must_exist(&mut tx, ORG_EXISTS, "organisation", field, above).await?;
+            if let Some(chain) = chain_to(&mut tx, h, above, &org).await? {
+                return Err(Error::rule(
+                    "I6",
+                    field,
+                    format!(
+                        "the {} hierarchy would have a cycle: {} -> {old_name}",
+                        match h {
+                            Hierarchy::ManagingAgency => "managing-agency",
+                            Hierarchy::Parent => "parent",
+                        },
+                        chain.join(" -> ")
+                    ),
+                ));
+            }
+        }
+        let new_name = name.clone().unwrap_or_else(|| old_name.clone());
+        sqlx::query(
+            "UPDATE organisations SET name = $1, search_key = $2, mail_domain = $3, \
+             managing_agency_id = $4, parent_id = $5 WHERE id = $6",
+        )
+        .bind(&new_name)
+        .bind(search_key(&new_name))
+        .bind(domain.as_deref().unwrap_or(&old_domain))
+        .bind(managing.clone().unwrap_or_else(|| old_managing.clone()))
+        .bind(parent.clone().unwrap_or_else(|| old_parent.clone()))
+        .bind(&org)
+        .execute(&mut *tx)
+        .await?;
+        // Only the fields changed, with their previous values; null clears.
+        let mut set = serde_json::Map::new();
+        let mut previous = serde_json::Map::new();
+        if let Some(n) = &name {
+            set.insert("name".into(), json!(n));
+            previous.insert("name".into(), json!(old_name));
+        }
+        if let Some(d) = &domain {
+            set.insert("mail_domain".into(), json!(d));
+            previous.insert("mail_domain".into(), json!(old_domain));
+        }
+        if let Some(m) = &managing {
+            set.insert("managing_agency_id".into(), json!(m));
+            previous.insert("managing_agency_id".into(), json!(old_managing));
+        }
+        if let Some(p) = &parent {
+            set.insert("parent_id".into(), json!(p));
+            previous.insert("parent_id".into(), json!(old_parent));
+        }
+        set.insert("previous".into(), serde_json::Value::Object(previous));
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "organisation.updated",
+            entity_id: &org,
+            change: serde_json::Value::Object(set),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
+    /// Changes a person's name, mail address (checked as on creation; I1 applies when a
+    /// certificate is issued) or end of service (I2). Fields left out are unchanged.
+    pub async fn update_person(&self, req: &pb::UpdatePersonRequest, now: i64) -> Result<()> {
+        let (actor, reason) = change(&req.change)?;
+        let person = need("person_id", &req.person_id)?;
+        let name = req
+            .full_name
+            .as_deref()
+            .map(|n| need("full_name", n))
+            .transpose()?;
+        let email = req.email.as_deref().map(mail_address).transpose()?;
+        let service_end = ts("service_end", &req.service_end)?;
+        if service_end.is_some() && req.clear_service_end {
+            return Err(Error::field(
+                "clear_service_end",
+                "give service_end or clear_service_end, not both",
+            ));
+        }
+        let new_end = match (service_end, req.clear_service_end) {
+            (Some(t), _) => Some(Some(t)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        if name.is_none() && email.is_none() && new_end.is_none() {
+            return Err(Error::field(
+                "person_id",
+                "nothing to change: give full_name, email, service_end or clear_service_end",
+            ));
+        }
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query("SELECT full_name, email, service_end FROM people WHERE id = $1")
+            .bind(&person)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("person", "person_id", person.clone()))?;
+        let old_name: String = col(&row, "full_name")?;
+        let old_email: String = col(&row, "email")?;
+        let old_end: Option<i64> = col(&row, "service_end")?;
+        let full_name = name.clone().unwrap_or_else(|| old_name.clone());
+        let address = email.clone().unwrap_or_else(|| old_email.clone());
+        sqlx::query(
+            "UPDATE people SET full_name = $1, search_key = $2, email = $3, service_end = $4 \
+             WHERE id = $5",
+        )
+        .bind(&full_name)
+        .bind(search_key(&full_name))
+        .bind(&address)
+        .bind(new_end.unwrap_or(old_end))
+        .bind(&person)
+        .execute(&mut *tx)
+        .await
+        .map_err(dup("person", "email", &address))?;
+        let mut set = serde_json::Map::new();
+        let mut previous = serde_json::Map::new();
+        if let Some(n) = &name {
+            set.insert("full_name".into(), json!(n));
+            previous.insert("full_name".into(), json!(old_name));
+        }
+        if let Some(e) = &email {
+            set.insert("email".into(), json!(e));
+            previous.insert("email".into(), json!(old_email));
+        }
+        if let Some(end) = new_end {
+            set.insert("service_end".into(), json!(end));
+            previous.insert("service_end".into(), json!(old_end));
+        }
+        set.insert("previous".into(), serde_json::Value::Object(previous));
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "person.updated",
+            entity_id: &person,
+            change: serde_json::Value::Object(set),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(())
+    }
+
     // ----- decisions --------------------------------------------------------------------------
 
     /// Decides whether a signature may be made; collects every failed rule
@@ -1480,6 +1939,11 @@ impl Store {
         let mode = spb::SigningMode::try_from(req.mode)
             .map_err(|_| Error::field("mode", "unknown signing mode"))?;
         let t = ts("at", &req.at)?.unwrap_or(now);
+        if let Some(index) = &self.index {
+            return index
+                .authorize(&fp, &acting, &org, &doc, profile, mode, t)
+                .await;
+        }
 
         let mut conn = self.db.pool().acquire().await?;
         let c = cert_by_fingerprint(&mut conn, "fingerprint", &fp).await?;
@@ -1648,6 +2112,9 @@ impl Store {
         let fp = cert::normalise_fingerprint(&req.fingerprint, "fingerprint")?;
         let doc = need("document_type", &req.document_type)?;
         let t = ts("at", &req.at)?.unwrap_or(now);
+        if let Some(index) = &self.index {
+            return index.check_authority(&fp, &doc, t).await;
+        }
         let mut conn = self.db.pool().acquire().await?;
         let c = cert_by_fingerprint(&mut conn, "fingerprint", &fp).await?;
         let class = doc_classification(&mut conn, "document_type", &doc).await?;
@@ -1975,7 +2442,8 @@ impl Store {
 
     /// I5: files a request to unlock the key device of a certificate; only the managing
     /// agency of the certificate's organisation (I6; an organisation without one manages
-    /// itself) files it. Due by the end of the next working day.
+    /// itself) files it, and only while no other request for the certificate is open. Due
+    /// by the end of the next working day (weekends and configured holidays skipped).
     pub async fn request_unlock(
         &self,
         req: &pb::RequestUnlockRequest,
@@ -2001,8 +2469,32 @@ impl Store {
                 "an unlock is requested by the managing agency of the certificate's organisation",
             ));
         }
+        // I5: one open request per certificate (checked under the writers' lock).
+        let open: Option<(String, i64)> = sqlx::query_as(
+            "SELECT id, due_at FROM unlock_requests WHERE certificate_id = $1 \
+             AND status = 'pending' ORDER BY requested_at LIMIT 1",
+        )
+        .bind(&c.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((open_id, open_due)) = open {
+            return Err(Error::rule(
+                "I5",
+                "fingerprint",
+                format!(
+                    "unlock request {open_id} for this certificate is still open (due {}); \
+                     it is done or refused before another is filed",
+                    show(open_due)
+                ),
+            ));
+        }
+        // I5: one working day; weekends and the configured holidays are not working days.
+        let holidays = match policy::vietnam_date(now) {
+            Some(today) => holidays_from(&mut tx, today).await?,
+            None => std::collections::BTreeSet::new(),
+        };
         let id = new_id("unl");
-        let due = policy::unlock_due(now);
+        let due = policy::unlock_due_with_holidays(now, &holidays);
         sqlx::query(
             "INSERT INTO unlock_requests (id, certificate_id, requested_by, reason, requested_at, \
              due_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
@@ -2087,6 +2579,75 @@ impl Store {
         };
         self.db.commit(tx, event).await?;
         self.unlock(&id).await
+    }
+
+    /// I5: replaces the public holidays of a year (Vietnam's dates, `YYYY-MM-DD`); the
+    /// unlock deadline skips them. Answers the year's holidays, sorted.
+    pub async fn set_holidays(
+        &self,
+        req: &pb::SetHolidaysRequest,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let (actor, reason) = change(&req.change)?;
+        let (first, last) = holiday_year("year", req.year)?;
+        let mut days = std::collections::BTreeSet::new();
+        for d in &req.dates {
+            let d = d.trim();
+            let date = policy::parse_date(d).ok_or_else(|| {
+                Error::field("dates", format!("{d:?} is not a date written YYYY-MM-DD"))
+            })?;
+            if date.year() != req.year {
+                return Err(Error::field("dates", format!("{d} is not in {}", req.year)));
+            }
+            days.insert(date);
+        }
+        let dates: Vec<String> = days.into_iter().map(policy::format_date).collect();
+        let mut tx = self.db.begin_write().await?;
+        let previous: Vec<String> = sqlx::query_scalar(
+            "SELECT day FROM holidays WHERE day >= $1 AND day <= $2 ORDER BY day",
+        )
+        .bind(&first)
+        .bind(&last)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM holidays WHERE day >= $1 AND day <= $2")
+            .bind(&first)
+            .bind(&last)
+            .execute(&mut *tx)
+            .await?;
+        for d in &dates {
+            sqlx::query("INSERT INTO holidays (day) VALUES ($1)")
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let year = req.year.to_string();
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "holidays.set",
+            entity_id: &year,
+            change: json!({"year": req.year, "dates": dates, "previous": previous}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(dates)
+    }
+
+    /// I5: the public holidays of a year (0: every year), sorted.
+    pub async fn list_holidays(&self, req: &pb::ListHolidaysRequest) -> Result<Vec<String>> {
+        let (first, last) = if req.year == 0 {
+            ("0000-01-01".to_owned(), "9999-12-31".to_owned())
+        } else {
+            holiday_year("year", req.year)?
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT day FROM holidays WHERE day >= $1 AND day <= $2 ORDER BY day",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// I5: pending unlock requests past their due time at `now`, oldest due first.

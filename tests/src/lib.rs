@@ -103,7 +103,9 @@ pub fn shared_servers() -> &'static PkiServers {
 /// required through the servers' URL rewrites.
 pub fn verifier_config(servers: &PkiServers) -> kyso_verifier::Config {
     let pki = TestPki::get();
-    let legacy = hex::encode(kyso_pki::crypto::sha256(&pki.cert_der(pki.legacy_root_pem())));
+    let legacy = hex::encode(kyso_pki::crypto::sha256(
+        &pki.cert_der(pki.legacy_root_pem()),
+    ));
     kyso_verifier::Config {
         metrics_listen: None,
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],

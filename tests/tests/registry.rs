@@ -2112,6 +2112,79 @@ async fn replay(events: &[pb::Event], into: &Service) -> std::collections::HashM
                 .unwrap();
                 None
             }
+            "appointment.ended" => {
+                c.end_appointment(pb::EndAppointmentRequest {
+                    change,
+                    appointment_id: ids[&e.entity_id].clone(),
+                    valid_to: jts(&v, "valid_to"),
+                    decision_ref: jstr(&v, "decision_ref"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "delegation.revoked" => {
+                c.revoke_delegation(pb::RevokeDelegationRequest {
+                    change,
+                    delegation_id: ids[&e.entity_id].clone(),
+                    decision_ref: jstr(&v, "decision_ref"),
+                    effective_at: jts(&v, "effective_at"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            // Only the fields changed are in the event; null clears an ID.
+            "organisation.updated" => {
+                let text = |key: &str| v.get(key).map(|x| x.as_str().unwrap().to_owned());
+                let org_id = |key: &str| {
+                    v.get(key).map(|x| {
+                        x.as_str()
+                            .map(|s| ids.get(s).cloned().unwrap_or_else(|| s.to_owned()))
+                            .unwrap_or_default()
+                    })
+                };
+                c.update_organisation(pb::UpdateOrganisationRequest {
+                    change,
+                    organisation_id: ids[&e.entity_id].clone(),
+                    name: text("name"),
+                    mail_domain: text("mail_domain"),
+                    managing_agency_id: org_id("managing_agency_id"),
+                    parent_id: org_id("parent_id"),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "person.updated" => {
+                let text = |key: &str| v.get(key).map(|x| x.as_str().unwrap().to_owned());
+                c.update_person(pb::UpdatePersonRequest {
+                    change,
+                    person_id: ids[&e.entity_id].clone(),
+                    full_name: text("full_name"),
+                    email: text("email"),
+                    service_end: jts(&v, "service_end"),
+                    clear_service_end: v.get("service_end").is_some_and(|x| x.is_null()),
+                })
+                .await
+                .unwrap();
+                None
+            }
+            "holidays.set" => {
+                c.set_holidays(pb::SetHolidaysRequest {
+                    change,
+                    year: v["year"].as_i64().unwrap() as i32,
+                    dates: v["dates"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_str().unwrap().to_owned())
+                        .collect(),
+                })
+                .await
+                .unwrap();
+                None
+            }
             other => panic!("event kind {other} has no replay"),
         };
         if let Some(new_id) = new_id {
@@ -2196,6 +2269,81 @@ async fn event_log_replays_to_the_same_state(svc: Service) {
         organisation_id: p.sotttt.clone(),
         status: pb::OrganisationStatus::PendingRename as i32,
         decision_ref: "9/QĐ-UBND".into(),
+    })
+    .await
+    .unwrap();
+
+    // The management calls of the registry issue: an appointment ended (A3), a delegation
+    // revoked (A2), an organisation and a person updated (I1, I6), holidays set (I5).
+    let apt = c
+        .create_appointment(pb::CreateAppointmentRequest {
+            change: change("acting deputy"),
+            person_id: p.outsider.clone(),
+            title_id: p.deputy_title.clone(),
+            organisation_id: p.ubnd.clone(),
+            valid_from: ts(now() - 30 * DAY),
+            valid_to: None,
+            decision_ref: "10/QĐ-UBND".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    c.end_appointment(pb::EndAppointmentRequest {
+        change: change("acting period over"),
+        appointment_id: apt,
+        valid_to: ts(now() - DAY),
+        decision_ref: "11/QĐ-UBND".into(),
+    })
+    .await
+    .unwrap();
+    let dlg = c
+        .create_delegation(pb::CreateDelegationRequest {
+            change: change("KT. Chủ tịch"),
+            organisation_id: p.ubnd.clone(),
+            from_person_id: p.chairman.clone(),
+            to_person_id: p.clerk.clone(),
+            mode: SigningMode::Kt as i32,
+            document_types: vec!["CV".into()],
+            decision_ref: "12/QĐ-UBND".into(),
+            valid_from: ts(now() - 2 * DAY),
+            valid_to: ts(now() + 30 * DAY),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    c.revoke_delegation(pb::RevokeDelegationRequest {
+        change: change("delegation withdrawn"),
+        delegation_id: dlg,
+        decision_ref: "13/QĐ-UBND".into(),
+        effective_at: ts(now() - DAY),
+    })
+    .await
+    .unwrap();
+    c.update_organisation(pb::UpdateOrganisationRequest {
+        change: change("renamed"),
+        organisation_id: p.sotttt.clone(),
+        name: Some("Sở Khoa học và Công nghệ tỉnh Khánh Hòa".into()),
+        managing_agency_id: Some(String::new()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.update_person(pb::UpdatePersonRequest {
+        change: change("new mail account"),
+        person_id: p.outsider.clone(),
+        email: Some("dung.pt@skhcn.khanhhoa.gov.vn".into()),
+        clear_service_end: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let next_year = time::OffsetDateTime::now_utc().year() + 1;
+    c.set_holidays(pb::SetHolidaysRequest {
+        change: change("holidays"),
+        year: next_year,
+        dates: vec![format!("{next_year}-01-01"), format!("{next_year}-09-02")],
     })
     .await
     .unwrap();
@@ -2716,6 +2864,741 @@ async fn unlock_refusal_needs_a_written_reason_I5(svc: Service) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Ending appointments, revoking delegations, updating organisations and people
+// ---------------------------------------------------------------------------------------------
+
+/// The ID of the appointment of `person` (from the event log).
+async fn appointment_of(svc: &Service, person: &str) -> String {
+    svc.events()
+        .await
+        .into_iter()
+        .find(|e| {
+            e.kind == "appointment.created"
+                && serde_json::from_str::<serde_json::Value>(&e.change_json).unwrap()["person_id"]
+                    == person
+        })
+        .unwrap()
+        .entity_id
+}
+
+async fn end_appointment(
+    svc: &Service,
+    id: &str,
+    valid_to: Option<i64>,
+    decision: &str,
+) -> Result<(), Status> {
+    svc.c()
+        .end_appointment(pb::EndAppointmentRequest {
+            change: change("relieved of the post"),
+            appointment_id: id.into(),
+            valid_to: valid_to.and_then(ts),
+            decision_ref: decision.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn check(svc: &Service, fp: &str, doc: &str, at: i64) -> pb::CheckAuthorityResponse {
+    svc.c()
+        .check_authority(pb::CheckAuthorityRequest {
+            fingerprint: fp.into(),
+            document_type: doc.into(),
+            at: ts(at),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn ended_appointment_no_longer_gives_authority_A3(svc: Service) {
+    let p = seed(&svc).await;
+    let apt = appointment_of(&svc, &p.chairman).await;
+    let req = authorize_req(
+        &p.chairman_cert,
+        &p.chairman,
+        &p.ubnd,
+        "QD",
+        Profile::Approval,
+        SigningMode::Own,
+    );
+    assert!(authorize(&svc, req.clone()).await.allowed);
+    let before = svc.events().await.len();
+    // An end at or before the start, no decision, an unknown appointment: refused, nothing written.
+    let err = end_appointment(&svc, &apt, Some(now() - 2 * YEAR), "5/QĐ-TTg")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), vec!["valid_to"]);
+    assert!(err.message().contains("start"), "{}", err.message());
+    let err = end_appointment(&svc, &apt, None, "5/QĐ-TTg")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["valid_to"]);
+    let err = end_appointment(&svc, &apt, Some(now() - 10), " ")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["decision_ref"]);
+    let err = end_appointment(&svc, "apt_nope", Some(now() - 10), "5/QĐ-TTg")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(svc.events().await.len(), before);
+    assert!(authorize(&svc, req.clone()).await.allowed);
+
+    // Ended: the title no longer gives authority (A3), neither to the signer nor to the
+    // verifier; before the end it still did.
+    let end = now() - 10;
+    end_appointment(&svc, &apt, Some(end), "5/QĐ-TTg")
+        .await
+        .unwrap();
+    let r = authorize(&svc, req.clone()).await;
+    assert_eq!(rules(&r), vec!["A3"], "{:?}", r.refusals);
+    let mut earlier = req.clone();
+    earlier.at = ts(end - DAY);
+    assert!(authorize(&svc, earlier).await.allowed);
+    assert!(
+        check(&svc, &p.chairman_cert, "QD", end - DAY)
+            .await
+            .authorised
+    );
+    let c = check(&svc, &p.chairman_cert, "QD", end + 1).await;
+    assert_eq!(
+        c.refusals
+            .iter()
+            .map(|r| r.rule.as_str())
+            .collect::<Vec<_>>(),
+        vec!["A3"]
+    );
+    // An end is brought forward, never pushed back.
+    let err = end_appointment(&svc, &apt, Some(end + DAY), "6/QĐ-TTg")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["valid_to"]);
+    end_appointment(&svc, &apt, Some(end - 3600), "6/QĐ-TTg")
+        .await
+        .unwrap();
+    let events = svc.events().await;
+    assert_eq!(events.len(), before + 2);
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, "appointment.ended");
+    assert_eq!(last.entity_id, apt);
+    assert_eq!(last.reason, "relieved of the post");
+    let v: serde_json::Value = serde_json::from_str(&last.change_json).unwrap();
+    assert_eq!(v["previous_valid_to"], end);
+    assert_eq!(v["decision_ref"], "6/QĐ-TTg");
+    svc.stop().await;
+}
+
+async fn revoke_delegation(
+    svc: &Service,
+    id: &str,
+    decision: &str,
+    at: Option<i64>,
+) -> Result<(), Status> {
+    svc.c()
+        .revoke_delegation(pb::RevokeDelegationRequest {
+            change: change("delegation withdrawn"),
+            delegation_id: id.into(),
+            decision_ref: decision.into(),
+            effective_at: at.and_then(ts),
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn revoked_delegation_no_longer_allows_signing_on_behalf_A2(svc: Service) {
+    let p = seed(&svc).await;
+    let start = now() - DAY;
+    let dlg = svc
+        .c()
+        .create_delegation(pb::CreateDelegationRequest {
+            change: change("KT. Chủ tịch"),
+            organisation_id: p.ubnd.clone(),
+            from_person_id: p.chairman.clone(),
+            to_person_id: p.deputy.clone(),
+            mode: SigningMode::Kt as i32,
+            document_types: vec!["QD".into()],
+            decision_ref: "77/QĐ-UBND".into(),
+            valid_from: ts(start),
+            valid_to: ts(now() + 30 * DAY),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let req = authorize_req(
+        &p.deputy_cert,
+        &p.deputy,
+        &p.ubnd,
+        "QD",
+        Profile::Approval,
+        SigningMode::Kt,
+    );
+    assert!(authorize(&svc, req.clone()).await.allowed);
+    let before = svc.events().await.len();
+    // No decision (A2), a time outside its period, an unknown delegation: nothing written.
+    let err = revoke_delegation(&svc, &dlg, "", None).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(status_rules(&err), vec!["A2"]);
+    assert_eq!(bad_fields(&err), vec!["decision_ref"]);
+    let err = revoke_delegation(&svc, &dlg, "80/QĐ-UBND", Some(start - 1))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["effective_at"]);
+    let err = revoke_delegation(&svc, "dlg_nope", "80/QĐ-UBND", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(svc.events().await.len(), before);
+    assert!(authorize(&svc, req.clone()).await.allowed);
+
+    // Revoked from now: no more KT. under it; before the revocation it still held.
+    let at = now() - 5;
+    revoke_delegation(&svc, &dlg, "80/QĐ-UBND", Some(at))
+        .await
+        .unwrap();
+    let r = authorize(&svc, req.clone()).await;
+    assert_eq!(rules(&r), vec!["A2"], "{:?}", r.refusals);
+    let mut earlier = req.clone();
+    earlier.at = ts(at - 3600);
+    let r = authorize(&svc, earlier).await;
+    assert!(r.allowed, "{:?}", r.refusals);
+    assert_eq!(r.on_behalf_of, "Nguyễn Văn An");
+    // The verifier agrees: the deputy had no authority for QD after the revocation.
+    assert!(!check(&svc, &p.deputy_cert, "QD", at + 1).await.authorised);
+    assert!(check(&svc, &p.deputy_cert, "QD", at - 1).await.authorised);
+    // Revoked once: a second revocation later than the end is refused (A2).
+    let err = revoke_delegation(&svc, &dlg, "81/QĐ-UBND", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["A2"]);
+    let events = svc.events().await;
+    assert_eq!(events.len(), before + 1);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.entity_id.as_str()),
+        ("delegation.revoked", dlg.as_str())
+    );
+    let v: serde_json::Value = serde_json::from_str(&last.change_json).unwrap();
+    assert_eq!(v["effective_at"], at);
+    assert_eq!(v["decision_ref"], "80/QĐ-UBND");
+    svc.stop().await;
+}
+
+fn org_update(org: &str) -> pb::UpdateOrganisationRequest {
+    pb::UpdateOrganisationRequest {
+        change: change("reorganisation"),
+        organisation_id: org.into(),
+        ..Default::default()
+    }
+}
+
+async fn organisation_update_refuses_a_cycle_of_managing_agencies_I6(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    // A district People's Committee managed by the provincial one's managing agency chain:
+    // district -> ubnd -> sotttt.
+    let district = c
+        .create_organisation(pb::CreateOrganisationRequest {
+            change: change("district"),
+            name: "Ủy ban nhân dân huyện Khánh Sơn".into(),
+            parent_id: p.ubnd.clone(),
+            managing_agency_id: p.ubnd.clone(),
+            mail_domain: "khanhson.khanhhoa.gov.vn".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let before = svc.events().await.len();
+    for (req, code, field) in [
+        // sotttt managed by the district: sotttt -> district -> ubnd -> sotttt.
+        (
+            pb::UpdateOrganisationRequest {
+                managing_agency_id: Some(district.clone()),
+                ..org_update(&p.sotttt)
+            },
+            Code::FailedPrecondition,
+            "managing_agency_id",
+        ),
+        (
+            pb::UpdateOrganisationRequest {
+                managing_agency_id: Some(p.ubnd.clone()),
+                ..org_update(&p.sotttt)
+            },
+            Code::FailedPrecondition,
+            "managing_agency_id",
+        ),
+        (
+            pb::UpdateOrganisationRequest {
+                managing_agency_id: Some(p.ubnd.clone()),
+                ..org_update(&p.ubnd)
+            },
+            Code::InvalidArgument,
+            "managing_agency_id",
+        ),
+        // The parent hierarchy has no cycle either.
+        (
+            pb::UpdateOrganisationRequest {
+                parent_id: Some(district.clone()),
+                ..org_update(&p.ubnd)
+            },
+            Code::FailedPrecondition,
+            "parent_id",
+        ),
+    ] {
+        let err = c.update_organisation(req).await.unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert_eq!(status_rules(&err), vec!["I6"], "{}", err.message());
+        assert_eq!(bad_fields(&err), vec![field]);
+    }
+    let err = c
+        .update_organisation(pb::UpdateOrganisationRequest {
+            managing_agency_id: Some(district.clone()),
+            ..org_update(&p.sotttt)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("cycle"), "{}", err.message());
+    // Bad fields, unknown IDs, nothing to change.
+    let err = c
+        .update_organisation(pb::UpdateOrganisationRequest {
+            mail_domain: Some("not a domain".into()),
+            ..org_update(&p.ubnd)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["mail_domain"]);
+    let err = c
+        .update_organisation(pb::UpdateOrganisationRequest {
+            name: Some("  ".into()),
+            ..org_update(&p.ubnd)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), vec!["name"]);
+    let err = c
+        .update_organisation(pb::UpdateOrganisationRequest {
+            managing_agency_id: Some("org_nope".into()),
+            ..org_update(&p.ubnd)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .update_organisation(org_update(&p.ubnd))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = c
+        .update_organisation(pb::UpdateOrganisationRequest {
+            name: Some("X".into()),
+            ..org_update("org_nope")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(svc.events().await.len(), before);
+
+    // Allowed: a new name and domain (found by the new name), and the district taken over by
+    // the department; then the People's Committee manages itself ("" clears) and files its
+    // own unlock requests (I5, I6).
+    c.update_organisation(pb::UpdateOrganisationRequest {
+        name: Some("UBND tỉnh Khánh Hòa (mới)".into()),
+        mail_domain: Some("@UBND.KhanhHoa.gov.vn".into()),
+        ..org_update(&p.ubnd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        find_organisations(&svc, "ubnd tinh khanh hoa (moi)").await,
+        vec![(p.ubnd.clone(), false)]
+    );
+    c.update_organisation(pb::UpdateOrganisationRequest {
+        managing_agency_id: Some(p.sotttt.clone()),
+        parent_id: Some(String::new()),
+        ..org_update(&district)
+    })
+    .await
+    .unwrap();
+    let err = request_unlock(&svc, &p.chairman_cert, &p.ubnd)
+        .await
+        .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I5"]);
+    c.update_organisation(pb::UpdateOrganisationRequest {
+        managing_agency_id: Some(String::new()),
+        ..org_update(&p.ubnd)
+    })
+    .await
+    .unwrap();
+    request_unlock(&svc, &p.chairman_cert, &p.ubnd)
+        .await
+        .unwrap();
+    // Now sotttt may be managed by the People's Committee: no cycle any more.
+    c.update_organisation(pb::UpdateOrganisationRequest {
+        managing_agency_id: Some(p.ubnd.clone()),
+        ..org_update(&p.sotttt)
+    })
+    .await
+    .unwrap();
+    let events = svc.events().await;
+    let updates: Vec<serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == "organisation.updated")
+        .map(|e| serde_json::from_str(&e.change_json).unwrap())
+        .collect();
+    assert_eq!(updates.len(), 4);
+    assert_eq!(updates[0]["mail_domain"], "ubnd.khanhhoa.gov.vn");
+    assert_eq!(updates[0]["previous"]["mail_domain"], DOMAIN);
+    assert!(updates[0].get("managing_agency_id").is_none());
+    assert_eq!(updates[1]["parent_id"], serde_json::Value::Null);
+    assert_eq!(updates[1]["previous"]["parent_id"], p.ubnd.as_str());
+    assert_eq!(updates[2]["managing_agency_id"], serde_json::Value::Null);
+    svc.stop().await;
+}
+
+fn person_update(person: &str) -> pb::UpdatePersonRequest {
+    pb::UpdatePersonRequest {
+        change: change("personnel record"),
+        person_id: person.into(),
+        ..Default::default()
+    }
+}
+
+async fn person_update_checks_the_mail_address_and_feeds_I1_I2(svc: Service) {
+    let p = seed(&svc).await;
+    let mut c = svc.c();
+    let newcomer = create_person(
+        &mut c,
+        "Hoàng Văn Em",
+        "em.hv@khanhhoa.gov.vn",
+        &p.ubnd,
+        Some(now() + 5 * YEAR),
+    )
+    .await;
+    let before = svc.events().await.len();
+    for (req, code, field) in [
+        (
+            pb::UpdatePersonRequest {
+                email: Some("not-a-mail".into()),
+                ..person_update(&newcomer)
+            },
+            Code::InvalidArgument,
+            Some("email"),
+        ),
+        (
+            pb::UpdatePersonRequest {
+                full_name: Some(" ".into()),
+                ..person_update(&newcomer)
+            },
+            Code::InvalidArgument,
+            Some("full_name"),
+        ),
+        (
+            pb::UpdatePersonRequest {
+                service_end: ts(now()),
+                clear_service_end: true,
+                ..person_update(&newcomer)
+            },
+            Code::InvalidArgument,
+            Some("clear_service_end"),
+        ),
+        (person_update(&newcomer), Code::InvalidArgument, None),
+        (
+            pb::UpdatePersonRequest {
+                email: Some("AN.NV@khanhhoa.gov.vn".into()),
+                ..person_update(&newcomer)
+            },
+            Code::AlreadyExists,
+            None,
+        ),
+        (
+            pb::UpdatePersonRequest {
+                full_name: Some("X".into()),
+                ..person_update("per_nope")
+            },
+            Code::NotFound,
+            None,
+        ),
+    ] {
+        let err = c.update_person(req).await.unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        if let Some(f) = field {
+            assert_eq!(bad_fields(&err), vec![f]);
+        }
+    }
+    assert_eq!(svc.events().await.len(), before);
+
+    // A mail account outside the deployment's domain is a mail address (as on creation),
+    // but no new certificate is issued on it (I1).
+    c.update_person(pb::UpdatePersonRequest {
+        email: Some("em.hv@gmail.com".into()),
+        full_name: Some("Hoàng Văn Êm".into()),
+        ..person_update(&newcomer)
+    })
+    .await
+    .unwrap();
+    let der = make_cert(svc.dir.path(), "em", 365);
+    let err = register(
+        &mut c,
+        der.clone(),
+        pb::CertificateKind::Personal,
+        &newcomer,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I1"]);
+    assert_eq!(
+        find_people(&svc, "hoang van em", "").await,
+        vec![(newcomer.clone(), false)]
+    );
+    // Back in the domain, but retiring in four months (I2); then the end of service is no
+    // longer known, and the certificate is issued.
+    c.update_person(pb::UpdatePersonRequest {
+        email: Some("em.hv@khanhhoa.gov.vn".into()),
+        service_end: ts(now() + 120 * DAY),
+        ..person_update(&newcomer)
+    })
+    .await
+    .unwrap();
+    let err = register(
+        &mut c,
+        der.clone(),
+        pb::CertificateKind::Personal,
+        &newcomer,
+        "",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status_rules(&err), vec!["I2"]);
+    c.update_person(pb::UpdatePersonRequest {
+        clear_service_end: true,
+        ..person_update(&newcomer)
+    })
+    .await
+    .unwrap();
+    register(&mut c, der, pb::CertificateKind::Personal, &newcomer, "")
+        .await
+        .unwrap();
+    let updates: Vec<serde_json::Value> = svc
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.kind == "person.updated")
+        .map(|e| serde_json::from_str(&e.change_json).unwrap())
+        .collect();
+    assert_eq!(updates.len(), 3);
+    assert_eq!(updates[0]["email"], "em.hv@gmail.com");
+    assert_eq!(updates[0]["previous"]["full_name"], "Hoàng Văn Em");
+    assert!(updates[0].get("service_end").is_none());
+    assert_eq!(updates[2]["service_end"], serde_json::Value::Null);
+    assert!(updates[2].get("email").is_none());
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holidays and one open unlock request per certificate (I5)
+// ---------------------------------------------------------------------------------------------
+
+async fn set_holidays(svc: &Service, year: i32, dates: &[String]) -> Result<Vec<String>, Status> {
+    svc.c()
+        .set_holidays(pb::SetHolidaysRequest {
+            change: change("holidays of the year"),
+            year,
+            dates: dates.to_vec(),
+        })
+        .await
+        .map(|r| r.into_inner().dates)
+}
+
+async fn list_holidays(svc: &Service, year: i32) -> Vec<String> {
+    svc.c()
+        .list_holidays(pb::ListHolidaysRequest { year })
+        .await
+        .unwrap()
+        .into_inner()
+        .dates
+}
+
+async fn unlock_deadline_skips_holidays_I5(svc: Service) {
+    use kyso_registry::policy;
+    let p = seed(&svc).await;
+    let before = svc.events().await.len();
+    // Refused: a date of another year, not a date, a year out of range; nothing written.
+    for (year, dates) in [
+        (2027, vec!["2026-12-31".to_owned()]),
+        (2027, vec!["2027-02-30".to_owned()]),
+        (2027, vec!["05/02/2027".to_owned()]),
+        (0, vec![]),
+    ] {
+        let err = set_holidays(&svc, year, &dates).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{year} {dates:?}");
+        assert_eq!(
+            bad_fields(&err),
+            vec![if year == 0 { "year" } else { "dates" }]
+        );
+    }
+    assert_eq!(svc.events().await.len(), before);
+    assert!(list_holidays(&svc, 0).await.is_empty());
+
+    // The next five days in Vietnam are holidays (over a new year, two calls).
+    let today = policy::vietnam_date(now()).unwrap();
+    let mut holidays = std::collections::BTreeSet::new();
+    let mut day = today;
+    for _ in 0..5 {
+        day = day.next_day().unwrap();
+        holidays.insert(day);
+    }
+    let years: std::collections::BTreeSet<i32> = holidays.iter().map(|d| d.year()).collect();
+    for year in &years {
+        let mut dates: Vec<String> = holidays
+            .iter()
+            .filter(|d| d.year() == *year)
+            .map(|d| policy::format_date(*d))
+            .collect();
+        // Listed twice and unsorted: stored once, sorted.
+        dates.push(dates[0].clone());
+        dates.reverse();
+        let stored = set_holidays(&svc, *year, &dates).await.unwrap();
+        assert_eq!(stored.len(), dates.len() - 1);
+        assert!(stored.windows(2).all(|w| w[0] < w[1]), "{stored:?}");
+    }
+    let all: Vec<String> = holidays.iter().map(|d| policy::format_date(*d)).collect();
+    assert_eq!(list_holidays(&svc, 0).await, all);
+
+    let r = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+    let (asked, due) = (r.requested_at.unwrap().seconds, r.due_at.unwrap().seconds);
+    assert_eq!(due, policy::unlock_due_with_holidays(asked, &holidays));
+    // Due at the end of a working day after the five holidays; every day between the
+    // request and that day is a holiday or a weekend.
+    let due_day = policy::vietnam_date(due - 1).unwrap();
+    assert!(due_day > *holidays.last().unwrap(), "{due_day}");
+    assert!(!matches!(
+        due_day.weekday(),
+        time::Weekday::Saturday | time::Weekday::Sunday
+    ));
+    let mut d = today.next_day().unwrap();
+    while d < due_day {
+        assert!(
+            holidays.contains(&d)
+                || matches!(d.weekday(), time::Weekday::Saturday | time::Weekday::Sunday),
+            "{d} is a working day before {due_day}"
+        );
+        d = d.next_day().unwrap();
+    }
+    assert!(due > policy::unlock_due(asked));
+
+    // Cleared: the deadline is the next weekday again.
+    resolve_unlock(&svc, &r.id, pb::UnlockStatus::Done, "")
+        .await
+        .unwrap();
+    for year in &years {
+        assert!(set_holidays(&svc, *year, &[]).await.unwrap().is_empty());
+    }
+    assert!(list_holidays(&svc, 0).await.is_empty());
+    let r = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+    let (asked, due) = (r.requested_at.unwrap().seconds, r.due_at.unwrap().seconds);
+    assert_eq!(due, policy::unlock_due(asked));
+    let sets: Vec<serde_json::Value> = svc
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.kind == "holidays.set")
+        .map(|e| serde_json::from_str(&e.change_json).unwrap())
+        .collect();
+    assert_eq!(sets.len(), 2 * years.len());
+    assert_eq!(sets.last().unwrap()["dates"], serde_json::json!([]));
+    assert!(
+        !sets.last().unwrap()["previous"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    svc.stop().await;
+}
+
+async fn second_open_unlock_request_for_a_certificate_is_refused_I5(svc: Service) {
+    let p = seed(&svc).await;
+    let first = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+    let before = svc.events().await.len();
+    let err = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(status_rules(&err), vec!["I5"]);
+    assert_eq!(bad_fields(&err), vec!["fingerprint"]);
+    assert!(
+        err.message().contains(&first.id) && err.message().contains("still open"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(svc.events().await.len(), before);
+    // Another certificate is another request.
+    request_unlock(&svc, &p.org_cert, &p.sotttt).await.unwrap();
+    // Once refused in writing, a new request may be filed.
+    resolve_unlock(&svc, &first.id, pb::UnlockStatus::Refused, "device broken")
+        .await
+        .unwrap();
+    let second = request_unlock(&svc, &p.chairman_cert, &p.sotttt)
+        .await
+        .unwrap();
+    assert_ne!(second.id, first.id);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event log is append-only in the database itself
+// ---------------------------------------------------------------------------------------------
+
+async fn event_log_rejects_update_and_delete_in_the_database(svc: Service) {
+    use kyso_registry::sqlx;
+    let _p = seed(&svc).await;
+    let before = svc.events().await;
+    // A second pool on the same database, as an operator's tool would open.
+    let db = kyso_registry::storage::Db::connect(
+        &svc.database_url,
+        1,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        kyso_registry::metrics::Metrics::new().unwrap().db_duration,
+    )
+    .await
+    .unwrap();
+    let mut statements = vec![
+        "UPDATE events SET actor = 'someone else' WHERE seq = 1",
+        "UPDATE events SET reason = ''",
+        "DELETE FROM events WHERE seq = 1",
+        "DELETE FROM events",
+    ];
+    if svc.database_url.starts_with("postgres") {
+        statements.push("TRUNCATE events");
+    }
+    for sql in statements {
+        let err = sqlx::query(sql).execute(db.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(svc.events().await, before);
+    // Appending still works, through the service and its write path.
+    svc.c()
+        .create_title(pb::CreateTitleRequest {
+            change: change("titles"),
+            name: "Chánh Văn phòng".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(svc.events().await.len(), before.len() + 1);
+    svc.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Every scenario on both backends: `sqlite::NAME` (the embedded default, a temporary file) and
 // `postgres::NAME` (a throwaway cluster of its own)
 // ---------------------------------------------------------------------------------------------
@@ -2776,4 +3659,11 @@ on_both_backends!(
     report_counts_certificates_per_managing_agency_per_period_R2,
     unlock_is_requested_by_the_managing_agency_and_due_next_working_day_I5,
     unlock_refusal_needs_a_written_reason_I5,
+    ended_appointment_no_longer_gives_authority_A3,
+    revoked_delegation_no_longer_allows_signing_on_behalf_A2,
+    organisation_update_refuses_a_cycle_of_managing_agencies_I6,
+    person_update_checks_the_mail_address_and_feeds_I1_I2,
+    unlock_deadline_skips_holidays_I5,
+    second_open_unlock_request_for_a_certificate_is_refused_I5,
+    event_log_rejects_update_and_delete_in_the_database,
 );

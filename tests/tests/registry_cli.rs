@@ -817,3 +817,203 @@ async fn bench_authorize_seeds_a_province_and_reports_json() {
     assert!(out["allowed"].as_u64().unwrap() > 0, "{out}");
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_ends_appointments_revokes_delegations_and_updates_records_A2_A3_I6() {
+    let r = Registry::start().await;
+    let p = build_province(&r).await;
+    let authorize = json!({"fingerprint": p.chairman_cert, "acting_person_id": p.chairman,
+                           "organisation_id": p.ubnd, "document_type": "QD",
+                           "profile": "APPROVAL", "mode": "OWN"});
+    assert_eq!(
+        r.ok(&["authorize"], authorize.clone()).await["allowed"],
+        json!(true)
+    );
+    // A second appointment of the Chairman, ended; an end before the start is refused (exit 2).
+    let apt = id(&r
+        .ok(
+            &["create-appointment"],
+            json!({"change": change("acting"), "person_id": p.chairman,
+                   "title_id": p.chairman_title, "organisation_id": p.ubnd,
+                   "valid_from": "2021-01-01T00:00:00Z", "decision_ref": "1/QĐ"}),
+        )
+        .await);
+    let (code, out, _) = r
+        .kyso(
+            &["end-appointment"],
+            &json!({"change": change("ended"), "appointment_id": apt,
+                    "valid_to": "2020-06-01T00:00:00Z", "decision_ref": "2/QĐ"}),
+        )
+        .await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        out["error"]["field_violations"][0]["field"],
+        json!("valid_to"),
+        "{out}"
+    );
+    assert_eq!(
+        r.ok(
+            &["end-appointment"],
+            json!({"change": change("ended"), "appointment_id": apt,
+                   "valid_to": "2022-01-01T00:00:00Z", "decision_ref": "2/QĐ"}),
+        )
+        .await,
+        json!({})
+    );
+    // A delegation to the clerk, revoked by decision; revoking again is refused (exit 1, A2).
+    let dlg = id(&r
+        .ok(
+            &["create-delegation"],
+            json!({"change": change("TL."), "organisation_id": p.ubnd,
+                   "from_person_id": p.chairman, "to_person_id": p.clerk, "mode": "TL",
+                   "document_types": ["QD"], "decision_ref": "3/QĐ",
+                   "valid_from": "2024-01-01T00:00:00Z", "valid_to": "2099-01-01T00:00:00Z"}),
+        )
+        .await);
+    r.ok(
+        &["revoke-delegation"],
+        json!({"change": change("withdrawn"), "delegation_id": dlg, "decision_ref": "4/QĐ"}),
+    )
+    .await;
+    let (code, out, _) = r
+        .kyso(
+            &["revoke-delegation"],
+            &json!({"change": change("again"), "delegation_id": dlg, "decision_ref": "5/QĐ"}),
+        )
+        .await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out["error"]["rules"][0]["rule"], json!("A2"), "{out}");
+    // A district managed by the People's Committee; the Committee managed by the district
+    // would be a cycle (exit 1, I6). Renaming and clearing with "" work.
+    let district = id(&r
+        .ok(
+            &["create-organisation"],
+            json!({"change": change("district"), "name": "UBND huyện Khánh Sơn",
+                   "managing_agency_id": p.ubnd, "mail_domain": DOMAIN}),
+        )
+        .await);
+    let (code, out, _) = r
+        .kyso(
+            &["update-organisation"],
+            &json!({"change": change("cycle"), "organisation_id": p.ubnd,
+                    "managing_agency_id": district}),
+        )
+        .await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out["error"]["rules"][0]["rule"], json!("I6"), "{out}");
+    r.ok(
+        &["update-organisation"],
+        json!({"change": change("renamed"), "organisation_id": district,
+               "name": "UBND thị xã Khánh Sơn", "managing_agency_id": ""}),
+    )
+    .await;
+    let found = r
+        .ok(&["find-organisations"], json!({"name": "thi xa khanh son"}))
+        .await;
+    assert_eq!(found["organisations"][0]["id"], json!(district), "{found}");
+    assert_eq!(
+        found["organisations"][0]["managing_agency_id"],
+        json!(""),
+        "{found}"
+    );
+    // A person's mail address and end of service; a bad address names the field (exit 2).
+    let (code, out, _) = r
+        .kyso(
+            &["update-person"],
+            &json!({"change": change("mail"), "person_id": p.clerk, "email": "nope"}),
+        )
+        .await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        out["error"]["field_violations"][0]["field"],
+        json!("email"),
+        "{out}"
+    );
+    r.ok(
+        &["update-person"],
+        json!({"change": change("mail"), "person_id": p.clerk,
+               "email": "cuong.lv2@khanhhoa.gov.vn", "service_end": "2045-01-01T00:00:00Z"}),
+    )
+    .await;
+    r.ok(
+        &["update-person"],
+        json!({"change": change("unknown"), "person_id": p.clerk, "clear_service_end": true}),
+    )
+    .await;
+    // The Chairman's first appointment still gives authority; the event log saw it all.
+    assert_eq!(
+        r.ok(&["authorize"], authorize).await["allowed"],
+        json!(true)
+    );
+    let events = r.ok(&["list-events"], json!({"limit": 1000})).await;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "appointment.ended",
+        "delegation.revoked",
+        "organisation.updated",
+        "person.updated",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sets_and_lists_holidays_and_refuses_a_second_open_unlock_I5() {
+    let r = Registry::start().await;
+    let p = build_province(&r).await;
+    let (code, out, _) = r
+        .kyso(
+            &["set-holidays"],
+            &json!({"change": change("holidays"), "year": 2027, "dates": ["2026-09-02"]}),
+        )
+        .await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        out["error"]["field_violations"][0]["field"],
+        json!("dates"),
+        "{out}"
+    );
+    let set = r
+        .ok(
+            &["set-holidays"],
+            json!({"change": change("holidays"), "year": 2027,
+                   "dates": ["2027-09-02", "2027-01-01", "2027-09-02"]}),
+        )
+        .await;
+    assert_eq!(set, json!({"dates": ["2027-01-01", "2027-09-02"]}));
+    assert_eq!(
+        r.ok(&["list-holidays"], json!({"year": 2027})).await,
+        json!({"dates": ["2027-01-01", "2027-09-02"]})
+    );
+    assert_eq!(
+        r.ok(&["list-holidays"], json!({"year": 2026})).await,
+        json!({"dates": []})
+    );
+    // The People's Committee is managed by the department; make it manage itself to file.
+    r.ok(
+        &["update-organisation"],
+        json!({"change": change("self-managed"), "organisation_id": p.ubnd,
+               "managing_agency_id": ""}),
+    )
+    .await;
+    let request = json!({"change": change("locked"), "fingerprint": p.org_cert,
+                         "requested_by": p.ubnd, "reason": "sai PIN 5 lần"});
+    let first = r.ok(&["request-unlock"], request.clone()).await;
+    let (code, out, _) = r.kyso(&["request-unlock"], &request).await;
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out["error"]["rules"][0]["rule"], json!("I5"), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(first["id"].as_str().unwrap()),
+        "{out}"
+    );
+    r.stop().await;
+}
