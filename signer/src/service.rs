@@ -556,7 +556,7 @@ impl SignerService {
         let key = self.key(&r.key)?;
         let digest_algorithm = Self::digest_algorithm(&r.digest_algorithm)?;
         let signing_time = self.signing_time(r.signing_time, now)?;
-        let (content, document_digest) = match &r.payload {
+        let content = match &r.payload {
             Some(pb::sign_cms_request::Payload::Content(c)) => {
                 if c.len() > self.inner.max_content_bytes {
                     return Err(Error::InvalidField {
@@ -568,29 +568,15 @@ impl SignerService {
                         ),
                     });
                 }
-                let d = digest_algorithm.digest(c);
-                (
-                    if r.detached {
-                        Content::Detached(c)
-                    } else {
-                        Content::Attached(c)
-                    },
-                    d,
-                )
+                if r.detached {
+                    Content::Detached(c)
+                } else {
+                    Content::Attached(c)
+                }
             }
             Some(pb::sign_cms_request::Payload::Digest(d)) => {
-                if d.len() != digest_algorithm.output_len() {
-                    return Err(Error::InvalidField {
-                        field: "digest",
-                        reason: format!(
-                            "{} bytes, but a {} digest has {}",
-                            d.len(),
-                            digest_algorithm.name(),
-                            digest_algorithm.output_len()
-                        ),
-                    });
-                }
-                (Content::Digest(d), d.clone())
+                check_digest_len(digest_algorithm, d)?;
+                Content::Digest(d)
             }
             None => {
                 return Err(Error::InvalidField {
@@ -599,6 +585,23 @@ impl SignerService {
                 });
             }
         };
+        let plain = match &content {
+            Content::Attached(c) | Content::Detached(c) => Some(*c),
+            _ => None,
+        };
+        // The builder hashes the content once; the audit record and the A6
+        // check use that message digest rather than hashing it again.
+        let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+        let prepared = cms_build::prepare(CadesRequest {
+            digest_algorithm,
+            content,
+            signer_certificate: key.certificate.der(),
+            chain: &chain,
+            signing_time,
+            signature_algorithm: signing_algorithm(key.scheme, digest_algorithm),
+            content_type: None,
+        })?;
+        let document_digest = prepared.message_digest().to_vec();
         let job = Job {
             key,
             ctx: pb::SigningContext::default(),
@@ -620,25 +623,11 @@ impl SignerService {
             Ok(d) => d,
             Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
         };
-        if job.ctx.profile == pb::Profile::Issue as i32 {
-            let plain = match &content {
-                Content::Attached(c) | Content::Detached(c) => Some(*c),
-                _ => None,
-            };
-            if let Err(e) = self.check_approval(&job, &r.approval, plain, now).await {
-                return Err(self.record_failure(caller, &job, e, now).await);
-            }
+        if job.ctx.profile == pb::Profile::Issue as i32
+            && let Err(e) = self.check_approval(&job, &r.approval, plain, now).await
+        {
+            return Err(self.record_failure(caller, &job, e, now).await);
         }
-        let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
-        let prepared = cms_build::prepare(CadesRequest {
-            digest_algorithm,
-            content,
-            signer_certificate: key.certificate.der(),
-            chain: &chain,
-            signing_time,
-            signature_algorithm: signing_algorithm(key.scheme, digest_algorithm),
-            content_type: None,
-        })?;
         let signature = match self
             .hsm_sign(key, digest_algorithm, &prepared.digest_to_sign())
             .await
@@ -666,17 +655,7 @@ impl SignerService {
     ) -> Result<pb::SignDigestResponse> {
         let key = self.key(&r.key)?;
         let digest_algorithm = Self::digest_algorithm(&r.digest_algorithm)?;
-        if r.digest.len() != digest_algorithm.output_len() {
-            return Err(Error::InvalidField {
-                field: "digest",
-                reason: format!(
-                    "{} bytes, but a {} digest has {}",
-                    r.digest.len(),
-                    digest_algorithm.name(),
-                    digest_algorithm.output_len()
-                ),
-            });
-        }
+        check_digest_len(digest_algorithm, &r.digest)?;
         let job = Job {
             key,
             ctx: pb::SigningContext::default(),
@@ -793,6 +772,22 @@ impl SignerService {
             .with_label_values(&[method])
             .observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// A digest sent by the caller must have its algorithm's length.
+fn check_digest_len(alg: DigestAlgorithm, digest: &[u8]) -> Result<()> {
+    if digest.len() == alg.output_len() {
+        return Ok(());
+    }
+    Err(Error::InvalidField {
+        field: "digest",
+        reason: format!(
+            "{} bytes, but a {} digest has {}",
+            digest.len(),
+            alg.name(),
+            alg.output_len()
+        ),
+    })
 }
 
 fn signing_algorithm(scheme: Scheme, d: DigestAlgorithm) -> cms_build::SigningAlgorithm {
