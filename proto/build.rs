@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kyso/verifier/v1/verifier.proto",
         "kyso/signer/v1/signer.proto",
         "kyso/registry/v1/registry.proto",
+        "kyso/documents/v1/documents.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -152,6 +152,7 @@ metrics_listen = "127.0.0.1:$SIGNER_METRICS_PORT"
 # Plaintext on loopback: no client certificate to identify callers by.
 allow_anonymous = true
 registry = { url = "http://127.0.0.1:$REGISTRY_PORT" }
+documents_dir = "$DEV/documents"
 
 [audit]
 path = "$DEV/audit.log"

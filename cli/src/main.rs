@@ -8,6 +8,7 @@ mod bench;
 mod bench_authorize;
 mod client;
 mod dev;
+mod doc;
 mod json;
 mod registry;
 mod sign;
@@ -36,13 +37,16 @@ enum Command {
     /// The registry's management and lookup calls, JSON in and out.
     Registry(registry::RegistryArgs),
     /// Sign a document through the signer service (CAdES, A1-A7 checked by the registry).
-    Sign(sign::SignArgs),
+    Sign(Box<sign::SignArgs>),
     /// HSM administration: generate keys inside a token, make CSRs, list keys.
     #[command(subcommand)]
     Signer(signer_cmd::SignerCommand),
     /// Check the signer's tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// The document flow: issue (W1), receive (W3), attachments (D5), originals (D7).
+    #[command(subcommand)]
+    Doc(doc::DocCommand),
     /// The local cluster on embedded defaults (SQLite, SoftHSM2 behind p11-kit, a dev PKI).
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -68,9 +72,10 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args).await,
             Command::Bench(b) => bench::run(b).await,
             Command::Registry(r) => registry::run(r).await,
-            Command::Sign(a) => sign::run(a).await,
+            Command::Sign(a) => sign::run(*a).await,
             Command::Signer(c) => signer_cmd::run(c).await,
             Command::Audit(c) => audit_cmd::run(c).await,
+            Command::Doc(c) => doc::run(c).await,
             Command::Dev(c) => dev::run(c),
         }
     });

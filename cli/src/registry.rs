@@ -105,8 +105,17 @@ enum Call {
     FindOrganisations(JsonIn),
     /// Registers every .pem/.cer/.der/.crt file of a folder, holders guessed from the subject.
     ImportCertificates(ImportArgs),
-    /// Report (R2): certificates issued, renewed, revoked, suspended per managing agency per period.
+    /// Report (R2): certificates issued, renewed, revoked, suspended, signatures, documents
+    /// sent, received and refused per managing agency per period.
     Report(ReportArgs),
+    /// RecordUsage (R2): {change, batch_id, entries: [{certificate_fingerprint,
+    /// organisation_id, profile, day, count}]}; a batch id already counted changes nothing.
+    RecordUsage(JsonIn),
+    /// RegisterDocument (W1, W3): {change, organisation_id, direction: OUTGOING|INCOMING,
+    /// document_type, number_and_symbol, sha256, counterparty, refused, reason, at}.
+    RegisterDocument(JsonIn),
+    /// ListRegister: {organisation_id, direction, year, sha256}.
+    ListRegister(JsonIn),
 }
 
 /// `kyso registry report`.
@@ -220,6 +229,10 @@ fn print_report(r: &pb::ReportResponse, format: &str) {
                     "renewed": x.renewed,
                     "revoked": x.revoked,
                     "suspended": x.suspended,
+                    "signatures": x.signatures,
+                    "sent": x.sent,
+                    "received": x.received,
+                    "refused": x.refused,
                 })
             })
             .collect();
@@ -235,13 +248,13 @@ fn print_report(r: &pb::ReportResponse, format: &str) {
     };
     let mut out = String::from(
         "period,period_start,period_end,managing_agency_id,managing_agency_name,\
-         issued,renewed,revoked,suspended\r\n",
+         issued,renewed,revoked,suspended,signatures,sent,received,refused\r\n",
     );
     for x in &r.rows {
         let t =
             |v: &Option<prost_types::Timestamp>| ts_out(v).as_str().unwrap_or_default().to_owned();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\r\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
             field(&x.period),
             t(&x.period_start),
             t(&x.period_end),
@@ -250,7 +263,11 @@ fn print_report(r: &pb::ReportResponse, format: &str) {
             x.issued,
             x.renewed,
             x.revoked,
-            x.suspended
+            x.suspended,
+            x.signatures,
+            x.sent,
+            x.received,
+            x.refused
         ));
     }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
@@ -424,6 +441,9 @@ enum Request {
     UpdatePerson(pb::UpdatePersonRequest),
     SetHolidays(pb::SetHolidaysRequest),
     ListHolidays(pb::ListHolidaysRequest),
+    RecordUsage(pb::RecordUsageRequest),
+    RegisterDocument(pb::RegisterDocumentRequest),
+    ListRegister(pb::ListRegisterRequest),
     Authorize(pb::AuthorizeRequest),
     CheckAuthority(pb::CheckAuthorityRequest),
     GetCertificate(pb::GetCertificateRequest),
@@ -691,6 +711,57 @@ fn prepare(call: &Call) -> Result<Prepared<'_>, CliError> {
             o.finish()?;
             Request::ListHolidays(r)
         }
+        Call::RecordUsage(i) => {
+            let mut o = read_json(i)?;
+            let mut entries = Vec::new();
+            for mut e in o.objs("entries")? {
+                entries.push(pb::UsageEntry {
+                    certificate_fingerprint: e.str("certificate_fingerprint")?,
+                    organisation_id: e.str("organisation_id")?,
+                    profile: e.str("profile")?,
+                    day: e.str("day")?,
+                    count: e.i64("count")?,
+                });
+                e.finish()?;
+            }
+            let r = pb::RecordUsageRequest {
+                change: change(&mut o)?,
+                batch_id: o.str("batch_id")?,
+                entries,
+            };
+            o.finish()?;
+            Request::RecordUsage(r)
+        }
+        Call::RegisterDocument(i) => {
+            let mut v = read_value(i)?;
+            let refused = take_bool(&mut v, "refused")?;
+            let mut o = Obj::root(v)?;
+            let r = pb::RegisterDocumentRequest {
+                change: change(&mut o)?,
+                organisation_id: o.str("organisation_id")?,
+                direction: en!(o, "direction", pb::Direction, "DIRECTION_")?,
+                document_type: o.str("document_type")?,
+                number_and_symbol: o.str("number_and_symbol")?,
+                sha256: o.str("sha256")?,
+                counterparty: o.str("counterparty")?,
+                refused,
+                reason: o.str("reason")?,
+                at: o.ts("at")?,
+            };
+            o.finish()?;
+            Request::RegisterDocument(r)
+        }
+        Call::ListRegister(i) => {
+            let mut o = read_json(i)?;
+            let r = pb::ListRegisterRequest {
+                organisation_id: o.str("organisation_id")?,
+                direction: en!(o, "direction", pb::Direction, "DIRECTION_")?,
+                year: i32_field(&mut o, "year")?,
+                sha256: o.str("sha256")?,
+            };
+            o.finish()?;
+            Request::ListRegister(r)
+        }
         Call::Authorize(i) => {
             let mut o = read_json(i)?;
             let r = pb::AuthorizeRequest {
@@ -883,6 +954,28 @@ async fn call(
             json!({"dates": c.list_holidays(r).await?.into_inner().dates}),
             true,
         ),
+        Request::RecordUsage(r) => {
+            let u = c.record_usage(r).await?.into_inner();
+            (
+                json!({"duplicate": u.duplicate, "signatures": u.signatures}),
+                true,
+            )
+        }
+        Request::RegisterDocument(r) => (
+            register_entry(c.register_document(r).await?.into_inner().entry.as_ref()),
+            true,
+        ),
+        Request::ListRegister(r) => {
+            let list: Vec<Value> = c
+                .list_register(r)
+                .await?
+                .into_inner()
+                .entries
+                .iter()
+                .map(|e| register_entry(Some(e)))
+                .collect();
+            (json!({"entries": list}), true)
+        }
         Request::Authorize(r) => {
             let a = c.authorize(r).await?.into_inner();
             (
@@ -991,6 +1084,26 @@ async fn call(
 }
 
 /// An unlock request (I5) as JSON.
+fn register_entry(e: Option<&pb::RegisterEntry>) -> Value {
+    let Some(e) = e else {
+        return Value::Null;
+    };
+    json!({
+        "id": e.id,
+        "organisation_id": e.organisation_id,
+        "direction": name!(pb::Direction, e.direction),
+        "year": e.year,
+        "number": e.number,
+        "document_type": e.document_type,
+        "number_and_symbol": e.number_and_symbol,
+        "sha256": e.sha256,
+        "counterparty": e.counterparty,
+        "refused": e.refused,
+        "reason": e.reason,
+        "at": ts_out(&e.at),
+    })
+}
+
 fn unlock(u: Option<&pb::UnlockRequest>) -> Value {
     let Some(u) = u else {
         return Value::Null;

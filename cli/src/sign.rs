@@ -1,4 +1,6 @@
-//! `kyso sign`: a CAdES signature from the signer service.
+//! `kyso sign`: a CAdES signature from the signer service, or, for a PDF
+//! (the input starts with `%PDF-`), a PAdES signature with the profile's
+//! legal appearance (P1-P4, D3, D6) written as the signed PDF.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,9 +92,42 @@ pub struct SignArgs {
     /// Digest algorithm.
     #[arg(long, default_value = "sha256")]
     pub digest: String,
-    /// Where to write the DER CMS.
+    /// Where to write the DER CMS (or the signed PDF).
     #[arg(long, required_unless_present = "list_keys")]
     pub out: Option<PathBuf>,
+    /// PDF: the page of --rect (from 1).
+    #[arg(long, default_value_t = 1)]
+    pub page: u32,
+    /// PDF: where the appearance goes, "x0,y0,x1,y1" in points on --page.
+    #[arg(long, conflicts_with_all = ["field", "marker"])]
+    pub rect: Option<String>,
+    /// PDF: APPROVAL fills this empty signature field; ISSUE seals over this signed field.
+    #[arg(long, conflicts_with = "marker")]
+    pub field: Option<String>,
+    /// PDF: centre the appearance on this text in the page content (e.g. "{{chu_ky}}").
+    #[arg(long)]
+    pub marker: Option<String>,
+    /// PDF: the PNG of the person's signature (APPROVAL) or of the seal (ISSUE).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// PDF, ISSUE: the seal's real diameter in millimetres (default 36).
+    #[arg(long)]
+    pub seal_mm: Option<f64>,
+    /// PDF, COPY: the form of copy (P3), e.g. "SAO Y".
+    #[arg(long, default_value = "")]
+    pub copy_form: String,
+    /// PDF, RECEIVED: the incoming number (D6).
+    #[arg(long, default_value = "")]
+    pub incoming_number: String,
+    /// PDF: the organisation's name shown by COPY, SCANNED_ISSUE and RECEIVED.
+    #[arg(long, default_value = "")]
+    pub organisation_name: String,
+    /// PDF: /Reason.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    /// PDF: /Location.
+    #[arg(long, default_value = "")]
+    pub location: String,
     /// The document (for an attached signature over a CMS, give the CMS's content).
     #[arg(required_unless_present = "list_keys")]
     pub input: Option<PathBuf>,
@@ -189,6 +224,51 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         acting_person_id: need(args.acting_person, "--acting-person")?,
         organisation_id: need(args.organisation, "--organisation")?,
     };
+    if content.starts_with(b"%PDF-") {
+        let placement = pdf_placement(
+            args.page,
+            args.rect.as_deref(),
+            args.field.as_deref(),
+            args.marker.as_deref(),
+        )?;
+        let image = match &args.image {
+            Some(p) => read_file(p)?,
+            None => Vec::new(),
+        };
+        let resp = client
+            .sign_pdf(pb::SignPdfRequest {
+                key,
+                context: Some(context),
+                pdf: content,
+                placement,
+                image,
+                seal_diameter_mm: args.seal_mm.unwrap_or(0.0),
+                copy_form: args.copy_form,
+                incoming_number: args.incoming_number,
+                organisation_name: args.organisation_name,
+                reason: args.reason,
+                location: args.location,
+                signing_time: None,
+                field_name: String::new(),
+            })
+            .await?
+            .into_inner();
+        std::fs::write(&out, &resp.pdf).map_err(|source| CliError::File {
+            path: out.display().to_string(),
+            source,
+        })?;
+        report(
+            resp.signatory.unwrap_or_default(),
+            resp.audit.unwrap_or_default(),
+            &format!(
+                "{} (field {}, sha256 {})",
+                out.display(),
+                resp.field_name,
+                hex::encode(&resp.sha256)
+            ),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let approval = match &args.approval {
         Some(p) => Some(read_file(p)?),
         None => None,
@@ -233,10 +313,17 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         path: out.display().to_string(),
         source,
     })?;
-    let who = resp.signatory.unwrap_or_default();
-    let audit = resp.audit.unwrap_or_default();
+    report(
+        resp.signatory.unwrap_or_default(),
+        resp.audit.unwrap_or_default(),
+        &out.display().to_string(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(who: pb::Signatory, audit: pb::AuditReceipt, out: &str) {
     eprintln!(
-        "signed by {}{}{} -> {} (audit record {} {})",
+        "signed by {}{}{} -> {out} (audit record {} {})",
         who.holder_name,
         if who.title.is_empty() {
             String::new()
@@ -248,9 +335,47 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         } else {
             format!(", on behalf of {}", who.on_behalf_of)
         },
-        out.display(),
         audit.sequence,
         audit.record_hash
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `--rect`, `--field` or `--marker`; none: the profile's own rule.
+fn pdf_placement(
+    page: u32,
+    rect: Option<&str>,
+    field: Option<&str>,
+    marker: Option<&str>,
+) -> Result<Option<pb::PdfPlacement>, CliError> {
+    use pb::pdf_placement::Where;
+    let place = |w| Ok(Some(pb::PdfPlacement { r#where: Some(w) }));
+    if let Some(r) = rect {
+        let v: Vec<f64> = r
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| CliError::Usage(format!("--rect {r:?}: {e}")))?;
+        let [x0, y0, x1, y1] = v.as_slice() else {
+            return Err(CliError::Usage(format!(
+                "--rect {r:?}: give x0,y0,x1,y1 in points"
+            )));
+        };
+        return place(Where::Rect(pb::PdfRect {
+            page,
+            x0: *x0,
+            y0: *y0,
+            x1: *x1,
+            y1: *y1,
+        }));
+    }
+    if let Some(f) = field {
+        return place(Where::Field(f.to_owned()));
+    }
+    if let Some(m) = marker {
+        return place(Where::Marker(pb::PdfMarker {
+            text: m.to_owned(),
+            page: 0,
+        }));
+    }
+    Ok(None)
 }

@@ -1,4 +1,7 @@
 //! `kyso verify`: one report per signature, in-process or through a server.
+//!
+//! A file starting with `%PDF-` is verified as a PDF (every signature, the
+//! revision it covers and what changed after it, V5); anything else as a CMS.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,6 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use futures::StreamExt;
 use kyso_pki::cms::Detached;
+use kyso_pki::pdf::{PdfReport, PdfVerifyOptions};
 use kyso_pki::report::{DocumentReport, Indication, RevocationPolicy};
 use kyso_pki::time::{OffsetDateTime, parse_rfc3339};
 use kyso_proto::verifier::v1 as pb;
@@ -49,9 +53,24 @@ pub struct VerifyArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// The signature files (CMS, DER/BER/PEM).
+    /// The signature files (CMS, DER/BER/PEM) or signed PDFs.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+}
+
+/// The report of one file.
+enum FileReport {
+    Cms(DocumentReport),
+    Pdf(PdfReport),
+}
+
+impl FileReport {
+    fn indication(&self) -> Indication {
+        match self {
+            Self::Cms(r) => r.indication,
+            Self::Pdf(r) => r.indication,
+        }
+    }
 }
 
 enum Backend {
@@ -102,7 +121,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let backend = &backend;
     let content = content.as_deref();
     let policy = args.revocation;
-    let results: Vec<(PathBuf, Result<DocumentReport, CliError>)> =
+    let results: Vec<(PathBuf, Result<FileReport, CliError>)> =
         futures::stream::iter(args.files.iter().cloned())
             .map(|path| {
                 let progress = progress.clone();
@@ -128,7 +147,27 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     for (path, r) in &results {
         let file = path.display().to_string();
         match r {
-            Ok(report) => {
+            Ok(FileReport::Pdf(report)) => {
+                all_passed &= report.indication == Indication::TotalPassed;
+                for s in &report.signatures {
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("file".into(), json!(file));
+                    }
+                    signatures.push(v);
+                }
+                documents.push(json!({
+                    "file": file,
+                    "format": "pdf",
+                    "indication": report.indication,
+                    "revisions": report.revisions,
+                    "signatures": report.signatures,
+                }));
+                if !args.json {
+                    print_pdf(&file, report);
+                }
+            }
+            Ok(FileReport::Cms(report)) => {
                 all_passed &= report.indication == Indication::TotalPassed;
                 for s in &report.signatures {
                     let mut v = serde_json::to_value(s).unwrap_or_default();
@@ -185,11 +224,11 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-fn worst(results: &[(PathBuf, Result<DocumentReport, CliError>)]) -> &'static str {
+fn worst(results: &[(PathBuf, Result<FileReport, CliError>)]) -> &'static str {
     let w = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())
-        .map(|r| r.indication)
+        .map(FileReport::indication)
         .max_by_key(|i| i.severity());
     match w {
         Some(Indication::TotalFailed) | None => "TOTAL_FAILED",
@@ -236,8 +275,62 @@ async fn verify_file(
     content: Option<&[u8]>,
     at: Option<OffsetDateTime>,
     policy: Option<RevocationPolicy>,
-) -> Result<DocumentReport, CliError> {
+) -> Result<FileReport, CliError> {
     let signature = read_file(path)?;
+    if signature.starts_with(b"%PDF-") {
+        if content.is_some() {
+            return Err(CliError::Usage(format!(
+                "{}: --content applies to detached CMS signatures; a PDF carries what it signs",
+                path.display()
+            )));
+        }
+        return verify_pdf(backend, signature, at, policy)
+            .await
+            .map(FileReport::Pdf);
+    }
+    verify_cms(backend, signature, content, at, policy)
+        .await
+        .map(FileReport::Cms)
+}
+
+async fn verify_pdf(
+    backend: &Backend,
+    pdf: Vec<u8>,
+    at: Option<OffsetDateTime>,
+    policy: Option<RevocationPolicy>,
+) -> Result<PdfReport, CliError> {
+    match backend {
+        Backend::Local(v) => {
+            let options = PdfVerifyOptions {
+                at,
+                policy,
+                ..PdfVerifyOptions::default()
+            };
+            v.verify_pdf(&pdf, &options, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| CliError::Verifier(e.into()))
+        }
+        Backend::Remote(client) => {
+            let req = pb::VerifyPdfRequest {
+                pdf,
+                at: at.map(kyso_verifier::convert::ts),
+                revocation_policy: policy
+                    .map(kyso_verifier::convert::policy_to_pb)
+                    .unwrap_or(0),
+            };
+            let resp = client.clone().verify_pdf(req).await?.into_inner();
+            Ok(kyso_verifier::convert::pdf_from_pb(&resp))
+        }
+    }
+}
+
+async fn verify_cms(
+    backend: &Backend,
+    signature: Vec<u8>,
+    content: Option<&[u8]>,
+    at: Option<OffsetDateTime>,
+    policy: Option<RevocationPolicy>,
+) -> Result<DocumentReport, CliError> {
     match backend {
         Backend::Local(v) => {
             let detached = match content {
@@ -271,6 +364,84 @@ async fn verify_file(
     }
 }
 
+fn name_of<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn print_pdf(file: &str, report: &PdfReport) {
+    println!(
+        "{file}: {} (PDF, {} revisions, {} signatures)",
+        name_of(report.indication),
+        report.revisions.len(),
+        report.signatures.len()
+    );
+    for (i, p) in report.signatures.iter().enumerate() {
+        let s = &p.report;
+        let sub = s
+            .sub_indication
+            .map(|x| format!("/{}", name_of(x)))
+            .unwrap_or_default();
+        println!(
+            "  signature {i} {:?} ({}): {}{sub}",
+            p.field_name,
+            p.sub_filter,
+            name_of(s.indication)
+        );
+        let whole = if p.covers_whole_document {
+            "the whole document"
+        } else {
+            "not the whole document"
+        };
+        println!("    covers: revision {} ({whole})", p.revision);
+        if let Some(e) = &p.byte_range_error {
+            println!("    byte range: {e}");
+        }
+        print_signer(s);
+        for m in &p.modifications {
+            let object = m
+                .object
+                .map(|(n, g)| format!(" object {n} {g}"))
+                .unwrap_or_default();
+            println!(
+                "    after it, revision {}: {}{object}: {} [{}]",
+                m.revision,
+                name_of(m.kind),
+                m.description,
+                if m.allowed { "allowed" } else { "NOT ALLOWED" }
+            );
+        }
+    }
+}
+
+fn print_signer(s: &kyso_pki::report::SignatureReport) {
+    if let Some(id) = &s.signer {
+        println!(
+            "    signer: {}{}{}",
+            id.common_name.as_deref().unwrap_or(&id.subject),
+            id.title
+                .as_deref()
+                .map(|t| format!(", {t}"))
+                .unwrap_or_default(),
+            id.organisation
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default(),
+        );
+    }
+    println!(
+        "    reference time: {} ({:?})",
+        kyso_pki::time::rfc3339(s.reference_time.time),
+        s.reference_time.source
+    );
+    println!("    {}", s.message);
+    for w in &s.warnings {
+        println!("    warning: {w}");
+    }
+}
+
 fn print_text(file: &str, report: &DocumentReport) {
     println!(
         "{file}: {}",
@@ -291,28 +462,6 @@ fn print_text(file: &str, report: &DocumentReport) {
             s.index,
             ind.as_str().unwrap_or("")
         );
-        if let Some(id) = &s.signer {
-            println!(
-                "    signer: {}{}{}",
-                id.common_name.as_deref().unwrap_or(&id.subject),
-                id.title
-                    .as_deref()
-                    .map(|t| format!(", {t}"))
-                    .unwrap_or_default(),
-                id.organisation
-                    .as_deref()
-                    .map(|o| format!(", {o}"))
-                    .unwrap_or_default(),
-            );
-        }
-        println!(
-            "    reference time: {} ({:?})",
-            kyso_pki::time::rfc3339(s.reference_time.time),
-            s.reference_time.source
-        );
-        println!("    {}", s.message);
-        for w in &s.warnings {
-            println!("    warning: {w}");
-        }
+        print_signer(s);
     }
 }

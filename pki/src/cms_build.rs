@@ -109,7 +109,9 @@ pub struct CadesRequest<'a> {
     pub chain: &'a [Vec<u8>],
     /// The signing-time attribute ("now", as a parameter). Sub-seconds are
     /// dropped; UTCTime for 1950–2049, GeneralizedTime from 2050 (RFC 5652 §11.3).
-    pub signing_time: OffsetDateTime,
+    /// `None` omits the attribute: PAdES baseline (ETSI EN 319 142-1 §5.2.1)
+    /// forbids it, the time being the signature dictionary's `/M`.
+    pub signing_time: Option<OffsetDateTime>,
     /// The signature scheme; must fit the certificate's key.
     pub signature_algorithm: SigningAlgorithm,
     /// eContentType; `None` is id-data.
@@ -349,7 +351,7 @@ pub fn prepare(req: CadesRequest<'_>) -> Result<PreparedSignature, BuildError> {
     };
 
     // The signed attributes.
-    let signing_time = encode_time(req.signing_time)?;
+    let signing_time = req.signing_time.map(encode_time).transpose()?;
     let ess = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {
             hash_algorithm: AlgorithmIdentifierOwned {
@@ -368,15 +370,23 @@ pub fn prepare(req: CadesRequest<'_>) -> Result<PreparedSignature, BuildError> {
         }],
         policies: None,
     };
-    let attrs = vec![
+    let mut attrs = vec![
         attribute(cms_oid::CONTENT_TYPE, Any::encode_from(&econtent_type))?,
         attribute(
             cms_oid::MESSAGE_DIGEST,
             Any::encode_from(&OctetString::new(message_digest.clone()).map_err(enc)?),
         )?,
-        attribute(cms_oid::SIGNING_TIME, Any::encode_from(&signing_time))?,
-        attribute(cms_oid::SIGNING_CERTIFICATE_V2, Any::encode_from(&ess))?,
     ];
+    if let Some(signing_time) = &signing_time {
+        attrs.push(attribute(
+            cms_oid::SIGNING_TIME,
+            Any::encode_from(signing_time),
+        )?);
+    }
+    attrs.push(attribute(
+        cms_oid::SIGNING_CERTIFICATE_V2,
+        Any::encode_from(&ess),
+    )?);
     // DER SET OF: elements sorted by their encodings (X.690 §11.6).
     let mut encoded = attrs
         .iter()

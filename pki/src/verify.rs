@@ -126,6 +126,11 @@ impl Verifier {
         &self.revocation
     }
 
+    /// The policy applied when a request names none.
+    pub fn default_policy(&self) -> RevocationPolicy {
+        self.default_policy
+    }
+
     /// Verifies every signer of a CMS SignedData. `Err` only when the input
     /// cannot be judged at all (not a CMS, inconsistent request).
     pub async fn verify_cms(
@@ -198,7 +203,7 @@ impl Verifier {
         })
     }
 
-    async fn judge_signer(
+    pub(crate) async fn judge_signer(
         &self,
         check: SignerCheck,
         pool: &[Cert],

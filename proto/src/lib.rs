@@ -23,3 +23,9 @@ pub mod registry {
         include!(concat!(env!("OUT_DIR"), "/kyso.registry.v1.rs"));
     }
 }
+
+pub mod documents {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/kyso.documents.v1.rs"));
+    }
+}

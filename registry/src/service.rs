@@ -396,11 +396,46 @@ impl Registry for RegistryService {
         req: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
         self.call("Report", async {
-            let rows = self.store.report(req.get_ref()).await?;
+            let (rows, signatures_counted) = self.store.report(req.get_ref()).await?;
             Ok(pb::ReportResponse {
                 rows,
-                signatures_counted: false,
+                signatures_counted,
             })
+        })
+        .await
+    }
+
+    async fn record_usage(
+        &self,
+        req: Request<pb::RecordUsageRequest>,
+    ) -> Result<Response<pb::RecordUsageResponse>, Status> {
+        self.call("RecordUsage", async {
+            self.store.record_usage(req.get_ref(), self.now()).await
+        })
+        .await
+    }
+
+    async fn register_document(
+        &self,
+        req: Request<pb::RegisterDocumentRequest>,
+    ) -> Result<Response<pb::RegisterDocumentResponse>, Status> {
+        self.call("RegisterDocument", async {
+            let entry = self
+                .store
+                .register_document(req.get_ref(), self.now())
+                .await?;
+            Ok(pb::RegisterDocumentResponse { entry: Some(entry) })
+        })
+        .await
+    }
+
+    async fn list_register(
+        &self,
+        req: Request<pb::ListRegisterRequest>,
+    ) -> Result<Response<pb::ListRegisterResponse>, Status> {
+        self.call("ListRegister", async {
+            let entries = self.store.list_register(req.get_ref()).await?;
+            Ok(pb::ListRegisterResponse { entries })
         })
         .await
     }

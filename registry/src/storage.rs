@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "holidays_and_append_only",
         include_str!("../migrations/0004_holidays_and_append_only.sql"),
     ),
+    (
+        5,
+        "usage_and_registers",
+        include_str!("../migrations/0005_usage_and_registers.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:

@@ -317,6 +317,33 @@ async fn exists(conn: &mut AnyConnection, sql: &'static str, id: &str) -> Result
 const ORG_EXISTS: &str = "SELECT COUNT(*) FROM organisations WHERE id = $1";
 const PERSON_EXISTS: &str = "SELECT COUNT(*) FROM people WHERE id = $1";
 const TITLE_EXISTS: &str = "SELECT COUNT(*) FROM titles WHERE id = $1";
+const CERT_EXISTS: &str = "SELECT COUNT(*) FROM certificates WHERE fingerprint = $1";
+
+/// Bounds on one usage batch: a signer flushes every few seconds, so a batch far beyond
+/// these is a bug or an attack, not a busy day.
+const MAX_USAGE_ENTRIES: usize = 10_000;
+const MAX_USAGE_COUNT: i64 = 100_000_000;
+
+/// The legal forms a signature is counted under (the signer's profiles, D1-D6).
+fn usage_profile(p: &str) -> Result<&'static str> {
+    const PROFILES: [&str; 7] = [
+        "APPROVAL",
+        "ISSUE",
+        "SCANNED_ISSUE",
+        "COPY",
+        "APPENDIX",
+        "RECEIVED",
+        "COMMENT",
+    ];
+    let p = p.trim().to_ascii_uppercase();
+    let p = p.strip_prefix("PROFILE_").unwrap_or(&p);
+    PROFILES.iter().find(|k| **k == p).copied().ok_or_else(|| {
+        Error::field(
+            "entries.profile",
+            format!("{p:?} is not one of {}", PROFILES.join(", ")),
+        )
+    })
+}
 
 async fn must_exist(
     conn: &mut AnyConnection,
@@ -2342,9 +2369,12 @@ impl Store {
     }
 
     /// R2: certificates issued, renewed (by notBefore), revoked and suspended (by the time
-    /// the change takes effect) per managing agency (I6; an organisation without one manages
-    /// itself) per calendar period in [from, to).
-    pub async fn report(&self, req: &pb::ReportRequest) -> Result<Vec<pb::ReportRow>> {
+    /// the change takes effect), signatures made (as the signers report them, by Vietnam's
+    /// day) and documents sent, received and refused (by the exchange time, W5) per managing
+    /// agency (I6; an organisation without one manages itself) per calendar period in
+    /// [from, to). The flag says whether any signer has reported usage at all, so a report
+    /// of zero signatures from a deployment whose signers never report is not read as zero.
+    pub async fn report(&self, req: &pb::ReportRequest) -> Result<(Vec<pb::ReportRow>, bool)> {
         let from = ts_req("from", &req.from)?;
         let to = ts_req("to", &req.to)?;
         if to <= from {
@@ -2368,8 +2398,9 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-        // (period start, agency) -> [issued, renewed, revoked, suspended]
-        let mut counts = std::collections::BTreeMap::<(i64, String), [i64; 4]>::new();
+        // (period start, agency) -> [issued, renewed, revoked, suspended, signatures, sent,
+        // received, refused]
+        let mut counts = std::collections::BTreeMap::<(i64, String), [i64; 8]>::new();
         let certs: Vec<(i64, Option<String>, String)> = sqlx::query_as(
             "SELECT c.not_before, c.renewal_of, COALESCE(o.managing_agency_id, o.id) \
              FROM certificates c JOIN organisations o ON o.id = c.organisation_id \
@@ -2403,10 +2434,58 @@ impl Store {
                 .entry((policy::period_start(at, months), agency))
                 .or_default()[slot] += 1;
         }
+        let usage: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT u.day, u.count, COALESCE(o.managing_agency_id, o.id) \
+             FROM signature_usage u JOIN organisations o ON o.id = u.organisation_id \
+             WHERE u.day >= $1 AND u.day < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for (day, count, agency) in usage {
+            counts
+                .entry((policy::period_start(day, months), agency))
+                .or_default()[4] += count;
+        }
+        let exchanged: Vec<(i64, String, i64, String)> = sqlx::query_as(
+            "SELECT r.at, r.direction, r.refused, COALESCE(o.managing_agency_id, o.id) \
+             FROM document_register r JOIN organisations o ON o.id = r.organisation_id \
+             WHERE r.at >= $1 AND r.at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+        for (at, direction, refused, agency) in exchanged {
+            let slot = match (direction.as_str(), refused != 0) {
+                ("outgoing", _) => 5,
+                (_, false) => 6,
+                (_, true) => 7,
+            };
+            counts
+                .entry((policy::period_start(at, months), agency))
+                .or_default()[slot] += 1;
+        }
+        let batches: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_batches")
+            .fetch_one(pool)
+            .await?;
         let mut rows: Vec<pb::ReportRow> = counts
             .into_iter()
             .map(
-                |((start, agency), [issued, renewed, revoked, suspended])| pb::ReportRow {
+                |(
+                    (start, agency),
+                    [
+                        issued,
+                        renewed,
+                        revoked,
+                        suspended,
+                        signatures,
+                        sent,
+                        received,
+                        refused,
+                    ],
+                )| pb::ReportRow {
                     period: policy::period_label(start, months),
                     period_start: Some(prost_types::Timestamp {
                         seconds: start,
@@ -2422,6 +2501,10 @@ impl Store {
                     renewed,
                     revoked,
                     suspended,
+                    signatures,
+                    sent,
+                    received,
+                    refused,
                 },
             )
             .collect();
@@ -2437,7 +2520,7 @@ impl Store {
                     &b.managing_agency_id,
                 ))
         });
-        Ok(rows)
+        Ok((rows, batches > 0))
     }
 
     /// I5: files a request to unlock the key device of a certificate; only the managing
@@ -2676,6 +2759,326 @@ impl Store {
     }
 
     /// Events after `after_seq`, oldest first.
+    /// R2: adds a signer's batch of signature counts. The batch id names the audit records
+    /// it covers, so a batch sent again (the answer was lost, the signer restarted before
+    /// moving its cursor) is reported as a duplicate and counted once. Every entry is
+    /// checked before anything is written: an unknown certificate or organisation, a
+    /// profile that is not one of the legal forms, a bad day or count refuses the batch.
+    pub async fn record_usage(
+        &self,
+        req: &pb::RecordUsageRequest,
+        now: i64,
+    ) -> Result<pb::RecordUsageResponse> {
+        let (actor, reason) = change(&req.change)?;
+        let batch_id = need("batch_id", &req.batch_id)?;
+        if batch_id.len() > 200 {
+            return Err(Error::field("batch_id", "longer than 200 characters"));
+        }
+        if req.entries.is_empty() {
+            return Err(Error::field("entries", "required: at least one entry"));
+        }
+        if req.entries.len() > MAX_USAGE_ENTRIES {
+            return Err(Error::field(
+                "entries",
+                format!("at most {MAX_USAGE_ENTRIES} entries in one batch"),
+            ));
+        }
+        // (organisation, fingerprint, profile, day) -> count: entries repeating a key add up.
+        let mut counts = std::collections::BTreeMap::<(String, String, String, i64), i64>::new();
+        let mut total: i64 = 0;
+        for e in &req.entries {
+            let fingerprint = cert::normalise_fingerprint(
+                &e.certificate_fingerprint,
+                "entries.certificate_fingerprint",
+            )?;
+            let organisation = need("entries.organisation_id", &e.organisation_id)?;
+            let profile = usage_profile(&e.profile)?;
+            let day = policy::parse_date(e.day.trim()).ok_or_else(|| {
+                Error::field(
+                    "entries.day",
+                    format!("{:?} is not a date written YYYY-MM-DD", e.day),
+                )
+            })?;
+            if e.count <= 0 || e.count > MAX_USAGE_COUNT {
+                return Err(Error::field(
+                    "entries.count",
+                    format!("must be between 1 and {MAX_USAGE_COUNT}"),
+                ));
+            }
+            let day = day.midnight().assume_utc().unix_timestamp() - policy::VIETNAM_OFFSET_SECS;
+            *counts
+                .entry((organisation, fingerprint, profile.to_owned(), day))
+                .or_default() += e.count;
+            total = total.saturating_add(e.count);
+        }
+        let mut tx = self.db.begin_write().await?;
+        let seen: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM usage_batches WHERE batch_id = $1")
+                .bind(&batch_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if seen > 0 {
+            return Ok(pb::RecordUsageResponse {
+                duplicate: true,
+                signatures: 0,
+            });
+        }
+        for (organisation, fingerprint, _, _) in counts.keys() {
+            must_exist(
+                &mut tx,
+                ORG_EXISTS,
+                "organisation",
+                "entries.organisation_id",
+                organisation,
+            )
+            .await?;
+            must_exist(
+                &mut tx,
+                CERT_EXISTS,
+                "certificate",
+                "entries.certificate_fingerprint",
+                fingerprint,
+            )
+            .await?;
+        }
+        for ((organisation, fingerprint, profile, day), count) in &counts {
+            // An upsert both backends read the same way.
+            let updated = sqlx::query(
+                "UPDATE signature_usage SET count = count + $1 WHERE organisation_id = $2 \
+                 AND certificate_fingerprint = $3 AND profile = $4 AND day = $5",
+            )
+            .bind(*count)
+            .bind(organisation)
+            .bind(fingerprint)
+            .bind(profile)
+            .bind(*day)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                sqlx::query(
+                    "INSERT INTO signature_usage (organisation_id, certificate_fingerprint, \
+                     profile, day, count) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(organisation)
+                .bind(fingerprint)
+                .bind(profile)
+                .bind(*day)
+                .bind(*count)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO usage_batches (batch_id, signatures, recorded_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&batch_id)
+        .bind(total)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let entries: Vec<serde_json::Value> = counts
+            .iter()
+            .map(|((o, f, p, d), c)| {
+                json!({"organisation_id": o, "certificate_fingerprint": f, "profile": p,
+                       "day": policy::vietnam_date(*d).map(policy::format_date), "count": c})
+            })
+            .collect();
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason,
+            kind: "usage.recorded",
+            entity_id: &batch_id,
+            change: json!({"batch_id": batch_id, "signatures": total, "entries": entries}),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(pb::RecordUsageResponse {
+            duplicate: false,
+            signatures: total,
+        })
+    }
+
+    /// W1, W3: enters a document in an organisation's outgoing or incoming register. The
+    /// number is the next of the organisation's register for that direction and year (in
+    /// Vietnam's time), given under the writers' lock, so two clerks never get the same
+    /// number. A refused incoming document (W3) is entered with its reason and no number.
+    pub async fn register_document(
+        &self,
+        req: &pb::RegisterDocumentRequest,
+        now: i64,
+    ) -> Result<pb::RegisterEntry> {
+        let (actor, reason_of_change) = change(&req.change)?;
+        let organisation = need("organisation_id", &req.organisation_id)?;
+        let direction = match pb::Direction::try_from(req.direction) {
+            Ok(pb::Direction::Outgoing) => "outgoing",
+            Ok(pb::Direction::Incoming) => "incoming",
+            _ => return Err(Error::field("direction", "required: OUTGOING or INCOMING")),
+        };
+        let sha256 = req.sha256.trim().to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::field(
+                "sha256",
+                "must be 64 hex digits (SHA-256 of the stored original, D7)",
+            ));
+        }
+        let document_type = need("document_type", &req.document_type)?;
+        let number_and_symbol = req.number_and_symbol.trim().to_owned();
+        if direction == "outgoing" && number_and_symbol.is_empty() {
+            return Err(Error::field(
+                "number_and_symbol",
+                "required for an outgoing document (W1)",
+            ));
+        }
+        if req.refused && direction != "incoming" {
+            return Err(Error::field(
+                "refused",
+                "only an incoming document is refused (W3)",
+            ));
+        }
+        let refusal = req.reason.trim().to_owned();
+        if req.refused && refusal.is_empty() {
+            return Err(Error::field(
+                "reason",
+                "required when refused: it goes back to the sender (W3)",
+            ));
+        }
+        let at = ts("at", &req.at)?.unwrap_or(now);
+        let year = policy::vietnam_date(at)
+            .map(|d| i64::from(d.year()))
+            .ok_or_else(|| Error::field("at", "impossible date"))?;
+        let mut tx = self.db.begin_write().await?;
+        must_exist(
+            &mut tx,
+            ORG_EXISTS,
+            "organisation",
+            "organisation_id",
+            &organisation,
+        )
+        .await?;
+        let number: i64 = if req.refused {
+            0
+        } else {
+            sqlx::query_scalar(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM document_register \
+                 WHERE organisation_id = $1 AND direction = $2 AND year = $3",
+            )
+            .bind(&organisation)
+            .bind(direction)
+            .bind(year)
+            .fetch_one(&mut *tx)
+            .await?
+        };
+        let id = new_id("doc");
+        sqlx::query(
+            "INSERT INTO document_register (id, organisation_id, direction, year, number, \
+             document_type, number_and_symbol, sha256, counterparty, refused, reason, at, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&id)
+        .bind(&organisation)
+        .bind(direction)
+        .bind(year)
+        .bind(number)
+        .bind(&document_type)
+        .bind(&number_and_symbol)
+        .bind(&sha256)
+        .bind(req.counterparty.trim())
+        .bind(i64::from(req.refused))
+        .bind(&refusal)
+        .bind(at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let event = Event {
+            at: now,
+            actor: &actor,
+            reason: &reason_of_change,
+            kind: "document.registered",
+            entity_id: &id,
+            change: json!({
+                "organisation_id": organisation, "direction": direction, "year": year,
+                "number": number, "document_type": document_type,
+                "number_and_symbol": number_and_symbol, "sha256": sha256,
+                "counterparty": req.counterparty.trim(), "refused": req.refused,
+                "reason": refusal, "at": at,
+            }),
+        };
+        self.db.commit(tx, event).await?;
+        Ok(pb::RegisterEntry {
+            id,
+            organisation_id: organisation,
+            direction: req.direction,
+            year: i32::try_from(year).unwrap_or_default(),
+            number,
+            document_type,
+            number_and_symbol,
+            sha256,
+            counterparty: req.counterparty.trim().to_owned(),
+            refused: req.refused,
+            reason: refusal,
+            at: Some(prost_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+        })
+    }
+
+    /// The register entries of an organisation, by year, direction and number.
+    pub async fn list_register(
+        &self,
+        req: &pb::ListRegisterRequest,
+    ) -> Result<Vec<pb::RegisterEntry>> {
+        let organisation = need("organisation_id", &req.organisation_id)?;
+        let direction = match pb::Direction::try_from(req.direction) {
+            Ok(pb::Direction::Outgoing) => "outgoing",
+            Ok(pb::Direction::Incoming) => "incoming",
+            _ => "",
+        };
+        let sha256 = req.sha256.trim().to_ascii_lowercase();
+        let rows = sqlx::query(
+            "SELECT id, organisation_id, direction, year, number, document_type, \
+             number_and_symbol, sha256, counterparty, refused, reason, at \
+             FROM document_register WHERE organisation_id = $1 \
+             AND ($2 = '' OR direction = $2) AND ($3 = 0 OR year = $3) \
+             AND ($4 = '' OR sha256 = $4) \
+             ORDER BY year, direction, number, at LIMIT 10000",
+        )
+        .bind(&organisation)
+        .bind(direction)
+        .bind(i64::from(req.year))
+        .bind(&sha256)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let direction: String = col(r, "direction")?;
+                let year: i64 = col(r, "year")?;
+                let refused: i64 = col(r, "refused")?;
+                Ok(pb::RegisterEntry {
+                    id: col(r, "id")?,
+                    organisation_id: col(r, "organisation_id")?,
+                    direction: if direction == "outgoing" {
+                        pb::Direction::Outgoing as i32
+                    } else {
+                        pb::Direction::Incoming as i32
+                    },
+                    year: i32::try_from(year).unwrap_or_default(),
+                    number: col(r, "number")?,
+                    document_type: col(r, "document_type")?,
+                    number_and_symbol: col(r, "number_and_symbol")?,
+                    sha256: col(r, "sha256")?,
+                    counterparty: col(r, "counterparty")?,
+                    refused: refused != 0,
+                    reason: col(r, "reason")?,
+                    at: Some(prost_types::Timestamp {
+                        seconds: col(r, "at")?,
+                        nanos: 0,
+                    }),
+                })
+            })
+            .collect()
+    }
+
     pub async fn events(&self, after_seq: i64, limit: u32) -> Result<Vec<pb::Event>> {
         let limit = i64::from(if limit == 0 { 100 } else { limit.min(1000) });
         let rows = sqlx::query(

@@ -125,6 +125,46 @@ impl Registry {
             ))
         }
     }
+
+    /// `RegisterDocument` (W1, W3): an entry of the outgoing or incoming register. The
+    /// document is already signed and stored when this is asked, so a registry that does
+    /// not answer is UNAVAILABLE for the caller to retry the entry, not a lost signature.
+    pub async fn register_document(
+        &self,
+        req: reg::RegisterDocumentRequest,
+    ) -> Result<reg::RegisterEntry> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.register_document(request).await {
+            Ok(r) => r
+                .into_inner()
+                .entry
+                .ok_or_else(|| Error::RegistryUnavailable {
+                    reason: "RegisterDocument answered without the entry".into(),
+                }),
+            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                Err(Error::InvalidField {
+                    field: "register",
+                    reason: format!("registry: {}", s.message()),
+                })
+            }
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("{:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+
+    /// `RecordUsage` (R2): a batch of signature counts, as the usage reporter sends it.
+    pub async fn record_usage(
+        &self,
+        req: reg::RecordUsageRequest,
+    ) -> std::result::Result<reg::RecordUsageResponse, tonic::Status> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        Ok(client.record_usage(request).await?.into_inner())
+    }
 }
 
 /// What `CheckAuthority` said of one certificate.

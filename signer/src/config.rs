@@ -28,6 +28,11 @@ pub struct Config {
     pub max_clock_skew_secs: u64,
     /// Largest document accepted in `SignCms`, bytes.
     pub max_content_bytes: usize,
+    /// Largest PDF accepted in `SignPdf`, bytes; the gRPC message limit is
+    /// raised to fit it (with room for the images and the context).
+    pub max_pdf_bytes: usize,
+    /// Where the document flow keeps signed originals, by SHA-256 (D7, R1).
+    pub documents_dir: PathBuf,
     /// The registry that answers `Authorize` before every signature.
     pub registry: RegistrySection,
     /// The audit log.
@@ -83,6 +88,14 @@ pub struct AuditSection {
     pub seal_every_records: u64,
     /// Seal at least this often while records arrive, seconds.
     pub seal_every_secs: u64,
+    /// Report the signatures of the log to the registry (R2) this often, seconds; 0: never.
+    pub report_usage_every_secs: u64,
+    /// Where the usage reporter keeps its place in the log; default: the log's path with
+    /// `.usage` appended.
+    pub usage_cursor: Option<PathBuf>,
+    /// This signer's name in usage batch ids, unique in the deployment (a StatefulSet
+    /// pod's name); default: the `HOSTNAME` environment variable, else `signer`.
+    pub instance: Option<String>,
 }
 
 /// `[[modules]]`: one PKCS#11 library.
@@ -171,6 +184,8 @@ impl Default for Config {
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
             max_clock_skew_secs: 300,
             max_content_bytes: 16 << 20,
+            max_pdf_bytes: 32 << 20,
+            documents_dir: PathBuf::from("kyso-documents"),
             registry: RegistrySection::default(),
             audit: AuditSection::default(),
             trust: kyso_verifier::Config::default(),
@@ -205,6 +220,9 @@ impl Default for AuditSection {
             seal_key: None,
             seal_every_records: 1_000,
             seal_every_secs: 60,
+            report_usage_every_secs: 60,
+            usage_cursor: None,
+            instance: None,
         }
     }
 }

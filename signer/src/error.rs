@@ -53,6 +53,13 @@ pub enum Error {
     /// The audit log cannot take the record: the signature is withheld.
     #[error("the audit log cannot record this signature ({0}); no signature returned")]
     Audit(String),
+    /// The store of signed originals cannot keep or give back a file (D7): the flow stops
+    /// before the register is written.
+    #[error("the document store failed: {reason}")]
+    Storage {
+        /// What failed.
+        reason: String,
+    },
     /// Building the CMS failed.
     #[error("building the CMS: {0}")]
     Cms(#[from] kyso_pki::cms_build::BuildError),
@@ -104,6 +111,7 @@ impl Error {
             Self::Hsm(HsmError::Unavailable { .. }) => "hsm_unavailable",
             Self::Hsm(_) => "hsm_error",
             Self::Audit(_) => "audit_error",
+            Self::Storage { .. } => "storage_error",
             _ => "error",
         }
     }
@@ -153,6 +161,7 @@ impl From<Error> for Status {
             Error::RegistryUnavailable { .. } => Status::unavailable(message),
             Error::Hsm(h) => hsm_status(h, message),
             Error::Audit(_) => Status::unavailable(message),
+            Error::Storage { .. } => Status::unavailable(message),
             // Internal details stay in the log, not in the answer.
             other => {
                 tracing::error!(error = %other, "internal error");

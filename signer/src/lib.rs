@@ -16,10 +16,17 @@ pub mod audit;
 pub mod authority;
 pub mod config;
 pub mod csr;
+pub mod documents;
 pub mod error;
 pub mod hsm;
 pub mod metrics;
 pub mod service;
+pub mod store;
+pub mod usage;
+
+/// Room in a SignPdf message beyond the PDF: images, context, and in the
+/// reply the appearances and the CMS.
+const PDF_MESSAGE_OVERHEAD: usize = 4 << 20;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -177,6 +184,7 @@ pub async fn serve(
         loaded.registry_tls,
         Duration::from_millis(config.registry.timeout_ms),
     )?;
+    let usage_registry = registry.clone();
     let service = SignerService::new(service::Parts {
         keys: loaded.keys,
         callers: loaded.callers,
@@ -188,6 +196,7 @@ pub async fn serve(
         metrics: metrics.clone(),
         clock: clock.clone(),
         max_content_bytes: config.max_content_bytes,
+        max_pdf_bytes: config.max_pdf_bytes,
         max_skew: time::Duration::seconds(
             i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX),
         ),
@@ -227,7 +236,21 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| Error::Config(vec![format!("reflection: {e}")]))?;
 
-    let limit = config.limits.max_message_bytes;
+    // A SignPdf request carries the whole PDF, and its reply the PDF plus
+    // the signature: the message limit must fit the largest PDF accepted.
+    let limit = config
+        .limits
+        .max_message_bytes
+        .max(config.max_pdf_bytes.saturating_add(PDF_MESSAGE_OVERHEAD));
+    // The document flow signs through the same service (same checks, same audit log).
+    let store = store::DocumentStore::open(&config.documents_dir)
+        .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
+    let documents = kyso_proto::documents::v1::documents_server::DocumentsServer::new(
+        documents::DocumentsService::new(service.clone(), store),
+    )
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let documents = kyso_server::Limited::new(documents, config.limits.max_concurrent_requests);
     let signer_svc = SignerServer::new(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -244,9 +267,31 @@ pub async fn serve(
     let router = builder
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(limited);
+        .add_service(limited)
+        .add_service(documents);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // R2: signatures counted from the audit log and sent to the registry in batches; see
+    // `usage` for why this is exactly once.
+    let usage_task = (config.audit.report_usage_every_secs > 0).then(|| {
+        let cursor = config.audit.usage_cursor.clone().unwrap_or_else(|| {
+            let mut p = config.audit.path.clone().into_os_string();
+            p.push(".usage");
+            p.into()
+        });
+        let instance = config
+            .audit
+            .instance
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "signer".to_owned());
+        let reporter =
+            usage::UsageReporter::new(config.audit.path.clone(), cursor, instance, usage_registry);
+        tokio::spawn(reporter.run(
+            Duration::from_secs(config.audit.report_usage_every_secs),
+            stop_tx.subscribe(),
+        ))
+    });
     let metrics_task = listeners.metrics.map(|l| {
         tracing::info!(addr = ?l.local_addr().ok(), "metrics serving");
         let mut rx = stop_rx.clone();
@@ -280,6 +325,15 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     if let Some(t) = metrics_task {
         let _ = t.await;
+    }
+    // The last round reports what the log gained since the previous one; a registry that
+    // does not answer in time leaves it pending for the next start.
+    if let Some(t) = usage_task
+        && tokio::time::timeout(Duration::from_secs(5), t)
+            .await
+            .is_err()
+    {
+        tracing::warn!("usage report (R2) left pending at shutdown");
     }
     tracing::info!("signer stopped");
     result.map_err(Error::from)

@@ -17,6 +17,7 @@ use std::time::Instant;
 use kyso_pki::cms::Detached;
 use kyso_pki::cms_build::{self, CadesRequest, Content};
 use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::pades;
 use kyso_pki::report::Indication;
 use kyso_pki::verify::CmsRequest;
 use kyso_proto::signer::v1 as pb;
@@ -57,6 +58,7 @@ struct Inner {
     metrics: Metrics,
     clock: Clock,
     max_content_bytes: usize,
+    max_pdf_bytes: usize,
     max_skew: time::Duration,
 }
 
@@ -91,6 +93,8 @@ pub struct Parts {
     pub clock: Clock,
     /// Largest document.
     pub max_content_bytes: usize,
+    /// Largest PDF (SignPdf).
+    pub max_pdf_bytes: usize,
     /// Allowed skew of a requested signing time.
     pub max_skew: time::Duration,
 }
@@ -120,6 +124,7 @@ impl SignerService {
                 metrics: p.metrics,
                 clock: p.clock,
                 max_content_bytes: p.max_content_bytes,
+                max_pdf_bytes: p.max_pdf_bytes,
                 max_skew: p.max_skew,
             }),
         }
@@ -390,6 +395,56 @@ impl SignerService {
             )
             .await
             .map_err(|e| refuse(format!("the approval cannot be verified: {e}")))?;
+        self.any_with_authority(job, report.signatures.iter().map(|s| (s, None)), now)
+            .await
+    }
+
+    /// A6 over a PDF: it must already carry a valid signature (TOTAL_PASSED,
+    /// nothing changed after it but what signing allows) of a person whose
+    /// title had authority for the document type.
+    async fn check_pdf_approval(
+        &self,
+        job: &Job<'_>,
+        pdf: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let options = kyso_pki::pdf::PdfVerifyOptions {
+            limits: kyso_pki::pdf::PdfLimits {
+                max_bytes: self.inner.max_pdf_bytes,
+                ..kyso_pki::pdf::PdfLimits::default()
+            },
+            ..kyso_pki::pdf::PdfVerifyOptions::default()
+        };
+        let report = self
+            .inner
+            .own
+            .verifier()
+            .verify_pdf(pdf, &options, now)
+            .await
+            .map_err(|e| a6(format!("the PDF's signatures cannot be read: {e}")))?;
+        self.any_with_authority(
+            job,
+            report.signatures.iter().map(|s| {
+                let altered = s.modifications.iter().any(|m| !m.allowed);
+                (
+                    &s.report,
+                    altered.then_some("the document was altered after it"),
+                )
+            }),
+            now,
+        )
+        .await
+    }
+
+    /// A6: at least one of `signatures` is valid (and not vetoed) and made
+    /// with a personal certificate whose title had authority for the
+    /// document type (registry CheckAuthority).
+    async fn any_with_authority<'r>(
+        &self,
+        job: &Job<'_>,
+        signatures: impl Iterator<Item = (&'r kyso_pki::report::SignatureReport, Option<&'static str>)>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
         let doc_type = job
             .ctx
             .document
@@ -397,7 +452,11 @@ impl SignerService {
             .map(|d| d.document_type.as_str())
             .unwrap_or_default();
         let mut why = Vec::new();
-        for sig in &report.signatures {
+        for (sig, veto) in signatures {
+            if let Some(veto) = veto {
+                why.push(format!("signature {}: {veto}", sig.index));
+                continue;
+            }
             if sig.indication != Indication::TotalPassed {
                 why.push(format!(
                     "signature {}: {:?} {}",
@@ -431,7 +490,10 @@ impl SignerService {
                 }
             ));
         }
-        Err(refuse(format!(
+        if why.is_empty() {
+            why.push("no signature".into());
+        }
+        Err(a6(format!(
             "no valid signature of a person with authority for {doc_type}: {}",
             why.join(" | ")
         )))
@@ -464,6 +526,23 @@ impl SignerService {
         decision: AuditDecision,
         now: OffsetDateTime,
     ) -> Result<pb::AuditReceipt> {
+        let label = job
+            .digest_algorithm
+            .name()
+            .to_ascii_lowercase()
+            .replace('-', "");
+        self.record_as(caller, job, decision, now, &label).await
+    }
+
+    /// [`Self::record`] with the digest's label given.
+    async fn record_as(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        decision: AuditDecision,
+        now: OffsetDateTime,
+        digest_label: &str,
+    ) -> Result<pb::AuditReceipt> {
         let doc = job.ctx.document.clone().unwrap_or_default();
         let entry = AuditEntry {
             time: now,
@@ -480,11 +559,7 @@ impl SignerService {
             mode: pb::SigningMode::try_from(job.ctx.mode)
                 .map(|p| p.as_str_name().to_owned())
                 .unwrap_or_default(),
-            digest_algorithm: job
-                .digest_algorithm
-                .name()
-                .to_ascii_lowercase()
-                .replace('-', ""),
+            digest_algorithm: digest_label.to_owned(),
             digest: job.document_digest.clone(),
             decision,
         };
@@ -547,6 +622,63 @@ impl SignerService {
             .inc();
     }
 
+    /// Step 2 for a parsed request: the signer's own rules; their refusals
+    /// are recorded like the registry's (the request's context is what was
+    /// refused).
+    async fn with_context<'k>(
+        &self,
+        caller: &Caller,
+        job: Job<'k>,
+        ctx: Option<pb::SigningContext>,
+        now: OffsetDateTime,
+    ) -> Result<Job<'k>> {
+        match self.parse_context(caller, ctx, job.signing_time) {
+            Ok(ctx) => Ok(Job { ctx, ..job }),
+            Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Steps 3-4 and, for ISSUE, A6; every refusal or failure recorded.
+    async fn authorise(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        approval: Approval<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Decision> {
+        let decision = match self.decide(job, now).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.record_failure(caller, job, e, now).await),
+        };
+        if job.ctx.profile == pb::Profile::Issue as i32 {
+            let checked = match approval {
+                Approval::Cms { approval, content } => {
+                    self.check_approval(job, approval, content, now).await
+                }
+                Approval::Pdf(pdf) => self.check_pdf_approval(job, pdf, now).await,
+            };
+            if let Err(e) = checked {
+                return Err(self.record_failure(caller, job, e, now).await);
+            }
+        }
+        Ok(decision)
+    }
+
+    /// Step 5, a failure recorded.
+    async fn sign_recorded(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        digest: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>> {
+        match self.hsm_sign(job.key, job.digest_algorithm, digest).await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(self.record_failure(caller, job, e, now).await),
+        }
+    }
+
     async fn sign_cms_inner(
         &self,
         caller: &Caller,
@@ -597,7 +729,7 @@ impl SignerService {
             content,
             signer_certificate: key.certificate.der(),
             chain: &chain,
-            signing_time,
+            signing_time: Some(signing_time),
             signature_algorithm: signing_algorithm(key.scheme, digest_algorithm),
             content_type: None,
         })?;
@@ -609,32 +741,15 @@ impl SignerService {
             document_digest,
             signing_time,
         };
-        let ctx = match self.parse_context(caller, r.context, signing_time) {
-            Ok(c) => c,
-            Err(e @ Error::Refused(_)) => {
-                // Refusals by the signer's own rules are recorded like the
-                // registry's; the request's context is what was refused.
-                return Err(self.record_failure(caller, &job, e, now).await);
-            }
-            Err(e) => return Err(e),
+        let job = self.with_context(caller, job, r.context, now).await?;
+        let approval = Approval::Cms {
+            approval: &r.approval,
+            content: plain,
         };
-        let job = Job { ctx, ..job };
-        let decision = match self.decide(&job, now).await {
-            Ok(d) => d,
-            Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
-        };
-        if job.ctx.profile == pb::Profile::Issue as i32
-            && let Err(e) = self.check_approval(&job, &r.approval, plain, now).await
-        {
-            return Err(self.record_failure(caller, &job, e, now).await);
-        }
-        let signature = match self
-            .hsm_sign(key, digest_algorithm, &prepared.digest_to_sign())
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
-        };
+        let decision = self.authorise(caller, &job, approval, now).await?;
+        let signature = self
+            .sign_recorded(caller, &job, &prepared.digest_to_sign(), now)
+            .await?;
         let cms = prepared.finish(&signature)?;
         // The reply waits for the record: no signature leaves unrecorded.
         let audit = self
@@ -644,6 +759,109 @@ impl SignerService {
             cms,
             audit: Some(audit),
             signatory: Some(signatory(decision)),
+        })
+    }
+
+    async fn sign_pdf_inner(
+        &self,
+        caller: &Caller,
+        r: pb::SignPdfRequest,
+        now: OffsetDateTime,
+    ) -> Result<pb::SignPdfResponse> {
+        let key = self.key(&r.key)?;
+        if r.pdf.is_empty() {
+            return Err(Error::InvalidField {
+                field: "pdf",
+                reason: "send the PDF to sign".into(),
+            });
+        }
+        if r.pdf.len() > self.inner.max_pdf_bytes {
+            return Err(Error::InvalidField {
+                field: "pdf",
+                reason: format!(
+                    "{} bytes is over the limit of {} bytes",
+                    r.pdf.len(),
+                    self.inner.max_pdf_bytes
+                ),
+            });
+        }
+        let signing_time = self.signing_time(r.signing_time, now)?;
+        // PAdES here is SHA-256 (what VGCA-signed PDFs use); the audit
+        // digest is the input's until the output exists.
+        let digest_algorithm = DigestAlgorithm::Sha256;
+        let input_sha256 = kyso_pki::crypto::sha256(&r.pdf).to_vec();
+        let job = Job {
+            key,
+            ctx: pb::SigningContext::default(),
+            digest_algorithm,
+            document_digest: input_sha256.clone(),
+            signing_time,
+        };
+        let job = self
+            .with_context(caller, job, r.context.clone(), now)
+            .await?;
+
+        // The PDF is read and the update drawn before the registry is asked:
+        // a broken or encrypted file is the caller's error, refused cheaply.
+        let prepared = {
+            let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+            let certificate = key.certificate.der().to_vec();
+            let ctx = job.ctx.clone();
+            let max_pdf_bytes = self.inner.max_pdf_bytes;
+            let r = r.clone();
+            tokio::task::spawn_blocking(move || {
+                prepare_pdf(&r, &ctx, &certificate, &chain, signing_time, max_pdf_bytes)
+            })
+            .await
+            .map_err(|e| Error::InvalidField {
+                field: "pdf",
+                reason: format!("preparing the PDF failed: {e}"),
+            })?
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e @ Error::Refused(_)) => {
+                return Err(self.record_failure(caller, &job, e, now).await);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let decision = self
+            .authorise(caller, &job, Approval::Pdf(&r.pdf), now)
+            .await?;
+        let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+        let cms = cms_build::prepare(prepared.cades_request(
+            key.certificate.der(),
+            &chain,
+            signing_algorithm(key.scheme, digest_algorithm),
+        ))?;
+        let signature = self
+            .sign_recorded(caller, &job, &cms.digest_to_sign(), now)
+            .await?;
+        let cms = cms.finish(&signature)?;
+        let field_name = prepared.field_name().to_owned();
+        let pdf = prepared.finish(&cms).map_err(|e| Error::InvalidField {
+            field: "pdf",
+            reason: e.to_string(),
+        })?;
+        let output_sha256 = kyso_pki::crypto::sha256(&pdf).to_vec();
+        // The record binds both files: the input's SHA-256 then the
+        // output's (the signed original, D7), as `sha256-in-out`.
+        let mut both = input_sha256;
+        both.extend_from_slice(&output_sha256);
+        let job = Job {
+            document_digest: both,
+            ..job
+        };
+        let audit = self
+            .record_as(caller, &job, AuditDecision::Signed, now, "sha256-in-out")
+            .await?;
+        Ok(pb::SignPdfResponse {
+            pdf,
+            audit: Some(audit),
+            signatory: Some(signatory(decision)),
+            sha256: output_sha256,
+            field_name,
         })
     }
 
@@ -663,27 +881,13 @@ impl SignerService {
             document_digest: r.digest.clone(),
             signing_time: now,
         };
-        let ctx = match self.parse_context(caller, r.context, now) {
-            Ok(c) => c,
-            Err(e @ Error::Refused(_)) => {
-                return Err(self.record_failure(caller, &job, e, now).await);
-            }
-            Err(e) => return Err(e),
+        let job = self.with_context(caller, job, r.context, now).await?;
+        let approval = Approval::Cms {
+            approval: &r.approval,
+            content: None,
         };
-        let job = Job { ctx, ..job };
-        let decision = match self.decide(&job, now).await {
-            Ok(d) => d,
-            Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
-        };
-        if job.ctx.profile == pb::Profile::Issue as i32
-            && let Err(e) = self.check_approval(&job, &r.approval, None, now).await
-        {
-            return Err(self.record_failure(caller, &job, e, now).await);
-        }
-        let signature = match self.hsm_sign(key, digest_algorithm, &r.digest).await {
-            Ok(s) => s,
-            Err(e) => return Err(self.record_failure(caller, &job, e, now).await),
-        };
+        let decision = self.authorise(caller, &job, approval, now).await?;
+        let signature = self.sign_recorded(caller, &job, &r.digest, now).await?;
         let audit = self
             .record(caller, &job, AuditDecision::Signed, now)
             .await?;
@@ -774,6 +978,143 @@ impl SignerService {
     }
 }
 
+/// The PAdES request of a SignPdf, and the prepared update.
+// The document flow (`documents.rs`) signs through exactly the path of a direct call:
+// the same caller identity, checks, metrics and audit record.
+impl SignerService {
+    pub(crate) fn identify<T>(&self, req: &Request<T>) -> Result<Caller> {
+        self.caller(req)
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        (self.inner.clock)()
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub(crate) fn verifier(&self) -> &kyso_pki::verify::Verifier {
+        self.inner.own.verifier()
+    }
+
+    pub(crate) async fn sign_pdf_as(
+        &self,
+        caller: &Caller,
+        r: pb::SignPdfRequest,
+        now: OffsetDateTime,
+    ) -> Result<pb::SignPdfResponse> {
+        let started = Instant::now();
+        let (key, ctx) = (r.key.clone(), r.context.clone());
+        let out = self.sign_pdf_inner(caller, r, now).await;
+        self.count(
+            &key,
+            ctx.as_ref(),
+            out.as_ref().map_or_else(Error::outcome, |_| "signed"),
+        );
+        self.observe("SignPdf", started);
+        out
+    }
+}
+
+fn prepare_pdf(
+    r: &pb::SignPdfRequest,
+    ctx: &pb::SigningContext,
+    certificate: &[u8],
+    chain: &[Vec<u8>],
+    signing_time: OffsetDateTime,
+    max_pdf_bytes: usize,
+) -> Result<pades::PreparedPdf> {
+    let profile = match pb::Profile::try_from(ctx.profile).unwrap_or(pb::Profile::Unspecified) {
+        pb::Profile::Approval => pades::Profile::Approval,
+        pb::Profile::Issue => pades::Profile::Issue,
+        pb::Profile::ScannedIssue => pades::Profile::ScannedIssue,
+        pb::Profile::Copy => pades::Profile::Copy,
+        pb::Profile::Appendix => pades::Profile::Appendix,
+        pb::Profile::Received => pades::Profile::Received,
+        pb::Profile::Comment => pades::Profile::Comment,
+        pb::Profile::Unspecified => {
+            return Err(Error::InvalidField {
+                field: "context.profile",
+                reason: "required".into(),
+            });
+        }
+    };
+    let mut req = pades::PadesRequest::new(profile, certificate, chain, signing_time);
+    req.limits.max_bytes = max_pdf_bytes;
+    req.placement = match r.placement.as_ref().and_then(|p| p.r#where.as_ref()) {
+        None => pades::Placement::Auto,
+        Some(pb::pdf_placement::Where::Rect(x)) => pades::Placement::Rect {
+            page: x.page,
+            rect: [x.x0, x.y0, x.x1, x.y1],
+        },
+        Some(pb::pdf_placement::Where::Field(f)) => pades::Placement::Field(f.clone()),
+        Some(pb::pdf_placement::Where::Marker(m)) => pades::Placement::Marker {
+            text: m.text.clone(),
+            page: (m.page != 0).then_some(m.page),
+        },
+    };
+    let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.to_owned());
+    req.field_name = non_empty(&r.field_name);
+    req.image = (!r.image.is_empty()).then_some(r.image.as_slice());
+    req.seal_diameter_mm = (r.seal_diameter_mm > 0.0).then_some(r.seal_diameter_mm);
+    let doc = ctx.document.clone().unwrap_or_default();
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    req.text = pades::StampText {
+        copy_form: non_empty(&r.copy_form),
+        organisation: non_empty(&r.organisation_name),
+        number_and_symbol: non_empty(&doc.number_and_symbol),
+        issue_date: time::Date::parse(&doc.issue_date, &fmt).ok(),
+        incoming_number: non_empty(&r.incoming_number),
+    };
+    req.reason = non_empty(&r.reason).or_else(|| default_reason(profile, &doc));
+    req.location = non_empty(&r.location);
+    pades::prepare(&r.pdf, &req).map_err(|e| match e {
+        pades::PadesError::NoApproval(reason) => a6(format!(
+            "the organisation seals only a PDF that already carries the competent person's signature: {reason}"
+        )),
+        other => Error::InvalidField {
+            field: "pdf",
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// `/Reason` when the caller gives none: what the signature means, with the
+/// document's number and issue date for an ISSUE (W2).
+fn default_reason(profile: pades::Profile, doc: &pb::DocumentInfo) -> Option<String> {
+    let number = doc.number_and_symbol.trim();
+    Some(match profile {
+        pades::Profile::Approval => "Phê duyệt".to_owned(),
+        pades::Profile::Issue if !number.is_empty() => {
+            format!("Ban hành văn bản số {number} ngày {}", doc.issue_date)
+        }
+        pades::Profile::Issue | pades::Profile::ScannedIssue => "Ban hành".to_owned(),
+        pades::Profile::Copy => "Sao văn bản".to_owned(),
+        pades::Profile::Appendix => format!("Phụ lục văn bản {number}"),
+        pades::Profile::Received => "Văn bản đến".to_owned(),
+        _ => return None,
+    })
+}
+
+/// What an ISSUE's A6 check looks at.
+enum Approval<'a> {
+    /// SignCms, SignDigest: the CMS with the competent person's signature.
+    Cms {
+        approval: &'a [u8],
+        content: Option<&'a [u8]>,
+    },
+    /// SignPdf: the PDF to seal, which must already carry that signature.
+    Pdf(&'a [u8]),
+}
+
+fn a6(reason: String) -> Error {
+    Error::Refused(vec![Refusal {
+        rule: "A6".into(),
+        reason,
+    }])
+}
+
 /// A digest sent by the caller must have its algorithm's length.
 fn check_digest_len(alg: DigestAlgorithm, digest: &[u8]) -> Result<()> {
     if digest.len() == alg.output_len() {
@@ -843,5 +1184,18 @@ impl pb::signer_server::Signer for SignerService {
         let (key, ctx) = (r.key.clone(), r.context.clone());
         let out = self.sign_cms_inner(&caller, r, now).await;
         self.answer("SignCms", &key, ctx.as_ref(), started, out)
+    }
+
+    async fn sign_pdf(
+        &self,
+        req: Request<pb::SignPdfRequest>,
+    ) -> Result<Response<pb::SignPdfResponse>, Status> {
+        let started = Instant::now();
+        let caller = self.caller(&req)?;
+        let now = (self.inner.clock)();
+        let r = req.into_inner();
+        let (key, ctx) = (r.key.clone(), r.context.clone());
+        let out = self.sign_pdf_inner(&caller, r, now).await;
+        self.answer("SignPdf", &key, ctx.as_ref(), started, out)
     }
 }

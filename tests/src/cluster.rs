@@ -229,7 +229,8 @@ pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
                    {"organisation_id": ubnd, "title_id": chairman_title, "document_type": "QD"}],
                "organisation_profiles": [
                    {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_ISSUE"},
-                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_RECEIVED"}]}),
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_RECEIVED"},
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_APPENDIX"}]}),
     )
     .await;
     for (kind, path) in certs {
@@ -434,12 +435,14 @@ metrics_listen = "127.0.0.1:0"
 allow_anonymous = true
 registry = {{ url = "{registry}", timeout_ms = 2000 }}
 own_check_ttl_secs = 60
+documents_dir = {documents:?}
 
 [audit]
 path = {audit:?}
 seal_key = "seal"
 seal_every_records = 50
 seal_every_secs = 3600
+report_usage_every_secs = 1
 
 [trust]
 trust_anchors = [{root:?}]
@@ -483,6 +486,7 @@ slots = ["hsm-1"]
 "#,
             registry = self.registry.url(),
             audit = self.audit_path(),
+            documents = self.dir.path().join("documents"),
             root = pki.root_pem(),
             inter = pki.intermediates_pem(),
             rewrites = rewrites.join(", "),

@@ -26,6 +26,8 @@ mod cms;
 pub mod hsm;
 mod http;
 mod ocsp;
+pub mod pdf_fixtures;
+pub mod pdf_peers;
 mod pki;
 mod process;
 

@@ -114,7 +114,7 @@ fn request<'a>(
         content,
         signer_certificate: leaf_der,
         chain,
-        signing_time,
+        signing_time: Some(signing_time),
         signature_algorithm: alg,
         content_type: None,
     }

@@ -157,7 +157,7 @@ fn build_with(
         content,
         signer_certificate: &leaf_der,
         chain: &chain,
-        signing_time: recent(),
+        signing_time: Some(recent()),
         signature_algorithm: alg,
         content_type,
     })

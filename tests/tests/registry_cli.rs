@@ -688,12 +688,12 @@ async fn cli_report_per_managing_agency_as_json_and_csv_R2() {
     assert_eq!(
         lines[0],
         "period,period_start,period_end,managing_agency_id,managing_agency_name,\
-         issued,renewed,revoked,suspended"
+         issued,renewed,revoked,suspended,signatures,sent,received,refused"
     );
     assert_eq!(
         lines[1],
         format!(
-            "{},{},{},{org},\"Sở Tư pháp, \"\"Khánh Hòa\"\"\",1,0,1,0",
+            "{},{},{},{org},\"Sở Tư pháp, \"\"Khánh Hòa\"\"\",1,0,1,0,0,0,0,0",
             rows[0]["period"].as_str().unwrap(),
             rows[0]["period_start"].as_str().unwrap(),
             rows[0]["period_end"].as_str().unwrap(),

@@ -463,6 +463,96 @@ async fn signer_killed_mid_load_leaves_a_log_that_verifies_and_holds_every_retur
     );
 }
 
+/// Signatures the registry's R2 report counts, over every managing agency.
+async fn reported_signatures(c: &Cluster) -> (i64, bool) {
+    use kyso_proto::registry::v1 as reg;
+    let mut client = reg::registry_client::RegistryClient::connect(c.registry.url())
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let r = client
+        .report(reg::ReportRequest {
+            from: Some(prost_types::Timestamp {
+                seconds: now - 86_400 * 370,
+                nanos: 0,
+            }),
+            to: Some(prost_types::Timestamp {
+                seconds: now + 86_400,
+                nanos: 0,
+            }),
+            granularity: reg::Granularity::Year as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (
+        r.rows.iter().map(|x| x.signatures).sum(),
+        r.signatures_counted,
+    )
+}
+
+/// R2: the signer counts its signatures from the audit log and reports them to the
+/// registry in batches. A SIGKILL between the registry's commit and the cursor's move, or
+/// in the middle of a batch, must neither lose nor double a signature: the registry's
+/// count ends equal to the signed records of the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_reach_the_registry_report_exactly_once_across_a_crash_R2() {
+    let mut c = Cluster::start().await;
+    let url = format!("http://{}", c.addr);
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let req = c.approved_issue(format!("usage {i}").as_bytes()).await;
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut client) = SignerClient::connect(url).await else {
+                return;
+            };
+            for _ in 0..500 {
+                if client.sign_cms(req.clone()).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    // Long enough for a report round or two to run under load before the kill.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.kill_signer();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    c.start_signer().await;
+    let audit_path = c.audit_path();
+    let signed = || {
+        audit_lines(&audit_path)
+            .iter()
+            .filter(|l| l["entry"]["decision"] == json!("signed"))
+            .count() as i64
+    };
+    let expected = signed();
+    assert!(expected > 4, "signatures were made before the kill");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = reported_signatures(&c).await;
+    while got.0 != expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        got = reported_signatures(&c).await;
+    }
+    assert_eq!(
+        got,
+        (expected, true),
+        "registry count vs signed audit records"
+    );
+    // A few more rounds change nothing (no batch is counted twice).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(reported_signatures(&c).await.0, expected);
+    // A graceful stop reports what came after the last round.
+    let mut client = c.client().await;
+    let req = c.approved_issue(b"after the restart").await;
+    client.sign_cms(req).await.unwrap();
+    c.stop_signer();
+    assert_eq!(reported_signatures(&c).await.0, signed());
+    assert_eq!(signed(), expected + 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configuration_lists_every_problem_and_exits_before_binding() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,9 @@
 //! back into the same report it prints for in-process verification.
 
 use kyso_pki::cert::CertKind;
+use kyso_pki::pdf::{
+    Modification, ModificationKind, PdfReport, PdfSignatureReport, Revision, SignatureKind,
+};
 use kyso_pki::report::{
     CertSource, CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime,
     RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity,
@@ -131,6 +134,70 @@ const STATUSES: &[(CertStatus, pb::CertStatus)] = &[
     (CertStatus::NotChecked, pb::CertStatus::NotChecked),
 ];
 
+const MODIFICATIONS: &[(ModificationKind, pb::ModificationKind)] = &[
+    (ModificationKind::Signature, pb::ModificationKind::Signature),
+    (
+        ModificationKind::SignatureField,
+        pb::ModificationKind::SignatureField,
+    ),
+    (
+        ModificationKind::SignatureAppearance,
+        pb::ModificationKind::SignatureAppearance,
+    ),
+    (
+        ModificationKind::FormFields,
+        pb::ModificationKind::FormFields,
+    ),
+    (ModificationKind::Dss, pb::ModificationKind::Dss),
+    (ModificationKind::Metadata, pb::ModificationKind::Metadata),
+    (
+        ModificationKind::UnusedObject,
+        pb::ModificationKind::UnusedObject,
+    ),
+    (
+        ModificationKind::ObjectAdded,
+        pb::ModificationKind::ObjectAdded,
+    ),
+    (
+        ModificationKind::PageContent,
+        pb::ModificationKind::PageContent,
+    ),
+    (
+        ModificationKind::PageResources,
+        pb::ModificationKind::PageResources,
+    ),
+    (ModificationKind::Page, pb::ModificationKind::Page),
+    (
+        ModificationKind::Annotation,
+        pb::ModificationKind::Annotation,
+    ),
+    (
+        ModificationKind::FormFieldValue,
+        pb::ModificationKind::FormFieldValue,
+    ),
+    (ModificationKind::Catalog, pb::ModificationKind::Catalog),
+    (
+        ModificationKind::SignatureChanged,
+        pb::ModificationKind::SignatureChanged,
+    ),
+    (
+        ModificationKind::ObjectReplaced,
+        pb::ModificationKind::ObjectReplaced,
+    ),
+    (
+        ModificationKind::ObjectDeleted,
+        pb::ModificationKind::ObjectDeleted,
+    ),
+    (
+        ModificationKind::XrefRedirect,
+        pb::ModificationKind::XrefRedirect,
+    ),
+    (
+        ModificationKind::TrailingData,
+        pb::ModificationKind::TrailingData,
+    ),
+];
+
 fn to_pb<A: PartialEq + Copy, B: Copy + Into<i32>>(table: &[(A, B)], a: A) -> i32 {
     table
         .iter()
@@ -204,6 +271,124 @@ fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
         signed_attributes: s.signed_attributes,
         ess_signing_certificate_v2: s.ess_signing_certificate_v2,
         detached: s.detached,
+    }
+}
+
+/// PDF report → proto.
+pub fn pdf_to_pb(r: &PdfReport) -> pb::VerifyPdfResponse {
+    pb::VerifyPdfResponse {
+        indication: to_pb(INDICATIONS, r.indication),
+        revisions: r.revisions.iter().map(revision_to_pb).collect(),
+        signatures: r.signatures.iter().map(pdf_signature_to_pb).collect(),
+    }
+}
+
+fn u32_of(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn revision_to_pb(r: &Revision) -> pb::PdfRevision {
+    pb::PdfRevision {
+        index: u32_of(r.index),
+        start: r.start as u64,
+        end: r.end as u64,
+        eof_end: r.eof_end as u64,
+        xref_offset: r.xref_offset as u64,
+        xref_stream: r.xref_stream,
+        objects: u32_of(r.objects),
+    }
+}
+
+fn pdf_signature_to_pb(s: &PdfSignatureReport) -> pb::PdfSignature {
+    pb::PdfSignature {
+        field_name: s.field_name.clone(),
+        sub_filter: s.sub_filter.clone(),
+        revision: u32_of(s.revision),
+        covers_whole_document: s.covers_whole_document,
+        byte_range: s.byte_range.map(|b| b.to_vec()).unwrap_or_default(),
+        byte_range_error: opt(&s.byte_range_error),
+        signing_time: s.signing_time.map(ts),
+        reason: opt(&s.reason),
+        location: opt(&s.location),
+        name: opt(&s.name),
+        modifications: s.modifications.iter().map(modification_to_pb).collect(),
+        report: Some(signature_to_pb(&s.report)),
+        document_timestamp: s.kind == SignatureKind::DocTimeStamp,
+    }
+}
+
+fn modification_to_pb(m: &Modification) -> pb::Modification {
+    pb::Modification {
+        revision: u32_of(m.revision),
+        kind: to_pb(MODIFICATIONS, m.kind),
+        object_number: m.object.map_or(0, |o| o.0),
+        object_generation: m.object.map_or(0, |o| u32::from(o.1)),
+        allowed: m.allowed,
+        description: m.description.clone(),
+    }
+}
+
+/// Proto → PDF report (for clients that print what a server said).
+pub fn pdf_from_pb(r: &pb::VerifyPdfResponse) -> PdfReport {
+    let signatures: Vec<PdfSignatureReport> = r
+        .signatures
+        .iter()
+        .map(|s| PdfSignatureReport {
+            field_name: s.field_name.clone(),
+            kind: if s.document_timestamp {
+                SignatureKind::DocTimeStamp
+            } else {
+                SignatureKind::Signature
+            },
+            sub_filter: s.sub_filter.clone(),
+            revision: s.revision as usize,
+            covers_whole_document: s.covers_whole_document,
+            byte_range: <[u64; 4]>::try_from(s.byte_range.as_slice()).ok(),
+            byte_range_error: some(s.byte_range_error.clone()),
+            signing_time: s.signing_time.as_ref().and_then(from_ts),
+            reason: some(s.reason.clone()),
+            location: some(s.location.clone()),
+            name: some(s.name.clone()),
+            modifications: s
+                .modifications
+                .iter()
+                .map(|m| Modification {
+                    revision: m.revision as usize,
+                    kind: from_pb(MODIFICATIONS, m.kind)
+                        .unwrap_or(ModificationKind::ObjectReplaced),
+                    object: (m.object_number != 0).then(|| {
+                        (
+                            m.object_number,
+                            u16::try_from(m.object_generation).unwrap_or(0),
+                        )
+                    }),
+                    allowed: m.allowed,
+                    description: m.description.clone(),
+                })
+                .collect(),
+            report: s
+                .report
+                .as_ref()
+                .map(signature_from_pb)
+                .unwrap_or_else(|| signature_from_pb(&pb::SignatureReport::default())),
+        })
+        .collect();
+    PdfReport {
+        indication: from_pb(INDICATIONS, r.indication).unwrap_or(Indication::Indeterminate),
+        revisions: r
+            .revisions
+            .iter()
+            .map(|v| Revision {
+                index: v.index as usize,
+                start: usize::try_from(v.start).unwrap_or(usize::MAX),
+                end: usize::try_from(v.end).unwrap_or(usize::MAX),
+                eof_end: usize::try_from(v.eof_end).unwrap_or(usize::MAX),
+                xref_offset: usize::try_from(v.xref_offset).unwrap_or(usize::MAX),
+                xref_stream: v.xref_stream,
+                objects: v.objects as usize,
+            })
+            .collect(),
+        signatures,
     }
 }
 
@@ -384,6 +569,13 @@ fn evidence_from_pb(e: &pb::RevocationEvidence) -> RevocationEvidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_modification_kind_maps_both_ways() {
+        for (a, b) in MODIFICATIONS {
+            assert_eq!(from_pb(MODIFICATIONS, (*b).into()), Some(*a));
+        }
+    }
 
     #[test]
     fn every_sub_indication_maps_both_ways() {

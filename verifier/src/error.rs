@@ -21,6 +21,9 @@ pub enum Error {
     /// The signature or certificate input cannot be judged (not a CMS, ...).
     #[error(transparent)]
     Pki(#[from] kyso_pki::Error),
+    /// The PDF cannot be read (not a PDF, encrypted, broken, over a limit).
+    #[error(transparent)]
+    Pdf(#[from] kyso_pki::pdf::PdfError),
     /// Binding or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -50,6 +53,8 @@ impl Error {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::InvalidField { .. } | Self::Pki(_) => "invalid_argument",
+            Self::Pdf(kyso_pki::pdf::PdfError::TooLarge { .. }) => "resource_exhausted",
+            Self::Pdf(_) => "invalid_argument",
             _ => "internal",
         }
     }
@@ -76,6 +81,18 @@ impl From<Error> for Status {
                 details.add_bad_request_violation(field, p.to_string());
                 let code = match p {
                     kyso_pki::Error::Config(_) | kyso_pki::Error::Fetch { .. } => Code::Unavailable,
+                    _ => Code::InvalidArgument,
+                };
+                Status::with_error_details(code, p.to_string(), details)
+            }
+            Error::Pdf(p) => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation("pdf", p.to_string());
+                // A limit is a resource the request would exhaust; anything
+                // else is a file that cannot be verified as sent (V5: the
+                // sender is told why).
+                let code = match p {
+                    kyso_pki::pdf::PdfError::TooLarge { .. } => Code::ResourceExhausted,
                     _ => Code::InvalidArgument,
                 };
                 Status::with_error_details(code, p.to_string(), details)

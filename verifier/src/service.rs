@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt};
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::pdf::{PdfLimits, PdfVerifyOptions};
 use kyso_pki::time::OffsetDateTime;
 use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_proto::verifier::v1 as pb;
@@ -119,6 +120,34 @@ impl VerifierService {
         Ok(convert::document_to_pb(&report))
     }
 
+    /// Verifies one PDF; the report or a request error.
+    async fn verify_pdf_one(
+        &self,
+        req: pb::VerifyPdfRequest,
+    ) -> Result<pb::VerifyPdfResponse, Error> {
+        if req.pdf.is_empty() {
+            return Err(Error::field("pdf", "empty: a PDF file is required"));
+        }
+        let at = match &req.at {
+            None => None,
+            Some(t) => Some(
+                convert::from_ts(t)
+                    .ok_or_else(|| Error::field("at", "not a representable time"))?,
+            ),
+        };
+        let options = PdfVerifyOptions {
+            at,
+            policy: convert::policy_from_pb(req.revocation_policy),
+            limits: PdfLimits::default(),
+        };
+        let report = self
+            .verifier
+            .verify_pdf(&req.pdf, &options, (self.clock)())
+            .await?;
+        self.metrics.record(&report.document());
+        Ok(convert::pdf_to_pb(&report))
+    }
+
     fn observe(&self, method: &str, started: Instant, outcome: &str) {
         self.metrics
             .requests
@@ -163,6 +192,21 @@ impl pb::verifier_server::Verifier for VerifierService {
             Err(e) => e.outcome(),
         };
         self.observe("VerifyCms", started, outcome);
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    async fn verify_pdf(
+        &self,
+        request: Request<pb::VerifyPdfRequest>,
+    ) -> Result<Response<pb::VerifyPdfResponse>, Status> {
+        let _g = InFlight::new(&self.metrics.in_flight);
+        let started = Instant::now();
+        let result = self.verify_pdf_one(request.into_inner()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.observe("VerifyPdf", started, outcome);
         result.map(Response::new).map_err(Status::from)
     }
 

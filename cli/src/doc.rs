@@ -1,0 +1,352 @@
+//! `kyso doc`: the document flow of the signer's `Documents` service — issue an outgoing
+//! document (W1), receive an incoming one (W3), sign attachments (D5), fetch an original
+//! (D7). Each prints a JSON summary on stdout; signed files are written where `--out`
+//! says.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kyso_proto::documents::v1 as dpb;
+use kyso_proto::documents::v1::documents_client::DocumentsClient;
+use kyso_proto::signer::v1 as pb;
+use serde_json::{Value, json};
+
+use crate::client::ServerArgs;
+use crate::{CliError, read_file};
+
+/// The document flow.
+#[derive(Debug, Subcommand)]
+pub enum DocCommand {
+    /// W1: the competent person's approval, then the seal, then the outgoing register.
+    Issue(Box<IssueArgs>),
+    /// W3: verify every signature and signer; accepted: incoming number and received stamp.
+    Receive(ReceiveArgs),
+    /// D5: sign each separate attachment as an appendix of the main document.
+    Attach(AttachArgs),
+    /// D7: a stored original by its SHA-256.
+    Get(GetArgs),
+}
+
+/// `kyso doc issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The PDF to issue (numbered and dated, W1).
+    pub input: PathBuf,
+    /// Where to write the signed original.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The issuing organisation (registry id).
+    #[arg(long)]
+    pub organisation: String,
+    /// Document type code.
+    #[arg(long)]
+    pub document_type: String,
+    /// Number and symbol, e.g. "123/QĐ-UBND".
+    #[arg(long)]
+    pub number: String,
+    /// Issue date YYYY-MM-DD (W2: the seal is dated this day).
+    #[arg(long)]
+    pub issue_date: String,
+    /// The competent person's key; absent: the PDF already carries the approval.
+    #[arg(long)]
+    pub approval_key: Option<String>,
+    /// The competent person (registry id).
+    #[arg(long)]
+    pub approver: Option<String>,
+    /// An empty signature field of the template to sign into (P1).
+    #[arg(long)]
+    pub approval_field: Option<String>,
+    /// A text marker in the page to centre the approval on (P1).
+    #[arg(long)]
+    pub approval_marker: Option<String>,
+    /// Where the approval goes: PAGE,X0,Y0,X1,Y1 in points (P1: between the title line and
+    /// the name).
+    #[arg(long)]
+    pub approval_rect: Option<String>,
+    /// PNG of the handwritten signature (P1).
+    #[arg(long)]
+    pub approval_image: Option<PathBuf>,
+    /// The organisation's key.
+    #[arg(long)]
+    pub seal_key: String,
+    /// Its custodian (registry id, A5).
+    #[arg(long)]
+    pub custodian: String,
+    /// PNG of the seal (P2).
+    #[arg(long)]
+    pub seal_image: Option<PathBuf>,
+    /// Recipients, for the register.
+    #[arg(long, default_value = "")]
+    pub recipients: String,
+}
+
+/// `kyso doc receive`.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The PDF as received.
+    pub input: PathBuf,
+    /// Where to write the stamped document (accepted only).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The receiving organisation (registry id).
+    #[arg(long)]
+    pub organisation: String,
+    /// The type the sender declares (the signers' authority is checked for it).
+    #[arg(long)]
+    pub document_type: String,
+    /// The receiving organisation's key.
+    #[arg(long)]
+    pub seal_key: String,
+    /// Its custodian (registry id).
+    #[arg(long)]
+    pub custodian: String,
+    /// The sender, for the register and the refusal.
+    #[arg(long, default_value = "")]
+    pub sender: String,
+}
+
+/// `kyso doc attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The attachments (PDF); each is written to `--out-dir` under its own name.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    #[arg(long)]
+    pub organisation: String,
+    #[arg(long)]
+    pub document_type: String,
+    /// The main document's number and symbol (P4).
+    #[arg(long)]
+    pub number: String,
+    #[arg(long)]
+    pub seal_key: String,
+    #[arg(long)]
+    pub custodian: String,
+}
+
+/// `kyso doc get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// SHA-256 of the original, hex.
+    pub sha256: String,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `PAGE,X0,Y0,X1,Y1`.
+fn parse_rect(s: &str) -> Result<pb::PdfRect, CliError> {
+    let bad = || CliError::Usage(format!("--approval-rect {s:?}: want PAGE,X0,Y0,X1,Y1"));
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [page, x0, y0, x1, y1] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let n = |v: &str| v.parse::<f64>().map_err(|_| bad());
+    Ok(pb::PdfRect {
+        page: page.parse().map_err(|_| bad())?,
+        x0: n(x0)?,
+        y0: n(y0)?,
+        x1: n(x1)?,
+        y1: n(y1)?,
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, bytes).map_err(|source| CliError::File {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn client(
+    server: &ServerArgs,
+) -> Result<DocumentsClient<tonic::transport::Channel>, CliError> {
+    let url = server
+        .server
+        .clone()
+        .ok_or_else(|| CliError::Usage("--server is required".into()))?;
+    Ok(DocumentsClient::new(server.connect(&url).await?)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX))
+}
+
+fn document_info(document_type: &str, number: &str, issue_date: &str) -> pb::DocumentInfo {
+    pb::DocumentInfo {
+        document_type: document_type.to_owned(),
+        number_and_symbol: number.to_owned(),
+        issue_date: issue_date.to_owned(),
+        classification: pb::Classification::None as i32,
+    }
+}
+
+/// Runs one `kyso doc` command.
+pub async fn run(cmd: DocCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        DocCommand::Issue(a) => issue(*a).await,
+        DocCommand::Receive(a) => receive(a).await,
+        DocCommand::Attach(a) => attach(a).await,
+        DocCommand::Get(a) => {
+            let mut c = client(&a.server).await?;
+            let r = c
+                .get_document(dpb::GetDocumentRequest { sha256: a.sha256 })
+                .await;
+            match r {
+                Ok(r) => {
+                    write(&a.out, &r.into_inner().pdf)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(s) => Ok(crate::registry::report_status(&s)),
+            }
+        }
+    }
+}
+
+async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
+    let pdf = read_file(&a.input)?;
+    let rect = a.approval_rect.as_deref().map(parse_rect).transpose()?;
+    let placement = match (&a.approval_field, &a.approval_marker) {
+        _ if rect.is_some() => Some(pb::PdfPlacement {
+            r#where: rect.map(pb::pdf_placement::Where::Rect),
+        }),
+        (Some(f), _) => Some(pb::PdfPlacement {
+            r#where: Some(pb::pdf_placement::Where::Field(f.clone())),
+        }),
+        (None, Some(m)) => Some(pb::PdfPlacement {
+            r#where: Some(pb::pdf_placement::Where::Marker(pb::PdfMarker {
+                text: m.clone(),
+                page: 0,
+            })),
+        }),
+        (None, None) => None,
+    };
+    let image = |p: &Option<PathBuf>| p.as_deref().map(read_file).transpose();
+    let req = dpb::IssueOutgoingRequest {
+        pdf,
+        document: Some(document_info(&a.document_type, &a.number, &a.issue_date)),
+        organisation_id: a.organisation,
+        approval_key: a.approval_key.unwrap_or_default(),
+        approver_person_id: a.approver.unwrap_or_default(),
+        approval_mode: pb::SigningMode::Own as i32,
+        approval_placement: placement,
+        approval_image: image(&a.approval_image)?.unwrap_or_default(),
+        seal_key: a.seal_key,
+        custodian_person_id: a.custodian,
+        seal_image: image(&a.seal_image)?.unwrap_or_default(),
+        recipients: a.recipients,
+        sent_at: None,
+    };
+    let mut c = client(&a.server).await?;
+    match c.issue_outgoing(req).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            write(&a.out, &r.pdf)?;
+            print(&json!({
+                "out": a.out.display().to_string(),
+                "sha256": r.sha256,
+                "register_number": r.register_number,
+                "register_year": r.register_year,
+                "signatures": r.audit.len(),
+            }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(s) => Ok(crate::registry::report_status(&s)),
+    }
+}
+
+async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
+    let req = dpb::ReceiveIncomingRequest {
+        pdf: read_file(&a.input)?,
+        organisation_id: a.organisation,
+        seal_key: a.seal_key,
+        custodian_person_id: a.custodian,
+        sender: a.sender,
+        document_type: a.document_type,
+        received_at: None,
+    };
+    let mut c = client(&a.server).await?;
+    match c.receive_incoming(req).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            let problems: Vec<Value> = r
+                .problems
+                .iter()
+                .map(|p| json!({"field": p.field_name, "rule": p.rule, "message": p.message}))
+                .collect();
+            if r.accepted {
+                write(&a.out, &r.pdf)?;
+            }
+            print(&json!({
+                "accepted": r.accepted,
+                "out": if r.accepted { a.out.display().to_string() } else { String::new() },
+                "sha256": r.sha256,
+                "received_sha256": r.received_sha256,
+                "incoming_number": r.incoming_number,
+                "register_year": r.register_year,
+                "problems": problems,
+            }));
+            // A refusal is a verdict, not an error: exit 1 like a failed verification.
+            Ok(if r.accepted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(s) => Ok(crate::registry::report_status(&s)),
+    }
+}
+
+async fn attach(a: AttachArgs) -> Result<ExitCode, CliError> {
+    let mut attachments = Vec::new();
+    for p in &a.inputs {
+        attachments.push(dpb::Attachment {
+            name: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            pdf: read_file(p)?,
+        });
+    }
+    let req = dpb::SignAttachmentsRequest {
+        attachments,
+        document: Some(document_info(&a.document_type, &a.number, "")),
+        organisation_id: a.organisation,
+        seal_key: a.seal_key,
+        custodian_person_id: a.custodian,
+    };
+    let mut c = client(&a.server).await?;
+    match c.sign_attachments(req).await {
+        Ok(r) => {
+            std::fs::create_dir_all(&a.out_dir).map_err(|source| CliError::File {
+                path: a.out_dir.display().to_string(),
+                source,
+            })?;
+            let mut out = Vec::new();
+            for s in r.into_inner().attachments {
+                let name = Path::new(&s.name)
+                    .file_name()
+                    .map(|n| n.to_owned())
+                    .unwrap_or_else(|| format!("{}.pdf", s.sha256).into());
+                let path = a.out_dir.join(name);
+                write(&path, &s.pdf)?;
+                out.push(json!({"out": path.display().to_string(), "sha256": s.sha256}));
+            }
+            print(&json!({ "attachments": out }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(s) => Ok(crate::registry::report_status(&s)),
+    }
+}

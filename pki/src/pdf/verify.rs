@@ -1,0 +1,413 @@
+//! PDF verification: each signature's CMS checked over its byte range like a
+//! detached CMS (V2, N3 art. 7), folded with the PDF checks: the byte range
+//! and what later revisions changed (V5, W3: an altered document is refused).
+
+use der::Decode;
+use serde::Serialize;
+use spki::AlgorithmIdentifierOwned;
+
+use super::{
+    EmbeddedSignature, Modification, PdfError, PdfLimits, Revision, SignatureKind, parse_signatures,
+};
+use crate::ber;
+use crate::cms::{self, Detached};
+use crate::crypto::DigestAlgorithm;
+use crate::report::{
+    DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SubIndication,
+    TimeSource,
+};
+use crate::time::{OffsetDateTime, rfc3339};
+use crate::verify::Verifier;
+
+/// `/SubFilter` values of CMS signatures kyso verifies.
+const CMS_SUB_FILTERS: [&str; 2] = ["ETSI.CAdES.detached", "adbe.pkcs7.detached"];
+/// `/SubFilter` of a PAdES document time-stamp.
+const RFC3161_SUB_FILTER: &str = "ETSI.RFC3161";
+/// id-ct-TSTInfo.
+const TST_INFO: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+
+/// How to verify a PDF.
+#[derive(Clone, Debug, Default)]
+pub struct PdfVerifyOptions {
+    /// A trusted reference time (W5), instead of the claimed signing time.
+    pub at: Option<OffsetDateTime>,
+    /// The revocation policy, or the verifier's default.
+    pub policy: Option<RevocationPolicy>,
+    /// Bounds on the PDF.
+    pub limits: PdfLimits,
+}
+
+/// The report for one signature of a PDF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PdfSignatureReport {
+    /// Fully qualified field name.
+    pub field_name: String,
+    /// Signature or document time-stamp.
+    pub kind: SignatureKind,
+    /// `/SubFilter`.
+    pub sub_filter: String,
+    /// The revision the signature covers (0 = the original document).
+    pub revision: usize,
+    /// Whether it covers the whole file as it is now.
+    pub covers_whole_document: bool,
+    /// `/ByteRange` as written.
+    pub byte_range: Option<[u64; 4]>,
+    /// Why the byte range was refused, if it was.
+    pub byte_range_error: Option<String>,
+    /// `/M`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub signing_time: Option<OffsetDateTime>,
+    /// `/Reason`.
+    pub reason: Option<String>,
+    /// `/Location`.
+    pub location: Option<String>,
+    /// `/Name`.
+    pub name: Option<String>,
+    /// What later revisions changed, each allowed or not.
+    pub modifications: Vec<Modification>,
+    /// The verdict, with the same checks as a CMS signature.
+    pub report: SignatureReport,
+}
+
+/// The report for one PDF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PdfReport {
+    /// The worst indication of all signatures (TOTAL_FAILED when there is none).
+    pub indication: Indication,
+    /// The revisions, oldest first.
+    pub revisions: Vec<Revision>,
+    /// Per signature, in the order they were applied.
+    pub signatures: Vec<PdfSignatureReport>,
+}
+
+impl PdfReport {
+    /// The signature reports alone, as for a CMS (metrics, generic output).
+    pub fn document(&self) -> DocumentReport {
+        DocumentReport::new(self.signatures.iter().map(|s| s.report.clone()).collect())
+    }
+}
+
+impl Verifier {
+    /// Verifies every signature of a PDF. `Err` only when the PDF cannot be
+    /// read at all (not a PDF, encrypted, broken cross-reference, too large).
+    pub async fn verify_pdf(
+        &self,
+        pdf: &[u8],
+        options: &PdfVerifyOptions,
+        now: OffsetDateTime,
+    ) -> Result<PdfReport, PdfError> {
+        let parsed = parse_signatures(pdf, &options.limits)?;
+        let mut signatures = Vec::with_capacity(parsed.signatures.len());
+        for (i, sig) in parsed.signatures.iter().enumerate() {
+            let report = self.verify_embedded(pdf, sig, i, options, now).await;
+            let (revision, whole, br_err) = match &sig.coverage {
+                Ok(b) => (b.revision, b.whole_document, None),
+                Err(e) => (sig.revision, false, Some(e.0.clone())),
+            };
+            signatures.push(PdfSignatureReport {
+                field_name: sig.field_name.clone(),
+                kind: sig.kind,
+                sub_filter: sig.sub_filter.clone(),
+                revision,
+                covers_whole_document: whole,
+                byte_range: sig.byte_range,
+                byte_range_error: br_err,
+                signing_time: sig.signing_time,
+                reason: sig.reason.clone(),
+                location: sig.location.clone(),
+                name: sig.name.clone(),
+                modifications: sig.modifications.clone(),
+                report,
+            });
+        }
+        let indication = signatures
+            .iter()
+            .map(|s| s.report.indication)
+            .max_by_key(|i| i.severity())
+            .unwrap_or(Indication::TotalFailed);
+        Ok(PdfReport {
+            indication,
+            revisions: parsed.revisions,
+            signatures,
+        })
+    }
+
+    async fn verify_embedded(
+        &self,
+        pdf: &[u8],
+        sig: &EmbeddedSignature,
+        index: usize,
+        options: &PdfVerifyOptions,
+        now: OffsetDateTime,
+    ) -> SignatureReport {
+        let policy = options.policy.unwrap_or(self.default_policy());
+        let mut report = match self.cms_report(pdf, sig, index, options, policy, now).await {
+            Ok(r) => r,
+            Err((indication, sub, message)) => {
+                let mut r = bare_report(
+                    index, indication, sub, message, policy, sig, options.at, now,
+                );
+                // Who signed is worth saying even when the signature fails.
+                if let Ok(msg) = cms::parse(&sig.contents) {
+                    let c = cms::check_signer(&msg, 0, &Detached::None, &[]);
+                    r.signer = c
+                        .signer_cert
+                        .as_ref()
+                        .map(crate::report::SignerIdentity::from_cert);
+                }
+                r
+            }
+        };
+        report.warnings.extend(sig.warnings.iter().cloned());
+        fold_modifications(&mut report, sig);
+        report
+    }
+
+    /// The CMS checks over the byte range; `Err` is a verdict reached before
+    /// the CMS could be judged.
+    async fn cms_report(
+        &self,
+        pdf: &[u8],
+        sig: &EmbeddedSignature,
+        index: usize,
+        options: &PdfVerifyOptions,
+        policy: RevocationPolicy,
+        now: OffsetDateTime,
+    ) -> Result<SignatureReport, (Indication, SubIndication, String)> {
+        let tst = sig.kind == SignatureKind::DocTimeStamp || sig.sub_filter == RFC3161_SUB_FILTER;
+        if tst && sig.sub_filter != RFC3161_SUB_FILTER {
+            return Err((
+                Indication::Indeterminate,
+                SubIndication::FormatFailure,
+                format!(
+                    "a document time-stamp with /SubFilter {:?} (expected ETSI.RFC3161)",
+                    sig.sub_filter
+                ),
+            ));
+        }
+        if !tst && !CMS_SUB_FILTERS.contains(&sig.sub_filter.as_str()) {
+            return Err((
+                Indication::Indeterminate,
+                SubIndication::FormatFailure,
+                format!(
+                    "/SubFilter {:?} is not supported (ETSI.CAdES.detached or adbe.pkcs7.detached)",
+                    sig.sub_filter
+                ),
+            ));
+        }
+        let range = match &sig.coverage {
+            Ok(r) => r,
+            Err(e) => {
+                return Err((
+                    Indication::TotalFailed,
+                    SubIndication::HashFailure,
+                    format!("the /ByteRange does not protect the document as signed: {e}"),
+                ));
+            }
+        };
+        let msg = cms::parse(&sig.contents).map_err(|e| {
+            (
+                Indication::TotalFailed,
+                SubIndication::FormatFailure,
+                format!("/Contents is not a CMS SignedData: {e}"),
+            )
+        })?;
+        if msg.signer_count() == 0 {
+            return Err((
+                Indication::TotalFailed,
+                SubIndication::FormatFailure,
+                "the CMS in /Contents has no signer".into(),
+            ));
+        }
+        let mut extra_warnings = Vec::new();
+        if msg.signer_count() > 1 {
+            extra_warnings.push(format!(
+                "the CMS has {} signers; a PDF signature has one, only the first is judged",
+                msg.signer_count()
+            ));
+        }
+        let digest_alg = msg
+            .signer(0)
+            .and_then(|s| DigestAlgorithm::from_oid(&s.digest_alg.oid));
+        let digest = digest_alg.and_then(|a| sig.digest(pdf, a));
+        let detached = if tst {
+            if msg.econtent_type() != TST_INFO {
+                return Err((
+                    Indication::TotalFailed,
+                    SubIndication::FormatFailure,
+                    "the document time-stamp does not hold a TSTInfo".into(),
+                ));
+            }
+            let tst_info = msg.content().unwrap_or_default();
+            check_imprint(tst_info, pdf, sig)?;
+            Detached::None
+        } else {
+            if !msg.is_detached() {
+                return Err((
+                    Indication::TotalFailed,
+                    SubIndication::FormatFailure,
+                    "the CMS carries its own content; a PDF signature must be detached over the byte range".into(),
+                ));
+            }
+            match (digest_alg, &digest) {
+                (Some(algorithm), Some(value)) => Detached::Digest { algorithm, value },
+                _ => Detached::None,
+            }
+        };
+        let mut check = cms::check_signer(&msg, 0, &detached, &[]);
+        check.warnings.extend(extra_warnings);
+        match (check.signing_time, sig.signing_time) {
+            (None, Some(m)) if !tst => {
+                check.signing_time = Some(m);
+                check.warnings.push(format!(
+                    "the claimed signing time {} is the signature dictionary's /M (PAdES signs no signing-time attribute); it is claimed, not proven",
+                    rfc3339(m)
+                ));
+            }
+            (Some(_), _) if sig.sub_filter == "ETSI.CAdES.detached" => check.warnings.push(
+                "the CMS has a signing-time attribute, which PAdES (ETSI.CAdES.detached) does not allow; it is used as the claimed time".into(),
+            ),
+            _ => {}
+        }
+        let mut report = self
+            .judge_signer(check, msg.certificates(), options.at, policy, now)
+            .await;
+        report.index = u32::try_from(index).unwrap_or(u32::MAX);
+        if report.indication == Indication::TotalPassed && !range.whole_document {
+            report
+                .warnings
+                .push(format!("the signature covers revision {} only; later revisions are listed as modifications", range.revision));
+        }
+        Ok(report)
+    }
+}
+
+/// The messageImprint of a document time-stamp must be the byte range's digest.
+fn check_imprint(
+    tst_info: &[u8],
+    pdf: &[u8],
+    sig: &EmbeddedSignature,
+) -> Result<(), (Indication, SubIndication, String)> {
+    let bad = |m: String| (Indication::TotalFailed, SubIndication::FormatFailure, m);
+    let (seq, _) = ber::read_tlv(tst_info).map_err(|e| bad(format!("TSTInfo: {e}")))?;
+    let mut kids = ber::children(seq.content);
+    let _version = kids.next();
+    let _policy = kids.next();
+    let imprint = kids
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| bad("TSTInfo has no messageImprint".into()))?;
+    let (imp, _) = ber::read_tlv(imprint.raw).map_err(|e| bad(format!("messageImprint: {e}")))?;
+    let mut parts = ber::children(imp.content);
+    let alg = parts
+        .next()
+        .and_then(Result::ok)
+        .and_then(|t| AlgorithmIdentifierOwned::from_der(t.raw).ok())
+        .ok_or_else(|| bad("messageImprint has no hash algorithm".into()))?;
+    let value = parts
+        .next()
+        .and_then(Result::ok)
+        .filter(|t| t.tag == 0x04)
+        .ok_or_else(|| bad("messageImprint has no hash value".into()))?;
+    let algorithm = DigestAlgorithm::from_oid(&alg.oid).ok_or_else(|| {
+        (
+            Indication::Indeterminate,
+            SubIndication::CryptoConstraintsFailure,
+            format!(
+                "the time-stamp imprint uses an unsupported hash {}",
+                alg.oid
+            ),
+        )
+    })?;
+    let digest = sig.digest(pdf, algorithm).unwrap_or_default();
+    if digest != value.content {
+        return Err((
+            Indication::TotalFailed,
+            SubIndication::HashFailure,
+            "the document time-stamp's message imprint does not match the byte range".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bare_report(
+    index: usize,
+    indication: Indication,
+    sub: SubIndication,
+    message: String,
+    policy: RevocationPolicy,
+    sig: &EmbeddedSignature,
+    at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> SignatureReport {
+    let reference_time = match (at, sig.signing_time) {
+        (Some(t), _) => ReferenceTime {
+            time: t,
+            source: TimeSource::Caller,
+        },
+        (None, Some(t)) => ReferenceTime {
+            time: t,
+            source: TimeSource::SigningTimeAttribute,
+        },
+        (None, None) => ReferenceTime {
+            time: now,
+            source: TimeSource::ValidationTime,
+        },
+    };
+    SignatureReport {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        indication,
+        sub_indication: Some(sub),
+        message,
+        signer: None,
+        reference_time,
+        claimed_signing_time: sig.signing_time,
+        path: Vec::new(),
+        revocation: Vec::new(),
+        warnings: Vec::new(),
+        digest_algorithm: None,
+        signature_algorithm: None,
+        revocation_policy: policy,
+        signed_attributes: false,
+        ess_signing_certificate_v2: false,
+        detached: true,
+    }
+}
+
+/// A change after the signature that a signer would not have allowed makes
+/// the signature fail, whatever its cryptography says: the document shown is
+/// not the document signed (V5). TOTAL_FAILED because no further data can
+/// repair it; SIG_CONSTRAINTS_FAILURE because the signed bytes themselves
+/// are intact.
+fn fold_modifications(report: &mut SignatureReport, sig: &EmbeddedSignature) {
+    let bad: Vec<&Modification> = sig.modifications.iter().filter(|m| !m.allowed).collect();
+    if bad.is_empty() {
+        return;
+    }
+    let mut what: Vec<String> = bad
+        .iter()
+        .take(3)
+        .map(|m| format!("revision {}: {}", m.revision, m.description))
+        .collect();
+    if bad.len() > 3 {
+        what.push(format!("and {} more", bad.len() - 3));
+    }
+    let said = format!(
+        "the document was changed after this signature in ways a later signature does not allow (V5): {}",
+        what.join("; ")
+    );
+    if report.indication == Indication::TotalFailed {
+        report.message = format!("{}; also, {said}", report.message);
+    } else {
+        if report.indication != Indication::TotalPassed {
+            report
+                .warnings
+                .push(format!("before the modification check: {}", report.message));
+        }
+        report.indication = Indication::TotalFailed;
+        report.sub_indication = Some(SubIndication::SigConstraintsFailure);
+        report.message = said;
+    }
+}

@@ -1,0 +1,152 @@
+//! The store of signed originals (D7, R1): a signed file is the original, kept unaltered
+//! and found by its SHA-256.
+//!
+//! Content-addressed files under one directory (`ab/abcdef….pdf`, two hex digits of
+//! fan-out so no directory grows past a few thousand entries). A file is written to a
+//! temporary name, fsynced and renamed, then the directory is fsynced: a crash leaves the
+//! whole file or none of it. A file is never rewritten; storing the same bytes again is a
+//! no-op. Reads check the hash, so a file changed on disk is reported, never served as the
+//! original. Searching (by number, organisation, period) is the registry's registers'
+//! job; they hold the SHA-256.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why the store could not keep or give back a document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The file system refused.
+    #[error("document store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No document with that hash.
+    #[error("no stored document has SHA-256 {0}")]
+    NotFound(String),
+    /// Not 64 hex digits.
+    #[error("{0:?} is not a SHA-256 (64 hex digits)")]
+    BadHash(String),
+    /// The stored bytes no longer hash to their name: the original was altered on disk.
+    #[error("the stored document {expected} was altered on disk (its bytes hash to {actual})")]
+    Altered {
+        /// The name (the hash when stored).
+        expected: String,
+        /// The hash of what is there now.
+        actual: String,
+    },
+}
+
+/// The directory of signed originals.
+#[derive(Debug, Clone)]
+pub struct DocumentStore {
+    root: PathBuf,
+}
+
+impl DocumentStore {
+    /// Opens (creating it if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self { root })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(format!("{sha256}.pdf"))
+    }
+
+    /// Keeps `bytes` durably and returns their SHA-256 (hex). The same bytes stored twice
+    /// are one file.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha = hex::encode(kyso_pki::crypto::sha256(bytes));
+        let path = self.path_of(&sha);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.len() == bytes.len() as u64
+        {
+            return Ok(sha);
+        }
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".{sha}.{}.tmp", std::process::id()));
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))?;
+        Ok(sha)
+    }
+
+    /// The original with this SHA-256, checked against its name.
+    pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let sha = sha256.trim().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::BadHash(sha256.to_owned()));
+        }
+        let path = self.path_of(&sha);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(sha));
+            }
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let actual = hex::encode(kyso_pki::crypto::sha256(&bytes));
+        if actual != sha {
+            return Err(StoreError::Altered {
+                expected: sha,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stores_once_reads_back_and_detects_an_altered_original_d7() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DocumentStore::open(dir.path().join("docs")).unwrap();
+        let a = store.put(b"%PDF-1.7 signed original").unwrap();
+        assert_eq!(store.put(b"%PDF-1.7 signed original").unwrap(), a);
+        assert_eq!(store.get(&a).unwrap(), b"%PDF-1.7 signed original");
+        assert_eq!(store.get(&a.to_ascii_uppercase()).unwrap().len(), 24);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("docs").join(&a[..2]))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        std::fs::write(store.path_of(&a), b"%PDF-1.7 signed 0riginal").unwrap();
+        assert!(matches!(store.get(&a), Err(StoreError::Altered { .. })));
+        assert!(matches!(
+            store.get(&"00".repeat(32)),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.get("../etc/passwd"),
+            Err(StoreError::BadHash(_))
+        ));
+    }
+}

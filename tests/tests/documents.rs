@@ -1,0 +1,257 @@
+//! The document flow end to end (W1, W3, D5, D6, D7, R2) on the test cluster: SoftHSM2
+//! behind `p11-kit server`, the registry with the sample province, `openssl ocsp` and CRLs
+//! over HTTP; the PDF is the reportlab sample decision; pyHanko and pdfsig are the peers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
+
+use std::path::Path;
+use std::process::Command;
+
+use kyso_proto::registry::v1 as reg;
+use kyso_tests::cluster::Cluster;
+use kyso_tests::hsm::workspace_bin;
+use kyso_tests::pdf_peers::{NssDb, Peers, SampleKind, Tamper, ValidateOptions, pdfsig};
+use serde_json::Value;
+
+/// `kyso doc ARGS` against the cluster's signer: exit code and the JSON it printed.
+fn kyso_doc(c: &Cluster, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(workspace_bin("kyso"))
+        .arg("doc")
+        .args(&args[..1])
+        .arg("--server")
+        .arg(format!("http://{}", c.addr))
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = serde_json::from_str(&stdout).unwrap_or(Value::String(format!(
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    )));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg::RegisterEntry> {
+    let mut client = reg::registry_client::RegistryClient::connect(c.registry.url())
+        .await
+        .unwrap();
+    client
+        .list_register(reg::ListRegisterRequest {
+            organisation_id: c.province.ubnd.clone(),
+            direction: direction as i32,
+            year: 0,
+            sha256: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(kyso_pki::crypto::sha256(bytes))
+}
+
+/// W1 then W3 through `kyso doc`: the Chairman's approval between the title and the name
+/// (P1), the seal by the clerk (P2, A5, A6, W2), the outgoing register; pyHanko and pdfsig
+/// accept both signatures; the receiving side verifies every signature and signer, gives
+/// the incoming number and adds the received stamp (D6); a tampered copy is refused with
+/// the reason and entered as refused; every file is kept by its SHA-256 (D7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused() {
+    let c = Cluster::start().await;
+    let peers = Peers::get();
+    let sample = peers.sample(SampleKind::Decision);
+    let dir = c.dir.path();
+    let input = dir.join("decision.pdf");
+    std::fs::write(&input, &sample.bytes).unwrap();
+    let b = &sample.signature_block.signature_box;
+    let rect = format!(
+        "{},{},{},{},{}",
+        sample.signature_block.page, b.x1, b.y1, b.x2, b.y2
+    );
+    let issued = dir.join("issued.pdf");
+    let today = Cluster::today();
+    let (code, out) = kyso_doc(
+        &c,
+        &[
+            "issue",
+            input.to_str().unwrap(),
+            "--out",
+            issued.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--document-type",
+            "QD",
+            "--number",
+            "123/QĐ-UBND",
+            "--issue-date",
+            &today,
+            "--approval-key",
+            "chairman",
+            "--approver",
+            &c.province.chairman,
+            "--approval-rect",
+            &rect,
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+            "--recipients",
+            "Sở Tài chính",
+        ],
+    );
+    assert_eq!(code, 0, "kyso doc issue: {out}");
+    assert_eq!(out["register_number"], 1, "{out}");
+    assert_eq!(out["signatures"], 2, "{out}");
+    let issued_pdf = std::fs::read(&issued).unwrap();
+    assert_eq!(out["sha256"], sha256_hex(&issued_pdf));
+    // Incremental only: the draft is a prefix of the issued original.
+    assert!(issued_pdf.starts_with(&sample.bytes));
+
+    // The peers accept both signatures, trusted and unrevoked.
+    let verdicts =
+        peers.pyhanko_validate(&issued_pdf, &ValidateOptions::online(&c.pki, &c.servers));
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    for v in &verdicts {
+        assert!(
+            v.intact && v.valid && v.trusted && !v.revoked,
+            "{}",
+            v.describe()
+        );
+    }
+    let nss = NssDb::for_test_pki(&c.pki);
+    let sigs = pdfsig(&issued_pdf, &nss);
+    assert_eq!(sigs.len(), 2);
+    assert!(sigs.iter().all(|s| s.signature_valid()), "{sigs:?}");
+    kyso_tests::pdf_peers::qpdf_check(&issued_pdf).unwrap();
+
+    // D7: the stored original is the file returned.
+    let fetched = dir.join("fetched.pdf");
+    let (code, _) = kyso_doc(
+        &c,
+        &[
+            "get",
+            out["sha256"].as_str().unwrap(),
+            "--out",
+            fetched.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&fetched).unwrap(), issued_pdf);
+
+    // W3: accepted, numbered, stamped.
+    let received = dir.join("received.pdf");
+    let receive = |file: &Path, out_file: &Path| {
+        kyso_doc(
+            &c,
+            &[
+                "receive",
+                file.to_str().unwrap(),
+                "--out",
+                out_file.to_str().unwrap(),
+                "--organisation",
+                &c.province.ubnd,
+                "--document-type",
+                "QD",
+                "--seal-key",
+                "seal",
+                "--custodian",
+                &c.province.clerk,
+                "--sender",
+                "UBND tỉnh Khánh Hòa",
+            ],
+        )
+    };
+    let (code, out) = receive(&issued, &received);
+    assert_eq!(code, 0, "kyso doc receive: {out}");
+    assert_eq!(out["accepted"], true);
+    assert_eq!(out["incoming_number"], 1);
+    assert_eq!(out["received_sha256"], sha256_hex(&issued_pdf));
+    let stamped = std::fs::read(&received).unwrap();
+    assert!(stamped.starts_with(&issued_pdf));
+    let verdicts = peers.pyhanko_validate(&stamped, &ValidateOptions::online(&c.pki, &c.servers));
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
+    assert!(verdicts.iter().all(|v| v.intact && v.valid && v.trusted));
+
+    // A copy changed after signing: refused with the reason, entered as refused, no stamp.
+    let tampered = dir.join("tampered.pdf");
+    std::fs::write(&tampered, peers.tamper(&issued_pdf, Tamper::Content)).unwrap();
+    let (code, out) = receive(&tampered, &dir.join("never.pdf"));
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out["accepted"], false);
+    let problems = out["problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    assert!(
+        problems.iter().all(|p| p["rule"] == "V1"),
+        "every signature is reported: {out}"
+    );
+    assert!(!dir.join("never.pdf").exists());
+    let flipped = dir.join("flipped.pdf");
+    std::fs::write(&flipped, peers.tamper(&issued_pdf, Tamper::FlipByte)).unwrap();
+    let (code, out) = receive(&flipped, &dir.join("never.pdf"));
+    assert_eq!((code, &out["accepted"]), (1, &Value::Bool(false)), "{out}");
+
+    // The registers and R2 agree.
+    let outgoing = register(&c, reg::Direction::Outgoing).await;
+    assert_eq!(outgoing.len(), 1);
+    assert_eq!(outgoing[0].sha256, sha256_hex(&issued_pdf));
+    let incoming = register(&c, reg::Direction::Incoming).await;
+    let refused: Vec<_> = incoming.iter().filter(|e| e.refused).collect();
+    assert_eq!((incoming.len(), refused.len()), (3, 2));
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.number == 0 && !e.reason.is_empty())
+    );
+}
+
+/// D5, P4: each separate attachment is signed by the organisation as an APPENDIX showing
+/// the main document's number; a classified main document is refused (A7) and nothing is
+/// signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_are_signed_as_appendices_D5() {
+    let c = Cluster::start().await;
+    let peers = Peers::get();
+    let sample = peers.sample(SampleKind::Decision);
+    let dir = c.dir.path();
+    let a = dir.join("phu-luc-1.pdf");
+    let b = dir.join("phu-luc-2.pdf");
+    std::fs::write(&a, &sample.bytes).unwrap();
+    std::fs::write(&b, &sample.bytes).unwrap();
+    let out_dir = dir.join("signed");
+    let (code, out) = kyso_doc(
+        &c,
+        &[
+            "attach",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--document-type",
+            "QD",
+            "--number",
+            "123/QĐ-UBND",
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+        ],
+    );
+    assert_eq!(code, 0, "kyso doc attach: {out}");
+    let list = out["attachments"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for item in list {
+        let pdf = std::fs::read(item["out"].as_str().unwrap()).unwrap();
+        assert_eq!(item["sha256"], sha256_hex(&pdf));
+        let v = peers.pyhanko_validate(&pdf, &ValidateOptions::online(&c.pki, &c.servers));
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].intact && v[0].valid && v[0].trusted,
+            "{}",
+            v[0].describe()
+        );
+    }
+}
