@@ -7,7 +7,8 @@
 #                         province) and the signer (p11-kit-client.so); sign a sample document as
 #                         the competent person and then as the organisation, and verify it
 #   scripts/dev.sh down   stop everything started by `up`
-# State lives in .kyso-dev/ (pids, logs, the PKI, the token, configurations, the audit log).
+# State lives in .kyso-dev/ (pids, logs, the PKI, the token, configurations, the audit log,
+# the signed originals); `up` starts from an empty one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,6 +53,8 @@ up() {
     bash scripts/setup.sh
     command -v python3 >/dev/null || { echo "dev: python3 is needed for the CRL/AIA server" >&2; exit 1; }
     down
+    # Every `up` is a fresh cluster: a new PKI means new keys, a new token and a new province.
+    rm -rf "$DEV"
     mkdir -p "$DEV"
     echo "== building"
     cargo build --locked -q -p kyso -p kyso-verifier -p kyso-registry -p kyso-signer
@@ -141,7 +144,7 @@ TOML
         reg create-appointment >/dev/null <<<"{$ch, \"person_id\": \"$p\", \"title_id\": \"$t\", \"organisation_id\": \"$ubnd\", \"valid_from\": \"2020-01-01T00:00:00Z\", \"decision_ref\": \"12/QĐ-UBND\"}"
     done
     reg create-document-type >/dev/null <<<"{$ch, \"code\": \"QD\", \"name\": \"Quyết định\", \"classification\": \"NONE\"}"
-    reg grant-authority >/dev/null <<<"{$ch, \"title_authorities\": [{\"organisation_id\": \"$ubnd\", \"title_id\": \"$t_chair\", \"document_type\": \"QD\"}], \"organisation_profiles\": [{\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_ISSUE\"}]}"
+    reg grant-authority >/dev/null <<<"{$ch, \"title_authorities\": [{\"organisation_id\": \"$ubnd\", \"title_id\": \"$t_chair\", \"document_type\": \"QD\"}], \"organisation_profiles\": [{\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_ISSUE\"}, {\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_RECEIVED\"}]}"
     reg register-certificate --cert "$DEV/chairman.pem" >/dev/null <<<"{$ch, \"kind\": \"PERSONAL\", \"person_id\": \"$chairman\"}"
     seal_fp=$(reg register-certificate --cert "$DEV/seal.pem" <<<"{$ch, \"kind\": \"ORGANISATION\", \"organisation_id\": \"$ubnd\"}" | jid)
     reg assign-custodian >/dev/null <<<"{$ch, \"fingerprint\": \"$seal_fp\", \"person_id\": \"$clerk\", \"decision_ref\": \"45/QĐ-UBND\", \"decision_date\": \"2025-01-01T00:00:00Z\"}"
@@ -209,6 +212,18 @@ TOML
         --add-to "$DEV/sample.p7s" --out "$DEV/sample.p7s" "$DEV/sample.txt"
     echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT"
     "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" "$DEV/sample.p7s"
+    echo "== PDF (W1): assets/samples/quyet-dinh.pdf approved by the Chairman between title and name (P1), sealed (P2), registered"
+    "$BIN/kyso" doc issue --server "http://127.0.0.1:$SIGNER_PORT" "$ROOT/assets/samples/quyet-dinh.pdf" \
+        --out "$DEV/quyet-dinh-issued.pdf" --organisation "$ubnd" --document-type QD \
+        --number "123/QĐ-UBND" --issue-date "$today" \
+        --approval-key chairman --approver "$chairman" --approval-rect 1,345,157,495,244 \
+        --seal-key seal --custodian "$clerk" --recipients "Sở Tài chính tỉnh Khánh Hòa"
+    echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT .kyso-dev/quyet-dinh-issued.pdf"
+    "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" "$DEV/quyet-dinh-issued.pdf"
+    echo "== PDF (W3): received, verified signature by signature with the registry, stamped (D6)"
+    "$BIN/kyso" doc receive --server "http://127.0.0.1:$SIGNER_PORT" "$DEV/quyet-dinh-issued.pdf" \
+        --out "$DEV/quyet-dinh-received.pdf" --organisation "$ubnd" --document-type QD \
+        --seal-key seal --custodian "$clerk" --sender "UBND tỉnh Khánh Hòa"
     echo "== kyso audit verify .kyso-dev/audit.log"
     "$BIN/kyso" audit verify "$DEV/audit.log"
     echo
