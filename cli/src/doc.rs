@@ -38,12 +38,8 @@ pub struct IssueArgs {
     /// Where to write the signed original.
     #[arg(long)]
     pub out: PathBuf,
-    /// The issuing organisation (registry id).
-    #[arg(long)]
-    pub organisation: String,
-    /// Document type code.
-    #[arg(long)]
-    pub document_type: String,
+    #[command(flatten)]
+    pub org: OrgSeal,
     /// Number and symbol, e.g. "123/QĐ-UBND".
     #[arg(long)]
     pub number: String,
@@ -69,12 +65,6 @@ pub struct IssueArgs {
     /// PNG of the handwritten signature (P1).
     #[arg(long)]
     pub approval_image: Option<PathBuf>,
-    /// The organisation's key.
-    #[arg(long)]
-    pub seal_key: String,
-    /// Its custodian (registry id, A5).
-    #[arg(long)]
-    pub custodian: String,
     /// PNG of the seal (P2).
     #[arg(long)]
     pub seal_image: Option<PathBuf>,
@@ -93,18 +83,10 @@ pub struct ReceiveArgs {
     /// Where to write the stamped document (accepted only).
     #[arg(long)]
     pub out: PathBuf,
-    /// The receiving organisation (registry id).
-    #[arg(long)]
-    pub organisation: String,
-    /// The type the sender declares (the signers' authority is checked for it).
-    #[arg(long)]
-    pub document_type: String,
-    /// The receiving organisation's key.
-    #[arg(long)]
-    pub seal_key: String,
-    /// Its custodian (registry id).
-    #[arg(long)]
-    pub custodian: String,
+    /// The receiving organisation; the document type is the one the sender declares (the
+    /// signers' authority is checked for it).
+    #[command(flatten)]
+    pub org: OrgSeal,
     /// The sender, for the register and the refusal.
     #[arg(long, default_value = "")]
     pub sender: String,
@@ -120,15 +102,26 @@ pub struct AttachArgs {
     pub inputs: Vec<PathBuf>,
     #[arg(long)]
     pub out_dir: PathBuf,
-    #[arg(long)]
-    pub organisation: String,
-    #[arg(long)]
-    pub document_type: String,
+    #[command(flatten)]
+    pub org: OrgSeal,
     /// The main document's number and symbol (P4).
     #[arg(long)]
     pub number: String,
+}
+
+/// The organisation, the document type, and the organisation key with its custodian (A5).
+#[derive(Debug, Args)]
+pub struct OrgSeal {
+    /// The organisation (registry id).
+    #[arg(long)]
+    pub organisation: String,
+    /// Document type code.
+    #[arg(long)]
+    pub document_type: String,
+    /// The organisation's key.
     #[arg(long)]
     pub seal_key: String,
+    /// Its custodian (registry id).
     #[arg(long)]
     pub custodian: String,
 }
@@ -236,15 +229,19 @@ async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
     let image = |p: &Option<PathBuf>| p.as_deref().map(read_file).transpose();
     let req = dpb::IssueOutgoingRequest {
         pdf,
-        document: Some(document_info(&a.document_type, &a.number, &a.issue_date)),
-        organisation_id: a.organisation,
+        document: Some(document_info(
+            &a.org.document_type,
+            &a.number,
+            &a.issue_date,
+        )),
+        organisation_id: a.org.organisation,
         approval_key: a.approval_key.unwrap_or_default(),
         approver_person_id: a.approver.unwrap_or_default(),
         approval_mode: pb::SigningMode::Own as i32,
         approval_placement: placement,
         approval_image: image(&a.approval_image)?.unwrap_or_default(),
-        seal_key: a.seal_key,
-        custodian_person_id: a.custodian,
+        seal_key: a.org.seal_key,
+        custodian_person_id: a.org.custodian,
         seal_image: image(&a.seal_image)?.unwrap_or_default(),
         recipients: a.recipients,
         sent_at: None,
@@ -270,11 +267,11 @@ async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
 async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
     let req = dpb::ReceiveIncomingRequest {
         pdf: read_file(&a.input)?,
-        organisation_id: a.organisation,
-        seal_key: a.seal_key,
-        custodian_person_id: a.custodian,
+        organisation_id: a.org.organisation,
+        seal_key: a.org.seal_key,
+        custodian_person_id: a.org.custodian,
         sender: a.sender,
-        document_type: a.document_type,
+        document_type: a.org.document_type,
         received_at: None,
     };
     let mut c = client(&a.server).await?;
@@ -322,10 +319,10 @@ async fn attach(a: AttachArgs) -> Result<ExitCode, CliError> {
     }
     let req = dpb::SignAttachmentsRequest {
         attachments,
-        document: Some(document_info(&a.document_type, &a.number, "")),
-        organisation_id: a.organisation,
-        seal_key: a.seal_key,
-        custodian_person_id: a.custodian,
+        document: Some(document_info(&a.org.document_type, &a.number, "")),
+        organisation_id: a.org.organisation,
+        seal_key: a.org.seal_key,
+        custodian_person_id: a.org.custodian,
     };
     let mut c = client(&a.server).await?;
     match c.sign_attachments(req).await {

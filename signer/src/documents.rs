@@ -208,23 +208,7 @@ impl DocumentsService {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.signer
-                .registry()
-                .register_document(reg::RegisterDocumentRequest {
-                    organisation_id: r.organisation_id.clone(),
-                    direction: reg::Direction::Incoming as i32,
-                    document_type: r.document_type.clone(),
-                    number_and_symbol: String::new(),
-                    sha256: received_sha256.clone(),
-                    counterparty: r.sender.clone(),
-                    refused: true,
-                    reason,
-                    at: r.received_at,
-                    change: Some(reg::Change {
-                        actor: caller.name.clone(),
-                        reason: "W3: incoming document refused".into(),
-                    }),
-                })
+            self.register_incoming(caller, &r, &received_sha256, Some(reason))
                 .await?;
             problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
             return Ok(dpb::ReceiveIncomingResponse {
@@ -237,23 +221,7 @@ impl DocumentsService {
         }
         // W3: the clerk gives the incoming number, then applies the received stamp (D6).
         let entry = self
-            .signer
-            .registry()
-            .register_document(reg::RegisterDocumentRequest {
-                organisation_id: r.organisation_id.clone(),
-                direction: reg::Direction::Incoming as i32,
-                document_type: r.document_type.clone(),
-                number_and_symbol: String::new(),
-                sha256: received_sha256.clone(),
-                counterparty: r.sender.clone(),
-                refused: false,
-                reason: String::new(),
-                at: r.received_at,
-                change: Some(reg::Change {
-                    actor: caller.name.clone(),
-                    reason: "W3: incoming document registered".into(),
-                }),
-            })
+            .register_incoming(caller, &r, &received_sha256, None)
             .await?;
         let stamped = self
             .sign(
@@ -290,6 +258,39 @@ impl DocumentsService {
             verification,
             audit: stamped.audit,
         })
+    }
+
+    /// W3: the incoming register entry, numbered, or refused with the reasons for the sender.
+    async fn register_incoming(
+        &self,
+        caller: &crate::config::Caller,
+        r: &dpb::ReceiveIncomingRequest,
+        received_sha256: &str,
+        refusal: Option<String>,
+    ) -> Result<reg::RegisterEntry> {
+        let why = if refusal.is_some() {
+            "W3: incoming document refused"
+        } else {
+            "W3: incoming document registered"
+        };
+        self.signer
+            .registry()
+            .register_document(reg::RegisterDocumentRequest {
+                organisation_id: r.organisation_id.clone(),
+                direction: reg::Direction::Incoming as i32,
+                document_type: r.document_type.clone(),
+                number_and_symbol: String::new(),
+                sha256: received_sha256.to_owned(),
+                counterparty: r.sender.clone(),
+                refused: refusal.is_some(),
+                reason: refusal.unwrap_or_default(),
+                at: r.received_at,
+                change: Some(reg::Change {
+                    actor: caller.name.clone(),
+                    reason: why.into(),
+                }),
+            })
+            .await
     }
 
     /// W3: what is wrong with a verified document, one problem per failed check. Every
@@ -453,42 +454,54 @@ fn problem(field: &str, rule: &str, message: String) -> dpb::Problem {
     }
 }
 
+/// Identifies the caller, takes "now" once, and maps the outcome to a status in one place.
+async fn answer<Req, Resp, F, Fut>(
+    svc: &DocumentsService,
+    req: Request<Req>,
+    step: F,
+) -> std::result::Result<Response<Resp>, Status>
+where
+    F: FnOnce(crate::config::Caller, Req, OffsetDateTime) -> Fut,
+    Fut: Future<Output = Result<Resp>>,
+{
+    let caller = svc.signer.identify(&req)?;
+    let now = svc.signer.now();
+    step(caller, req.into_inner(), now)
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
+}
+
 #[tonic::async_trait]
 impl dpb::documents_server::Documents for DocumentsService {
     async fn issue_outgoing(
         &self,
         req: Request<dpb::IssueOutgoingRequest>,
     ) -> std::result::Result<Response<dpb::IssueOutgoingResponse>, Status> {
-        let caller = self.signer.identify(&req)?;
-        let now = self.signer.now();
-        DocumentsService::issue_outgoing(self, &caller, req.into_inner(), now)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::issue_outgoing(self, &c, r, now).await
+        })
+        .await
     }
 
     async fn receive_incoming(
         &self,
         req: Request<dpb::ReceiveIncomingRequest>,
     ) -> std::result::Result<Response<dpb::ReceiveIncomingResponse>, Status> {
-        let caller = self.signer.identify(&req)?;
-        let now = self.signer.now();
-        DocumentsService::receive_incoming(self, &caller, req.into_inner(), now)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::receive_incoming(self, &c, r, now).await
+        })
+        .await
     }
 
     async fn sign_attachments(
         &self,
         req: Request<dpb::SignAttachmentsRequest>,
     ) -> std::result::Result<Response<dpb::SignAttachmentsResponse>, Status> {
-        let caller = self.signer.identify(&req)?;
-        let now = self.signer.now();
-        DocumentsService::sign_attachments(self, &caller, req.into_inner(), now)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::sign_attachments(self, &c, r, now).await
+        })
+        .await
     }
 
     async fn get_document(

@@ -2580,6 +2580,22 @@ async fn people_and_organisations_are_found_by_unicode_name(svc: Service) {
 // Reports (R2)
 // ---------------------------------------------------------------------------------------------
 
+/// An organisation managed by `managing` (I6; "" manages itself).
+async fn create_org(svc: &Service, name: &str, managing: &str) -> String {
+    svc.c()
+        .create_organisation(pb::CreateOrganisationRequest {
+            change: change("province set-up"),
+            name: name.to_owned(),
+            parent_id: String::new(),
+            managing_agency_id: managing.to_owned(),
+            mail_domain: DOMAIN.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+}
+
 async fn report(
     svc: &Service,
     from: i64,
@@ -2598,27 +2614,10 @@ async fn report(
 
 async fn report_counts_certificates_per_managing_agency_per_period_R2(svc: Service) {
     let mut c = svc.c();
-    let org = |name: &str, managing: &str| {
-        let mut c = svc.c();
-        let (name, managing) = (name.to_owned(), managing.to_owned());
-        async move {
-            c.create_organisation(pb::CreateOrganisationRequest {
-                change: change("province set-up"),
-                name,
-                parent_id: String::new(),
-                managing_agency_id: managing,
-                mail_domain: DOMAIN.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .id
-        }
-    };
     // I6: the department manages the People's Committee; the district manages itself.
-    let sotttt = org("Sở Thông tin và Truyền thông", "").await;
-    let ubnd = org("Ủy ban nhân dân tỉnh Khánh Hòa", &sotttt).await;
-    let district = org("UBND huyện Khánh Sơn", "").await;
+    let sotttt = create_org(&svc, "Sở Thông tin và Truyền thông", "").await;
+    let ubnd = create_org(&svc, "Ủy ban nhân dân tỉnh Khánh Hòa", &sotttt).await;
+    let district = create_org(&svc, "UBND huyện Khánh Sơn", "").await;
     let five_years = Some(now() + 5 * YEAR);
     let a = create_person(
         &mut c,
@@ -2770,25 +2769,8 @@ async fn register_document(
 
 async fn report_counts_signatures_and_exchange_volumes_R2(svc: Service) {
     let mut c = svc.c();
-    let org = |name: &str, managing: &str| {
-        let mut c = svc.c();
-        let (name, managing) = (name.to_owned(), managing.to_owned());
-        async move {
-            c.create_organisation(pb::CreateOrganisationRequest {
-                change: change("province set-up"),
-                name,
-                parent_id: String::new(),
-                managing_agency_id: managing,
-                mail_domain: DOMAIN.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .id
-        }
-    };
-    let sotttt = org("Sở Thông tin và Truyền thông", "").await;
-    let ubnd = org("Ủy ban nhân dân tỉnh Khánh Hòa", &sotttt).await;
+    let sotttt = create_org(&svc, "Sở Thông tin và Truyền thông", "").await;
+    let ubnd = create_org(&svc, "Ủy ban nhân dân tỉnh Khánh Hòa", &sotttt).await;
     let a = create_person(
         &mut c,
         "Nguyễn Văn An",
