@@ -78,6 +78,9 @@ pub enum TimeSource {
     Caller,
     /// The signed signing-time attribute: claimed by the signer, not proven.
     SigningTimeAttribute,
+    /// A PDF signature dictionary's `/M` (PAdES signs no signing-time attribute): claimed
+    /// by the signer and not even covered by the signature value, so never proof.
+    PdfSignatureDictionary,
     /// Nothing else: the moment of validation.
     ValidationTime,
 }

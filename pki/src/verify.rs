@@ -534,6 +534,7 @@ fn validity_verdict(vp: &ValidPath, f: ValidityFailure, reference: ReferenceTime
     let when = match reference.source {
         TimeSource::Caller => "the given reference time",
         TimeSource::SigningTimeAttribute => "the signing time",
+        TimeSource::PdfSignatureDictionary => "the claimed signing time (/M)",
         TimeSource::ValidationTime => "the validation time",
     };
     match f {

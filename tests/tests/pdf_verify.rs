@@ -102,7 +102,7 @@ async fn one_signature_classic_xref_passes_V2() {
     // PAdES signs no signing-time: /M is the claimed time.
     assert_eq!(
         s.report.reference_time.source,
-        TimeSource::SigningTimeAttribute
+        TimeSource::PdfSignatureDictionary
     );
     assert_eq!(s.report.claimed_signing_time, s.signing_time);
     assert!(s.signing_time.is_some());

@@ -113,6 +113,10 @@ const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[
         pb::TimeSource::SigningTimeAttribute,
     ),
     (TimeSource::ValidationTime, pb::TimeSource::ValidationTime),
+    (
+        TimeSource::PdfSignatureDictionary,
+        pb::TimeSource::PdfSignatureDictionary,
+    ),
 ];
 
 const KINDS: &[(CertKind, pb::CertificateKind)] = &[

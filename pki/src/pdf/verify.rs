@@ -257,6 +257,7 @@ impl Verifier {
         };
         let mut check = cms::check_signer(&msg, 0, &detached, &[]);
         check.warnings.extend(extra_warnings);
+        let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
         match (check.signing_time, sig.signing_time) {
             (None, Some(m)) if !tst => {
                 check.signing_time = Some(m);
@@ -274,6 +275,10 @@ impl Verifier {
             .judge_signer(check, msg.certificates(), options.at, policy, now)
             .await;
         report.index = u32::try_from(index).unwrap_or(u32::MAX);
+        if from_m && report.reference_time.source == TimeSource::SigningTimeAttribute {
+            // Say where the claimed time came from: /M is not even under the signature value.
+            report.reference_time.source = TimeSource::PdfSignatureDictionary;
+        }
         if report.indication == Indication::TotalPassed && !range.whole_document {
             report
                 .warnings
@@ -349,7 +354,7 @@ fn bare_report(
         },
         (None, Some(t)) => ReferenceTime {
             time: t,
-            source: TimeSource::SigningTimeAttribute,
+            source: TimeSource::PdfSignatureDictionary,
         },
         (None, None) => ReferenceTime {
             time: now,
