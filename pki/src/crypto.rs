@@ -226,7 +226,7 @@ impl Default for AlgorithmPolicy {
 pub enum SignatureScheme {
     /// RSASSA-PKCS1-v1_5.
     RsaPkcs1v15,
-    /// RSASSA-PSS (MGF1 with the same hash, salt as long as the hash).
+    /// RSASSA-PSS (MGF1 with the same hash, any salt length).
     RsaPss,
     /// ECDSA with a DER-encoded signature.
     Ecdsa,
@@ -372,6 +372,11 @@ pub fn verify_signature(
     policy: AlgorithmPolicy,
 ) -> Result<SignatureAlgorithm, SigError> {
     let r = resolve(spki, sig_alg, digest, policy)?;
+    if let Some(salt) = r.pss_salt {
+        let d = digest::digest(r.alg.digest.aws(), message);
+        verify_pss_salt(r.key, r.alg.digest, salt, d.as_ref(), signature)?;
+        return Ok(r.alg);
+    }
     signature::UnparsedPublicKey::new(r.verifier, r.key)
         .verify(message, signature)
         .map_err(|_| SigError::Invalid)?;
@@ -397,6 +402,18 @@ pub fn verify_signature_prehashed(
             r.alg.digest, digest_alg
         )));
     }
+    if let Some(salt) = r.pss_salt {
+        if digest_value.len() != digest_alg.output_len() {
+            return Err(SigError::Unsupported(format!(
+                "a {} digest has {} bytes, not {}",
+                digest_alg,
+                digest_alg.output_len(),
+                digest_value.len()
+            )));
+        }
+        verify_pss_salt(r.key, digest_alg, salt, digest_value, signature)?;
+        return Ok(r.alg);
+    }
     let d = digest::Digest::import_less_safe(digest_value, digest_alg.aws()).map_err(|_| {
         SigError::Unsupported(format!(
             "a {} digest has {} bytes, not {}",
@@ -415,6 +432,8 @@ struct Resolved<'a> {
     alg: SignatureAlgorithm,
     verifier: &'static dyn signature::VerificationAlgorithm,
     key: &'a [u8],
+    /// RSASSA-PSS whose salt is not as long as the hash: verified by [`verify_pss_salt`].
+    pss_salt: Option<usize>,
 }
 
 /// The hash algorithm of an AlgorithmIdentifier with NULL or absent parameters.
@@ -468,7 +487,7 @@ fn resolve_scheme(
         oid::ECDSA_WITH_SHA512 => fixed(S::Ecdsa, D::Sha512),
         // Some CMS signers name the key algorithm; the curve comes from the key.
         oid::EC_PUBLIC_KEY => Ok((S::Ecdsa, need_digest()?)),
-        oid::RSASSA_PSS => Ok((S::RsaPss, pss_hash(sig_alg)?)),
+        oid::RSASSA_PSS => Ok((S::RsaPss, pss_params(sig_alg)?.0)),
         other => Err(SigError::Unsupported(format!(
             "signature algorithm {}",
             algorithm_name(&other)
@@ -476,10 +495,9 @@ fn resolve_scheme(
     }
 }
 
-/// Checks RSASSA-PSS parameters against what aws-lc-rs implements (MGF1 with
-/// the same hash, salt length equal to the hash length, trailer 1) and
-/// returns the hash.
-fn pss_hash(sig_alg: &AlgorithmIdentifierOwned) -> Result<DigestAlgorithm, SigError> {
+/// Checks RSASSA-PSS parameters (MGF1 with the same hash, trailer 1) and returns the
+/// hash and the salt length.
+fn pss_params(sig_alg: &AlgorithmIdentifierOwned) -> Result<(DigestAlgorithm, usize), SigError> {
     let params = sig_alg.parameters.as_ref().ok_or_else(|| {
         SigError::Unsupported("RSASSA-PSS without parameters (SHA-1 defaults)".into())
     })?;
@@ -522,18 +540,37 @@ fn pss_hash(sig_alg: &AlgorithmIdentifierOwned) -> Result<DigestAlgorithm, SigEr
         )));
     }
     let salt = p.salt_len.unwrap_or(20) as usize;
-    if salt != hash.output_len() {
-        return Err(SigError::Unsupported(format!(
-            "RSASSA-PSS salt length {salt} with {hash}: only a salt as long as the hash ({}) is supported",
-            hash.output_len()
-        )));
-    }
     if p.trailer.is_some_and(|t| t != 1) {
         return Err(SigError::Unsupported(
             "RSASSA-PSS trailer field other than 1".into(),
         ));
     }
-    Ok(hash)
+    Ok((hash, salt))
+}
+
+/// RSASSA-PSS over `digest` with a salt length other than the hash's, which aws-lc-rs
+/// does not verify: the RustCrypto implementation, with the same key size checks done by
+/// [`resolve`] before.
+fn verify_pss_salt(
+    key: &[u8],
+    hash: DigestAlgorithm,
+    salt: usize,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<(), SigError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    let key = rsa::RsaPublicKey::from_pkcs1_der(key)
+        .map_err(|_| SigError::Unsupported("malformed RSA public key".into()))?;
+    let scheme = match hash {
+        DigestAlgorithm::Sha256 => rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
+        DigestAlgorithm::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
+        DigestAlgorithm::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
+        DigestAlgorithm::Sha1 => {
+            return Err(SigError::Unsupported("RSASSA-PSS with SHA-1".into()));
+        }
+    };
+    key.verify(scheme, digest, signature)
+        .map_err(|_| SigError::Invalid)
 }
 
 fn ec_curve(spki: &SubjectPublicKeyInfoOwned) -> Result<Curve, SigError> {
@@ -624,6 +661,10 @@ fn resolve<'a>(
                 (v, curve.bits(), Some(curve))
             }
         };
+    let pss_salt = match scheme {
+        S::RsaPss => Some(pss_params(sig_alg)?.1).filter(|s| *s != hash.output_len()),
+        _ => None,
+    };
     Ok(Resolved {
         alg: SignatureAlgorithm {
             scheme,
@@ -633,6 +674,7 @@ fn resolve<'a>(
         },
         verifier,
         key,
+        pss_salt,
     })
 }
 
@@ -834,17 +876,25 @@ mod tests {
         );
         let used = verify_signature(&spki, &pss, None, msg, &sig, policy).unwrap();
         assert_eq!(used.name(), "RSASSA-PSS SHA-384");
-        // Parameters aws-lc-rs cannot check.
-        for params in [
-            pss_params(oid::SHA384, oid::SHA256, 48),
-            pss_params(oid::SHA384, oid::SHA384, 20),
-        ] {
-            let pss = ai(oid::RSASSA_PSS, Some(params));
-            match verify_signature(&spki, &pss, None, msg, &sig, policy) {
-                Err(SigError::Unsupported(m)) => assert!(m.contains("RSASSA-PSS"), "{m}"),
-                other => panic!("{other:?}"),
-            }
+        // MGF1 with another hash is refused.
+        let pss = ai(
+            oid::RSASSA_PSS,
+            Some(pss_params(oid::SHA384, oid::SHA256, 48)),
+        );
+        match verify_signature(&spki, &pss, None, msg, &sig, policy) {
+            Err(SigError::Unsupported(m)) => assert!(m.contains("RSASSA-PSS"), "{m}"),
+            other => panic!("{other:?}"),
         }
+        // Another salt length is verified (by the RustCrypto path): the salt-48 signature
+        // checked as salt 20 is wrong, not unsupported.
+        let pss20 = ai(
+            oid::RSASSA_PSS,
+            Some(pss_params(oid::SHA384, oid::SHA384, 20)),
+        );
+        assert!(matches!(
+            verify_signature(&spki, &pss20, None, msg, &sig, policy),
+            Err(SigError::Invalid)
+        ));
         assert!(matches!(
             verify_signature(&spki, &ai(oid::RSASSA_PSS, None), None, msg, &sig, policy),
             Err(SigError::Unsupported(_))
