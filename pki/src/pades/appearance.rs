@@ -31,8 +31,18 @@ pub struct StampText {
 const TEXT_SIZE: f64 = 10.0;
 const LEADING: f64 = 12.0;
 const PADDING: f64 = 3.0;
-/// Distance of the P3/P4 text from the page's top and right edges.
+/// Distance of the P3/P4 text from the page's right edge (left edge for D6).
 const EDGE: f64 = 15.0;
+/// Distance of the P3/P4 text and the D6 stamp from the page's top edge. Smaller than
+/// [`EDGE`] so that three lines stay inside the page's top margin: with 15 pt the last line
+/// came down to 51 pt from the top and, rendered, overprinted the national motto and the
+/// issuing body's name of a decision whose header starts 50 pt down (the top margin is
+/// 20-25 mm by Decree 30/2020, and headers often sit higher), so the copy text and the
+/// header were both unreadable. 6 pt (2 mm) puts the third baseline 42 pt (15 mm) down.
+const TOP_EDGE: f64 = 6.0;
+/// D6: space between the stamp's frame and its text; 3 pt (not 6) keeps the frame above a
+/// header that starts 50 pt down, as [`TOP_EDGE`] does for the text.
+const STAMP_PADDING: f64 = 3.0;
 /// P2 "real size": a common diameter of an office seal.
 const DEFAULT_SEAL_MM: f64 = 36.0;
 /// APPROVAL at a marker: the box the signature image is fitted into.
@@ -459,15 +469,25 @@ fn text_appearance(
     }
     let text_w = shaped.iter().map(|(s, _)| s.width).fold(0.0, f64::max);
     let pad = if style == Style::Stamp {
-        PADDING * 2.0
+        STAMP_PADDING
     } else {
         PADDING
     };
     let w = text_w + 2.0 * pad;
     let h = LEADING * lines.len() as f64 + 2.0 * pad;
     let rect = match target.anchor {
-        Anchor::TopRight(b) => [b[2] - EDGE - w, b[3] - EDGE - h, b[2] - EDGE, b[3] - EDGE],
-        Anchor::TopLeft(b) => [b[0] + EDGE, b[3] - EDGE - h, b[0] + EDGE + w, b[3] - EDGE],
+        Anchor::TopRight(b) => [
+            b[2] - EDGE - w,
+            b[3] - TOP_EDGE - h,
+            b[2] - EDGE,
+            b[3] - TOP_EDGE,
+        ],
+        Anchor::TopLeft(b) => [
+            b[0] + EDGE,
+            b[3] - TOP_EDGE - h,
+            b[0] + EDGE + w,
+            b[3] - TOP_EDGE,
+        ],
         Anchor::Fixed(r) => r,
         Anchor::Invisible => [0.0; 4],
     };
