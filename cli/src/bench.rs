@@ -18,6 +18,8 @@ use crate::{CliError, read_file};
 // Declared here rather than in main.rs so that wiring the bench touches one file.
 #[path = "bench_sign.rs"]
 mod bench_sign;
+#[path = "bench_verify_pdf.rs"]
+mod bench_verify_pdf;
 
 /// `kyso bench …`.
 #[derive(Debug, Subcommand)]
@@ -29,6 +31,10 @@ pub enum BenchCommand {
     /// Detached SignCms through a running signer against the raw HSM rate (same module and
     /// sessions, in-process). Needs the signer's PKCS#11 environment (P11_KIT_SERVER_ADDRESS).
     Sign(bench_sign::SignBench),
+    /// VerifyPdf of one signed PDF through a running verifier, against the in-process floor
+    /// (hashing the byte ranges, checking the signature values) and, optionally, pyHanko's
+    /// validation of the same file with the same CRLs.
+    VerifyPdf(bench_verify_pdf::VerifyPdfBench),
 }
 
 /// `kyso bench verify`.
@@ -66,6 +72,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
         BenchCommand::Verify(b) => verify(b).await,
         BenchCommand::Authorize(b) => crate::bench_authorize::run(b).await,
         BenchCommand::Sign(b) => bench_sign::run(b).await,
+        BenchCommand::VerifyPdf(b) => bench_verify_pdf::run(b).await,
     }
 }
 
