@@ -6,7 +6,6 @@
 //! Test names carry the DOMAIN.md rule they check. Certificates are the test PKI's leaves, or
 //! self-signed ones made with the openssl CLI when a test needs particular validity dates
 //! (the registry indexes certificates; it does not build paths).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -2,7 +2,6 @@
 //! test PKI's OCSP/CRL): the Chairman's APPROVAL (P1) then the seal's ISSUE (P2, A6, D2) as
 //! incremental updates of one PDF; refusals (A6 without an approval, A7) recorded in the
 //! audit log. Build the binaries first (`cargo build --workspace --bins`).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 use std::path::Path;
 use std::process::Command;

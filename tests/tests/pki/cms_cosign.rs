@@ -2,7 +2,6 @@
 //! organisation's signature, made separately by `kyso_pki::cms_build` (or by `openssl cms`),
 //! merged by `kyso_pki::cms_build::add_signers` into one SignedData with several SignerInfos,
 //! then checked by `openssl cms -verify` (which verifies every signer) and by kyso's verifier.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

@@ -47,7 +47,6 @@
 //!   Certificate" for the third signature only (a peer quirk, asserted as such below).
 //! - A flipped bit: pyHanko reports the digest failure as `INVALID` with `valid` false too
 //!   (it does not check the signature once the digest is wrong); kyso says HASH_FAILURE.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::process::Command;
 use std::sync::OnceLock;

@@ -1,6 +1,5 @@
 //! CMS parsing and per-signer checks against signatures made by the openssl CLI.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::Command;

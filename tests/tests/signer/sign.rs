@@ -6,7 +6,6 @@
 //! `kyso_tests::cluster::Cluster`.
 //! Build the binaries first (`cargo build --workspace --bins`; the test script does).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 use std::path::Path;
 use std::process::Command;

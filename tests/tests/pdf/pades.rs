@@ -3,7 +3,6 @@
 //! prehashed digest), then checked by `openssl cms -verify` over the signed byte ranges,
 //! `qpdf --check`, poppler's `pdfsig` and `pdftotext` (each skipped with a printed reason
 //! where the binary is absent).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::Path;
 use std::process::Command;

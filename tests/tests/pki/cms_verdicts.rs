@@ -9,7 +9,6 @@
 //! rewrites onto the loopback CRL/AIA/OCSP servers) → `Config::load` → `Verifier::new`.
 //!
 //! Rule IDs (shared/DOMAIN.md) are in the names of the tests that check them.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};

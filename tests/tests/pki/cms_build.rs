@@ -1,7 +1,6 @@
 //! The CAdES-BES builder of `kyso_pki::cms_build`, signed with software keys of the test PKI
 //! (`openssl pkeyutl -sign` over the prehashed digest, as an HSM would sign it), then checked
 //! by `openssl cms -verify` (the reference peer) and by kyso's own verifier.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

@@ -6,7 +6,6 @@
 //!
 //! The binary is `target/debug/kyso` (next to this test's `deps/` directory); the test script
 //! builds it before the tests (`cargo build --workspace --bins`).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

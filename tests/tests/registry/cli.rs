@@ -2,7 +2,6 @@
 //! runs in-process on SQLite (a temp file), the real `kyso` binary talks to it.
 //! Build the binary first: `cargo build -p kyso`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,6 @@
 //!
 //! Rule IDs: V2 (signature, certificate, path), V5 (an altered document is refused), D2 (the
 //! organisation signs after the person on the same PDF), W3 (the clerk verifies both).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::time::Duration;
 

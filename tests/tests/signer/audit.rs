@@ -6,7 +6,6 @@
 //!
 //! The binary is `target/debug/kyso` (next to this test's `deps/`
 //! directory), or `$KYSO_BIN`; build it first (`cargo build --workspace --bins`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,7 +10,6 @@
 //! cargo build --release -p kyso -p kyso-signer
 //! cargo test --release -p kyso-tests --test bench_sign -- --ignored --nocapture
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,7 +2,6 @@
 //! behind `p11-kit server`, the registry with the sample province, `openssl ocsp` and CRLs
 //! over HTTP; the PDF is the reportlab sample decision; pyHanko and pdfsig are the peers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 use std::path::Path;
 use std::process::Command;

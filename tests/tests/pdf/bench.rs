@@ -3,7 +3,6 @@
 //! and the pyHanko baseline all run and the JSON has its shape. Shape, not speed: nothing here
 //! is timed (tiny durations; the measurement is `scripts/bench-verify-pdf.sh`, see
 //! docs/BENCHMARKS.md).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

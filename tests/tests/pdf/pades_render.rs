@@ -6,7 +6,6 @@
 //!
 //! Every rendering is kept under `$CARGO_TARGET_TMPDIR/pades_render/` (PDF and PNG per case,
 //! paths printed) so that a person can look at what the assertions measured.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,6 @@
 //! tokens behind `p11-kit server`, loaded through `p11-kit-client.so` in a child process (the
 //! client and SoftHSM read their configuration from the environment, which only a child may
 //! have changed). Results are checked with openssl.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,7 +3,6 @@
 //! proxy) and CRL/AIA file servers, and tonic clients as the peers.
 //!
 //! Every network wait is bounded so that a hang fails the test instead of wedging it.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

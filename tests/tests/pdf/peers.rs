@@ -2,7 +2,6 @@
 //! in pyHanko and in poppler's `pdfsig`, each tampered variant gets a fixed verdict from pyHanko
 //! (the verdicts the project's verifier is later compared with), a revoked signer is reported
 //! revoked, and a rendering shows the visible signature where pyHanko put it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
 

@@ -1,6 +1,5 @@
 //! Smoke tests of the end-to-end harness itself: the generated PKI, the OCSP responder behind
 //! the counting proxy, the file server, and openssl cms as the reference peer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

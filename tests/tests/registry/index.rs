@@ -4,7 +4,6 @@
 //! title, delegator, errors) for random requests at random times over a random province; and
 //! a change is seen by the very next decision (same process) or within the staleness bound
 //! (another process writing to the same database). On SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,7 +1,6 @@
 //! The Helm chart (helm/kyso): `scripts/chart-check.sh` (helm lint and template, schema
 //! validation of the manifests, yamllint, bad values refused), and the metric names its
 //! alerts and dashboard use against the services' real `/metrics` output.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

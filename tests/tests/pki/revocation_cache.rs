@@ -6,7 +6,6 @@
 //!
 //! N2 (Decree 68/2024 art. 31 c, art. 32): the status of every certificate of the path, read
 //! from the provider's OCSP or CRL, must be "active" at the time of signing.
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -6,7 +6,6 @@
 //! The folder is public data that is not part of the repository: `$KYSO_SHARED_DIR/trust/vgca`,
 //! else `../shared/trust/vgca` next to the workspace. Without it every test prints
 //! "skipped: ..." and returns (a user's clone has none).
-#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
 
 use std::path::PathBuf;
 

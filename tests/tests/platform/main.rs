@@ -1,0 +1,8 @@
+//! Deployment: the Helm chart against the services' real metrics and configs.
+//!
+//! One test binary per area (modules inside): each binary is linked once, which is most of
+//! the test gate's build time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
+
+mod chart;

@@ -1,0 +1,14 @@
+//! The signer on SoftHSM2 behind p11-kit: signing and refusals, HSM slots, PDF signing,
+//! the audit log, the document flow and the signing benchmark.
+//!
+//! One test binary per area (modules inside): each binary is linked once, which is most of
+//! the test gate's build time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
+
+mod audit;
+mod bench;
+mod documents;
+mod hsm;
+mod pdf;
+mod sign;
