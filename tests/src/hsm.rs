@@ -21,14 +21,20 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// The p11-kit client module (talks to `p11-kit server`).
 pub const P11_KIT_CLIENT: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so";
 
-/// A binary of this workspace (`kyso`, `kyso-signer`), next to the test executable's `deps/`
-/// directory. `scripts/test.sh` builds them before the tests.
+/// A binary of this workspace (`kyso`, `kyso-signer`): in `$KYSO_BIN_DIR` when set (a release
+/// build, say), else next to the test executable's `deps/` directory. `scripts/test.sh` builds
+/// them before the tests.
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/PROFILE/deps");
+    let dir = match std::env::var_os("KYSO_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("the test binary lives in target/PROFILE/deps")
+                .to_path_buf()
+        }
+    };
     let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),

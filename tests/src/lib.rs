@@ -28,6 +28,7 @@ mod http;
 mod ocsp;
 pub mod pdf_fixtures;
 pub mod pdf_peers;
+pub mod pg;
 mod pki;
 mod process;
 
@@ -40,6 +41,7 @@ pub use ocsp::{CountingProxy, OcspResponder};
 pub use pki::{
     AIA_PREFIX, CA_ORG, CAS, CRL_PREFIX, ISSUING_CA_CN, LEAVES, LOCALITY, OCSP_PREFIX, ORG_NAME,
     PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE, PERSONAL_UID, ROOT_CN, TestPki, script_path,
+    self_signed_ec,
 };
 pub use process::{COMMAND_TIMEOUT, Output, openssl, run};
 

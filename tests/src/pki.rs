@@ -296,6 +296,28 @@ impl TestPki {
         )
     }
 
+    /// A raw signature over `digest` with `leaf`'s key file (`openssl pkeyutl`): the
+    /// "HSM" of the two-phase builders' tests. `md` is openssl's digest name (`sha256`);
+    /// `pss` asks for RSASSA-PSS with the salt as long as the digest.
+    pub fn sign_digest(&self, leaf: &str, md: &str, pss: bool, digest: &[u8]) -> Vec<u8> {
+        let mut cmd = Command::new("openssl");
+        cmd.current_dir(&self.dir)
+            .args(["pkeyutl", "-sign", "-inkey"])
+            .arg(self.leaf_key(leaf))
+            .args(["-pkeyopt", &format!("digest:{md}")]);
+        if pss {
+            cmd.args([
+                "-pkeyopt",
+                "rsa_padding_mode:pss",
+                "-pkeyopt",
+                "rsa_pss_saltlen:digest",
+            ]);
+        }
+        process::run(&mut cmd, Some(digest), process::COMMAND_TIMEOUT)
+            .expect_success()
+            .stdout
+    }
+
     /// `openssl ca` on a CA's database, with the generated configuration.
     #[track_caller]
     fn openssl_ca(&self, ca: &str, args: &[&str]) -> Output {
@@ -511,4 +533,34 @@ fn sweep_stale_dirs() {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// A self-signed P-256 certificate `/C=VN/O=UBND tinh Khanh Hoa/CN=NAME`, valid from now for
+/// `days`, made in `dir`; DER.
+pub fn self_signed_ec(dir: &Path, name: &str, days: i64) -> Vec<u8> {
+    let key = dir.join(format!("{name}.key"));
+    let cer = dir.join(format!("{name}.cer"));
+    let subject = format!("/C=VN/O=UBND tinh Khanh Hoa/CN={name}");
+    let days = days.to_string();
+    process::openssl([
+        "req".as_ref(),
+        "-x509".as_ref(),
+        "-newkey".as_ref(),
+        "ec".as_ref(),
+        "-pkeyopt".as_ref(),
+        "ec_paramgen_curve:P-256".as_ref(),
+        "-nodes".as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-outform".as_ref(),
+        "DER".as_ref(),
+        "-out".as_ref(),
+        cer.as_os_str(),
+        "-subj".as_ref(),
+        subject.as_ref(),
+        "-days".as_ref(),
+        days.as_ref(),
+    ] as [&std::ffi::OsStr; 17])
+    .expect_success();
+    fs::read(cer).expect("the certificate openssl wrote")
 }

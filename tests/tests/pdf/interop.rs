@@ -540,25 +540,12 @@ fn chain() -> Vec<Vec<u8>> {
     vec![pki.cert_der(pki.issuing_ca_cer())]
 }
 
-/// `leaf`'s key signs the prehashed digest, the way the signer's HSM does.
-fn pkeyutl_sign(leaf: &str, digest: &[u8]) -> Vec<u8> {
-    let pki = TestPki::get();
-    let mut cmd = Command::new("openssl");
-    cmd.current_dir(&pki.dir)
-        .args(["pkeyutl", "-sign", "-inkey"])
-        .arg(pki.leaf_key(leaf))
-        .args(["-pkeyopt", "digest:sha256"]);
-    kyso_tests::run(&mut cmd, Some(digest), kyso_tests::COMMAND_TIMEOUT)
-        .expect_success()
-        .stdout
-}
-
 /// kyso's two-phase PAdES signing with `leaf`'s key file.
 fn kyso_sign(pdf: &[u8], req: &PadesRequest<'_>, leaf: &str) -> Vec<u8> {
     let prepared = pades::prepare(pdf, req).unwrap_or_else(|e| panic!("{leaf}: prepare: {e}"));
     let p = cms_build::prepare(prepared.cades_request(req.signer_certificate, req.chain, RSA))
         .expect("cms prepare");
-    let sig = pkeyutl_sign(leaf, &p.digest_to_sign());
+    let sig = TestPki::get().sign_digest(leaf, "sha256", false, &p.digest_to_sign());
     let cms = p.finish(&sig).expect("cms finish");
     let signed = prepared.finish(&cms).expect("finish");
     assert!(signed.starts_with(pdf), "{leaf}: not an incremental update");

@@ -88,18 +88,6 @@ fn sample_pdf(empty_field: bool) -> Vec<u8> {
 // Signing with a software key, the way the signer signs with the HSM
 // ---------------------------------------------------------------------------------------------
 
-fn pkeyutl_sign(leaf: &str, digest: &[u8]) -> Vec<u8> {
-    let pki = TestPki::get();
-    let mut cmd = Command::new("openssl");
-    cmd.current_dir(&pki.dir)
-        .args(["pkeyutl", "-sign", "-inkey"])
-        .arg(pki.leaf_key(leaf))
-        .args(["-pkeyopt", "digest:sha256"]);
-    kyso_tests::run(&mut cmd, Some(digest), kyso_tests::COMMAND_TIMEOUT)
-        .expect_success()
-        .stdout
-}
-
 fn chain() -> Vec<Vec<u8>> {
     let pki = TestPki::get();
     vec![pki.cert_der(pki.issuing_ca_cer())]
@@ -115,7 +103,7 @@ fn sign(pdf: &[u8], req: &PadesRequest<'_>, leaf: &str) -> Result<Vec<u8>, Pades
     let prepared = pades::prepare(pdf, req)?;
     let p = cms_build::prepare(prepared.cades_request(req.signer_certificate, req.chain, RSA))
         .expect("cms prepare");
-    let sig = pkeyutl_sign(leaf, &p.digest_to_sign());
+    let sig = TestPki::get().sign_digest(leaf, "sha256", false, &p.digest_to_sign());
     let cms = p.finish(&sig).expect("cms finish");
     prepared.finish(&cms)
 }
@@ -439,7 +427,7 @@ fn placeholder_never_overflows_with_a_four_certificate_chain() {
     let prepared = pades::prepare(&sample_pdf(false), &req).expect("prepare");
     let capacity = prepared.capacity();
     let p = cms_build::prepare(prepared.cades_request(&org, &chain, RSA)).unwrap();
-    let sig = pkeyutl_sign("org-rsa", &p.digest_to_sign());
+    let sig = TestPki::get().sign_digest("org-rsa", "sha256", false, &p.digest_to_sign());
     let cms = p.finish(&sig).unwrap();
     assert!(cms.len() < capacity, "{} bytes in {capacity}", cms.len());
     let signed = prepared.finish(&cms).expect("fits");

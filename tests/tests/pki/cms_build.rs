@@ -80,27 +80,6 @@ fn md_name(d: DigestAlgorithm) -> &'static str {
     }
 }
 
-/// `openssl pkeyutl -sign` of a leaf's key over `digest` (already hashed).
-fn pkeyutl_sign(leaf: &str, alg: SigningAlgorithm, digest: &[u8]) -> Vec<u8> {
-    let pki = TestPki::get();
-    let mut cmd = Command::new("openssl");
-    cmd.current_dir(&pki.dir)
-        .args(["pkeyutl", "-sign", "-inkey"])
-        .arg(pki.leaf_key(leaf))
-        .args(["-pkeyopt", &format!("digest:{}", md_name(alg.digest()))]);
-    if let SigningAlgorithm::RsaPss(_) = alg {
-        cmd.args([
-            "-pkeyopt",
-            "rsa_padding_mode:pss",
-            "-pkeyopt",
-            "rsa_pss_saltlen:digest",
-        ]);
-    }
-    kyso_tests::run(&mut cmd, Some(digest), kyso_tests::COMMAND_TIMEOUT)
-        .expect_success()
-        .stdout
-}
-
 fn request<'a>(
     leaf_der: &'a [u8],
     chain: &'a [Vec<u8>],
@@ -835,4 +814,10 @@ fn empty_or_misshapen_signature_values_are_refused_by_finish() {
 fn build_errors_become_invalid_request_errors_of_kyso_pki() {
     let e: kyso_pki::Error = BuildError::EmptySignature.into();
     assert!(matches!(e, kyso_pki::Error::InvalidRequest(_)), "{e}");
+}
+
+/// The "HSM": `openssl pkeyutl` with `leaf`'s key file.
+fn pkeyutl_sign(leaf: &str, alg: SigningAlgorithm, digest: &[u8]) -> Vec<u8> {
+    let pss = matches!(alg, SigningAlgorithm::RsaPss(_));
+    TestPki::get().sign_digest(leaf, md_name(alg.digest()), pss, digest)
 }

@@ -3,8 +3,6 @@
 //! merged by `kyso_pki::cms_build::add_signers` into one SignedData with several SignerInfos,
 //! then checked by `openssl cms -verify` (which verifies every signer) and by kyso's verifier.
 
-use std::process::Command;
-
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::SignedData;
 use der::asn1::{ObjectIdentifier, OctetString};
@@ -113,27 +111,6 @@ fn md_name(d: DigestAlgorithm) -> &'static str {
         DigestAlgorithm::Sha384 => "sha384",
         DigestAlgorithm::Sha512 => "sha512",
     }
-}
-
-/// `openssl pkeyutl -sign` of a leaf's key over `digest` (already hashed).
-fn pkeyutl_sign(leaf: &str, alg: SigningAlgorithm, digest: &[u8]) -> Vec<u8> {
-    let pki = TestPki::get();
-    let mut cmd = Command::new("openssl");
-    cmd.current_dir(&pki.dir)
-        .args(["pkeyutl", "-sign", "-inkey"])
-        .arg(pki.leaf_key(leaf))
-        .args(["-pkeyopt", &format!("digest:{}", md_name(alg.digest()))]);
-    if let SigningAlgorithm::RsaPss(_) = alg {
-        cmd.args([
-            "-pkeyopt",
-            "rsa_padding_mode:pss",
-            "-pkeyopt",
-            "rsa_pss_saltlen:digest",
-        ]);
-    }
-    kyso_tests::run(&mut cmd, Some(digest), kyso_tests::COMMAND_TIMEOUT)
-        .expect_success()
-        .stdout
 }
 
 /// A signing time a little in the past, in whole seconds.
@@ -567,4 +544,10 @@ fn inputs_that_are_not_signed_data_are_refused_as_invalid_cms() {
         add_signers(&trailing, &good),
         Err(BuildError::InvalidCms { .. })
     ));
+}
+
+/// The "HSM": `openssl pkeyutl` with `leaf`'s key file.
+fn pkeyutl_sign(leaf: &str, alg: SigningAlgorithm, digest: &[u8]) -> Vec<u8> {
+    let pss = matches!(alg, SigningAlgorithm::RsaPss(_));
+    TestPki::get().sign_digest(leaf, md_name(alg.digest()), pss, digest)
 }

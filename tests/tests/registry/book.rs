@@ -8,14 +8,15 @@
 //! (the registry indexes certificates; it does not build paths).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_client::RegistryClient;
 use kyso_proto::signer::v1::{Classification, Profile, SigningMode};
 use kyso_registry::{Config, Listeners, serve, system_clock};
-use kyso_tests::{TestPki, openssl};
+use kyso_tests::TestPki;
+use kyso_tests::pg::PgCluster;
+use kyso_tests::self_signed_ec;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -162,191 +163,9 @@ impl Service {
 // A throwaway PostgreSQL cluster
 // ---------------------------------------------------------------------------------------------
 
-/// A PostgreSQL cluster of its own (Debian `postgresql`): initdb in a temporary directory,
-/// run as the `postgres` user when the tests run as root (PostgreSQL refuses root), on a
-/// loopback port; stopped on drop, so nothing outlives the test.
-struct PgCluster {
-    dir: tempfile::TempDir,
-    as_user: Option<&'static str>,
-    url: String,
-}
-
-/// A PostgreSQL program: `$KYSO_PG_BIN/NAME`, else the newest `/usr/lib/postgresql/*/bin`,
-/// else from PATH.
-fn pg_bin(name: &str) -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("KYSO_PG_BIN") {
-        return Path::new(&dir).join(name);
-    }
-    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .collect();
-    versions.sort();
-    match versions.pop() {
-        Some((_, bin)) => bin.join(name),
-        None => name.into(),
-    }
-}
-
-impl PgCluster {
-    fn start() -> PgCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("kyso-pg-")
-            .tempdir()
-            .unwrap();
-        use std::os::unix::fs::MetadataExt;
-        let as_user = (dir.path().metadata().unwrap().uid() == 0).then_some("postgres");
-        if let Some(u) = as_user {
-            kyso_tests::run(
-                std::process::Command::new("chown")
-                    .arg(format!("{u}:"))
-                    .arg(dir.path()),
-                None,
-                kyso_tests::COMMAND_TIMEOUT,
-            )
-            .expect_success();
-        }
-        let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut pg = PgCluster {
-            url: format!("postgres://kyso@127.0.0.1:{port}/registry"),
-            dir,
-            as_user,
-        };
-        pg.run(
-            "initdb",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-A".as_ref(),
-                "trust".as_ref(),
-                "-U".as_ref(),
-                "kyso".as_ref(),
-                "-E".as_ref(),
-                "UTF8".as_ref(),
-                "--locale=C".as_ref(),
-                "--no-sync".as_ref(),
-            ],
-        );
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            pg.dir.path().display()
-        );
-        let log = pg.dir.path().join("log");
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-                "-o".as_ref(),
-                opts.as_ref(),
-                "start".as_ref(),
-            ],
-        );
-        let port = port.to_string();
-        pg.run(
-            "createdb",
-            &[
-                "-h".as_ref(),
-                "127.0.0.1".as_ref(),
-                "-p".as_ref(),
-                port.as_ref(),
-                "-U".as_ref(),
-                "kyso".as_ref(),
-                "registry".as_ref(),
-            ],
-        );
-        pg
-    }
-
-    fn command(&self, program: &str, args: &[&std::ffi::OsStr]) -> std::process::Command {
-        let mut cmd = match self.as_user {
-            Some(u) => {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", u, "--"]).arg(pg_bin(program));
-                c
-            }
-            None => std::process::Command::new(pg_bin(program)),
-        };
-        cmd.args(args).current_dir(self.dir.path());
-        cmd
-    }
-
-    fn run(&mut self, program: &str, args: &[&std::ffi::OsStr]) {
-        kyso_tests::run(
-            &mut self.command(program, args),
-            None,
-            kyso_tests::COMMAND_TIMEOUT,
-        )
-        .expect_success();
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = kyso_tests::run(
-            &mut self.command(
-                "pg_ctl",
-                &[
-                    "-D".as_ref(),
-                    data.as_os_str(),
-                    "-m".as_ref(),
-                    "immediate".as_ref(),
-                    "-w".as_ref(),
-                    "stop".as_ref(),
-                ],
-            ),
-            None,
-            kyso_tests::COMMAND_TIMEOUT,
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Certificates made for a test
 // ---------------------------------------------------------------------------------------------
-
-/// A self-signed EC certificate valid from now for `days`, DER.
-fn make_cert(dir: &Path, name: &str, days: i64) -> Vec<u8> {
-    let key = dir.join(format!("{name}.key"));
-    let cer = dir.join(format!("{name}.cer"));
-    openssl([
-        "req".as_ref(),
-        "-x509".as_ref(),
-        "-newkey".as_ref(),
-        "ec".as_ref(),
-        "-pkeyopt".as_ref(),
-        "ec_paramgen_curve:P-256".as_ref(),
-        "-nodes".as_ref(),
-        "-keyout".as_ref(),
-        key.as_os_str(),
-        "-outform".as_ref(),
-        "DER".as_ref(),
-        "-out".as_ref(),
-        cer.as_os_str(),
-        "-subj".as_ref(),
-        format!("/C=VN/O=UBND tinh Khanh Hoa/CN={name}").as_ref(),
-        "-days".as_ref(),
-        days.to_string().as_ref(),
-    ] as [&std::ffi::OsStr; 17])
-    .expect_success();
-    std::fs::read(cer).unwrap()
-}
 
 // ---------------------------------------------------------------------------------------------
 // The sample province
@@ -1158,7 +977,7 @@ async fn rejects_renewal_with_less_than_60_days_left_I3(svc: Service) {
     let dir = svc.dir.path();
     let old = register(
         &mut svc.c(),
-        make_cert(dir, "old30", 30),
+        self_signed_ec(dir, "old30", 30),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
@@ -1168,7 +987,7 @@ async fn rejects_renewal_with_less_than_60_days_left_I3(svc: Service) {
     let before = svc.events().await.len();
     let err = renew(
         &svc,
-        make_cert(dir, "new", 400),
+        self_signed_ec(dir, "new", 400),
         &p.outsider,
         &old.fingerprint,
     )
@@ -1185,25 +1004,40 @@ async fn renewal_only_once_I3(svc: Service) {
     let dir = svc.dir.path();
     let a = register(
         &mut svc.c(),
-        make_cert(dir, "a", 365),
+        self_signed_ec(dir, "a", 365),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
     )
     .await
     .unwrap();
-    let b = renew(&svc, make_cert(dir, "b", 700), &p.outsider, &a.fingerprint)
-        .await
-        .unwrap();
+    let b = renew(
+        &svc,
+        self_signed_ec(dir, "b", 700),
+        &p.outsider,
+        &a.fingerprint,
+    )
+    .await
+    .unwrap();
     assert_eq!(b.renewal_count, 1);
     assert_eq!(b.renewal_of, a.fingerprint);
-    let err = renew(&svc, make_cert(dir, "c", 800), &p.outsider, &b.fingerprint)
-        .await
-        .unwrap_err();
+    let err = renew(
+        &svc,
+        self_signed_ec(dir, "c", 800),
+        &p.outsider,
+        &b.fingerprint,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status_rules(&err), vec!["I3"]);
-    let err = renew(&svc, make_cert(dir, "d", 800), &p.outsider, &a.fingerprint)
-        .await
-        .unwrap_err();
+    let err = renew(
+        &svc,
+        self_signed_ec(dir, "d", 800),
+        &p.outsider,
+        &a.fingerprint,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status_rules(&err), vec!["I3"]);
     svc.stop().await;
 }
@@ -1213,7 +1047,7 @@ async fn renewal_of_a_revoked_certificate_is_refused_V3(svc: Service) {
     let dir = svc.dir.path();
     let a = register(
         &mut svc.c(),
-        make_cert(dir, "a", 365),
+        self_signed_ec(dir, "a", 365),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
@@ -1229,9 +1063,14 @@ async fn renewal_of_a_revoked_certificate_is_refused_V3(svc: Service) {
     )
     .await
     .unwrap();
-    let err = renew(&svc, make_cert(dir, "b", 700), &p.outsider, &a.fingerprint)
-        .await
-        .unwrap_err();
+    let err = renew(
+        &svc,
+        self_signed_ec(dir, "b", 700),
+        &p.outsider,
+        &a.fingerprint,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status_rules(&err), vec!["V3"]);
     svc.stop().await;
 }
@@ -1241,7 +1080,7 @@ async fn new_certificate_at_most_five_years_and_renewal_adds_at_most_three_N4(sv
     let dir = svc.dir.path();
     let err = register(
         &mut svc.c(),
-        make_cert(dir, "long", 5 * 365 + 10),
+        self_signed_ec(dir, "long", 5 * 365 + 10),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
@@ -1252,7 +1091,7 @@ async fn new_certificate_at_most_five_years_and_renewal_adds_at_most_three_N4(sv
     assert_eq!(status_rules(&err), vec!["N4"]);
     let a = register(
         &mut svc.c(),
-        make_cert(dir, "a", 365),
+        self_signed_ec(dir, "a", 365),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
@@ -1261,7 +1100,7 @@ async fn new_certificate_at_most_five_years_and_renewal_adds_at_most_three_N4(sv
     .unwrap();
     let err = renew(
         &svc,
-        make_cert(dir, "b", 365 + 3 * 365 + 10),
+        self_signed_ec(dir, "b", 365 + 3 * 365 + 10),
         &p.outsider,
         &a.fingerprint,
     )
@@ -1284,7 +1123,7 @@ async fn new_certificate_needs_a_mail_account_in_the_domain_I1(svc: Service) {
     .await;
     let err = register(
         &mut c,
-        make_cert(svc.dir.path(), "em", 365),
+        self_signed_ec(svc.dir.path(), "em", 365),
         pb::CertificateKind::Personal,
         &gmail,
         "",
@@ -1309,7 +1148,7 @@ async fn no_new_certificate_with_less_than_six_months_of_service_I2(svc: Service
     .await;
     let err = register(
         &mut c,
-        make_cert(svc.dir.path(), "giau", 365),
+        self_signed_ec(svc.dir.path(), "giau", 365),
         pb::CertificateKind::Personal,
         &retiring,
         "",
@@ -1333,7 +1172,7 @@ async fn no_new_certificate_for_an_organisation_pending_a_change_I2(svc: Service
     .unwrap();
     let err = register(
         &mut c,
-        make_cert(svc.dir.path(), "org", 365),
+        self_signed_ec(svc.dir.path(), "org", 365),
         pb::CertificateKind::Organisation,
         "",
         &p.sotttt,
@@ -1489,7 +1328,7 @@ async fn certificate_lookups_by_fingerprint_issuer_serial_and_expiry(svc: Servic
 
     let short = register(
         &mut c,
-        make_cert(svc.dir.path(), "short", 30),
+        self_signed_ec(svc.dir.path(), "short", 30),
         pb::CertificateKind::Personal,
         &p.outsider,
         "",
@@ -2233,7 +2072,7 @@ async fn event_log_replays_to_the_same_state(svc: Service) {
     .unwrap();
     let old = register(
         &mut c,
-        make_cert(svc.dir.path(), "Le Van Cuong 1", 365),
+        self_signed_ec(svc.dir.path(), "Le Van Cuong 1", 365),
         pb::CertificateKind::Personal,
         &p.clerk,
         "",
@@ -2243,7 +2082,7 @@ async fn event_log_replays_to_the_same_state(svc: Service) {
     let renewed = c
         .register_certificate(pb::RegisterCertificateRequest {
             change: change("renewal"),
-            der: make_cert(svc.dir.path(), "Le Van Cuong 2", 700),
+            der: self_signed_ec(svc.dir.path(), "Le Van Cuong 2", 700),
             kind: pb::CertificateKind::Personal as i32,
             person_id: p.clerk.clone(),
             organisation_id: String::new(),
@@ -2636,13 +2475,13 @@ async fn report_counts_certificates_per_managing_agency_per_period_R2(svc: Servi
     .await;
     let dir = svc.dir.path();
     let personal = pb::CertificateKind::Personal;
-    let a1 = register(&mut c, make_cert(dir, "a1", 365), personal, &a, "")
+    let a1 = register(&mut c, self_signed_ec(dir, "a1", 365), personal, &a, "")
         .await
         .unwrap();
     let a2 = c
         .register_certificate(pb::RegisterCertificateRequest {
             change: change("renewal"),
-            der: make_cert(dir, "a2", 700),
+            der: self_signed_ec(dir, "a2", 700),
             kind: personal as i32,
             person_id: a.clone(),
             organisation_id: String::new(),
@@ -2653,7 +2492,7 @@ async fn report_counts_certificates_per_managing_agency_per_period_R2(svc: Servi
         .into_inner()
         .certificate
         .unwrap();
-    let b1 = register(&mut c, make_cert(dir, "b1", 365), personal, &b, "")
+    let b1 = register(&mut c, self_signed_ec(dir, "b1", 365), personal, &b, "")
         .await
         .unwrap();
     use pb::{CertificateStatus as S, RevocationReason as R};
@@ -2780,7 +2619,7 @@ async fn report_counts_signatures_and_exchange_volumes_R2(svc: Service) {
     .await;
     let cert = register(
         &mut c,
-        make_cert(svc.dir.path(), "usage", 365),
+        self_signed_ec(svc.dir.path(), "usage", 365),
         pb::CertificateKind::Personal,
         &a,
         "",
@@ -3597,7 +3436,7 @@ async fn person_update_checks_the_mail_address_and_feeds_I1_I2(svc: Service) {
     })
     .await
     .unwrap();
-    let der = make_cert(svc.dir.path(), "em", 365);
+    let der = self_signed_ec(svc.dir.path(), "em", 365);
     let err = register(
         &mut c,
         der.clone(),

@@ -2,34 +2,19 @@
 //! runs in-process on SQLite (a temp file), the real `kyso` binary talks to it.
 //! Build the binary first: `cargo build -p kyso`.
 
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use kyso_registry::{Config, Listeners, serve, system_clock};
 use kyso_tests::TestPki;
+use kyso_tests::hsm::workspace_bin;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const DOMAIN: &str = "khanhhoa.gov.vn";
-
-fn kyso_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/PROFILE/deps");
-    let bin = dir.join(format!("kyso{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "build the binaries first: cargo build -p kyso (no {})",
-        bin.display()
-    );
-    bin
-}
 
 struct Registry {
     addr: SocketAddr,
@@ -91,7 +76,7 @@ impl Registry {
 
     /// Runs `kyso registry --server URL <args>` with `input` on stdin.
     async fn kyso(&self, args: &[&str], input: &Value) -> (i32, Value, String) {
-        let mut cmd = tokio::process::Command::new(kyso_bin());
+        let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
         cmd.arg("registry")
             .arg("--server")
             .arg(self.url())
@@ -413,7 +398,7 @@ async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unma
     )
     .await;
     let import = |holders: Option<PathBuf>| {
-        let mut cmd = tokio::process::Command::new(kyso_bin());
+        let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
         cmd.args(["registry", "--server", &r.url(), "import-certificates"])
             .arg(dir.path());
         if let Some(h) = holders {
@@ -555,7 +540,7 @@ async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry
         &format!("/C=VN/O={o}/title=Phó Chủ tịch/CN=Trần Thị Bình"),
     );
     self_signed(dir.path(), "d.pem", &format!("/C=VN/O={o}/CN=Hoàng Văn Em"));
-    let mut cmd = tokio::process::Command::new(kyso_bin());
+    let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
     cmd.args(["registry", "--server", &r.url(), "import-certificates"])
         .arg(dir.path());
     let (code, out, err) = run(cmd, &Value::Null).await;
@@ -791,7 +776,7 @@ async fn cli_unlock_request_refusal_needs_the_reason_and_overdue_list_I5() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_authorize_seeds_a_province_and_reports_json() {
     let r = Registry::start().await;
-    let mut cmd = tokio::process::Command::new(kyso_bin());
+    let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
     cmd.args([
         "bench",
         "authorize",

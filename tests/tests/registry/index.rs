@@ -12,7 +12,8 @@ use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1::{Classification, Profile, SigningMode};
 use kyso_registry::storage::Db;
 use kyso_registry::store::Store;
-use kyso_tests::openssl;
+use kyso_tests::pg::PgCluster;
+use kyso_tests::self_signed_ec;
 
 const DAY: i64 = 86_400;
 const YEAR: i64 = 365 * DAY;
@@ -116,177 +117,9 @@ impl Database {
     }
 }
 
-struct PgCluster {
-    dir: tempfile::TempDir,
-    as_user: Option<&'static str>,
-    url: String,
-}
-
-fn pg_bin(name: &str) -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("KYSO_PG_BIN") {
-        return Path::new(&dir).join(name);
-    }
-    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .collect();
-    versions.sort();
-    match versions.pop() {
-        Some((_, bin)) => bin.join(name),
-        None => name.into(),
-    }
-}
-
-impl PgCluster {
-    fn start() -> PgCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("kyso-pg-")
-            .tempdir()
-            .unwrap();
-        use std::os::unix::fs::MetadataExt;
-        let as_user = (dir.path().metadata().unwrap().uid() == 0).then_some("postgres");
-        if let Some(u) = as_user {
-            kyso_tests::run(
-                std::process::Command::new("chown")
-                    .arg(format!("{u}:"))
-                    .arg(dir.path()),
-                None,
-                kyso_tests::COMMAND_TIMEOUT,
-            )
-            .expect_success();
-        }
-        let data = dir.path().join("data");
-        let data = data.to_str().unwrap().to_owned();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string();
-        let pg = PgCluster {
-            url: format!("postgres://kyso@127.0.0.1:{port}/registry"),
-            dir,
-            as_user,
-        };
-        pg.run(&[
-            "initdb",
-            "-D",
-            &data,
-            "-A",
-            "trust",
-            "-U",
-            "kyso",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]);
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            pg.dir.path().display()
-        );
-        let log = pg.dir.path().join("log");
-        pg.run(&[
-            "pg_ctl",
-            "-D",
-            &data,
-            "-l",
-            log.to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            &opts,
-            "start",
-        ]);
-        pg.run(&[
-            "createdb",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "kyso",
-            "registry",
-        ]);
-        pg
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = match self.as_user {
-            Some(u) => {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", u, "--"]).arg(pg_bin(args[0]));
-                c
-            }
-            None => std::process::Command::new(pg_bin(args[0])),
-        };
-        cmd.args(&args[1..]).current_dir(self.dir.path());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) {
-        kyso_tests::run(&mut self.command(args), None, kyso_tests::COMMAND_TIMEOUT)
-            .expect_success();
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = kyso_tests::run(
-            &mut self.command(&[
-                "pg_ctl",
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ]),
-            None,
-            kyso_tests::COMMAND_TIMEOUT,
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Seeding through the store
 // ---------------------------------------------------------------------------------------------
-
-/// A self-signed EC certificate valid from now for `days`, DER.
-fn make_cert(dir: &Path, name: &str, days: i64) -> Vec<u8> {
-    let key = dir.join(format!("{name}.key"));
-    let cer = dir.join(format!("{name}.cer"));
-    let subj = format!("/C=VN/O=UBND tinh Khanh Hoa/CN={name}");
-    let days = days.to_string();
-    openssl([
-        "req".as_ref(),
-        "-x509".as_ref(),
-        "-newkey".as_ref(),
-        "ec".as_ref(),
-        "-pkeyopt".as_ref(),
-        "ec_paramgen_curve:P-256".as_ref(),
-        "-nodes".as_ref(),
-        "-keyout".as_ref(),
-        key.as_os_str(),
-        "-outform".as_ref(),
-        "DER".as_ref(),
-        "-out".as_ref(),
-        cer.as_os_str(),
-        "-subj".as_ref(),
-        subj.as_ref(),
-        "-days".as_ref(),
-        days.as_ref(),
-    ] as [&std::ffi::OsStr; 17])
-    .expect_success();
-    std::fs::read(cer).unwrap()
-}
 
 async fn organisation(s: &Store, name: &str, domain: &str) -> String {
     s.create_organisation(
@@ -549,13 +382,13 @@ async fn random_province(s: &Store, rng: &mut Rng, dir: &Path) -> Province {
     let mut fingerprints = Vec::new();
     let mut holders = Vec::new();
     for (i, (p, home)) in people.iter().enumerate().take(9) {
-        let der = make_cert(dir, &format!("person{i}"), rng.between(30, 4 * 365));
+        let der = self_signed_ec(dir, &format!("person{i}"), rng.between(30, 4 * 365));
         let fp = register(s, der, Some(p), home).await;
         holders.push((fp.clone(), p.clone(), home.clone(), true));
         fingerprints.push(fp);
     }
     for (i, o) in orgs.iter().enumerate() {
-        let der = make_cert(dir, &format!("org{i}"), rng.between(30, 4 * 365));
+        let der = self_signed_ec(dir, &format!("org{i}"), rng.between(30, 4 * 365));
         let fp = register(s, der, None, o).await;
         let members: Vec<&String> = people
             .iter()
@@ -775,14 +608,14 @@ async fn a_write_is_visible_to_the_next_authorize(db: Database) {
     // A certificate registered is known to the very next call (not NotFound).
     let fp = register(
         &s,
-        make_cert(dir.path(), "chairman", 365),
+        self_signed_ec(dir.path(), "chairman", 365),
         Some(&chairman),
         &ubnd,
     )
     .await;
     let deputy_fp = register(
         &s,
-        make_cert(dir.path(), "deputy", 365),
+        self_signed_ec(dir.path(), "deputy", 365),
         Some(&deputy),
         &ubnd,
     )

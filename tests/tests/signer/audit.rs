@@ -20,6 +20,7 @@ use kyso_signer::audit::{
     AuditConfig, AuditEntry, AuditLog, AuditRecord, Decision, ProblemKind, SealError, SealKey,
     SealSignature, Sealer, seal_message, verify_log,
 };
+use kyso_tests::hsm::workspace_bin;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -30,25 +31,6 @@ const T0: OffsetDateTime = datetime!(2026-03-02 09:30:00 UTC);
 // Set-up
 // ---------------------------------------------------------------------------------------------
 
-/// `target/debug/kyso` (this test is `target/debug/deps/audit-HASH`), or `$KYSO_BIN`.
-fn kyso_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("KYSO_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/PROFILE/deps");
-    let bin = dir.join(format!("kyso{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "build the binaries first: cargo build --workspace --bins (no {})",
-        bin.display()
-    );
-    bin
-}
-
 struct Run {
     code: i32,
     stdout: String,
@@ -56,7 +38,7 @@ struct Run {
 }
 
 fn kyso(args: &[&str]) -> Run {
-    let out = Command::new(kyso_bin())
+    let out = Command::new(workspace_bin("kyso"))
         .args(args)
         .output()
         .expect("run kyso");

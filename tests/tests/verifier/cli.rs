@@ -13,6 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kyso_tests::hsm::workspace_bin;
 use kyso_tests::{CmsSign, Output, PkiServers, TestPki, openssl_cms_sign};
 use kyso_verifier::Config;
 use kyso_verifier::config::UrlRewrite;
@@ -24,22 +25,6 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Set-up
 // ---------------------------------------------------------------------------------------------
-
-/// `target/debug/kyso`: this test is `target/debug/deps/cli-HASH`.
-fn kyso_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/PROFILE/deps");
-    let bin = dir.join(format!("kyso{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "build the binaries first: cargo build --workspace --bins (no {})",
-        bin.display()
-    );
-    bin
-}
 
 fn servers() -> &'static PkiServers {
     static SERVERS: OnceLock<PkiServers> = OnceLock::new();
@@ -110,7 +95,7 @@ fn artifacts() -> &'static Artifacts {
 
 /// `kyso verify --json ARGS...`, with no server settings from the environment.
 fn kyso_verify(args: &[&std::ffi::OsStr]) -> (Output, Option<Value>) {
-    let mut cmd = Command::new(kyso_bin());
+    let mut cmd = Command::new(workspace_bin("kyso"));
     cmd.arg("verify").arg("--json").args(args);
     for var in [
         "KYSO_SERVER",
