@@ -3,7 +3,8 @@
 //! there, so a reader can look up what a citation means and where else the rule is enforced.
 //! When the regulations' digest is at hand (`$KYSO_SHARED_DIR/DOMAIN.md`, else
 //! `../shared/DOMAIN.md` next to the workspace; a clone of the repository alone has none),
-//! the catalogue lists exactly the IDs the digest defines.
+//! the catalogue lists exactly the IDs the digest defines. And every test the catalogue names
+//! as showing a rule exists ([`missing_tests`]).
 //!
 //! What a rule ID is: a token (a maximal run of letters and digits; `_` and every other
 //! character end it, so `refused_A6` and `rules_A1_A5_W2` cite A6, A1, A5 and W2) made of
@@ -215,6 +216,48 @@ fn domain() -> Option<(PathBuf, String)> {
     Some((path, text))
 }
 
+/// The tests the catalogue names that do not exist: `binary::module::function` must be a
+/// `fn function` in `tests/tests/binary/module.rs` (or under `tests/tests/binary/module/`),
+/// `crate: module::function` (a unit test) a `fn function` somewhere in the workspace's `.rs`
+/// files. A test moved or renamed shows here, so the catalogue keeps naming real tests.
+fn missing_tests(root: &Path, catalogue: &str, sources: &[(String, String)]) -> Vec<String> {
+    let defines = |text: &str, function: &str| {
+        text.match_indices(&format!("fn {function}")).any(|(i, m)| {
+            !text[i + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+    };
+    let mut out = Vec::new();
+    // Every other backquote opens a span.
+    for span in catalogue.split('`').skip(1).step_by(2) {
+        if let Some((krate, path)) = span.split_once(": ") {
+            let Some((_, function)) = path.rsplit_once("::") else {
+                continue;
+            };
+            if krate.starts_with("kyso-") && !sources.iter().any(|(_, t)| defines(t, function)) {
+                out.push(span.to_owned());
+            }
+            continue;
+        }
+        let parts: Vec<&str> = span.split("::").collect();
+        let [binary, module, function] = parts[..] else {
+            continue;
+        };
+        let dir = root.join("tests/tests").join(binary);
+        if !dir.join("main.rs").is_file() {
+            continue;
+        }
+        let prefix = format!("tests/tests/{binary}/{module}");
+        let found = sources.iter().any(|(file, text)| {
+            (file == &format!("{prefix}.rs") || file.starts_with(&format!("{prefix}/")))
+                && defines(text, function)
+        });
+        if !found {
+            out.push(span.to_owned());
+        }
+    }
+    out
+}
+
 #[test]
 fn extraction_finds_citations_and_skips_what_is_not_one() {
     let text = "\
@@ -260,6 +303,20 @@ V1-V5 (D1–D6) `V2`";
         }
     );
     assert!(defined("- **A6** x\n- **A6** again\n").is_err());
+
+    // A test the catalogue names must exist.
+    let root = workspace_root();
+    let sources = [(THIS_FILE.to_owned(), read(&root.join(THIS_FILE)))];
+    let catalogue = "`platform::rules::extraction_finds_citations_and_skips_what_is_not_one`, \
+        `platform::rules::extraction_finds`, `kyso-tests: rules::missing_tests`, \
+        `kyso-tests: rules::gone`, `Verifier::verify_cms`, `kyso signer keygen`";
+    assert_eq!(
+        missing_tests(&root, catalogue, &sources),
+        [
+            "platform::rules::extraction_finds",
+            "kyso-tests: rules::gone"
+        ]
+    );
 }
 
 #[test]
@@ -273,10 +330,14 @@ fn every_cited_rule_id_is_in_the_catalogue() {
     );
 
     let mut cited = Vec::new();
+    let mut sources = Vec::new();
     for rel in files(&root) {
         // Not UTF-8 (none should be): nothing a reader would take for a citation.
         if let Ok(text) = std::fs::read_to_string(root.join(&rel)) {
             cited.extend(citations(&rel, &text));
+            if rel.ends_with(".rs") {
+                sources.push((rel, text));
+            }
         }
     }
     assert!(
@@ -294,6 +355,12 @@ fn every_cited_rule_id_is_in_the_catalogue() {
             .map(|c| format!("  {} at {}:{}", c.id, c.file, c.line))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    let stale = missing_tests(&root, &catalogue, &sources);
+    assert!(
+        stale.is_empty(),
+        "{CATALOGUE} names tests that do not exist (moved or renamed? give their new names):\n  {}",
+        stale.join("\n  ")
     );
 }
 
