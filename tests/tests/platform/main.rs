@@ -1,4 +1,5 @@
-//! Deployment: the Helm chart against the services' real metrics and configs.
+//! Deployment and upkeep: the Helm chart against the services' real metrics and configs, and
+//! the rule catalogue (docs/RULES.md) against the rule IDs the code cites.
 //!
 //! One test binary per area (modules inside): each binary is linked once, which is most of
 //! the test gate's build time.
@@ -6,3 +7,4 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 mod chart;
+mod rules;
