@@ -46,6 +46,19 @@ pub fn canonical(desc: &MessageDescriptor, v: &mut Value, prefix: &str) -> Resul
             .ok_or_else(|| {
                 CliError::Usage(format!("unknown field {path}: not in the request message"))
             })?;
+        // A oneof (GetCertificate's `by`) takes one of its fields.
+        if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic())
+            && oneof.fields().any(|f| out.contains_key(f.name()))
+        {
+            let names: Vec<String> = oneof
+                .fields()
+                .map(|f| format!("{prefix}{}", f.name()))
+                .collect();
+            return Err(CliError::Usage(format!(
+                "give only one of {}",
+                names.join(", ")
+            )));
+        }
         if field.is_list() {
             let Value::Array(items) = &mut value else {
                 return Err(bad(&path, "must be a list"));
@@ -278,6 +291,6 @@ mod tests {
             "GetCertificateRequest",
             json!({"fingerprint": "ab", "issuer_serial": {"issuer": "CN=x", "serial": "01"}}),
         );
-        assert!(e.contains("oneof"), "{e}");
+        assert!(e.contains("only one of fingerprint, issuer_serial"), "{e}");
     }
 }
