@@ -19,7 +19,8 @@ pub struct RegistryArgs {
 /// Where the request JSON comes from.
 #[derive(Debug, Clone, Args)]
 pub struct JsonIn {
-    /// The request as JSON (proto field names); `-` reads stdin.
+    /// The request as JSON (proto field names; enums by name, with or without their prefix;
+    /// times as RFC 3339 or unix seconds); `-` reads stdin.
     #[arg(long, default_value = "-")]
     pub json: PathBuf,
 }
