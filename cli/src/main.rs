@@ -9,7 +9,6 @@ mod bench_authorize;
 mod client;
 mod dev;
 mod doc;
-mod json;
 mod registry;
 mod sign;
 mod signer_cmd;
