@@ -113,7 +113,8 @@ impl Database {
         SqlFacts::new(&self.db().await)
     }
 
-    /// The index fact source, on its own pool, loaded now.
+    /// The index fact source, on its own pool, loaded now: it sees other pools' writes
+    /// within [`REMOTE_CHECK`](kyso_registry::authority::index::REMOTE_CHECK).
     async fn index(&self) -> Index {
         Index::load(self.db().await).await.unwrap()
     }
@@ -704,10 +705,12 @@ async fn index_facts_answer_as_the_sql_facts_over_random_requests(db: Database) 
     eprintln!("KYSO_INDEX_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let book = db.sql_store().await;
+    // The book's writes and the early index share a pool, as in one registry process.
+    let pool = db.db().await;
+    let book = Store::new(pool.clone(), DOMAIN.into());
     let sql = db.sql_facts().await;
     // Loaded before the province exists: everything arrives through catch-ups.
-    let early = db.index().await;
+    let early = Index::load(pool).await.unwrap();
     let province = random_province(&book, &mut rng, dir.path()).await;
     // Loaded after: everything arrives through the full load.
     let late = db.index().await;
@@ -765,8 +768,10 @@ async fn index_facts_answer_as_the_sql_facts_over_random_requests(db: Database) 
 async fn a_store_answers_alike_with_and_without_its_index(db: Database) {
     let mut rng = Rng(now() as u64 | 1);
     let dir = tempfile::tempdir().unwrap();
-    let sql = db.sql_store().await;
-    let indexed = db.index_store().await;
+    // One pool, as in one registry process: the index sees each write at the next decision.
+    let pool = db.db().await;
+    let sql = Store::new(pool.clone(), DOMAIN.into());
+    let indexed = Store::new(pool, DOMAIN.into()).with_index().await.unwrap();
     let province = random_province(&sql, &mut rng, dir.path()).await;
     let t0 = now();
     for i in 0..300 {
