@@ -7,11 +7,12 @@
 
 use std::borrow::Cow;
 
+use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1 as spb;
 
 use super::decision::{AuthorityCheck, Decision, Refusal};
-use super::facts::{Certificate, Delegation, Facts, StatusChange, kind_value, mode_name};
-use super::facts::{Title, status_value};
+use super::facts::{Certificate, Delegation, Facts, StatusChange, Title};
+use super::facts::{kind_value, mode_name, status_value};
 use super::request::{AuthorizeQuery, CheckQuery};
 use super::rule::Rule;
 use crate::error::{Error, Result};
@@ -225,11 +226,7 @@ pub(crate) fn status_at(history: &[StatusChange], t: i64) -> Option<&StatusChang
 
 /// V1, N2 (a, c), N7, V3: valid at `t` = inside its validity period and active then. Returns
 /// the status at `t`.
-fn validity(
-    c: &Certificate,
-    t: i64,
-    out: &mut Vec<Refusal>,
-) -> kyso_proto::registry::v1::CertificateStatus {
+fn validity(c: &Certificate, t: i64, out: &mut Vec<Refusal>) -> pb::CertificateStatus {
     if t < c.not_before {
         out.push(Refusal::new(
             Rule::V1,
@@ -265,7 +262,7 @@ fn validity(
     }
     match status {
         Some(s) => status_value(&s.status),
-        None => kyso_proto::registry::v1::CertificateStatus::Unspecified,
+        None => pb::CertificateStatus::Unspecified,
     }
 }
 
