@@ -10,10 +10,10 @@
 //! Shutdown: when the `shutdown` future resolves the server stops accepting,
 //! lets in-flight requests finish, and `run` returns.
 
+pub mod authority;
 pub mod cert;
 pub mod config;
 pub mod error;
-pub mod index;
 pub mod metrics;
 pub mod policy;
 pub mod service;

@@ -10,9 +10,10 @@ use kyso_proto::registry::v1::registry_server::Registry;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
+use crate::authority::Refusal;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::store::{Refusal, Store};
+use crate::store::Store;
 
 /// Where "now" comes from; tests substitute a fixed clock.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -72,7 +73,7 @@ impl RegistryService {
 fn refusals(r: Vec<Refusal>) -> Vec<pb::Refusal> {
     r.into_iter()
         .map(|r| pb::Refusal {
-            rule: r.rule.to_owned(),
+            rule: r.rule.to_string(),
             reason: r.reason,
         })
         .collect()
@@ -276,7 +277,7 @@ impl Registry for RegistryService {
         let now = self.now();
         self.call("Authorize", async {
             let d = self.store.authorize(req.get_ref(), now).await?;
-            let rules: Vec<&str> = d.refusals.iter().map(|r| r.rule).collect();
+            let rules: Vec<&str> = d.refusals.iter().map(|r| r.rule.as_str()).collect();
             self.metrics.record_decision("Authorize", &rules);
             Ok(pb::AuthorizeResponse {
                 allowed: d.refusals.is_empty(),
@@ -296,7 +297,7 @@ impl Registry for RegistryService {
         let now = self.now();
         self.call("CheckAuthority", async {
             let c = self.store.check_authority(req.get_ref(), now).await?;
-            let rules: Vec<&str> = c.refusals.iter().map(|r| r.rule).collect();
+            let rules: Vec<&str> = c.refusals.iter().map(|r| r.rule.as_str()).collect();
             self.metrics.record_decision("CheckAuthority", &rules);
             Ok(pb::CheckAuthorityResponse {
                 authorised: c.refusals.is_empty(),

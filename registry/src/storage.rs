@@ -138,7 +138,7 @@ pub struct Db {
     backend: Backend,
     db_duration: HistogramVec,
     /// The sequence number of the last change committed through this pool (shared by its
-    /// clones): the authorization index catches up when it is ahead (index.rs).
+    /// clones): the authorization index catches up when it is ahead (authority/index).
     last_commit: Arc<AtomicI64>,
 }
 

@@ -1,15 +1,16 @@
-//! The registry's authorization index (registry/src/index.rs) against the SQL path it replaces:
-//! two stores over one database, one answering `Authorize` and `CheckAuthority` from memory,
-//! one from SQL, must give the same answer (refusals with their rule IDs and words, names,
-//! title, delegator, errors) for random requests at random times over a random province; and
-//! a change is seen by the very next decision (same process) or within the staleness bound
-//! (another process writing to the same database). On SQLite and PostgreSQL.
+//! The registry's two sources of authority facts (registry/src/authority): the in-memory index
+//! and the SQL loader, over one database, run through the one set of rules
+//! (`authority::rules`), must give the same answer (refusals with their rule IDs and words,
+//! names, title, delegator, errors) for random requests at random times over a random
+//! province; and a change is seen by the very next decision (same process) or within the
+//! staleness bound (another process writing to the same database). On SQLite and PostgreSQL.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1::{Classification, Profile, SigningMode};
+use kyso_registry::authority::{AuthorizeQuery, CheckQuery, Index, SqlFacts, rules};
 use kyso_registry::storage::Db;
 use kyso_registry::store::Store;
 use kyso_tests::pg::PgCluster;
@@ -106,6 +107,17 @@ impl Database {
     /// A store answering from SQL.
     async fn sql_store(&self) -> Store {
         Store::new(self.db().await, DOMAIN.into())
+    }
+
+    /// The SQL fact source, on its own pool.
+    async fn sql_facts(&self) -> SqlFacts {
+        SqlFacts::new(&self.db().await)
+    }
+
+    /// The index fact source, on its own pool, loaded now: it sees other pools' writes
+    /// within [`REMOTE_CHECK`](kyso_registry::authority::index::REMOTE_CHECK).
+    async fn index(&self) -> Index {
+        Index::load(self.db().await).await.unwrap()
     }
 
     /// A store answering from the index, loaded now.
@@ -518,7 +530,7 @@ fn show<T: std::fmt::Debug>(r: &kyso_registry::Result<T>) -> String {
     }
 }
 
-async fn index_answers_as_the_sql_path_over_random_requests(db: Database) {
+async fn index_facts_answer_as_the_sql_facts_over_random_requests(db: Database) {
     let seed = std::env::var("KYSO_INDEX_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -526,17 +538,33 @@ async fn index_answers_as_the_sql_path_over_random_requests(db: Database) {
     eprintln!("KYSO_INDEX_SEED={seed}");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let sql = db.sql_store().await;
+    // The book's writes and the early index share a pool, as in one registry process.
+    let pool = db.db().await;
+    let book = Store::new(pool.clone(), DOMAIN.into());
+    let sql = db.sql_facts().await;
     // Loaded before the province exists: everything arrives through catch-ups.
-    let early = db.index_store().await;
-    let province = random_province(&sql, &mut rng, dir.path()).await;
+    let early = Index::load(pool).await.unwrap();
+    let province = random_province(&book, &mut rng, dir.path()).await;
     // Loaded after: everything arrives through the full load.
-    let late = db.index_store().await;
+    let late = db.index().await;
     let t0 = now();
     let (mut allowed, mut refused, mut errors) = (0, 0, 0);
     for i in 0..3000 {
         let req = random_authorize(&mut rng, &province, t0);
-        let want = sql.authorize(&req, t0).await;
+        let check = pb::CheckAuthorityRequest {
+            fingerprint: req.fingerprint.clone(),
+            document_type: req.document_type.clone(),
+            at: req.at,
+        };
+        // A request the rules never see (a malformed field) is the same error for both.
+        let q = match AuthorizeQuery::parse(&req, t0) {
+            Ok(q) => q,
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        let want = rules::authorize(&sql, &q).await;
         match &want {
             Ok(d) if d.refusals.is_empty() => allowed += 1,
             Ok(_) => refused += 1,
@@ -544,20 +572,16 @@ async fn index_answers_as_the_sql_path_over_random_requests(db: Database) {
         }
         let want = show(&want);
         for (name, index) in [("early", &early), ("late", &late)] {
-            let got = show(&index.authorize(&req, t0).await);
+            let got = show(&index.authorize(&q).await);
             assert_eq!(
                 got, want,
                 "authorize #{i} ({name} index, seed {seed}): {req:?}"
             );
         }
-        let check = pb::CheckAuthorityRequest {
-            fingerprint: req.fingerprint.clone(),
-            document_type: req.document_type.clone(),
-            at: req.at,
-        };
-        let want = show(&sql.check_authority(&check, t0).await);
+        let q = CheckQuery::parse(&check, t0).unwrap();
+        let want = show(&rules::check_authority(&sql, &q).await);
         for (name, index) in [("early", &early), ("late", &late)] {
-            let got = show(&index.check_authority(&check, t0).await);
+            let got = show(&index.check_authority(&q).await);
             assert_eq!(
                 got, want,
                 "check #{i} ({name} index, seed {seed}): {check:?}"
@@ -570,6 +594,37 @@ async fn index_answers_as_the_sql_path_over_random_requests(db: Database) {
         allowed > 20 && refused > 500 && errors > 50,
         "{allowed} {refused} {errors}"
     );
+}
+
+/// The store answers from whichever source it has, through the same rules: with and without
+/// its index, the same decisions (the service's path, request parsing included).
+async fn a_store_answers_alike_with_and_without_its_index(db: Database) {
+    let mut rng = Rng(now() as u64 | 1);
+    let dir = tempfile::tempdir().unwrap();
+    // One pool, as in one registry process: the index sees each write at the next decision.
+    let pool = db.db().await;
+    let sql = Store::new(pool.clone(), DOMAIN.into());
+    let indexed = Store::new(pool, DOMAIN.into()).with_index().await.unwrap();
+    let province = random_province(&sql, &mut rng, dir.path()).await;
+    let t0 = now();
+    for i in 0..300 {
+        let req = random_authorize(&mut rng, &province, t0);
+        assert_eq!(
+            show(&indexed.authorize(&req, t0).await),
+            show(&sql.authorize(&req, t0).await),
+            "authorize #{i}: {req:?}"
+        );
+        let check = pb::CheckAuthorityRequest {
+            fingerprint: req.fingerprint.clone(),
+            document_type: req.document_type.clone(),
+            at: req.at,
+        };
+        assert_eq!(
+            show(&indexed.check_authority(&check, t0).await),
+            show(&sql.check_authority(&check, t0).await),
+            "check #{i}: {check:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,9 +643,9 @@ fn approve(fp: &str, acting: &str, org: &str, mode: SigningMode) -> pb::Authoriz
     }
 }
 
-async fn rules(s: &Store, req: &pb::AuthorizeRequest) -> Vec<&'static str> {
+async fn refused_by(s: &Store, req: &pb::AuthorizeRequest) -> Vec<&'static str> {
     let d = s.authorize(req, now()).await.unwrap();
-    d.refusals.iter().map(|r| r.rule).collect()
+    d.refusals.iter().map(|r| r.rule.as_str()).collect()
 }
 
 async fn a_write_is_visible_to_the_next_authorize(db: Database) {
@@ -621,7 +676,7 @@ async fn a_write_is_visible_to_the_next_authorize(db: Database) {
     )
     .await;
     assert_eq!(
-        rules(&s, &approve(&fp, &chairman, &ubnd, SigningMode::Own)).await,
+        refused_by(&s, &approve(&fp, &chairman, &ubnd, SigningMode::Own)).await,
         vec!["A3"],
         "no grant yet"
     );
@@ -640,19 +695,19 @@ async fn a_write_is_visible_to_the_next_authorize(db: Database) {
     .await
     .unwrap();
     let own = approve(&fp, &chairman, &ubnd, SigningMode::Own);
-    assert!(rules(&s, &own).await.is_empty(), "granted");
+    assert!(refused_by(&s, &own).await.is_empty(), "granted");
     // Suspended now: refused by the next call; reinstated: allowed again (N7).
     set_status(&s, &fp, pb::CertificateStatus::Suspended, now())
         .await
         .unwrap();
-    assert_eq!(rules(&s, &own).await, vec!["N7"]);
+    assert_eq!(refused_by(&s, &own).await, vec!["N7"]);
     set_status(&s, &fp, pb::CertificateStatus::Active, now())
         .await
         .unwrap();
-    assert!(rules(&s, &own).await.is_empty(), "reinstated");
+    assert!(refused_by(&s, &own).await.is_empty(), "reinstated");
     // A delegation is in force for the next call (A2).
     let kt = approve(&deputy_fp, &deputy, &ubnd, SigningMode::Kt);
-    assert_eq!(rules(&s, &kt).await, vec!["A2"]);
+    assert_eq!(refused_by(&s, &kt).await, vec!["A2"]);
     delegate(
         &s,
         &ubnd,
@@ -674,9 +729,10 @@ async fn a_write_is_visible_to_the_next_authorize(db: Database) {
     set_status(&replica, &fp, pb::CertificateStatus::Revoked, now())
         .await
         .unwrap();
-    tokio::time::sleep(kyso_registry::index::REMOTE_CHECK + Duration::from_millis(50)).await;
+    tokio::time::sleep(kyso_registry::authority::index::REMOTE_CHECK + Duration::from_millis(50))
+        .await;
     assert_eq!(
-        rules(&s, &own).await,
+        refused_by(&s, &own).await,
         vec!["V3"],
         "the replica's revocation"
     );
@@ -708,6 +764,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
-    index_answers_as_the_sql_path_over_random_requests,
+    index_facts_answer_as_the_sql_facts_over_random_requests,
+    a_store_answers_alike_with_and_without_its_index,
     a_write_is_visible_to_the_next_authorize,
 );
