@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::policy::show;
 use crate::storage::{Db, col};
 
-/// The registry's book: the database and the deployment's settings.
+/// The authority decisions over the database, and the book over the same database ([`Store::book`]).
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
