@@ -1,27 +1,20 @@
 //! `kyso bench authorize`: seeds a synthetic province through the registry API (or, for
-//! the size, straight into the registry's database in one transaction), then
-//! measures `Authorize` calls per second and latency percentiles, closed loop and/or at
-//! fixed rates.
+//! the size, straight into the registry's database in one transaction, by the
+//! registry's own `book::seed`), then measures `Authorize` calls per second and latency
+//! percentiles, closed loop and/or at fixed rates.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use der::Encode;
-use der::asn1::BitString;
-use der::oid::ObjectIdentifier;
 use futures::StreamExt;
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_client::RegistryClient;
 use kyso_proto::signer::v1 as spb;
+use kyso_registry::book::seed::{self, ProvinceSpec, Signer};
 use serde_json::json;
 use tonic::transport::Channel;
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-use x509_cert::time::Validity;
 
 use crate::CliError;
 use crate::client::ServerArgs;
@@ -75,82 +68,41 @@ fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
-/// A syntactically valid certificate with a fresh serial and key; the registry
-/// indexes certificates and does not check their signature.
-fn synthetic_cert(nonce: u64, i: usize, cn: &str) -> Result<Vec<u8>, CliError> {
-    let rsa_sha256 = AlgorithmIdentifierOwned {
-        oid: ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"),
-        parameters: None,
-    };
-    let mut key = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut key).map_err(|_| usage("no randomness"))?;
-    let mut serial = vec![0x01];
-    serial.extend_from_slice(&nonce.to_be_bytes());
-    serial.extend_from_slice(&(i as u64).to_be_bytes());
-    let tbs = x509_cert::TbsCertificate {
-        version: x509_cert::Version::V3,
-        serial_number: SerialNumber::new(&serial).map_err(usage)?,
-        signature: rsa_sha256.clone(),
-        issuer: Name::from_str("CN=kyso bench CA,O=kyso").map_err(usage)?,
-        validity: Validity::from_now(Duration::from_secs(2 * 365 * 86_400)).map_err(usage)?,
-        subject: Name::from_str(&format!("CN={cn},O=kyso bench")).map_err(usage)?,
-        subject_public_key_info: SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid: ObjectIdentifier::new_unwrap("1.3.101.112"),
-                parameters: None,
-            },
-            subject_public_key: BitString::from_bytes(&key).map_err(usage)?,
-        },
-        issuer_unique_id: None,
-        subject_unique_id: None,
-        extensions: None,
-    };
-    let cert = x509_cert::Certificate {
-        tbs_certificate: tbs,
-        signature_algorithm: rsa_sha256,
-        signature: BitString::from_bytes(&[0u8; 256]).map_err(usage)?,
-    };
-    cert.to_der().map_err(usage)
+fn registry(e: kyso_registry::Error) -> CliError {
+    usage(format!("registry database: {e}"))
 }
 
-/// One seeded signer: who may sign the benchmark document type with which certificate.
-#[derive(Debug, Clone)]
-struct Signer {
-    fingerprint: String,
-    person: String,
-    organisation: String,
-}
-
-async fn seed(
+/// The province of `b`, seeded through the registry API.
+async fn seed_api(
     c: &RegistryClient<Channel>,
     b: &AuthorizeBench,
-    nonce: u64,
+    spec: &ProvinceSpec,
 ) -> Result<(Vec<Signer>, String), CliError> {
     let mut cl = c.clone();
     let title = cl
         .create_title(pb::CreateTitleRequest {
             change: change("bench"),
-            name: format!("Bench Chairman {nonce}"),
+            name: spec.title_name(),
         })
         .await?
         .into_inner()
         .id;
-    let doc = format!("B{nonce}");
+    let doc = spec.document_type();
     cl.create_document_type(pb::CreateDocumentTypeRequest {
         change: change("bench"),
         code: doc.clone(),
-        name: "Bench decision".into(),
+        name: spec.document_type_name().into(),
         classification: spb::Classification::None as i32,
     })
     .await?;
     let orgs: Vec<String> = futures::stream::iter(0..b.organisations)
         .map(|i| {
             let mut c = c.clone();
-            let domain = format!("o{i}.{}", b.mail_domain);
+            let (name, domain) = spec.organisation(i);
             async move {
                 c.create_organisation(pb::CreateOrganisationRequest {
                     change: change("bench"),
-                    name: format!("Bench organisation {nonce}-{i}"),
+                    name,
                     parent_id: String::new(),
                     managing_agency_id: String::new(),
                     mail_domain: domain,
@@ -186,14 +138,16 @@ async fn seed(
             let mut c = c.clone();
             let orgs = orgs.clone();
             let title = title.clone();
-            let email = format!("p{nonce}x{i}@{}", b.mail_domain);
+            let (name, email) = spec.person(i);
             async move {
-                let org = orgs[i % orgs.len()].clone();
-                let name = format!("Bench Person {nonce}-{i}");
+                let org = spec
+                    .organisation_of(i, &orgs)
+                    .cloned()
+                    .ok_or_else(|| usage("no organisation seeded"))?;
                 let person = c
                     .create_person(pb::CreatePersonRequest {
                         change: change("bench"),
-                        full_name: name.clone(),
+                        full_name: name,
                         email,
                         organisation_id: org.clone(),
                         service_end: None,
@@ -211,10 +165,10 @@ async fn seed(
                         nanos: 0,
                     }),
                     valid_to: None,
-                    decision_ref: format!("{i}/QD-BENCH"),
+                    decision_ref: spec.decision_ref(i),
                 })
                 .await?;
-                let der = synthetic_cert(nonce, i, &name)?;
+                let der = spec.certificate(i).map_err(registry)?;
                 let cert = c
                     .register_certificate(pb::RegisterCertificateRequest {
                         change: change("bench"),
@@ -243,68 +197,11 @@ async fn seed(
     Ok((signers, doc))
 }
 
-/// One value of a bulk insert.
-enum Value {
-    S(String),
-    I(i64),
-}
-
-/// Multi-row INSERTs of `columns` into `table`, a few hundred rows per statement.
-async fn insert_rows(
-    tx: &mut kyso_registry::storage::WriteTx,
-    table: &str,
-    columns: &[&str],
-    rows: Vec<Vec<Value>>,
-) -> Result<(), CliError> {
-    use kyso_registry::sqlx;
-    let per = 400;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per).collect();
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..columns.len() {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                n += 1;
-                sql.push_str(&format!("${n}"));
-            }
-            sql.push(')');
-        }
-        let mut q = sqlx::query(&sql);
-        for v in chunk.into_iter().flatten() {
-            q = match v {
-                Value::S(s) => q.bind(s),
-                Value::I(i) => q.bind(i),
-            };
-        }
-        q.execute(&mut **tx)
-            .await
-            .map_err(|e| usage(format!("seeding {table}: {e}")))?;
-    }
-    Ok(())
-}
-
-/// The province of [`seed`], written straight into the database in one write transaction
-/// (the registry's own lock and event log): the same rows the API would write, one
-/// `bench.seeded` event for all of them.
-async fn seed_direct(
-    url: &str,
-    b: &AuthorizeBench,
-    nonce: u64,
-) -> Result<(Vec<Signer>, String), CliError> {
-    use Value::{I, S};
-    use kyso_registry::storage::{Db, Event, new_id};
-    use kyso_registry::store::search_key;
-    let registry = |e: kyso_registry::Error| usage(format!("registry database: {e}"));
+/// The province of `b`, written straight into the registry's database (its `database_url`)
+/// by the registry's seeding, in one write transaction with one `bench.seeded` event.
+async fn seed_database(url: &str, spec: &ProvinceSpec) -> Result<(Vec<Signer>, String), CliError> {
     let metrics = kyso_registry::metrics::Metrics::new().map_err(usage)?;
-    let db = Db::connect(
+    let db = kyso_registry::storage::Db::connect(
         url,
         2,
         Duration::from_secs(60),
@@ -317,205 +214,14 @@ async fn seed_direct(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let title = new_id("tit");
-    let doc = format!("B{nonce}");
-    let orgs: Vec<String> = (0..b.organisations).map(|_| new_id("org")).collect();
-    let mut tx = db.begin_write().await.map_err(registry)?;
-    insert_rows(
-        &mut tx,
-        "titles",
-        &["id", "name"],
-        vec![vec![S(title.clone()), S(format!("Bench Chairman {nonce}"))]],
-    )
-    .await?;
-    insert_rows(
-        &mut tx,
-        "document_types",
-        &["code", "name", "classification"],
-        vec![vec![
-            S(doc.clone()),
-            S("Bench decision".into()),
-            S("none".into()),
-        ]],
-    )
-    .await?;
-    let rows = orgs
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let name = format!("Bench organisation {nonce}-{i}");
-            vec![
-                S(id.clone()),
-                S(search_key(&name)),
-                S(name),
-                S(format!("o{i}.{}", b.mail_domain)),
-                S("active".into()),
-                I(now),
-            ]
-        })
-        .collect();
-    insert_rows(
-        &mut tx,
-        "organisations",
-        &[
-            "id",
-            "search_key",
-            "name",
-            "mail_domain",
-            "status",
-            "created_at",
-        ],
-        rows,
-    )
-    .await?;
-    let rows = orgs
-        .iter()
-        .map(|o| vec![S(o.clone()), S(title.clone()), S(doc.clone())])
-        .collect();
-    insert_rows(
-        &mut tx,
-        "title_authorities",
-        &["organisation_id", "title_id", "document_type"],
-        rows,
-    )
-    .await?;
-    let mut people = Vec::with_capacity(b.certificates);
-    let mut appointments = Vec::with_capacity(b.certificates);
-    let mut certs = Vec::with_capacity(b.certificates);
-    let mut history = Vec::with_capacity(b.certificates);
-    let mut signers = Vec::with_capacity(b.certificates);
-    for i in 0..b.certificates {
-        let org = orgs[i % orgs.len()].clone();
-        let person = new_id("per");
-        let name = format!("Bench Person {nonce}-{i}");
-        let der = synthetic_cert(nonce, i, &name)?;
-        let parsed = kyso_registry::cert::parse(&der, "der").map_err(registry)?;
-        let cert = new_id("crt");
-        people.push(vec![
-            S(person.clone()),
-            S(search_key(&name)),
-            S(name),
-            S(format!("p{nonce}x{i}@{}", b.mail_domain)),
-            S(org.clone()),
-            I(now),
-        ]);
-        appointments.push(vec![
-            S(new_id("apt")),
-            S(person.clone()),
-            S(title.clone()),
-            S(org.clone()),
-            I(0),
-            S(format!("{i}/QD-BENCH")),
-        ]);
-        history.push(vec![
-            S(new_id("sth")),
-            S(cert.clone()),
-            S("active".into()),
-            I(parsed.not_before),
-            I(1),
-            I(now),
-        ]);
-        certs.push(vec![
-            S(cert),
-            S(parsed.fingerprint.clone()),
-            S(hex::encode(&der)),
-            S(parsed.serial),
-            S(parsed.issuer),
-            S(parsed.subject),
-            S("personal".into()),
-            S(person.clone()),
-            S(org.clone()),
-            I(parsed.not_before),
-            I(parsed.not_after),
-            I(0),
-            S("active".into()),
-            I(now),
-        ]);
-        signers.push(Signer {
-            fingerprint: parsed.fingerprint,
-            person,
-            organisation: org,
-        });
-    }
-    insert_rows(
-        &mut tx,
-        "people",
-        &[
-            "id",
-            "search_key",
-            "full_name",
-            "email",
-            "organisation_id",
-            "created_at",
-        ],
-        people,
-    )
-    .await?;
-    insert_rows(
-        &mut tx,
-        "appointments",
-        &[
-            "id",
-            "person_id",
-            "title_id",
-            "organisation_id",
-            "valid_from",
-            "decision_ref",
-        ],
-        appointments,
-    )
-    .await?;
-    insert_rows(
-        &mut tx,
-        "certificates",
-        &[
-            "id",
-            "fingerprint",
-            "der_hex",
-            "serial",
-            "issuer",
-            "subject",
-            "kind",
-            "person_id",
-            "organisation_id",
-            "not_before",
-            "not_after",
-            "renewal_count",
-            "status",
-            "registered_at",
-        ],
-        certs,
-    )
-    .await?;
-    insert_rows(
-        &mut tx,
-        "certificate_status_history",
-        &[
-            "id",
-            "certificate_id",
-            "status",
-            "effective_at",
-            "ordinal",
-            "recorded_at",
-        ],
-        history,
-    )
-    .await?;
-    db.commit(
-        tx,
-        Event {
-            at: now,
-            actor: "kyso bench authorize",
-            reason: "benchmark province",
-            kind: "bench.seeded",
-            entity_id: "",
-            change: json!({"nonce": nonce, "organisations": b.organisations,
-                "certificates": b.certificates, "title_id": title, "document_type": doc}),
-        },
-    )
-    .await
-    .map_err(registry)?;
-    Ok((signers, doc))
+    let change = kyso_registry::book::model::Change {
+        actor: "kyso bench authorize".into(),
+        reason: "benchmark province".into(),
+    };
+    let province = seed::province(&db, spec, &change, now)
+        .await
+        .map_err(registry)?;
+    Ok((province.signers, province.document_type))
 }
 
 #[derive(Debug, Default)]
@@ -659,10 +365,16 @@ pub async fn run(b: AuthorizeBench) -> Result<std::process::ExitCode, CliError> 
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or_default();
+    let spec = ProvinceSpec {
+        nonce,
+        organisations: b.organisations,
+        certificates: b.certificates,
+        mail_domain: b.mail_domain.clone(),
+    };
     let seed_start = Instant::now();
     let (signers, doc) = match &b.seed_database_url {
-        Some(db) => seed_direct(db, &b, nonce).await?,
-        None => seed(&client, &b, nonce).await?,
+        Some(db) => seed_database(db, &spec).await?,
+        None => seed_api(&client, &b, &spec).await?,
     };
     let seed_secs = seed_start.elapsed().as_secs_f64();
     let signers = Arc::new(signers);

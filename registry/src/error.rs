@@ -77,6 +77,9 @@ pub enum Error {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The benchmark's synthetic province could not be made (book/seed.rs).
+    #[error("synthetic province: {0}")]
+    Synthetic(String),
 }
 
 impl Error {

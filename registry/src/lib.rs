@@ -11,8 +11,10 @@
 //! lets in-flight requests finish, and `run` returns.
 
 pub mod authority;
+pub mod book;
 pub mod cert;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod policy;
@@ -105,16 +107,16 @@ async fn serve_loaded(
     .await?;
     tracing::info!(backend = ?db.backend(), "registry database ready");
     let store = store::Store::new(db, loaded.mail_domain);
-    store.backfill_search_keys().await?;
+    let book = store.book();
+    book.backfill_search_keys().await?;
     // Authorize and CheckAuthority answer from memory, kept in step with every commit.
     let store = store.with_index().await?;
-    let service = RegistryService::new(store.clone(), metrics.clone(), clock.clone());
-    // The renewal-window gauge is counted from the store when scraped, so it is never stale.
+    let service = RegistryService::new(store, metrics.clone(), clock.clone());
+    // The renewal-window gauge is counted from the book when scraped, so it is never stale.
     let refresh: kyso_server::metrics::Refresh = {
-        let store = store.clone();
         let metrics = metrics.clone();
         Arc::new(move || {
-            let store = store.clone();
+            let book = book.clone();
             let metrics = metrics.clone();
             let at = clock().unix_timestamp();
             Box::pin(async move {
@@ -123,7 +125,7 @@ async fn serve_loaded(
                     for kind in ["personal", "organisation"] {
                         metrics.expiring.with_label_values(&[kind, &window]).set(0);
                     }
-                    match store.count_expiring(days, at).await {
+                    match book.count_expiring(days, at).await {
                         Ok(counts) => {
                             for (kind, n) in counts {
                                 metrics.expiring.with_label_values(&[&kind, &window]).set(n);

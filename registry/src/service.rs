@@ -1,5 +1,6 @@
-//! The `kyso.registry.v1.Registry` gRPC service: requests to the store,
-//! errors to `Status` (error.rs), and the request and decision metrics.
+//! The `kyso.registry.v1.Registry` gRPC service: requests converted to the book's domain
+//! types and back (convert.rs), `Authorize` and `CheckAuthority` to the store, errors to
+//! `Status` (error.rs), and the request and decision metrics.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use crate::authority::Refusal;
+use crate::book::Book;
+use crate::book::shared::need;
+use crate::convert;
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -21,6 +25,7 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 /// The service state; cloned per connection, everything inside is shared.
 #[derive(Clone)]
 pub struct RegistryService {
+    book: Book,
     store: Store,
     metrics: Metrics,
     clock: Clock,
@@ -36,6 +41,7 @@ impl RegistryService {
     /// A service over `store`.
     pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Self {
         Self {
+            book: store.book(),
             store,
             metrics,
             clock,
@@ -53,7 +59,7 @@ impl RegistryService {
         f: impl Future<Output = Result<T>>,
     ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let out = self.store.db().timed(method, f).await;
+        let out = self.book.db().timed(method, f).await;
         self.metrics
             .duration
             .with_label_values(&[method])
@@ -87,7 +93,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreateOrganisationResponse>, Status> {
         let now = self.now();
         self.call("CreateOrganisation", async {
-            let id = self.store.create_organisation(req.get_ref(), now).await?;
+            let (change, new) = convert::new_organisation(req.get_ref())?;
+            let id = self.book.create_organisation(&change, &new, now).await?;
             Ok(pb::CreateOrganisationResponse { id })
         })
         .await
@@ -99,8 +106,9 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::SetOrganisationStatusResponse>, Status> {
         let now = self.now();
         self.call("SetOrganisationStatus", async {
-            self.store
-                .set_organisation_status(req.get_ref(), now)
+            let (change, status) = convert::organisation_status_change(req.get_ref())?;
+            self.book
+                .set_organisation_status(&change, &status, now)
                 .await?;
             Ok(pb::SetOrganisationStatusResponse {})
         })
@@ -113,7 +121,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreatePersonResponse>, Status> {
         let now = self.now();
         self.call("CreatePerson", async {
-            let id = self.store.create_person(req.get_ref(), now).await?;
+            let (change, new) = convert::new_person(req.get_ref())?;
+            let id = self.book.create_person(&change, &new, now).await?;
             Ok(pb::CreatePersonResponse { id })
         })
         .await
@@ -125,7 +134,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreateTitleResponse>, Status> {
         let now = self.now();
         self.call("CreateTitle", async {
-            let id = self.store.create_title(req.get_ref(), now).await?;
+            let (change, name) = convert::new_title(req.get_ref())?;
+            let id = self.book.create_title(&change, &name, now).await?;
             Ok(pb::CreateTitleResponse { id })
         })
         .await
@@ -137,7 +147,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreateAppointmentResponse>, Status> {
         let now = self.now();
         self.call("CreateAppointment", async {
-            let id = self.store.create_appointment(req.get_ref(), now).await?;
+            let (change, new) = convert::new_appointment(req.get_ref())?;
+            let id = self.book.create_appointment(&change, &new, now).await?;
             Ok(pb::CreateAppointmentResponse { id })
         })
         .await
@@ -149,7 +160,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreateDocumentTypeResponse>, Status> {
         let now = self.now();
         self.call("CreateDocumentType", async {
-            self.store.create_document_type(req.get_ref(), now).await?;
+            let (change, new) = convert::new_document_type(req.get_ref())?;
+            self.book.create_document_type(&change, &new, now).await?;
             Ok(pb::CreateDocumentTypeResponse {})
         })
         .await
@@ -161,7 +173,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::GrantAuthorityResponse>, Status> {
         let now = self.now();
         self.call("GrantAuthority", async {
-            self.store.grant_authority(req.get_ref(), now).await?;
+            let (change, grants) = convert::grants(req.get_ref())?;
+            self.book.grant_authority(&change, &grants, now).await?;
             Ok(pb::GrantAuthorityResponse {})
         })
         .await
@@ -173,9 +186,10 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::RegisterCertificateResponse>, Status> {
         let now = self.now();
         self.call("RegisterCertificate", async {
-            let c = self.store.register_certificate(req.get_ref(), now).await?;
+            let (change, new) = convert::new_certificate(req.get_ref())?;
+            let c = self.book.register_certificate(&change, &new, now).await?;
             Ok(pb::RegisterCertificateResponse {
-                certificate: Some(c),
+                certificate: Some(convert::certificate(c)),
             })
         })
         .await
@@ -187,12 +201,13 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::ChangeCertificateStatusResponse>, Status> {
         let now = self.now();
         self.call("ChangeCertificateStatus", async {
+            let (change, status) = convert::status_change(req.get_ref())?;
             let c = self
-                .store
-                .change_certificate_status(req.get_ref(), now)
+                .book
+                .change_certificate_status(&change, &status, now)
                 .await?;
             Ok(pb::ChangeCertificateStatusResponse {
-                certificate: Some(c),
+                certificate: Some(convert::certificate(c)),
             })
         })
         .await
@@ -204,7 +219,11 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::AssignCustodianResponse>, Status> {
         let now = self.now();
         self.call("AssignCustodian", async {
-            let id = self.store.assign_custodian(req.get_ref(), now).await?;
+            let (change, assignment) = convert::custodian_assignment(req.get_ref())?;
+            let id = self
+                .book
+                .assign_custodian(&change, &assignment, now)
+                .await?;
             Ok(pb::AssignCustodianResponse { id })
         })
         .await
@@ -216,7 +235,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::CreateDelegationResponse>, Status> {
         let now = self.now();
         self.call("CreateDelegation", async {
-            let id = self.store.create_delegation(req.get_ref(), now).await?;
+            let (change, new) = convert::new_delegation(req.get_ref())?;
+            let id = self.book.create_delegation(&change, &new, now).await?;
             Ok(pb::CreateDelegationResponse { id })
         })
         .await
@@ -228,7 +248,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::EndAppointmentResponse>, Status> {
         let now = self.now();
         self.call("EndAppointment", async {
-            self.store.end_appointment(req.get_ref(), now).await?;
+            let (change, end) = convert::appointment_end(req.get_ref())?;
+            self.book.end_appointment(&change, &end, now).await?;
             Ok(pb::EndAppointmentResponse {})
         })
         .await
@@ -240,7 +261,10 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::RevokeDelegationResponse>, Status> {
         let now = self.now();
         self.call("RevokeDelegation", async {
-            self.store.revoke_delegation(req.get_ref(), now).await?;
+            let (change, revocation) = convert::delegation_revocation(req.get_ref())?;
+            self.book
+                .revoke_delegation(&change, &revocation, now)
+                .await?;
             Ok(pb::RevokeDelegationResponse {})
         })
         .await
@@ -252,7 +276,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::UpdateOrganisationResponse>, Status> {
         let now = self.now();
         self.call("UpdateOrganisation", async {
-            self.store.update_organisation(req.get_ref(), now).await?;
+            let (change, update) = convert::organisation_update(req.get_ref())?;
+            self.book.update_organisation(&change, &update, now).await?;
             Ok(pb::UpdateOrganisationResponse {})
         })
         .await
@@ -264,7 +289,8 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
         let now = self.now();
         self.call("UpdatePerson", async {
-            self.store.update_person(req.get_ref(), now).await?;
+            let (change, update) = convert::person_update(req.get_ref())?;
+            self.book.update_person(&change, &update, now).await?;
             Ok(pb::UpdatePersonResponse {})
         })
         .await
@@ -320,10 +346,10 @@ impl Registry for RegistryService {
         self.call("GetCertificate", async {
             let c = match &req.get_ref().by {
                 Some(pb::get_certificate_request::By::Fingerprint(fp)) => {
-                    self.store.get_certificate_by_fingerprint(fp, now).await?
+                    self.book.get_certificate_by_fingerprint(fp, now).await?
                 }
                 Some(pb::get_certificate_request::By::IssuerSerial(is)) => {
-                    self.store
+                    self.book
                         .get_certificate_by_issuer_serial(&is.issuer, &is.serial, now)
                         .await?
                 }
@@ -335,7 +361,7 @@ impl Registry for RegistryService {
                 }
             };
             Ok(pb::GetCertificateResponse {
-                certificate: Some(c),
+                certificate: Some(convert::certificate(c)),
             })
         })
         .await
@@ -352,8 +378,10 @@ impl Registry for RegistryService {
                 return Err(crate::Error::field("within_days", "between 1 and 3660"));
             }
             let at = r.at.as_ref().map(|t| t.seconds).unwrap_or(now);
-            let certificates = self.store.expiring(r.within_days, at).await?;
-            Ok(pb::ListExpiringCertificatesResponse { certificates })
+            let certificates = self.book.expiring(r.within_days, at).await?;
+            Ok(pb::ListExpiringCertificatesResponse {
+                certificates: certificates.into_iter().map(convert::certificate).collect(),
+            })
         })
         .await
     }
@@ -364,8 +392,10 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         self.call("ListEvents", async {
             let r = req.get_ref();
-            let events = self.store.events(r.after_seq, r.limit).await?;
-            Ok(pb::ListEventsResponse { events })
+            let events = self.book.events(r.after_seq, r.limit).await?;
+            Ok(pb::ListEventsResponse {
+                events: events.into_iter().map(convert::event).collect(),
+            })
         })
         .await
     }
@@ -375,8 +405,12 @@ impl Registry for RegistryService {
         req: Request<pb::FindPeopleRequest>,
     ) -> Result<Response<pb::FindPeopleResponse>, Status> {
         self.call("FindPeople", async {
-            let people = self.store.find_people(req.get_ref()).await?;
-            Ok(pb::FindPeopleResponse { people })
+            let r = req.get_ref();
+            let name = need("name", &r.name)?;
+            let people = self.book.find_people(&name, &r.organisation_id).await?;
+            Ok(pb::FindPeopleResponse {
+                people: people.into_iter().map(convert::person_match).collect(),
+            })
         })
         .await
     }
@@ -386,8 +420,14 @@ impl Registry for RegistryService {
         req: Request<pb::FindOrganisationsRequest>,
     ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
         self.call("FindOrganisations", async {
-            let organisations = self.store.find_organisations(req.get_ref()).await?;
-            Ok(pb::FindOrganisationsResponse { organisations })
+            let name = need("name", &req.get_ref().name)?;
+            let organisations = self.book.find_organisations(&name).await?;
+            Ok(pb::FindOrganisationsResponse {
+                organisations: organisations
+                    .into_iter()
+                    .map(convert::organisation_match)
+                    .collect(),
+            })
         })
         .await
     }
@@ -397,10 +437,11 @@ impl Registry for RegistryService {
         req: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
         self.call("Report", async {
-            let (rows, signatures_counted) = self.store.report(req.get_ref()).await?;
+            let query = convert::report_query(req.get_ref())?;
+            let report = self.book.report(&query).await?;
             Ok(pb::ReportResponse {
-                rows,
-                signatures_counted,
+                rows: report.rows.into_iter().map(convert::report_row).collect(),
+                signatures_counted: report.signatures_counted,
             })
         })
         .await
@@ -411,7 +452,9 @@ impl Registry for RegistryService {
         req: Request<pb::RecordUsageRequest>,
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
         self.call("RecordUsage", async {
-            self.store.record_usage(req.get_ref(), self.now()).await
+            let (change, batch) = convert::usage_batch(req.get_ref())?;
+            let recorded = self.book.record_usage(&change, &batch, self.now()).await?;
+            Ok(convert::usage_recorded(recorded))
         })
         .await
     }
@@ -421,11 +464,14 @@ impl Registry for RegistryService {
         req: Request<pb::RegisterDocumentRequest>,
     ) -> Result<Response<pb::RegisterDocumentResponse>, Status> {
         self.call("RegisterDocument", async {
+            let (change, new) = convert::new_register_entry(req.get_ref())?;
             let entry = self
-                .store
-                .register_document(req.get_ref(), self.now())
+                .book
+                .register_document(&change, &new, self.now())
                 .await?;
-            Ok(pb::RegisterDocumentResponse { entry: Some(entry) })
+            Ok(pb::RegisterDocumentResponse {
+                entry: Some(convert::register_entry(entry)),
+            })
         })
         .await
     }
@@ -435,8 +481,11 @@ impl Registry for RegistryService {
         req: Request<pb::ListRegisterRequest>,
     ) -> Result<Response<pb::ListRegisterResponse>, Status> {
         self.call("ListRegister", async {
-            let entries = self.store.list_register(req.get_ref()).await?;
-            Ok(pb::ListRegisterResponse { entries })
+            let query = convert::register_query(req.get_ref())?;
+            let entries = self.book.list_register(&query).await?;
+            Ok(pb::ListRegisterResponse {
+                entries: entries.into_iter().map(convert::register_entry).collect(),
+            })
         })
         .await
     }
@@ -446,9 +495,13 @@ impl Registry for RegistryService {
         req: Request<pb::RequestUnlockRequest>,
     ) -> Result<Response<pb::RequestUnlockResponse>, Status> {
         self.call("RequestUnlock", async {
-            let request = self.store.request_unlock(req.get_ref(), self.now()).await?;
+            let (change, filing) = convert::unlock_filing(req.get_ref())?;
+            let request = self
+                .book
+                .request_unlock(&change, &filing, self.now())
+                .await?;
             Ok(pb::RequestUnlockResponse {
-                request: Some(request),
+                request: Some(convert::unlock_request(request)),
             })
         })
         .await
@@ -459,9 +512,13 @@ impl Registry for RegistryService {
         req: Request<pb::ResolveUnlockRequest>,
     ) -> Result<Response<pb::ResolveUnlockResponse>, Status> {
         self.call("ResolveUnlock", async {
-            let request = self.store.resolve_unlock(req.get_ref(), self.now()).await?;
+            let (change, resolution) = convert::unlock_resolution(req.get_ref())?;
+            let request = self
+                .book
+                .resolve_unlock(&change, &resolution, self.now())
+                .await?;
             Ok(pb::ResolveUnlockResponse {
-                request: Some(request),
+                request: Some(convert::unlock_request(request)),
             })
         })
         .await
@@ -472,11 +529,11 @@ impl Registry for RegistryService {
         req: Request<pb::ListOverdueUnlocksRequest>,
     ) -> Result<Response<pb::ListOverdueUnlocksResponse>, Status> {
         self.call("ListOverdueUnlocks", async {
-            let requests = self
-                .store
-                .overdue_unlocks(req.get_ref(), self.now())
-                .await?;
-            Ok(pb::ListOverdueUnlocksResponse { requests })
+            let at = convert::ts("now", &req.get_ref().now)?.unwrap_or(self.now());
+            let requests = self.book.overdue_unlocks(at).await?;
+            Ok(pb::ListOverdueUnlocksResponse {
+                requests: requests.into_iter().map(convert::unlock_request).collect(),
+            })
         })
         .await
     }
@@ -487,7 +544,12 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::SetHolidaysResponse>, Status> {
         let now = self.now();
         self.call("SetHolidays", async {
-            let dates = self.store.set_holidays(req.get_ref(), now).await?;
+            let r = req.get_ref();
+            let change = convert::change(&r.change)?;
+            let dates = self
+                .book
+                .set_holidays(&change, r.year, &r.dates, now)
+                .await?;
             Ok(pb::SetHolidaysResponse { dates })
         })
         .await
@@ -498,7 +560,7 @@ impl Registry for RegistryService {
         req: Request<pb::ListHolidaysRequest>,
     ) -> Result<Response<pb::ListHolidaysResponse>, Status> {
         self.call("ListHolidays", async {
-            let dates = self.store.list_holidays(req.get_ref()).await?;
+            let dates = self.book.list_holidays(req.get_ref().year).await?;
             Ok(pb::ListHolidaysResponse { dates })
         })
         .await

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1::{Classification, Profile, SigningMode};
 use kyso_registry::authority::{AuthorizeQuery, CheckQuery, Index, SqlFacts, rules};
+use kyso_registry::convert;
 use kyso_registry::storage::Db;
 use kyso_registry::store::Store;
 use kyso_tests::pg::PgCluster;
@@ -36,6 +37,149 @@ fn change() -> Option<pb::Change> {
         actor: "subscriber-manager@sotttt.khanhhoa.gov.vn".into(),
         reason: "index test".into(),
     })
+}
+
+/// The book's writes from the protocol's requests, converted at the edge as the service
+/// converts them (registry/src/convert.rs), so the province is written as through the API.
+trait Writes {
+    async fn create_organisation(
+        &self,
+        r: &pb::CreateOrganisationRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+    async fn create_person(
+        &self,
+        r: &pb::CreatePersonRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+    async fn create_title(
+        &self,
+        r: &pb::CreateTitleRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+    async fn create_appointment(
+        &self,
+        r: &pb::CreateAppointmentRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+    async fn create_document_type(
+        &self,
+        r: &pb::CreateDocumentTypeRequest,
+        now: i64,
+    ) -> kyso_registry::Result<()>;
+    async fn grant_authority(
+        &self,
+        r: &pb::GrantAuthorityRequest,
+        now: i64,
+    ) -> kyso_registry::Result<()>;
+    async fn register_certificate(
+        &self,
+        r: &pb::RegisterCertificateRequest,
+        now: i64,
+    ) -> kyso_registry::Result<pb::Certificate>;
+    async fn change_certificate_status(
+        &self,
+        r: &pb::ChangeCertificateStatusRequest,
+        now: i64,
+    ) -> kyso_registry::Result<pb::Certificate>;
+    async fn assign_custodian(
+        &self,
+        r: &pb::AssignCustodianRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+    async fn create_delegation(
+        &self,
+        r: &pb::CreateDelegationRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String>;
+}
+
+impl Writes for Store {
+    async fn create_organisation(
+        &self,
+        r: &pb::CreateOrganisationRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, new) = convert::new_organisation(r)?;
+        self.book().create_organisation(&c, &new, now).await
+    }
+    async fn create_person(
+        &self,
+        r: &pb::CreatePersonRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, new) = convert::new_person(r)?;
+        self.book().create_person(&c, &new, now).await
+    }
+    async fn create_title(
+        &self,
+        r: &pb::CreateTitleRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, name) = convert::new_title(r)?;
+        self.book().create_title(&c, &name, now).await
+    }
+    async fn create_appointment(
+        &self,
+        r: &pb::CreateAppointmentRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, new) = convert::new_appointment(r)?;
+        self.book().create_appointment(&c, &new, now).await
+    }
+    async fn create_document_type(
+        &self,
+        r: &pb::CreateDocumentTypeRequest,
+        now: i64,
+    ) -> kyso_registry::Result<()> {
+        let (c, new) = convert::new_document_type(r)?;
+        self.book().create_document_type(&c, &new, now).await
+    }
+    async fn grant_authority(
+        &self,
+        r: &pb::GrantAuthorityRequest,
+        now: i64,
+    ) -> kyso_registry::Result<()> {
+        let (c, grants) = convert::grants(r)?;
+        self.book().grant_authority(&c, &grants, now).await
+    }
+    async fn register_certificate(
+        &self,
+        r: &pb::RegisterCertificateRequest,
+        now: i64,
+    ) -> kyso_registry::Result<pb::Certificate> {
+        let (c, new) = convert::new_certificate(r)?;
+        let cert = self.book().register_certificate(&c, &new, now).await?;
+        Ok(convert::certificate(cert))
+    }
+    async fn change_certificate_status(
+        &self,
+        r: &pb::ChangeCertificateStatusRequest,
+        now: i64,
+    ) -> kyso_registry::Result<pb::Certificate> {
+        let (c, change) = convert::status_change(r)?;
+        let cert = self
+            .book()
+            .change_certificate_status(&c, &change, now)
+            .await?;
+        Ok(convert::certificate(cert))
+    }
+    async fn assign_custodian(
+        &self,
+        r: &pb::AssignCustodianRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, assignment) = convert::custodian_assignment(r)?;
+        self.book().assign_custodian(&c, &assignment, now).await
+    }
+    async fn create_delegation(
+        &self,
+        r: &pb::CreateDelegationRequest,
+        now: i64,
+    ) -> kyso_registry::Result<String> {
+        let (c, new) = convert::new_delegation(r)?;
+        self.book().create_delegation(&c, &new, now).await
+    }
 }
 
 /// xorshift64*: reproducible from the printed seed, no dependency.

@@ -1,5 +1,6 @@
 //! The registry: the subscriber book and authority rules on SQLite and PostgreSQL, the
-//! in-memory index against the SQL reference, and `kyso registry`.
+//! in-memory index against the SQL reference, the benchmark's seeded province, and `kyso
+//! registry`.
 //!
 //! One test binary per area (modules inside): each binary is linked once, which is most of
 //! the test gate's build time.
@@ -9,3 +10,4 @@
 mod book;
 mod cli;
 mod index;
+mod seed;
