@@ -4,7 +4,9 @@
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1 as spb;
 
+use crate::book::shared::need;
 use crate::cert;
+use crate::convert::ts;
 use crate::error::{Error, Result};
 
 /// `Authorize`: may `acting_person_id` make this signature with this certificate?
@@ -75,28 +77,7 @@ impl CheckQuery {
     }
 }
 
-// The same field checks as the rest of the book's requests (store.rs `need`, `ts`); kept here
-// so the authority module does not depend on the store.
-
-fn need(field: &'static str, v: &str) -> Result<String> {
-    let t = v.trim();
-    if t.is_empty() {
-        return Err(Error::field(field, "required"));
-    }
-    Ok(t.to_owned())
-}
-
 /// `at`, or `now` when absent.
 fn at(t: &Option<prost_types::Timestamp>, now: i64) -> Result<i64> {
-    match t {
-        None => Ok(now),
-        Some(t) if t.nanos < 0 || t.nanos >= 1_000_000_000 => {
-            Err(Error::field("at", "nanos out of range"))
-        }
-        // Years 1..9999, as RFC 3339 can write them.
-        Some(t) if t.seconds < -62_135_596_800 || t.seconds > 253_402_300_799 => {
-            Err(Error::field("at", "impossible date"))
-        }
-        Some(t) => Ok(t.seconds),
-    }
+    Ok(ts("at", t)?.unwrap_or(now))
 }
