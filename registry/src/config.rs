@@ -1,7 +1,7 @@
 //! Configuration: a TOML file, overridden by flags and environment variables.
 //! Every problem is collected and reported at once, before anything binds.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -15,10 +15,9 @@ use crate::storage::Backend;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// gRPC address.
-    pub listen: SocketAddr,
-    /// Prometheus `/metrics` address (its own port, so it can stay off the client network).
-    pub metrics_listen: Option<SocketAddr>,
+    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
+    #[serde(flatten)]
+    pub server: ServerConfig,
     /// `sqlite:PATH` (the embedded default) or `postgres://...`.
     pub database_url: String,
     /// The deployment's government mail domain (I1), e.g. `khanhhoa.gov.vn`;
@@ -26,10 +25,24 @@ pub struct Config {
     pub mail_domain: String,
     /// Database pool.
     pub database: DatabaseSection,
-    /// Request bounds.
-    pub limits: Limits,
-    /// TLS; absent means plaintext (only for loopback and tests).
-    pub tls: Option<TlsSection>,
+}
+
+/// The registry's keys shared with every service, with its defaults.
+pub type ServerConfig = kyso_server::ServerConfig<RegistryDefaults>;
+/// `[limits]` (a certificate DER is the largest field of a message).
+pub type Limits = kyso_server::config::Limits<RegistryDefaults>;
+
+/// The registry's defaults of the shared keys.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryDefaults;
+
+impl kyso_server::config::Defaults for RegistryDefaults {
+    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50062));
+    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9462));
+    const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 512;
+    const REQUEST_TIMEOUT_MS: u64 = 10_000;
+    type MoreLimits = kyso_server::config::NoMoreLimits;
 }
 
 /// `[database]`.
@@ -44,28 +57,13 @@ pub struct DatabaseSection {
     pub busy_timeout_ms: u64,
 }
 
-/// `[limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request message, bytes (a certificate DER is the largest field).
-    pub max_message_bytes: usize,
-    /// Requests served at once across all connections; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
-    /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
-    pub request_timeout_ms: u64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50062)),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9462))),
+            server: ServerConfig::default(),
             database_url: "sqlite:kyso-registry.db".into(),
             mail_domain: String::new(),
             database: DatabaseSection::default(),
-            limits: Limits::default(),
-            tls: None,
         }
     }
 }
@@ -80,22 +78,10 @@ impl Default for DatabaseSection {
     }
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 4 << 20,
-            max_concurrent_requests: 512,
-            request_timeout_ms: 10_000,
-        }
-    }
-}
-
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
-        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+        kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
     }
 
     /// Checks everything that can be checked without connecting, and reads
@@ -129,19 +115,7 @@ impl Config {
         if self.database.acquire_timeout_ms == 0 {
             problems.push("database.acquire_timeout_ms: must be above 0".into());
         }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes: must be at least 1024".into());
-        }
-        if self.limits.max_concurrent_requests == 0 {
-            problems.push("limits.max_concurrent_requests: must be above 0".into());
-        }
-        if self.limits.request_timeout_ms == 0 {
-            problems.push("limits.request_timeout_ms: must be above 0".into());
-        }
-        let tls = match &self.tls {
-            None => None,
-            Some(t) => t.load(&mut problems),
-        };
+        let tls = self.server.load(&mut problems);
         match backend {
             Some(backend) if problems.is_empty() => Ok(Loaded {
                 backend,
@@ -173,9 +147,12 @@ mod tests {
         let c = Config {
             database_url: "mysql://x".into(),
             mail_domain: String::new(),
-            limits: Limits {
-                max_concurrent_requests: 0,
-                ..Limits::default()
+            server: ServerConfig {
+                limits: Limits {
+                    max_concurrent_requests: 0,
+                    ..Limits::default()
+                },
+                ..ServerConfig::default()
             },
             ..Config::default()
         };

@@ -2,7 +2,7 @@
 //! Every problem is collected and reported at once, before anything binds or
 //! any HSM module is loaded.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,10 +20,9 @@ use crate::hsm;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// gRPC address.
-    pub listen: SocketAddr,
-    /// Prometheus `/metrics` address.
-    pub metrics_listen: Option<SocketAddr>,
+    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
+    #[serde(flatten)]
+    pub server: ServerConfig,
     /// How far a caller's requested signing time may be from the signer's clock, seconds.
     pub max_clock_skew_secs: u64,
     /// Largest document accepted in `SignCms`, bytes.
@@ -53,10 +52,24 @@ pub struct Config {
     pub callers: Vec<CallerSection>,
     /// Accept callers without a client certificate (plaintext dev clusters only).
     pub allow_anonymous: bool,
-    /// Request bounds.
-    pub limits: Limits,
-    /// TLS; absent means plaintext (only for loopback and tests).
-    pub tls: Option<TlsSection>,
+}
+
+/// The signer's keys shared with every service, with its defaults.
+pub type ServerConfig = kyso_server::ServerConfig<SignerDefaults>;
+/// `[limits]`.
+pub type Limits = kyso_server::config::Limits<SignerDefaults>;
+
+/// The signer's defaults of the shared keys.
+#[derive(Clone, Copy, Debug)]
+pub struct SignerDefaults;
+
+impl kyso_server::config::Defaults for SignerDefaults {
+    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50063));
+    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9463));
+    const MAX_MESSAGE_BYTES: usize = 20 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 256;
+    const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    type MoreLimits = kyso_server::config::NoMoreLimits;
 }
 
 /// `[registry]`.
@@ -165,23 +178,10 @@ pub struct CallerSection {
     pub organisations: Vec<String>,
 }
 
-/// `[limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request message, bytes.
-    pub max_message_bytes: usize,
-    /// Requests served at once; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
-    /// Server-side deadline per request, milliseconds.
-    pub request_timeout_ms: u64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50063)),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
+            server: ServerConfig::default(),
             max_clock_skew_secs: 300,
             max_content_bytes: 16 << 20,
             max_pdf_bytes: 32 << 20,
@@ -195,8 +195,6 @@ impl Default for Config {
             keys: Vec::new(),
             callers: Vec::new(),
             allow_anonymous: false,
-            limits: Limits::default(),
-            tls: None,
         }
     }
 }
@@ -223,16 +221,6 @@ impl Default for AuditSection {
             report_usage_every_secs: 60,
             usage_cursor: None,
             instance: None,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 20 << 20,
-            max_concurrent_requests: 256,
-            request_timeout_ms: 30_000,
         }
     }
 }
@@ -311,9 +299,7 @@ pub struct Loaded {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
-        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+        kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
     }
 
     /// Checks everything that can be checked without binding or loading a
@@ -524,27 +510,16 @@ impl Config {
                 )),
             }
         }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes: must be at least 1024".into());
+        if let Some(t) = &self.server.tls
+            && t.client_ca.is_none()
+            && !self.allow_anonymous
+        {
+            problems.push(
+                "tls.client_ca: callers are identified by client certificates; set it (or allow_anonymous = true)".into(),
+            );
         }
-        if self.limits.max_concurrent_requests == 0 {
-            problems.push("limits.max_concurrent_requests: must be above 0".into());
-        }
-        if self.limits.request_timeout_ms == 0 {
-            problems.push("limits.request_timeout_ms: must be above 0".into());
-        }
-        let tls = match &self.tls {
-            None => None,
-            Some(t) => {
-                if t.client_ca.is_none() && !self.allow_anonymous {
-                    problems.push(
-                        "tls.client_ca: callers are identified by client certificates; set it (or allow_anonymous = true)".into(),
-                    );
-                }
-                t.load(&mut problems)
-            }
-        };
-        if self.tls.is_none() && !self.allow_anonymous {
+        let tls = self.server.load(&mut problems);
+        if self.server.tls.is_none() && !self.allow_anonymous {
             problems.push(
                 "tls: without TLS no caller can be identified; configure [tls] with client_ca, or allow_anonymous = true for a loopback dev cluster".into(),
             );
@@ -599,7 +574,7 @@ impl Config {
 
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.limits.request_timeout_ms)
+        self.server.limits.request_timeout()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Configuration: a TOML file, overridden by flags and environment variables.
 //! Every problem is collected and reported at once, before anything binds.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use kyso_pki::report::RevocationPolicy;
 use serde::Deserialize;
 
 pub use kyso_server::TlsSection;
+use kyso_server::config::MoreLimits;
 
 use crate::error::{Error, Result};
 
@@ -18,10 +19,9 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// gRPC address.
-    pub listen: SocketAddr,
-    /// Prometheus `/metrics` address (its own port, so it can stay off the client network).
-    pub metrics_listen: Option<SocketAddr>,
+    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
+    #[serde(flatten)]
+    pub server: ServerConfig,
     /// PEM files of trust anchors (the government roots).
     pub trust_anchors: Vec<PathBuf>,
     /// If not empty, every anchor loaded must have one of these SHA-256
@@ -36,10 +36,48 @@ pub struct Config {
     pub fetch_aia: bool,
     /// Revocation checking.
     pub revocation: RevocationSection,
-    /// Request bounds.
-    pub limits: Limits,
-    /// TLS; absent means plaintext (only for loopback and tests).
-    pub tls: Option<TlsSection>,
+}
+
+/// The verifier's keys shared with every service, with its defaults.
+pub type ServerConfig = kyso_server::ServerConfig<VerifierDefaults>;
+/// `[limits]`.
+pub type Limits = kyso_server::config::Limits<VerifierDefaults>;
+
+/// The verifier's defaults of the shared keys.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifierDefaults;
+
+impl kyso_server::config::Defaults for VerifierDefaults {
+    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50061));
+    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9461));
+    const MAX_MESSAGE_BYTES: usize = 32 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 512;
+    const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    type MoreLimits = StreamLimits;
+}
+
+/// The verifier's own `[limits]` key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct StreamLimits {
+    /// Documents verified at once inside one VerifyStream.
+    pub stream_parallelism: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            stream_parallelism: 16,
+        }
+    }
+}
+
+impl MoreLimits for StreamLimits {
+    fn check(&self, problems: &mut Vec<String>) {
+        if self.stream_parallelism == 0 {
+            problems.push("limits.stream_parallelism: must be above 0".into());
+        }
+    }
 }
 
 /// `[revocation]`.
@@ -76,33 +114,16 @@ pub struct UrlRewrite {
     pub to: String,
 }
 
-/// `[limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request message, bytes.
-    pub max_message_bytes: usize,
-    /// Requests served at once across all connections; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
-    /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
-    pub request_timeout_ms: u64,
-    /// Documents verified at once inside one VerifyStream.
-    pub stream_parallelism: usize,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9461))),
+            server: ServerConfig::default(),
             trust_anchors: Vec::new(),
             anchor_fingerprints: Vec::new(),
             intermediates: Vec::new(),
             legacy_sha1_roots: Vec::new(),
             fetch_aia: true,
             revocation: RevocationSection::default(),
-            limits: Limits::default(),
-            tls: None,
         }
     }
 }
@@ -123,23 +144,10 @@ impl Default for RevocationSection {
     }
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 32 << 20,
-            max_concurrent_requests: 512,
-            request_timeout_ms: 30_000,
-            stream_parallelism: 16,
-        }
-    }
-}
-
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
-        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+        kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
     }
 
     /// Checks everything that can be checked without binding, and loads the
@@ -193,22 +201,7 @@ impl Config {
                 }
             }
         }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes: must be at least 1024".into());
-        }
-        if self.limits.max_concurrent_requests == 0 {
-            problems.push("limits.max_concurrent_requests: must be above 0".into());
-        }
-        if self.limits.stream_parallelism == 0 {
-            problems.push("limits.stream_parallelism: must be above 0".into());
-        }
-        if self.limits.request_timeout_ms == 0 {
-            problems.push("limits.request_timeout_ms: must be above 0".into());
-        }
-        let tls = match &self.tls {
-            None => None,
-            Some(t) => t.load(&mut problems),
-        };
+        let tls = self.server.load(&mut problems);
         if !problems.is_empty() {
             return Err(Error::Config(problems));
         }
