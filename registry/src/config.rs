@@ -1,7 +1,7 @@
 //! Configuration: a TOML file, overridden by flags and environment variables.
 //! Every problem is collected and reported at once, before anything binds.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -15,9 +15,10 @@ use crate::storage::Backend;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
-    #[serde(flatten)]
-    pub server: ServerConfig,
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address (its own port, so it can stay off the client network).
+    pub metrics_listen: Option<SocketAddr>,
     /// `sqlite:PATH` (the embedded default) or `postgres://...`.
     pub database_url: String,
     /// The deployment's government mail domain (I1), e.g. `khanhhoa.gov.vn`;
@@ -25,24 +26,10 @@ pub struct Config {
     pub mail_domain: String,
     /// Database pool.
     pub database: DatabaseSection,
-}
-
-/// The registry's keys shared with every service, with its defaults.
-pub type ServerConfig = kyso_server::ServerConfig<RegistryDefaults>;
-/// `[limits]` (a certificate DER is the largest field of a message).
-pub type Limits = kyso_server::config::Limits<RegistryDefaults>;
-
-/// The registry's defaults of the shared keys.
-#[derive(Clone, Copy, Debug)]
-pub struct RegistryDefaults;
-
-impl kyso_server::config::Defaults for RegistryDefaults {
-    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50062));
-    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9462));
-    const MAX_MESSAGE_BYTES: usize = 4 << 20;
-    const MAX_CONCURRENT_REQUESTS: usize = 512;
-    const REQUEST_TIMEOUT_MS: u64 = 10_000;
-    type MoreLimits = kyso_server::config::NoMoreLimits;
+    /// Request bounds.
+    pub limits: Limits,
+    /// TLS; absent means plaintext (only for loopback and tests).
+    pub tls: Option<TlsSection>,
 }
 
 /// `[database]`.
@@ -57,13 +44,29 @@ pub struct DatabaseSection {
     pub busy_timeout_ms: u64,
 }
 
+/// `[limits]`.
+pub type Limits = kyso_server::config::Limits<RegistryDefaults>;
+
+/// The registry's defaults of `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryDefaults;
+
+impl kyso_server::config::Defaults for RegistryDefaults {
+    const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 512;
+    const REQUEST_TIMEOUT_MS: u64 = 10_000;
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50062)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9462))),
             database_url: "sqlite:kyso-registry.db".into(),
             mail_domain: String::new(),
             database: DatabaseSection::default(),
+            limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -115,7 +118,11 @@ impl Config {
         if self.database.acquire_timeout_ms == 0 {
             problems.push("database.acquire_timeout_ms: must be above 0".into());
         }
-        let tls = self.server.load(&mut problems);
+        self.limits.check(&mut problems);
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => t.load(&mut problems),
+        };
         match backend {
             Some(backend) if problems.is_empty() => Ok(Loaded {
                 backend,
@@ -147,12 +154,9 @@ mod tests {
         let c = Config {
             database_url: "mysql://x".into(),
             mail_domain: String::new(),
-            server: ServerConfig {
-                limits: Limits {
-                    max_concurrent_requests: 0,
-                    ..Limits::default()
-                },
-                ..ServerConfig::default()
+            limits: Limits {
+                max_concurrent_requests: 0,
+                ..Limits::default()
             },
             ..Config::default()
         };

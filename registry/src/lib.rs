@@ -21,6 +21,7 @@ pub mod storage;
 pub mod store;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,29 +85,34 @@ pub async fn serve(
         })
     };
 
-    let limits = &config.server.limits;
+    let limits = &config.limits;
     let registry_svc = RegistryServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
-    kyso_server::Host::new("registry", limits, loaded.tls, metrics.registry.clone())?
-        .refresh(refresh)
-        .limited(registry_svc)
-        .serve(listeners, shutdown)
-        .await?;
+    kyso_server::Host::new(
+        "registry",
+        limits.max_concurrent_requests,
+        limits.request_timeout(),
+        loaded.tls,
+        metrics.registry.clone(),
+    )?
+    .refresh(refresh)
+    .limited(registry_svc)
+    .serve(listeners, shutdown)
+    .await?;
     Ok(())
 }
 
 impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-registry";
-    type Defaults = config::RegistryDefaults;
     type Error = Error;
 
     fn from_file(path: &std::path::Path) -> Result<Self> {
         Config::from_file(path)
     }
 
-    fn server(&mut self) -> &mut config::ServerConfig {
-        &mut self.server
+    fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
+        (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use futures::future::BoxFuture;
 
 use crate::clock::{Clock, system_clock};
-use crate::config::{Defaults, ServerConfig};
 use crate::host::Listeners;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), as JSON lines if asked.
@@ -85,14 +84,12 @@ pub fn parse<A: clap::Parser>(env_prefix: &str) -> A {
 pub trait Service: Default + Sized {
     /// The binary's name, which prefixes its error messages (`kyso-verifier`).
     const NAME: &'static str;
-    /// The service's defaults of the shared keys.
-    type Defaults: Defaults;
     /// The service's error.
     type Error: std::fmt::Display;
     /// Reads a TOML file.
     fn from_file(path: &Path) -> Result<Self, Self::Error>;
-    /// The shared keys.
-    fn server(&mut self) -> &mut ServerConfig<Self::Defaults>;
+    /// `listen` and `metrics_listen`.
+    fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>);
     /// Checks everything that can be checked before binding; every problem at once.
     fn check(&self) -> Result<(), Self::Error>;
     /// Serves on `listeners` until `shutdown` resolves.
@@ -120,12 +117,12 @@ pub fn main<S: Service>(common: Common, overrides: impl FnOnce(&mut S)) -> ExitC
         },
         None => S::default(),
     };
-    let server = config.server();
+    let (listen, metrics_listen) = config.addresses();
     if let Some(l) = common.listen {
-        server.listen = l;
+        *listen = l;
     }
     if let Some(m) = common.metrics_listen {
-        server.metrics_listen = Some(m);
+        *metrics_listen = Some(m);
     }
     overrides(&mut config);
     if let Err(e) = config.check() {
@@ -140,8 +137,8 @@ pub fn main<S: Service>(common: Common, overrides: impl FnOnce(&mut S)) -> ExitC
         }
     };
     let result = rt.block_on(async move {
-        let server = config.server();
-        let listeners = Listeners::bind(server.listen, server.metrics_listen).await?;
+        let (listen, metrics_listen) = config.addresses();
+        let listeners = Listeners::bind(*listen, *metrics_listen).await?;
         config
             .serve(listeners, system_clock(), Box::pin(shutdown_signal()))
             .await

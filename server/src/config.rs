@@ -1,66 +1,29 @@
-//! The configuration keys every service has: `listen`, `metrics_listen`, `[limits]` and
-//! `[tls]`. [`ServerConfig`] is flattened into each service's `Config`, so the keys stay
-//! where they were in the TOML file; its defaults (ports, limits) are the service's own,
-//! given by a [`Defaults`] type.
+//! The configuration keys every service has: `listen` and `metrics_listen` (plain
+//! addresses), `[limits]` ([`Limits`]) and `[tls]` ([`TlsSection`](crate::TlsSection)).
+//!
+//! Each service's `Config` names these fields itself rather than flattening one shared
+//! struct: serde's `flatten` buffers the keys, and TOML errors would lose their line and
+//! column and the list of expected keys.
 
 use std::fmt::Debug;
-use std::net::SocketAddr;
+use std::marker::PhantomData;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::TlsSection;
-
-/// A service's defaults for the shared keys, and the `[limits]` keys it adds.
+/// A service's defaults for `[limits]`.
 pub trait Defaults: Clone + Debug + Send + Sync + 'static {
-    /// gRPC address.
-    const LISTEN: SocketAddr;
-    /// Prometheus `/metrics` address.
-    const METRICS_LISTEN: SocketAddr;
     /// `limits.max_message_bytes`.
     const MAX_MESSAGE_BYTES: usize;
     /// `limits.max_concurrent_requests`.
     const MAX_CONCURRENT_REQUESTS: usize;
     /// `limits.request_timeout_ms`.
     const REQUEST_TIMEOUT_MS: u64;
-    /// The service's own `[limits]` keys ([`NoMoreLimits`] when it has none).
-    type MoreLimits: MoreLimits;
 }
 
-/// `[limits]` keys a service adds to the shared ones (flattened into [`Limits`]).
-pub trait MoreLimits: Clone + Debug + Default + DeserializeOwned + Send + Sync + 'static {
-    /// Adds a line to `problems` for every unusable value.
-    fn check(&self, problems: &mut Vec<String>);
-}
-
-/// A `[limits]` with only the shared keys.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct NoMoreLimits {}
-
-impl MoreLimits for NoMoreLimits {
-    fn check(&self, _problems: &mut Vec<String>) {}
-}
-
-/// The shared keys, flattened into a service's `Config`.
-///
-/// Not `deny_unknown_fields`: serde hands a flattened struct only its own keys; the
-/// service's `Config` refuses the unknown ones.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, bound = "")]
-pub struct ServerConfig<D: Defaults> {
-    /// gRPC address.
-    pub listen: SocketAddr,
-    /// Prometheus `/metrics` address (its own port, so it can stay off the client network).
-    pub metrics_listen: Option<SocketAddr>,
-    /// Request bounds.
-    pub limits: Limits<D>,
-    /// TLS; absent means plaintext (only for loopback and tests).
-    pub tls: Option<TlsSection>,
-}
-
-/// `[limits]`.
+/// `[limits]`, with the defaults of `D` for the keys a file leaves out.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default, bound = "")]
 pub struct Limits<D: Defaults> {
@@ -70,20 +33,9 @@ pub struct Limits<D: Defaults> {
     pub max_concurrent_requests: usize,
     /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
     pub request_timeout_ms: u64,
-    /// The service's own keys.
-    #[serde(flatten)]
-    pub more: D::MoreLimits,
-}
-
-impl<D: Defaults> Default for ServerConfig<D> {
-    fn default() -> Self {
-        Self {
-            listen: D::LISTEN,
-            metrics_listen: Some(D::METRICS_LISTEN),
-            limits: Limits::default(),
-            tls: None,
-        }
-    }
+    /// Whose defaults these are.
+    #[serde(skip)]
+    pub defaults: PhantomData<D>,
 }
 
 impl<D: Defaults> Default for Limits<D> {
@@ -92,16 +44,8 @@ impl<D: Defaults> Default for Limits<D> {
             max_message_bytes: D::MAX_MESSAGE_BYTES,
             max_concurrent_requests: D::MAX_CONCURRENT_REQUESTS,
             request_timeout_ms: D::REQUEST_TIMEOUT_MS,
-            more: D::MoreLimits::default(),
+            defaults: PhantomData,
         }
-    }
-}
-
-impl<D: Defaults> ServerConfig<D> {
-    /// Checks the limits and reads the TLS files; every problem is added to `problems`.
-    pub fn load(&self, problems: &mut Vec<String>) -> Option<tonic::transport::ServerTlsConfig> {
-        self.limits.check(problems);
-        self.tls.as_ref().and_then(|t| t.load(problems))
     }
 }
 
@@ -117,7 +61,6 @@ impl<D: Defaults> Limits<D> {
         if self.request_timeout_ms == 0 {
             problems.push("limits.request_timeout_ms: must be above 0".into());
         }
-        self.more.check(problems);
     }
 
     /// The request deadline.
@@ -141,98 +84,45 @@ mod tests {
     struct Test;
 
     impl Defaults for Test {
-        const LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-            std::net::Ipv4Addr::LOCALHOST,
-            50060,
-        ));
-        const METRICS_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-            std::net::Ipv4Addr::LOCALHOST,
-            9460,
-        ));
         const MAX_MESSAGE_BYTES: usize = 4096;
         const MAX_CONCURRENT_REQUESTS: usize = 7;
         const REQUEST_TIMEOUT_MS: u64 = 1_000;
-        type MoreLimits = Extra;
     }
 
-    #[derive(Clone, Debug, Deserialize)]
-    #[serde(default)]
-    struct Extra {
-        parallelism: usize,
-    }
-
-    impl Default for Extra {
-        fn default() -> Self {
-            Self { parallelism: 3 }
-        }
-    }
-
-    impl MoreLimits for Extra {
-        fn check(&self, problems: &mut Vec<String>) {
-            if self.parallelism == 0 {
-                problems.push("limits.parallelism: must be above 0".into());
-            }
-        }
-    }
-
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Default, Deserialize)]
     #[serde(deny_unknown_fields, default)]
     struct Service {
-        name: String,
-        #[serde(flatten)]
-        server: ServerConfig<Test>,
-    }
-
-    impl Default for Service {
-        fn default() -> Self {
-            Self {
-                name: "default".into(),
-                server: ServerConfig::default(),
-            }
-        }
+        limits: Limits<Test>,
     }
 
     #[test]
-    fn flattened_keys_stay_at_the_top_and_missing_ones_take_the_service_defaults() {
-        let s: Service = toml::from_str(
-            "name = \"x\"\nlisten = \"127.0.0.1:1\"\n[limits]\nmax_concurrent_requests = 2\n",
-        )
-        .unwrap();
-        assert_eq!(s.name, "x");
-        assert_eq!(s.server.listen, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(s.server.metrics_listen, Some(Test::METRICS_LISTEN));
-        assert_eq!(s.server.limits.max_concurrent_requests, 2);
-        assert_eq!(s.server.limits.max_message_bytes, 4096);
-        assert_eq!(s.server.limits.request_timeout_ms, 1_000);
-        assert_eq!(s.server.limits.more.parallelism, 3);
-        assert!(s.server.tls.is_none());
+    fn keys_left_out_take_the_service_defaults() {
+        let s: Service = toml::from_str("[limits]\nmax_concurrent_requests = 2\n").unwrap();
+        assert_eq!(s.limits.max_concurrent_requests, 2);
+        assert_eq!(s.limits.max_message_bytes, 4096);
+        assert_eq!(s.limits.request_timeout(), Duration::from_secs(1));
         let d: Service = toml::from_str("").unwrap();
-        assert_eq!(
-            (d.name.as_str(), d.server.listen),
-            ("default", Test::LISTEN)
-        );
+        assert_eq!(d.limits.max_concurrent_requests, 7);
     }
 
     #[test]
-    fn unknown_keys_are_refused_at_the_top_and_in_limits() {
-        for text in [
-            "lisen = \"127.0.0.1:1\"\n",
-            "[limits]\nmax_concurent_requests = 2\n",
-            "[tls]\ncert = \"c\"\nkey = \"k\"\nclientca = \"x\"\n",
-        ] {
-            let e = toml::from_str::<Service>(text).unwrap_err().to_string();
-            assert!(e.contains("unknown field"), "{text}: {e}");
-        }
+    fn an_unknown_key_is_refused_where_it_stands() {
+        let e = toml::from_str::<Service>("[limits]\nmax_concurent_requests = 2\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("expected one of"), "{e}");
     }
 
     #[test]
     fn every_limit_problem_is_listed() {
         let s: Service = toml::from_str(
-            "[limits]\nmax_message_bytes = 10\nmax_concurrent_requests = 0\nrequest_timeout_ms = 0\nparallelism = 0\n[tls]\ncert = \"/nonexistent/c\"\nkey = \"/nonexistent/k\"\n",
+            "[limits]\nmax_message_bytes = 10\nmax_concurrent_requests = 0\nrequest_timeout_ms = 0\n",
         )
         .unwrap();
         let mut problems = Vec::new();
-        assert!(s.server.load(&mut problems).is_none());
+        s.limits.check(&mut problems);
         let keys: Vec<&str> = problems
             .iter()
             .map(|p| p.split(':').next().unwrap_or(""))
@@ -243,9 +133,6 @@ mod tests {
                 "limits.max_message_bytes",
                 "limits.max_concurrent_requests",
                 "limits.request_timeout_ms",
-                "limits.parallelism",
-                "tls.cert",
-                "tls.key"
             ]
         );
     }

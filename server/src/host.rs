@@ -24,7 +24,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 
-use crate::config::{Defaults, Limits};
 use crate::metrics::{Ready, Refresh};
 use crate::{Limited, net};
 
@@ -125,12 +124,15 @@ impl std::fmt::Debug for Host {
 
 impl Host {
     /// A host for the service `name` (`verifier`, ...: it names the log lines), with its
-    /// limits, its loaded TLS (`None`: plaintext) and the registry `/metrics` renders.
+    /// limits (the concurrency limit and the request deadline; the message size limit is
+    /// set on each generated server), its loaded TLS (`None`: plaintext) and the registry
+    /// `/metrics` renders.
     /// Health and reflection (of kyso's and the health service's descriptor sets) are
     /// served outside the limits.
-    pub fn new<D: Defaults>(
+    pub fn new(
         name: &'static str,
-        limits: &Limits<D>,
+        max_concurrent_requests: usize,
+        request_timeout: Duration,
         tls: Option<ServerTlsConfig>,
         metrics: Registry,
     ) -> Result<Self, Error> {
@@ -143,8 +145,8 @@ impl Host {
         routes.add_service(health_service).add_service(reflection);
         Ok(Self {
             name,
-            max_concurrent_requests: limits.max_concurrent_requests,
-            request_timeout: limits.request_timeout(),
+            max_concurrent_requests,
+            request_timeout,
             tls,
             routes,
             health: None,

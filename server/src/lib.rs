@@ -16,7 +16,6 @@ pub mod status;
 mod tls;
 
 pub use clock::{Clock, system_clock};
-pub use config::ServerConfig;
 pub use host::{Error, Health, Host, Listeners};
 pub use stack::Limited;
 pub use tls::TlsSection;

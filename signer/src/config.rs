@@ -2,7 +2,7 @@
 //! Every problem is collected and reported at once, before anything binds or
 //! any HSM module is loaded.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,9 +20,10 @@ use crate::hsm;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
-    #[serde(flatten)]
-    pub server: ServerConfig,
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address.
+    pub metrics_listen: Option<SocketAddr>,
     /// How far a caller's requested signing time may be from the signer's clock, seconds.
     pub max_clock_skew_secs: u64,
     /// Largest document accepted in `SignCms`, bytes.
@@ -52,24 +53,10 @@ pub struct Config {
     pub callers: Vec<CallerSection>,
     /// Accept callers without a client certificate (plaintext dev clusters only).
     pub allow_anonymous: bool,
-}
-
-/// The signer's keys shared with every service, with its defaults.
-pub type ServerConfig = kyso_server::ServerConfig<SignerDefaults>;
-/// `[limits]`.
-pub type Limits = kyso_server::config::Limits<SignerDefaults>;
-
-/// The signer's defaults of the shared keys.
-#[derive(Clone, Copy, Debug)]
-pub struct SignerDefaults;
-
-impl kyso_server::config::Defaults for SignerDefaults {
-    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50063));
-    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9463));
-    const MAX_MESSAGE_BYTES: usize = 20 << 20;
-    const MAX_CONCURRENT_REQUESTS: usize = 256;
-    const REQUEST_TIMEOUT_MS: u64 = 30_000;
-    type MoreLimits = kyso_server::config::NoMoreLimits;
+    /// Request bounds.
+    pub limits: Limits,
+    /// TLS; absent means plaintext (only for loopback and tests).
+    pub tls: Option<TlsSection>,
 }
 
 /// `[registry]`.
@@ -178,10 +165,24 @@ pub struct CallerSection {
     pub organisations: Vec<String>,
 }
 
+/// `[limits]`.
+pub type Limits = kyso_server::config::Limits<SignerDefaults>;
+
+/// The signer's defaults of `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct SignerDefaults;
+
+impl kyso_server::config::Defaults for SignerDefaults {
+    const MAX_MESSAGE_BYTES: usize = 20 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 256;
+    const REQUEST_TIMEOUT_MS: u64 = 30_000;
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50063)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
             max_clock_skew_secs: 300,
             max_content_bytes: 16 << 20,
             max_pdf_bytes: 32 << 20,
@@ -195,6 +196,8 @@ impl Default for Config {
             keys: Vec::new(),
             callers: Vec::new(),
             allow_anonymous: false,
+            limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -510,16 +513,19 @@ impl Config {
                 )),
             }
         }
-        if let Some(t) = &self.server.tls
-            && t.client_ca.is_none()
-            && !self.allow_anonymous
-        {
-            problems.push(
-                "tls.client_ca: callers are identified by client certificates; set it (or allow_anonymous = true)".into(),
-            );
-        }
-        let tls = self.server.load(&mut problems);
-        if self.server.tls.is_none() && !self.allow_anonymous {
+        self.limits.check(&mut problems);
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                if t.client_ca.is_none() && !self.allow_anonymous {
+                    problems.push(
+                        "tls.client_ca: callers are identified by client certificates; set it (or allow_anonymous = true)".into(),
+                    );
+                }
+                t.load(&mut problems)
+            }
+        };
+        if self.tls.is_none() && !self.allow_anonymous {
             problems.push(
                 "tls: without TLS no caller can be identified; configure [tls] with client_ca, or allow_anonymous = true for a loopback dev cluster".into(),
             );
@@ -574,7 +580,7 @@ impl Config {
 
     /// The request deadline.
     pub fn request_timeout(&self) -> Duration {
-        self.server.limits.request_timeout()
+        self.limits.request_timeout()
     }
 }
 

@@ -29,6 +29,7 @@ pub mod usage;
 const PDF_MESSAGE_OVERHEAD: usize = 4 << 20;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,7 +164,7 @@ pub async fn serve(
 
     // A SignPdf request carries the whole PDF, and its reply the PDF plus
     // the signature: the message limit must fit the largest PDF accepted.
-    let limits = &config.server.limits;
+    let limits = &config.limits;
     let limit = limits
         .max_message_bytes
         .max(config.max_pdf_bytes.saturating_add(PDF_MESSAGE_OVERHEAD));
@@ -183,9 +184,15 @@ pub async fn serve(
     // the service. The HSM's per-slot session pools bound the signing itself;
     // the global limit keeps the queue in front of them short, and what does
     // not fit is shed with RESOURCE_EXHAUSTED instead of waiting unbounded.
-    let mut host = kyso_server::Host::new("signer", limits, loaded.tls, metrics.registry.clone())?
-        .limited(signer_svc)
-        .limited(documents);
+    let mut host = kyso_server::Host::new(
+        "signer",
+        limits.max_concurrent_requests,
+        limits.request_timeout(),
+        loaded.tls,
+        metrics.registry.clone(),
+    )?
+    .limited(signer_svc)
+    .limited(documents);
     // Health follows the slots: NOT_SERVING while some key has no slot that
     // can sign with it, so the pod leaves the load balancer until recovery.
     let health_task = host.own_health().map(|health| {
@@ -254,15 +261,14 @@ pub async fn serve(
 
 impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-signer";
-    type Defaults = config::SignerDefaults;
     type Error = Error;
 
     fn from_file(path: &std::path::Path) -> Result<Self> {
         Config::from_file(path)
     }
 
-    fn server(&mut self) -> &mut config::ServerConfig {
-        &mut self.server
+    fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
+        (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {

@@ -109,6 +109,7 @@ pub fn verifier_config(servers: &PkiServers) -> kyso_verifier::Config {
         &pki.cert_der(pki.legacy_root_pem()),
     ));
     kyso_verifier::Config {
+        metrics_listen: None,
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         legacy_sha1_roots: vec![legacy],

@@ -1,7 +1,7 @@
 //! Configuration: a TOML file, overridden by flags and environment variables.
 //! Every problem is collected and reported at once, before anything binds.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use kyso_pki::report::RevocationPolicy;
 use serde::Deserialize;
 
 pub use kyso_server::TlsSection;
-use kyso_server::config::MoreLimits;
 
 use crate::error::{Error, Result};
 
@@ -19,9 +18,10 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `listen`, `metrics_listen`, `[limits]` and `[tls]`.
-    #[serde(flatten)]
-    pub server: ServerConfig,
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address (its own port, so it can stay off the client network).
+    pub metrics_listen: Option<SocketAddr>,
     /// PEM files of trust anchors (the government roots).
     pub trust_anchors: Vec<PathBuf>,
     /// If not empty, every anchor loaded must have one of these SHA-256
@@ -36,48 +36,10 @@ pub struct Config {
     pub fetch_aia: bool,
     /// Revocation checking.
     pub revocation: RevocationSection,
-}
-
-/// The verifier's keys shared with every service, with its defaults.
-pub type ServerConfig = kyso_server::ServerConfig<VerifierDefaults>;
-/// `[limits]`.
-pub type Limits = kyso_server::config::Limits<VerifierDefaults>;
-
-/// The verifier's defaults of the shared keys.
-#[derive(Clone, Copy, Debug)]
-pub struct VerifierDefaults;
-
-impl kyso_server::config::Defaults for VerifierDefaults {
-    const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50061));
-    const METRICS_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9461));
-    const MAX_MESSAGE_BYTES: usize = 32 << 20;
-    const MAX_CONCURRENT_REQUESTS: usize = 512;
-    const REQUEST_TIMEOUT_MS: u64 = 30_000;
-    type MoreLimits = StreamLimits;
-}
-
-/// The verifier's own `[limits]` key.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct StreamLimits {
-    /// Documents verified at once inside one VerifyStream.
-    pub stream_parallelism: usize,
-}
-
-impl Default for StreamLimits {
-    fn default() -> Self {
-        Self {
-            stream_parallelism: 16,
-        }
-    }
-}
-
-impl MoreLimits for StreamLimits {
-    fn check(&self, problems: &mut Vec<String>) {
-        if self.stream_parallelism == 0 {
-            problems.push("limits.stream_parallelism: must be above 0".into());
-        }
-    }
+    /// Request bounds.
+    pub limits: Limits,
+    /// TLS; absent means plaintext (only for loopback and tests).
+    pub tls: Option<TlsSection>,
 }
 
 /// `[revocation]`.
@@ -114,16 +76,33 @@ pub struct UrlRewrite {
     pub to: String,
 }
 
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request message, bytes.
+    pub max_message_bytes: usize,
+    /// Requests served at once across all connections; more are shed with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+    /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
+    pub request_timeout_ms: u64,
+    /// Documents verified at once inside one VerifyStream.
+    pub stream_parallelism: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50061)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9461))),
             trust_anchors: Vec::new(),
             anchor_fingerprints: Vec::new(),
             intermediates: Vec::new(),
             legacy_sha1_roots: Vec::new(),
             fetch_aia: true,
             revocation: RevocationSection::default(),
+            limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -140,6 +119,17 @@ impl Default for RevocationSection {
             max_crl_bytes: 256 << 20,
             ocsp_nonce: false,
             url_rewrites: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 << 20,
+            max_concurrent_requests: 512,
+            request_timeout_ms: 30_000,
+            stream_parallelism: 16,
         }
     }
 }
@@ -201,7 +191,22 @@ impl Config {
                 }
             }
         }
-        let tls = self.server.load(&mut problems);
+        if self.limits.max_message_bytes < 1024 {
+            problems.push("limits.max_message_bytes: must be at least 1024".into());
+        }
+        if self.limits.max_concurrent_requests == 0 {
+            problems.push("limits.max_concurrent_requests: must be above 0".into());
+        }
+        if self.limits.stream_parallelism == 0 {
+            problems.push("limits.stream_parallelism: must be above 0".into());
+        }
+        if self.limits.request_timeout_ms == 0 {
+            problems.push("limits.request_timeout_ms: must be above 0".into());
+        }
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => t.load(&mut problems),
+        };
         if !problems.is_empty() {
             return Err(Error::Config(problems));
         }

@@ -16,7 +16,9 @@ pub mod metrics;
 pub mod service;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kyso_pki::revocation::fetch::Fetcher;
@@ -39,13 +41,8 @@ pub async fn serve(
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
     let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let revocation = verifier.revocation().clone();
-    let limits = &config.server.limits;
-    let service = VerifierService::new(
-        verifier,
-        metrics.clone(),
-        limits.more.stream_parallelism,
-        clock,
-    );
+    let limits = &config.limits;
+    let service = VerifierService::new(verifier, metrics.clone(), limits.stream_parallelism, clock);
     let verifier_svc = VerifierServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -57,25 +54,30 @@ pub async fn serve(
             r.cache_stats().await;
         })
     });
-    kyso_server::Host::new("verifier", limits, loaded.tls, metrics.registry.clone())?
-        .refresh(refresh)
-        .limited(verifier_svc)
-        .serve(listeners, shutdown)
-        .await?;
+    kyso_server::Host::new(
+        "verifier",
+        limits.max_concurrent_requests,
+        Duration::from_millis(limits.request_timeout_ms),
+        loaded.tls,
+        metrics.registry.clone(),
+    )?
+    .refresh(refresh)
+    .limited(verifier_svc)
+    .serve(listeners, shutdown)
+    .await?;
     Ok(())
 }
 
 impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-verifier";
-    type Defaults = config::VerifierDefaults;
     type Error = Error;
 
     fn from_file(path: &std::path::Path) -> Result<Self> {
         Config::from_file(path)
     }
 
-    fn server(&mut self) -> &mut config::ServerConfig {
-        &mut self.server
+    fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
+        (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {

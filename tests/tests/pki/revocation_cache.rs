@@ -33,6 +33,7 @@ const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 
 fn config(pki: &TestPki, servers: &PkiServers) -> Config {
     Config {
+        metrics_listen: None,
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         revocation: RevocationSection {

@@ -111,6 +111,7 @@ fn published_fingerprint(file: &str) -> String {
 /// when `legacy`; no intermediates, no AIA: nothing touches the network.
 fn verifier(dir: &std::path::Path, legacy: bool) -> Verifier {
     let config = Config {
+        metrics_listen: None,
         trust_anchors: vec![dir.join("g1-root.pem"), dir.join("g2-root.pem")],
         legacy_sha1_roots: if legacy {
             vec![PUBLISHED[0].2.to_owned()]
@@ -297,6 +298,7 @@ async fn g1_sub_cas_are_refused_without_the_legacy_flag_V2() {
 async fn g1_sub_cas_do_not_chain_to_the_g2_root_V2() {
     let Some(dir) = vgca_dir() else { return };
     let config = Config {
+        metrics_listen: None,
         trust_anchors: vec![dir.join("g2-root.pem")],
         fetch_aia: false,
         ..Config::default()
@@ -329,6 +331,7 @@ fn anchors_pinned_by_the_published_fingerprints_load_and_others_are_refused() {
         published_fingerprint("g2-root.pem"),
     ];
     let ok = Config {
+        metrics_listen: None,
         trust_anchors: anchors.clone(),
         anchor_fingerprints: pins,
         ..Config::default()

@@ -217,6 +217,7 @@ async fn registry_metrics(chairman_pem: &Path) -> String {
     let config = kyso_registry::Config {
         database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
         mail_domain: DOMAIN.into(),
+        metrics_listen: None,
         ..kyso_registry::Config::default()
     };
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -302,6 +303,7 @@ async fn registry_metrics(chairman_pem: &Path) -> String {
 
 async fn verifier_metrics(c: &Cluster, cms: Vec<u8>) -> String {
     let config = kyso_verifier::Config {
+        metrics_listen: None,
         trust_anchors: vec![c.pki.root_pem()],
         intermediates: vec![c.pki.intermediates_pem()],
         revocation: kyso_verifier::config::RevocationSection {

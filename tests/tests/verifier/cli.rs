@@ -290,6 +290,7 @@ impl Drop for Server {
 fn server_config() -> Config {
     let pki = TestPki::get();
     Config {
+        metrics_listen: None,
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         fetch_aia: true,

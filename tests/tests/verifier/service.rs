@@ -122,6 +122,7 @@ impl Drop for Service {
 /// The test PKI's trust material, with the certificates' URLs rewritten onto `servers`.
 fn config(pki: &TestPki, servers: &PkiServers) -> Config {
     Config {
+        metrics_listen: None,
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         revocation: RevocationSection {
@@ -911,7 +912,7 @@ async fn message_over_the_size_limit_is_refused_not_a_crash() {
     let pki = TestPki::get();
     let servers = PkiServers::start(pki);
     let mut cfg = config(pki, &servers);
-    cfg.server.limits.max_message_bytes = 64 * 1024;
+    cfg.limits.max_message_bytes = 64 * 1024;
     let service = Service::start(cfg).await;
     let mut client = service.client().await;
 
@@ -1023,7 +1024,7 @@ async fn load_shedding_answers_resource_exhausted_and_never_hangs() {
     let pki = TestPki::get();
     let servers = PkiServers::start(pki);
     let mut cfg = config(pki, &servers);
-    cfg.server.limits.max_concurrent_requests = 1;
+    cfg.limits.max_concurrent_requests = 1;
     let service = Service::start(cfg).await;
     let client = service.client().await;
     // A slow OCSP responder keeps the one slot busy.
@@ -1303,7 +1304,7 @@ async fn mtls_rejects_a_client_without_certificate_and_accepts_one_with() {
     let servers = PkiServers::start(pki);
     let files = make_tls_files();
     let mut cfg = config(pki, &servers);
-    cfg.server.tls = Some(TlsSection {
+    cfg.tls = Some(TlsSection {
         cert: files.server_cert.clone(),
         key: files.server_key.clone(),
         client_ca: Some(files.ca.clone()),
