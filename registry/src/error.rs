@@ -13,7 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is malformed (empty, not DER, impossible dates, ...).
     #[error("invalid {field}: {reason}")]

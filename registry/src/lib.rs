@@ -25,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use kyso_proto::registry::v1::registry_server::RegistryServer;
 
 pub use config::Config;
@@ -107,24 +106,11 @@ impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-registry";
     type Error = Error;
 
-    fn from_file(path: &std::path::Path) -> Result<Self> {
-        Config::from_file(path)
-    }
-
     fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
         (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {
         self.load().map(|_| ())
-    }
-
-    fn serve(
-        self,
-        listeners: Listeners,
-        clock: Clock,
-        shutdown: BoxFuture<'static, ()>,
-    ) -> impl Future<Output = Result<()>> {
-        serve(self, listeners, clock, shutdown)
     }
 }

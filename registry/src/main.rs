@@ -21,7 +21,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = kyso_server::bin::parse("KYSO_REGISTRY");
-    kyso_server::bin::main(args.common, |config: &mut Config| {
+    kyso_server::bin::main(args.common, kyso_registry::serve, |config: &mut Config| {
         if let Some(u) = args.database_url {
             config.database_url = u;
         }

@@ -3,10 +3,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
 
 use crate::clock::{Clock, system_clock};
 use crate::host::Listeners;
@@ -80,38 +81,34 @@ pub fn parse<A: clap::Parser>(env_prefix: &str) -> A {
     A::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-/// A service as its binary runs it: the configuration is the service.
-pub trait Service: Default + Sized {
+/// A service's configuration as its binary reads it: a TOML file or the defaults.
+pub trait Service: DeserializeOwned + Default {
     /// The binary's name, which prefixes its error messages (`kyso-verifier`).
     const NAME: &'static str;
     /// The service's error.
     type Error: std::fmt::Display;
-    /// Reads a TOML file.
-    fn from_file(path: &Path) -> Result<Self, Self::Error>;
     /// `listen` and `metrics_listen`.
     fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>);
     /// Checks everything that can be checked before binding; every problem at once.
     fn check(&self) -> Result<(), Self::Error>;
-    /// Serves on `listeners` until `shutdown` resolves.
-    fn serve(
-        self,
-        listeners: Listeners,
-        clock: Clock,
-        shutdown: BoxFuture<'static, ()>,
-    ) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
 /// The `main` of every service binary: logging, the configuration (file or defaults, then
 /// the common flags, then `overrides` for the service's own flags), a wrong configuration
-/// listed in full with exit code 2 before anything binds, then the listeners and the
-/// service until Ctrl-C or SIGTERM. Errors print as `NAME: error`.
-pub fn main<S: Service>(common: Common, overrides: impl FnOnce(&mut S)) -> ExitCode {
+/// listed in full with exit code 2 before anything binds, then the listeners and `serve`
+/// until Ctrl-C or SIGTERM. Errors print as `NAME: error`.
+pub fn main<S, F, Fut>(common: Common, serve: F, overrides: impl FnOnce(&mut S)) -> ExitCode
+where
+    S: Service,
+    F: FnOnce(S, Listeners, Clock, BoxFuture<'static, ()>) -> Fut,
+    Fut: Future<Output = Result<(), S::Error>>,
+{
     init_logging(common.log_json);
     let mut config = match &common.config {
-        Some(p) => match S::from_file(p) {
+        Some(p) => match crate::config::read_toml::<S>(p) {
             Ok(c) => c,
-            Err(e) => {
-                eprintln!("{}: {e}", S::NAME);
+            Err(problem) => {
+                eprintln!("{}: {}", S::NAME, crate::config::describe(&[problem]));
                 return ExitCode::from(2);
             }
         },
@@ -139,10 +136,14 @@ pub fn main<S: Service>(common: Common, overrides: impl FnOnce(&mut S)) -> ExitC
     let result = rt.block_on(async move {
         let (listen, metrics_listen) = config.addresses();
         let listeners = Listeners::bind(*listen, *metrics_listen).await?;
-        config
-            .serve(listeners, system_clock(), Box::pin(shutdown_signal()))
-            .await
-            .map_err(|e| e.to_string())
+        serve(
+            config,
+            listeners,
+            system_clock(),
+            Box::pin(shutdown_signal()),
+        )
+        .await
+        .map_err(|e| e.to_string())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

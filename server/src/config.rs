@@ -69,6 +69,11 @@ impl<D: Defaults> Limits<D> {
     }
 }
 
+/// How every service reports an unusable configuration: all its problems, one a line.
+pub fn describe(problems: &[String]) -> String {
+    format!("invalid configuration:\n  - {}", problems.join("\n  - "))
+}
+
 /// Reads a TOML file into a configuration; the error is the one problem, path first.
 pub fn read_toml<C: DeserializeOwned>(path: &Path) -> Result<C, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

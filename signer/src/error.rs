@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is malformed.
     #[error("invalid {field}: {reason}")]

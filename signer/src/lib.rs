@@ -263,24 +263,11 @@ impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-signer";
     type Error = Error;
 
-    fn from_file(path: &std::path::Path) -> Result<Self> {
-        Config::from_file(path)
-    }
-
     fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
         (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {
         self.load().map(|_| ())
-    }
-
-    fn serve(
-        self,
-        listeners: Listeners,
-        clock: Clock,
-        shutdown: BoxFuture<'static, ()>,
-    ) -> impl Future<Output = Result<()>> {
-        serve(self, listeners, clock, shutdown)
     }
 }

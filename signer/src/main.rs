@@ -22,7 +22,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = kyso_server::bin::parse("KYSO_SIGNER");
-    kyso_server::bin::main(args.common, |config: &mut Config| {
+    kyso_server::bin::main(args.common, kyso_signer::serve, |config: &mut Config| {
         if let Some(r) = args.registry {
             config.registry.url = r;
         }

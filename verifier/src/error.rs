@@ -9,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is wrong.
     #[error("invalid {field}: {reason}")]

@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::verifier::v1::verifier_server::VerifierServer;
 
@@ -72,24 +71,11 @@ impl kyso_server::bin::Service for Config {
     const NAME: &'static str = "kyso-verifier";
     type Error = Error;
 
-    fn from_file(path: &std::path::Path) -> Result<Self> {
-        Config::from_file(path)
-    }
-
     fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
         (&mut self.listen, &mut self.metrics_listen)
     }
 
     fn check(&self) -> Result<()> {
         self.load().map(|_| ())
-    }
-
-    fn serve(
-        self,
-        listeners: Listeners,
-        clock: Clock,
-        shutdown: BoxFuture<'static, ()>,
-    ) -> impl Future<Output = Result<()>> {
-        serve(self, listeners, clock, shutdown)
     }
 }

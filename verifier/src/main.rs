@@ -26,7 +26,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = kyso_server::bin::parse("KYSO_VERIFIER");
-    kyso_server::bin::main(args.common, |config: &mut Config| {
+    kyso_server::bin::main(args.common, kyso_verifier::serve, |config: &mut Config| {
         if !args.trust_anchors.is_empty() {
             config.trust_anchors = args.trust_anchors;
         }
