@@ -163,9 +163,9 @@ impl Host {
         self
     }
 
-    /// Serves `server` behind the load limits (shedding beyond `max_concurrent_requests`,
-    /// shared with the other limited servers' own limits). The first server added is the
-    /// one whose health the host reports.
+    /// Serves `server` behind the load limits: at most `max_concurrent_requests` of its
+    /// requests at once across all connections (each limited server has its own count),
+    /// the rest shed. The first server added is the one whose health the host reports.
     pub fn limited<S>(mut self, server: S) -> Self
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use kyso_pki::cert::Cert;
 use kyso_pki::crypto::DigestAlgorithm;
@@ -576,11 +575,6 @@ impl Config {
             _ => problems.push("registry: give both cert and key for mTLS".into()),
         }
         Some(tls)
-    }
-
-    /// The request deadline.
-    pub fn request_timeout(&self) -> Duration {
-        self.limits.request_timeout()
     }
 }
 
