@@ -45,15 +45,16 @@ pub struct DatabaseSection {
 }
 
 /// `[limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request message, bytes (a certificate DER is the largest field).
-    pub max_message_bytes: usize,
-    /// Requests served at once across all connections; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
-    /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
-    pub request_timeout_ms: u64,
+pub type Limits = kyso_server::config::Limits<RegistryDefaults>;
+
+/// The registry's defaults of `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryDefaults;
+
+impl kyso_server::config::Defaults for RegistryDefaults {
+    const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 512;
+    const REQUEST_TIMEOUT_MS: u64 = 10_000;
 }
 
 impl Default for Config {
@@ -80,22 +81,10 @@ impl Default for DatabaseSection {
     }
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 4 << 20,
-            max_concurrent_requests: 512,
-            request_timeout_ms: 10_000,
-        }
-    }
-}
-
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
-        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+        kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
     }
 
     /// Checks everything that can be checked without connecting, and reads
@@ -129,15 +118,7 @@ impl Config {
         if self.database.acquire_timeout_ms == 0 {
             problems.push("database.acquire_timeout_ms: must be above 0".into());
         }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes: must be at least 1024".into());
-        }
-        if self.limits.max_concurrent_requests == 0 {
-            problems.push("limits.max_concurrent_requests: must be above 0".into());
-        }
-        if self.limits.request_timeout_ms == 0 {
-            problems.push("limits.request_timeout_ms: must be above 0".into());
-        }
+        self.limits.check(&mut problems);
         let tls = match &self.tls {
             None => None,
             Some(t) => t.load(&mut problems),

@@ -4,6 +4,7 @@
 //! a `PreconditionFailure` violation whose type is the ID, so a client can act
 //! on it without parsing text.
 
+use kyso_server::status;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -12,7 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is malformed (empty, not DER, impossible dates, ...).
     #[error("invalid {field}: {reason}")]
@@ -62,18 +63,9 @@ pub enum Error {
     /// Migrations failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// Binding or serving failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC transport failed.
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    /// The service host failed (set-up, TLS, serving).
+    #[error(transparent)]
+    Server(#[from] kyso_server::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -152,9 +144,7 @@ impl From<Error> for Status {
         let message = e.to_string();
         match e {
             Error::InvalidField { field, reason } => {
-                let mut details = ErrorDetails::new();
-                details.add_bad_request_violation(field, reason);
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                status::bad_field(Code::InvalidArgument, message, field, reason)
             }
             Error::NotFound { what, id, .. } => {
                 let details = ErrorDetails::with_resource_info(what, id, "", message.clone());
@@ -185,10 +175,7 @@ impl From<Error> for Status {
                 Status::unavailable("the registry database is unavailable; retry with backoff")
             }
             // Internal details stay in the log, not in the answer.
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error in the registry; see its log")
-            }
+            other => status::internal("registry", &other),
         }
     }
 }

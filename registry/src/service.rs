@@ -3,12 +3,10 @@
 //! `Status` (error.rs), and the request and decision metrics.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Instant;
 
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_server::Registry;
-use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use crate::authority::Refusal;
@@ -20,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// Where "now" comes from; tests substitute a fixed clock.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+pub use kyso_server::Clock;
 
 /// The service state; cloned per connection, everything inside is shared.
 #[derive(Clone)]

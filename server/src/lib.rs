@@ -1,13 +1,21 @@
-//! Service plumbing shared by the kyso services, so that each service crate
-//! holds only what is its own: the load-limit stack around a gRPC service
-//! ([`Limited`]), the Prometheus endpoint ([`metrics`]), TLS loading
-//! ([`TlsSection`]), accepted sockets ([`net`]), and the binaries' logging and signals ([`bin`]).
+//! Service plumbing shared by the kyso services, so that each service crate holds only
+//! what is its own: the [`Host`] that serves it (health, reflection, the load-limit stack
+//! [`Limited`], TLS, the metrics port, graceful shutdown) on its [`Listeners`], the
+//! configuration keys every service has ([`config`]), the [`Clock`], the shapes of
+//! error statuses ([`status`]), the Prometheus endpoint ([`metrics`]), accepted sockets
+//! ([`net`]), and the binaries' `main` ([`bin`]).
 
 pub mod bin;
+mod clock;
+pub mod config;
+mod host;
 pub mod metrics;
 pub mod net;
 mod stack;
+pub mod status;
 mod tls;
 
+pub use clock::{Clock, system_clock};
+pub use host::{Error, Health, Host, Listeners};
 pub use stack::Limited;
 pub use tls::TlsSection;

@@ -28,19 +28,9 @@ pub fn render(registry: &Registry) -> Vec<u8> {
 /// endpoint on the metrics port is how Kubernetes sees the same readiness.
 pub type Ready = Arc<std::sync::atomic::AtomicBool>;
 
-/// Serves `GET /metrics`, `/healthz` (alive) and `/readyz` (ready: always, for a service
-/// that is ready whenever it is alive) until `shutdown` resolves.
+/// Serves `GET /metrics`, `/healthz` (alive) and `/readyz` (503 while `ready` is false;
+/// always 200 without it) until `shutdown` resolves.
 pub async fn serve(
-    registry: Registry,
-    refresh: Option<Refresh>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    serve_with_readiness(registry, refresh, None, listener, shutdown).await;
-}
-
-/// As [`serve`], with `/readyz` answering 503 while `ready` is false.
-pub async fn serve_with_readiness(
     registry: Registry,
     refresh: Option<Refresh>,
     ready: Option<Ready>,

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use kyso_pki::cert::Cert;
 use kyso_pki::crypto::DigestAlgorithm;
@@ -166,15 +165,16 @@ pub struct CallerSection {
 }
 
 /// `[limits]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest request message, bytes.
-    pub max_message_bytes: usize,
-    /// Requests served at once; more are shed with RESOURCE_EXHAUSTED.
-    pub max_concurrent_requests: usize,
-    /// Server-side deadline per request, milliseconds.
-    pub request_timeout_ms: u64,
+pub type Limits = kyso_server::config::Limits<SignerDefaults>;
+
+/// The signer's defaults of `[limits]`.
+#[derive(Clone, Copy, Debug)]
+pub struct SignerDefaults;
+
+impl kyso_server::config::Defaults for SignerDefaults {
+    const MAX_MESSAGE_BYTES: usize = 20 << 20;
+    const MAX_CONCURRENT_REQUESTS: usize = 256;
+    const REQUEST_TIMEOUT_MS: u64 = 30_000;
 }
 
 impl Default for Config {
@@ -223,16 +223,6 @@ impl Default for AuditSection {
             report_usage_every_secs: 60,
             usage_cursor: None,
             instance: None,
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: 20 << 20,
-            max_concurrent_requests: 256,
-            request_timeout_ms: 30_000,
         }
     }
 }
@@ -311,9 +301,7 @@ pub struct Loaded {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
-        toml::from_str(&text).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))
+        kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
     }
 
     /// Checks everything that can be checked without binding or loading a
@@ -524,15 +512,7 @@ impl Config {
                 )),
             }
         }
-        if self.limits.max_message_bytes < 1024 {
-            problems.push("limits.max_message_bytes: must be at least 1024".into());
-        }
-        if self.limits.max_concurrent_requests == 0 {
-            problems.push("limits.max_concurrent_requests: must be above 0".into());
-        }
-        if self.limits.request_timeout_ms == 0 {
-            problems.push("limits.request_timeout_ms: must be above 0".into());
-        }
+        self.limits.check(&mut problems);
         let tls = match &self.tls {
             None => None,
             Some(t) => {
@@ -595,11 +575,6 @@ impl Config {
             _ => problems.push("registry: give both cert and key for mTLS".into()),
         }
         Some(tls)
-    }
-
-    /// The request deadline.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.limits.request_timeout_ms)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The signer's one error type, and the one place it becomes a gRPC status.
 
+use kyso_server::status;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -13,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is malformed.
     #[error("invalid {field}: {reason}")]
@@ -69,14 +70,9 @@ pub enum Error {
     /// A server could not start.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
-    /// A file or socket could not be used.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// The service host failed (set-up, TLS, serving).
+    #[error(transparent)]
+    Server(#[from] kyso_server::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -122,18 +118,14 @@ impl From<Error> for Status {
         let message = e.to_string();
         match e {
             Error::InvalidField { field, reason } => {
-                let mut details = ErrorDetails::new();
-                details.add_bad_request_violation(field, reason);
-                Status::with_error_details(Code::InvalidArgument, message, details)
+                status::bad_field(Code::InvalidArgument, message, field, reason)
             }
-            Error::UnknownKey { key } => {
-                let mut details = ErrorDetails::new();
-                details.add_bad_request_violation(
-                    "key",
-                    format!("{key:?} is not a key of this signer"),
-                );
-                Status::with_error_details(Code::InvalidArgument, message, details)
-            }
+            Error::UnknownKey { key } => status::bad_field(
+                Code::InvalidArgument,
+                message,
+                "key",
+                format!("{key:?} is not a key of this signer"),
+            ),
             Error::Refused(refusals) => {
                 // Each failed rule is a precondition violation typed by its
                 // rule ID, so callers can act on the ID without parsing text.
@@ -163,10 +155,7 @@ impl From<Error> for Status {
             Error::Audit(_) => Status::unavailable(message),
             Error::Storage { .. } => Status::unavailable(message),
             // Internal details stay in the log, not in the answer.
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error in the signer; see its log")
-            }
+            other => status::internal("signer", &other),
         }
     }
 }
@@ -175,9 +164,7 @@ fn hsm_status(h: HsmError, message: String) -> Status {
     match h {
         HsmError::UnknownKey { .. } => Status::invalid_argument(message),
         HsmError::BadDigest { .. } => {
-            let mut details = ErrorDetails::new();
-            details.add_bad_request_violation("digest", message.clone());
-            Status::with_error_details(Code::InvalidArgument, message, details)
+            status::bad_field(Code::InvalidArgument, message.clone(), "digest", message)
         }
         HsmError::Unavailable { .. } => Status::unavailable(message),
         HsmError::Pin { .. } => Status::failed_precondition(message),

@@ -29,61 +29,21 @@ pub mod usage;
 const PDF_MESSAGE_OVERHEAD: usize = 4 << 20;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::signer::v1::signer_server::SignerServer;
-use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use kyso_server::{Listeners, system_clock};
 pub use service::{Clock, SignerService};
 
 use crate::audit::{AuditConfig, AuditLog, SealError, SealSignature, Sealer};
 use crate::hsm::Hsm;
-
-/// Listeners for [`serve`]; tests bind both to `127.0.0.1:0`.
-#[derive(Debug)]
-pub struct Listeners {
-    /// gRPC.
-    pub grpc: TcpListener,
-    /// Prometheus `/metrics`, if exposed.
-    pub metrics: Option<TcpListener>,
-}
-
-/// Runs the signer on `listener` (gRPC), binding the metrics port from the
-/// configuration, until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let metrics = match config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| Error::Io {
-            context: format!("binding metrics on {addr}"),
-            source,
-        })?),
-        None => None,
-    };
-    serve(
-        config,
-        Listeners {
-            grpc: listener,
-            metrics,
-        },
-        system_clock(),
-        shutdown,
-    )
-    .await
-}
-
-/// The clock of production: the system time.
-pub fn system_clock() -> Clock {
-    Arc::new(time::OffsetDateTime::now_utc)
-}
 
 /// Seals the audit log with an HSM key.
 #[derive(Debug)]
@@ -202,44 +162,10 @@ pub async fn serve(
         ),
     });
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    let ready: kyso_server::metrics::Ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Health follows the slots: NOT_SERVING while some key has no slot that
-    // can sign with it, so the pod leaves the load balancer until recovery.
-    let health_task = {
-        let service = service.clone();
-        let reporter = health_reporter.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                let ok = service.refresh_health();
-                ready.store(ok, std::sync::atomic::Ordering::Relaxed);
-                if last != Some(ok) {
-                    if ok {
-                        reporter.set_serving::<SignerServer<SignerService>>().await;
-                    } else {
-                        tracing::warn!("a key has no slot that can sign: NOT_SERVING");
-                        reporter
-                            .set_not_serving::<SignerServer<SignerService>>()
-                            .await;
-                    }
-                    last = Some(ok);
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(kyso_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::Config(vec![format!("reflection: {e}")]))?;
-
     // A SignPdf request carries the whole PDF, and its reply the PDF plus
     // the signature: the message limit must fit the largest PDF accepted.
-    let limit = config
-        .limits
+    let limits = &config.limits;
+    let limit = limits
         .max_message_bytes
         .max(config.max_pdf_bytes.saturating_add(PDF_MESSAGE_OVERHEAD));
     // The document flow signs through the same service (same checks, same audit log).
@@ -250,8 +176,7 @@ pub async fn serve(
     )
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
-    let documents = kyso_server::Limited::new(documents, config.limits.max_concurrent_requests);
-    let signer_svc = SignerServer::new(service)
+    let signer_svc = SignerServer::new(service.clone())
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
     // Order, outside in: tonic's deadline (timeout, which honours a shorter
@@ -259,18 +184,35 @@ pub async fn serve(
     // the service. The HSM's per-slot session pools bound the signing itself;
     // the global limit keeps the queue in front of them short, and what does
     // not fit is shed with RESOURCE_EXHAUSTED instead of waiting unbounded.
-    let limited = kyso_server::Limited::new(signer_svc, config.limits.max_concurrent_requests);
-    let mut builder = tonic::transport::Server::builder().timeout(config.request_timeout());
-    if let Some(tls) = loaded.tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let router = builder
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(limited)
-        .add_service(documents);
+    let mut host = kyso_server::Host::new(
+        "signer",
+        limits.max_concurrent_requests,
+        limits.request_timeout(),
+        loaded.tls,
+        metrics.registry.clone(),
+    )?
+    .limited(signer_svc)
+    .limited(documents);
+    // Health follows the slots: NOT_SERVING while some key has no slot that
+    // can sign with it, so the pod leaves the load balancer until recovery.
+    let health_task = host.own_health().map(|health| {
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let ok = service.refresh_health();
+                if last != Some(ok) {
+                    if !ok {
+                        tracing::warn!("a key has no slot that can sign: NOT_SERVING");
+                    }
+                    health.set(ok).await;
+                    last = Some(ok);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    });
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
     // R2: signatures counted from the audit log and sent to the registry in batches; see
     // `usage` for why this is exactly once.
     let usage_task = (config.audit.report_usage_every_secs > 0).then(|| {
@@ -292,29 +234,10 @@ pub async fn serve(
             stop_tx.subscribe(),
         ))
     });
-    let metrics_task = listeners.metrics.map(|l| {
-        tracing::info!(addr = ?l.local_addr().ok(), "metrics serving");
-        let mut rx = stop_rx.clone();
-        tokio::spawn(kyso_server::metrics::serve_with_readiness(
-            metrics.registry.clone(),
-            None,
-            Some(ready.clone()),
-            l,
-            async move {
-                let _ = rx.changed().await;
-            },
-        ))
-    });
-    let grpc_addr = listeners.grpc.local_addr().ok();
-    let incoming = kyso_server::net::incoming(listeners.grpc);
-    tracing::info!(addr = ?grpc_addr, "signer serving");
-    let result = router
-        .serve_with_incoming_shutdown(incoming, shutdown.map(|_| ()))
-        .await;
-    health_task.abort();
-    health_reporter
-        .set_not_serving::<SignerServer<SignerService>>()
-        .await;
+    let result = host.serve(listeners, shutdown).await;
+    if let Some(t) = health_task {
+        t.abort();
+    }
     if let Some(t) = periodic_seal {
         t.abort();
     }
@@ -323,9 +246,6 @@ pub async fn serve(
         tracing::error!(error = %e, "closing the audit log");
     }
     let _ = stop_tx.send(true);
-    if let Some(t) = metrics_task {
-        let _ = t.await;
-    }
     // The last round reports what the log gained since the previous one; a registry that
     // does not answer in time leaves it pending for the next start.
     if let Some(t) = usage_task
@@ -337,4 +257,17 @@ pub async fn serve(
     }
     tracing::info!("signer stopped");
     result.map_err(Error::from)
+}
+
+impl kyso_server::bin::Service for Config {
+    const NAME: &'static str = "kyso-signer";
+    type Error = Error;
+
+    fn addresses(&mut self) -> (&mut SocketAddr, &mut Option<SocketAddr>) {
+        (&mut self.listen, &mut self.metrics_listen)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.load().map(|_| ())
+    }
 }

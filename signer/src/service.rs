@@ -32,7 +32,7 @@ use crate::hsm::Hsm;
 use crate::metrics::Metrics;
 
 /// The clock: "now" is a parameter of everything time-dependent.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+pub use kyso_server::Clock;
 
 /// Vietnam's offset: issue dates (W2) are local dates.
 const VN_OFFSET: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) {

@@ -1,5 +1,6 @@
 //! The verifier's one error type, and the one place it becomes a `tonic::Status`.
 
+use kyso_server::status;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -8,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 #[non_exhaustive]
 pub enum Error {
     /// The configuration is unusable; every problem is listed.
-    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    #[error("{}", kyso_server::config::describe(.0))]
     Config(Vec<String>),
     /// A request field is wrong.
     #[error("invalid {field}: {reason}")]
@@ -24,18 +25,9 @@ pub enum Error {
     /// The PDF cannot be read (not a PDF, encrypted, broken, over a limit).
     #[error(transparent)]
     Pdf(#[from] kyso_pki::pdf::PdfError),
-    /// Binding or serving failed.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC transport failed.
-    #[error("transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    /// The service host failed (set-up, TLS, serving).
+    #[error(transparent)]
+    Server(#[from] kyso_server::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -63,15 +55,12 @@ impl Error {
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::InvalidField { field, reason } => {
-                let mut details = ErrorDetails::new();
-                details.add_bad_request_violation(field, reason.clone());
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    format!("invalid {field}: {reason}"),
-                    details,
-                )
-            }
+            Error::InvalidField { field, reason } => status::bad_field(
+                Code::InvalidArgument,
+                format!("invalid {field}: {reason}"),
+                field,
+                reason,
+            ),
             Error::Pki(p) => {
                 let field = match &p {
                     kyso_pki::Error::InvalidRequest(_) => "request",
@@ -98,10 +87,7 @@ impl From<Error> for Status {
                 Status::with_error_details(code, p.to_string(), details)
             }
             // Internal details stay in the log, not in the answer.
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error in the verifier; see its log")
-            }
+            other => status::internal("verifier", &other),
         }
     }
 }

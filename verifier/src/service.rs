@@ -1,7 +1,6 @@
 //! The `kyso.verifier.v1.Verifier` gRPC service.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
@@ -9,7 +8,6 @@ use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::pdf::{PdfLimits, PdfVerifyOptions};
-use kyso_pki::time::OffsetDateTime;
 use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_proto::verifier::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,7 +17,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 
 /// Where "now" comes from; tests substitute a fixed clock.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+pub use kyso_server::Clock;
 
 /// The service state: the verifier (with its caches), metrics and bounds.
 /// Cloned per connection; everything inside is shared.
