@@ -28,9 +28,10 @@ use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
 use x509_cert::serial_number::SerialNumber;
 
 use crate::ber::{self, Limits, Tlv};
-use crate::cert::{Cert, name_to_string};
+use crate::cert::Cert;
 use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm, SigError, SignatureAlgorithm};
 use crate::error::{Error, Result};
+use crate::name::rfc4514;
 use crate::time::{self as t, OffsetDateTime};
 
 /// Largest CMS accepted (after PEM decoding).
@@ -1136,7 +1137,7 @@ fn describe_sid(sid: &SignerIdentifier) -> String {
     match sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => format!(
             "issuer \"{}\" serial {}",
-            name_to_string(&ias.issuer),
+            rfc4514(&ias.issuer),
             hex::encode_upper(ias.serial_number.as_bytes())
         ),
         SignerIdentifier::SubjectKeyIdentifier(ski) => {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use kyso_pki::cert::Cert;
 use kyso_pki::crypto::DigestAlgorithm;
+use kyso_validation::config::TrustConfig;
+use kyso_validation::verify::VerifierConfig;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -38,9 +40,10 @@ pub struct Config {
     /// The audit log.
     pub audit: AuditSection,
     /// Trust material and revocation for the check of the signer's own
-    /// certificates (N1): the verifier's keys (`trust_anchors`,
-    /// `intermediates`, `legacy_sha1_roots`, `[trust.revocation]`, ...).
-    pub trust: kyso_verifier::Config,
+    /// certificates (N1): the verifier's trust keys (`trust_anchors`,
+    /// `intermediates`, `legacy_sha1_roots`, `[trust.revocation]`, ...) and
+    /// nothing else (a `listen` or `[trust.limits]` here is refused).
+    pub trust: TrustConfig,
     /// How long a passed own-certificate check is reused, seconds.
     pub own_check_ttl_secs: u64,
     /// PKCS#11 modules (`[[modules]]`).
@@ -188,7 +191,7 @@ impl Default for Config {
             documents_dir: PathBuf::from("kyso-documents"),
             registry: RegistrySection::default(),
             audit: AuditSection::default(),
-            trust: kyso_verifier::Config::default(),
+            trust: TrustConfig::default(),
             own_check_ttl_secs: 300,
             modules: Vec::new(),
             slots: Vec::new(),
@@ -295,7 +298,7 @@ pub struct Caller {
 #[derive(Debug)]
 pub struct Loaded {
     /// For the own-certificate check.
-    pub pki: kyso_pki::verify::VerifierConfig,
+    pub pki: VerifierConfig,
     /// TLS material, when configured.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// The HSM layout, PINs read.
@@ -320,16 +323,12 @@ impl Config {
     /// PKCS#11 module, reads PINs and certificates. All problems together.
     pub fn load(&self) -> Result<Loaded> {
         let mut problems = Vec::new();
-        // The verifier's own checks of the trust section (anchors, pins,
-        // revocation) apply unchanged; its listen/limits keys are unused here.
+        // The verifier's checks of the trust keys (anchors, pins, revocation)
+        // apply unchanged.
         let pki = match self.trust.load() {
-            Ok(l) => Some(l.pki),
-            Err(kyso_verifier::Error::Config(list)) => {
+            Ok(pki) => Some(pki),
+            Err(list) => {
                 problems.extend(list.into_iter().map(|p| format!("trust.{p}")));
-                None
-            }
-            Err(e) => {
-                problems.push(format!("trust: {e}"));
                 None
             }
         };

@@ -10,7 +10,6 @@
 //! lets in-flight requests finish, and `run` returns.
 
 pub mod config;
-pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod service;
@@ -20,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::verifier::v1::verifier_server::VerifierServer;
+use kyso_revocation::Fetcher;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -90,7 +89,7 @@ async fn serve_loaded(
 ) -> Result<()> {
     let metrics = metrics::Metrics::new()?;
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
-    let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
+    let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let revocation = verifier.revocation().clone();
     let service = VerifierService::new(
         verifier,

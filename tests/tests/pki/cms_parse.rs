@@ -1,6 +1,5 @@
 //! CMS parsing and per-signer checks against signatures made by the openssl CLI.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};

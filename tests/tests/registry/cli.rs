@@ -2,7 +2,6 @@
 //! runs in-process on SQLite (a temp file), the real `kyso` binary talks to it.
 //! Build the binary first: `cargo build -p kyso`.
 
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,7 +2,6 @@
 //! behind `p11-kit server`, the registry with the sample province, `openssl ocsp` and CRLs
 //! over HTTP; the PDF is the reportlab sample decision; pyHanko and pdfsig are the peers.
 
-
 use std::path::Path;
 use std::process::Command;
 

@@ -6,7 +6,6 @@
 //! `kyso_tests::cluster::Cluster`.
 //! Build the binaries first (`cargo build --workspace --bins`; the test script does).
 
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

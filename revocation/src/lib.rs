@@ -1,4 +1,10 @@
-//! Revocation status through OCSP and CRLs, behind bounded coalescing caches.
+//! `kyso-revocation`: revocation status through OCSP and CRLs, behind bounded
+//! coalescing caches, and the HTTP fetching it needs (OCSP, CRL, AIA caIssuers).
+//!
+//! This is the I/O side of the PKI core: one HTTP client with URL rewriting,
+//! deadlines and circuit breakers, the caches and their metrics. It does not
+//! build paths nor judge a signature (`kyso-pki` and `kyso-validation` do), and
+//! it parses no CMS: it answers "what do the sources say about this certificate".
 //!
 //! [`RevocationChecker::check`] answers "what do the certificate's OCSP
 //! responder and CRLs say" with every piece of evidence it looked at. It
@@ -7,7 +13,10 @@
 //! (Decree 68/2024 art. 31, rule N2: status "active" at the time of signing).
 //!
 //! - [`fetch`]: the HTTP client (URL rewriting, deadlines, circuit breaking),
-//!   shared with AIA downloads.
+//!   shared with AIA downloads (it is the path builder's
+//!   [`IssuerSource`](kyso_pki::path::IssuerSource)).
+//! - [`evidence`]: what was found, as the reports show it.
+//! - [`metrics`]: cache and fetch counters.
 //! - `ocsp`, `crl`: request building, parsing and verification.
 //! - `cache`: the caches, one fetch in flight per key.
 //!
@@ -18,7 +27,10 @@
 //! and OCSP keep no history. Delta CRLs (where removeFromCRL appears) are not
 //! supported.
 
+pub mod error;
+pub mod evidence;
 pub mod fetch;
+pub mod metrics;
 
 mod cache;
 mod crl;
@@ -39,16 +51,17 @@ use x509_cert::ext::pkix::crl::CrlDistributionPoints;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlReason};
 
+use kyso_pki::cert::Cert;
+use kyso_pki::time::{OffsetDateTime, rfc3339};
+
+pub use error::{Error, Result};
+pub use evidence::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
 pub use fetch::{BreakerConfig, FetchConfig, FetchError, FetchSource, Fetcher, UrlRewrite};
+pub use metrics::PkiMetrics;
 
 use self::cache::{Answer, Served, SlotCache, SlotExpiry, Timing};
 use self::crl::CrlIndex;
 use self::ocsp::{OcspAnswer, OcspStatus};
-use crate::cert::Cert;
-use crate::error::Error;
-use crate::metrics::PkiMetrics;
-use crate::report::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
-use crate::time::{OffsetDateTime, rfc3339};
 
 /// Which source is asked first, and whether the other is asked at all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -859,7 +872,7 @@ pub(crate) fn verify_signed(
     signature: &[u8],
     check: &SigCheck,
 ) -> Result<(), String> {
-    use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
+    use kyso_pki::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
     crypto::verify_signature(
         spki,
         alg,

@@ -1,5 +1,8 @@
-//! PAdES baseline B signing (ETSI EN 319 142-1), two-phase like
-//! [`crate::cms_build`], because the keys live in an HSM:
+//! `kyso-pades`: PAdES baseline B signing (ETSI EN 319 142-1) with the legal
+//! appearances (fonts, PNG images, markers), two-phase like
+//! [`kyso_pki::cms_build`], because the keys live in an HSM. It writes PDFs and
+//! never verifies them (`kyso-pdf` reads, `kyso-validation` judges), and it does
+//! no I/O: the caller brings the PDF, the images and the signature value.
 //!
 //! 1. [`prepare`] reads the PDF (lopdf: classic tables, xref streams, object
 //!    streams), refuses what it cannot sign safely, and appends an
@@ -12,7 +15,7 @@
 //!    untouched prefix of the result (D7: the signed file is the original).
 //!    [`PreparedPdf::digest`] is the digest of everything but `/Contents`.
 //! 2. The caller builds the CMS over that digest with
-//!    [`crate::cms_build::prepare`] ([`crate::cms_build::Content::Digest`],
+//!    [`kyso_pki::cms_build::prepare`] ([`kyso_pki::cms_build::Content::Digest`],
 //!    no signing-time attribute: [`PreparedPdf::cades_request`] fills it in)
 //!    and signs it in the HSM; [`PreparedPdf::finish`] writes the CMS into
 //!    `/Contents`.
@@ -40,8 +43,8 @@ use std::io::Read;
 use lopdf::{Dictionary, Document, Object, ObjectId};
 use time::OffsetDateTime;
 
-use crate::cms_build::{CadesRequest, Content, SigningAlgorithm};
-use crate::crypto::DigestAlgorithm;
+use kyso_pki::cms_build::{CadesRequest, Content, SigningAlgorithm};
+use kyso_pki::crypto::DigestAlgorithm;
 
 use serialize::{rect as rect_str, text_string, write_dict, write_object};
 use writer::{Objects, Trailer};
@@ -58,9 +61,9 @@ pub const VN_OFFSET: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) 
 /// send the person's signature or the organisation's seal).
 pub mod samples {
     /// A blue handwritten-like signature on a transparent background (P1).
-    pub const SIGNATURE_PNG: &[u8] = include_bytes!("../../../assets/images/signature-sample.png");
+    pub const SIGNATURE_PNG: &[u8] = include_bytes!("../../assets/images/signature-sample.png");
     /// A red round seal on a transparent background (P2).
-    pub const SEAL_PNG: &[u8] = include_bytes!("../../../assets/images/seal-sample.png");
+    pub const SEAL_PNG: &[u8] = include_bytes!("../../assets/images/seal-sample.png");
 }
 
 /// Bounds on what is read, so a hostile PDF costs bounded memory and stack.
@@ -307,9 +310,9 @@ pub enum PadesError {
     Encoding(String),
 }
 
-impl From<PadesError> for crate::Error {
+impl From<PadesError> for kyso_pki::Error {
     fn from(e: PadesError) -> Self {
-        crate::Error::InvalidRequest(e.to_string())
+        kyso_pki::Error::InvalidRequest(e.to_string())
     }
 }
 
@@ -423,7 +426,7 @@ pub fn prepare(pdf: &[u8], req: &PadesRequest<'_>) -> Result<PreparedPdf, PadesE
         ));
     }
     let src = Source::load(pdf, &req.limits)?;
-    let cert = crate::cert::Cert::from_der(req.signer_certificate)
+    let cert = kyso_pki::cert::Cert::from_der(req.signer_certificate)
         .map_err(|e| PadesError::Certificate(e.to_string()))?;
     let cn = cert.subject_attr(const_oid::db::rfc4519::CN);
     let org = cert
@@ -598,7 +601,7 @@ fn signature_dictionary(
 /// Room for the CMS: the certificates it embeds, the signer's issuer name
 /// again (ESS, issuerAndSerialNumber), a signature of up to RSA-8192, the
 /// attributes and structure, and a margin; so it never overflows for what
-/// [`crate::cms_build`] writes.
+/// [`kyso_pki::cms_build`] writes.
 pub fn placeholder_size(signer_certificate: &[u8], chain: &[Vec<u8>]) -> usize {
     let certs: usize = signer_certificate.len() + chain.iter().map(Vec::len).sum::<usize>();
     certs + 2 * signer_certificate.len() + 1024 + 2048 + 4096
