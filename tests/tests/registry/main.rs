@@ -9,3 +9,4 @@
 mod book;
 mod cli;
 mod index;
+mod names;
