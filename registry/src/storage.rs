@@ -338,38 +338,6 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migrations_without_sections_are_kept_byte_for_byte() {
-        // The checksums of the migrations already applied must not change.
-        for (v, _, sql) in &MIGRATIONS[..3] {
-            for backend in [Backend::Sqlite, Backend::Postgres] {
-                assert!(
-                    matches!(migration_for(sql, backend), Ok(Cow::Borrowed(s)) if s == *sql),
-                    "migration {v}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn each_backend_gets_its_own_section_and_the_common_part() {
-        let (_, _, sql) = MIGRATIONS[3];
-        let sqlite = migration_for(sql, Backend::Sqlite).unwrap_or_default();
-        let pg = migration_for(sql, Backend::Postgres).unwrap_or_default();
-        for text in [&sqlite, &pg] {
-            assert!(text.contains("CREATE TABLE holidays"));
-            assert!(!text.contains(SECTION_MARKER));
-        }
-        assert!(sqlite.contains("RAISE(ABORT") && !sqlite.contains("plpgsql"));
-        assert!(pg.contains("plpgsql") && !pg.contains("RAISE(ABORT"));
-        assert!(migration_for("-- backend: oracle\nSELECT 1;", Backend::Sqlite).is_err());
-    }
-}
-
 /// Re-renders the issuer and subject of certificates stored before migration 6 from their
 /// DER, in kyso's one rendering of names (`kyso_pki::name`); rows written since are
 /// checked once too. Batches keep memory bounded; a row is done once `names_rendering`
@@ -424,4 +392,36 @@ async fn rerender_certificate_names(pool: &AnyPool) -> Result<()> {
         tracing::info!(updated, "certificate names re-rendered (RFC 4514, UTF-8)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_without_sections_are_kept_byte_for_byte() {
+        // The checksums of the migrations already applied must not change.
+        for (v, _, sql) in &MIGRATIONS[..3] {
+            for backend in [Backend::Sqlite, Backend::Postgres] {
+                assert!(
+                    matches!(migration_for(sql, backend), Ok(Cow::Borrowed(s)) if s == *sql),
+                    "migration {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_backend_gets_its_own_section_and_the_common_part() {
+        let (_, _, sql) = MIGRATIONS[3];
+        let sqlite = migration_for(sql, Backend::Sqlite).unwrap_or_default();
+        let pg = migration_for(sql, Backend::Postgres).unwrap_or_default();
+        for text in [&sqlite, &pg] {
+            assert!(text.contains("CREATE TABLE holidays"));
+            assert!(!text.contains(SECTION_MARKER));
+        }
+        assert!(sqlite.contains("RAISE(ABORT") && !sqlite.contains("plpgsql"));
+        assert!(pg.contains("plpgsql") && !pg.contains("RAISE(ABORT"));
+        assert!(migration_for("-- backend: oracle\nSELECT 1;", Backend::Sqlite).is_err());
+    }
 }
