@@ -25,7 +25,7 @@ use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::name::Name;
 
-use super::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
+use crate::signed::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
 use kyso_pki::cert::Cert;
 use kyso_pki::name::rfc4514;
 use kyso_pki::time::{self as t, OffsetDateTime};

@@ -35,6 +35,7 @@ pub mod metrics;
 mod cache;
 mod crl;
 mod ocsp;
+mod signed;
 #[cfg(test)]
 mod tests;
 
@@ -46,7 +47,6 @@ use const_oid::db::rfc5280::{
 };
 use der::Decode;
 use moka::future::Cache;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::ext::pkix::crl::CrlDistributionPoints;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlReason};
@@ -62,6 +62,7 @@ pub use metrics::PkiMetrics;
 use self::cache::{Answer, Served, SlotCache, SlotExpiry, Timing};
 use self::crl::CrlIndex;
 use self::ocsp::{OcspAnswer, OcspStatus};
+use self::signed::{SigCheck, normalise_serial};
 
 /// Which source is asked first, and whether the other is asked at all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -256,13 +257,6 @@ struct Inner {
     sig: SigCheck,
     ocsp: SlotCache<OcspKey, OcspData>,
     crl: SlotCache<CrlKey, CrlIndex>,
-}
-
-/// How signatures of OCSP responses and CRLs are judged.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SigCheck {
-    pub clock_skew: time::Duration,
-    pub allow_sha1: bool,
 }
 
 fn to_time(d: Duration) -> time::Duration {
@@ -841,49 +835,4 @@ fn crl_points(cert: &Cert) -> Result<Vec<DistributionPoint>, String> {
             }
         })
         .collect())
-}
-
-/// A serial as a map key: big-endian magnitude without leading zero octets
-/// (DER adds one when the high bit is set; some CAs pad further).
-pub(crate) fn normalise_serial(serial: &[u8]) -> Box<[u8]> {
-    let start = serial
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(serial.len().saturating_sub(1));
-    serial[start..].into()
-}
-
-/// The exact bytes of the first element of a signed SEQUENCE (tbsCertList,
-/// tbsResponseData): signatures cover the bytes as sent, which a re-encoding
-/// of the decoded structure need not reproduce.
-pub(crate) fn tbs_bytes(der: &[u8]) -> der::Result<&[u8]> {
-    use der::{Reader, SliceReader};
-    let mut r = SliceReader::new(der)?;
-    let header = der::Header::decode(&mut r)?;
-    header.tag.assert_eq(der::Tag::Sequence)?;
-    r.tlv_bytes()
-}
-
-/// Verifies a signature made by the key of `spki` with the algorithm `alg`.
-pub(crate) fn verify_signed(
-    spki: &SubjectPublicKeyInfoOwned,
-    alg: &AlgorithmIdentifierOwned,
-    message: &[u8],
-    signature: &[u8],
-    check: &SigCheck,
-) -> Result<(), String> {
-    use kyso_pki::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
-    crypto::verify_signature(
-        spki,
-        alg,
-        None::<DigestAlgorithm>,
-        message,
-        signature,
-        AlgorithmPolicy {
-            allow_sha1: check.allow_sha1,
-            ..AlgorithmPolicy::default()
-        },
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }

@@ -18,7 +18,7 @@ use x509_ocsp::{
     ResponderId, SingleResponse, TbsRequest, Version,
 };
 
-use super::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
+use crate::signed::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
 use kyso_pki::cert::Cert;
 use kyso_pki::name::rfc4514;
 use kyso_pki::time::{self as t, OffsetDateTime};
