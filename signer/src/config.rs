@@ -628,3 +628,29 @@ fn read_pin(s: &SlotSection, i: usize, problems: &mut Vec<String>) -> Option<Sec
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_section_takes_trust_keys_only() {
+        let ok: Config = toml::from_str(
+            "[trust]\ntrust_anchors = [\"/r.pem\"]\nlegacy_sha1_roots = []\n\
+             [trust.revocation]\npolicy = \"soft-fail\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.trust.trust_anchors.len(), 1);
+        // The verifier service's own keys were once accepted here and ignored.
+        for bad in [
+            "[trust]\nlisten = \"127.0.0.1:1\"\n",
+            "[trust]\nmetrics_listen = \"127.0.0.1:2\"\n",
+            "[trust.limits]\nmax_message_bytes = 4096\n",
+            "[trust.tls]\ncert = \"/c.pem\"\n",
+        ] {
+            let e = toml::from_str::<Config>(bad).expect_err(bad);
+            assert!(e.to_string().contains("unknown field"), "{bad}: {e}");
+        }
+    }
+}
