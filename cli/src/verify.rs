@@ -264,9 +264,7 @@ fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
     let loaded = config.load()?;
     let metrics = kyso_revocation::PkiMetrics::unregistered()
         .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
-    let fetcher =
-        kyso_revocation::Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.clone())?;
-    Ok(Verifier::new(loaded.pki, fetcher, metrics))
+    Ok(Verifier::from_config(loaded.pki, metrics)?)
 }
 
 async fn verify_file(

@@ -142,7 +142,5 @@ pub fn verifier_from(
 ) -> kyso_validation::verify::Verifier {
     let loaded = config.load().expect("the test configuration loads");
     let metrics = kyso_revocation::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_revocation::Fetcher::new(loaded.revocation.fetch.clone(), metrics.clone())
-        .expect("fetcher");
-    kyso_validation::verify::Verifier::new(loaded, fetcher, metrics)
+    kyso_validation::verify::Verifier::from_config(loaded, metrics).expect("fetcher")
 }

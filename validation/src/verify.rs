@@ -119,6 +119,16 @@ impl Verifier {
         }
     }
 
+    /// A verifier with its own HTTP fetcher, built from `cfg.revocation.fetch`, serving
+    /// OCSP, CRL and AIA. Fails only when the HTTP client cannot be set up.
+    pub fn from_config(
+        cfg: VerifierConfig,
+        metrics: PkiMetrics,
+    ) -> std::result::Result<Self, kyso_revocation::Error> {
+        let fetcher = Fetcher::new(cfg.revocation.fetch.clone(), metrics.clone())?;
+        Ok(Self::new(cfg, fetcher, metrics))
+    }
+
     /// The path builder (its trust store).
     pub fn paths(&self) -> &PathBuilder {
         &self.paths

@@ -16,7 +16,6 @@ use kyso_pki::cms::Detached;
 use kyso_pki::time::OffsetDateTime;
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
-use kyso_revocation::Fetcher;
 use kyso_revocation::PkiMetrics;
 use kyso_tests::{CmsSign, DownMode, PkiServers, TestPki, exchange, openssl_cms_sign};
 use kyso_validation::config::{RevocationSection, TrustConfig, UrlRewrite};
@@ -67,9 +66,8 @@ fn library(pki: &TestPki, servers: &PkiServers, tweak: impl FnOnce(&mut TrustCon
     tweak(&mut cfg);
     let loaded = cfg.load().expect("a valid configuration");
     let metrics = PkiMetrics::unregistered().unwrap();
-    let fetcher = Fetcher::new(loaded.revocation.fetch.clone(), metrics.clone()).expect("fetcher");
     Lib {
-        verifier: Verifier::new(loaded, fetcher, metrics.clone()),
+        verifier: Verifier::from_config(loaded, metrics.clone()).expect("fetcher"),
         metrics,
     }
 }
