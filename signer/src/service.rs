@@ -14,13 +14,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kyso_pades as pades;
 use kyso_pki::cms::Detached;
 use kyso_pki::cms_build::{self, CadesRequest, Content};
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::pades;
-use kyso_pki::report::Indication;
-use kyso_pki::verify::CmsRequest;
 use kyso_proto::signer::v1 as pb;
+use kyso_validation::report::Indication;
+use kyso_validation::verify::CmsRequest;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
@@ -408,12 +408,12 @@ impl SignerService {
         pdf: &[u8],
         now: OffsetDateTime,
     ) -> Result<()> {
-        let options = kyso_pki::pdf::PdfVerifyOptions {
-            limits: kyso_pki::pdf::PdfLimits {
+        let options = kyso_validation::pdf::PdfVerifyOptions {
+            limits: kyso_validation::pdf::PdfLimits {
                 max_bytes: self.inner.max_pdf_bytes,
-                ..kyso_pki::pdf::PdfLimits::default()
+                ..kyso_validation::pdf::PdfLimits::default()
             },
-            ..kyso_pki::pdf::PdfVerifyOptions::default()
+            ..kyso_validation::pdf::PdfVerifyOptions::default()
         };
         let report = self
             .inner
@@ -442,7 +442,12 @@ impl SignerService {
     async fn any_with_authority<'r>(
         &self,
         job: &Job<'_>,
-        signatures: impl Iterator<Item = (&'r kyso_pki::report::SignatureReport, Option<&'static str>)>,
+        signatures: impl Iterator<
+            Item = (
+                &'r kyso_validation::report::SignatureReport,
+                Option<&'static str>,
+            ),
+        >,
         now: OffsetDateTime,
     ) -> Result<()> {
         let doc_type = job
@@ -922,7 +927,7 @@ impl SignerService {
                     certificate: k.certificate.der().to_vec(),
                     chain: k.chain.iter().map(|c| c.der().to_vec()).collect(),
                     fingerprint: k.certificate.fingerprint_hex(),
-                    subject: kyso_pki::cert::name_to_string(k.certificate.subject()),
+                    subject: kyso_pki::name::rfc4514(k.certificate.subject()),
                     not_after: Some(prost_types::Timestamp {
                         seconds: k.certificate.not_after().unix_timestamp(),
                         nanos: 0,
@@ -994,7 +999,7 @@ impl SignerService {
         &self.inner.registry
     }
 
-    pub(crate) fn verifier(&self) -> &kyso_pki::verify::Verifier {
+    pub(crate) fn verifier(&self) -> &kyso_validation::verify::Verifier {
         self.inner.own.verifier()
     }
 

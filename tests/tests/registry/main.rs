@@ -10,4 +10,5 @@
 mod book;
 mod cli;
 mod index;
+mod names;
 mod seed;
