@@ -28,27 +28,7 @@ const RSA: SigningAlgorithm = SigningAlgorithm::RsaPkcs1(kyso_pki::crypto::Diges
 
 /// Objects (bodies, numbered from 1) written with a classic cross-reference table.
 fn pdf_from(objects: &[String], trailer_extra: &str) -> Vec<u8> {
-    let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<</Size {} /Root 1 0 R{trailer_extra}>>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    kyso_tests::pdf_fixtures::classic_pdf(objects, trailer_extra)
 }
 
 /// A one-page A4 decision: the title line "CHU TICH", a marker `{{chu_ky}}` and the name

@@ -3,28 +3,14 @@
 //! incremental updates of one PDF; refusals (A6 without an approval, A7) recorded in the
 //! audit log. Build the binaries first (`cargo build --workspace --bins`).
 
-use std::path::Path;
 use std::process::Command;
 
 use kyso_proto::signer::v1 as pb;
 use kyso_tests::cluster::Cluster;
+
+use super::sign::{audit_lines, status_rules};
 use serde_json::{Value, json};
 use tonic::Code;
-
-fn status_rules(s: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    s.get_details_error_info()
-        .and_then(|i| i.metadata.get("rules").cloned())
-        .unwrap_or_default()
-}
-
-fn audit_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// A one-page A4 decision with a classic xref table.
 fn sample_pdf() -> Vec<u8> {
@@ -42,27 +28,7 @@ fn sample_pdf() -> Vec<u8> {
         ),
         "<</Type /Font /Subtype /Type1 /BaseFont /Times-Roman>>".to_owned(),
     ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n\r\n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<</Size {} /Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    kyso_tests::pdf_fixtures::classic_pdf(&objects, "")
 }
 
 fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfRequest {

@@ -18,14 +18,14 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-fn status_rules(s: &tonic::Status) -> String {
+pub(crate) fn status_rules(s: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     s.get_details_error_info()
         .and_then(|i| i.metadata.get("rules").cloned())
         .unwrap_or_default()
 }
 
-fn audit_lines(path: &Path) -> Vec<Value> {
+pub(crate) fn audit_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
