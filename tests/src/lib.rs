@@ -25,6 +25,7 @@ pub mod cluster;
 mod cms;
 pub mod hsm;
 mod http;
+pub mod mtls;
 mod ocsp;
 pub mod pdf_fixtures;
 pub mod pdf_peers;

@@ -14,6 +14,7 @@ use kyso_proto::signer::v1 as pb;
 use kyso_proto::signer::v1::signer_client::SignerClient;
 use kyso_tests::cluster::Cluster;
 use kyso_tests::hsm::workspace_bin;
+use kyso_tests::mtls::Mtls;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -594,92 +595,19 @@ slots = ["missing"]
 // ------------------------------------------------------------------ mTLS callers
 
 /// A throwaway TLS CA, the signer's server certificate (127.0.0.1) and client certificates;
-/// returns the directory and each client's SHA-256 fingerprint (openssl's colon form).
-fn make_tls(names: &[&str]) -> (tempfile::TempDir, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let run = |args: &[&str]| {
-        kyso_tests::run(
-            Command::new("openssl").args(args).current_dir(d),
-            None,
-            kyso_tests::COMMAND_TIMEOUT,
-        )
-        .expect_success()
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kyso test mTLS CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&ca);
-    std::fs::write(
-        d.join("server.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("client.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    let mut fingerprints = Vec::new();
-    for (i, name) in std::iter::once(&"server").chain(names).enumerate() {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        let subj = format!("/CN={name}");
-        let mut req = vec!["req", "-new"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        run(&req);
-        let ext = if i == 0 { "server.ext" } else { "client.ext" };
-        let serial = (i + 1).to_string();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            &serial,
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            ext,
-            "-out",
-            &pem,
-        ]);
-        if i > 0 {
-            let out = run(&["x509", "-in", &pem, "-noout", "-fingerprint", "-sha256"]);
-            let text = out.stdout_str();
-            fingerprints.push(text.trim().rsplit('=').next().unwrap().to_owned());
-        }
-    }
-    (dir, fingerprints)
+/// returns the files and each client's SHA-256 fingerprint (openssl's colon form).
+fn make_tls(names: &[&str]) -> (Mtls, Vec<String>) {
+    let subjects: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), format!("/CN={n}")))
+        .collect();
+    let clients: Vec<(&str, &str)> = subjects
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let tls = Mtls::generate(&clients);
+    let fingerprints = names.iter().map(|n| tls.fingerprint(n)).collect();
+    (tls, fingerprints)
 }
 
 async fn mtls_client(

@@ -5,12 +5,12 @@
 //! Every network wait is bounded so that a hang fails the test instead of wedging it.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
+use kyso_tests::mtls::Mtls;
 use kyso_tests::{
     CmsSign, DownMode, ISSUING_CA_CN, ORG_NAME, PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE,
     PERSONAL_UID, PkiServers, ROOT_CN, TestPki, openssl_cms_sign,
@@ -1194,7 +1194,7 @@ async fn config_with_several_problems_lists_them_all_at_once() {
 
 /// A throwaway CA with a server certificate (localhost, 127.0.0.1) and a client certificate.
 struct TlsFiles {
-    _dir: tempfile::TempDir,
+    _files: Mtls,
     ca: PathBuf,
     server_cert: PathBuf,
     server_key: PathBuf,
@@ -1202,94 +1202,15 @@ struct TlsFiles {
     client_key: PathBuf,
 }
 
-fn openssl_in(dir: &Path, args: &[&str]) {
-    kyso_tests::run(
-        Command::new("openssl").args(args).current_dir(dir),
-        None,
-        kyso_tests::COMMAND_TIMEOUT,
-    )
-    .expect_success();
-}
-
 fn make_tls_files() -> TlsFiles {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca_args = vec!["req", "-x509"];
-    ca_args.extend(ec);
-    ca_args.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=kyso test mTLS CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl_in(d, &ca_args);
-    std::fs::write(
-        d.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("client.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for (name, serial, subj) in [
-        ("server", "1", "/CN=localhost"),
-        ("client", "2", "/CN=kyso test client/O=Văn phòng UBND tỉnh"),
-    ] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let pem = format!("{name}.pem");
-        let ext = format!("{name}.ext");
-        let mut args = vec!["req", "-new", "-utf8"];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &csr, "-subj", subj]);
-        openssl_in(d, &args);
-        openssl_in(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                serial,
-                "-days",
-                "2",
-                "-sha256",
-                "-extfile",
-                &ext,
-                "-out",
-                &pem,
-            ],
-        );
-    }
+    let files = Mtls::generate(&[("client", "/CN=kyso test client/O=Văn phòng UBND tỉnh")]);
     TlsFiles {
-        ca: d.join("ca.pem"),
-        server_cert: d.join("server.pem"),
-        server_key: d.join("server.key"),
-        client_cert: d.join("client.pem"),
-        client_key: d.join("client.key"),
-        _dir: dir,
+        ca: files.ca(),
+        server_cert: files.cert("server"),
+        server_key: files.key("server"),
+        client_cert: files.cert("client"),
+        client_key: files.key("client"),
+        _files: files,
     }
 }
 
