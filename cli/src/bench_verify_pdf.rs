@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use der::Encode;
+use kyso_pdf::{self as pdf, PdfLimits};
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
-use kyso_pki::pdf::{self, PdfLimits};
 use kyso_proto::verifier::v1 as pb;
 use pb::verifier_client::VerifierClient;
 use serde_json::{Value, json};

@@ -109,6 +109,9 @@ pub enum CliError {
     /// The PKI core refused the input.
     #[error(transparent)]
     Pki(#[from] kyso_pki::Error),
+    /// The revocation fetcher could not be set up.
+    #[error(transparent)]
+    Revocation(#[from] kyso_revocation::Error),
     /// The server could not be reached.
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),

@@ -10,11 +10,13 @@ use std::process::ExitCode;
 use clap::Args;
 use futures::StreamExt;
 use kyso_pki::cms::Detached;
-use kyso_pki::pdf::{PdfReport, PdfVerifyOptions};
-use kyso_pki::report::{DocumentReport, Indication, RevocationPolicy};
 use kyso_pki::time::{OffsetDateTime, parse_rfc3339};
 use kyso_proto::verifier::v1 as pb;
-use kyso_verifier::config::UrlRewrite;
+use kyso_validation::config::UrlRewrite;
+use kyso_validation::convert;
+use kyso_validation::pdf::{PdfReport, PdfVerifyOptions};
+use kyso_validation::report::{DocumentReport, Indication, RevocationPolicy};
+use kyso_validation::verify::Verifier;
 use serde_json::json;
 
 use crate::client::ServerArgs;
@@ -74,7 +76,7 @@ impl FileReport {
 }
 
 enum Backend {
-    Local(kyso_pki::verify::Verifier),
+    Local(Verifier),
     Remote(pb::verifier_client::VerifierClient<tonic::transport::Channel>),
 }
 
@@ -237,36 +239,32 @@ fn worst(results: &[(PathBuf, Result<FileReport, CliError>)]) -> &'static str {
     }
 }
 
-fn local_verifier(args: &VerifyArgs) -> Result<kyso_pki::verify::Verifier, CliError> {
+fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
     let mut config = match &args.config {
         Some(p) => kyso_verifier::Config::from_file(p)?,
         None => kyso_verifier::Config::default(),
     };
     config
+        .trust
         .trust_anchors
         .extend(args.trust_anchors.iter().cloned());
     config
+        .trust
         .intermediates
         .extend(args.intermediates.iter().cloned());
     for r in &args.url_rewrites {
         let (from, to) = r
             .split_once('=')
             .ok_or_else(|| CliError::Usage(format!("--url-rewrite {r:?}: expected FROM=TO")))?;
-        config.revocation.url_rewrites.push(UrlRewrite {
+        config.trust.revocation.url_rewrites.push(UrlRewrite {
             from: from.into(),
             to: to.into(),
         });
     }
     let loaded = config.load()?;
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered()
+    let metrics = kyso_revocation::PkiMetrics::unregistered()
         .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )?;
-    Ok(kyso_pki::verify::Verifier::new(
-        loaded.pki, fetcher, metrics,
-    ))
+    Ok(Verifier::from_config(loaded.pki, metrics)?)
 }
 
 async fn verify_file(
@@ -313,13 +311,11 @@ async fn verify_pdf(
         Backend::Remote(client) => {
             let req = pb::VerifyPdfRequest {
                 pdf,
-                at: at.map(kyso_verifier::convert::ts),
-                revocation_policy: policy
-                    .map(kyso_verifier::convert::policy_to_pb)
-                    .unwrap_or(0),
+                at: at.map(convert::ts),
+                revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
             };
             let resp = client.clone().verify_pdf(req).await?.into_inner();
-            Ok(kyso_verifier::convert::pdf_from_pb(&resp))
+            Ok(convert::pdf_from_pb(&resp))
         }
     }
 }
@@ -338,7 +334,7 @@ async fn verify_cms(
                 None => Detached::None,
             };
             Ok(v.verify_cms(
-                kyso_pki::verify::CmsRequest {
+                kyso_validation::verify::CmsRequest {
                     signature: &signature,
                     detached,
                     at,
@@ -352,14 +348,12 @@ async fn verify_cms(
             let req = pb::VerifyCmsRequest {
                 signature,
                 detached: content.map(|c| pb::verify_cms_request::Detached::Content(c.to_vec())),
-                at: at.map(kyso_verifier::convert::ts),
-                revocation_policy: policy
-                    .map(kyso_verifier::convert::policy_to_pb)
-                    .unwrap_or(0),
+                at: at.map(convert::ts),
+                revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
                 request_id: String::new(),
             };
             let resp = client.clone().verify_cms(req).await?.into_inner();
-            Ok(kyso_verifier::convert::document_from_pb(&resp))
+            Ok(convert::document_from_pb(&resp))
         }
     }
 }
@@ -416,7 +410,7 @@ fn print_pdf(file: &str, report: &PdfReport) {
     }
 }
 
-fn print_signer(s: &kyso_pki::report::SignatureReport) {
+fn print_signer(s: &kyso_validation::report::SignatureReport) {
     if let Some(id) = &s.signer {
         println!(
             "    signer: {}{}{}",

@@ -3,7 +3,7 @@
 //! of later updates, on arbitrary bytes. Small limits keep each run fast.
 #![no_main]
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::pdf::{PdfLimits, parse_signatures};
+use kyso_pdf::{PdfLimits, parse_signatures};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

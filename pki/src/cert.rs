@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use const_oid::{ObjectIdentifier, db::rfc4519};
+use const_oid::{ObjectIdentifier, db::rfc3280, db::rfc4519};
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::name::Name;
 
 use crate::error::{Error, Result};
+use crate::name;
 use crate::time::{self as t, OffsetDateTime};
 
 /// Largest certificate accepted; real ones are a few KiB.
@@ -31,19 +32,24 @@ struct Inner {
     /// Where the `tbsCertificate` lies in `der` (what the issuer signed).
     tbs: std::ops::Range<usize>,
     /// The rendered identity, made on first use.
-    identity: std::sync::OnceLock<crate::report::SignerIdentity>,
+    identity: std::sync::OnceLock<SignerIdentity>,
     /// The rendered path entry fields, made on first use.
     entry: std::sync::OnceLock<EntryNames>,
 }
 
 /// Names of a certificate as the report shows them, rendered once.
 #[derive(Debug, Clone)]
-pub(crate) struct EntryNames {
-    pub(crate) subject: String,
-    pub(crate) issuer: String,
-    pub(crate) serial_hex: String,
-    pub(crate) fingerprint_hex: String,
-    pub(crate) signature_algorithm: String,
+pub struct EntryNames {
+    /// RFC 4514 subject ([`name::rfc4514`]).
+    pub subject: String,
+    /// RFC 4514 issuer ([`name::rfc4514`]).
+    pub issuer: String,
+    /// Serial, upper-case hex.
+    pub serial_hex: String,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint_hex: String,
+    /// Name of the algorithm the issuer signed with.
+    pub signature_algorithm: String,
 }
 
 /// Parsed certificates by the SHA-256 of their DER: content-addressed, so a
@@ -113,16 +119,16 @@ impl Cert {
     }
 
     /// The identity the certificate states, rendered once.
-    pub fn identity(&self) -> &crate::report::SignerIdentity {
-        self.0
-            .identity
-            .get_or_init(|| crate::report::SignerIdentity::render(self))
+    pub fn identity(&self) -> &SignerIdentity {
+        self.0.identity.get_or_init(|| SignerIdentity::render(self))
     }
 
-    pub(crate) fn entry_names(&self) -> &EntryNames {
+    /// Subject, issuer, serial, fingerprint and algorithm as the reports show them,
+    /// rendered once per certificate.
+    pub fn entry_names(&self) -> &EntryNames {
         self.0.entry.get_or_init(|| EntryNames {
-            subject: name_to_string(self.subject()),
-            issuer: name_to_string(self.issuer()),
+            subject: name::rfc4514(self.subject()),
+            issuer: name::rfc4514(self.issuer()),
             serial_hex: self.serial_hex(),
             fingerprint_hex: self.fingerprint_hex(),
             signature_algorithm: crate::crypto::algorithm_name(
@@ -281,7 +287,7 @@ impl Cert {
 
     /// First value of a subject attribute, as text.
     pub fn subject_attr(&self, oid: ObjectIdentifier) -> Option<String> {
-        name_attr(self.subject(), oid)
+        name::attribute(self.subject(), oid)
     }
 
     /// Personal, organisation or CA, judged from the subject: a personal
@@ -296,7 +302,7 @@ impl Cert {
             rfc4519::GIVEN_NAME,
             rfc4519::SN,
             rfc4519::UID,
-            const_oid::db::rfc3280::PSEUDONYM,
+            rfc3280::PSEUDONYM,
         ]
         .into_iter()
         .any(|oid| self.subject_attr(oid).is_some());
@@ -337,81 +343,62 @@ fn tbs_range(der: &[u8]) -> Result<std::ops::Range<usize>> {
     Ok(start..end)
 }
 
-/// First value of an attribute of a name, decoded as text whatever its string type.
-pub fn name_attr(name: &Name, oid: ObjectIdentifier) -> Option<String> {
-    name.0
-        .iter()
-        .flat_map(|rdn| rdn.0.iter())
-        .find(|atv| atv.oid == oid)
-        .map(|atv| any_to_string(&atv.value))
+/// Who a certificate names, as the reports show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SignerIdentity {
+    /// RFC 4514 subject ([`name::rfc4514`]).
+    pub subject: String,
+    /// CN.
+    pub common_name: Option<String>,
+    /// Title (2.5.4.12), e.g. "Chủ tịch".
+    pub title: Option<String>,
+    /// O.
+    pub organisation: Option<String>,
+    /// OU.
+    pub organisational_unit: Option<String>,
+    /// emailAddress in the subject, or the first rfc822Name of subjectAltName.
+    pub email: Option<String>,
+    /// L.
+    pub locality: Option<String>,
+    /// ST.
+    pub province: Option<String>,
+    /// C.
+    pub country: Option<String>,
+    /// UID (personal identification numbers are carried here).
+    pub uid: Option<String>,
+    /// Certificate serial number, hex.
+    pub serial_number: String,
+    /// RFC 4514 issuer ([`name::rfc4514`]): with the serial, what the registry's
+    /// issuer and serial look-up takes.
+    pub issuer: String,
+    /// Personal, organisation or CA.
+    pub kind: Option<CertKind>,
+    /// SHA-256 of the certificate, hex.
+    pub fingerprint_sha256: String,
 }
 
-/// Renders a directory string (UTF8String, PrintableString, BMPString, ...).
-pub fn any_to_string(v: &der::Any) -> String {
-    use der::{Tag, Tagged};
-    let bytes = v.value();
-    match v.tag() {
-        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => {
-            String::from_utf8_lossy(bytes).into_owned()
+impl SignerIdentity {
+    /// The identity a certificate states (rendered once per certificate).
+    pub fn from_cert(c: &Cert) -> Self {
+        c.identity().clone()
+    }
+
+    fn render(c: &Cert) -> Self {
+        Self {
+            subject: name::rfc4514(c.subject()),
+            common_name: c.subject_attr(rfc4519::CN),
+            title: c.subject_attr(rfc4519::TITLE),
+            organisation: c.subject_attr(rfc4519::O),
+            organisational_unit: c.subject_attr(rfc4519::OU),
+            email: c.subject_attr(rfc3280::EMAIL_ADDRESS),
+            locality: c.subject_attr(rfc4519::L),
+            province: c.subject_attr(rfc4519::ST),
+            country: c.subject_attr(rfc4519::C),
+            uid: c.subject_attr(rfc4519::UID),
+            serial_number: c.serial_hex(),
+            issuer: name::rfc4514(c.issuer()),
+            kind: Some(c.kind()),
+            fingerprint_sha256: c.fingerprint_hex(),
         }
-        // TeletexString is in practice Latin-1.
-        Tag::TeletexString => bytes.iter().map(|b| char::from(*b)).collect(),
-        Tag::BmpString => {
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16_lossy(&units)
-        }
-        _ => hex::encode(bytes),
     }
-}
-
-/// RFC 4514-style rendering of a name with UTF-8 values (x509-cert's own
-/// `Display` escapes non-ASCII, which is unreadable for Vietnamese names).
-pub fn name_to_string(name: &Name) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for rdn in name.0.iter().rev() {
-        let atvs: Vec<String> = rdn
-            .0
-            .iter()
-            .map(|atv| {
-                let key = attr_short_name(atv.oid);
-                format!("{key}={}", escape_rfc4514(&any_to_string(&atv.value)))
-            })
-            .collect();
-        parts.push(atvs.join("+"));
-    }
-    parts.join(",")
-}
-
-fn attr_short_name(oid: ObjectIdentifier) -> String {
-    match oid {
-        rfc4519::CN => "CN".into(),
-        rfc4519::O => "O".into(),
-        rfc4519::OU => "OU".into(),
-        rfc4519::C => "C".into(),
-        rfc4519::ST => "ST".into(),
-        rfc4519::L => "L".into(),
-        rfc4519::TITLE => "title".into(),
-        rfc4519::UID => "UID".into(),
-        rfc4519::SERIAL_NUMBER => "serialNumber".into(),
-        rfc4519::GIVEN_NAME => "GN".into(),
-        rfc4519::SN => "SN".into(),
-        const_oid::db::rfc3280::EMAIL_ADDRESS => "emailAddress".into(),
-        other => other.to_string(),
-    }
-}
-
-fn escape_rfc4514(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for (i, c) in s.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '));
-        if special {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

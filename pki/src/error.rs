@@ -1,8 +1,9 @@
 //! The one error type of `kyso-pki`.
 //!
 //! Errors are for input that cannot be judged at all (not a CMS, an algorithm
-//! we do not know) and for broken plumbing. A signature that can be judged
-//! and fails is not an error: it is a report with an indication.
+//! we do not know). A signature that can be judged and fails is not an error:
+//! it is a report with an indication. Fetch and configuration failures belong
+//! to the crates that fetch and configure.
 
 use const_oid::ObjectIdentifier;
 
@@ -37,21 +38,11 @@ pub enum Error {
     /// The caller asked for something inconsistent (wrong digest length, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The configuration cannot be used (unreadable trust anchors, bad URL rewrite, ...).
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Fetching revocation data or an intermediate failed.
-    #[error("fetch {url}: {reason}")]
-    Fetch {
-        /// The URL after rewriting.
-        url: String,
-        /// Why the fetch failed.
-        reason: String,
-    },
 }
 
 impl Error {
-    pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
+    /// A [`Error::Malformed`] for `what`, with the decoder's complaint.
+    pub fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
         Self::Malformed {
             what,
             reason: reason.to_string(),

@@ -1,15 +1,20 @@
-//! `kyso-pki`: the PKI core of kyso, without any gRPC.
+//! `kyso-pki`: ASN.1, CMS, certificates and certification paths, with no I/O.
+//!
+//! Everything here is a pure function of its inputs (bytes, the reference time,
+//! "now"): it parses, builds and checks, and never opens a socket, a file or a
+//! database. Fetching OCSP responses, CRLs and AIA certificates is the job of
+//! `kyso-revocation` (the path builder asks for issuers through
+//! [`path::IssuerSource`]); judging a signature into a report is `kyso-validation`;
+//! PDF files are `kyso-pdf` and `kyso-pades`.
 //!
 //! - [`ber`]: BER to DER normalisation (openssl `-stream` output is BER).
 //! - [`cms`]: CMS SignedData parsing and the per-signer cryptographic checks.
 //! - [`cms_build`]: CAdES-BES SignedData building, two-phase for HSM keys.
 //! - [`crypto`]: digests and signature verification (aws-lc-rs).
 //! - [`cert`]: a parsed certificate with its DER, fingerprint and identity.
+//! - [`name`]: the one text rendering of X.509 names (RFC 4514, UTF-8).
 //! - [`path`]: certification path building and RFC 5280 checks.
-//! - [`revocation`]: OCSP and CRL clients behind bounded, coalescing caches.
-//! - [`verify`]: the whole verification of a signature into a [`report`].
-//!
-//! Time-dependent functions take the reference time and "now" as parameters.
+//! - [`time`]: ASN.1 times and RFC 3339.
 
 pub mod ber;
 pub mod cert;
@@ -17,13 +22,8 @@ pub mod cms;
 pub mod cms_build;
 pub mod crypto;
 pub mod error;
-pub mod metrics;
-pub mod pades;
+pub mod name;
 pub mod path;
-pub mod pdf;
-pub mod report;
-pub mod revocation;
 pub mod time;
-pub mod verify;
 
 pub use error::{Error, Result};

@@ -7,6 +7,9 @@
 //! parent's key verifies the child's signature, so a rogue CA that copies the
 //! real CA's name never chains. Verified links are cached by fingerprint
 //! pair: on the hot path a known chain costs no RSA operation at all.
+//!
+//! Downloads are not done here (this crate does no I/O): AIA caIssuers come in
+//! through an [`IssuerSource`], which the revocation crate's HTTP fetcher implements.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,10 +21,12 @@ use der::Decode;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, KeyUsages};
 
-use crate::cert::{Cert, name_to_string};
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::cert::Cert;
 use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
-use crate::report::CertSource;
-use crate::revocation::fetch::{FetchSource, Fetcher};
+use crate::name::rfc4514;
 use crate::time::OffsetDateTime;
 
 /// Longest path accepted (leaf + intermediates + anchor); government paths have 3.
@@ -63,6 +68,71 @@ impl TrustStore {
 
     fn is_anchor(&self, c: &Cert) -> bool {
         self.anchors.iter().any(|a| a == c)
+    }
+}
+
+/// Where missing issuer certificates are downloaded from: the AIA caIssuers URL of a
+/// certificate (RFC 5280 4.2.2.1). Implemented by the revocation crate's HTTP fetcher
+/// (URL rewriting, deadlines, circuit breaking); the path builder caches the answers.
+pub trait IssuerSource: Send + Sync + std::fmt::Debug {
+    /// The body served at `url` (one DER certificate or a PEM bundle), or why there is none.
+    fn fetch_issuers<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+}
+
+/// Where a certificate of the path came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "url")]
+pub enum CertSource {
+    /// The CMS `certificates` field (or the request's chain).
+    Signature,
+    /// The configured intermediates.
+    Configured,
+    /// Downloaded through the AIA caIssuers URL.
+    Aia(String),
+    /// A configured trust anchor.
+    Anchor,
+}
+
+/// One certificate of the validated path, as the reports show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathEntry {
+    /// RFC 4514 subject.
+    pub subject: String,
+    /// RFC 4514 issuer.
+    pub issuer: String,
+    /// Serial, hex.
+    pub serial_number: String,
+    /// notBefore.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// SHA-256, hex.
+    pub fingerprint_sha256: String,
+    /// The algorithm the issuer signed this certificate with.
+    pub signature_algorithm: String,
+    /// Whether this is the trust anchor that ends the path.
+    pub trust_anchor: bool,
+    /// Where it came from.
+    pub source: CertSource,
+}
+
+impl PathEntry {
+    /// The report entry for a certificate of a path.
+    pub fn new(c: &Cert, source: CertSource) -> Self {
+        let names = c.entry_names();
+        Self {
+            subject: names.subject.clone(),
+            issuer: names.issuer.clone(),
+            serial_number: names.serial_hex.clone(),
+            not_before: c.not_before(),
+            not_after: c.not_after(),
+            fingerprint_sha256: names.fingerprint_hex.clone(),
+            signature_algorithm: names.signature_algorithm.clone(),
+            trust_anchor: source == CertSource::Anchor,
+            source,
+        }
     }
 }
 
@@ -146,7 +216,7 @@ impl ValidPath {
 #[derive(Clone, Debug)]
 pub struct PathBuilder {
     trust: Arc<TrustStore>,
-    fetcher: Option<Fetcher>,
+    issuers: Option<Arc<dyn IssuerSource>>,
     /// (child fingerprint, parent fingerprint) → the link verified, with
     /// whether it needed SHA-1.
     links: moka::sync::Cache<([u8; 32], [u8; 32]), LinkResult>,
@@ -161,11 +231,11 @@ enum LinkResult {
 }
 
 impl PathBuilder {
-    /// A builder over `trust`; `fetcher` enables AIA caIssuers downloads.
-    pub fn new(trust: Arc<TrustStore>, fetcher: Option<Fetcher>) -> Self {
+    /// A builder over `trust`; `issuers` enables AIA caIssuers downloads.
+    pub fn new(trust: Arc<TrustStore>, issuers: Option<Arc<dyn IssuerSource>>) -> Self {
         Self {
             trust,
-            fetcher,
+            issuers,
             links: moka::sync::Cache::new(100_000),
             aia: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -204,7 +274,7 @@ impl PathBuilder {
             return Err(last_failure.unwrap_or_else(|| {
                 PathFailure::NoChain(format!(
                     "no path from {} to a trust anchor",
-                    name_to_string(leaf.subject())
+                    rfc4514(leaf.subject())
                 ))
             }));
         }
@@ -219,7 +289,7 @@ impl PathBuilder {
         seen: &'a mut HashSet<[u8; 32]>,
         pool: &'a [Cert],
         last_failure: &'a mut Option<PathFailure>,
-    ) -> futures::future::BoxFuture<'a, bool> {
+    ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let Some(child) = path.last().map(|p| p.cert.clone()) else {
                 return false;
@@ -242,8 +312,8 @@ impl PathBuilder {
                     LinkResult::Bad => {
                         *last_failure = Some(PathFailure::NoChain(format!(
                             "the certificate named {} does not verify the signature on {}",
-                            name_to_string(cand.subject()),
-                            name_to_string(child.subject())
+                            rfc4514(cand.subject()),
+                            rfc4514(child.subject())
                         )));
                         continue;
                     }
@@ -298,20 +368,17 @@ impl PathBuilder {
     }
 
     async fn aia_candidates(&self, child: &Cert) -> Vec<(Cert, CertSource)> {
-        let Some(fetcher) = &self.fetcher else {
+        let Some(issuers) = &self.issuers else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for url in ca_issuers_urls(child) {
-            let f = fetcher.clone();
+            let source = Arc::clone(issuers);
             let u = url.clone();
             let certs = self
                 .aia
                 .try_get_with(url.clone(), async move {
-                    let body = f
-                        .get(&u, FetchSource::Aia)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let body = source.fetch_issuers(&u).await?;
                     Cert::parse_many(&body)
                         .map(Arc::new)
                         .map_err(|e| e.to_string())
@@ -388,7 +455,7 @@ impl PathBuilder {
                 if !ca {
                     return Err(PathFailure::Constraints(format!(
                         "{} issues certificates but is not a CA (basicConstraints)",
-                        name_to_string(c.subject())
+                        rfc4514(c.subject())
                     )));
                 }
                 if let Some(len) = bc.and_then(|b| b.path_len_constraint)
@@ -396,13 +463,13 @@ impl PathBuilder {
                 {
                     return Err(PathFailure::Constraints(format!(
                         "{} allows {len} intermediate CA(s) below it, the path has {intermediates_below}",
-                        name_to_string(c.subject())
+                        rfc4514(c.subject())
                     )));
                 }
                 if !c.key_usage_allows(KeyUsages::KeyCertSign) {
                     return Err(PathFailure::Constraints(format!(
                         "{} lacks keyCertSign in keyUsage",
-                        name_to_string(c.subject())
+                        rfc4514(c.subject())
                     )));
                 }
                 if !c.is_self_issued() {
@@ -420,7 +487,7 @@ impl PathBuilder {
                     if !allowed {
                         return Err(PathFailure::Crypto(format!(
                             "{} is signed with SHA-1, accepted only on CA certificates under a legacy root",
-                            name_to_string(c.subject())
+                            rfc4514(c.subject())
                         )));
                     }
                 }
@@ -455,7 +522,7 @@ fn check_critical_extensions(c: &Cert) -> Result<(), PathFailure> {
         if ext.critical && !KNOWN_EXTENSIONS.contains(&ext.extn_id) {
             return Err(PathFailure::General(format!(
                 "{} carries the critical extension {} which kyso does not process",
-                name_to_string(c.subject()),
+                rfc4514(c.subject()),
                 crypto::algorithm_name(&ext.extn_id)
             )));
         }

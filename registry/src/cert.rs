@@ -1,6 +1,10 @@
 //! What the registry reads from a certificate: fingerprint, serial, names, validity.
+//!
+//! Names are rendered by `kyso_pki::name`, the rendering the verifier's reports use,
+//! so the issuer a report gives finds the certificate by issuer and serial.
 
 use der::Decode;
+use kyso_pki::name::rfc4514;
 use x509_cert::Certificate;
 
 use crate::error::{Error, Result};
@@ -12,9 +16,9 @@ pub struct Parsed {
     pub fingerprint: String,
     /// Serial number, uppercase hex without leading zeros (as `openssl x509 -serial` prints it).
     pub serial: String,
-    /// Issuer name, RFC 4514.
+    /// Issuer name, RFC 4514 with UTF-8 values ([`kyso_pki::name::rfc4514`]).
     pub issuer: String,
-    /// Subject name, RFC 4514.
+    /// Subject name, rendered the same way.
     pub subject: String,
     /// notBefore, unix seconds.
     pub not_before: i64,
@@ -51,11 +55,20 @@ pub fn parse(der: &[u8], field: &'static str) -> Result<Parsed> {
     Ok(Parsed {
         fingerprint: hex::encode(digest.as_ref()),
         serial: hex::encode_upper(trimmed),
-        issuer: tbs.issuer.to_string(),
-        subject: tbs.subject.to_string(),
+        issuer: rfc4514(&tbs.issuer),
+        subject: rfc4514(&tbs.subject),
         not_before,
         not_after,
     })
+}
+
+/// Issuer and subject of a stored certificate (`der_hex`), rendered as [`parse`] renders
+/// them; `None` when the stored bytes are not a certificate.
+pub fn names_of_hex(der_hex: &str) -> Option<(String, String)> {
+    let der = hex::decode(der_hex).ok()?;
+    let cert = Certificate::from_der(&der).ok()?;
+    let tbs = &cert.tbs_certificate;
+    Some((rfc4514(&tbs.issuer), rfc4514(&tbs.subject)))
 }
 
 fn unix(d: std::time::Duration, field: &'static str) -> Result<i64> {

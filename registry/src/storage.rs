@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage_and_registers",
         include_str!("../migrations/0005_usage_and_registers.sql"),
     ),
+    (
+        6,
+        "certificate_names",
+        include_str!("../migrations/0006_certificate_names.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:
@@ -205,6 +210,7 @@ impl Db {
             ..Migrator::DEFAULT
         };
         migrator.run(&pool).await?;
+        rerender_certificate_names(&pool).await?;
         Ok(Self {
             pool,
             backend,
@@ -330,6 +336,62 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => d.is_unique_violation(),
         _ => false,
     }
+}
+
+/// Re-renders the issuer and subject of certificates stored before migration 6 from their
+/// DER, in kyso's one rendering of names (`kyso_pki::name`); rows written since are
+/// checked once too. Batches keep memory bounded; a row is done once `names_rendering`
+/// is 1, so a restart does not scan the table again. Not an event: the certificate is
+/// the same, only the text the registry shows and looks up by changes.
+async fn rerender_certificate_names(pool: &AnyPool) -> Result<()> {
+    const BATCH: i64 = 500;
+    let mut updated = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, der_hex, issuer, subject FROM certificates \
+             WHERE names_rendering = 0 ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut tx = pool.begin().await?;
+        for r in &rows {
+            let id: String = sqlx::Row::try_get(r, "id")?;
+            let der_hex: String = sqlx::Row::try_get(r, "der_hex")?;
+            let issuer: String = sqlx::Row::try_get(r, "issuer")?;
+            let subject: String = sqlx::Row::try_get(r, "subject")?;
+            let names =
+                crate::cert::names_of_hex(&der_hex).filter(|(i, s)| *i != issuer || *s != subject);
+            match names {
+                Some((i, s)) => {
+                    sqlx::query(
+                        "UPDATE certificates SET issuer = $1, subject = $2, names_rendering = 1 \
+                         WHERE id = $3",
+                    )
+                    .bind(&i)
+                    .bind(&s)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                    updated += 1;
+                }
+                None => {
+                    sqlx::query("UPDATE certificates SET names_rendering = 1 WHERE id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    if updated > 0 {
+        tracing::info!(updated, "certificate names re-rendered (RFC 4514, UTF-8)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyso_pki::cert::Cert;
-use kyso_pki::report::{Indication, RevocationPolicy};
-use kyso_pki::verify::Verifier;
 use kyso_proto::registry::v1 as reg;
 use kyso_proto::registry::v1::registry_client::RegistryClient;
 use kyso_proto::signer::v1 as pb;
+use kyso_validation::report::{Indication, RevocationPolicy};
+use kyso_validation::verify::Verifier;
 use time::OffsetDateTime;
 use tonic::Code;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};

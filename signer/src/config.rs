@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use kyso_pki::cert::Cert;
 use kyso_pki::crypto::DigestAlgorithm;
+use kyso_validation::config::TrustConfig;
+use kyso_validation::verify::VerifierConfig;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -37,9 +39,10 @@ pub struct Config {
     /// The audit log.
     pub audit: AuditSection,
     /// Trust material and revocation for the check of the signer's own
-    /// certificates (N1): the verifier's keys (`trust_anchors`,
-    /// `intermediates`, `legacy_sha1_roots`, `[trust.revocation]`, ...).
-    pub trust: kyso_verifier::Config,
+    /// certificates (N1): the verifier's trust keys (`trust_anchors`,
+    /// `intermediates`, `legacy_sha1_roots`, `[trust.revocation]`, ...) and
+    /// nothing else (a `listen` or `[trust.limits]` here is refused).
+    pub trust: TrustConfig,
     /// How long a passed own-certificate check is reused, seconds.
     pub own_check_ttl_secs: u64,
     /// PKCS#11 modules (`[[modules]]`).
@@ -188,7 +191,7 @@ impl Default for Config {
             documents_dir: PathBuf::from("kyso-documents"),
             registry: RegistrySection::default(),
             audit: AuditSection::default(),
-            trust: kyso_verifier::Config::default(),
+            trust: TrustConfig::default(),
             own_check_ttl_secs: 300,
             modules: Vec::new(),
             slots: Vec::new(),
@@ -285,7 +288,7 @@ pub struct Caller {
 #[derive(Debug)]
 pub struct Loaded {
     /// For the own-certificate check.
-    pub pki: kyso_pki::verify::VerifierConfig,
+    pub pki: VerifierConfig,
     /// TLS material, when configured.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// The HSM layout, PINs read.
@@ -308,16 +311,12 @@ impl Config {
     /// PKCS#11 module, reads PINs and certificates. All problems together.
     pub fn load(&self) -> Result<Loaded> {
         let mut problems = Vec::new();
-        // The verifier's own checks of the trust section (anchors, pins,
-        // revocation) apply unchanged; its listen/limits keys are unused here.
+        // The verifier's checks of the trust keys (anchors, pins, revocation)
+        // apply unchanged.
         let pki = match self.trust.load() {
-            Ok(l) => Some(l.pki),
-            Err(kyso_verifier::Error::Config(list)) => {
+            Ok(pki) => Some(pki),
+            Err(list) => {
                 problems.extend(list.into_iter().map(|p| format!("trust.{p}")));
-                None
-            }
-            Err(e) => {
-                problems.push(format!("trust: {e}"));
                 None
             }
         };
@@ -601,6 +600,32 @@ fn read_pin(s: &SlotSection, i: usize, problems: &mut Vec<String>) -> Option<Sec
                 "slots[{i}]: give exactly one of pin_file and pin_env"
             ));
             None
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_section_takes_trust_keys_only() {
+        let ok: Config = toml::from_str(
+            "[trust]\ntrust_anchors = [\"/r.pem\"]\nlegacy_sha1_roots = []\n\
+             [trust.revocation]\npolicy = \"soft-fail\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.trust.trust_anchors.len(), 1);
+        // The verifier service's own keys were once accepted here and ignored.
+        for bad in [
+            "[trust]\nlisten = \"127.0.0.1:1\"\n",
+            "[trust]\nmetrics_listen = \"127.0.0.1:2\"\n",
+            "[trust.limits]\nmax_message_bytes = 4096\n",
+            "[trust.tls]\ncert = \"/c.pem\"\n",
+        ] {
+            let e = toml::from_str::<Config>(bad).expect_err(bad);
+            assert!(e.to_string().contains("unknown field"), "{bad}: {e}");
         }
     }
 }

@@ -6,11 +6,11 @@
 //! originals (D7) and fills the registers (W1, W3, R2). It runs in the signer process
 //! because that is where the keys, the registry client and the verifier already are.
 
-use kyso_pki::pdf::{PdfLimits, PdfReport, PdfVerifyOptions};
-use kyso_pki::report::Indication;
 use kyso_proto::documents::v1 as dpb;
 use kyso_proto::registry::v1 as reg;
 use kyso_proto::signer::v1 as pb;
+use kyso_validation::pdf::{PdfLimits, PdfReport, PdfVerifyOptions};
+use kyso_validation::report::Indication;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
@@ -195,7 +195,7 @@ impl DocumentsService {
                 )],
             ),
         };
-        let verification = report.as_ref().map(kyso_verifier::convert::pdf_to_pb);
+        let verification = report.as_ref().map(kyso_validation::convert::pdf_to_pb);
         if !problems.is_empty() {
             let reason = problems
                 .iter()

@@ -64,9 +64,12 @@ pub enum Error {
     /// Building the CMS failed.
     #[error("building the CMS: {0}")]
     Cms(#[from] kyso_pki::cms_build::BuildError),
-    /// The PKI core failed (fetcher set-up).
+    /// The PKI core refused an input.
     #[error("pki: {0}")]
     Pki(#[from] kyso_pki::Error),
+    /// The revocation fetcher could not be set up.
+    #[error("revocation: {0}")]
+    Revocation(#[from] kyso_revocation::Error),
     /// A server could not start.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),

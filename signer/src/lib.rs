@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::signer::v1::signer_server::SignerServer;
+use kyso_revocation::Fetcher;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -88,7 +88,7 @@ pub async fn serve(
 ) -> Result<()> {
     let loaded = config.load()?;
     let metrics = metrics::Metrics::new()?;
-    let pki_metrics = kyso_pki::metrics::PkiMetrics::register(&metrics.registry)?;
+    let pki_metrics = kyso_revocation::PkiMetrics::register(&metrics.registry)?;
 
     // Loading modules and logging in blocks; a key that does not match its
     // certificate stops the start here, loudly.
@@ -137,7 +137,7 @@ pub async fn serve(
     });
 
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), pki_metrics.clone())?;
-    let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, pki_metrics);
+    let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, pki_metrics);
     let own = authority::OwnCheck::new(verifier, Duration::from_secs(config.own_check_ttl_secs));
     let registry = authority::Registry::connect_lazy(
         &config.registry.url,

@@ -102,41 +102,47 @@ pub fn shared_servers() -> &'static PkiServers {
     SERVERS.get_or_init(|| PkiServers::start(TestPki::get()))
 }
 
-/// The verifier configuration a deployment of [`TestPki::get`] would have, on `servers`:
+/// The trust configuration a deployment of [`TestPki::get`] would have, on `servers`:
 /// both roots (SHA-1 accepted under the legacy one), the intermediates, AIA on, revocation
 /// required through the servers' URL rewrites.
-pub fn verifier_config(servers: &PkiServers) -> kyso_verifier::Config {
+pub fn trust_config(servers: &PkiServers) -> kyso_validation::config::TrustConfig {
     let pki = TestPki::get();
     let legacy = hex::encode(kyso_pki::crypto::sha256(
         &pki.cert_der(pki.legacy_root_pem()),
     ));
-    kyso_verifier::Config {
-        metrics_listen: None,
+    kyso_validation::config::TrustConfig {
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         legacy_sha1_roots: vec![legacy],
         fetch_aia: true,
-        revocation: kyso_verifier::config::RevocationSection {
+        revocation: kyso_validation::config::RevocationSection {
             url_rewrites: servers
                 .rewrites()
                 .into_iter()
-                .map(|(from, to)| kyso_verifier::config::UrlRewrite { from, to })
+                .map(|(from, to)| kyso_validation::config::UrlRewrite { from, to })
                 .collect(),
             ..Default::default()
         },
+        ..Default::default()
+    }
+}
+
+/// The verifier service's configuration on `servers`: [`trust_config`], no metrics port.
+pub fn verifier_config(servers: &PkiServers) -> kyso_verifier::Config {
+    kyso_verifier::Config {
+        metrics_listen: None,
+        trust: trust_config(servers),
         ..kyso_verifier::Config::default()
     }
 }
 
-/// A verifier built from a configuration, as the verifier service builds it.
+/// A verifier built from a trust configuration, as the verifier service and the signer
+/// build theirs.
 #[allow(clippy::expect_used)] // test set-up: a broken configuration is a broken test
-pub fn verifier_from(config: &kyso_verifier::Config) -> kyso_pki::verify::Verifier {
+pub fn verifier_from(
+    config: &kyso_validation::config::TrustConfig,
+) -> kyso_validation::verify::Verifier {
     let loaded = config.load().expect("the test configuration loads");
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )
-    .expect("fetcher");
-    kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics)
+    let metrics = kyso_revocation::PkiMetrics::unregistered().expect("metrics");
+    kyso_validation::verify::Verifier::from_config(loaded, metrics).expect("fetcher")
 }

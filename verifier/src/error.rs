@@ -24,10 +24,13 @@ pub enum Error {
     Pki(#[from] kyso_pki::Error),
     /// The PDF cannot be read (not a PDF, encrypted, broken, over a limit).
     #[error(transparent)]
-    Pdf(#[from] kyso_pki::pdf::PdfError),
+    Pdf(#[from] kyso_pdf::PdfError),
     /// The service host failed (set-up, TLS, serving).
     #[error(transparent)]
     Server(#[from] kyso_server::Error),
+    /// The HTTP client of revocation checking could not be set up.
+    #[error(transparent)]
+    Revocation(#[from] kyso_revocation::Error),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -45,7 +48,7 @@ impl Error {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::InvalidField { .. } | Self::Pki(_) => "invalid_argument",
-            Self::Pdf(kyso_pki::pdf::PdfError::TooLarge { .. }) => "resource_exhausted",
+            Self::Pdf(kyso_pdf::PdfError::TooLarge { .. }) => "resource_exhausted",
             Self::Pdf(_) => "invalid_argument",
             _ => "internal",
         }
@@ -68,11 +71,7 @@ impl From<Error> for Status {
                 };
                 let mut details = ErrorDetails::new();
                 details.add_bad_request_violation(field, p.to_string());
-                let code = match p {
-                    kyso_pki::Error::Config(_) | kyso_pki::Error::Fetch { .. } => Code::Unavailable,
-                    _ => Code::InvalidArgument,
-                };
-                Status::with_error_details(code, p.to_string(), details)
+                Status::with_error_details(Code::InvalidArgument, p.to_string(), details)
             }
             Error::Pdf(p) => {
                 let mut details = ErrorDetails::new();
@@ -81,7 +80,7 @@ impl From<Error> for Status {
                 // else is a file that cannot be verified as sent (V5: the
                 // sender is told why).
                 let code = match p {
-                    kyso_pki::pdf::PdfError::TooLarge { .. } => Code::ResourceExhausted,
+                    kyso_pdf::PdfError::TooLarge { .. } => Code::ResourceExhausted,
                     _ => Code::InvalidArgument,
                 };
                 Status::with_error_details(code, p.to_string(), details)

@@ -10,7 +10,6 @@
 //! lets in-flight requests finish, and `run` returns.
 
 pub mod config;
-pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod service;
@@ -20,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyso_pki::revocation::fetch::Fetcher;
 use kyso_proto::verifier::v1::verifier_server::VerifierServer;
+use kyso_revocation::Fetcher;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -38,7 +37,7 @@ pub async fn serve(
     let loaded = config.load()?;
     let metrics = metrics::Metrics::new()?;
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
-    let verifier = kyso_pki::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
+    let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let revocation = verifier.revocation().clone();
     let limits = &config.limits;
     let service = VerifierService::new(verifier, metrics.clone(), limits.stream_parallelism, clock);

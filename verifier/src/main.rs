@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kyso_pki::report::RevocationPolicy;
+use kyso_validation::report::RevocationPolicy;
 use kyso_verifier::Config;
 
 /// kyso verifier: verifies CMS/CAdES signatures over gRPC.
@@ -28,13 +28,13 @@ fn main() -> ExitCode {
     let args: Args = kyso_server::bin::parse("KYSO_VERIFIER");
     kyso_server::bin::main(args.common, kyso_verifier::serve, |config: &mut Config| {
         if !args.trust_anchors.is_empty() {
-            config.trust_anchors = args.trust_anchors;
+            config.trust.trust_anchors = args.trust_anchors;
         }
         if !args.intermediates.is_empty() {
-            config.intermediates = args.intermediates;
+            config.trust.intermediates = args.intermediates;
         }
         if let Some(p) = args.revocation_policy {
-            config.revocation.policy = p;
+            config.trust.revocation.policy = p;
         }
     })
 }

@@ -2,8 +2,8 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
-use kyso_pki::metrics::PkiMetrics;
-use kyso_pki::report::{DocumentReport, SubIndication};
+use kyso_revocation::PkiMetrics;
+use kyso_validation::report::{DocumentReport, SubIndication};
 
 /// Every collector of the verifier (its own and the PKI core's).
 #[derive(Clone, Debug)]
@@ -84,8 +84,8 @@ impl Metrics {
     }
 }
 
-fn indication_label(i: kyso_pki::report::Indication) -> &'static str {
-    use kyso_pki::report::Indication::*;
+fn indication_label(i: kyso_validation::report::Indication) -> &'static str {
+    use kyso_validation::report::Indication::*;
     match i {
         TotalPassed => "TOTAL_PASSED",
         TotalFailed => "TOTAL_FAILED",
@@ -94,5 +94,6 @@ fn indication_label(i: kyso_pki::report::Indication) -> &'static str {
 }
 
 fn sub_label(s: Option<SubIndication>) -> &'static str {
-    s.map(crate::convert::sub_indication_name).unwrap_or("")
+    s.map(kyso_validation::convert::sub_indication_name)
+        .unwrap_or("")
 }

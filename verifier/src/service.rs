@@ -7,12 +7,12 @@ use futures::{Stream, StreamExt};
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::pdf::{PdfLimits, PdfVerifyOptions};
-use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_proto::verifier::v1 as pb;
+use kyso_validation::convert;
+use kyso_validation::pdf::{PdfLimits, PdfVerifyOptions};
+use kyso_validation::verify::{CmsRequest, Verifier};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert;
 use crate::error::Error;
 use crate::metrics::Metrics;
 

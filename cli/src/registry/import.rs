@@ -31,36 +31,18 @@ const OID_CN: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwra
 const OID_O: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("2.5.4.10");
 const OID_TITLE: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("2.5.4.12");
 
-fn directory_string(v: &der::Any) -> Option<String> {
-    use der::{Tag, Tagged};
-    let bytes = v.value();
-    match v.tag() {
-        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::TeletexString => {
-            std::str::from_utf8(bytes).ok().map(str::to_owned)
-        }
-        Tag::BmpString => {
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16(&units).ok()
-        }
-        _ => None,
-    }
-}
-
 fn subject_of(der_bytes: &[u8]) -> Result<Subject, String> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(der_bytes)
         .map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let name = &cert.tbs_certificate.subject;
     let mut s = Subject {
-        rfc4514: name.to_string(),
+        rfc4514: kyso_pki::name::rfc4514(name),
         ..Subject::default()
     };
     for rdn in name.0.iter() {
         for atv in rdn.0.iter() {
-            let value = directory_string(&atv.value);
+            let value = kyso_pki::name::directory_string(&atv.value);
             if atv.oid == OID_CN {
                 s.cn = value;
             } else if atv.oid == OID_O {

@@ -4,8 +4,8 @@
 //! already in the PDF for SignPdf.
 
 use kyso_pki::cms::Detached;
-use kyso_pki::report::Indication;
-use kyso_pki::verify::CmsRequest;
+use kyso_validation::report::Indication;
+use kyso_validation::verify::CmsRequest;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Refusal, Result};
@@ -95,12 +95,12 @@ impl SignerService {
         pdf: &[u8],
         now: OffsetDateTime,
     ) -> Result<()> {
-        let options = kyso_pki::pdf::PdfVerifyOptions {
-            limits: kyso_pki::pdf::PdfLimits {
+        let options = kyso_validation::pdf::PdfVerifyOptions {
+            limits: kyso_validation::pdf::PdfLimits {
                 max_bytes: self.inner.max_pdf_bytes,
-                ..kyso_pki::pdf::PdfLimits::default()
+                ..kyso_validation::pdf::PdfLimits::default()
             },
-            ..kyso_pki::pdf::PdfVerifyOptions::default()
+            ..kyso_validation::pdf::PdfVerifyOptions::default()
         };
         let report = self
             .inner
@@ -129,7 +129,12 @@ impl SignerService {
     async fn any_with_authority<'r>(
         &self,
         job: &Job<'_>,
-        signatures: impl Iterator<Item = (&'r kyso_pki::report::SignatureReport, Option<&'static str>)>,
+        signatures: impl Iterator<
+            Item = (
+                &'r kyso_validation::report::SignatureReport,
+                Option<&'static str>,
+            ),
+        >,
         now: OffsetDateTime,
     ) -> Result<()> {
         let doc_type = job

@@ -157,7 +157,7 @@ impl SignerService {
                     certificate: k.certificate.der().to_vec(),
                     chain: k.chain.iter().map(|c| c.der().to_vec()).collect(),
                     fingerprint: k.certificate.fingerprint_hex(),
-                    subject: kyso_pki::cert::name_to_string(k.certificate.subject()),
+                    subject: kyso_pki::name::rfc4514(k.certificate.subject()),
                     not_after: Some(prost_types::Timestamp {
                         seconds: k.certificate.not_after().unix_timestamp(),
                         nanos: 0,
@@ -228,7 +228,7 @@ impl SignerService {
         &self.inner.registry
     }
 
-    pub(crate) fn verifier(&self) -> &kyso_pki::verify::Verifier {
+    pub(crate) fn verifier(&self) -> &kyso_validation::verify::Verifier {
         self.inner.own.verifier()
     }
 

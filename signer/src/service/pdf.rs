@@ -2,9 +2,9 @@
 //! asked: a broken file is the caller's error), then the PAdES signature with its stamp, the
 //! audit record binding the input and the output files.
 
+use kyso_pades as pades;
 use kyso_pki::cms_build;
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::pades;
 use kyso_proto::signer::v1 as pb;
 use time::OffsetDateTime;
 

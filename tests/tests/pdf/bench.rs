@@ -44,7 +44,7 @@ async fn start_verifier() -> (String, tokio::sync::oneshot::Sender<()>) {
     let addr = grpc.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let mut config = kyso_tests::verifier_config(shared_servers());
-    config.revocation.order = "crl-only".into();
+    config.trust.revocation.order = "crl-only".into();
     tokio::spawn(kyso_verifier::serve(
         config,
         kyso_verifier::Listeners {

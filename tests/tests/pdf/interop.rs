@@ -9,7 +9,7 @@
 //!    test PKI's root and intermediates; pyHanko fetches OCSP/CRLs from the same loopback
 //!    servers the kyso verifier asks), and the verdicts must agree per signature as the table
 //!    below says ([`expected_from_pyhanko`] is the table in code).
-//! 2. **kyso → peers.** PDFs signed by `kyso_pki::pades` in every profile (APPROVAL with its
+//! 2. **kyso → peers.** PDFs signed by `kyso_pades` in every profile (APPROVAL with its
 //!    image then ISSUE over it, RECEIVED after ISSUE, COPY, APPENDIX, SCANNED_ISSUE) on the
 //!    reportlab decision and on its object-stream rewrite validate in pyHanko (intact, valid,
 //!    trusted with the offline CRLs; earlier signatures FORM_FILLING or better, the last one
@@ -51,24 +51,24 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
+use kyso_pades::{self as pades, PadesRequest, Placement, Profile, StampText};
 use kyso_pki::cms_build::{self, SigningAlgorithm};
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::pades::{self, PadesRequest, Placement, Profile, StampText};
-use kyso_pki::pdf::{ModificationKind, PdfReport, PdfSignatureReport, PdfVerifyOptions};
-use kyso_pki::report::{Indication, SubIndication, TimeSource};
 use kyso_pki::time::OffsetDateTime;
 use kyso_tests::pdf_peers::{
     NssDb, Peers, PyhankoSign, PyhankoSignature, SampleKind, SamplePdf, Tamper, ValidateOptions,
     pdfsig, qpdf_check,
 };
 use kyso_tests::{TestPki, shared_servers};
+use kyso_validation::pdf::{ModificationKind, PdfReport, PdfSignatureReport, PdfVerifyOptions};
+use kyso_validation::report::{Indication, SubIndication, TimeSource};
 
 // ---------------------------------------------------------------------------------------------
 // The two validators
 // ---------------------------------------------------------------------------------------------
 
-fn verifier() -> kyso_pki::verify::Verifier {
-    kyso_tests::verifier_from(&kyso_tests::verifier_config(shared_servers()))
+fn verifier() -> kyso_validation::verify::Verifier {
+    kyso_tests::verifier_from(&kyso_tests::trust_config(shared_servers()))
 }
 
 /// kyso's verdict at the claimed time (`/M`), revocation required and fetched from the test

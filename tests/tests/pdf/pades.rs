@@ -1,4 +1,4 @@
-//! PAdES signing with `kyso_pki::pades` and the legal appearances (DOMAIN.md P1-P4, D3, D6),
+//! PAdES signing with `kyso_pades` and the legal appearances (DOMAIN.md P1-P4, D3, D6),
 //! signed with the test PKI's key files the way an HSM signs (`openssl pkeyutl` over the
 //! prehashed digest), then checked by `openssl cms -verify` over the signed byte ranges,
 //! `qpdf --check`, poppler's `pdfsig` and `pdftotext` (each skipped with a printed reason
@@ -11,8 +11,10 @@ use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
 use der::Decode;
 use der::asn1::ObjectIdentifier;
+use kyso_pades::{
+    self as pades, PadesError, PadesLimits, PadesRequest, Placement, Profile, StampText,
+};
 use kyso_pki::cms_build::{self, SigningAlgorithm};
-use kyso_pki::pades::{self, PadesError, PadesLimits, PadesRequest, Placement, Profile, StampText};
 use kyso_pki::time::OffsetDateTime;
 use kyso_tests::{CmsVerify, TestPki, openssl_cms_verify_output};
 

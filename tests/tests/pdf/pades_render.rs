@@ -1,5 +1,5 @@
 //! The legal appearances kyso draws (DOMAIN.md P1-P4, D3, D6), checked on the rendered page
-//! rather than in the PDF's bytes: the Decision sample is signed with `kyso_pki::pades` (the
+//! rather than in the PDF's bytes: the Decision sample is signed with `kyso_pades` (the
 //! test PKI's key files standing in for the HSM, as in `pades.rs`), page 1 is rendered with
 //! poppler's `pdftoppm`, and the pixels the signature changed are compared with where P1-P4
 //! put them; `pdftotext -bbox-layout` gives the words' boxes and text.
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use kyso_pades::{self as pades, PadesRequest, Placement, Profile};
 use kyso_pki::cms_build::{self, SigningAlgorithm};
-use kyso_pki::pades::{self, PadesRequest, Placement, Profile};
 use kyso_pki::time::OffsetDateTime;
 use kyso_tests::TestPki;
 use kyso_tests::pdf_peers::{

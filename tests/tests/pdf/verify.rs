@@ -7,18 +7,17 @@
 
 use std::time::Duration;
 
-use kyso_pki::pdf::{
-    ModificationKind, PdfError, PdfLimits, PdfReport, PdfVerifyOptions, parse_signatures,
-};
-use kyso_pki::report::{Indication, SubIndication, TimeSource};
+use kyso_pdf::parse_signatures;
 use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::Verifier;
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use kyso_tests::pdf_fixtures::{
     BaseOptions, PAGE_TEXT, PdfDoc, SignOptions, find, huge_xref, shift_last_startxref,
 };
 use kyso_tests::{PkiServers, TestPki};
+use kyso_validation::pdf::{ModificationKind, PdfError, PdfLimits, PdfReport, PdfVerifyOptions};
+use kyso_validation::report::{Indication, SubIndication, TimeSource};
+use kyso_validation::verify::Verifier;
 use tokio::net::TcpListener;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -28,7 +27,7 @@ fn servers() -> &'static PkiServers {
 }
 
 fn verifier() -> Verifier {
-    kyso_tests::verifier_from(&kyso_tests::verifier_config(servers()))
+    kyso_tests::verifier_from(&kyso_tests::trust_config(servers()))
 }
 
 async fn verify(pdf: &[u8]) -> PdfReport {

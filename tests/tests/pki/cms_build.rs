@@ -14,10 +14,10 @@ use kyso_pki::cms_build::{
     prepare,
 };
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::report::{Indication, SignatureReport, SubIndication};
 use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_tests::{CmsVerify, PkiServers, TestPki, openssl_cms_verify_output};
+use kyso_validation::report::{Indication, SignatureReport, SubIndication};
+use kyso_validation::verify::{CmsRequest, Verifier};
 
 const CONTENT: &[u8] = b"Quyet dinh so 456/QD-UBND: van ban ky bang kyso cms_build\n";
 
@@ -33,7 +33,7 @@ fn servers() -> &'static PkiServers {
 }
 
 fn verifier() -> Verifier {
-    kyso_tests::verifier_from(&kyso_tests::verifier_config(servers()))
+    kyso_tests::verifier_from(&kyso_tests::trust_config(servers()))
 }
 
 /// kyso's report of the only signature of `sig`.

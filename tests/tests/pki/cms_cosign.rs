@@ -13,12 +13,12 @@ use kyso_pki::cms_build::{
     BuildError, CadesRequest, Content, SigningAlgorithm, add_signers, prepare,
 };
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::report::{DocumentReport, Indication};
 use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_tests::{
     CmsSign, CmsVerify, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify_output,
 };
+use kyso_validation::report::{DocumentReport, Indication};
+use kyso_validation::verify::{CmsRequest, Verifier};
 
 const CONTENT: &[u8] = b"Cong van so 789/UBND-VP: van ban ky so ca nhan va co quan\n";
 const OTHER_CONTENT: &[u8] = b"Cong van so 790/UBND-VP: mot van ban khac\n";
@@ -39,7 +39,7 @@ fn servers() -> &'static PkiServers {
 }
 
 fn verifier() -> Verifier {
-    kyso_tests::verifier_from(&kyso_tests::verifier_config(servers()))
+    kyso_tests::verifier_from(&kyso_tests::trust_config(servers()))
 }
 
 /// kyso's report on every signature of `sig`.

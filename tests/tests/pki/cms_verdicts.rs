@@ -1,12 +1,12 @@
-//! The verdict matrix of `kyso_pki::verify::Verifier` (docs/ARCHITECTURE.md, "Verdict rules"),
+//! The verdict matrix of `kyso_validation::verify::Verifier` (docs/ARCHITECTURE.md, "Verdict rules"),
 //! artifact by artifact, against `openssl cms -verify -crl_check_all` as the reference peer:
 //! openssl passes ⇔ kyso says TOTAL_PASSED, except where a case documents why the two must
 //! differ (openssl has no OCSP, no caller-given time, no legacy-root policy, no digest-only
 //! input), and then openssl's own verdict is asserted too, so the documented reason stays true.
 //!
-//! The verifier is built the way the service builds it: a `kyso_verifier::Config` (anchors
+//! The verifier is built the way the service builds it: a `kyso_validation::config::TrustConfig` (anchors
 //! root + legacy root, the intermediates, the legacy root's fingerprint as a SHA-1 root, the URL
-//! rewrites onto the loopback CRL/AIA/OCSP servers) → `Config::load` → `Verifier::new`.
+//! rewrites onto the loopback CRL/AIA/OCSP servers) → `TrustConfig::load` → `Verifier::new`.
 //!
 //! Rule IDs (shared/DOMAIN.md) are in the names of the tests that check them.
 
@@ -17,17 +17,17 @@ use der::asn1::{OctetString, SetOfVec, UtcTime};
 use der::{Any, Decode, Encode};
 use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_pki::report::{
-    CertSource, CertStatus, DocumentReport, Indication, RevocationPolicy, RevocationSource,
-    SignatureReport, SubIndication, TimeSource,
-};
 use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::{CmsRequest, Verifier};
 use kyso_tests::{
     CmsSign, CmsVerify, LOCALITY, ORG_NAME, PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE,
     PERSONAL_UID, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify_output,
 };
-use kyso_verifier::Config;
+use kyso_validation::config::TrustConfig;
+use kyso_validation::report::{
+    CertSource, CertStatus, DocumentReport, Indication, RevocationPolicy, RevocationSource,
+    SignatureReport, SubIndication, TimeSource,
+};
+use kyso_validation::verify::{CmsRequest, Verifier};
 
 const CONTENT: &[u8] = b"Quyet dinh so 123/QD-UBND: noi dung van ban (kyso test)\n";
 
@@ -40,15 +40,15 @@ fn servers() -> &'static PkiServers {
 }
 
 /// The configuration a deployment of the test PKI would have, on the shared servers.
-fn config() -> Config {
+fn config() -> TrustConfig {
     config_for(servers())
 }
 
-fn config_for(servers: &PkiServers) -> Config {
-    kyso_tests::verifier_config(servers)
+fn config_for(servers: &PkiServers) -> TrustConfig {
+    kyso_tests::trust_config(servers)
 }
 
-fn verifier_from(config: &Config) -> Verifier {
+fn verifier_from(config: &TrustConfig) -> Verifier {
     kyso_tests::verifier_from(config)
 }
 
@@ -377,7 +377,7 @@ async fn sha384_and_sha512_digests_pass() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signature_carrying_its_issuing_ca_uses_it_V2() {
-    let v = verifier_from(&Config {
+    let v = verifier_from(&TrustConfig {
         intermediates: Vec::new(),
         fetch_aia: false,
         ..config()
@@ -468,7 +468,7 @@ async fn sha1_ca_certificate_accepted_under_a_configured_legacy_root_V2() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sha1_ca_certificate_refused_without_a_legacy_root_V2() {
-    let v = verifier_from(&Config {
+    let v = verifier_from(&TrustConfig {
         legacy_sha1_roots: Vec::new(),
         ..config()
     });
@@ -854,7 +854,7 @@ async fn rogue_ca_with_the_real_name_never_chains_V2() {
 async fn missing_intermediate_is_fetched_through_aia_V2() {
     let servers = servers();
     let before = servers.aia.count("/issuing-ca.cer");
-    let v = verifier_from(&Config {
+    let v = verifier_from(&TrustConfig {
         intermediates: Vec::new(),
         fetch_aia: true,
         ..config()
@@ -875,7 +875,7 @@ async fn missing_intermediate_is_fetched_through_aia_V2() {
     );
 
     // Without AIA and without intermediates there is no path.
-    let v = verifier_from(&Config {
+    let v = verifier_from(&TrustConfig {
         intermediates: Vec::new(),
         fetch_aia: false,
         ..config()

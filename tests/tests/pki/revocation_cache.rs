@@ -1,6 +1,6 @@
 //! Revocation checking and its caches, end to end: the library verifier
-//! (`kyso_pki::verify::Verifier`, configured through `kyso_verifier::Config` as the service and
-//! the CLI do) against a real `openssl ocsp` behind the counting proxy and CRLs served over
+//! (`kyso_validation::verify::Verifier`, configured through `kyso_validation::config::TrustConfig`
+//! as the service and the CLI do) against a real `openssl ocsp` behind the counting proxy and CRLs served over
 //! HTTP. "now" is a parameter of `verify_cms`, so cache expiry is driven by a controlled clock.
 //! The last test reads the counters through `/metrics` of a running service.
 //!
@@ -13,27 +13,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kyso_pki::cms::Detached;
-use kyso_pki::metrics::PkiMetrics;
-use kyso_pki::report::{
+use kyso_pki::time::OffsetDateTime;
+use kyso_proto::verifier::v1 as pb;
+use kyso_proto::verifier::v1::verifier_client::VerifierClient;
+use kyso_revocation::PkiMetrics;
+use kyso_tests::{CmsSign, DownMode, PkiServers, TestPki, exchange, openssl_cms_sign};
+use kyso_validation::config::{RevocationSection, TrustConfig, UrlRewrite};
+use kyso_validation::report::{
     CertStatus, DocumentReport, Indication, RevocationEvidence, RevocationPolicy, RevocationSource,
     SubIndication,
 };
-use kyso_pki::revocation::fetch::Fetcher;
-use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::{CmsRequest, Verifier};
-use kyso_proto::verifier::v1 as pb;
-use kyso_proto::verifier::v1::verifier_client::VerifierClient;
-use kyso_tests::{CmsSign, DownMode, PkiServers, TestPki, exchange, openssl_cms_sign};
-use kyso_verifier::config::{RevocationSection, UrlRewrite};
+use kyso_validation::verify::{CmsRequest, Verifier};
 use kyso_verifier::{Config, Listeners, serve, system_clock};
 
 const CONTENT: &str = "Công văn số 45/UBND-VP về việc triển khai chữ ký số chuyên dùng";
 /// Bound on any single verification here: a hang fails the test instead of wedging it.
 const VERIFY_DEADLINE: Duration = Duration::from_secs(30);
 
-fn config(pki: &TestPki, servers: &PkiServers) -> Config {
-    Config {
-        metrics_listen: None,
+fn trust(pki: &TestPki, servers: &PkiServers) -> TrustConfig {
+    TrustConfig {
         trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
         intermediates: vec![pki.intermediates_pem()],
         revocation: RevocationSection {
@@ -45,6 +43,14 @@ fn config(pki: &TestPki, servers: &PkiServers) -> Config {
             timeout_ms: 5_000,
             ..RevocationSection::default()
         },
+        ..TrustConfig::default()
+    }
+}
+
+fn config(pki: &TestPki, servers: &PkiServers) -> Config {
+    Config {
+        metrics_listen: None,
+        trust: trust(pki, servers),
         ..Config::default()
     }
 }
@@ -55,15 +61,13 @@ struct Lib {
     metrics: PkiMetrics,
 }
 
-fn library(pki: &TestPki, servers: &PkiServers, tweak: impl FnOnce(&mut Config)) -> Lib {
-    let mut cfg = config(pki, servers);
+fn library(pki: &TestPki, servers: &PkiServers, tweak: impl FnOnce(&mut TrustConfig)) -> Lib {
+    let mut cfg = trust(pki, servers);
     tweak(&mut cfg);
     let loaded = cfg.load().expect("a valid configuration");
     let metrics = PkiMetrics::unregistered().unwrap();
-    let fetcher =
-        Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.clone()).expect("fetcher");
     Lib {
-        verifier: Verifier::new(loaded.pki, fetcher, metrics.clone()),
+        verifier: Verifier::from_config(loaded, metrics.clone()).expect("fetcher"),
         metrics,
     }
 }
@@ -458,7 +462,7 @@ async fn stale_entry_is_served_within_grace_only_N2() {
 async fn hanging_responders_cost_the_timeout_not_a_hang() {
     let pki = TestPki::get();
     let servers = PkiServers::start(pki);
-    let timeout_ms = |c: &mut Config| c.revocation.timeout_ms = 500;
+    let timeout_ms = |c: &mut TrustConfig| c.revocation.timeout_ms = 500;
     let sig = sign_personal();
 
     // OCSP hangs, the CRL answers: passes through the CRL.

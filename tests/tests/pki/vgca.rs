@@ -11,10 +11,12 @@ use std::path::PathBuf;
 
 use kyso_pki::cert::{Cert, CertKind};
 use kyso_pki::crypto::{AlgorithmPolicy, DigestAlgorithm, verify_signature};
-use kyso_pki::report::{CertSource, Indication, RevocationPolicy, SubIndication, TimeSource};
 use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::Verifier;
-use kyso_verifier::Config;
+use kyso_validation::config::TrustConfig;
+use kyso_validation::report::{
+    CertSource, Indication, RevocationPolicy, SubIndication, TimeSource,
+};
+use kyso_validation::verify::Verifier;
 use time::macros::datetime;
 
 /// file, subject CN, SHA-256 fingerprint: the table of `trust/vgca/README.md`.
@@ -110,8 +112,7 @@ fn published_fingerprint(file: &str) -> String {
 /// A verifier whose anchors are the G1 and G2 roots, the G1 root listed as a legacy SHA-1 root
 /// when `legacy`; no intermediates, no AIA: nothing touches the network.
 fn verifier(dir: &std::path::Path, legacy: bool) -> Verifier {
-    let config = Config {
-        metrics_listen: None,
+    let config = TrustConfig {
         trust_anchors: vec![dir.join("g1-root.pem"), dir.join("g2-root.pem")],
         legacy_sha1_roots: if legacy {
             vec![PUBLISHED[0].2.to_owned()]
@@ -119,20 +120,13 @@ fn verifier(dir: &std::path::Path, legacy: bool) -> Verifier {
             Vec::new()
         },
         fetch_aia: false,
-        ..Config::default()
+        ..TrustConfig::default()
     };
     verifier_from(&config)
 }
 
-fn verifier_from(config: &Config) -> Verifier {
-    let loaded = config.load().expect("the configuration loads");
-    let metrics = kyso_pki::metrics::PkiMetrics::unregistered().expect("metrics");
-    let fetcher = kyso_pki::revocation::fetch::Fetcher::new(
-        loaded.pki.revocation.fetch.clone(),
-        metrics.clone(),
-    )
-    .expect("fetcher");
-    Verifier::new(loaded.pki, fetcher, metrics)
+fn verifier_from(config: &TrustConfig) -> Verifier {
+    kyso_tests::verifier_from(config)
 }
 
 #[test]
@@ -297,11 +291,10 @@ async fn g1_sub_cas_are_refused_without_the_legacy_flag_V2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn g1_sub_cas_do_not_chain_to_the_g2_root_V2() {
     let Some(dir) = vgca_dir() else { return };
-    let config = Config {
-        metrics_listen: None,
+    let config = TrustConfig {
         trust_anchors: vec![dir.join("g2-root.pem")],
         fetch_aia: false,
-        ..Config::default()
+        ..TrustConfig::default()
     };
     let v = verifier_from(&config);
     let now = OffsetDateTime::now_utc();
@@ -330,22 +323,21 @@ fn anchors_pinned_by_the_published_fingerprints_load_and_others_are_refused() {
         PUBLISHED[0].2.to_owned(),
         published_fingerprint("g2-root.pem"),
     ];
-    let ok = Config {
-        metrics_listen: None,
+    let ok = TrustConfig {
         trust_anchors: anchors.clone(),
         anchor_fingerprints: pins,
-        ..Config::default()
+        ..TrustConfig::default()
     };
     let loaded = ok.load().expect("the published fingerprints pin the roots");
-    assert_eq!(loaded.pki.trust.anchors().len(), 2);
+    assert_eq!(loaded.trust.anchors().len(), 2);
 
     // A sub-CA offered as an anchor is not among the pinned roots.
-    let bad = Config {
+    let bad = TrustConfig {
         trust_anchors: vec![dir.join("g1-root.pem"), dir.join("g1-chinh-phu.pem")],
         ..ok
     };
     let err = bad.load().expect_err("an unpinned anchor is refused");
-    let text = err.to_string();
+    let text = err.join("\n");
     assert!(
         text.contains(&published_fingerprint("g1-chinh-phu.pem"))
             || text.contains("anchor_fingerprints"),

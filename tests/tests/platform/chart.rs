@@ -304,16 +304,19 @@ async fn registry_metrics(chairman_pem: &Path) -> String {
 async fn verifier_metrics(c: &Cluster, cms: Vec<u8>) -> String {
     let config = kyso_verifier::Config {
         metrics_listen: None,
-        trust_anchors: vec![c.pki.root_pem()],
-        intermediates: vec![c.pki.intermediates_pem()],
-        revocation: kyso_verifier::config::RevocationSection {
-            url_rewrites: c
-                .servers
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| kyso_verifier::config::UrlRewrite { from, to })
-                .collect(),
-            ..kyso_verifier::config::RevocationSection::default()
+        trust: kyso_validation::config::TrustConfig {
+            trust_anchors: vec![c.pki.root_pem()],
+            intermediates: vec![c.pki.intermediates_pem()],
+            revocation: kyso_validation::config::RevocationSection {
+                url_rewrites: c
+                    .servers
+                    .rewrites()
+                    .into_iter()
+                    .map(|(from, to)| kyso_validation::config::UrlRewrite { from, to })
+                    .collect(),
+                ..kyso_validation::config::RevocationSection::default()
+            },
+            ..kyso_validation::config::TrustConfig::default()
         },
         ..kyso_verifier::Config::default()
     };

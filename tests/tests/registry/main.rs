@@ -16,6 +16,7 @@ mod certificates;
 mod cli;
 mod events;
 mod index;
+mod names;
 mod organisations;
 mod reports;
 mod seed;

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use kyso_tests::hsm::workspace_bin;
 use kyso_tests::{CmsSign, Output, PkiServers, TestPki, openssl_cms_sign};
+use kyso_validation::config::{RevocationSection, TrustConfig, UrlRewrite};
 use kyso_verifier::Config;
-use kyso_verifier::config::UrlRewrite;
 use serde_json::Value;
 
 const CONTENT: &[u8] = b"Cong van so 45/UBND-VP (kyso cli test)\n";
@@ -276,15 +276,18 @@ fn server_config() -> Config {
     let pki = TestPki::get();
     Config {
         metrics_listen: None,
-        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
-        intermediates: vec![pki.intermediates_pem()],
-        fetch_aia: true,
-        revocation: kyso_verifier::config::RevocationSection {
-            url_rewrites: servers()
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| UrlRewrite { from, to })
-                .collect(),
+        trust: TrustConfig {
+            trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
+            intermediates: vec![pki.intermediates_pem()],
+            fetch_aia: true,
+            revocation: RevocationSection {
+                url_rewrites: servers()
+                    .rewrites()
+                    .into_iter()
+                    .map(|(from, to)| UrlRewrite { from, to })
+                    .collect(),
+                ..Default::default()
+            },
             ..Default::default()
         },
         ..Config::default()

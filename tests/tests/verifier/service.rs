@@ -15,7 +15,8 @@ use kyso_tests::{
     CmsSign, DownMode, ISSUING_CA_CN, ORG_NAME, PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE,
     PERSONAL_UID, PkiServers, ROOT_CN, TestPki, openssl_cms_sign,
 };
-use kyso_verifier::config::{RevocationSection, TlsSection, UrlRewrite};
+use kyso_validation::config::{RevocationSection, TrustConfig, UrlRewrite};
+use kyso_verifier::config::TlsSection;
 use kyso_verifier::{Config, Listeners, serve, system_clock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -123,16 +124,19 @@ impl Drop for Service {
 fn config(pki: &TestPki, servers: &PkiServers) -> Config {
     Config {
         metrics_listen: None,
-        trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
-        intermediates: vec![pki.intermediates_pem()],
-        revocation: RevocationSection {
-            url_rewrites: servers
-                .rewrites()
-                .into_iter()
-                .map(|(from, to)| UrlRewrite { from, to })
-                .collect(),
-            timeout_ms: 5_000,
-            ..RevocationSection::default()
+        trust: TrustConfig {
+            trust_anchors: vec![pki.root_pem(), pki.legacy_root_pem()],
+            intermediates: vec![pki.intermediates_pem()],
+            revocation: RevocationSection {
+                url_rewrites: servers
+                    .rewrites()
+                    .into_iter()
+                    .map(|(from, to)| UrlRewrite { from, to })
+                    .collect(),
+                timeout_ms: 5_000,
+                ..RevocationSection::default()
+            },
+            ..TrustConfig::default()
         },
         ..Config::default()
     }
@@ -1121,14 +1125,17 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_returns() {
 async fn config_with_several_problems_lists_them_all_at_once() {
     let missing = PathBuf::from("/nonexistent/kyso/anchors.pem");
     let cfg = Config {
-        trust_anchors: vec![missing.clone()],
-        anchor_fingerprints: vec!["zz:not:a:fingerprint".into()],
-        revocation: RevocationSection {
-            url_rewrites: vec![UrlRewrite {
-                from: "ocsp.kyso.test/".into(),
-                to: "http://127.0.0.1:1/".into(),
-            }],
-            ..RevocationSection::default()
+        trust: TrustConfig {
+            trust_anchors: vec![missing.clone()],
+            anchor_fingerprints: vec!["zz:not:a:fingerprint".into()],
+            revocation: RevocationSection {
+                url_rewrites: vec![UrlRewrite {
+                    from: "ocsp.kyso.test/".into(),
+                    to: "http://127.0.0.1:1/".into(),
+                }],
+                ..RevocationSection::default()
+            },
+            ..TrustConfig::default()
         },
         ..Config::default()
     };

@@ -1,4 +1,4 @@
-//! Prometheus metrics of the PKI core, registered into the caller's registry.
+//! Prometheus metrics of revocation checking and fetching, registered into the caller's registry.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 

@@ -6,18 +6,20 @@ use der::Decode;
 use serde::Serialize;
 use spki::AlgorithmIdentifierOwned;
 
-use super::{
-    EmbeddedSignature, Modification, PdfError, PdfLimits, Revision, SignatureKind, parse_signatures,
-};
-use crate::ber;
-use crate::cms::{self, Detached};
-use crate::crypto::DigestAlgorithm;
+use kyso_pdf::{EmbeddedSignature, parse_signatures};
+use kyso_pki::ber;
+use kyso_pki::cms::{self, Detached};
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::time::{OffsetDateTime, rfc3339};
+
 use crate::report::{
-    DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SubIndication,
-    TimeSource,
+    DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
+    SubIndication, TimeSource,
 };
-use crate::time::{OffsetDateTime, rfc3339};
 use crate::verify::Verifier;
+
+/// The reader's types that appear in this module's API.
+pub use kyso_pdf::{Modification, ModificationKind, PdfError, PdfLimits, Revision, SignatureKind};
 
 /// `/SubFilter` values of CMS signatures kyso verifies.
 const CMS_SUB_FILTERS: [&str; 2] = ["ETSI.CAdES.detached", "adbe.pkcs7.detached"];
@@ -151,10 +153,7 @@ impl Verifier {
                 // Who signed is worth saying even when the signature fails.
                 if let Ok(msg) = cms::parse(&sig.contents) {
                     let c = cms::check_signer(&msg, 0, &Detached::None, &[]);
-                    r.signer = c
-                        .signer_cert
-                        .as_ref()
-                        .map(crate::report::SignerIdentity::from_cert);
+                    r.signer = c.signer_cert.as_ref().map(SignerIdentity::from_cert);
                 }
                 r
             }

@@ -11,17 +11,18 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
-use crate::cert::{Cert, name_to_string};
-use crate::cms::{self, Detached, EssStatus, SignerCheck, SignerFailure};
-use crate::error::Result;
-use crate::path::{PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure};
+use kyso_pki::Result;
+use kyso_pki::cert::Cert;
+use kyso_pki::cms::{self, Detached, EssStatus, SignerCheck, SignerFailure};
+use kyso_pki::name::rfc4514;
+use kyso_pki::path::{PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure};
+use kyso_pki::time::{OffsetDateTime, rfc3339};
+use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
+
 use crate::report::{
     CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
     RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity, SubIndication, TimeSource,
 };
-use crate::revocation::fetch::Fetcher;
-use crate::revocation::{RevocationChecker, RevocationConfig, Status};
-use crate::time::{OffsetDateTime, rfc3339};
 
 /// Vietnam's offset: signing tools that write local time as UTC are off by this.
 const VIETNAM_OFFSET: time::Duration = time::Duration::hours(7);
@@ -107,13 +108,25 @@ impl Verdict {
 
 impl Verifier {
     /// A verifier with its own caches; `fetcher` serves OCSP, CRL and AIA.
-    pub fn new(cfg: VerifierConfig, fetcher: Fetcher, metrics: crate::metrics::PkiMetrics) -> Self {
-        let aia = cfg.fetch_aia.then(|| fetcher.clone());
+    pub fn new(cfg: VerifierConfig, fetcher: Fetcher, metrics: PkiMetrics) -> Self {
+        let aia = cfg
+            .fetch_aia
+            .then(|| Arc::new(fetcher.clone()) as Arc<dyn kyso_pki::path::IssuerSource>);
         Self {
             paths: PathBuilder::new(Arc::new(cfg.trust), aia),
             revocation: RevocationChecker::new(cfg.revocation, fetcher, metrics),
             default_policy: cfg.default_policy,
         }
+    }
+
+    /// A verifier with its own HTTP fetcher, built from `cfg.revocation.fetch`, serving
+    /// OCSP, CRL and AIA. Fails only when the HTTP client cannot be set up.
+    pub fn from_config(
+        cfg: VerifierConfig,
+        metrics: PkiMetrics,
+    ) -> std::result::Result<Self, kyso_revocation::Error> {
+        let fetcher = Fetcher::new(cfg.revocation.fetch.clone(), metrics.clone())?;
+        Ok(Self::new(cfg, fetcher, metrics))
     }
 
     /// The path builder (its trust store).
@@ -161,7 +174,7 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Result<CertificateReport> {
         let Some(leaf) = chain.first() else {
-            return Err(crate::Error::InvalidRequest(
+            return Err(kyso_pki::Error::InvalidRequest(
                 "the chain is empty: give the certificate first".into(),
             ));
         };
@@ -526,7 +539,7 @@ fn validity_verdict(vp: &ValidPath, f: ValidityFailure, reference: ReferenceTime
                 if index == 0 {
                     "the signer's certificate".to_owned()
                 } else {
-                    format!("the CA certificate {}", name_to_string(pc.cert.subject()))
+                    format!("the CA certificate {}", rfc4514(pc.cert.subject()))
                 }
             })
             .unwrap_or_default()

@@ -25,9 +25,10 @@ use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::name::Name;
 
-use super::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
-use crate::cert::{Cert, name_to_string};
-use crate::time::{self as t, OffsetDateTime};
+use crate::signed::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
+use kyso_pki::cert::Cert;
+use kyso_pki::name::rfc4514;
+use kyso_pki::time::{self as t, OffsetDateTime};
 
 /// One revoked (or held) serial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +78,8 @@ impl CrlIndex {
         if cert.issuer() != &self.issuer {
             return Err(format!(
                 "CRL is issued by {}, not by the certificate's issuer {}",
-                name_to_string(&self.issuer),
-                name_to_string(cert.issuer())
+                rfc4514(&self.issuer),
+                rfc4514(cert.issuer())
             ));
         }
         if self.scope.only_user && cert.is_ca() {
@@ -132,8 +133,8 @@ pub(crate) fn parse_and_verify(
     if &tbs.issuer != issuer.subject() {
         return Err(format!(
             "CRL is issued by {}, not by the certificate's issuer {}",
-            name_to_string(&tbs.issuer),
-            name_to_string(issuer.subject())
+            rfc4514(&tbs.issuer),
+            rfc4514(issuer.subject())
         ));
     }
     if tbs.signature != crl.signature_algorithm {

@@ -16,8 +16,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::metrics::PkiMetrics;
-use crate::report::{CertStatus, RevocationPolicy, RevocationSource};
 
 // ---------------------------------------------------------------- test PKI
 

@@ -12,9 +12,8 @@ use super::PadesError;
 use super::serialize::{flate_stream, real};
 use super::writer::Objects;
 
-pub(crate) const REGULAR: &[u8] =
-    include_bytes!("../../../assets/fonts/LiberationSerif-Regular.ttf");
-pub(crate) const BOLD: &[u8] = include_bytes!("../../../assets/fonts/LiberationSerif-Bold.ttf");
+pub(crate) const REGULAR: &[u8] = include_bytes!("../../assets/fonts/LiberationSerif-Regular.ttf");
+pub(crate) const BOLD: &[u8] = include_bytes!("../../assets/fonts/LiberationSerif-Bold.ttf");
 
 /// A font being used by one appearance: the glyphs it needs so far.
 pub(crate) struct EmbeddedFont {

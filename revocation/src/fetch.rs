@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use kyso_pki::path::IssuerSource;
 use tokio::time::Instant;
 
 use crate::error::Error;
@@ -40,8 +42,10 @@ impl FetchSource {
     }
 }
 
-/// A URL prefix replaced by another before any request is made.
+/// A URL prefix replaced by another before any request is made (configuration
+/// files write them as `{ from = "...", to = "..." }`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UrlRewrite {
     /// Prefix matched against the URL found in the certificate, byte for byte.
     pub from: String,
@@ -478,4 +482,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// The path builder downloads missing issuers (AIA caIssuers) through the same
+/// client as OCSP and CRLs: same rewrites, deadline, size bound and breakers.
+impl IssuerSource for Fetcher {
+    fn fetch_issuers<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            self.get(url, FetchSource::Aia)
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| e.to_string())
+        })
+    }
 }

@@ -1,4 +1,10 @@
-//! Revocation status through OCSP and CRLs, behind bounded coalescing caches.
+//! `kyso-revocation`: revocation status through OCSP and CRLs, behind bounded
+//! coalescing caches, and the HTTP fetching it needs (OCSP, CRL, AIA caIssuers).
+//!
+//! This is the I/O side of the PKI core: one HTTP client with URL rewriting,
+//! deadlines and circuit breakers, the caches and their metrics. It does not
+//! build paths nor judge a signature (`kyso-pki` and `kyso-validation` do), and
+//! it parses no CMS: it answers "what do the sources say about this certificate".
 //!
 //! [`RevocationChecker::check`] answers "what do the certificate's OCSP
 //! responder and CRLs say" with every piece of evidence it looked at. It
@@ -7,7 +13,10 @@
 //! (Decree 68/2024 art. 31, rule N2: status "active" at the time of signing).
 //!
 //! - [`fetch`]: the HTTP client (URL rewriting, deadlines, circuit breaking),
-//!   shared with AIA downloads.
+//!   shared with AIA downloads (it is the path builder's
+//!   [`IssuerSource`](kyso_pki::path::IssuerSource)).
+//! - [`evidence`]: what was found, as the reports show it.
+//! - [`metrics`]: cache and fetch counters.
 //! - `ocsp`, `crl`: request building, parsing and verification.
 //! - `cache`: the caches, one fetch in flight per key.
 //!
@@ -18,11 +27,15 @@
 //! and OCSP keep no history. Delta CRLs (where removeFromCRL appears) are not
 //! supported.
 
+pub mod error;
+pub mod evidence;
 pub mod fetch;
+pub mod metrics;
 
 mod cache;
 mod crl;
 mod ocsp;
+mod signed;
 #[cfg(test)]
 mod tests;
 
@@ -34,21 +47,22 @@ use const_oid::db::rfc5280::{
 };
 use der::Decode;
 use moka::future::Cache;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::ext::pkix::crl::CrlDistributionPoints;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlReason};
 
+use kyso_pki::cert::Cert;
+use kyso_pki::time::{OffsetDateTime, rfc3339};
+
+pub use error::{Error, Result};
+pub use evidence::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
 pub use fetch::{BreakerConfig, FetchConfig, FetchError, FetchSource, Fetcher, UrlRewrite};
+pub use metrics::PkiMetrics;
 
 use self::cache::{Answer, Served, SlotCache, SlotExpiry, Timing};
 use self::crl::CrlIndex;
 use self::ocsp::{OcspAnswer, OcspStatus};
-use crate::cert::Cert;
-use crate::error::Error;
-use crate::metrics::PkiMetrics;
-use crate::report::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
-use crate::time::{OffsetDateTime, rfc3339};
+use self::signed::{SigCheck, normalise_serial};
 
 /// Which source is asked first, and whether the other is asked at all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -243,13 +257,6 @@ struct Inner {
     sig: SigCheck,
     ocsp: SlotCache<OcspKey, OcspData>,
     crl: SlotCache<CrlKey, CrlIndex>,
-}
-
-/// How signatures of OCSP responses and CRLs are judged.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SigCheck {
-    pub clock_skew: time::Duration,
-    pub allow_sha1: bool,
 }
 
 fn to_time(d: Duration) -> time::Duration {
@@ -828,49 +835,4 @@ fn crl_points(cert: &Cert) -> Result<Vec<DistributionPoint>, String> {
             }
         })
         .collect())
-}
-
-/// A serial as a map key: big-endian magnitude without leading zero octets
-/// (DER adds one when the high bit is set; some CAs pad further).
-pub(crate) fn normalise_serial(serial: &[u8]) -> Box<[u8]> {
-    let start = serial
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(serial.len().saturating_sub(1));
-    serial[start..].into()
-}
-
-/// The exact bytes of the first element of a signed SEQUENCE (tbsCertList,
-/// tbsResponseData): signatures cover the bytes as sent, which a re-encoding
-/// of the decoded structure need not reproduce.
-pub(crate) fn tbs_bytes(der: &[u8]) -> der::Result<&[u8]> {
-    use der::{Reader, SliceReader};
-    let mut r = SliceReader::new(der)?;
-    let header = der::Header::decode(&mut r)?;
-    header.tag.assert_eq(der::Tag::Sequence)?;
-    r.tlv_bytes()
-}
-
-/// Verifies a signature made by the key of `spki` with the algorithm `alg`.
-pub(crate) fn verify_signed(
-    spki: &SubjectPublicKeyInfoOwned,
-    alg: &AlgorithmIdentifierOwned,
-    message: &[u8],
-    signature: &[u8],
-    check: &SigCheck,
-) -> Result<(), String> {
-    use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm};
-    crypto::verify_signature(
-        spki,
-        alg,
-        None::<DigestAlgorithm>,
-        message,
-        signature,
-        AlgorithmPolicy {
-            allow_sha1: check.allow_sha1,
-            ..AlgorithmPolicy::default()
-        },
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }

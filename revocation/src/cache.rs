@@ -25,7 +25,7 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use crate::metrics::PkiMetrics;
-use crate::time::{OffsetDateTime, rfc3339};
+use kyso_pki::time::{OffsetDateTime, rfc3339};
 
 /// What the cache needs to know of a cached answer.
 pub(crate) trait Answer: Send + Sync + 'static {

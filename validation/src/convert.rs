@@ -1,19 +1,20 @@
-//! Conversions between the PKI core's report and the wire messages, both
-//! ways: the service answers with proto, and the CLI turns a server's answer
+//! Conversions between the report and the wire messages, both ways: the
+//! verifier service answers with proto, the signer puts the verdict on a
+//! received document into its answers, and the CLI turns a server's answer
 //! back into the same report it prints for in-process verification.
 
-use kyso_pki::cert::CertKind;
-use kyso_pki::pdf::{
+use kyso_pki::time::OffsetDateTime;
+use kyso_proto::verifier::v1 as pb;
+
+use crate::pdf::{
     Modification, ModificationKind, PdfReport, PdfSignatureReport, Revision, SignatureKind,
 };
-use kyso_pki::report::{
-    CertSource, CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime,
+use crate::report::{
+    CertKind, CertSource, CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime,
     RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
-use kyso_pki::time::OffsetDateTime;
-use kyso_pki::verify::CertificateReport;
-use kyso_proto::verifier::v1 as pb;
+use crate::verify::CertificateReport;
 
 /// The ETSI name of a sub-indication.
 pub fn sub_indication_name(s: SubIndication) -> &'static str {
@@ -36,7 +37,6 @@ pub fn sub_indication_name(s: SubIndication) -> &'static str {
         SigConstraintsFailure => "SIG_CONSTRAINTS_FAILURE",
         TryLater => "TRY_LATER",
         SignedDataNotFound => "SIGNED_DATA_NOT_FOUND",
-        _ => "OTHER",
     }
 }
 

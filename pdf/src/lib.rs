@@ -1,11 +1,14 @@
-//! PDF (PAdES) signatures: a strict reader, the signatures it holds, the
-//! checks of their `/ByteRange`, and what changed after each of them.
+//! `kyso-pdf`: PDF (PAdES) signatures as a file holds them: a strict reader,
+//! the signatures it finds, the checks of their `/ByteRange`, and what changed
+//! after each of them (V5: an altered document is refused).
 //!
 //! - [`parse_signatures`]: every signature of a PDF, in order, with the
 //!   revision it covers and the later incremental updates analysed.
-//! - [`verify`]: [`crate::verify::Verifier::verify_pdf`], the CMS checks of
-//!   each signature over its byte range, folded with the PDF checks into a
-//!   [`PdfReport`] (V2, V5, N3 art. 7: the document must be intact).
+//!
+//! It does not verify the CMS inside `/Contents` nor judge certificates: that is
+//! `kyso-validation` (`Verifier::verify_pdf`), which folds these checks with the
+//! CMS verdicts. It writes nothing (signing is `kyso-pades`) and does no I/O; it
+//! depends on `kyso-pki` only for digests and the BER length of `/Contents`.
 //!
 //! Input is untrusted: every size, count and depth is bounded by
 //! [`PdfLimits`]; nothing is repaired; no `unwrap` on input data.
@@ -13,19 +16,17 @@
 mod diff;
 mod file;
 pub mod syntax;
-mod verify;
 
 use std::collections::HashSet;
 
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-use crate::crypto::{DigestAlgorithm, Digester};
 use file::PdfFile;
+use kyso_pki::crypto::{DigestAlgorithm, Digester};
 use syntax::{DictExt, ObjRef, Object};
 
 pub use diff::{Modification, ModificationKind};
-pub use verify::{PdfReport, PdfSignatureReport, PdfVerifyOptions};
 
 /// Everything that makes a PDF unreadable for verification. A signature that
 /// can be read and fails is not an error: it is a report.
@@ -455,7 +456,7 @@ fn build_signature(file: &PdfFile<'_>, f: Found) -> EmbeddedSignature {
     let contents_obj = d.get_key("Contents").and_then(Object::string);
     let span = contents_obj.and_then(|s| s.span);
     let raw = contents_obj.map(|s| s.bytes.as_slice()).unwrap_or_default();
-    let contents = match crate::ber::element_len(raw, crate::ber::Limits::default()) {
+    let contents = match kyso_pki::ber::element_len(raw, kyso_pki::ber::Limits::default()) {
         Ok(n) => {
             let (cms, pad) = raw.split_at(n.min(raw.len()));
             if pad.iter().any(|b| *b != 0) {

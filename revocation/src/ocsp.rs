@@ -18,9 +18,10 @@ use x509_ocsp::{
     ResponderId, SingleResponse, TbsRequest, Version,
 };
 
-use super::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
-use crate::cert::{Cert, name_to_string};
-use crate::time::{self as t, OffsetDateTime};
+use crate::signed::{SigCheck, normalise_serial, tbs_bytes, verify_signed};
+use kyso_pki::cert::Cert;
+use kyso_pki::name::rfc4514;
+use kyso_pki::time::{self as t, OffsetDateTime};
 
 /// The media type of an OCSP request body.
 pub(crate) const REQUEST_CONTENT_TYPE: &str = "application/ocsp-request";
@@ -293,7 +294,7 @@ fn responder_id_matches(rid: &ResponderId, c: &Cert) -> bool {
 
 fn describe_responder_id(rid: &ResponderId) -> String {
     match rid {
-        ResponderId::ByName(name) => format!("name {}", name_to_string(name)),
+        ResponderId::ByName(name) => format!("name {}", rfc4514(name)),
         ResponderId::ByKey(hash) => format!("key hash {}", hex::encode(hash.as_bytes())),
     }
 }
@@ -339,11 +340,11 @@ fn verify_signer(
                 describe_responder_id(rid)
             )
         })?;
-    let who = name_to_string(responder.subject());
+    let who = rfc4514(responder.subject());
     if responder.issuer() != issuer.subject() {
         return Err(format!(
             "{NOT_AUTHORISED}: responder certificate {who} is issued by {}, not by the certificate's issuer",
-            name_to_string(responder.issuer())
+            rfc4514(responder.issuer())
         ));
     }
     verify_signed(

@@ -1,0 +1,238 @@
+//! The trust configuration: anchors and their pins, intermediates, legacy SHA-1
+//! roots, AIA and revocation. The verifier's file carries these keys at its top
+//! level; the signer's file carries the same keys under `[trust]`, for the check
+//! of its own certificates (N1). Unknown keys are refused in both.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kyso_pki::cert::Cert;
+use kyso_pki::name::rfc4514;
+use kyso_pki::path::TrustStore;
+use kyso_revocation::{FetchConfig, RevocationConfig, RevocationOrder, RevocationPolicy};
+use serde::Deserialize;
+
+pub use kyso_revocation::UrlRewrite;
+
+use crate::verify::VerifierConfig;
+
+/// Trust anchors, intermediates and revocation checking, as written in TOML.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// PEM files of trust anchors (the government roots).
+    pub trust_anchors: Vec<PathBuf>,
+    /// If not empty, every anchor loaded must have one of these SHA-256
+    /// fingerprints (hex, colons allowed): a deployment pins its roots.
+    pub anchor_fingerprints: Vec<String>,
+    /// PEM files of intermediates to use when a signature carries only its leaf.
+    pub intermediates: Vec<PathBuf>,
+    /// SHA-256 fingerprints of anchors under which SHA-1 CA certificates are
+    /// accepted (the government G1 root).
+    pub legacy_sha1_roots: Vec<String>,
+    /// Download missing intermediates through AIA caIssuers.
+    pub fetch_aia: bool,
+    /// Revocation checking.
+    pub revocation: RevocationSection,
+}
+
+/// `[revocation]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationSection {
+    /// `require` (default), `soft-fail` or `off`.
+    pub policy: RevocationPolicy,
+    /// `ocsp-then-crl` (default), `crl-then-ocsp`, `ocsp-only`, `crl-only`.
+    pub order: String,
+    /// Per-URL timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Cap on how long an answer is cached, whatever its nextUpdate, seconds.
+    pub max_ttl_secs: u64,
+    /// How long past nextUpdate an answer may be served when its source is down, seconds.
+    pub stale_grace_secs: u64,
+    /// Most OCSP answers kept.
+    pub max_ocsp_entries: u64,
+    /// Most bytes of parsed CRLs kept.
+    pub max_crl_bytes: u64,
+    /// Send a nonce in OCSP requests (defeats caching at the responder).
+    pub ocsp_nonce: bool,
+    /// Rewrite AIA/CDP URLs by prefix: real certificates point at internal hosts.
+    pub url_rewrites: Vec<UrlRewrite>,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        Self {
+            trust_anchors: Vec::new(),
+            anchor_fingerprints: Vec::new(),
+            intermediates: Vec::new(),
+            legacy_sha1_roots: Vec::new(),
+            fetch_aia: true,
+            revocation: RevocationSection::default(),
+        }
+    }
+}
+
+impl Default for RevocationSection {
+    fn default() -> Self {
+        Self {
+            policy: RevocationPolicy::Require,
+            order: "ocsp-then-crl".into(),
+            timeout_ms: 5_000,
+            max_ttl_secs: 3_600,
+            stale_grace_secs: 0,
+            max_ocsp_entries: 100_000,
+            max_crl_bytes: 256 << 20,
+            ocsp_nonce: false,
+            url_rewrites: Vec::new(),
+        }
+    }
+}
+
+impl TrustConfig {
+    /// Reads the anchors and intermediates and checks every setting; every problem is
+    /// listed (`trust_anchors: ...`, `revocation.order: ...`), none stops the others.
+    pub fn load(&self) -> Result<VerifierConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let anchors = load_pems(&self.trust_anchors, "trust_anchors", &mut problems);
+        let intermediates = load_pems(&self.intermediates, "intermediates", &mut problems);
+        if self.trust_anchors.is_empty() {
+            problems.push("trust_anchors: at least one anchor file is needed".into());
+        }
+        let pins = parse_fingerprints(
+            &self.anchor_fingerprints,
+            "anchor_fingerprints",
+            &mut problems,
+        );
+        if !pins.is_empty() {
+            for a in &anchors {
+                if !pins.contains(a.fingerprint()) {
+                    problems.push(format!(
+                        "trust_anchors: {} (SHA-256 {}) is not among anchor_fingerprints",
+                        rfc4514(a.subject()),
+                        a.fingerprint_hex()
+                    ));
+                }
+            }
+        }
+        let legacy =
+            parse_fingerprints(&self.legacy_sha1_roots, "legacy_sha1_roots", &mut problems);
+        let order = match self.revocation.order.parse::<RevocationOrder>() {
+            Ok(o) => o,
+            Err(_) => {
+                problems.push(format!(
+                    "revocation.order: {:?} is not one of ocsp-then-crl, crl-then-ocsp, ocsp-only, crl-only",
+                    self.revocation.order
+                ));
+                RevocationOrder::OcspThenCrl
+            }
+        };
+        if self.revocation.timeout_ms == 0 {
+            problems.push("revocation.timeout_ms: must be above 0".into());
+        }
+        for (i, r) in self.revocation.url_rewrites.iter().enumerate() {
+            for (what, u) in [("from", &r.from), ("to", &r.to)] {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    problems.push(format!(
+                        "revocation.url_rewrites[{i}].{what}: {u:?} is not an http(s) URL prefix"
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let revocation = RevocationConfig {
+            order,
+            max_ttl: Duration::from_secs(self.revocation.max_ttl_secs),
+            stale_grace: Duration::from_secs(self.revocation.stale_grace_secs),
+            max_entries_ocsp: self.revocation.max_ocsp_entries,
+            max_crl_bytes: self.revocation.max_crl_bytes,
+            ocsp_nonce: self.revocation.ocsp_nonce,
+            fetch: FetchConfig {
+                timeout: Duration::from_millis(self.revocation.timeout_ms),
+                url_rewrites: self.revocation.url_rewrites.clone(),
+                ..FetchConfig::default()
+            },
+            ..RevocationConfig::default()
+        };
+        Ok(VerifierConfig {
+            trust: TrustStore::new(anchors, intermediates, &legacy),
+            revocation,
+            default_policy: self.revocation.policy,
+            fetch_aia: self.fetch_aia,
+        })
+    }
+}
+
+fn load_pems(paths: &[PathBuf], what: &str, problems: &mut Vec<String>) -> Vec<Cert> {
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::read(p) {
+            Ok(bytes) => match Cert::parse_many(&bytes) {
+                Ok(certs) => out.extend(certs),
+                Err(e) => problems.push(format!("{what}: {}: {e}", p.display())),
+            },
+            Err(e) => problems.push(format!("{what}: {}: {e}", p.display())),
+        }
+    }
+    out
+}
+
+fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    for f in list {
+        let clean: String = f
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect();
+        match hex::decode(&clean)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        {
+            Some(fp) => out.push(fp),
+            None => problems.push(format!("{what}: {f:?} is not a SHA-256 fingerprint in hex")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_keys_are_refused_in_a_trust_section() {
+        for key in [
+            "listen = \"127.0.0.1:1\"",
+            "[limits]",
+            "[tls]",
+            "metrics_listen = \"127.0.0.1:2\"",
+        ] {
+            let text = format!("trust_anchors = [\"/r.pem\"]\n{key}\n");
+            let e = toml::from_str::<TrustConfig>(&text).expect_err(key);
+            assert!(e.to_string().contains("unknown field"), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let cfg: TrustConfig = toml::from_str(
+            "anchor_fingerprints = [\"zz\"]\n[revocation]\norder = \"sometimes\"\ntimeout_ms = 0\n",
+        )
+        .unwrap();
+        let problems = cfg.load().expect_err("nothing can load");
+        for needle in [
+            "trust_anchors:",
+            "anchor_fingerprints:",
+            "revocation.order:",
+            "revocation.timeout_ms:",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(needle)),
+                "{needle} missing from {problems:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! `kyso-validation`: the verification engine shared by the verifier service and
+//! the signer (its check of its own certificates, N1, and of the documents it
+//! receives).
+//!
+//! - [`verify`]: [`verify::Verifier`], the whole judgement of a CMS signature or a
+//!   certificate: cryptography, path, validity and revocation at the reference time.
+//! - [`pdf`]: `Verifier::verify_pdf`, the CMS checks of each PDF signature over its
+//!   byte range folded with the PDF reader's checks.
+//! - [`report`]: the ETSI EN 319 102-1 style report (indication, sub-indication).
+//! - [`config`]: the trust configuration (`trust_anchors`, `intermediates`,
+//!   `[revocation]`, ...) as the verifier's file and the signer's `[trust]` write it.
+//! - [`convert`]: the report to and from its protobuf form.
+//!
+//! It does not serve gRPC, bind sockets or read requests (that is the verifier
+//! service), parse PDFs itself (`kyso-pdf`) nor fetch anything itself: the HTTP
+//! client and caches of OCSP, CRL and AIA are `kyso-revocation`'s.
+
+pub mod config;
+pub mod convert;
+pub mod pdf;
+pub mod report;
+pub mod verify;
