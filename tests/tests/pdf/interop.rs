@@ -21,7 +21,7 @@
 //! | pyHanko | kyso |
 //! |---|---|
 //! | `intact` false (digest over the byte range wrong) | TOTAL_FAILED / HASH_FAILURE |
-//! | intact, valid, `revoked` (pyHanko always says REVOKED_NO_POE: it has no proof of time) | revoked at or before the claimed `/M`: TOTAL_FAILED / REVOKED; revoked after it: INDETERMINATE / REVOKED_NO_POE (ARCHITECTURE.md "Verdict rules") |
+//! | intact, valid, `revoked` (pyHanko always says REVOKED_NO_POE: it has no proof of time) | revoked at or before the claimed `/M`: TOTAL_FAILED / REVOKED; revoked after it: INDETERMINATE / REVOKED_NO_POE (docs/FLOWS.md "Verdict rules") |
 //! | intact, valid, trusted, ENTIRE_FILE, modification NONE (`INTACT:TRUSTED,UNTOUCHED`) | TOTAL_PASSED, covers the whole document, no modification |
 //! | intact, valid, trusted, ENTIRE_REVISION, FORM_FILLING, docmdp ok, bottom line true | TOTAL_PASSED, not the whole document, every modification allowed and one a later signature brings (signature value, field/widget, appearance, AcroForm, refreshed `/Info` or XMP metadata, the new xref stream), a SIGNATURE and a SIGNATURE_FIELD among them |
 //! | intact, valid, trusted, modification OTHER, docmdp not ok, bottom line false (`EXTENDED_WITH_OTHER,ILLEGAL_MODIFICATIONS`) | TOTAL_FAILED / SIG_CONSTRAINTS_FAILURE, at least one disallowed modification |
@@ -228,7 +228,7 @@ fn assert_agrees(case: &str, p: &PyhankoSignature, k: &PdfSignatureReport) {
         Expected::Revoked => {
             let m = k.signing_time.expect("/M is the claimed time");
             let revoked_at = OffsetDateTime::from(TestPki::get().revoked_at);
-            // ARCHITECTURE.md: revoked at or before the claimed time fails; revoked after a
+            // docs/FLOWS.md: revoked at or before the claimed time fails; revoked after a
             // claimed (unproven) time is indeterminate.
             let (ind, sub) = if revoked_at <= m {
                 (Indication::TotalFailed, SubIndication::Revoked)

@@ -1,4 +1,4 @@
-//! The verdict matrix of `kyso_validation::verify::Verifier` (docs/ARCHITECTURE.md, "Verdict rules"),
+//! The verdict matrix of `kyso_validation::verify::Verifier` (docs/FLOWS.md, "Verdict rules"),
 //! artifact by artifact, against `openssl cms -verify -crl_check_all` as the reference peer:
 //! openssl passes ⇔ kyso says TOTAL_PASSED, except where a case documents why the two must
 //! differ (openssl has no OCSP, no caller-given time, no legacy-root policy, no digest-only

@@ -721,7 +721,7 @@ async fn metrics_show_cache_fetch_and_request_counters_moving() {
 }
 
 /// The entries gauge: after one verification the OCSP cache holds the leaf's answer and the CRL
-/// cache the root's CRL; `/metrics` must say so (docs/ARCHITECTURE.md: "cache hits/misses/entries").
+/// cache the root's CRL; `/metrics` must say so (docs/FLOWS.md: "cache hits/misses/entries").
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_the_entries_the_caches_hold() {
     let pki = TestPki::get();

@@ -1,0 +1,311 @@
+//! Unit tests of the parent module.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use der::{Decode, Tagged};
+
+fn der(input: &[u8]) -> Vec<u8> {
+    to_der(input, Limits::default()).unwrap().into_owned()
+}
+
+/// A CMS-like BER sample as openssl -stream writes it: indefinite
+/// lengths everywhere and the content as a constructed OCTET STRING.
+fn ber_sample() -> Vec<u8> {
+    vec![
+        0x30, 0x80, // ContentInfo SEQUENCE, indefinite
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, // signedData
+        0xa0, 0x80, // [0] EXPLICIT, indefinite
+        0x30, 0x80, // SignedData, indefinite
+        0x02, 0x01, 0x01, // version
+        0x31, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, // digestAlgorithms
+        0x30, 0x80, // EncapsulatedContentInfo, indefinite
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01, // data
+        0xa0, 0x80, // [0] EXPLICIT, indefinite
+        0x24, 0x80, // constructed OCTET STRING, indefinite
+        0x04, 0x03, b'a', b'b', b'c', // segment
+        0x04, 0x81, 0x02, b'd', b'e', // segment with a non-minimal length
+        0x24, 0x06, 0x04, 0x01, b'f', 0x04, 0x01, b'g', // nested constructed segment
+        0x00, 0x00, // end of OCTET STRING
+        0x00, 0x00, // end of [0]
+        0x00, 0x00, // end of EncapsulatedContentInfo
+        0x31, 0x03, 0x02, 0x01, 0x05, // a SET kept as is
+        0x00, 0x00, // end of SignedData
+        0x00, 0x00, // end of [0]
+        0x00, 0x00, // end of ContentInfo
+    ]
+}
+
+fn der_sample() -> Vec<u8> {
+    vec![
+        0x30, 0x40, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x33,
+        0x30, 0x31, 0x02, 0x01, 0x01, 0x31, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+        0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x30, 0x16, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+        0xf7, 0x0d, 0x01, 0x07, 0x01, 0xa0, 0x09, 0x04, 0x07, b'a', b'b', b'c', b'd', b'e', b'f',
+        b'g', 0x31, 0x03, 0x02, 0x01, 0x05,
+    ]
+}
+
+#[test]
+fn normalises_openssl_stream_style_ber() {
+    let out = der(&ber_sample());
+    assert_eq!(out, der_sample());
+    // The result is DER that `der` accepts.
+    let any = der::Any::from_der(&out).unwrap();
+    assert_eq!(any.tag(), der::Tag::Sequence);
+}
+
+#[test]
+fn der_input_is_borrowed() {
+    let sample = der_sample();
+    assert!(matches!(
+        to_der(&sample, Limits::default()).unwrap(),
+        Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn set_order_is_kept() {
+    // SET OF with elements out of DER order: must not be re-sorted.
+    let input = [0x31, 0x80, 0x02, 0x01, 0x09, 0x02, 0x01, 0x01, 0x00, 0x00];
+    assert_eq!(
+        der(&input),
+        [0x31, 0x06, 0x02, 0x01, 0x09, 0x02, 0x01, 0x01]
+    );
+}
+
+#[test]
+fn non_minimal_lengths_become_minimal() {
+    assert_eq!(der(&[0x04, 0x81, 0x01, 0xaa]), [0x04, 0x01, 0xaa]);
+    assert_eq!(
+        der(&[0x30, 0x84, 0, 0, 0, 3, 0x04, 0x01, 0xaa]),
+        [0x30, 0x03, 0x04, 0x01, 0xaa]
+    );
+    let mut long = vec![0x04, 0x82, 0x00, 0x90];
+    long.extend(std::iter::repeat_n(7u8, 0x90));
+    let out = der(&long);
+    assert_eq!(&out[..3], &[0x04, 0x81, 0x90]);
+    assert_eq!(out.len(), 3 + 0x90);
+}
+
+#[test]
+fn long_lengths_grow_correctly() {
+    // 300 bytes in indefinite-length segments: the definite form needs two length bytes.
+    let mut input = vec![0x24, 0x80];
+    for _ in 0..3 {
+        input.extend([0x04, 0x64]);
+        input.extend(std::iter::repeat_n(1u8, 100));
+    }
+    input.extend([0, 0]);
+    let out = der(&input);
+    assert_eq!(&out[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    assert_eq!(out.len(), 4 + 300);
+}
+
+#[test]
+fn bit_strings_are_concatenated() {
+    let input = [
+        0x23, 0x80, 0x03, 0x02, 0x00, 0xaa, 0x03, 0x02, 0x04, 0xb0, 0x00, 0x00,
+    ];
+    assert_eq!(der(&input), [0x03, 0x03, 0x04, 0xaa, 0xb0]);
+    // Unused bits in a segment that is not the last.
+    let bad = [
+        0x23, 0x80, 0x03, 0x02, 0x04, 0xa0, 0x03, 0x02, 0x00, 0xb0, 0x00, 0x00,
+    ];
+    assert!(to_der(&bad, Limits::default()).is_err());
+    // Empty constructed BIT STRING.
+    assert_eq!(der(&[0x23, 0x80, 0x00, 0x00]), [0x03, 0x01, 0x00]);
+}
+
+#[test]
+fn context_tags_and_long_tags_are_kept() {
+    let input = [0xbf, 0x81, 0x01, 0x80, 0x04, 0x01, 0x01, 0x00, 0x00];
+    assert_eq!(der(&input), [0xbf, 0x81, 0x01, 0x03, 0x04, 0x01, 0x01]);
+}
+
+fn assert_malformed(input: &[u8]) {
+    match to_der(input, Limits::default()) {
+        Err(Error::Malformed { .. }) => {}
+        other => panic!("expected Malformed for {input:02x?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_inputs_are_rejected() {
+    assert_malformed(&[]);
+    assert_malformed(&[0x30]);
+    assert_malformed(&[0x30, 0x05, 0x02, 0x01]);
+    assert_malformed(&[0x30, 0x80, 0x02, 0x01, 0x01]); // no EOC
+    assert_malformed(&[0x30, 0x80, 0x02, 0x01, 0x01, 0x00]); // half an EOC
+    assert_malformed(&[0x30, 0x80, 0x00, 0x01, 0x00, 0x00, 0x00]); // EOC with length
+    assert_malformed(&[0x00, 0x00]); // EOC at top level
+    assert_malformed(&[0x30, 0x02, 0x00, 0x00]); // EOC in definite contents
+    assert_malformed(&[0x04, 0x80, 0x00, 0x00]); // indefinite primitive
+    assert_malformed(&[0x30, 0xff]); // reserved length octet
+    assert_malformed(&[0x30, 0x89, 1, 1, 1, 1, 1, 1, 1, 1, 1]); // length of length > 8
+    assert_malformed(&[0x1f, 0x81, 0x81, 0x81, 0x81, 0x01, 0x00]); // 5-byte tag number
+    assert_malformed(&[0x1f, 0x81]); // truncated tag
+    assert_malformed(&[0x24, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00]); // wrong segment tag
+    assert_malformed(&[0x24, 0x80, 0xa4, 0x00, 0x00, 0x00]); // context segment
+    assert_malformed(&[0x02, 0x01, 0x01, 0x00]); // trailing data
+    assert_malformed(&[0x30, 0x03, 0x04, 0x05, 0x00]); // child past parent end
+}
+
+#[test]
+fn huge_lengths_are_too_large() {
+    for input in [
+        &[0x04, 0x84, 0xff, 0xff, 0xff, 0xff][..],
+        &[0x04, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+    ] {
+        assert!(matches!(
+            to_der(input, Limits::default()),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+    let small = Limits {
+        max_depth: 64,
+        max_len: 4,
+    };
+    assert!(matches!(
+        to_der(&[0x04, 0x05, 1, 2, 3, 4, 5], small),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn depth_bombs_are_too_large() {
+    let mut bomb = Vec::new();
+    for _ in 0..100_000 {
+        bomb.extend([0x30, 0x80]);
+    }
+    assert!(matches!(
+        to_der(&bomb, Limits::default()),
+        Err(Error::TooLarge {
+            what: "BER nesting depth",
+            ..
+        })
+    ));
+    let mut bomb = Vec::new();
+    for _ in 0..10_000 {
+        bomb.extend([0x24, 0x80]);
+    }
+    assert!(matches!(
+        to_der(&bomb, Limits::default()),
+        Err(Error::TooLarge { .. })
+    ));
+    // Exactly at the limit is fine.
+    let limits = Limits {
+        max_depth: 3,
+        max_len: 1024,
+    };
+    assert!(to_der(&[0x30, 0x80, 0x30, 0x80, 0x05, 0x00, 0, 0, 0, 0], limits).is_ok());
+    assert!(
+        to_der(
+            &[
+                0x30, 0x80, 0x30, 0x80, 0x30, 0x80, 0x05, 0x00, 0, 0, 0, 0, 0, 0
+            ],
+            limits
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn many_small_elements_are_linear() {
+    // A million NULLs under one indefinite SEQUENCE: must finish quickly.
+    let mut input = vec![0x30, 0x80];
+    for _ in 0..1_000_000 {
+        input.extend([0x05, 0x00]);
+    }
+    input.extend([0, 0]);
+    let start = std::time::Instant::now();
+    let out = der(&input);
+    assert_eq!(out.len(), 2_000_000 + 5);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn truncations_never_panic_and_fail() {
+    let sample = ber_sample();
+    for cut in 0..sample.len() {
+        assert!(
+            to_der(&sample[..cut], Limits::default()).is_err(),
+            "cut {cut}"
+        );
+    }
+    let sample = der_sample();
+    for cut in 0..sample.len() {
+        assert!(
+            to_der(&sample[..cut], Limits::default()).is_err(),
+            "cut {cut}"
+        );
+    }
+}
+
+#[test]
+fn random_mutations_never_panic() {
+    // Deterministic xorshift so failures are reproducible.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let sample = ber_sample();
+    for _ in 0..20_000 {
+        let mut m = sample.clone();
+        let flips = 1 + (next() % 4) as usize;
+        for _ in 0..flips {
+            let i = (next() as usize) % m.len();
+            m[i] = next() as u8;
+        }
+        let cut = (next() as usize) % (m.len() + 1);
+        let m = &m[..cut];
+        if let Ok(out) = to_der(m, Limits::default()) {
+            // Whatever comes out is stable under a second pass.
+            let again = to_der(&out, Limits::default()).unwrap();
+            assert_eq!(again.as_ref(), out.as_ref());
+        }
+        let _ = element_len(m, Limits::default());
+    }
+}
+
+#[test]
+fn element_len_ignores_trailing_padding() {
+    let mut sample = ber_sample();
+    let len = sample.len();
+    sample.extend([0u8; 100]);
+    assert_eq!(element_len(&sample, Limits::default()).unwrap(), len);
+}
+
+#[test]
+fn tlv_reader_and_children() {
+    let sample = der_sample();
+    let (ci, rest) = read_tlv(&sample).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(ci.tag, 0x30);
+    let kids: Vec<_> = children(ci.content).collect::<Result<_>>().unwrap();
+    assert_eq!(kids.len(), 2);
+    assert_eq!(kids[0].tag, 0x06);
+    assert_eq!(kids[1].tag, 0xa0);
+    assert!(read_tlv(&[0x30, 0x80, 0, 0]).is_err());
+    assert!(read_tlv(&[0x30, 0x05]).is_err());
+    let bad: Vec<_> = children(&[0x02, 0x01, 0x01, 0x02, 0x05]).collect();
+    assert_eq!(bad.len(), 2);
+    assert!(bad[1].is_err());
+}
+
+#[test]
+fn set_sizes_are_bounded() {
+    let mut set = vec![0x31, 0x82, 0x02, 0x00];
+    for _ in 0..256 {
+        set.extend([0x02, 0x00]);
+    }
+    assert!(check_set_sizes(&set, 256, 64).is_ok());
+    assert!(check_set_sizes(&set, 255, 64).is_err());
+    // A SEQUENCE with many children is fine.
+    set[0] = 0x30;
+    assert!(check_set_sizes(&set, 10, 64).is_ok());
+}
