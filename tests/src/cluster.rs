@@ -13,23 +13,19 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use kyso_proto::signer::v1 as pb;
 use kyso_proto::signer::v1::signer_client::SignerClient;
-use kyso_registry::{Config as RegistryConfig, Listeners, serve, system_clock};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::hsm::{P11KitServer, SoftHsm, workspace_bin};
 use crate::{PkiServers, TestPki};
 
-pub const DOMAIN: &str = "khanhhoa.gov.vn";
+pub use crate::registry::{DOMAIN, Registry};
 pub const PIN: &str = "246810";
 pub const PERSONAL_SUBJ: &str = "/C=VN/L=Khánh Hòa/O=Ủy ban nhân dân tỉnh Khánh Hòa/title=Chủ tịch/CN=Nguyễn Văn An/emailAddress=an.nv@khanhhoa.gov.vn";
 pub const ORG_SUBJ: &str =
@@ -37,90 +33,6 @@ pub const ORG_SUBJ: &str =
 pub const P11_CLIENT: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so";
 
 // ------------------------------------------------------------------ the registry, in-process
-
-pub struct Registry {
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<kyso_registry::Result<()>>>,
-}
-
-impl Registry {
-    pub async fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let config = RegistryConfig {
-            database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
-            mail_domain: DOMAIN.into(),
-            ..RegistryConfig::default()
-        };
-        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = grpc.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            config,
-            Listeners {
-                grpc,
-                metrics: None,
-            },
-            system_clock(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-        for _ in 0..200 {
-            if ep.connect().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Registry {
-            addr,
-            _dir: dir,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
-    }
-
-    /// `kyso registry --server URL <args>` with JSON on stdin; must succeed.
-    pub async fn ok(&self, args: &[&str], input: Value) -> Value {
-        let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
-        cmd.arg("registry")
-            .arg("--server")
-            .arg(self.url())
-            .args(args);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.to_string().as_bytes()).await.unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().await.unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "kyso registry {args:?}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout))
-    }
-}
 
 pub fn change(reason: &str) -> Value {
     json!({"actor": "subscriber-manager@sotttt.khanhhoa.gov.vn", "reason": reason})

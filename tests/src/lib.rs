@@ -31,6 +31,7 @@ pub mod pdf_peers;
 pub mod pg;
 mod pki;
 mod process;
+pub mod registry;
 
 pub use cms::{
     CmsSign, CmsVerify, cms_sign_in, openssl_cms_sign, openssl_cms_verify,

@@ -2,115 +2,12 @@
 //! runs in-process on SQLite (a temp file), the real `kyso` binary talks to it.
 //! Build the binary first: `cargo build -p kyso`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use kyso_registry::{Config, Listeners, serve, system_clock};
 use kyso_tests::TestPki;
 use kyso_tests::hsm::workspace_bin;
+use kyso_tests::registry::{DOMAIN, Registry, run_with_stdin};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-const DOMAIN: &str = "khanhhoa.gov.vn";
-
-struct Registry {
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<kyso_registry::Result<()>>>,
-}
-
-impl Registry {
-    async fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
-            mail_domain: DOMAIN.into(),
-            ..Config::default()
-        };
-        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = grpc.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            config,
-            Listeners {
-                grpc,
-                metrics: None,
-            },
-            system_clock(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        // Wait until the database has migrated and the server answers.
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-        for _ in 0..200 {
-            if ep.connect().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Registry {
-            addr,
-            _dir: dir,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
-    }
-
-    /// Runs `kyso registry --server URL <args>` with `input` on stdin.
-    async fn kyso(&self, args: &[&str], input: &Value) -> (i32, Value, String) {
-        let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
-        cmd.arg("registry")
-            .arg("--server")
-            .arg(self.url())
-            .args(args);
-        run(cmd, input).await
-    }
-
-    /// Runs a call that must succeed and returns its JSON.
-    async fn ok(&self, args: &[&str], input: Value) -> Value {
-        let (code, out, err) = self.kyso(args, &input).await;
-        assert_eq!(code, 0, "kyso registry {args:?}: {out} {err}");
-        out
-    }
-}
-
-async fn run(mut cmd: tokio::process::Command, input: &Value) -> (i32, Value, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let value = serde_json::from_str(&stdout).unwrap_or(Value::String(stdout));
-    (
-        out.status.code().unwrap_or(-1),
-        value,
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
 
 fn change(reason: &str) -> Value {
     json!({"actor": "subscriber-manager@sotttt.khanhhoa.gov.vn", "reason": reason})
@@ -245,7 +142,7 @@ async fn build_province(r: &Registry) -> Province {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_builds_a_province_and_authorize_allows_the_chairmans_approval_A2_A3() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let p = build_province(&r).await;
     let out = r
         .ok(
@@ -276,7 +173,7 @@ async fn cli_builds_a_province_and_authorize_allows_the_chairmans_approval_A2_A3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_authorize_refuses_a_classified_document_with_exit_1_A7() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let p = build_province(&r).await;
     let (code, out, err) = r
         .kyso(
@@ -300,7 +197,7 @@ async fn cli_authorize_refuses_a_classified_document_with_exit_1_A7() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_grant_over_classified_type_prints_rule_A7_and_exits_2() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let p = build_province(&r).await;
     let (code, out, err) = r
         .kyso(
@@ -318,7 +215,7 @@ async fn cli_grant_over_classified_type_prints_rule_A7_and_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_new_certificate_outside_the_mail_domain_is_refused_with_exit_1_I1() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let org = id(&r
         .ok(
             &["create-organisation"],
@@ -347,7 +244,7 @@ async fn cli_new_certificate_outside_the_mail_domain_is_refused_with_exit_1_I1()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_unknown_field_is_an_input_error_naming_it() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let (code, _, err) = r
         .kyso(
             &["create-title"],
@@ -366,7 +263,7 @@ async fn cli_unknown_field_is_an_input_error_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unmatched() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let pki = TestPki::get();
     let org = id(&r
         .ok(
@@ -404,7 +301,7 @@ async fn cli_import_certificates_matches_holders_and_reports_duplicates_and_unma
         if let Some(h) = holders {
             cmd.arg("--holders").arg(h);
         }
-        run(cmd, &Value::Null)
+        run_with_stdin(cmd, &Value::Null)
     };
     // Without a holders list the registry is asked by name: the seal (CN = the organisation,
     // no title) is found; the chairman is not in the registry yet, so a.pem is listed.
@@ -485,7 +382,7 @@ fn self_signed(dir: &Path, file: &str, subject: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let pki = TestPki::get();
     // Names differ from the subjects in case only (beyond ASCII: SQLite's LOWER() would not
     // fold them).
@@ -543,7 +440,7 @@ async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry
     let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
     cmd.args(["registry", "--server", &r.url(), "import-certificates"])
         .arg(dir.path());
-    let (code, out, err) = run(cmd, &Value::Null).await;
+    let (code, out, err) = run_with_stdin(cmd, &Value::Null).await;
     assert_eq!(code, 0, "{out} {err}");
     assert_eq!(out["imported"], json!(2), "{out}");
     let certs = out["certificates"].as_array().unwrap();
@@ -585,7 +482,7 @@ async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_report_per_managing_agency_as_json_and_csv_R2() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     // A name with a comma and a quote: the CSV quotes it.
     let name = "Sở Tư pháp, \"Khánh Hòa\"";
     let org = id(&r
@@ -708,7 +605,7 @@ async fn cli_report_per_managing_agency_as_json_and_csv_R2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_unlock_request_refusal_needs_the_reason_and_overdue_list_I5() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let org = id(&r
         .ok(
             &["create-organisation"],
@@ -775,7 +672,7 @@ async fn cli_unlock_request_refusal_needs_the_reason_and_overdue_list_I5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_authorize_seeds_a_province_and_reports_json() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let mut cmd = tokio::process::Command::new(workspace_bin("kyso"));
     cmd.args([
         "bench",
@@ -793,7 +690,7 @@ async fn bench_authorize_seeds_a_province_and_reports_json() {
         "--warmup-secs",
         "0",
     ]);
-    let (code, out, err) = run(cmd, &Value::Null).await;
+    let (code, out, err) = run_with_stdin(cmd, &Value::Null).await;
     assert_eq!(code, 0, "{out} {err}");
     assert_eq!(out["bench"], json!("authorize"));
     assert_eq!(out["errors"], json!(0), "{out}");
@@ -804,7 +701,7 @@ async fn bench_authorize_seeds_a_province_and_reports_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_ends_appointments_revokes_delegations_and_updates_records_A2_A3_I6() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let p = build_province(&r).await;
     let authorize = json!({"fingerprint": p.chairman_cert, "acting_person_id": p.chairman,
                            "organisation_id": p.ubnd, "document_type": "QD",
@@ -949,7 +846,7 @@ async fn cli_ends_appointments_revokes_delegations_and_updates_records_A2_A3_I6(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sets_and_lists_holidays_and_refuses_a_second_open_unlock_I5() {
-    let r = Registry::start().await;
+    let mut r = Registry::start().await;
     let p = build_province(&r).await;
     let (code, out, _) = r
         .kyso(

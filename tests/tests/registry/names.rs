@@ -4,75 +4,15 @@
 //! Chính phủ,O=Ban Cơ yếu Chính phủ,C=VN`), which a rendering that escapes non-ASCII bytes
 //! would not match.
 
-use std::time::Duration;
-
 use kyso_pki::cms::Detached;
 use kyso_pki::time::OffsetDateTime;
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_client::RegistryClient;
-use kyso_registry::{Config, Listeners, serve, system_clock};
+use kyso_tests::registry::Registry;
 use kyso_tests::{CA_ORG, CmsSign, ISSUING_CA_CN, ORG_NAME, TestPki, openssl_cms_sign};
 use kyso_validation::report::{Indication, SignerIdentity};
 use kyso_validation::verify::CmsRequest;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-
-/// A registry in-process on a loopback port, over `database_url`.
-struct Registry {
-    client: RegistryClient<Channel>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<kyso_registry::Result<()>>,
-}
-
-impl Registry {
-    async fn start(database_url: &str) -> Registry {
-        let config = Config {
-            database_url: database_url.into(),
-            mail_domain: "khanhhoa.gov.vn".into(),
-            ..Config::default()
-        };
-        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = grpc.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            config,
-            Listeners {
-                grpc,
-                metrics: None,
-            },
-            system_clock(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .timeout(Duration::from_secs(30));
-        // The listener is bound already; retry only while the database migrates.
-        for _ in 0..100 {
-            if let Ok(c) = endpoint.connect().await {
-                return Registry {
-                    client: RegistryClient::new(c),
-                    stop,
-                    task,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the registry accepts no connection");
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the registry stops")
-            .unwrap()
-            .unwrap();
-    }
-}
 
 const CONTENT: &[u8] = "Công văn số 12/UBND-VP (kiểm thử tên X.509)".as_bytes();
 
@@ -165,8 +105,8 @@ async fn issuer_from_a_verifier_report_finds_the_certificate_by_issuer_and_seria
     let signer = reported_signer().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("registry.db").display());
-    let registry = Registry::start(&url).await;
-    let mut c = registry.client.clone();
+    let mut registry = Registry::start_with(&url).await;
+    let mut c = registry.client().await;
     let registered = register_org_certificate(&mut c).await;
     assert_eq!(registered.issuer, signer.issuer);
     assert_eq!(registered.subject, signer.subject);
@@ -183,8 +123,8 @@ async fn certificates_stored_with_the_former_rendering_are_found_after_the_upgra
     let signer = reported_signer().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("registry.db").display());
-    let registry = Registry::start(&url).await;
-    register_org_certificate(&mut registry.client.clone()).await;
+    let mut registry = Registry::start_with(&url).await;
+    register_org_certificate(&mut registry.client().await).await;
     registry.stop().await;
 
     // What an older registry stored, as it stored it.
@@ -204,8 +144,8 @@ async fn certificates_stored_with_the_former_rendering_are_found_after_the_upgra
     .unwrap();
     pool.close().await;
 
-    let registry = Registry::start(&url).await;
-    let mut c = registry.client.clone();
+    let mut registry = Registry::start_with(&url).await;
+    let mut c = registry.client().await;
     let found = by_issuer_serial(&mut c, &signer).await;
     assert_eq!(found.fingerprint, signer.fingerprint_sha256);
     assert_eq!(found.issuer, signer.issuer);
