@@ -69,22 +69,17 @@ impl DocumentsService {
                 .sign(
                     caller,
                     pb::SignPdfRequest {
-                        key: r.approval_key.clone(),
-                        context: Some(pb::SigningContext {
-                            document: Some(document.clone()),
-                            profile: pb::Profile::Approval as i32,
-                            mode: if r.approval_mode == 0 {
-                                pb::SigningMode::Own as i32
-                            } else {
-                                r.approval_mode
-                            },
-                            acting_person_id: r.approver_person_id.clone(),
-                            organisation_id: r.organisation_id.clone(),
-                        }),
-                        pdf,
                         placement: r.approval_placement.clone(),
                         image: r.approval_image.clone(),
-                        ..Default::default()
+                        ..sign_pdf(
+                            &r.approval_key,
+                            document.clone(),
+                            pb::Profile::Approval,
+                            r.approval_mode,
+                            &r.approver_person_id,
+                            &r.organisation_id,
+                            pdf,
+                        )
                     },
                     now,
                 )
@@ -98,17 +93,16 @@ impl DocumentsService {
             .sign(
                 caller,
                 pb::SignPdfRequest {
-                    key: r.seal_key.clone(),
-                    context: Some(pb::SigningContext {
-                        document: Some(document.clone()),
-                        profile: pb::Profile::Issue as i32,
-                        mode: pb::SigningMode::Own as i32,
-                        acting_person_id: r.custodian_person_id.clone(),
-                        organisation_id: r.organisation_id.clone(),
-                    }),
-                    pdf,
                     image: r.seal_image.clone(),
-                    ..Default::default()
+                    ..sign_pdf(
+                        &r.seal_key,
+                        document.clone(),
+                        pb::Profile::Issue,
+                        OWN,
+                        &r.custodian_person_id,
+                        &r.organisation_id,
+                        pdf,
+                    )
                 },
                 now,
             )
@@ -227,21 +221,20 @@ impl DocumentsService {
             .sign(
                 caller,
                 pb::SignPdfRequest {
-                    key: r.seal_key.clone(),
-                    context: Some(pb::SigningContext {
-                        document: Some(pb::DocumentInfo {
+                    incoming_number: entry.number.to_string(),
+                    ..sign_pdf(
+                        &r.seal_key,
+                        pb::DocumentInfo {
                             document_type: r.document_type.clone(),
                             classification: pb::Classification::None as i32,
                             ..Default::default()
-                        }),
-                        profile: pb::Profile::Received as i32,
-                        mode: pb::SigningMode::Own as i32,
-                        acting_person_id: r.custodian_person_id.clone(),
-                        organisation_id: r.organisation_id.clone(),
-                    }),
-                    pdf: r.pdf,
-                    incoming_number: entry.number.to_string(),
-                    ..Default::default()
+                        },
+                        pb::Profile::Received,
+                        OWN,
+                        &r.custodian_person_id,
+                        &r.organisation_id,
+                        r.pdf,
+                    )
                 },
                 now,
             )
@@ -409,18 +402,15 @@ impl DocumentsService {
             let signed = self
                 .sign(
                     caller,
-                    pb::SignPdfRequest {
-                        key: r.seal_key.clone(),
-                        context: Some(pb::SigningContext {
-                            document: Some(document.clone()),
-                            profile: pb::Profile::Appendix as i32,
-                            mode: pb::SigningMode::Own as i32,
-                            acting_person_id: r.custodian_person_id.clone(),
-                            organisation_id: r.organisation_id.clone(),
-                        }),
-                        pdf: a.pdf,
-                        ..Default::default()
-                    },
+                    sign_pdf(
+                        &r.seal_key,
+                        document.clone(),
+                        pb::Profile::Appendix,
+                        OWN,
+                        &r.custodian_person_id,
+                        &r.organisation_id,
+                        a.pdf,
+                    ),
                     now,
                 )
                 .await?;
@@ -517,5 +507,33 @@ impl dpb::documents_server::Documents for DocumentsService {
             }),
         })?;
         Ok(Response::new(dpb::GetDocumentResponse { pdf }))
+    }
+}
+
+/// The signing mode "own" (no KT./TL./TUQ.): the seal's, and an approval's when none is given.
+const OWN: i32 = pb::SigningMode::Own as i32;
+
+/// One step of a flow as a `SignPdf` request: which key, over which document, in which legal
+/// form, by whom, for which organisation. Every step goes through the same `SignPdf` path.
+fn sign_pdf(
+    key: &str,
+    document: pb::DocumentInfo,
+    profile: pb::Profile,
+    mode: i32,
+    acting_person_id: &str,
+    organisation_id: &str,
+    pdf: Vec<u8>,
+) -> pb::SignPdfRequest {
+    pb::SignPdfRequest {
+        key: key.to_owned(),
+        context: Some(pb::SigningContext {
+            document: Some(document),
+            profile: profile as i32,
+            mode: if mode == 0 { OWN } else { mode },
+            acting_person_id: acting_person_id.to_owned(),
+            organisation_id: organisation_id.to_owned(),
+        }),
+        pdf,
+        ..Default::default()
     }
 }
