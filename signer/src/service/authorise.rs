@@ -1,0 +1,98 @@
+//! Steps 2-4 of a signing request, shared by every flow: the signer's own rules applied to the
+//! parsed context, the registry's `Authorize` (fail closed), the key's own certificate (N1),
+//! and for ISSUE the A6 approval check (`super::approval`); every refusal recorded.
+
+use std::time::Instant;
+
+use kyso_proto::signer::v1 as pb;
+use time::OffsetDateTime;
+
+use crate::authority::Decision;
+use crate::config::Caller;
+use crate::error::{Error, Result};
+
+use super::SignerService;
+use super::approval::Approval;
+use super::request::Job;
+
+impl SignerService {
+    /// Step 2 for a parsed request: the signer's own rules; their refusals
+    /// are recorded like the registry's (the request's context is what was
+    /// refused).
+    pub(super) async fn with_context<'k>(
+        &self,
+        caller: &Caller,
+        job: Job<'k>,
+        ctx: Option<pb::SigningContext>,
+        now: OffsetDateTime,
+    ) -> Result<Job<'k>> {
+        match self.parse_context(caller, ctx, job.signing_time) {
+            Ok(ctx) => Ok(Job { ctx, ..job }),
+            Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Steps 3-4.
+    async fn decide(&self, job: &Job<'_>, now: OffsetDateTime) -> Result<Decision> {
+        let started = Instant::now();
+        let decision = self
+            .inner
+            .registry
+            .authorize(
+                &job.key.certificate.fingerprint_hex(),
+                &job.ctx,
+                job.signing_time,
+            )
+            .await;
+        self.inner
+            .metrics
+            .registry_seconds
+            .with_label_values(&[match &decision {
+                Ok(_) => "allowed",
+                Err(Error::Refused(_)) => "refused",
+                Err(_) => "error",
+            }])
+            .observe(started.elapsed().as_secs_f64());
+        let decision = decision?;
+        self.inner
+            .own
+            .check(&job.key.name, &job.key.certificate, &job.key.chain, now)
+            .await?;
+        Ok(decision)
+    }
+
+    /// Steps 3-4 and, for ISSUE, A6; every refusal or failure recorded.
+    pub(super) async fn authorise(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        approval: Approval<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Decision> {
+        let decision = match self.decide(job, now).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.record_failure(caller, job, e, now).await),
+        };
+        if job.ctx.profile == pb::Profile::Issue as i32 {
+            let checked = match approval {
+                Approval::Cms { approval, content } => {
+                    self.check_approval(job, approval, content, now).await
+                }
+                Approval::Pdf(pdf) => self.check_pdf_approval(job, pdf, now).await,
+            };
+            if let Err(e) = checked {
+                return Err(self.record_failure(caller, job, e, now).await);
+            }
+        }
+        Ok(decision)
+    }
+}
+
+pub(super) fn signatory(d: Decision) -> pb::Signatory {
+    pb::Signatory {
+        holder_name: d.holder_name,
+        title: d.title,
+        on_behalf_of: d.on_behalf_of,
+    }
+}

@@ -1,0 +1,144 @@
+//! The SignCms and SignDigest flows: a CAdES signature built around the content or its digest,
+//! or a bare signature over a digest the caller computed.
+
+use kyso_pki::cms_build::{self, CadesRequest, Content};
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_proto::signer::v1 as pb;
+use time::OffsetDateTime;
+
+use crate::audit::Decision as AuditDecision;
+use crate::config::{Caller, Scheme};
+use crate::error::{Error, Result};
+
+use super::SignerService;
+use super::approval::Approval;
+use super::authorise::signatory;
+use super::request::{Job, check_digest_len};
+
+impl SignerService {
+    pub(super) async fn sign_cms_inner(
+        &self,
+        caller: &Caller,
+        r: pb::SignCmsRequest,
+        now: OffsetDateTime,
+    ) -> Result<pb::SignCmsResponse> {
+        let key = self.key(&r.key)?;
+        let digest_algorithm = Self::digest_algorithm(&r.digest_algorithm)?;
+        let signing_time = self.signing_time(r.signing_time, now)?;
+        let content = match &r.payload {
+            Some(pb::sign_cms_request::Payload::Content(c)) => {
+                if c.len() > self.inner.max_content_bytes {
+                    return Err(Error::InvalidField {
+                        field: "content",
+                        reason: format!(
+                            "{} bytes is over the limit of {} bytes; send its digest instead",
+                            c.len(),
+                            self.inner.max_content_bytes
+                        ),
+                    });
+                }
+                if r.detached {
+                    Content::Detached(c)
+                } else {
+                    Content::Attached(c)
+                }
+            }
+            Some(pb::sign_cms_request::Payload::Digest(d)) => {
+                check_digest_len(digest_algorithm, d)?;
+                Content::Digest(d)
+            }
+            None => {
+                return Err(Error::InvalidField {
+                    field: "payload",
+                    reason: "send the content or its digest".into(),
+                });
+            }
+        };
+        let plain = match &content {
+            Content::Attached(c) | Content::Detached(c) => Some(*c),
+            _ => None,
+        };
+        // The builder hashes the content once; the audit record and the A6
+        // check use that message digest rather than hashing it again.
+        let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+        let prepared = cms_build::prepare(CadesRequest {
+            digest_algorithm,
+            content,
+            signer_certificate: key.certificate.der(),
+            chain: &chain,
+            signing_time: Some(signing_time),
+            signature_algorithm: signing_algorithm(key.scheme, digest_algorithm),
+            content_type: None,
+        })?;
+        let document_digest = prepared.message_digest().to_vec();
+        let job = Job {
+            key,
+            ctx: pb::SigningContext::default(),
+            digest_algorithm,
+            document_digest,
+            signing_time,
+        };
+        let job = self.with_context(caller, job, r.context, now).await?;
+        let approval = Approval::Cms {
+            approval: &r.approval,
+            content: plain,
+        };
+        let decision = self.authorise(caller, &job, approval, now).await?;
+        let signature = self
+            .sign_recorded(caller, &job, &prepared.digest_to_sign(), now)
+            .await?;
+        let cms = prepared.finish(&signature)?;
+        // The reply waits for the record: no signature leaves unrecorded.
+        let audit = self
+            .record(caller, &job, AuditDecision::Signed, now)
+            .await?;
+        Ok(pb::SignCmsResponse {
+            cms,
+            audit: Some(audit),
+            signatory: Some(signatory(decision)),
+        })
+    }
+
+    pub(super) async fn sign_digest_inner(
+        &self,
+        caller: &Caller,
+        r: pb::SignDigestRequest,
+        now: OffsetDateTime,
+    ) -> Result<pb::SignDigestResponse> {
+        let key = self.key(&r.key)?;
+        let digest_algorithm = Self::digest_algorithm(&r.digest_algorithm)?;
+        check_digest_len(digest_algorithm, &r.digest)?;
+        let job = Job {
+            key,
+            ctx: pb::SigningContext::default(),
+            digest_algorithm,
+            document_digest: r.digest.clone(),
+            signing_time: now,
+        };
+        let job = self.with_context(caller, job, r.context, now).await?;
+        let approval = Approval::Cms {
+            approval: &r.approval,
+            content: None,
+        };
+        let decision = self.authorise(caller, &job, approval, now).await?;
+        let signature = self.sign_recorded(caller, &job, &r.digest, now).await?;
+        let audit = self
+            .record(caller, &job, AuditDecision::Signed, now)
+            .await?;
+        Ok(pb::SignDigestResponse {
+            signature,
+            signature_algorithm: key.scheme.name(digest_algorithm),
+            certificate: key.certificate.der().to_vec(),
+            audit: Some(audit),
+            signatory: Some(signatory(decision)),
+        })
+    }
+}
+
+pub(super) fn signing_algorithm(scheme: Scheme, d: DigestAlgorithm) -> cms_build::SigningAlgorithm {
+    match scheme {
+        Scheme::RsaPkcs1 => cms_build::SigningAlgorithm::RsaPkcs1(d),
+        Scheme::RsaPss => cms_build::SigningAlgorithm::RsaPss(d),
+        Scheme::Ecdsa => cms_build::SigningAlgorithm::Ecdsa(d),
+    }
+}

@@ -1,0 +1,204 @@
+//! The SignPdf flow: the PDF read and its incremental update drawn (before the registry is
+//! asked: a broken file is the caller's error), then the PAdES signature with its stamp, the
+//! audit record binding the input and the output files.
+
+use kyso_pades as pades;
+use kyso_pki::cms_build;
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_proto::signer::v1 as pb;
+use time::OffsetDateTime;
+
+use crate::audit::Decision as AuditDecision;
+use crate::config::Caller;
+use crate::error::{Error, Result};
+
+use super::SignerService;
+use super::approval::{Approval, a6};
+use super::authorise::signatory;
+use super::cms::signing_algorithm;
+use super::request::Job;
+
+impl SignerService {
+    pub(super) async fn sign_pdf_inner(
+        &self,
+        caller: &Caller,
+        r: pb::SignPdfRequest,
+        now: OffsetDateTime,
+    ) -> Result<pb::SignPdfResponse> {
+        let key = self.key(&r.key)?;
+        if r.pdf.is_empty() {
+            return Err(Error::InvalidField {
+                field: "pdf",
+                reason: "send the PDF to sign".into(),
+            });
+        }
+        if r.pdf.len() > self.inner.max_pdf_bytes {
+            return Err(Error::InvalidField {
+                field: "pdf",
+                reason: format!(
+                    "{} bytes is over the limit of {} bytes",
+                    r.pdf.len(),
+                    self.inner.max_pdf_bytes
+                ),
+            });
+        }
+        let signing_time = self.signing_time(r.signing_time, now)?;
+        // PAdES here is SHA-256 (what VGCA-signed PDFs use); the audit
+        // digest is the input's until the output exists.
+        let digest_algorithm = DigestAlgorithm::Sha256;
+        let input_sha256 = kyso_pki::crypto::sha256(&r.pdf).to_vec();
+        let job = Job {
+            key,
+            ctx: pb::SigningContext::default(),
+            digest_algorithm,
+            document_digest: input_sha256.clone(),
+            signing_time,
+        };
+        let job = self
+            .with_context(caller, job, r.context.clone(), now)
+            .await?;
+
+        // The PDF is read and the update drawn before the registry is asked:
+        // a broken or encrypted file is the caller's error, refused cheaply.
+        let prepared = {
+            let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+            let certificate = key.certificate.der().to_vec();
+            let ctx = job.ctx.clone();
+            let max_pdf_bytes = self.inner.max_pdf_bytes;
+            let r = r.clone();
+            tokio::task::spawn_blocking(move || {
+                prepare_pdf(&r, &ctx, &certificate, &chain, signing_time, max_pdf_bytes)
+            })
+            .await
+            .map_err(|e| Error::InvalidField {
+                field: "pdf",
+                reason: format!("preparing the PDF failed: {e}"),
+            })?
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e @ Error::Refused(_)) => {
+                return Err(self.record_failure(caller, &job, e, now).await);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let decision = self
+            .authorise(caller, &job, Approval::Pdf(&r.pdf), now)
+            .await?;
+        let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
+        let cms = cms_build::prepare(prepared.cades_request(
+            key.certificate.der(),
+            &chain,
+            signing_algorithm(key.scheme, digest_algorithm),
+        ))?;
+        let signature = self
+            .sign_recorded(caller, &job, &cms.digest_to_sign(), now)
+            .await?;
+        let cms = cms.finish(&signature)?;
+        let field_name = prepared.field_name().to_owned();
+        let pdf = prepared.finish(&cms).map_err(|e| Error::InvalidField {
+            field: "pdf",
+            reason: e.to_string(),
+        })?;
+        let output_sha256 = kyso_pki::crypto::sha256(&pdf).to_vec();
+        // The record binds both files: the input's SHA-256 then the
+        // output's (the signed original, D7), as `sha256-in-out`.
+        let mut both = input_sha256;
+        both.extend_from_slice(&output_sha256);
+        let job = Job {
+            document_digest: both,
+            ..job
+        };
+        let audit = self
+            .record_as(caller, &job, AuditDecision::Signed, now, "sha256-in-out")
+            .await?;
+        Ok(pb::SignPdfResponse {
+            pdf,
+            audit: Some(audit),
+            signatory: Some(signatory(decision)),
+            sha256: output_sha256,
+            field_name,
+        })
+    }
+}
+
+fn prepare_pdf(
+    r: &pb::SignPdfRequest,
+    ctx: &pb::SigningContext,
+    certificate: &[u8],
+    chain: &[Vec<u8>],
+    signing_time: OffsetDateTime,
+    max_pdf_bytes: usize,
+) -> Result<pades::PreparedPdf> {
+    let profile = match pb::Profile::try_from(ctx.profile).unwrap_or(pb::Profile::Unspecified) {
+        pb::Profile::Approval => pades::Profile::Approval,
+        pb::Profile::Issue => pades::Profile::Issue,
+        pb::Profile::ScannedIssue => pades::Profile::ScannedIssue,
+        pb::Profile::Copy => pades::Profile::Copy,
+        pb::Profile::Appendix => pades::Profile::Appendix,
+        pb::Profile::Received => pades::Profile::Received,
+        pb::Profile::Comment => pades::Profile::Comment,
+        pb::Profile::Unspecified => {
+            return Err(Error::InvalidField {
+                field: "context.profile",
+                reason: "required".into(),
+            });
+        }
+    };
+    let mut req = pades::PadesRequest::new(profile, certificate, chain, signing_time);
+    req.limits.max_bytes = max_pdf_bytes;
+    req.placement = match r.placement.as_ref().and_then(|p| p.r#where.as_ref()) {
+        None => pades::Placement::Auto,
+        Some(pb::pdf_placement::Where::Rect(x)) => pades::Placement::Rect {
+            page: x.page,
+            rect: [x.x0, x.y0, x.x1, x.y1],
+        },
+        Some(pb::pdf_placement::Where::Field(f)) => pades::Placement::Field(f.clone()),
+        Some(pb::pdf_placement::Where::Marker(m)) => pades::Placement::Marker {
+            text: m.text.clone(),
+            page: (m.page != 0).then_some(m.page),
+        },
+    };
+    let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.to_owned());
+    req.field_name = non_empty(&r.field_name);
+    req.image = (!r.image.is_empty()).then_some(r.image.as_slice());
+    req.seal_diameter_mm = (r.seal_diameter_mm > 0.0).then_some(r.seal_diameter_mm);
+    let doc = ctx.document.clone().unwrap_or_default();
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    req.text = pades::StampText {
+        copy_form: non_empty(&r.copy_form),
+        organisation: non_empty(&r.organisation_name),
+        number_and_symbol: non_empty(&doc.number_and_symbol),
+        issue_date: time::Date::parse(&doc.issue_date, &fmt).ok(),
+        incoming_number: non_empty(&r.incoming_number),
+    };
+    req.reason = non_empty(&r.reason).or_else(|| default_reason(profile, &doc));
+    req.location = non_empty(&r.location);
+    pades::prepare(&r.pdf, &req).map_err(|e| match e {
+        pades::PadesError::NoApproval(reason) => a6(format!(
+            "the organisation seals only a PDF that already carries the competent person's signature: {reason}"
+        )),
+        other => Error::InvalidField {
+            field: "pdf",
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// `/Reason` when the caller gives none: what the signature means, with the
+/// document's number and issue date for an ISSUE (W2).
+fn default_reason(profile: pades::Profile, doc: &pb::DocumentInfo) -> Option<String> {
+    let number = doc.number_and_symbol.trim();
+    Some(match profile {
+        pades::Profile::Approval => "Phê duyệt".to_owned(),
+        pades::Profile::Issue if !number.is_empty() => {
+            format!("Ban hành văn bản số {number} ngày {}", doc.issue_date)
+        }
+        pades::Profile::Issue | pades::Profile::ScannedIssue => "Ban hành".to_owned(),
+        pades::Profile::Copy => "Sao văn bản".to_owned(),
+        pades::Profile::Appendix => format!("Phụ lục văn bản {number}"),
+        pades::Profile::Received => "Văn bản đến".to_owned(),
+        _ => return None,
+    })
+}
