@@ -40,7 +40,7 @@
 //!   before the revocation both say REVOKED_NO_POE.
 //! - RSASSA-PSS with pyHanko's default (longest) salt and with a 32-byte salt: both pass in
 //!   both (kyso verifies salts other than the hash length outside aws-lc-rs).
-//! - Found and fixed in kyso (`pki/src/pdf/diff.rs`): a later signature refreshing the XMP
+//! - Found and fixed in kyso (`pdf/src/diff.rs`): a later signature refreshing the XMP
 //!   metadata stream (catalog `/Metadata`), as pyHanko's does on the object-stream sample, was
 //!   "object of the signed document replaced" and failed the earlier signature.
 //! - pdfsig on kyso's object-stream APPROVAL+ISSUE+RECEIVED file: "Unknown issue with
@@ -428,7 +428,7 @@ async fn pyhanko_object_streams_ec_and_pss_agree_V2() {
     assert!(ky.revisions.iter().all(|r| r.xref_stream), "{ky:#?}");
     // Regression: pyHanko's first signature adds an XMP metadata stream (catalog /Metadata)
     // and its second rewrites it. kyso called that "object of the signed document replaced"
-    // and failed Sig1 (pki/src/pdf/diff.rs now treats the XMP stream as metadata, like /Info).
+    // and failed Sig1 (pdf/src/diff.rs now treats the XMP stream as metadata, like /Info).
     let first = &ky.signatures[0];
     assert!(
         first
