@@ -11,7 +11,7 @@
 //! Downloads are not done here (this crate does no I/O): AIA caIssuers come in
 //! through an [`IssuerSource`], which the revocation crate's HTTP fetcher implements.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,8 +64,10 @@ struct BuildState {
     candidates: usize,
     signature_checks: usize,
     exhausted: bool,
-    /// (child, parent) fingerprint pairs that did not lead to an anchor.
-    failed: HashSet<([u8; 32], [u8; 32])>,
+    /// (child, parent) fingerprint pairs that did not lead to an anchor, with
+    /// the path length they failed at (a link that does not verify: 0). A pair
+    /// is not tried again at that length or deeper (less room left).
+    failed: HashMap<([u8; 32], [u8; 32]), usize>,
     /// (subject, key) identities of the certificates on the path.
     on_path: HashSet<[u8; 32]>,
     last_failure: Option<PathFailure>,
@@ -73,11 +75,24 @@ struct BuildState {
 
 /// A certificate's identity as an issuer: its subject and public key. Two
 /// certificates with the same name and key verify the same signatures, so
-/// only one of them is ever tried, and never twice on one path.
+/// one identity is never used twice on one path (RFC 4158 loop detection;
+/// a path that repeats it has a shorter path inside it).
 fn issuer_identity(c: &Cert) -> [u8; 32] {
     let tbs = &c.x509().tbs_certificate;
     let mut buf = tbs.subject.to_der().unwrap_or_default();
     buf.extend(tbs.subject_public_key_info.to_der().unwrap_or_default());
+    crypto::sha256(&buf)
+}
+
+/// Candidates of one level that are the same issuer certified the same way:
+/// same subject and key, and the same issuer name and authority key id.
+/// Only the first is tried. A re-issued CA certificate with the same key
+/// under another issuer (a cross-certificate) stays a distinct candidate.
+fn candidate_identity(c: &Cert) -> [u8; 32] {
+    let tbs = &c.x509().tbs_certificate;
+    let mut buf = issuer_identity(c).to_vec();
+    buf.extend(tbs.issuer.to_der().unwrap_or_default());
+    buf.extend(authority_key_id(c).unwrap_or_default());
     crypto::sha256(&buf)
 }
 
@@ -381,18 +396,19 @@ impl PathBuilder {
             if candidates.is_empty() {
                 candidates = self.aia_candidates(&child).await;
             }
-            // One candidate per (subject, key): the others verify the same signatures.
+            // One candidate per (subject, key, issuer, authority key id): the
+            // others verify the same signatures and chain the same way.
             let mut identities = HashSet::new();
             for (cand, source) in candidates.into_iter().take(MAX_CANDIDATES) {
                 if st.exhausted {
                     return false;
                 }
                 let identity = issuer_identity(&cand);
-                if !identities.insert(identity) || st.on_path.contains(&identity) {
+                if !identities.insert(candidate_identity(&cand)) || st.on_path.contains(&identity) {
                     continue; // a duplicate, or a loop: A issued B issued A
                 }
                 let pair = (*child.fingerprint(), *cand.fingerprint());
-                if st.failed.contains(&pair) {
+                if st.failed.get(&pair).is_some_and(|at| path.len() >= *at) {
                     continue;
                 }
                 st.candidates += 1;
@@ -403,7 +419,7 @@ impl PathBuilder {
                 match self.link_budgeted(&child, &cand, st) {
                     None => return false,
                     Some(LinkResult::Bad) => {
-                        st.failed.insert(pair);
+                        st.failed.insert(pair, 0);
                         st.last_failure = Some(PathFailure::NoChain(format!(
                             "the certificate named {} does not verify the signature on {}",
                             rfc4514(cand.subject()),
@@ -422,7 +438,7 @@ impl PathBuilder {
                 path.pop();
                 st.on_path.remove(&identity);
                 if !st.exhausted {
-                    st.failed.insert(pair);
+                    st.failed.insert(pair, path.len());
                 }
             }
             false

@@ -179,3 +179,76 @@ fn a_spent_budget_stops_the_build_with_the_reason_N2() {
     assert_eq!(paths.signature_checks(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA certificate for `subject` (key `key`) issued by `ca`.
+fn issued_ca(dir: &Path, key: &str, subject: &str, ca: &str, ca_key: &str, out: &str) -> Cert {
+    let csr = format!("{out}.csr");
+    openssl(
+        dir,
+        &["req", "-new", "-key", key, "-subj", subject, "-out", &csr],
+    );
+    std::fs::write(
+        dir.join("ca.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-set_serial",
+            "55",
+            "-days",
+            "365",
+            "-extfile",
+            "ca.ext",
+            "-out",
+            out,
+        ],
+    );
+    Cert::parse_many(&std::fs::read(dir.join(out)).unwrap())
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn a_sub_ca_reissued_with_the_same_key_under_another_root_is_still_tried_N2() {
+    let dir = temp_dir("cross");
+    for k in ["old.key", "root.key", "sub.key", "leaf.key"] {
+        key(&dir, k);
+    }
+    self_signed(&dir, "old.key", "/CN=Old Root", 1, "old.pem");
+    let root = self_signed(&dir, "root.key", "/CN=Root", 2, "root.pem");
+    // The same sub-CA (name and key) certified by an untrusted root and by the anchor.
+    let sub_old = issued_ca(
+        &dir,
+        "sub.key",
+        "/CN=Sub",
+        "old.pem",
+        "old.key",
+        "sub-old.pem",
+    );
+    let sub = issued_ca(
+        &dir, "sub.key", "/CN=Sub", "root.pem", "root.key", "sub.pem",
+    );
+    let leaf = issued(
+        &dir,
+        "leaf.key",
+        "/CN=Leaf",
+        "sub-old.pem",
+        "sub.key",
+        "leaf.pem",
+    );
+    let paths = builder(vec![root], PathBudget::default());
+    let vp = futures::executor::block_on(paths.build(&leaf, &[sub_old, sub.clone()])).unwrap();
+    assert_eq!(vp.certs.len(), 3);
+    assert!(vp.certs[1].cert == sub);
+    let _ = std::fs::remove_dir_all(&dir);
+}
