@@ -329,7 +329,8 @@ impl<'a> PdfFile<'a> {
                 "the cross-reference offset is past the end of the file",
             ));
         }
-        let mut lx = Lexer::new(self.data, off, Some(0), self.limits.max_depth);
+        let mut lx = Lexer::new(self.data, off, Some(0), self.limits.max_depth)
+            .max_len(self.limits.max_array_len);
         if lx.eat_keyword(b"xref") {
             if lx.pos != off + 4 {
                 return Err(broken(off, "`startxref` does not point exactly at `xref`"));
@@ -415,7 +416,8 @@ impl<'a> PdfFile<'a> {
     }
 
     fn read_xref_stream(&self, off: usize) -> Result<Section, PdfError> {
-        let mut lx = Lexer::new(self.data, off, Some(0), self.limits.max_depth);
+        let mut lx = Lexer::new(self.data, off, Some(0), self.limits.max_depth)
+            .max_len(self.limits.max_array_len);
         let r = lx.object_header().map_err(|_| {
             broken(
                 off,
@@ -647,7 +649,8 @@ impl<'a> PdfFile<'a> {
                         format!("object {r} points past the end of the file"),
                     ));
                 }
-                let mut lx = Lexer::new(self.data, offset, Some(0), self.limits.max_depth);
+                let mut lx = Lexer::new(self.data, offset, Some(0), self.limits.max_depth)
+                    .max_len(self.limits.max_array_len);
                 let found = lx.object_header().map_err(|_| {
                     broken(offset, format!("the cross-reference says object {r} is here, but there is no object header"))
                 })?;
@@ -733,7 +736,8 @@ impl<'a> PdfFile<'a> {
                 reason: format!("object stream {stream} holds object {num} at index {index}"),
             });
         }
-        let mut lx = Lexer::new(&stm.data, at, None, self.limits.max_depth);
+        let mut lx = Lexer::new(&stm.data, at, None, self.limits.max_depth)
+            .max_len(self.limits.max_array_len);
         let v = lx.object()?;
         Ok(v)
     }

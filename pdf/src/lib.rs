@@ -18,6 +18,7 @@ mod file;
 pub mod syntax;
 
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
@@ -99,6 +100,12 @@ pub struct PdfLimits {
     pub max_decoded_bytes: usize,
     /// Most signatures.
     pub max_signatures: usize,
+    /// Most elements of one array or entries of one dictionary read.
+    pub max_array_len: usize,
+    /// Most form fields (nodes of the `/Fields` and `/Kids` trees) walked in a document.
+    pub max_form_fields: usize,
+    /// Longest fully qualified form field name (the dotted name), in bytes.
+    pub max_field_name_bytes: usize,
 }
 
 impl Default for PdfLimits {
@@ -110,6 +117,9 @@ impl Default for PdfLimits {
             max_xref_chain: 256,
             max_decoded_bytes: 256 << 20,
             max_signatures: 64,
+            max_array_len: 262_144,
+            max_form_fields: 250_000,
+            max_field_name_bytes: 8_192,
         }
     }
 }
@@ -318,6 +328,7 @@ fn collect_signatures(file: &PdfFile<'_>) -> Result<Vec<Found>, PdfError> {
     let mut seen_spans: HashSet<(usize, usize)> = HashSet::new();
     let mut seen_objects: HashSet<ObjRef> = HashSet::new();
     let limits = &file.limits;
+    let mut walked = 0usize;
     for rev in (0..file.revs.len()).rev() {
         let trailer = &file.revs[rev].trailer;
         let Some(root) = trailer.get_key("Root") else {
@@ -341,33 +352,16 @@ fn collect_signatures(file: &PdfFile<'_>) -> Result<Vec<Found>, PdfError> {
         let Some(fields) = fields.array() else {
             continue;
         };
-        // (field, parent's qualified name, inherited /FT, depth)
-        let mut stack: Vec<(Object, String, Option<Vec<u8>>, usize)> = fields
-            .iter()
-            .rev()
-            .map(|f| (f.clone(), String::new(), None, 0))
-            .collect();
+        // The walk is bounded by construction: a reference is walked once
+        // (cycles and shared kids), nodes are counted when pushed, and names
+        // are kept as (parent node, partial name), never copied per child.
+        let mut nodes: Vec<FieldNode> = Vec::new();
+        let mut stack: Vec<(Object, Option<usize>, usize)> = Vec::new();
         let mut visited: HashSet<ObjRef> = HashSet::new();
-        let mut steps = 0usize;
-        while let Some((fo, parent, ft, depth)) = stack.pop() {
-            steps += 1;
-            if steps > limits.max_objects {
-                return Err(PdfError::TooLarge {
-                    what: "form fields",
-                    limit: limits.max_objects,
-                });
-            }
-            if depth > limits.max_depth {
-                return Err(PdfError::TooLarge {
-                    what: "form field tree depth",
-                    limit: limits.max_depth,
-                });
-            }
-            if let Some(r) = fo.reference()
-                && !visited.insert(r)
-            {
-                continue;
-            }
+        for f in fields.iter().rev() {
+            push_field(f, None, 0, &mut stack, &mut visited, &mut walked, limits)?;
+        }
+        while let Some((fo, parent, depth)) = stack.pop() {
             let Some(field) = file.resolve(rev, &fo)? else {
                 continue;
             };
@@ -378,12 +372,30 @@ fn collect_signatures(file: &PdfFile<'_>) -> Result<Vec<Found>, PdfError> {
                 .get_key("T")
                 .and_then(Object::string)
                 .map(|s| text(&s.bytes));
-            let name = match (&partial, parent.is_empty()) {
-                (Some(p), true) => p.clone(),
-                (Some(p), false) => format!("{parent}.{p}"),
-                (None, _) => parent.clone(),
+            let parent_node = parent.and_then(|i| nodes.get(i));
+            let parent_len = parent_node.map_or(0, |n| n.name_len);
+            let name_len = match &partial {
+                Some(p) if parent_len == 0 => p.len(),
+                Some(p) => parent_len + 1 + p.len(),
+                None => parent_len,
             };
-            let ft = fd.name_of("FT").map(<[u8]>::to_vec).or(ft);
+            if name_len > limits.max_field_name_bytes {
+                return Err(PdfError::TooLarge {
+                    what: "form field name length",
+                    limit: limits.max_field_name_bytes,
+                });
+            }
+            let ft: Option<Rc<[u8]>> = fd
+                .name_of("FT")
+                .map(Rc::from)
+                .or_else(|| parent_node.and_then(|n| n.ft.clone()));
+            let index = nodes.len();
+            nodes.push(FieldNode {
+                parent,
+                partial,
+                name_len,
+                ft: ft.clone(),
+            });
             if let Some(Object::Array(kids)) = fd
                 .get_key("Kids")
                 .map(|k| file.resolve(rev, k))
@@ -392,7 +404,15 @@ fn collect_signatures(file: &PdfFile<'_>) -> Result<Vec<Found>, PdfError> {
                 .as_deref()
             {
                 for k in kids.iter().rev() {
-                    stack.push((k.clone(), name.clone(), ft.clone(), depth + 1));
+                    push_field(
+                        k,
+                        Some(index),
+                        depth + 1,
+                        &mut stack,
+                        &mut visited,
+                        &mut walked,
+                        limits,
+                    )?;
                 }
             }
             if ft.as_deref() != Some(b"Sig") {
@@ -427,13 +447,78 @@ fn collect_signatures(file: &PdfFile<'_>) -> Result<Vec<Found>, PdfError> {
                 });
             }
             out.push(Found {
-                field_name: name,
+                field_name: full_name(&nodes, index),
                 object: vref,
                 dict: vd.clone(),
             });
         }
     }
     Ok(out)
+}
+
+/// One form field walked: its partial name under its parent's.
+struct FieldNode {
+    parent: Option<usize>,
+    partial: Option<String>,
+    /// Length of the fully qualified name, in bytes.
+    name_len: usize,
+    /// `/FT`, inherited.
+    ft: Option<Rc<[u8]>>,
+}
+
+/// Queues one field for the walk: a reference already queued is not queued
+/// again, and the count of fields and the depth are checked here, so neither
+/// a fan-out of references nor a cycle can grow the stack.
+fn push_field(
+    f: &Object,
+    parent: Option<usize>,
+    depth: usize,
+    stack: &mut Vec<(Object, Option<usize>, usize)>,
+    visited: &mut HashSet<ObjRef>,
+    walked: &mut usize,
+    limits: &PdfLimits,
+) -> Result<(), PdfError> {
+    if let Some(r) = f.reference()
+        && !visited.insert(r)
+    {
+        return Ok(());
+    }
+    if depth > limits.max_depth {
+        return Err(PdfError::TooLarge {
+            what: "form field tree depth",
+            limit: limits.max_depth,
+        });
+    }
+    *walked += 1;
+    if *walked > limits.max_form_fields {
+        return Err(PdfError::TooLarge {
+            what: "form fields",
+            limit: limits.max_form_fields,
+        });
+    }
+    stack.push((f.clone(), parent, depth));
+    Ok(())
+}
+
+/// The fully qualified name of a walked field: its ancestors' partial names
+/// joined by dots (bounded by `max_field_name_bytes` when the node was made).
+fn full_name(nodes: &[FieldNode], index: usize) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut at = Some(index);
+    while let Some(n) = at.and_then(|i| nodes.get(i)) {
+        if let Some(p) = &n.partial {
+            parts.push(p);
+        }
+        at = n.parent;
+    }
+    let mut name = String::new();
+    for p in parts.iter().rev() {
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.push_str(p);
+    }
+    name
 }
 
 fn build_signature(file: &PdfFile<'_>, f: Found) -> EmbeddedSignature {

@@ -174,7 +174,12 @@ pub struct Lexer<'a> {
     pub pos: usize,
     base: Option<usize>,
     max_depth: usize,
+    max_len: usize,
 }
+
+/// Most elements of one array or entries of one dictionary, unless the
+/// lexer is given another bound ([`Lexer::max_len`]).
+pub const DEFAULT_MAX_ARRAY_LEN: usize = 262_144;
 
 fn syntax(offset: usize, reason: impl Into<String>) -> PdfError {
     PdfError::Syntax {
@@ -197,7 +202,14 @@ impl<'a> Lexer<'a> {
             pos,
             base,
             max_depth,
+            max_len: DEFAULT_MAX_ARRAY_LEN,
         }
+    }
+
+    /// The same lexer with another bound on array and dictionary sizes.
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
     }
 
     /// The offset for messages: a file offset when known.
@@ -340,6 +352,17 @@ impl<'a> Lexer<'a> {
                 }
                 _ => self.scalar()?,
             };
+            let full = match stack.last() {
+                Some(Frame::Array(a)) => a.len() >= self.max_len,
+                Some(Frame::Dict(d, None)) => d.len() >= self.max_len,
+                _ => false,
+            };
+            if full {
+                return Err(PdfError::TooLarge {
+                    what: "array or dictionary size",
+                    limit: self.max_len,
+                });
+            }
             match stack.last_mut() {
                 None => return Ok(value),
                 Some(Frame::Array(a)) => a.push(value),

@@ -11,13 +11,14 @@
 //! Downloads are not done here (this crate does no I/O): AIA caIssuers come in
 //! through an [`IssuerSource`], which the revocation crate's HTTP fetcher implements.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280 as oids;
-use der::Decode;
+use der::{Decode, Encode};
+use std::sync::atomic::{AtomicU64, Ordering};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, KeyUsages};
 
@@ -34,6 +35,66 @@ pub const MAX_PATH_LEN: usize = 8;
 
 /// Most issuer candidates tried per certificate, against hostile bundles.
 const MAX_CANDIDATES: usize = 16;
+
+/// The work one path build may do before it gives up (N2: a path that cannot be
+/// found within it is reported as not found). A good government path (2–3
+/// levels) tries a handful of candidates; the defaults leave a wide margin and
+/// stop a hostile bundle (many certificates with one name, loops) promptly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathBudget {
+    /// Issuer candidates considered over the whole build.
+    pub max_candidates: usize,
+    /// Signatures verified over the whole build (cached links cost none).
+    pub max_signature_checks: usize,
+}
+
+impl Default for PathBudget {
+    fn default() -> Self {
+        Self {
+            max_candidates: 256,
+            max_signature_checks: 64,
+        }
+    }
+}
+
+/// The state of one path build: the budget spent, the links that failed,
+/// and the (subject, key) identities on the current path.
+#[derive(Debug, Default)]
+struct BuildState {
+    candidates: usize,
+    signature_checks: usize,
+    exhausted: bool,
+    /// (child, parent) fingerprint pairs that did not lead to an anchor, with
+    /// the path length they failed at (a link that does not verify: 0). A pair
+    /// is not tried again at that length or deeper (less room left).
+    failed: HashMap<([u8; 32], [u8; 32]), usize>,
+    /// (subject, key) identities of the certificates on the path.
+    on_path: HashSet<[u8; 32]>,
+    last_failure: Option<PathFailure>,
+}
+
+/// A certificate's identity as an issuer: its subject and public key. Two
+/// certificates with the same name and key verify the same signatures, so
+/// one identity is never used twice on one path (RFC 4158 loop detection;
+/// a path that repeats it has a shorter path inside it).
+fn issuer_identity(c: &Cert) -> [u8; 32] {
+    let tbs = &c.x509().tbs_certificate;
+    let mut buf = tbs.subject.to_der().unwrap_or_default();
+    buf.extend(tbs.subject_public_key_info.to_der().unwrap_or_default());
+    crypto::sha256(&buf)
+}
+
+/// Candidates of one level that are the same issuer certified the same way:
+/// same subject and key, and the same issuer name and authority key id.
+/// Only the first is tried. A re-issued CA certificate with the same key
+/// under another issuer (a cross-certificate) stays a distinct candidate.
+fn candidate_identity(c: &Cert) -> [u8; 32] {
+    let tbs = &c.x509().tbs_certificate;
+    let mut buf = issuer_identity(c).to_vec();
+    buf.extend(tbs.issuer.to_der().unwrap_or_default());
+    buf.extend(authority_key_id(c).unwrap_or_default());
+    crypto::sha256(&buf)
+}
 
 /// The configured trust: anchors, known intermediates and legacy roots.
 #[derive(Clone, Debug, Default)]
@@ -222,6 +283,9 @@ pub struct PathBuilder {
     links: moka::sync::Cache<([u8; 32], [u8; 32]), LinkResult>,
     /// AIA URL → the certificates it served.
     aia: moka::future::Cache<String, Arc<Vec<Cert>>>,
+    budget: PathBudget,
+    /// Signatures verified by this builder (all builds), for tests and metrics.
+    signature_checks: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +305,26 @@ impl PathBuilder {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(24 * 3600))
                 .build(),
+            budget: PathBudget::default(),
+            signature_checks: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The same builder with another per-build budget.
+    pub fn with_budget(mut self, budget: PathBudget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The per-build budget.
+    pub fn budget(&self) -> PathBudget {
+        self.budget
+    }
+
+    /// How many certificate signatures this builder has verified so far
+    /// (links found in the cache are not counted).
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     /// The trust store.
@@ -263,15 +346,25 @@ impl PathBuilder {
             cert: leaf.clone(),
             source: CertSource::Signature,
         }];
-        let mut seen: HashSet<[u8; 32]> = HashSet::from([*leaf.fingerprint()]);
-        let mut last_failure = None;
-        // Depth-first search with backtracking, bounded by MAX_PATH_LEN and
-        // MAX_CANDIDATES per level, so loops and hostile bundles terminate.
-        let found = self
-            .extend(&mut path, &mut seen, pool, &mut last_failure)
-            .await;
+        let mut st = BuildState::default();
+        st.on_path.insert(issuer_identity(leaf));
+        // Depth-first search with backtracking, bounded by MAX_PATH_LEN,
+        // MAX_CANDIDATES per level and the budget for the whole build, so
+        // loops and hostile bundles terminate promptly.
+        let found = self.extend(&mut path, pool, &mut st).await;
         if !found {
-            return Err(last_failure.unwrap_or_else(|| {
+            if st.exhausted {
+                return Err(PathFailure::NoChain(format!(
+                    "no path from {} to a trust anchor: the path-building budget was exhausted \
+                     ({} candidates, {} signature checks; limits {} and {}) (N2)",
+                    rfc4514(leaf.subject()),
+                    st.candidates,
+                    st.signature_checks,
+                    self.budget.max_candidates,
+                    self.budget.max_signature_checks
+                )));
+            }
+            return Err(st.last_failure.unwrap_or_else(|| {
                 PathFailure::NoChain(format!(
                     "no path from {} to a trust anchor",
                     rfc4514(leaf.subject())
@@ -286,16 +379,15 @@ impl PathBuilder {
     fn extend<'a>(
         &'a self,
         path: &'a mut Vec<PathCert>,
-        seen: &'a mut HashSet<[u8; 32]>,
         pool: &'a [Cert],
-        last_failure: &'a mut Option<PathFailure>,
+        st: &'a mut BuildState,
     ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let Some(child) = path.last().map(|p| p.cert.clone()) else {
                 return false;
             };
             if path.len() >= MAX_PATH_LEN {
-                *last_failure = Some(PathFailure::NoChain(format!(
+                st.last_failure = Some(PathFailure::NoChain(format!(
                     "path longer than {MAX_PATH_LEN} certificates"
                 )));
                 return false;
@@ -304,33 +396,73 @@ impl PathBuilder {
             if candidates.is_empty() {
                 candidates = self.aia_candidates(&child).await;
             }
+            // One candidate per (subject, key, issuer, authority key id): the
+            // others verify the same signatures and chain the same way.
+            let mut identities = HashSet::new();
             for (cand, source) in candidates.into_iter().take(MAX_CANDIDATES) {
-                if seen.contains(cand.fingerprint()) {
-                    continue; // a loop: A issued B issued A
+                if st.exhausted {
+                    return false;
                 }
-                match self.link(&child, &cand) {
-                    LinkResult::Bad => {
-                        *last_failure = Some(PathFailure::NoChain(format!(
+                let identity = issuer_identity(&cand);
+                if !identities.insert(candidate_identity(&cand)) || st.on_path.contains(&identity) {
+                    continue; // a duplicate, or a loop: A issued B issued A
+                }
+                let pair = (*child.fingerprint(), *cand.fingerprint());
+                if st.failed.get(&pair).is_some_and(|at| path.len() >= *at) {
+                    continue;
+                }
+                st.candidates += 1;
+                if st.candidates > self.budget.max_candidates {
+                    st.exhausted = true;
+                    return false;
+                }
+                match self.link_budgeted(&child, &cand, st) {
+                    None => return false,
+                    Some(LinkResult::Bad) => {
+                        st.failed.insert(pair, 0);
+                        st.last_failure = Some(PathFailure::NoChain(format!(
                             "the certificate named {} does not verify the signature on {}",
                             rfc4514(cand.subject()),
                             rfc4514(child.subject())
                         )));
                         continue;
                     }
-                    LinkResult::Ok { .. } => {}
+                    Some(LinkResult::Ok { .. }) => {}
                 }
                 let is_anchor = source == CertSource::Anchor;
-                seen.insert(*cand.fingerprint());
+                st.on_path.insert(identity);
                 path.push(PathCert { cert: cand, source });
-                if is_anchor || self.extend(path, seen, pool, last_failure).await {
+                if is_anchor || self.extend(path, pool, st).await {
                     return true;
                 }
-                if let Some(p) = path.pop() {
-                    seen.remove(p.cert.fingerprint());
+                path.pop();
+                st.on_path.remove(&identity);
+                if !st.exhausted {
+                    st.failed.insert(pair, path.len());
                 }
             }
             false
         })
+    }
+
+    /// [`Self::link`] within the build's budget: `None` when the budget is spent.
+    /// A link already in the cache costs nothing (the hot path of a good signature).
+    fn link_budgeted(
+        &self,
+        child: &Cert,
+        parent: &Cert,
+        st: &mut BuildState,
+    ) -> Option<LinkResult> {
+        let key = (*child.fingerprint(), *parent.fingerprint());
+        if let Some(r) = self.links.get(&key) {
+            return Some(r);
+        }
+        if st.signature_checks >= self.budget.max_signature_checks {
+            st.exhausted = true;
+            return None;
+        }
+        st.signature_checks += 1;
+        Some(self.link(child, parent))
     }
 
     /// Issuer candidates by name, anchors first (the shortest path wins), then
@@ -410,6 +542,7 @@ impl PathBuilder {
         if let Some(r) = self.links.get(&key) {
             return r;
         }
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
         let x = child.x509();
         let result = crypto::verify_signature(
             &parent.x509().tbs_certificate.subject_public_key_info,
@@ -565,3 +698,8 @@ pub fn aia_urls(c: &Cert, method: ObjectIdentifier) -> Vec<String> {
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
         .collect()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)]
+#[path = "path_tests.rs"]
+mod tests;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kyso_pki::cert::Cert;
 use kyso_pki::name::rfc4514;
-use kyso_pki::path::TrustStore;
+use kyso_pki::path::{PathBudget, TrustStore};
 use kyso_revocation::{FetchConfig, RevocationConfig, RevocationOrder, RevocationPolicy};
 use serde::Deserialize;
 
@@ -34,6 +34,29 @@ pub struct TrustConfig {
     pub fetch_aia: bool,
     /// Revocation checking.
     pub revocation: RevocationSection,
+    /// Path building.
+    pub path: PathSection,
+}
+
+/// `[path]`: the work one path build may do (N2) before the signature is
+/// answered INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathSection {
+    /// Issuer candidates considered per path build.
+    pub max_candidates: usize,
+    /// Certificate signatures verified per path build (cached links are free).
+    pub max_signature_checks: usize,
+}
+
+impl Default for PathSection {
+    fn default() -> Self {
+        let b = PathBudget::default();
+        Self {
+            max_candidates: b.max_candidates,
+            max_signature_checks: b.max_signature_checks,
+        }
+    }
 }
 
 /// `[revocation]`.
@@ -69,6 +92,7 @@ impl Default for TrustConfig {
             legacy_sha1_roots: Vec::new(),
             fetch_aia: true,
             revocation: RevocationSection::default(),
+            path: PathSection::default(),
         }
     }
 }
@@ -127,6 +151,12 @@ impl TrustConfig {
                 RevocationOrder::OcspThenCrl
             }
         };
+        if self.path.max_candidates == 0 {
+            problems.push("path.max_candidates: must be above 0".into());
+        }
+        if self.path.max_signature_checks == 0 {
+            problems.push("path.max_signature_checks: must be above 0".into());
+        }
         if self.revocation.timeout_ms == 0 {
             problems.push("revocation.timeout_ms: must be above 0".into());
         }
@@ -161,6 +191,10 @@ impl TrustConfig {
             revocation,
             default_policy: self.revocation.policy,
             fetch_aia: self.fetch_aia,
+            path_budget: PathBudget {
+                max_candidates: self.path.max_candidates,
+                max_signature_checks: self.path.max_signature_checks,
+            },
         })
     }
 }

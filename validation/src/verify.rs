@@ -15,7 +15,9 @@ use kyso_pki::Result;
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::{self, Detached, EssStatus, SignerCheck, SignerFailure};
 use kyso_pki::name::rfc4514;
-use kyso_pki::path::{PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure};
+use kyso_pki::path::{
+    PathBudget, PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure,
+};
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
 
@@ -38,6 +40,8 @@ pub struct VerifierConfig {
     pub default_policy: RevocationPolicy,
     /// Download missing intermediates through AIA caIssuers.
     pub fetch_aia: bool,
+    /// The work one path build may do (N2).
+    pub path_budget: PathBudget,
 }
 
 /// One CMS verification request.
@@ -113,7 +117,7 @@ impl Verifier {
             .fetch_aia
             .then(|| Arc::new(fetcher.clone()) as Arc<dyn kyso_pki::path::IssuerSource>);
         Self {
-            paths: PathBuilder::new(Arc::new(cfg.trust), aia),
+            paths: PathBuilder::new(Arc::new(cfg.trust), aia).with_budget(cfg.path_budget),
             revocation: RevocationChecker::new(cfg.revocation, fetcher, metrics),
             default_policy: cfg.default_policy,
         }

@@ -12,7 +12,7 @@ use kyso_pki::time::OffsetDateTime;
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use kyso_tests::pdf_fixtures::{
-    BaseOptions, PAGE_TEXT, PdfDoc, SignOptions, find, huge_xref, shift_last_startxref,
+    BaseOptions, PAGE_TEXT, PdfDoc, SignOptions, classic_pdf, find, huge_xref, shift_last_startxref,
 };
 use kyso_tests::{PkiServers, TestPki};
 use kyso_validation::pdf::{ModificationKind, PdfError, PdfLimits, PdfReport, PdfVerifyOptions};
@@ -453,6 +453,125 @@ fn huge_object_counts_and_sizes_are_refused() {
         parse_signatures(&doc.bytes, &small),
         Err(PdfError::TooLarge { .. })
     ));
+}
+
+/// A PDF whose form has one field `parent` (partial name `name`) whose `/Kids` are `kids`
+/// (object 4 is a signature field, object 3 the parent).
+fn form_pdf(name: &str, kids: &str, kid_extra: &str) -> Vec<u8> {
+    classic_pdf(
+        &[
+            "<</Type /Catalog /Pages 2 0 R /AcroForm <</Fields [3 0 R]>>>>".to_owned(),
+            "<</Type /Pages /Kids [] /Count 0>>".to_owned(),
+            format!("<</T ({name}) /Kids [{kids}]>>"),
+            format!("<</T (k) /FT /Sig /Parent 3 0 R{kid_extra}>>"),
+        ],
+        "",
+    )
+}
+
+/// Parses and verifies `pdf` in-process; an error or a report, promptly, never a panic.
+async fn answered_promptly(label: &str, pdf: &[u8]) -> Result<(), PdfError> {
+    let started = std::time::Instant::now();
+    let parsed = parse_signatures(pdf, &PdfLimits::default()).map(|_| ());
+    let verified = verifier()
+        .verify_pdf(pdf, &PdfVerifyOptions::default(), OffsetDateTime::now_utc())
+        .await
+        .map(|_| ());
+    let took = started.elapsed();
+    eprintln!(
+        "{label}: {} bytes answered in {took:?}: {parsed:?}",
+        pdf.len()
+    );
+    assert!(took < Duration::from_secs(5), "{label}: took {took:?}");
+    assert_eq!(
+        parsed, verified,
+        "{label}: the reader and the verifier agree"
+    );
+    parsed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_field_fan_out_with_a_huge_name_is_refused_promptly() {
+    // A 1 MiB field name and 100,000 references to one kid: building the kid's dotted
+    // name once per reference would need about 100 GB.
+    let refs = "4 0 R ".repeat(100_000);
+    let pdf = form_pdf(&"N".repeat(1 << 20), &refs, "");
+    assert!(pdf.len() > 1_600_000);
+    let e = answered_promptly("fan-out, 1 MiB name", &pdf)
+        .await
+        .expect_err("a 1 MiB field name is refused");
+    assert!(
+        matches!(
+            e,
+            PdfError::TooLarge {
+                what: "form field name length",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // With a short name the shared kid is walked once and the PDF read.
+    let pdf = form_pdf("parent", &refs, "");
+    answered_promptly("fan-out, short name", &pdf).await.ok();
+    let parsed =
+        parse_signatures(&pdf, &PdfLimits::default()).expect("a fan-out to one kid is read");
+    assert!(parsed.signatures.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_field_cycle_is_walked_once() {
+    // The kid lists its parent among its own kids: 3 → 4 → 3.
+    let pdf = form_pdf("a", "4 0 R", " /Kids [3 0 R 4 0 R]");
+    let r = answered_promptly("field cycle", &pdf).await;
+    assert!(r.is_ok(), "a cycle is walked once, not refused: {r:?}");
+}
+
+#[test]
+fn arrays_longer_than_the_limit_are_refused() {
+    let pdf = form_pdf("a", &"4 0 R ".repeat(2_000), "");
+    let small = PdfLimits {
+        max_array_len: 1_000,
+        ..PdfLimits::default()
+    };
+    assert!(
+        matches!(
+            parse_signatures(&pdf, &small),
+            Err(PdfError::TooLarge {
+                what: "array or dictionary size",
+                ..
+            })
+        ),
+        "an array of 2,000 elements under a limit of 1,000"
+    );
+    assert!(parse_signatures(&pdf, &PdfLimits::default()).is_ok());
+    // Distinct fields beyond the field count: refused when queued.
+    let objects: Vec<String> = [
+        "<</Type /Catalog /Pages 2 0 R /AcroForm <</Fields [3 0 R]>>>>".to_owned(),
+        "<</Type /Pages /Kids [] /Count 0>>".to_owned(),
+        format!(
+            "<</T (p) /Kids [{}]>>",
+            (4..54).map(|n| format!("{n} 0 R ")).collect::<String>()
+        ),
+    ]
+    .into_iter()
+    .chain((4..54).map(|n| format!("<</T (f{n}) /Parent 3 0 R>>")))
+    .collect();
+    let pdf = classic_pdf(&objects, "");
+    let few = PdfLimits {
+        max_form_fields: 20,
+        ..PdfLimits::default()
+    };
+    assert!(
+        matches!(
+            parse_signatures(&pdf, &few),
+            Err(PdfError::TooLarge {
+                what: "form fields",
+                ..
+            })
+        ),
+        "51 fields under a limit of 20"
+    );
+    assert!(parse_signatures(&pdf, &PdfLimits::default()).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

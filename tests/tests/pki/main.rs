@@ -11,5 +11,6 @@ mod cms_cosign;
 mod cms_parse;
 mod cms_verdicts;
 mod harness;
+mod path_budget;
 mod revocation_cache;
 mod vgca;
