@@ -73,6 +73,40 @@ struct BuildState {
     last_failure: Option<PathFailure>,
 }
 
+/// Returns `Pending` once (waking itself at once), so that a long computation inside a
+/// future gives its thread back to the executor and can be dropped at that point.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+impl BuildState {
+    /// Adds `why` to the reasons a path was not found (bounded: a hostile certificate
+    /// cannot grow the report without limit).
+    fn note_failure(&mut self, why: String) {
+        match &mut self.last_failure {
+            Some(PathFailure::NoChain(text)) if text.len() < 4096 => {
+                text.push_str("; ");
+                text.push_str(&why);
+            }
+            Some(_) => {}
+            None => self.last_failure = Some(PathFailure::NoChain(why)),
+        }
+    }
+}
+
 /// A certificate's identity as an issuer: its subject and public key. Two
 /// certificates with the same name and key verify the same signatures, so
 /// one identity is never used twice on one path (RFC 4158 loop detection;
@@ -138,6 +172,11 @@ impl TrustStore {
 pub trait IssuerSource: Send + Sync + std::fmt::Debug {
     /// The body served at `url` (one DER certificate or a PEM bundle), or why there is none.
     fn fetch_issuers<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+
+    /// How many caIssuers URLs of one certificate are tried (the rest are not fetched).
+    fn max_urls_per_certificate(&self) -> usize {
+        4
+    }
 }
 
 /// Where a certificate of the path came from.
@@ -394,7 +433,7 @@ impl PathBuilder {
             }
             let mut candidates = self.local_candidates(&child, pool);
             if candidates.is_empty() {
-                candidates = self.aia_candidates(&child).await;
+                candidates = self.aia_candidates(&child, st).await;
             }
             // One candidate per (subject, key, issuer, authority key id): the
             // others verify the same signatures and chain the same way.
@@ -416,7 +455,14 @@ impl PathBuilder {
                     st.exhausted = true;
                     return false;
                 }
-                match self.link_budgeted(&child, &cand, st) {
+                let checks_before = st.signature_checks;
+                let link = self.link_budgeted(&child, &cand, st);
+                if st.signature_checks > checks_before {
+                    // A signature check is the expensive step: let the executor run
+                    // others and let a caller's deadline cancel the build here.
+                    YieldNow(false).await;
+                }
+                match link {
                     None => return false,
                     Some(LinkResult::Bad) => {
                         st.failed.insert(pair, 0);
@@ -499,12 +545,21 @@ impl PathBuilder {
         out
     }
 
-    async fn aia_candidates(&self, child: &Cert) -> Vec<(Cert, CertSource)> {
+    async fn aia_candidates(&self, child: &Cert, st: &mut BuildState) -> Vec<(Cert, CertSource)> {
         let Some(issuers) = &self.issuers else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for url in ca_issuers_urls(child) {
+        let urls = ca_issuers_urls(child);
+        let cap = issuers.max_urls_per_certificate();
+        if urls.len() > cap {
+            st.note_failure(format!(
+                "{} names {} caIssuers URLs; only the first {cap} were tried (fetch policy)",
+                rfc4514(child.subject()),
+                urls.len()
+            ));
+        }
+        for url in urls.into_iter().take(cap) {
             let source = Arc::clone(issuers);
             let u = url.clone();
             let certs = self
@@ -531,6 +586,11 @@ impl PathBuilder {
                 }
                 Err(e) => {
                     tracing::debug!(url = %url, error = %e, "AIA caIssuers download failed");
+                    // The report says why the issuer is missing (a policy refusal among them).
+                    st.note_failure(format!(
+                        "the issuer of {} was not found; AIA caIssuers {url}: {e}",
+                        rfc4514(child.subject())
+                    ));
                 }
             }
         }

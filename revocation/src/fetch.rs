@@ -5,7 +5,9 @@
 //! rewriting (certificates point at hosts that only resolve inside some
 //! networks), a hard per-request deadline, a bounded body, and a per-host
 //! circuit breaker so that a dead responder costs nothing once it is known
-//! to be dead.
+//! to be dead; and the outbound policy (`policy.rs`): only allowed hosts, no
+//! private addresses, redirects kept inside the allow-list, a bounded number of
+//! fetches per request.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::metrics::PkiMetrics;
+use crate::policy::{self, FetchPolicy, Outbound, PolicyRefusal};
 
 /// What a fetch is for; the `source` label of the fetch metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,6 +91,8 @@ pub struct FetchConfig {
     pub max_redirects: usize,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Where fetches may go (default: nowhere but the rewrite targets).
+    pub policy: FetchPolicy,
 }
 
 impl Default for FetchConfig {
@@ -99,6 +104,7 @@ impl Default for FetchConfig {
             breaker: BreakerConfig::default(),
             max_redirects: 3,
             user_agent: concat!("kyso/", env!("CARGO_PKG_VERSION")).to_owned(),
+            policy: FetchPolicy::default(),
         }
     }
 }
@@ -133,6 +139,9 @@ pub enum FetchError {
     /// Connection, TLS, protocol or redirect failure.
     #[error("{0}")]
     Transport(String),
+    /// The outbound policy refused the URL, its address or a redirect; nothing was sent.
+    #[error("{0}")]
+    Policy(PolicyRefusal),
 }
 
 impl FetchError {
@@ -141,6 +150,7 @@ impl FetchError {
         match self {
             Self::Timeout(_) => "timeout",
             Self::CircuitOpen(_) => "circuit_open",
+            Self::Policy(_) => "policy",
             _ => "error",
         }
     }
@@ -182,6 +192,7 @@ pub struct Fetcher(Arc<Inner>);
 struct Inner {
     client: reqwest::Client,
     cfg: FetchConfig,
+    outbound: Outbound,
     metrics: PkiMetrics,
     breakers: Mutex<HashMap<String, Breaker>>,
 }
@@ -248,9 +259,15 @@ impl Inner {
         let mut probe = false;
         if threshold > 0 {
             let mut map = self.lock();
-            let state = map
-                .entry(host.to_owned())
-                .or_insert(Breaker::Closed { failures: 0 });
+            // A host without an entry is closed: entries are made by failures only.
+            let Some(state) = map.get_mut(host) else {
+                return Ok(Permit {
+                    fetcher: self,
+                    host: host.to_owned(),
+                    probe: false,
+                    done: false,
+                });
+            };
             match *state {
                 Breaker::Closed { .. } => {}
                 Breaker::Open { until } if Instant::now() >= until => {
@@ -276,6 +293,19 @@ impl Inner {
             return;
         }
         let mut map = self.lock();
+        if !map.contains_key(host) {
+            if !host_failed {
+                return;
+            }
+            if map.len() >= self.outbound.policy.max_tracked_hosts {
+                // Bounded whatever hosts documents name: forget closed hosts first; when
+                // every tracked host is open, this one goes untracked.
+                map.retain(|_, b| !matches!(b, Breaker::Closed { .. }));
+                if map.len() >= self.outbound.policy.max_tracked_hosts {
+                    return;
+                }
+            }
+        }
         let state = map
             .entry(host.to_owned())
             .or_insert(Breaker::Closed { failures: 0 });
@@ -291,6 +321,9 @@ impl Inner {
             // Concurrent requests that started before the circuit opened.
             (open @ Breaker::Open { .. }, true) => open,
         };
+        if matches!(state, Breaker::Closed { failures: 0 }) {
+            map.remove(host);
+        }
     }
 }
 
@@ -298,8 +331,10 @@ impl Fetcher {
     /// A fetcher with its own connection pool. Fails only when the TLS
     /// stack cannot be initialised.
     pub fn new(cfg: FetchConfig, metrics: PkiMetrics) -> Result<Self, Error> {
+        let outbound = Outbound::new(&cfg.policy, &cfg.url_rewrites);
+        let judge = outbound.clone();
         let max_redirects = cfg.max_redirects;
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {
                 attempt.error(format!("more than {max_redirects} redirects"))
             } else if !matches!(attempt.url().scheme(), "http" | "https") {
@@ -308,22 +343,39 @@ impl Fetcher {
                     attempt.url().scheme()
                 );
                 attempt.error(msg)
+            } else if let Err(refusal) = judge.check_url(attempt.url(), false) {
+                // No rewrite applies to a redirect target.
+                attempt.error(refusal)
             } else {
                 attempt.follow()
             }
         });
         let client = reqwest::Client::builder()
-            .redirect(policy)
+            .redirect(redirects)
             .connect_timeout(cfg.timeout)
             .user_agent(cfg.user_agent.clone())
+            // A proxy would resolve names where the policy cannot see the addresses.
+            .no_proxy()
+            .dns_resolver(outbound.resolver())
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {}", error_chain(&e))))?;
         Ok(Self(Arc::new(Inner {
             client,
             cfg,
+            outbound,
             metrics,
             breakers: Mutex::new(HashMap::new()),
         })))
+    }
+
+    /// Hosts whose failures the breakers currently remember.
+    pub fn tracked_hosts(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    /// The outbound policy in force.
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.0.outbound.policy
     }
 
     /// The configuration in force.
@@ -334,12 +386,17 @@ impl Fetcher {
     /// The URL that is actually requested for `url`: the first rewrite whose
     /// `from` is a prefix of it applies; otherwise `url` unchanged.
     pub fn rewrite(&self, url: &str) -> String {
+        self.rewritten(url).0
+    }
+
+    /// [`Self::rewrite`], and whether a rewrite applied.
+    fn rewritten(&self, url: &str) -> (String, bool) {
         for r in &self.0.cfg.url_rewrites {
             if let Some(rest) = url.strip_prefix(r.from.as_str()) {
-                return format!("{}{rest}", r.to);
+                return (format!("{}{rest}", r.to), true);
             }
         }
-        url.to_owned()
+        (url.to_owned(), false)
     }
 
     /// GET `url` (rewritten first) and return its body.
@@ -390,7 +447,7 @@ impl Fetcher {
         source: FetchSource,
     ) -> Result<Bytes, FetchError> {
         let inner = &*self.0;
-        let target = self.rewrite(url);
+        let (target, rewritten) = self.rewritten(url);
         let parsed = reqwest::Url::parse(&target).map_err(|e| FetchError::InvalidUrl {
             url: target.clone(),
             reason: e.to_string(),
@@ -408,6 +465,11 @@ impl Fetcher {
                 });
             }
         };
+        inner
+            .outbound
+            .check_url(&parsed, rewritten)
+            .map_err(FetchError::Policy)?;
+        policy::take_fetch().map_err(FetchError::Policy)?;
         let permit = inner.acquire(&host)?;
         let started = Instant::now();
         let timeout = inner.cfg.timeout;
@@ -441,6 +503,8 @@ impl Fetcher {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 FetchError::Timeout(inner.cfg.timeout)
+            } else if let Some(refusal) = policy_refusal(&e) {
+                FetchError::Policy(refusal)
             } else {
                 FetchError::Transport(error_chain(&e))
             }
@@ -466,6 +530,19 @@ impl Fetcher {
         }
         Ok(buf.freeze())
     }
+}
+
+/// The policy refusal behind a failed request (a refused redirect, a name that resolved
+/// only to refused addresses), found in the error's chain of causes.
+fn policy_refusal(e: &(dyn std::error::Error + 'static)) -> Option<PolicyRefusal> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<PolicyRefusal>() {
+            return Some(r.clone());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause
@@ -494,5 +571,9 @@ impl IssuerSource for Fetcher {
                 .map(|b| b.to_vec())
                 .map_err(|e| e.to_string())
         })
+    }
+
+    fn max_urls_per_certificate(&self) -> usize {
+        self.0.outbound.policy.max_urls_per_certificate
     }
 }

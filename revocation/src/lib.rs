@@ -31,6 +31,7 @@ pub mod error;
 pub mod evidence;
 pub mod fetch;
 pub mod metrics;
+pub mod policy;
 
 mod cache;
 mod crl;
@@ -58,6 +59,7 @@ pub use error::{Error, Result};
 pub use evidence::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
 pub use fetch::{BreakerConfig, FetchConfig, FetchError, FetchSource, Fetcher, UrlRewrite};
 pub use metrics::PkiMetrics;
+pub use policy::{FetchPolicy, HostPattern, PolicyRefusal};
 
 use self::cache::{Answer, Served, SlotCache, SlotExpiry, Timing};
 use self::crl::CrlIndex;
@@ -376,13 +378,40 @@ impl RevocationChecker {
                 Vec::new()
             }
         };
-        let crl_points = match crl_points(cert) {
+        let mut crl_points = match crl_points(cert) {
             Ok(p) => p,
             Err(e) => {
                 evidence.push(base.failure(RevocationSource::Crl, None, e));
                 Vec::new()
             }
         };
+        // A certificate cannot make one check fetch without bound: past the policy's
+        // number of URLs of a kind, the rest are left untried, and the evidence says so.
+        let cap = self.0.fetcher.policy().max_urls_per_certificate;
+        let mut ocsp_urls = ocsp_urls;
+        if ocsp_urls.len() > cap {
+            evidence.push(base.failure(
+                RevocationSource::Ocsp,
+                None,
+                format!(
+                    "not fetched: the certificate names {} OCSP URLs; the fetch policy tries the first {cap}",
+                    ocsp_urls.len()
+                ),
+            ));
+            ocsp_urls.truncate(cap);
+        }
+        let crl_urls: usize = crl_points.iter().map(DistributionPoint::url_count).sum();
+        if crl_urls > cap {
+            evidence.push(base.failure(
+                RevocationSource::Crl,
+                None,
+                format!(
+                    "not fetched: the certificate names {crl_urls} CRL URLs; the fetch policy tries the first {cap}"
+                ),
+            ));
+            let mut left = cap;
+            crl_points.retain_mut(|p| p.keep_urls(&mut left));
+        }
         if ocsp_urls.is_empty() && crl_points.is_empty() && evidence.is_empty() {
             evidence.push(base.none(
                 CertStatus::Unknown,
@@ -763,7 +792,7 @@ impl Evidence {
 }
 
 /// The OCSP responder URLs of the AIA extension.
-fn ocsp_urls(cert: &Cert) -> Result<Vec<String>, String> {
+pub(crate) fn ocsp_urls(cert: &Cert) -> Result<Vec<String>, String> {
     let Some((_, raw)) = cert.extension(ID_PE_AUTHORITY_INFO_ACCESS) else {
         return Ok(Vec::new());
     };
@@ -782,14 +811,43 @@ fn ocsp_urls(cert: &Cert) -> Result<Vec<String>, String> {
 
 /// One CRL distribution point of a certificate.
 #[derive(Debug)]
-enum DistributionPoint {
+pub(crate) enum DistributionPoint {
     /// Its fullName URIs, alternatives for the same CRL.
     Urls(Vec<String>),
     /// A form this checker cannot use, and why.
     Unsupported(String),
 }
 
-fn crl_points(cert: &Cert) -> Result<Vec<DistributionPoint>, String> {
+impl DistributionPoint {
+    /// Its URLs (none for an unsupported form).
+    pub(crate) fn into_urls(self) -> Vec<String> {
+        match self {
+            Self::Urls(u) => u,
+            Self::Unsupported(_) => Vec::new(),
+        }
+    }
+
+    fn url_count(&self) -> usize {
+        match self {
+            Self::Urls(u) => u.len(),
+            Self::Unsupported(_) => 0,
+        }
+    }
+
+    /// Keeps at most `left` URLs (and counts them off); false when none are left.
+    fn keep_urls(&mut self, left: &mut usize) -> bool {
+        match self {
+            Self::Urls(u) => {
+                u.truncate(*left);
+                *left -= u.len();
+                !u.is_empty()
+            }
+            Self::Unsupported(_) => true,
+        }
+    }
+}
+
+pub(crate) fn crl_points(cert: &Cert) -> Result<Vec<DistributionPoint>, String> {
     let Some((_, raw)) = cert.extension(ID_CE_CRL_DISTRIBUTION_POINTS) else {
         return Ok(Vec::new());
     };

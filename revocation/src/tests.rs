@@ -448,6 +448,7 @@ struct Route {
     body: Vec<u8>,
     delay: Duration,
     hang: bool,
+    location: Option<String>,
 }
 
 impl Route {
@@ -457,6 +458,15 @@ impl Route {
             body: body.to_vec(),
             delay: Duration::ZERO,
             hang: false,
+            location: None,
+        }
+    }
+
+    fn redirect(to: &str) -> Self {
+        Self {
+            status: 302,
+            location: Some(to.to_owned()),
+            ..Self::ok(b"")
         }
     }
 }
@@ -555,17 +565,19 @@ async fn serve(mut stream: TcpStream, routes: Routes, hits: Hits) {
     let route = routes.lock().unwrap().get(&path).cloned();
     let route = route.unwrap_or(Route {
         status: 404,
-        body: Vec::new(),
-        delay: Duration::ZERO,
-        hang: false,
+        ..Route::ok(b"")
     });
     if route.hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         return;
     }
     tokio::time::sleep(route.delay).await;
+    let location = route
+        .location
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\n{location}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
         route.status,
         route.body.len()
     );
@@ -1189,6 +1201,7 @@ async fn circuit_breaker_opens_and_recovers() {
                 failure_threshold: 2,
                 cool_down: Duration::from_millis(200),
             },
+            policy: allow(&server),
             ..FetchConfig::default()
         },
         metrics.clone(),
@@ -1237,6 +1250,146 @@ async fn circuit_breaker_opens_and_recovers() {
     assert_eq!(f.get(&url, FetchSource::Ocsp).await.unwrap(), &b"ok"[..]);
     assert_eq!(f.get(&url, FetchSource::Ocsp).await.unwrap(), &b"ok"[..]);
     assert_eq!(server.hits("/x"), 5);
+}
+
+/// A policy that lists exactly the test server's loopback address and port.
+fn allow(server: &TestServer) -> FetchPolicy {
+    FetchPolicy {
+        allowed_hosts: vec![HostPattern::exact("127.0.0.1", Some(server.addr.port()))],
+        ..FetchPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn the_fetch_policy_refuses_unlisted_hosts_loopback_names_and_redirects_elsewhere() {
+    let server = TestServer::start().await;
+    server.route("/ok", Route::ok(b"ok"));
+    server.route(
+        "/metadata",
+        Route::redirect("http://169.254.169.254/latest/meta-data/"),
+    );
+    server.route("/private", Route::redirect("http://10.0.0.1/crl"));
+    server.route("/home", Route::redirect("/ok"));
+    let port = server.addr.port();
+    let metrics = PkiMetrics::unregistered().unwrap();
+    let with = |policy: FetchPolicy| {
+        Fetcher::new(
+            FetchConfig {
+                policy,
+                ..FetchConfig::default()
+            },
+            metrics.clone(),
+        )
+        .unwrap()
+    };
+    let refused = |r: Result<bytes::Bytes, FetchError>| match r {
+        Err(FetchError::Policy(p)) => p,
+        other => panic!("not refused by the policy: {other:?}"),
+    };
+
+    // Nothing listed (the library default): nothing fetched.
+    let closed = with(FetchPolicy::default());
+    for url in [
+        format!("http://127.0.0.1:{port}/ok"),
+        "http://169.254.169.254/latest/meta-data/".into(),
+        "http://10.0.0.1/ca.crt".into(),
+        "http://[::1]/x".into(),
+    ] {
+        let p = refused(closed.get(&url, FetchSource::Aia).await);
+        assert!(matches!(p, PolicyRefusal::Host(_)), "{url}: {p}");
+    }
+    // A listed name that resolves to loopback is refused after resolution.
+    let by_name = with(FetchPolicy {
+        allowed_hosts: vec!["localhost".parse().unwrap()],
+        ..FetchPolicy::default()
+    });
+    let p = refused(
+        by_name
+            .get(&format!("http://localhost:{port}/ok"), FetchSource::Aia)
+            .await,
+    );
+    assert!(
+        matches!(
+            p,
+            PolicyRefusal::Address {
+                kind: "loopback",
+                ..
+            }
+        ),
+        "{p}"
+    );
+    assert!(
+        p.to_string()
+            .contains("loopback address the fetch policy refuses")
+    );
+    // A wildcard does not list an address.
+    let wide = with(FetchPolicy {
+        allowed_hosts: vec!["*.gov.vn".parse().unwrap()],
+        ..FetchPolicy::default()
+    });
+    let p = refused(wide.get("http://169.254.169.254/", FetchSource::Aia).await);
+    assert!(matches!(p, PolicyRefusal::Host(_)), "{p}");
+    assert_eq!(server.hits("/ok"), 0, "nothing refused reached the server");
+
+    // Listed exactly: fetched; its redirects stay within the list.
+    let listed = with(allow(&server));
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    assert_eq!(
+        listed.get(&url("/ok"), FetchSource::Ocsp).await.unwrap(),
+        &b"ok"[..]
+    );
+    assert_eq!(
+        listed.get(&url("/home"), FetchSource::Ocsp).await.unwrap(),
+        &b"ok"[..]
+    );
+    for (path, to) in [
+        ("/metadata", "169.254.169.254:80"),
+        ("/private", "10.0.0.1:80"),
+    ] {
+        let p = refused(listed.get(&url(path), FetchSource::Crl).await);
+        assert_eq!(p, PolicyRefusal::Host(to.into()), "{path}");
+    }
+    assert_eq!(server.hits("/ok"), 2);
+    assert!(metrics.fetches.with_label_values(&["aia", "policy"]).get() >= 6);
+
+    // One request makes a bounded number of fetches; cache hits are free.
+    let results = policy::per_request(2, async {
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(listed.get(&url("/ok"), FetchSource::Ocsp).await);
+        }
+        out
+    })
+    .await;
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert_eq!(
+        results[2],
+        Err(FetchError::Policy(PolicyRefusal::Budget(2)))
+    );
+    // Outside a request, no budget applies.
+    assert!(listed.get(&url("/ok"), FetchSource::Ocsp).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_breaker_map_stays_bounded_whatever_hosts_fail() {
+    let f = Fetcher::new(
+        FetchConfig {
+            policy: FetchPolicy {
+                allowed_hosts: vec!["127.0.0.1".parse().unwrap()],
+                max_tracked_hosts: 3,
+                ..FetchPolicy::default()
+            },
+            timeout: Duration::from_millis(500),
+            ..FetchConfig::default()
+        },
+        PkiMetrics::unregistered().unwrap(),
+    )
+    .unwrap();
+    for _ in 0..8 {
+        let url = format!("http://127.0.0.1:{}/x", dead_port());
+        assert!(f.get(&url, FetchSource::Ocsp).await.is_err());
+    }
+    assert!(f.tracked_hosts() <= 3, "{}", f.tracked_hosts());
 }
 
 #[test]

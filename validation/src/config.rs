@@ -9,7 +9,10 @@ use std::time::Duration;
 use kyso_pki::cert::Cert;
 use kyso_pki::name::rfc4514;
 use kyso_pki::path::{PathBudget, TrustStore};
-use kyso_revocation::{FetchConfig, RevocationConfig, RevocationOrder, RevocationPolicy};
+use kyso_revocation::policy::hosts_named_by;
+use kyso_revocation::{
+    FetchConfig, FetchPolicy, HostPattern, RevocationConfig, RevocationOrder, RevocationPolicy,
+};
 use serde::Deserialize;
 
 pub use kyso_revocation::UrlRewrite;
@@ -81,6 +84,16 @@ pub struct RevocationSection {
     pub ocsp_nonce: bool,
     /// Rewrite AIA/CDP URLs by prefix: real certificates point at internal hosts.
     pub url_rewrites: Vec<UrlRewrite>,
+    /// Hosts OCSP, CRL and AIA fetches may go to (`host`, `host:port`, `*.suffix`);
+    /// unset: the hosts the configured anchors and intermediates name themselves. The
+    /// targets of `url_rewrites` are always allowed.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Networks (CIDR) that may be connected to although loopback, private or link-local.
+    pub allowed_networks: Vec<String>,
+    /// URLs of each kind tried per certificate.
+    pub max_urls_per_certificate: usize,
+    /// Network fetches one verification may make.
+    pub max_fetches_per_request: usize,
 }
 
 impl Default for TrustConfig {
@@ -109,6 +122,10 @@ impl Default for RevocationSection {
             max_crl_bytes: 256 << 20,
             ocsp_nonce: false,
             url_rewrites: Vec::new(),
+            allowed_hosts: None,
+            allowed_networks: Vec::new(),
+            max_urls_per_certificate: FetchPolicy::default().max_urls_per_certificate,
+            max_fetches_per_request: FetchPolicy::default().max_fetches_per_request,
         }
     }
 }
@@ -169,6 +186,9 @@ impl TrustConfig {
                 }
             }
         }
+        let policy = self
+            .revocation
+            .fetch_policy(&anchors, &intermediates, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -182,6 +202,7 @@ impl TrustConfig {
             fetch: FetchConfig {
                 timeout: Duration::from_millis(self.revocation.timeout_ms),
                 url_rewrites: self.revocation.url_rewrites.clone(),
+                policy,
                 ..FetchConfig::default()
             },
             ..RevocationConfig::default()
@@ -229,6 +250,69 @@ fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -
         }
     }
     out
+}
+
+impl RevocationSection {
+    /// The outbound fetch policy; unusable entries are added to `problems`.
+    fn fetch_policy(
+        &self,
+        anchors: &[Cert],
+        intermediates: &[Cert],
+        problems: &mut Vec<String>,
+    ) -> FetchPolicy {
+        let allowed_hosts = match &self.allowed_hosts {
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| {
+                    h.parse::<HostPattern>()
+                        .map_err(|e| problems.push(format!("revocation.allowed_hosts[{i}]: {e}")))
+                        .ok()
+                })
+                .collect(),
+            // By default, where the CAs themselves point (their OCSP responder, CRLs and
+            // issuers): those hosts are the PKI's own.
+            None => {
+                let mut hosts: Vec<HostPattern> = Vec::new();
+                for c in anchors.iter().chain(intermediates) {
+                    for h in hosts_named_by(c) {
+                        if !hosts.contains(&h) {
+                            hosts.push(h);
+                        }
+                    }
+                }
+                hosts
+            }
+        };
+        let allowed_networks = self
+            .allowed_networks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                n.trim()
+                    .parse()
+                    .map_err(|e| {
+                        problems.push(format!(
+                            "revocation.allowed_networks[{i}]: {n:?} is not a network (10.20.0.0/16): {e}"
+                        ))
+                    })
+                    .ok()
+            })
+            .collect();
+        if self.max_urls_per_certificate == 0 {
+            problems.push("revocation.max_urls_per_certificate: must be above 0".into());
+        }
+        if self.max_fetches_per_request == 0 {
+            problems.push("revocation.max_fetches_per_request: must be above 0".into());
+        }
+        FetchPolicy {
+            allowed_hosts,
+            allowed_networks,
+            max_urls_per_certificate: self.max_urls_per_certificate,
+            max_fetches_per_request: self.max_fetches_per_request,
+            ..FetchPolicy::default()
+        }
+    }
 }
 
 #[cfg(test)]

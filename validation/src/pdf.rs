@@ -99,6 +99,16 @@ impl Verifier {
         options: &PdfVerifyOptions,
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
+        self.one_request(self.verify_pdf_inner(pdf, options, now))
+            .await
+    }
+
+    async fn verify_pdf_inner(
+        &self,
+        pdf: &[u8],
+        options: &PdfVerifyOptions,
+        now: OffsetDateTime,
+    ) -> Result<PdfReport, PdfError> {
         let parsed = parse_signatures(pdf, &options.limits)?;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {

@@ -155,6 +155,21 @@ impl Verifier {
         req: CmsRequest<'_>,
         now: OffsetDateTime,
     ) -> Result<DocumentReport> {
+        self.one_request(self.verify_cms_inner(req, now)).await
+    }
+
+    /// Runs `f` as one request of the fetch policy: its network fetches (OCSP, CRL,
+    /// AIA) are counted against `max_fetches_per_request`.
+    pub(crate) async fn one_request<F: Future>(&self, f: F) -> F::Output {
+        let max = self.revocation.fetcher().policy().max_fetches_per_request;
+        kyso_revocation::policy::per_request(max, f).await
+    }
+
+    async fn verify_cms_inner(
+        &self,
+        req: CmsRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Result<DocumentReport> {
         let msg = cms::parse(req.signature)?;
         let policy = req.policy.unwrap_or(self.default_policy);
         let checks: Vec<SignerCheck> = (0..msg.signer_count())
@@ -171,6 +186,17 @@ impl Verifier {
 
     /// The status of a certificate (first) with its chain at `at` (or now).
     pub async fn check_certificate(
+        &self,
+        chain: &[Cert],
+        at: Option<OffsetDateTime>,
+        policy: Option<RevocationPolicy>,
+        now: OffsetDateTime,
+    ) -> Result<CertificateReport> {
+        self.one_request(self.check_certificate_inner(chain, at, policy, now))
+            .await
+    }
+
+    async fn check_certificate_inner(
         &self,
         chain: &[Cert],
         at: Option<OffsetDateTime>,

@@ -109,6 +109,12 @@ stale_grace_secs = {{ int64 $r.staleGraceSecs }}
 max_ocsp_entries = {{ int64 $r.maxOcspEntries }}
 max_crl_bytes = {{ int64 $r.maxCrlBytes }}
 ocsp_nonce = {{ $r.ocspNonce }}
+{{- if kindIs "slice" $r.allowedHosts }}
+allowed_hosts = {{ include "kyso.tomlStrings" $r.allowedHosts }}
+{{- end }}
+allowed_networks = {{ include "kyso.tomlStrings" $r.allowedNetworks }}
+max_urls_per_certificate = {{ int64 $r.maxUrlsPerCertificate }}
+max_fetches_per_request = {{ int64 $r.maxFetchesPerRequest }}
 url_rewrites = [
 {{- range $i, $u := $r.urlRewrites }}{{ if $i }},{{ end }}
   { from = {{ $u.from | quote }}, to = {{ $u.to | quote }} }

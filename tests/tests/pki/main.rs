@@ -10,6 +10,7 @@ mod cms_build;
 mod cms_cosign;
 mod cms_parse;
 mod cms_verdicts;
+mod fetch_policy;
 mod harness;
 mod path_budget;
 mod revocation_cache;
