@@ -8,9 +8,10 @@ use std::io::Read;
 use super::PadesError;
 
 /// Largest side accepted, in pixels: a seal at 600 dpi is under 1 000.
-const MAX_SIDE: u32 = 8192;
-/// Most pixels accepted (bounds the inflated size: 4 bytes a pixel).
-const MAX_PIXELS: u64 = 16 << 20;
+const MAX_SIDE: u32 = 4096;
+/// The pixel budget of one image: 4 Mpx bounds the inflated data at 16 MiB and the
+/// decoded samples at 16 MiB (a 40 mm seal at 1 200 dpi is 1 900 x 1 900).
+const MAX_PIXELS: u64 = 4 << 20;
 
 /// A decoded image: its colour samples and, if it has any transparency,
 /// its alpha channel (the PDF `/SMask`).

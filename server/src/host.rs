@@ -25,7 +25,7 @@ use tonic_health::server::HealthReporter;
 use tower::Service;
 
 use crate::metrics::{Ready, Refresh};
-use crate::{Limited, net};
+use crate::{Admission, Limited, net};
 
 /// What the host can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +166,23 @@ impl Host {
     /// Serves `server` behind the load limits: at most `max_concurrent_requests` of its
     /// requests at once across all connections (each limited server has its own count),
     /// the rest shed. The first server added is the one whose health the host reports.
-    pub fn limited<S>(mut self, server: S) -> Self
+    pub fn limited<S>(self, server: S) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let admission = Admission::new(self.max_concurrent_requests, None);
+        self.limited_with(server, admission)
+    }
+
+    /// [`Self::limited`] with the given budgets, which the service also holds (to count
+    /// the items of its streams against them).
+    pub fn limited_with<S>(mut self, server: S, admission: Admission) -> Self
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService
@@ -183,8 +199,7 @@ impl Host {
                 ready: Arc::new(AtomicBool::new(false)),
             });
         }
-        self.routes
-            .add_service(Limited::new(server, self.max_concurrent_requests));
+        self.routes.add_service(Limited::new(server, admission));
         self
     }
 

@@ -5,6 +5,7 @@
 //! error statuses ([`status`]), the Prometheus endpoint ([`metrics`]), accepted sockets
 //! ([`net`]), and the binaries' `main` ([`bin`]).
 
+mod admission;
 pub mod bin;
 mod clock;
 pub mod config;
@@ -15,6 +16,7 @@ mod stack;
 pub mod status;
 mod tls;
 
+pub use admission::{Admission, ItemPermit, SMALL_MESSAGE};
 pub use clock::{Clock, system_clock};
 pub use host::{Error, Health, Host, Listeners};
 pub use stack::Limited;

@@ -10,7 +10,9 @@
 //!    at once instead of queueing without bound;
 //! 2. a global concurrency limit shared by all connections (tonic's own limit
 //!    is per connection, which a client with many connections evades);
-//! 3. the generated gRPC server.
+//! 3. the bytes-in-flight budget (`admission.rs`): the request body counted as its
+//!    messages arrive, the permits held until the response body is done;
+//! 4. the generated gRPC server.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -23,10 +25,13 @@ use tower::Service;
 use tower::limit::ConcurrencyLimit;
 use tower::load_shed::LoadShed;
 
+use crate::admission::{Admission, Held};
+
 /// `S` with load shedding and a global concurrency limit.
 #[derive(Clone)]
 pub struct Limited<S> {
     inner: LoadShed<ConcurrencyLimit<S>>,
+    admission: Admission,
     /// Set when the inner stack reported an error from `poll_ready`, so that
     /// `call` answers with a status instead of calling an unready service.
     broken: bool,
@@ -39,16 +44,17 @@ impl<S> std::fmt::Debug for Limited<S> {
 }
 
 impl<S> Limited<S> {
-    /// Wraps `server` with at most `max_concurrent` requests in flight.
-    pub fn new(server: S, max_concurrent: usize) -> Self {
+    /// Wraps `server` with the budgets of `admission`.
+    pub fn new(server: S, admission: Admission) -> Self {
         let inner = tower::ServiceBuilder::new()
             .load_shed()
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                max_concurrent,
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+                admission.requests(),
             ))
             .service(server);
         Self {
             inner,
+            admission,
             broken: false,
         }
     }
@@ -84,10 +90,20 @@ where
                 Ok(tonic::Status::unavailable(format!("{name} is not ready")).into_http())
             });
         }
+        let held = Held::default();
+        let admission = self.admission.clone();
+        let counted = held.clone();
+        let req = req.map(move |b| Body::new(admission.count(b, counted)));
         let fut = self.inner.call(req);
         Box::pin(async move {
             match fut.await {
-                Ok(resp) => Ok(resp),
+                // The permits of the request's messages go back when the answer is out.
+                Ok(resp) => Ok(resp.map(|b| {
+                    Body::new(HoldUntilDone {
+                        inner: b,
+                        _held: held,
+                    })
+                })),
                 Err(e) if e.is::<tower::load_shed::error::Overloaded>() => {
                     Ok(tonic::Status::resource_exhausted(format!(
                         "{name} is at its concurrency limit; retry with backoff"
@@ -108,4 +124,30 @@ where
 
 impl<S: NamedService> NamedService for Limited<S> {
     const NAME: &'static str = S::NAME;
+}
+
+/// A response body that keeps the call's bytes permits until it is dropped (sent).
+struct HoldUntilDone {
+    inner: Body,
+    _held: Held,
+}
+
+impl http_body::Body for HoldUntilDone {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -44,8 +44,13 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Server-side deadline per request, milliseconds (a shorter client deadline wins).
     pub request_timeout_ms: u64,
-    /// Documents verified at once inside one VerifyStream.
+    /// Documents verified at once inside one VerifyStream (each also takes a request
+    /// permit and its own deadline of `request_timeout_ms`).
     pub stream_parallelism: usize,
+    /// Bytes of request messages held at once across all requests (messages over 64 KiB
+    /// count); past it large requests are answered RESOURCE_EXHAUSTED. Keep it well under
+    /// the pod's memory: a message is held about twice while it is decoded.
+    pub max_bytes_in_flight: usize,
 }
 
 impl Default for Config {
@@ -67,6 +72,7 @@ impl Default for Limits {
             max_concurrent_requests: 512,
             request_timeout_ms: 30_000,
             stream_parallelism: 16,
+            max_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -92,6 +98,12 @@ impl Config {
         }
         if self.limits.stream_parallelism == 0 {
             problems.push("limits.stream_parallelism: must be above 0".into());
+        }
+        if self.limits.max_bytes_in_flight < self.limits.max_message_bytes {
+            problems.push(format!(
+                "limits.max_bytes_in_flight: {} is less than limits.max_message_bytes ({}): the largest request could never be admitted",
+                self.limits.max_bytes_in_flight, self.limits.max_message_bytes
+            ));
         }
         if self.limits.request_timeout_ms == 0 {
             problems.push("limits.request_timeout_ms: must be above 0".into());

@@ -40,7 +40,20 @@ pub async fn serve(
     let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let revocation = verifier.revocation().clone();
     let limits = &config.limits;
-    let service = VerifierService::new(verifier, metrics.clone(), limits.stream_parallelism, clock);
+    let admission = kyso_server::Admission::new(
+        limits.max_concurrent_requests,
+        Some(limits.max_bytes_in_flight),
+    );
+    let service = VerifierService::new(
+        verifier,
+        metrics.clone(),
+        service::StreamLimits {
+            parallelism: limits.stream_parallelism,
+            item_timeout: Duration::from_millis(limits.request_timeout_ms),
+            admission: admission.clone(),
+        },
+        clock,
+    );
     let verifier_svc = VerifierServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)
         .max_encoding_message_size(limits.max_message_bytes);
@@ -60,7 +73,7 @@ pub async fn serve(
         metrics.registry.clone(),
     )?
     .refresh(refresh)
-    .limited(verifier_svc)
+    .limited_with(verifier_svc, admission)
     .serve(listeners, shutdown)
     .await?;
     Ok(())

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub signatures: IntCounterVec,
     /// `kyso_verifier_in_flight_requests`.
     pub in_flight: IntGauge,
+    /// `kyso_verifier_in_flight_peak`: the most requests (and stream items) served at once
+    /// since start; what the concurrency limit is checked against.
+    pub in_flight_peak: IntGauge,
     /// Cache and fetch counters of the PKI core.
     pub pki: PkiMetrics,
 }
@@ -57,7 +60,12 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
+        let in_flight_peak = IntGauge::new(
+            "kyso_verifier_in_flight_peak",
+            "The most requests and stream items served at once since start",
+        )?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(in_flight_peak.clone()))?;
         let pki = PkiMetrics::register(&registry)?;
         Ok(Self {
             registry,
@@ -65,6 +73,7 @@ impl Metrics {
             duration,
             signatures,
             in_flight,
+            in_flight_peak,
             pki,
         })
     }

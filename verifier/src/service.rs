@@ -25,30 +25,37 @@ pub use kyso_server::Clock;
 pub struct VerifierService {
     verifier: Verifier,
     metrics: Metrics,
-    stream_parallelism: usize,
+    stream: StreamLimits,
     clock: Clock,
+}
+
+/// How the items of a `VerifyStream` are admitted: the stream is one call, but its
+/// items are work like any request's.
+#[derive(Clone, Debug)]
+pub struct StreamLimits {
+    /// Items verified at once in one stream.
+    pub parallelism: usize,
+    /// The deadline of each item (the call's own deadline ends when its headers are sent).
+    pub item_timeout: std::time::Duration,
+    /// The service's budgets: each item takes a request permit and its bytes.
+    pub admission: kyso_server::Admission,
 }
 
 impl std::fmt::Debug for VerifierService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifierService")
-            .field("stream_parallelism", &self.stream_parallelism)
+            .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
 }
 
 impl VerifierService {
     /// A service over `verifier`.
-    pub fn new(
-        verifier: Verifier,
-        metrics: Metrics,
-        stream_parallelism: usize,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(verifier: Verifier, metrics: Metrics, stream: StreamLimits, clock: Clock) -> Self {
         Self {
             verifier,
             metrics,
-            stream_parallelism,
+            stream,
             clock,
         }
     }
@@ -146,6 +153,32 @@ impl VerifierService {
         Ok(convert::pdf_to_pb(&report))
     }
 
+    /// One item of a stream: admitted, verified within its deadline.
+    async fn verify_item(
+        &self,
+        req: pb::VerifyCmsRequest,
+    ) -> Result<pb::VerifyCmsResponse, (&'static str, Status)> {
+        let limits = &self.stream;
+        let size = prost::Message::encoded_len(&req);
+        let _permit = limits
+            .admission
+            .item(size, limits.item_timeout)
+            .await
+            .map_err(|s| ("shed", s))?;
+        let _g = InFlight::new(&self.metrics);
+        match tokio::time::timeout(limits.item_timeout, self.verify_one(req)).await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err((e.outcome(), Status::from(e))),
+            Err(_) => Err((
+                "deadline",
+                Status::deadline_exceeded(format!(
+                    "this item was not verified within {} ms",
+                    limits.item_timeout.as_millis()
+                )),
+            )),
+        }
+    }
+
     fn observe(&self, method: &str, started: Instant, outcome: &str) {
         self.metrics
             .requests
@@ -162,8 +195,14 @@ impl VerifierService {
 struct InFlight(prometheus::IntGauge);
 
 impl InFlight {
-    fn new(g: &prometheus::IntGauge) -> Self {
+    fn new(metrics: &Metrics) -> Self {
+        let g = &metrics.in_flight;
         g.inc();
+        // A high-water mark: a lost race between two updates only under-reads by one.
+        let now = g.get();
+        if now > metrics.in_flight_peak.get() {
+            metrics.in_flight_peak.set(now);
+        }
         Self(g.clone())
     }
 }
@@ -182,7 +221,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         &self,
         request: Request<pb::VerifyCmsRequest>,
     ) -> Result<Response<pb::VerifyCmsResponse>, Status> {
-        let _g = InFlight::new(&self.metrics.in_flight);
+        let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
         let result = self.verify_one(request.into_inner()).await;
         let outcome = match &result {
@@ -197,7 +236,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         &self,
         request: Request<pb::VerifyPdfRequest>,
     ) -> Result<Response<pb::VerifyPdfResponse>, Status> {
-        let _g = InFlight::new(&self.metrics.in_flight);
+        let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
         let result = self.verify_pdf_one(request.into_inner()).await;
         let outcome = match &result {
@@ -216,9 +255,10 @@ impl pb::verifier_server::Verifier for VerifierService {
     ) -> Result<Response<Self::VerifyStreamStream>, Status> {
         let incoming = request.into_inner();
         let this = self.clone();
-        // `buffered` keeps answers in request order while up to
-        // `stream_parallelism` documents are verified at once; the bound is
-        // what keeps one greedy stream from taking every core.
+        // `buffered` keeps answers in request order while up to `parallelism` documents
+        // are verified at once; the bound is what keeps one greedy stream from taking
+        // every core. Each item is admitted like a request (a permit of the concurrency
+        // limit, its bytes) and has its own deadline.
         let out = incoming
             .map(move |item| {
                 let this = this.clone();
@@ -227,23 +267,18 @@ impl pb::verifier_server::Verifier for VerifierService {
                         Ok(r) => r,
                         Err(status) => return Err(status),
                     };
-                    let _g = InFlight::new(&this.metrics.in_flight);
-                    let started = Instant::now();
                     let request_id = req.request_id.clone();
-                    let result = this.verify_one(req).await;
+                    let started = Instant::now();
+                    let result = this.verify_item(req).await;
                     let (outcome, result) = match result {
                         Ok(report) => ("ok", pb::verify_stream_response::Result::Report(report)),
-                        Err(e) => {
-                            let outcome = e.outcome();
-                            let status = Status::from(e);
-                            (
-                                outcome,
-                                pb::verify_stream_response::Result::Error(pb::Error {
-                                    code: status.code() as i32,
-                                    message: status.message().to_owned(),
-                                }),
-                            )
-                        }
+                        Err((outcome, status)) => (
+                            outcome,
+                            pb::verify_stream_response::Result::Error(pb::Error {
+                                code: status.code() as i32,
+                                message: status.message().to_owned(),
+                            }),
+                        ),
                     };
                     this.observe("VerifyStream", started, outcome);
                     Ok(pb::VerifyStreamResponse {
@@ -252,7 +287,7 @@ impl pb::verifier_server::Verifier for VerifierService {
                     })
                 }
             })
-            .buffered(self.stream_parallelism);
+            .buffered(self.stream.parallelism);
         Ok(Response::new(Box::pin(out)))
     }
 
@@ -260,7 +295,7 @@ impl pb::verifier_server::Verifier for VerifierService {
         &self,
         request: Request<pb::CheckCertificateRequest>,
     ) -> Result<Response<pb::CheckCertificateResponse>, Status> {
-        let _g = InFlight::new(&self.metrics.in_flight);
+        let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
         let result = async {
             let req = request.into_inner();

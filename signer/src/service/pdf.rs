@@ -1,6 +1,6 @@
-//! The SignPdf flow: the PDF read and its incremental update drawn (before the registry is
-//! asked: a broken file is the caller's error), then the PAdES signature with its stamp, the
-//! audit record binding the input and the output files.
+//! The SignPdf flow: the registry's decision (with the approval the PDF carries), then the
+//! incremental update drawn with its stamp (images are decoded only for an authorised
+//! request), the PAdES signature, the audit record binding the input and the output files.
 
 use kyso_pades as pades;
 use kyso_pki::cms_build;
@@ -58,8 +58,13 @@ impl SignerService {
             .with_context(caller, job, r.context.clone(), now)
             .await?;
 
-        // The PDF is read and the update drawn before the registry is asked:
-        // a broken or encrypted file is the caller's error, refused cheaply.
+        let decision = self
+            .authorise(caller, &job, Approval::Pdf(&r.pdf), now)
+            .await?;
+
+        // The update is drawn (and the stamp's image decoded) only for an authorised
+        // request: decoding an image costs memory, which an unauthorised caller must
+        // not be able to spend (issue 14). The approval check above has read the PDF.
         let prepared = {
             let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
             let certificate = key.certificate.der().to_vec();
@@ -83,9 +88,6 @@ impl SignerService {
             Err(e) => return Err(e),
         };
 
-        let decision = self
-            .authorise(caller, &job, Approval::Pdf(&r.pdf), now)
-            .await?;
         let chain: Vec<Vec<u8>> = key.chain.iter().map(|c| c.der().to_vec()).collect();
         let cms = cms_build::prepare(prepared.cades_request(
             key.certificate.der(),

@@ -67,6 +67,7 @@ fn is_hex_pair(s: &str) -> bool {
 /// - two hex digits joined by `:` to another pair: a byte of a fingerprint or key ID
 ///   (`F0:4B:A4:...`, `01:A2`);
 /// - `V1`... after `Version::`: an ASN.1 version (`CmsVersion::V3`, `x509_cert::Version::V3`);
+/// - `V4`, `V6` after `IpAddr::` or `SocketAddr::`: an IP version;
 /// - `V2`... ending an upper-case constant name: that thing's version
 ///   (`SIGNING_CERTIFICATE_V2`, the ESS attribute of RFC 5035);
 /// - `P1`-`P6` followed by a `\n` escape, or on a line about PPM or a magic number: the
@@ -87,7 +88,10 @@ fn not_a_citation(line: &str, start: usize, token: &str) -> bool {
         }
     }
     if token.starts_with('V') {
-        if before.ends_with("Version::") {
+        if before.ends_with("Version::")
+            || before.ends_with("IpAddr::")
+            || before.ends_with("SocketAddr::")
+        {
             return true;
         }
         if let Some(ident) = before.strip_suffix('_') {

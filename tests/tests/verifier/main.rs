@@ -5,5 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
+mod admission;
 mod cli;
 mod service;

@@ -29,26 +29,27 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
 /// Upper bound of any single RPC in these tests: a hang fails, it does not wedge.
-const RPC_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const RPC_DEADLINE: Duration = Duration::from_secs(30);
 /// The gRPC service name (health, reflection).
 const SERVICE_NAME: &str = "kyso.verifier.v1.Verifier";
 
-const CONTENT: &str = "Quyết định số 123/QĐ-UBND về việc ban hành quy chế sử dụng chữ ký số";
+pub(crate) const CONTENT: &str =
+    "Quyết định số 123/QĐ-UBND về việc ban hành quy chế sử dụng chữ ký số";
 
 // ---------------------------------------------------------------------------------------------
 // The service under test
 // ---------------------------------------------------------------------------------------------
 
 /// A verifier running in-process on the test's runtime, stopped by a oneshot.
-struct Service {
-    addr: SocketAddr,
-    metrics_addr: SocketAddr,
+pub(crate) struct Service {
+    pub(crate) addr: SocketAddr,
+    pub(crate) metrics_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<kyso_verifier::Result<()>>>,
 }
 
 impl Service {
-    async fn start(config: Config) -> Service {
+    pub(crate) async fn start(config: Config) -> Service {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap();
@@ -80,12 +81,12 @@ impl Service {
             .timeout(RPC_DEADLINE)
     }
 
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         self.assert_running();
         self.endpoint("http").connect().await.unwrap()
     }
 
-    async fn client(&self) -> VerifierClient<Channel> {
+    pub(crate) async fn client(&self) -> VerifierClient<Channel> {
         VerifierClient::new(self.channel().await)
     }
 
@@ -121,7 +122,7 @@ impl Drop for Service {
 }
 
 /// The test PKI's trust material, with the certificates' URLs rewritten onto `servers`.
-fn config(pki: &TestPki, servers: &PkiServers) -> Config {
+pub(crate) fn config(pki: &TestPki, servers: &PkiServers) -> Config {
     Config {
         metrics_listen: None,
         trust: TrustConfig {
@@ -153,11 +154,11 @@ async fn start_default() -> (&'static TestPki, PkiServers, Service) {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn sign(opts: &CmsSign) -> Vec<u8> {
+pub(crate) fn sign(opts: &CmsSign) -> Vec<u8> {
     openssl_cms_sign(opts)
 }
 
-fn request(signature: Vec<u8>) -> pb::VerifyCmsRequest {
+pub(crate) fn request(signature: Vec<u8>) -> pb::VerifyCmsRequest {
     pb::VerifyCmsRequest {
         signature,
         ..Default::default()
