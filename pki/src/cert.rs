@@ -85,6 +85,9 @@ impl Cert {
         if let Some(c) = interned().get(&fingerprint) {
             return Ok(c);
         }
+        // The decoder sorts every SET OF (a name's RDNs) with an insertion sort: a
+        // hostile order would make it quadratic, so large SETs are refused first.
+        crate::ber::check_set_sizes(der, crate::ber::MAX_SET_ELEMENTS, 64)?;
         let cert = Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
         let tbs = tbs_range(der)?;
         let c = Self::assemble(der.to_vec(), cert, fingerprint, tbs);

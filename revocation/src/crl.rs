@@ -128,6 +128,9 @@ pub(crate) fn parse_and_verify(
         }
         None => body,
     };
+    // The decoder's SET OF sort is quadratic on a hostile order: bound the sets first.
+    kyso_pki::ber::check_set_sizes(der, kyso_pki::ber::MAX_SET_ELEMENTS, 64)
+        .map_err(|e| format!("malformed CRL: {e}"))?;
     let crl = CertificateList::from_der(der).map_err(|e| format!("malformed CRL: {e}"))?;
     let tbs = &crl.tbs_cert_list;
     if &tbs.issuer != issuer.subject() {

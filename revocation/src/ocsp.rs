@@ -156,6 +156,9 @@ pub(crate) fn verify_response(
     now: OffsetDateTime,
     check: &SigCheck,
 ) -> Result<OcspAnswer, String> {
+    // The decoder's SET OF sort is quadratic on a hostile order: bound the sets first.
+    kyso_pki::ber::check_set_sizes(body, kyso_pki::ber::MAX_SET_ELEMENTS, 64)
+        .map_err(|e| format!("malformed OCSP response: {e}"))?;
     let resp = OcspResponse::from_der(body).map_err(|e| format!("malformed OCSP response: {e}"))?;
     if resp.response_status != OcspResponseStatus::Successful {
         return Err(format!(

@@ -163,13 +163,17 @@ impl<'a> Iterator for Children<'a> {
     }
 }
 
+/// The most elements of one SET OF that any structure kyso decodes may hold: names,
+/// attributes, CMS certificate and signer sets all stay far below it.
+pub const MAX_SET_ELEMENTS: usize = 256;
+
 /// Rejects DER in which a SET (universal or context-tagged, the tags used by
 /// IMPLICIT SET OF in CMS) has more than `max` elements.
 ///
 /// `der` sorts every SET OF it decodes with an insertion sort, quadratic in
 /// the element count; this keeps a hostile message from turning that into a
 /// denial of service. `der` must already be DER (see [`to_der`]).
-pub(crate) fn check_set_sizes(der: &[u8], max: usize, max_depth: usize) -> Result<()> {
+pub fn check_set_sizes(der: &[u8], max: usize, max_depth: usize) -> Result<()> {
     fn walk(content: &[u8], set_like: bool, max: usize, depth: usize) -> Result<()> {
         if depth == 0 {
             return Err(Error::TooLarge {

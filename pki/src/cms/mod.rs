@@ -43,7 +43,7 @@ pub use check::check_signer;
 pub const MAX_CMS_LEN: usize = 64 * 1024 * 1024;
 /// Most elements in any SET OF (certificates, signers, attributes, RDNs):
 /// `der` sorts sets with a quadratic insertion sort.
-const MAX_SET_ELEMENTS: usize = 256;
+use crate::ber::MAX_SET_ELEMENTS;
 /// Most certificates tried for one signer identifier.
 const MAX_SIGNER_CANDIDATES: usize = 8;
 
