@@ -3,12 +3,13 @@
 //! [`Limited`], TLS, the metrics port, graceful shutdown) on its [`Listeners`], the
 //! configuration keys every service has ([`config`]), the [`Clock`], the shapes of
 //! error statuses ([`status`]), the Prometheus endpoint ([`metrics`]), accepted sockets
-//! ([`net`]), and the binaries' `main` ([`bin`]).
+//! ([`net`]), the [`CpuPool`] for requests' heavy work, and the binaries' `main` ([`bin`]).
 
 mod admission;
 pub mod bin;
 mod clock;
 pub mod config;
+mod cpu;
 mod host;
 pub mod metrics;
 pub mod net;
@@ -18,6 +19,7 @@ mod tls;
 
 pub use admission::{Admission, ItemPermit, SMALL_MESSAGE};
 pub use clock::{Clock, system_clock};
+pub use cpu::{CpuPool, PoolError};
 pub use host::{Error, Health, Host, Listeners};
 pub use stack::Limited;
 pub use tls::TlsSection;

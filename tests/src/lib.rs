@@ -23,6 +23,7 @@
 
 pub mod cluster;
 mod cms;
+pub mod hostile;
 pub mod hsm;
 mod http;
 pub mod mtls;

@@ -51,6 +51,9 @@ pub struct Limits {
     /// count); past it large requests are answered RESOURCE_EXHAUSTED. Keep it well under
     /// the pod's memory: a message is held about twice while it is decoded.
     pub max_bytes_in_flight: usize,
+    /// Threads that run verification work, apart from those serving connections
+    /// (0: one per core).
+    pub cpu_threads: usize,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             stream_parallelism: 16,
             max_bytes_in_flight: 256 << 20,
+            cpu_threads: 0,
         }
     }
 }

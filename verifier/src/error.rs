@@ -34,6 +34,12 @@ pub enum Error {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The work pool could not be started or lost a task.
+    #[error(transparent)]
+    Pool(#[from] kyso_server::PoolError),
+    /// The work pool's threads could not be started.
+    #[error("work pool: {0}")]
+    PoolStart(#[from] std::io::Error),
 }
 
 impl Error {

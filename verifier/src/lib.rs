@@ -53,6 +53,7 @@ pub async fn serve(
             admission: admission.clone(),
         },
         clock,
+        kyso_server::CpuPool::new("verifier", limits.cpu_threads)?,
     );
     let verifier_svc = VerifierServer::new(service)
         .max_decoding_message_size(limits.max_message_bytes)

@@ -27,6 +27,8 @@ pub struct VerifierService {
     metrics: Metrics,
     stream: StreamLimits,
     clock: Clock,
+    /// Where the verification work runs (not on the threads serving the connections).
+    pool: kyso_server::CpuPool,
 }
 
 /// How the items of a `VerifyStream` are admitted: the stream is one call, but its
@@ -51,13 +53,30 @@ impl std::fmt::Debug for VerifierService {
 
 impl VerifierService {
     /// A service over `verifier`.
-    pub fn new(verifier: Verifier, metrics: Metrics, stream: StreamLimits, clock: Clock) -> Self {
+    pub fn new(
+        verifier: Verifier,
+        metrics: Metrics,
+        stream: StreamLimits,
+        clock: Clock,
+        pool: kyso_server::CpuPool,
+    ) -> Self {
         Self {
             verifier,
             metrics,
             stream,
             clock,
+            pool,
         }
+    }
+
+    /// Runs `work` over a clone of the service on the work pool; dropping the returned
+    /// future (the deadline passed, the client left) aborts it there.
+    async fn pooled<T, Fut>(&self, work: impl FnOnce(Self) -> Fut) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.run(work(self.clone())).await?
     }
 
     /// Verifies one request; the report or a request error.
@@ -166,7 +185,8 @@ impl VerifierService {
             .await
             .map_err(|s| ("shed", s))?;
         let _g = InFlight::new(&self.metrics);
-        match tokio::time::timeout(limits.item_timeout, self.verify_one(req)).await {
+        let work = self.pooled(|this| async move { this.verify_one(req).await });
+        match tokio::time::timeout(limits.item_timeout, work).await {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(e)) => Err((e.outcome(), Status::from(e))),
             Err(_) => Err((
@@ -223,7 +243,10 @@ impl pb::verifier_server::Verifier for VerifierService {
     ) -> Result<Response<pb::VerifyCmsResponse>, Status> {
         let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
-        let result = self.verify_one(request.into_inner()).await;
+        let req = request.into_inner();
+        let result = self
+            .pooled(|this| async move { this.verify_one(req).await })
+            .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
@@ -238,7 +261,10 @@ impl pb::verifier_server::Verifier for VerifierService {
     ) -> Result<Response<pb::VerifyPdfResponse>, Status> {
         let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
-        let result = self.verify_pdf_one(request.into_inner()).await;
+        let req = request.into_inner();
+        let result = self
+            .pooled(|this| async move { this.verify_pdf_one(req).await })
+            .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
@@ -297,41 +323,50 @@ impl pb::verifier_server::Verifier for VerifierService {
     ) -> Result<Response<pb::CheckCertificateResponse>, Status> {
         let _g = InFlight::new(&self.metrics);
         let started = Instant::now();
-        let result = async {
-            let req = request.into_inner();
-            if req.chain.is_empty() {
-                return Err(Error::field("chain", "empty: give the certificate first"));
-            }
-            let mut chain = Vec::with_capacity(req.chain.len());
-            for (i, der) in req.chain.iter().enumerate() {
-                let c = Cert::from_der(der)
-                    .map_err(|e| Error::field("chain", format!("certificate {i}: {e}")))?;
-                chain.push(c);
-            }
-            let at = match &req.at {
-                None => None,
-                Some(t) => Some(
-                    convert::from_ts(t)
-                        .ok_or_else(|| Error::field("at", "not a representable time"))?,
-                ),
-            };
-            let report = self
-                .verifier
-                .check_certificate(
-                    &chain,
-                    at,
-                    convert::policy_from_pb(req.revocation_policy),
-                    (self.clock)(),
-                )
-                .await?;
-            Ok(convert::certificate_to_pb(&report))
-        }
-        .await;
+        let req = request.into_inner();
+        let result = self
+            .pooled(|this| async move { this.check_certificate_one(req).await })
+            .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
         self.observe("CheckCertificate", started, outcome);
         result.map(Response::new).map_err(Status::from)
+    }
+}
+
+impl VerifierService {
+    /// Checks one certificate with its chain; the report or a request error.
+    async fn check_certificate_one(
+        &self,
+        req: pb::CheckCertificateRequest,
+    ) -> Result<pb::CheckCertificateResponse, Error> {
+        if req.chain.is_empty() {
+            return Err(Error::field("chain", "empty: give the certificate first"));
+        }
+        let mut chain = Vec::with_capacity(req.chain.len());
+        for (i, der) in req.chain.iter().enumerate() {
+            let c = Cert::from_der(der)
+                .map_err(|e| Error::field("chain", format!("certificate {i}: {e}")))?;
+            chain.push(c);
+        }
+        let at = match &req.at {
+            None => None,
+            Some(t) => Some(
+                convert::from_ts(t)
+                    .ok_or_else(|| Error::field("at", "not a representable time"))?,
+            ),
+        };
+        let report = self
+            .verifier
+            .check_certificate(
+                &chain,
+                at,
+                convert::policy_from_pb(req.revocation_policy),
+                (self.clock)(),
+            )
+            .await?;
+        Ok(convert::certificate_to_pb(&report))
     }
 }

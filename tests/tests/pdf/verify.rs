@@ -11,6 +11,7 @@ use kyso_pdf::parse_signatures;
 use kyso_pki::time::OffsetDateTime;
 use kyso_proto::verifier::v1 as pb;
 use kyso_proto::verifier::v1::verifier_client::VerifierClient;
+use kyso_tests::hostile::{field_fan_out_pdf, form_pdf};
 use kyso_tests::pdf_fixtures::{
     BaseOptions, PAGE_TEXT, PdfDoc, SignOptions, classic_pdf, find, huge_xref, shift_last_startxref,
 };
@@ -455,20 +456,6 @@ fn huge_object_counts_and_sizes_are_refused() {
     ));
 }
 
-/// A PDF whose form has one field `parent` (partial name `name`) whose `/Kids` are `kids`
-/// (object 4 is a signature field, object 3 the parent).
-fn form_pdf(name: &str, kids: &str, kid_extra: &str) -> Vec<u8> {
-    classic_pdf(
-        &[
-            "<</Type /Catalog /Pages 2 0 R /AcroForm <</Fields [3 0 R]>>>>".to_owned(),
-            "<</Type /Pages /Kids [] /Count 0>>".to_owned(),
-            format!("<</T ({name}) /Kids [{kids}]>>"),
-            format!("<</T (k) /FT /Sig /Parent 3 0 R{kid_extra}>>"),
-        ],
-        "",
-    )
-}
-
 /// Parses and verifies `pdf` in-process; an error or a report, promptly, never a panic.
 async fn answered_promptly(label: &str, pdf: &[u8]) -> Result<(), PdfError> {
     let started = std::time::Instant::now();
@@ -495,7 +482,7 @@ async fn a_form_field_fan_out_with_a_huge_name_is_refused_promptly() {
     // A 1 MiB field name and 100,000 references to one kid: building the kid's dotted
     // name once per reference would need about 100 GB.
     let refs = "4 0 R ".repeat(100_000);
-    let pdf = form_pdf(&"N".repeat(1 << 20), &refs, "");
+    let pdf = field_fan_out_pdf();
     assert!(pdf.len() > 1_600_000);
     let e = answered_promptly("fan-out, 1 MiB name", &pdf)
         .await

@@ -3,139 +3,17 @@
 //! leaf signed by that key, none of them under a configured anchor. Path building must give up
 //! promptly with INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND, within its budget.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::path::{PathBudget, PathBuilder, PathFailure, TrustStore};
-use kyso_tests::{TestPki, openssl};
+use kyso_tests::TestPki;
 use kyso_validation::report::{Indication, RevocationPolicy, SubIndication};
 use kyso_validation::verify::{CmsRequest, Verifier};
 
-const ROGUE_CAS: usize = 17;
-
-/// The hostile material, made with openssl.
-struct Rogue {
-    /// The CMS signature (DER), carrying the leaf and the 17 CA certificates.
-    cms: Vec<u8>,
-    /// The 17 CA certificates.
-    cas: Vec<Cert>,
-    /// The leaf.
-    leaf: Cert,
-}
-
-fn run(args: &[&str]) {
-    openssl(args).expect_success();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temporary path")
-}
-
-fn rogue() -> Rogue {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let d = dir.path();
-    let (ca_key, leaf_key) = (d.join("ca.key"), d.join("leaf.key"));
-    for key in [&ca_key, &leaf_key] {
-        run(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            s(key),
-        ]);
-    }
-    // 17 self-issued CA certificates: one name, one key, different serials.
-    let mut bundle = Vec::new();
-    for i in 0..ROGUE_CAS {
-        let out = d.join(format!("ca{i}.pem"));
-        run(&[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            s(&ca_key),
-            "-subj",
-            "/C=VN/O=Rogue/CN=Rogue CA",
-            "-days",
-            "3650",
-            "-set_serial",
-            &(1000 + i).to_string(),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-out",
-            s(&out),
-        ]);
-        bundle.extend(std::fs::read(&out).expect("CA certificate"));
-    }
-    let all = d.join("all17.pem");
-    std::fs::write(&all, &bundle).expect("bundle");
-    // A leaf signed by that key.
-    let (csr, leaf) = (d.join("leaf.csr"), d.join("leaf.pem"));
-    run(&[
-        "req",
-        "-new",
-        "-key",
-        s(&leaf_key),
-        "-subj",
-        "/C=VN/O=Rogue/CN=Rogue signer",
-        "-out",
-        s(&csr),
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        s(&csr),
-        "-CA",
-        s(&d.join("ca0.pem")),
-        "-CAkey",
-        s(&ca_key),
-        "-set_serial",
-        "7",
-        "-days",
-        "365",
-        "-out",
-        s(&leaf),
-    ]);
-    let (content, sig) = (d.join("content.txt"), d.join("sig.der"));
-    std::fs::write(&content, b"van ban (kyso path budget test)\n").expect("content");
-    run(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-nodetach",
-        "-outform",
-        "DER",
-        "-md",
-        "sha256",
-        "-signer",
-        s(&leaf),
-        "-inkey",
-        s(&leaf_key),
-        "-certfile",
-        s(&all),
-        "-in",
-        s(&content),
-        "-out",
-        s(&sig),
-    ]);
-    let cas = Cert::parse_many(&bundle).expect("the 17 CA certificates parse");
-    assert_eq!(cas.len(), ROGUE_CAS);
-    Rogue {
-        cms: std::fs::read(&sig).expect("signature"),
-        cas,
-        leaf: Cert::parse_many(&std::fs::read(&leaf).expect("leaf"))
-            .expect("leaf parses")
-            .remove(0),
-    }
-}
+use kyso_tests::hostile::rogue;
 
 /// The test PKI's anchors only: the rogue CA is not trusted, so no path exists.
 fn verifier() -> Verifier {

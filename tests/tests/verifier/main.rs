@@ -7,4 +7,5 @@
 
 mod admission;
 mod cli;
+mod hostile;
 mod service;
