@@ -64,6 +64,11 @@ pub struct VerifyBench {
     /// Seconds spent measuring the raw RSA-2048 verification limit.
     #[arg(long, default_value_t = 3)]
     raw_secs: u64,
+    /// Send exactly this many requests (all streams together) instead of running for
+    /// `--duration-secs`: a fixed amount of work, for counting the server's instructions
+    /// under `valgrind --tool=callgrind` (`scripts/callgrind-verify.sh`).
+    #[arg(long)]
+    requests: Option<u64>,
 }
 
 /// Runs a benchmark and prints its JSON.
@@ -114,19 +119,16 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         &client,
         &request,
         b.streams,
-        Duration::from_secs(b.warmup_secs),
+        Amount::Time(Duration::from_secs(b.warmup_secs)),
         b.rate,
     )
     .await?;
     drop(warm);
-    let run = load(
-        &client,
-        &request,
-        b.streams,
-        Duration::from_secs(b.duration_secs),
-        b.rate,
-    )
-    .await?;
+    let amount = match b.requests {
+        Some(n) => Amount::Count(n),
+        None => Amount::Time(Duration::from_secs(b.duration_secs)),
+    };
+    let run = load(&client, &request, b.streams, amount, b.rate).await?;
     let raw = raw_rsa2048_verify_per_sec(Duration::from_secs(b.raw_secs))?;
 
     let mut lat = run.latencies.clone();
@@ -169,15 +171,30 @@ struct LoadResult {
     elapsed: Duration,
 }
 
+/// How much load to send.
+#[derive(Clone, Copy, Debug)]
+enum Amount {
+    /// For this long.
+    Time(Duration),
+    /// Exactly this many requests, all streams together.
+    Count(u64),
+}
+
 async fn load(
     client: &pb::verifier_client::VerifierClient<tonic::transport::Channel>,
     request: &pb::VerifyCmsRequest,
     streams: usize,
-    duration: Duration,
+    amount: Amount,
     rate: Option<f64>,
 ) -> Result<LoadResult, CliError> {
     let start = Instant::now();
-    let deadline = start + duration;
+    let (deadline, left) = match amount {
+        Amount::Time(d) => (Some(start + d), None),
+        Amount::Count(n) => (
+            None,
+            Some(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(n))),
+        ),
+    };
     let interval = rate
         .filter(|r| *r > 0.0)
         .map(|r| Duration::from_secs_f64(streams as f64 / r));
@@ -185,6 +202,7 @@ async fn load(
     for s in 0..streams {
         let mut client = client.clone();
         let request = request.clone();
+        let left = left.clone();
         tasks.push(tokio::spawn(async move {
             let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyCmsRequest>(1);
             let mut responses = client
@@ -203,7 +221,18 @@ async fn load(
                 + interval
                     .map(|i| i.mul_f64(s as f64 / streams as f64))
                     .unwrap_or_default();
-            while Instant::now() < deadline {
+            let more = || match (&deadline, &left) {
+                (Some(d), _) => Instant::now() < *d,
+                (None, Some(n)) => n
+                    .fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |v| v.checked_sub(1),
+                    )
+                    .is_ok(),
+                (None, None) => false,
+            };
+            while more() {
                 if let Some(i) = interval {
                     tokio::time::sleep_until(next.into()).await;
                     next += i;

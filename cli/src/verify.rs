@@ -46,6 +46,11 @@ pub struct VerifyArgs {
     /// Rewrite an AIA/CDP URL prefix, FROM=TO (repeatable). In-process only.
     #[arg(long = "url-rewrite", value_name = "FROM=TO")]
     url_rewrites: Vec<String>,
+    /// A host OCSP, CRL and AIA fetches may reach (`host`, `host:port`, `*.suffix`;
+    /// repeatable); without it, the hosts the trust anchors and intermediates name.
+    /// In-process only.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
     /// A trusted reference time (RFC 3339), instead of the signing time.
     #[arg(long)]
     at: Option<String>,
@@ -96,9 +101,10 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
                 || !args.intermediates.is_empty()
                 || args.config.is_some()
                 || !args.url_rewrites.is_empty()
+                || !args.allow_hosts.is_empty()
             {
                 return Err(CliError::Usage(
-                    "--trust-anchors, --intermediates, --config and --url-rewrite apply to in-process verification; the server has its own".into(),
+                    "--trust-anchors, --intermediates, --config, --url-rewrite and --allow-host apply to in-process verification; the server has its own".into(),
                 ));
             }
             let channel = args.server.connect(url).await?;
@@ -260,6 +266,14 @@ fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
             from: from.into(),
             to: to.into(),
         });
+    }
+    if !args.allow_hosts.is_empty() {
+        config
+            .trust
+            .revocation
+            .allowed_hosts
+            .get_or_insert_with(Vec::new)
+            .extend(args.allow_hosts.iter().cloned());
     }
     let loaded = config.load()?;
     let metrics = kyso_revocation::PkiMetrics::unregistered()

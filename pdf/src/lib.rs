@@ -96,7 +96,10 @@ pub struct PdfLimits {
     pub max_depth: usize,
     /// Most cross-reference sections in the `/Prev` chain.
     pub max_xref_chain: usize,
-    /// Most bytes decoded from structural streams (object and xref streams).
+    /// Most bytes decoded from structural streams (object and xref streams), all of them
+    /// together (64 MiB: structure, not page content, is decoded; a 1,000-page report's
+    /// object streams are a few MiB). With one parse per pool thread at a time, this
+    /// bounds the decoding memory of a verifier at threads x 64 MiB.
     pub max_decoded_bytes: usize,
     /// Most signatures.
     pub max_signatures: usize,
@@ -115,7 +118,7 @@ impl Default for PdfLimits {
             max_objects: 500_000,
             max_depth: 64,
             max_xref_chain: 256,
-            max_decoded_bytes: 256 << 20,
+            max_decoded_bytes: 64 << 20,
             max_signatures: 64,
             max_array_len: 262_144,
             max_form_fields: 250_000,

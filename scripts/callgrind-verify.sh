@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Instructions the verifier spends on one CMS verification, server side, counted by
+# `valgrind --tool=callgrind`: a figure that does not move with whatever else the machine is
+# running, for before/after comparisons (wall-clock throughput on shared cores cannot show a
+# few per cent).
+#
+# The verifier runs under callgrind twice, answering N1 and then N2 identical requests
+# (`kyso bench verify --requests`, one stream, no warm-up); start-up, the first OCSP and CRL
+# fetches and shutdown cost the same in both runs, so
+#     instructions per verification = (Ir(N2) - Ir(N1)) / (N2 - N1).
+# Needs the dev cluster for its PKI, OCSP responder and CRL server (`scripts/dev.sh up`), and
+# release binaries (`cargo build --release --locked -p kyso -p kyso-verifier`).
+#
+#   scripts/callgrind-verify.sh [VERIFIER_BINARY] [KYSO_BINARY]
+# Prints one JSON object. N1, N2 and KYSO_CG_PORT may be set in the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=.kyso-dev
+VERIFIER=${1:-target/release/kyso-verifier}
+KYSO=${2:-target/release/kyso}
+PORT=${KYSO_CG_PORT:-50071}
+N1=${N1:-50}
+N2=${N2:-250}
+command -v valgrind >/dev/null || { echo "callgrind-verify: valgrind is needed" >&2; exit 1; }
+[ -f "$DEV/verifier.toml" ] || { echo "callgrind-verify: run scripts/dev.sh up first" >&2; exit 1; }
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+# The dev verifier's trust and revocation settings, in plaintext on its own ports.
+awk '/^\[tls\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$DEV/verifier.toml" |
+    sed -e "s/^listen = .*/listen = \"127.0.0.1:$PORT\"/" \
+        -e "s/^metrics_listen = .*/metrics_listen = \"127.0.0.1:$((PORT + 1))\"/" >"$OUT/verifier.toml"
+grep -q '^metrics_listen' "$OUT/verifier.toml" ||
+    sed -i "1i metrics_listen = \"127.0.0.1:$((PORT + 1))\"" "$OUT/verifier.toml"
+
+# The benchmark's document: 4 KiB, a detached CAdES-BES by the organisation's RSA key.
+head -c 4096 /dev/urandom >"$OUT/doc.bin"
+openssl cms -sign -binary -cades -md sha256 -outform DER -in "$OUT/doc.bin" -out "$OUT/doc.p7s" \
+    -signer "$DEV/pki/leaves/org-rsa.pem" -inkey "$DEV/pki/leaves/org-rsa.key" \
+    -certfile "$DEV/pki/issuing-ca.pem"
+
+wait_port() {
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "callgrind-verify: the verifier did not start; see $OUT/verifier.$1.log" >&2
+    cat "$OUT/verifier.$1.log" >&2
+    return 1
+}
+
+instructions() { # N: the verifier's total Ir over a run answering N requests
+    local n=$1
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
+        "$VERIFIER" --config "$OUT/verifier.toml" >"$OUT/verifier.$n.log" 2>&1 &
+    local pid=$!
+    wait_port "$n"
+    "$KYSO" bench verify --server "http://127.0.0.1:$PORT" --signature "$OUT/doc.p7s" \
+        --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$n" \
+        >"$OUT/bench.$n.json"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    awk '/^(summary|totals):/ { print $2; exit }' "$OUT/cg.$n"
+}
+
+I1=$(instructions "$N1")
+I2=$(instructions "$N2")
+PER=$(((I2 - I1) / (N2 - N1)))
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+cat <<JSON
+{
+  "bench": "callgrind-verify",
+  "verifier": "$VERIFIER",
+  "requests": [$N1, $N2],
+  "instructions": [$I1, $I2],
+  "instructions_per_verification": $PER,
+  "load_average": "$LOAD"
+}
+JSON
