@@ -24,7 +24,7 @@ N2=${N2:-250}
 command -v valgrind >/dev/null || { echo "callgrind-verify: valgrind is needed" >&2; exit 1; }
 [ -f "$DEV/verifier.toml" ] || { echo "callgrind-verify: run scripts/dev.sh up first" >&2; exit 1; }
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT; echo "callgrind-verify: files in $OUT" >&2
 
 # The dev verifier's trust and revocation settings, in plaintext on its own ports.
 awk '/^\[tls\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$DEV/verifier.toml" |

@@ -35,6 +35,9 @@ struct Inner {
     identity: std::sync::OnceLock<SignerIdentity>,
     /// The rendered path entry fields, made on first use.
     entry: std::sync::OnceLock<EntryNames>,
+    /// The identities path building compares, made on first use
+    /// ([`Cert::path_identities`]): on the hot path of every verification.
+    path_ids: std::sync::OnceLock<[[u8; 32]; 2]>,
 }
 
 /// Names of a certificate as the report shows them, rendered once.
@@ -118,7 +121,14 @@ impl Cert {
             tbs,
             identity: std::sync::OnceLock::new(),
             entry: std::sync::OnceLock::new(),
+            path_ids: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The identities path building compares, computed by `f` once per certificate (the
+    /// definitions are path building's; the certificate only keeps them).
+    pub fn path_identities(&self, f: impl FnOnce(&Self) -> [[u8; 32]; 2]) -> [[u8; 32]; 2] {
+        *self.0.path_ids.get_or_init(|| f(self))
     }
 
     /// The identity the certificate states, rendered once.

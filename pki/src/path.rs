@@ -112,10 +112,7 @@ impl BuildState {
 /// one identity is never used twice on one path (RFC 4158 loop detection;
 /// a path that repeats it has a shorter path inside it).
 fn issuer_identity(c: &Cert) -> [u8; 32] {
-    let tbs = &c.x509().tbs_certificate;
-    let mut buf = tbs.subject.to_der().unwrap_or_default();
-    buf.extend(tbs.subject_public_key_info.to_der().unwrap_or_default());
-    crypto::sha256(&buf)
+    identities(c)[0]
 }
 
 /// Candidates of one level that are the same issuer certified the same way:
@@ -123,11 +120,22 @@ fn issuer_identity(c: &Cert) -> [u8; 32] {
 /// Only the first is tried. A re-issued CA certificate with the same key
 /// under another issuer (a cross-certificate) stays a distinct candidate.
 fn candidate_identity(c: &Cert) -> [u8; 32] {
-    let tbs = &c.x509().tbs_certificate;
-    let mut buf = issuer_identity(c).to_vec();
-    buf.extend(tbs.issuer.to_der().unwrap_or_default());
-    buf.extend(authority_key_id(c).unwrap_or_default());
-    crypto::sha256(&buf)
+    identities(c)[1]
+}
+
+/// Both identities, computed once per certificate (re-encoding the names costs more than
+/// the rest of a warm path build).
+fn identities(c: &Cert) -> [[u8; 32]; 2] {
+    c.path_identities(|c| {
+        let tbs = &c.x509().tbs_certificate;
+        let mut buf = tbs.subject.to_der().unwrap_or_default();
+        buf.extend(tbs.subject_public_key_info.to_der().unwrap_or_default());
+        let issuer = crypto::sha256(&buf);
+        let mut buf = issuer.to_vec();
+        buf.extend(tbs.issuer.to_der().unwrap_or_default());
+        buf.extend(authority_key_id(c).unwrap_or_default());
+        [issuer, crypto::sha256(&buf)]
+    })
 }
 
 /// The configured trust: anchors, known intermediates and legacy roots.
