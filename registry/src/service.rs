@@ -331,6 +331,7 @@ impl Registry for RegistryService {
                 title: c.title,
                 organisation_name: c.organisation_name,
                 status: c.status,
+                organisation_id: c.organisation_id,
             })
         })
         .await

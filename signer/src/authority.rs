@@ -176,6 +176,10 @@ pub struct Authority {
     pub personal: bool,
     /// Holder's name, for messages.
     pub holder_name: String,
+    /// The organisation (registry ID) where the authority counts.
+    pub organisation_id: String,
+    /// Its name, for messages.
+    pub organisation_name: String,
     /// Why not, when not.
     pub reasons: Vec<String>,
 }
@@ -206,6 +210,8 @@ impl Registry {
                     authorised: r.authorised,
                     personal: r.kind == reg::CertificateKind::Personal as i32,
                     holder_name: r.holder_name,
+                    organisation_id: r.organisation_id,
+                    organisation_name: r.organisation_name,
                     reasons: r
                         .refusals
                         .into_iter()
@@ -218,6 +224,8 @@ impl Registry {
                 authorised: false,
                 personal: false,
                 holder_name: String::new(),
+                organisation_id: String::new(),
+                organisation_name: String::new(),
                 reasons: vec![format!("registry: {}", s.message())],
             }),
             Err(s) => Err(Error::RegistryUnavailable {

@@ -47,6 +47,8 @@ pub struct AuthorityCheck {
     pub title: String,
     /// The certificate's organisation.
     pub organisation_name: String,
+    /// Its registry ID.
+    pub organisation_id: String,
     /// Status at the time asked (`CertificateStatus`).
     pub status: i32,
 }

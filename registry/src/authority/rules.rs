@@ -152,6 +152,7 @@ pub async fn check_authority<F: Facts>(facts: &F, q: &CheckQuery) -> Result<Auth
     let mut out = AuthorityCheck {
         kind: kind_value(&c.kind) as i32,
         organisation_name: name(facts.organisation_name(&c.organisation_id).await?),
+        organisation_id: c.organisation_id.clone(),
         ..AuthorityCheck::default()
     };
     out.status = validity(&c, t, &mut out.refusals) as i32;

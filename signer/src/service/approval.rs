@@ -164,7 +164,10 @@ impl SignerService {
                 .registry
                 .check_authority(&leaf.fingerprint_sha256, doc_type, now)
                 .await?;
-            if a.authorised && a.personal {
+            // The approver's authority must be in the organisation whose seal is asked
+            // for: another body's director does not approve this body's documents (A6, A3).
+            let here = a.organisation_id == job.ctx.organisation_id;
+            if a.authorised && a.personal && here {
                 return Ok(());
             }
             why.push(format!(
@@ -177,6 +180,11 @@ impl SignerService {
                 },
                 if !a.personal && a.authorised {
                     "not a personal certificate".to_owned()
+                } else if a.authorised && !here {
+                    format!(
+                        "A3: the authority is in another organisation ({}), not in the sealing one",
+                        a.organisation_name
+                    )
                 } else {
                     a.reasons.join("; ")
                 }

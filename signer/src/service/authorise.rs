@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 
 use crate::authority::Decision;
 use crate::config::Caller;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 use super::SignerService;
 use super::approval::Approval;
-use super::request::Job;
+use super::request::{Job, Origin};
 
 impl SignerService {
     /// Step 2 for a parsed request: the signer's own rules; their refusals
@@ -24,9 +24,13 @@ impl SignerService {
         caller: &Caller,
         job: Job<'k>,
         ctx: Option<pb::SigningContext>,
+        origin: Origin,
         now: OffsetDateTime,
     ) -> Result<Job<'k>> {
-        match self.parse_context(caller, ctx, job.signing_time) {
+        let parsed = self
+            .parse_context(caller, ctx, job.signing_time)
+            .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx));
+        match parsed {
             Ok(ctx) => Ok(Job { ctx, ..job }),
             Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
             Err(e) => Err(e),
@@ -95,4 +99,32 @@ pub(super) fn signatory(d: Decision) -> pb::Signatory {
         title: d.title,
         on_behalf_of: d.on_behalf_of,
     }
+}
+
+/// The seal's side doors, closed before the registry is asked (refusals are recorded like
+/// the registry's):
+/// - the received stamp (RECEIVED) is applied only by `ReceiveIncoming`, after the incoming
+///   document's signatures were verified (W3, D6): a caller cannot stamp anything it likes;
+/// - a raw signature over a digest (`SignDigest`) is never made with an organisation's key:
+///   the seal is made only as a CMS or PDF whose legal form was checked (A6).
+fn side_doors(job: &Job<'_>, ctx: &pb::SigningContext, origin: Origin) -> Result<()> {
+    let refuse = |rule: &str, reason: &str| {
+        Err(Error::Refused(vec![Refusal {
+            rule: rule.into(),
+            reason: reason.into(),
+        }]))
+    };
+    if ctx.profile == pb::Profile::Received as i32 && origin != Origin::ReceiveIncoming {
+        return refuse(
+            "W3",
+            "the received stamp (RECEIVED) is applied only by ReceiveIncoming, after the incoming document's signatures were verified (W3, D6)",
+        );
+    }
+    if job.raw && job.key.certificate.kind() == kyso_pki::cert::CertKind::Organisation {
+        return refuse(
+            "A6",
+            "no raw signature over a digest with an organisation's key: the seal is made only by SignCms or SignPdf, whose legal form and approval are checked (A6)",
+        );
+    }
+    Ok(())
 }

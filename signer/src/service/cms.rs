@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use super::SignerService;
 use super::approval::Approval;
 use super::authorise::signatory;
-use super::request::{Job, check_digest_len};
+use super::request::{Job, Origin, check_digest_len};
 
 impl SignerService {
     pub(super) async fn sign_cms_inner(
@@ -77,8 +77,11 @@ impl SignerService {
             digest_algorithm,
             document_digest,
             signing_time,
+            raw: false,
         };
-        let job = self.with_context(caller, job, r.context, now).await?;
+        let job = self
+            .with_context(caller, job, r.context, Origin::Caller, now)
+            .await?;
         let approval = Approval::Cms {
             approval: &r.approval,
             content: plain,
@@ -114,8 +117,11 @@ impl SignerService {
             digest_algorithm,
             document_digest: r.digest.clone(),
             signing_time: now,
+            raw: true,
         };
-        let job = self.with_context(caller, job, r.context, now).await?;
+        let job = self
+            .with_context(caller, job, r.context, Origin::Caller, now)
+            .await?;
         let approval = Approval::Cms {
             approval: &r.approval,
             content: None,

@@ -240,7 +240,9 @@ impl SignerService {
     ) -> Result<pb::SignPdfResponse> {
         let started = Instant::now();
         let (key, ctx) = (r.key.clone(), r.context.clone());
-        let out = self.sign_pdf_inner(caller, r, now).await;
+        let out = self
+            .sign_pdf_inner(caller, r, request::Origin::ReceiveIncoming, now)
+            .await;
         self.count(
             &key,
             ctx.as_ref(),
@@ -299,7 +301,9 @@ impl pb::signer_server::Signer for SignerService {
         let now = (self.inner.clock)();
         let r = req.into_inner();
         let (key, ctx) = (r.key.clone(), r.context.clone());
-        let out = self.sign_pdf_inner(&caller, r, now).await;
+        let out = self
+            .sign_pdf_inner(&caller, r, request::Origin::Caller, now)
+            .await;
         self.answer("SignPdf", &key, ctx.as_ref(), started, out)
     }
 }

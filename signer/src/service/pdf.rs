@@ -16,13 +16,14 @@ use super::SignerService;
 use super::approval::{Approval, a6};
 use super::authorise::signatory;
 use super::cms::signing_algorithm;
-use super::request::Job;
+use super::request::{Job, Origin};
 
 impl SignerService {
     pub(super) async fn sign_pdf_inner(
         &self,
         caller: &Caller,
         r: pb::SignPdfRequest,
+        origin: Origin,
         now: OffsetDateTime,
     ) -> Result<pb::SignPdfResponse> {
         let key = self.key(&r.key)?;
@@ -53,9 +54,10 @@ impl SignerService {
             digest_algorithm,
             document_digest: input_sha256.clone(),
             signing_time,
+            raw: false,
         };
         let job = self
-            .with_context(caller, job, r.context.clone(), now)
+            .with_context(caller, job, r.context.clone(), origin, now)
             .await?;
 
         let decision = self

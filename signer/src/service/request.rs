@@ -19,6 +19,16 @@ const VN_OFFSET: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) {
     Err(_) => time::UtcOffset::UTC,
 };
 
+/// Where a signing request comes from: a caller of the Signer service, or the signer's own
+/// document flow after its checks (the received stamp of `ReceiveIncoming`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// SignCms, SignDigest, SignPdf.
+    Caller,
+    /// `ReceiveIncoming`, after the incoming document's signatures were verified (W3).
+    ReceiveIncoming,
+}
+
 /// The signer's view of one request, after parsing.
 pub(super) struct Job<'a> {
     pub(super) key: &'a KeySpec,
@@ -27,6 +37,8 @@ pub(super) struct Job<'a> {
     /// The document digest (for the audit record).
     pub(super) document_digest: Vec<u8>,
     pub(super) signing_time: OffsetDateTime,
+    /// A raw signature over the digest (SignDigest), not a CMS or PDF.
+    pub(super) raw: bool,
 }
 
 impl SignerService {

@@ -813,7 +813,9 @@ async fn event_log_replays_to_the_same_state(svc: Service) {
                     .into_inner()
                 }
             };
-            assert_eq!(check(&svc).await, check(&fresh).await, "{fp} {doc}");
+            let mut a = check(&svc).await;
+            a.organisation_id = map(&a.organisation_id);
+            assert_eq!(a, check(&fresh).await, "{fp} {doc}");
         }
     }
 

@@ -11,4 +11,5 @@ mod bench;
 mod documents;
 mod hsm;
 mod pdf;
+mod side_doors;
 mod sign;

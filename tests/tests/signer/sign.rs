@@ -213,7 +213,7 @@ async fn seal_needs_the_competent_persons_valid_approval_of_the_same_document_A6
     // An approval by the seal itself is not a person's approval.
     let mut by_seal = c.cms_request(
         "seal",
-        c.ctx(pb::Profile::Received, &c.province.clerk),
+        c.ctx(pb::Profile::Appendix, &c.province.clerk),
         b"doc",
     );
     by_seal.detached = true;
@@ -320,8 +320,9 @@ async fn sign_digest_gives_a_signature_openssl_verifies() {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, doc);
     let r = client
         .sign_digest(pb::SignDigestRequest {
-            key: "seal".into(),
-            context: Some(c.ctx(pb::Profile::Received, &c.province.clerk)),
+            // A personal key: the seal makes no raw signatures (A6, `side_doors`).
+            key: "chairman".into(),
+            context: Some(c.ctx(pb::Profile::Approval, &c.province.chairman)),
             digest_algorithm: "sha256".into(),
             digest: digest.as_ref().to_vec(),
             approval: Vec::new(),
@@ -329,23 +330,23 @@ async fn sign_digest_gives_a_signature_openssl_verifies() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.signature_algorithm, "rsa-pkcs1-sha256");
+    assert_eq!(r.signature_algorithm, "ecdsa-sha256");
     let dir = c.dir.path();
     std::fs::write(dir.join("doc"), doc).unwrap();
     std::fs::write(dir.join("doc.sig"), &r.signature).unwrap();
     let pubkey = c.pki.openssl([
         "x509",
         "-in",
-        c.pki.path("leaves/seal.pem").to_str().unwrap(),
+        c.pki.path("leaves/chairman.pem").to_str().unwrap(),
         "-pubkey",
         "-noout",
     ]);
-    std::fs::write(dir.join("seal.pub"), &pubkey.stdout).unwrap();
+    std::fs::write(dir.join("chairman.pub"), &pubkey.stdout).unwrap();
     let out = c.pki.openssl([
         "dgst",
         "-sha256",
         "-verify",
-        dir.join("seal.pub").to_str().unwrap(),
+        dir.join("chairman.pub").to_str().unwrap(),
         "-signature",
         dir.join("doc.sig").to_str().unwrap(),
         dir.join("doc").to_str().unwrap(),
