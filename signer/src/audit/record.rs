@@ -35,6 +35,12 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+    /// The HSM made the signature, but the CMS or PDF around it could not be built, so it
+    /// was never returned: the key was used, and the record says so.
+    NotReturned {
+        /// Why the document could not be built.
+        reason: String,
+    },
 }
 
 /// One signature, refusal or failure to record.
@@ -290,12 +296,12 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                 return Err("entry.digest is not lowercase hex".into());
             }
             match e.decision.as_str() {
-                "signed" | "failed" if !e.rules.is_empty() => {
+                "signed" | "failed" | "not_returned" if !e.rules.is_empty() => {
                     Err(format!("entry.rules given for decision {}", e.decision))
                 }
-                "signed" | "refused" | "failed" => Ok(()),
+                "signed" | "refused" | "failed" | "not_returned" => Ok(()),
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned"
                 )),
             }
         }
@@ -330,6 +336,7 @@ impl AuditEntry {
             Decision::Signed => ("signed", Vec::new(), String::new()),
             Decision::Refused { rules, reason } => ("refused", rules.clone(), reason.clone()),
             Decision::Failed { reason } => ("failed", Vec::new(), reason.clone()),
+            Decision::NotReturned { reason } => ("not_returned", Vec::new(), reason.clone()),
         };
         let rec = EntryRecord {
             caller: self.caller.clone(),

@@ -32,14 +32,18 @@ fn entry(i: u64) -> AuditEntry {
         number_and_symbol: format!("{i}/QĐ-UBND"),
         profile: "PROFILE_ISSUE".into(),
         mode: "SIGNING_MODE_OWN".into(),
-        decision: match i % 3 {
+        decision: match i % 4 {
             0 => Decision::Signed,
             1 => Decision::Refused {
                 rules: vec!["A7".into(), "P2".into()],
                 reason: "classified \"mật\" documents are never signed".into(),
             },
-            _ => Decision::Failed {
+            2 => Decision::Failed {
                 reason: "HSM slot 2: CKR_DEVICE_ERROR".into(),
+            },
+            // The HSM signed; the CMS could not be built around it (issue 13).
+            _ => Decision::NotReturned {
+                reason: "the CMS could not be built: signature of 300 bytes for RSA-2048".into(),
             },
         },
     }
@@ -459,19 +463,27 @@ async fn open_cuts_a_torn_last_line_and_continues() {
     assert!(verify_log(&path, &[]).expect("verify").intact());
 }
 
+/// A damaged last line (complete, newline-terminated, not a record) is not a write cut short:
+/// start-up stops with the line named, and the file is left as it is (issue 13).
 #[tokio::test]
-async fn open_cuts_an_unparseable_terminated_last_line() {
+async fn open_refuses_an_unparseable_terminated_last_line_and_leaves_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = log_path(&dir);
     write_log(&path, 2, None, None).await;
     let mut ls = lines(&path);
     ls.push(vec![0; 17].into_iter().chain([b'\n']).collect());
     write_lines(&path, &ls);
-    let log = AuditLog::open(&path, no_auto_seal(), None)
-        .await
-        .expect("open repairs");
-    assert_eq!(log.opened().truncated_bytes, 18);
-    assert_eq!(log.opened().head_seq, 2);
+    let before = std::fs::read(&path).expect("read");
+    match AuditLog::open(&path, no_auto_seal(), None).await {
+        Err(AuditError::Broken {
+            line, kind, detail, ..
+        }) => {
+            assert_eq!((line, kind), (3, ProblemKind::Malformed));
+            assert!(detail.contains("ends in a newline"), "{detail}");
+        }
+        other => panic!("a damaged last line is refused: {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).expect("read"), before, "left as it is");
 }
 
 #[tokio::test]

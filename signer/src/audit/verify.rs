@@ -262,10 +262,15 @@ pub(crate) fn scan<R: BufRead>(mut reader: R, keys: Option<&[SealKey]>) -> io::R
                 let seq = AuditRecord::parse(line).ok().map(|r| r.seq);
                 let at_eof = reader.fill_buf()?.is_empty();
                 report.problem = Some(match e {
+                    // A write cut short has no newline (the newline is the record's last
+                    // byte); a complete last line that is not a record was damaged after it
+                    // was written, and is not cut away silently.
                     LineError::Unparseable(e) if at_eof => problem(
                         None,
-                        ProblemKind::TornTail,
-                        format!("the last line is not a record: {e}"),
+                        ProblemKind::Malformed,
+                        format!(
+                            "the last line ends in a newline but is not a record (damaged, not a write cut short): {e}"
+                        ),
                     ),
                     LineError::Unparseable(e) => problem(
                         None,

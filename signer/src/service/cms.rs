@@ -90,7 +90,12 @@ impl SignerService {
         let signature = self
             .sign_recorded(caller, &job, &prepared.digest_to_sign(), now)
             .await?;
-        let cms = prepared.finish(&signature)?;
+        let cms = match prepared.finish(&signature) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(self.record_not_returned(caller, &job, e.into(), now).await);
+            }
+        };
         // The reply waits for the record: no signature leaves unrecorded.
         let audit = self
             .record(caller, &job, AuditDecision::Signed, now)

@@ -99,12 +99,19 @@ impl SignerService {
         let signature = self
             .sign_recorded(caller, &job, &cms.digest_to_sign(), now)
             .await?;
-        let cms = cms.finish(&signature)?;
+        // From here the HSM has signed: a document that cannot be built is recorded as a
+        // signature made and not returned.
         let field_name = prepared.field_name().to_owned();
-        let pdf = prepared.finish(&cms).map_err(|e| Error::InvalidField {
-            field: "pdf",
-            reason: e.to_string(),
-        })?;
+        let built = cms.finish(&signature).map_err(Error::from).and_then(|cms| {
+            prepared.finish(&cms).map_err(|e| Error::InvalidField {
+                field: "pdf",
+                reason: e.to_string(),
+            })
+        });
+        let pdf = match built {
+            Ok(pdf) => pdf,
+            Err(e) => return Err(self.record_not_returned(caller, &job, e, now).await),
+        };
         let output_sha256 = kyso_pki::crypto::sha256(&pdf).to_vec();
         // The record binds both files: the input's SHA-256 then the
         // output's (the signed original, D7), as `sha256-in-out`.

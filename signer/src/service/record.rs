@@ -128,6 +128,24 @@ impl SignerService {
         err
     }
 
+    /// A signature the HSM made but whose document could not be built: recorded as made and
+    /// not returned (the key was used), then the error goes to the caller.
+    pub(super) async fn record_not_returned(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        err: Error,
+        now: OffsetDateTime,
+    ) -> Error {
+        let decision = AuditDecision::NotReturned {
+            reason: err.to_string(),
+        };
+        if let Err(e) = self.record(caller, job, decision, now).await {
+            tracing::error!(error = %e, "a signature made and not returned could not be recorded");
+        }
+        err
+    }
+
     /// Step 5, a failure recorded.
     pub(super) async fn sign_recorded(
         &self,
