@@ -439,6 +439,9 @@ fn print_signer(s: &kyso_validation::report::SignatureReport) {
                 .unwrap_or_default(),
         );
     }
+    if let Some(c) = &s.commitment_type {
+        println!("    commitment: {c}");
+    }
     println!(
         "    reference time: {} ({:?})",
         kyso_pki::time::rfc3339(s.reference_time.time),

@@ -113,6 +113,19 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// What the signer commits to, as the ETSI commitment-type indication says it:
+    /// approval for the competent person's signature, origin for the organisation's issue
+    /// (and its annexes), receipt for the received stamp, creation for a copy or comment.
+    pub fn commitment(self) -> kyso_pki::cms::commitment::CommitmentType {
+        use kyso_pki::cms::commitment::CommitmentType as C;
+        match self {
+            Self::Approval => C::ProofOfApproval,
+            Self::Issue | Self::ScannedIssue | Self::Appendix => C::ProofOfOrigin,
+            Self::Received => C::ProofOfReceipt,
+            Self::Copy | Self::Comment => C::ProofOfCreation,
+        }
+    }
+
     /// `approval`, `issue`, … as used in field names.
     pub fn slug(self) -> &'static str {
         match self {
@@ -329,6 +342,7 @@ pub struct PreparedPdf {
     field_name: String,
     signing_time: OffsetDateTime,
     original_len: usize,
+    profile: Profile,
 }
 
 impl std::fmt::Debug for PreparedPdf {
@@ -377,7 +391,8 @@ impl PreparedPdf {
 
     /// The CAdES request for this signature: detached over the byte-range
     /// digest, without the signing-time attribute (ETSI EN 319 142-1
-    /// §5.2.1: the time is `/M`), ESS signing-certificate-v2 included.
+    /// §5.2.1: the time is `/M`), ESS signing-certificate-v2 included, and the
+    /// profile's commitment-type indication.
     pub fn cades_request<'c>(
         &'c self,
         signer_certificate: &'c [u8],
@@ -392,6 +407,7 @@ impl PreparedPdf {
             signing_time: None,
             signature_algorithm,
             content_type: None,
+            commitment_type: Some(self.profile.commitment()),
         }
     }
 
@@ -536,6 +552,7 @@ pub fn prepare(pdf: &[u8], req: &PadesRequest<'_>) -> Result<PreparedPdf, PadesE
         field_name,
         signing_time: req.signing_time,
         original_len: pdf.len(),
+        profile: req.profile,
     })
 }
 

@@ -446,6 +446,7 @@ impl PdfDoc {
             signing_time: None,
             signature_algorithm: alg,
             content_type: None,
+            commitment_type: None,
         })
         .expect("the CAdES request is valid");
         let mut cmd = Command::new("openssl");

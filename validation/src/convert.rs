@@ -275,6 +275,7 @@ fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
         signed_attributes: s.signed_attributes,
         ess_signing_certificate_v2: s.ess_signing_certificate_v2,
         detached: s.detached,
+        commitment_type: opt(&s.commitment_type),
     }
 }
 
@@ -508,6 +509,7 @@ fn signature_from_pb(s: &pb::SignatureReport) -> SignatureReport {
         signed_attributes: s.signed_attributes,
         ess_signing_certificate_v2: s.ess_signing_certificate_v2,
         detached: s.detached,
+        commitment_type: some(s.commitment_type.clone()),
     }
 }
 

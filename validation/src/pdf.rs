@@ -387,6 +387,7 @@ fn bare_report(
         signed_attributes: false,
         ess_signing_certificate_v2: false,
         detached: true,
+        commitment_type: None,
     }
 }
 

@@ -133,6 +133,9 @@ pub struct SignatureReport {
     pub ess_signing_certificate_v2: bool,
     /// Whether the content was outside the CMS.
     pub detached: bool,
+    /// The signed commitment-type indication: what the signer committed to (for kyso's
+    /// signatures, the legal form: `proof-of-approval`, `proof-of-origin`, …).
+    pub commitment_type: Option<String>,
 }
 
 /// The report for one document (all its signatures).

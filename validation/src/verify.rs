@@ -356,6 +356,7 @@ impl Verifier {
             signed_attributes: check.signed_attributes,
             ess_signing_certificate_v2: check.ess == EssStatus::V2Matched,
             detached: check.detached,
+            commitment_type: check.commitment_type.clone(),
         }
     }
 

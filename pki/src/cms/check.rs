@@ -21,6 +21,7 @@ pub fn check_signer(
         digest_algorithm: None,
         signature_algorithm: None,
         signing_time: None,
+        commitment_type: None,
         signed_attributes: false,
         ess: EssStatus::Absent,
         detached: msg.is_detached(),
@@ -41,6 +42,7 @@ struct Attrs {
     signing_time: Option<OffsetDateTime>,
     ess_v2: Option<SigningCertificateV2>,
     ess_v1: Option<SigningCertificate>,
+    commitment_type: Option<String>,
 }
 
 /// The content, or its digest, that the signature must cover.
@@ -72,6 +74,7 @@ fn run_checks(
     };
     if let Some(a) = &attrs {
         check.signing_time = a.signing_time;
+        check.commitment_type = a.commitment_type.clone();
     }
 
     let candidates = find_candidates(msg, &si.sid, extra_certs);
@@ -277,6 +280,7 @@ fn parse_attrs(attrs: &x509_cert::attr::Attributes) -> std::result::Result<Attrs
             oid::SIGNING_TIME => "signing-time",
             oid::SIGNING_CERTIFICATE_V2 => "signing-certificate-v2",
             oid::SIGNING_CERTIFICATE => "signing-certificate",
+            commitment::ID_AA_ETS_COMMITMENT_TYPE => "commitment-type-indication",
             _ => continue,
         };
         // RFC 5652 §11 and RFC 5035 §5.4: single instance, single value.
@@ -301,7 +305,13 @@ fn parse_attrs(attrs: &x509_cert::attr::Attributes) -> std::result::Result<Attrs
                 out.signing_time = Some(t::from_x509(&time));
             }
             oid::SIGNING_CERTIFICATE_V2 => out.ess_v2 = Some(decode_value(value, name)?),
-            _ => out.ess_v1 = Some(decode_value(value, name)?),
+            oid::SIGNING_CERTIFICATE => out.ess_v1 = Some(decode_value(value, name)?),
+            _ => {
+                out.commitment_type = Some(
+                    commitment::decode(value)
+                        .map_err(|e| F::Format(format!("malformed {name} attribute: {e}")))?,
+                );
+            }
         }
     }
     Ok(out)

@@ -36,6 +36,7 @@ use crate::name::rfc4514;
 use crate::time::{self as t, OffsetDateTime};
 
 mod check;
+pub mod commitment;
 
 pub use check::check_signer;
 
@@ -312,6 +313,9 @@ pub struct SignerCheck {
     pub signature_algorithm: Option<String>,
     /// The signing-time attribute: claimed by the signer, not proven.
     pub signing_time: Option<OffsetDateTime>,
+    /// The commitment-type indication (ETSI EN 319 122-1 §5.2.3): `proof-of-approval`,
+    /// … or the dotted identifier of another commitment; `None` without the attribute.
+    pub commitment_type: Option<String>,
     /// Whether signed attributes are present.
     pub signed_attributes: bool,
     /// ESS signing-certificate binding.

@@ -120,6 +120,9 @@ pub struct CadesRequest<'a> {
     pub signature_algorithm: SigningAlgorithm,
     /// eContentType; `None` is id-data.
     pub content_type: Option<ObjectIdentifier>,
+    /// The commitment-type indication signed attribute (what the signer commits to: the
+    /// legal form, `crate::cms::commitment`); `None` omits it.
+    pub commitment_type: Option<crate::cms::commitment::CommitmentType>,
 }
 
 /// Why a signature cannot be built.
@@ -391,6 +394,12 @@ pub fn prepare(req: CadesRequest<'_>) -> Result<PreparedSignature, BuildError> {
         cms_oid::SIGNING_CERTIFICATE_V2,
         Any::encode_from(&ess),
     )?);
+    if let Some(t) = req.commitment_type {
+        attrs.push(attribute(
+            crate::cms::commitment::ID_AA_ETS_COMMITMENT_TYPE,
+            crate::cms::commitment::encode(t),
+        )?);
+    }
     // DER SET OF: elements sorted by their encodings (X.690 §11.6).
     let mut encoded = attrs
         .iter()

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use super::SignerService;
 use super::approval::Approval;
 use super::authorise::signatory;
-use super::request::{Job, Origin, check_digest_len};
+use super::request::{Job, Origin, check_digest_len, legal_form};
 
 impl SignerService {
     pub(super) async fn sign_cms_inner(
@@ -69,6 +69,7 @@ impl SignerService {
             signing_time: Some(signing_time),
             signature_algorithm: signing_algorithm(key.scheme, digest_algorithm),
             content_type: None,
+            commitment_type: commitment(r.context.as_ref()),
         })?;
         let document_digest = prepared.message_digest().to_vec();
         let job = Job {
@@ -144,6 +145,14 @@ impl SignerService {
             signatory: Some(signatory(decision)),
         })
     }
+}
+
+/// The commitment-type indication of the request's legal form (PAdES and CAdES alike,
+/// `kyso_pades::Profile::commitment`); `None` without a stated form (refused later).
+fn commitment(
+    ctx: Option<&pb::SigningContext>,
+) -> Option<kyso_pki::cms::commitment::CommitmentType> {
+    legal_form(ctx?.profile).map(kyso_pades::Profile::commitment)
 }
 
 pub(super) fn signing_algorithm(scheme: Scheme, d: DigestAlgorithm) -> cms_build::SigningAlgorithm {

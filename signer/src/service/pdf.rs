@@ -16,7 +16,7 @@ use super::SignerService;
 use super::approval::{Approval, a6};
 use super::authorise::signatory;
 use super::cms::signing_algorithm;
-use super::request::{Job, Origin};
+use super::request::{Job, Origin, legal_form};
 
 impl SignerService {
     pub(super) async fn sign_pdf_inner(
@@ -142,21 +142,10 @@ fn prepare_pdf(
     signing_time: OffsetDateTime,
     max_pdf_bytes: usize,
 ) -> Result<pades::PreparedPdf> {
-    let profile = match pb::Profile::try_from(ctx.profile).unwrap_or(pb::Profile::Unspecified) {
-        pb::Profile::Approval => pades::Profile::Approval,
-        pb::Profile::Issue => pades::Profile::Issue,
-        pb::Profile::ScannedIssue => pades::Profile::ScannedIssue,
-        pb::Profile::Copy => pades::Profile::Copy,
-        pb::Profile::Appendix => pades::Profile::Appendix,
-        pb::Profile::Received => pades::Profile::Received,
-        pb::Profile::Comment => pades::Profile::Comment,
-        pb::Profile::Unspecified => {
-            return Err(Error::InvalidField {
-                field: "context.profile",
-                reason: "required".into(),
-            });
-        }
-    };
+    let profile = legal_form(ctx.profile).ok_or_else(|| Error::InvalidField {
+        field: "context.profile",
+        reason: "required".into(),
+    })?;
     let mut req = pades::PadesRequest::new(profile, certificate, chain, signing_time);
     req.limits.max_bytes = max_pdf_bytes;
     req.placement = match r.placement.as_ref().and_then(|p| p.r#where.as_ref()) {

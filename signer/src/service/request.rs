@@ -237,3 +237,19 @@ pub(super) fn check_digest_len(alg: DigestAlgorithm, digest: &[u8]) -> Result<()
         ),
     })
 }
+
+/// The legal form a request states, as the PAdES writer knows it (`None`: unspecified or
+/// unknown). One mapping for the CAdES commitment type and the PDF appearance.
+pub(super) fn legal_form(profile: i32) -> Option<kyso_pades::Profile> {
+    use kyso_pades::Profile as P;
+    Some(match pb::Profile::try_from(profile).ok()? {
+        pb::Profile::Approval => P::Approval,
+        pb::Profile::Issue => P::Issue,
+        pb::Profile::ScannedIssue => P::ScannedIssue,
+        pb::Profile::Copy => P::Copy,
+        pb::Profile::Appendix => P::Appendix,
+        pb::Profile::Received => P::Received,
+        pb::Profile::Comment => P::Comment,
+        pb::Profile::Unspecified => return None,
+    })
+}

@@ -95,6 +95,7 @@ fn request<'a>(
         signing_time: Some(signing_time),
         signature_algorithm: alg,
         content_type: None,
+        commitment_type: None,
     }
 }
 

@@ -136,6 +136,7 @@ fn build_with(
         signing_time: Some(recent()),
         signature_algorithm: alg,
         content_type,
+        commitment_type: None,
     })
     .expect("prepare");
     let sig = pkeyutl_sign(leaf, alg, &prepared.digest_to_sign());

@@ -134,6 +134,11 @@ async fn approval_then_issue_on_one_pdf_through_the_signer_P1_P2_A6_D2() {
     );
     assert_eq!(issued.field_name, "kyso_issue_1");
     check_with_peers(&issued.pdf, 2);
+    // Each signature carries its legal form as its ETSI commitment type (issue 13).
+    let report = c.kyso_verify(&issued.pdf, None);
+    let commitment = |i: usize| report["signatures"][i]["report"]["commitment_type"].clone();
+    assert_eq!(commitment(0), json!("proof-of-approval"), "{report}");
+    assert_eq!(commitment(1), json!("proof-of-origin"), "{report}");
 
     // The audit record binds the input and the output.
     let receipt = issued.audit.unwrap();

@@ -62,6 +62,12 @@ async fn approval_then_seal_verify_with_openssl_and_kyso_and_the_audit_log_holds
     c.openssl_verify(&personal.cms, None);
     let report = c.kyso_verify(&personal.cms, None);
     assert_eq!(report["indication"], json!("TOTAL_PASSED"), "{report}");
+    // The legal form travels in the signature as its ETSI commitment type (issue 13).
+    assert_eq!(
+        report["signatures"][0]["commitment_type"],
+        json!("proof-of-approval"),
+        "{report}"
+    );
 
     let mut detached = c.issue(doc);
     detached.detached = true;
@@ -70,6 +76,11 @@ async fn approval_then_seal_verify_with_openssl_and_kyso_and_the_audit_log_holds
     c.openssl_verify(&seal.cms, Some(doc));
     let report = c.kyso_verify(&seal.cms, Some(doc));
     assert_eq!(report["indication"], json!("TOTAL_PASSED"), "{report}");
+    assert_eq!(
+        report["signatures"][0]["commitment_type"],
+        json!("proof-of-origin"),
+        "{report}"
+    );
 
     // Digest only: the document never leaves the caller.
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, doc);
