@@ -218,6 +218,10 @@ async fn registry_metrics(chairman_pem: &Path) -> String {
         database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
         mail_domain: DOMAIN.into(),
         metrics_listen: None,
+        access: kyso_registry::config::AccessSection {
+            development_plaintext: true,
+            ..kyso_registry::config::AccessSection::default()
+        },
         ..kyso_registry::Config::default()
     };
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -36,9 +36,13 @@ use super::rules;
 use crate::error::{Error, Result};
 use crate::storage::{Db, col};
 
-/// How stale the index may be for writes made by another process: at most this long after
+/// How often the index looks for writes made by another process: at most this long after
 /// their commit (plus the catch-up itself), a decision here reflects them.
 pub const REMOTE_CHECK: Duration = Duration::from_millis(250);
+
+/// The default staleness bound: past it without having caught up with the database, the
+/// index refuses to decide (UNAVAILABLE) rather than answer from stale facts.
+pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(1);
 
 /// More new events than this at once (a bulk load, a long-idle replica): reload everything
 /// rather than entity by entity.
@@ -55,6 +59,13 @@ pub struct Index {
     started: Instant,
     /// When the event log was last read for other writers' changes (ms since `started`).
     checked_ms: AtomicU64,
+    /// When the index was last known caught up with the database (ms since `started`): the
+    /// start of the last event-log read that succeeded and was applied.
+    fresh_ms: AtomicU64,
+    /// The staleness bound: how long past `fresh_ms` the index still answers.
+    bound: Duration,
+    /// How often the event log is read: a quarter of the bound, at most [`REMOTE_CHECK`].
+    check_every: Duration,
 }
 
 impl std::fmt::Debug for Index {
@@ -86,6 +97,8 @@ enum Unit {
     DocTypes,
     /// Every title authority and organisation profile.
     Rules,
+    /// Every role grant (access/).
+    Roles,
     /// The appointments of the person of an appointment, by appointment id.
     Appointment(String),
     /// The custodians of the certificate of a custodian, by custodian id.
@@ -119,6 +132,7 @@ fn units_for(kind: &str, entity: &str) -> Unit {
         "title" => Unit::Titles,
         "document_type" => Unit::DocTypes,
         "authority" => Unit::Rules,
+        "role" => Unit::Roles,
         // I5 key-device unlocks and the holiday calendar: no rule of Authorize reads them.
         "unlock" | "holiday" | "holidays" => Unit::Nothing,
         _ => Unit::All,
@@ -126,8 +140,14 @@ fn units_for(kind: &str, entity: &str) -> Unit {
 }
 
 impl Index {
-    /// Loads the whole index from the database.
+    /// Loads the whole index from the database, with the default staleness bound.
     pub async fn load(db: Db) -> Result<Self> {
+        Self::load_bounded(db, DEFAULT_STALENESS_BOUND).await
+    }
+
+    /// Loads the whole index; it answers only while caught up with the database within
+    /// `bound`.
+    pub async fn load_bounded(db: Db, bound: Duration) -> Result<Self> {
         let started = Instant::now();
         let (seq, snapshot) = load_all(&db).await?;
         tracing::info!(
@@ -145,6 +165,9 @@ impl Index {
             catching_up: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             checked_ms: AtomicU64::new(0),
+            fresh_ms: AtomicU64::new(0),
+            bound,
+            check_every: REMOTE_CHECK.min(bound / 4),
         })
     }
 
@@ -178,26 +201,66 @@ impl Index {
             .map_err(|_| Error::Config(vec!["authorization index poisoned".into()]))
     }
 
-    /// Brings the index up to this process's last commit, and every [`REMOTE_CHECK`] up to
-    /// the event log (other writers).
+    /// The roles a client certificate holds at `now` (access/): a hash lookup on the
+    /// snapshot, after the same catch-up and staleness check as a decision, so a role
+    /// revoked on another replica stops working here within the staleness bound.
+    pub async fn roles_of(&self, fingerprint: &str, now: i64) -> Result<crate::access::RoleSet> {
+        self.ready().await?;
+        let snapshot = self.read()?;
+        Ok(snapshot
+            .roles
+            .get(fingerprint)
+            .map(|g| crate::access::role::roles_at(g, now))
+            .unwrap_or_default())
+    }
+
+    /// Brings the index up to this process's last commit, and every `check_every` up to the
+    /// event log (other writers); refuses (UNAVAILABLE) once it has not caught up with the
+    /// database for longer than the staleness bound.
     async fn ready(&self) -> Result<()> {
         if self.db.last_commit() > self.applied() {
-            return self.committed().await;
+            self.committed().await?;
         }
         let now = self.started.elapsed().as_millis() as u64;
         let last = self.checked_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= REMOTE_CHECK.as_millis() as u64
+        if now.saturating_sub(last) >= self.check_every.as_millis() as u64
             && self
                 .checked_ms
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(self.db.pool())
-                .await?;
-            if head > self.applied() {
-                self.committed().await?;
+            // Bounded by the staleness bound itself: a database that does not answer must
+            // not hold this request longer than the bound allows.
+            let look = async {
+                let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                    .fetch_one(self.db.pool())
+                    .await?;
+                if head > self.applied() {
+                    self.committed().await?;
+                }
+                Ok::<_, Error>(())
+            };
+            match tokio::time::timeout(self.bound, look).await {
+                Ok(Ok(())) => {
+                    self.fresh_ms.fetch_max(now, Ordering::AcqRel);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "authorization index: catching up failed"),
+                Err(_) => tracing::warn!(
+                    bound_ms = self.bound.as_millis() as u64,
+                    "authorization index: the database did not answer within the bound"
+                ),
             }
+        }
+        let behind = self
+            .started
+            .elapsed()
+            .as_millis()
+            .saturating_sub(u128::from(self.fresh_ms.load(Ordering::Acquire)));
+        if behind > self.bound.as_millis() {
+            return Err(Error::Stale {
+                behind_ms: behind as u64,
+                bound_ms: self.bound.as_millis() as u64,
+            });
         }
         Ok(())
     }
