@@ -7,7 +7,7 @@ use tonic::Request;
 
 use super::call::Call;
 use super::caller::{Actor, Caller, Source};
-use super::role::{Role, RoleSet};
+use super::role::{Right, Role, RoleSet};
 use crate::book::model::Change;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -27,8 +27,8 @@ pub struct Gate {
 pub struct Admitted {
     /// The caller.
     pub caller: Caller,
-    /// The role that gives the call's right.
-    pub role: Role,
+    /// The role that gives the call's right (none for a call open to anyone authenticated).
+    pub role: Option<Role>,
     /// How the role is held.
     pub source: Source,
     /// Every role held now.
@@ -39,7 +39,10 @@ impl Admitted {
     /// `change` with its caller: what the event log records, and what the change's
     /// transaction checks again (access/scope.rs).
     pub fn stamp(&self, mut change: Change) -> Change {
-        change.by = Some(Actor::of(&self.caller, self.role, self.source));
+        // Every change needs a right some role gives, so `role` is set; the change's
+        // transaction judges the caller by its roles in the database anyway (scope.rs).
+        let role = self.role.unwrap_or(Role::Reader);
+        change.by = Some(Actor::of(&self.caller, role, self.source));
         change
     }
 }
@@ -68,9 +71,15 @@ impl Gate {
         };
         let right = call.needs();
         match roles.giving(right) {
+            None if right == Right::Anyone => Ok(Admitted {
+                caller,
+                role: None,
+                source,
+                roles,
+            }),
             Some(role) => Ok(Admitted {
                 caller,
-                role,
+                role: Some(role),
                 source,
                 roles,
             }),
