@@ -313,7 +313,7 @@ async fn a_caller_without_a_client_certificate_is_refused(w: World) {
     r.stop().await;
 }
 
-async fn the_signer_certificate_changes_nothing(w: World) {
+async fn the_signer_certificate_changes_nothing_not_even_a_custodian_A5(w: World) {
     let r = w.start(1_000).await;
     let orgs = province(&w, &r).await;
     w.grant(&r, "signer", "signer", "").await;
@@ -739,7 +739,7 @@ macro_rules! on_both {
 
 on_both!(
     a_caller_without_a_client_certificate_is_refused,
-    the_signer_certificate_changes_nothing,
+    the_signer_certificate_changes_nothing_not_even_a_custodian_A5,
     I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside,
     the_event_log_names_the_certificate_and_role_of_every_change,
     a_revoked_role_stops_working_at_once_on_every_replica,
