@@ -173,7 +173,7 @@ pub struct Loaded {
     /// The mail domain, lower case, without `@`.
     pub mail_domain: String,
     /// TLS material, when configured.
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub tls: Option<kyso_server::Tls>,
     /// Access control, checked.
     pub access: Access,
 }

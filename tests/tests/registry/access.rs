@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_client::RegistryClient;
 use kyso_proto::signer::v1::{Profile, SigningMode};
+use kyso_registry::config::TlsSection;
 use kyso_registry::{Config, Listeners, serve, system_clock};
 use kyso_tests::mtls::Mtls;
 use kyso_tests::pg::PgCluster;
@@ -35,6 +36,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("signer", "/CN=kyso signer"),
     ("verifier", "/CN=kyso verifier"),
     ("auditor", "/CN=Thanh tra tỉnh"),
+    ("server2", "/CN=localhost"),
 ];
 
 fn change(reason: &str) -> Option<pb::Change> {
@@ -86,15 +88,20 @@ impl World {
     /// A registry over the world's database, mTLS required, `admin` its bootstrap
     /// administrator.
     async fn start(&self, staleness_bound_ms: u64) -> Replica {
+        let tls = TlsSection::new(
+            self.mtls.cert("server"),
+            self.mtls.key("server"),
+            Some(self.mtls.ca()),
+        );
+        self.start_with(staleness_bound_ms, tls).await
+    }
+
+    async fn start_with(&self, staleness_bound_ms: u64, tls: TlsSection) -> Replica {
         let mut config = Config {
             database_url: self.url.clone(),
             mail_domain: DOMAIN.into(),
             metrics_listen: None,
-            tls: Some(kyso_registry::config::TlsSection {
-                cert: self.mtls.cert("server"),
-                key: self.mtls.key("server"),
-                client_ca: Some(self.mtls.ca()),
-            }),
+            tls: Some(tls),
             ..Config::default()
         };
         config.access.bootstrap_admins = vec![self.mtls.fingerprint("admin")];
@@ -789,5 +796,84 @@ async fn a_replica_whose_database_is_gone_answers_unavailable_within_the_bound()
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    r.stop().await;
+}
+
+/// The SHA-256 of the certificate a TLS server at `addr` presents (openssl s_client).
+fn served_fingerprint(addr: SocketAddr, m: &Mtls, client: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} -servername localhost -cert {c} -key {k} \
+             </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+            c = m.cert(client).display(),
+            k = m.key(client).display(),
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+/// cert-manager renews a certificate in place: the files change under the running service,
+/// which serves the new certificate to new connections, without a restart, while the
+/// connections already open go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_server_certificate_is_served_without_a_restart() {
+    let w = World::sqlite().await;
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("tls.crt"), live.path().join("tls.key"));
+    std::fs::copy(w.mtls.cert("server"), &cert).unwrap();
+    std::fs::copy(w.mtls.key("server"), &key).unwrap();
+    let tls = TlsSection {
+        watch_ms: 100,
+        ..TlsSection::new(cert.clone(), key.clone(), Some(w.mtls.ca()))
+    };
+    let r = w.start_with(1_000, tls).await;
+    let mut before = w.c(&r, "admin").await;
+    before.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+    let addr = r.addr;
+    let served = |m: &Mtls| served_fingerprint(addr, m, "admin");
+    assert_eq!(
+        tokio::task::block_in_place(|| served(&w.mtls)),
+        w.fp("server")
+    );
+    // The new pair written beside the old and renamed over it, key first, as a rotation
+    // does; a look between the two renames finds a mismatch and keeps the old pair.
+    for (from, to) in [
+        (w.mtls.key("server2"), &key),
+        (w.mtls.cert("server2"), &cert),
+    ] {
+        let tmp = live.path().join("incoming");
+        std::fs::copy(from, &tmp).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+    }
+    let rotated = Instant::now();
+    loop {
+        let now_served = tokio::task::block_in_place(|| served(&w.mtls));
+        if now_served == w.fp("server2") {
+            break;
+        }
+        assert!(
+            rotated.elapsed() < Duration::from_secs(5),
+            "still serving {now_served}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // New connections verify the new certificate; the open one goes on.
+    let me = w
+        .c(&r, "admin")
+        .await
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.fingerprint, w.fp("admin"));
+    before.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
     r.stop().await;
 }

@@ -324,20 +324,20 @@ async fn registry_database_gone_refuses_signatures_within_the_staleness_bound() 
     let mut client = c.client().await;
     client.sign_cms(c.approval(b"ok")).await.unwrap();
     tokio::task::block_in_place(|| pg.stop());
-    let gone = std::time::Instant::now();
+    let gone = Instant::now();
     let err = loop {
         match client.sign_cms(c.approval(b"no")).await {
             Ok(_) => assert!(
-                gone.elapsed() < std::time::Duration::from_secs(3),
+                gone.elapsed() < Duration::from_secs(3),
                 "still signing {:?} after the database went away",
                 gone.elapsed()
             ),
             Err(e) => break e,
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(
-        gone.elapsed() < std::time::Duration::from_millis(2_500),
+        gone.elapsed() < Duration::from_millis(2_500),
         "{:?}",
         gone.elapsed()
     );
