@@ -85,6 +85,7 @@ pub async fn serve(
     let gate = access::Gate {
         bootstrap_admins: loaded.access.bootstrap_admins.clone(),
         development_plaintext: loaded.access.development_plaintext,
+        fingerprints: Default::default(),
     };
     let service = RegistryService::new(store, metrics.clone(), clock.clone(), gate);
     // The renewal-window gauge is counted from the book when scraped, so it is never stale.

@@ -1,6 +1,7 @@
 //! Who is calling: the client certificate of the connection (mTLS), and the actor a change
 //! records once the call is admitted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use der::Decode;
@@ -16,7 +17,7 @@ pub enum Caller {
     /// A client certificate the TLS handshake verified against the registry's client CA.
     Certificate {
         /// SHA-256 of the leaf's DER, lowercase hex: the key of the role map.
-        fingerprint: String,
+        fingerprint: Fingerprint,
         /// The chain the client presented, leaf first (shared with the connection).
         chain: Arc<Vec<CertificateDer<'static>>>,
     },
@@ -28,16 +29,13 @@ pub enum Caller {
 impl Caller {
     /// The caller of `req`: its client certificate, else the development caller when the
     /// registry serves plaintext for development, else refused (UNAUTHENTICATED).
-    pub fn of<T>(req: &Request<T>, development: bool) -> Result<Self> {
+    pub fn of<T>(req: &Request<T>, development: bool, cache: &FingerprintCache) -> Result<Self> {
         let chain = req.peer_certs();
         match chain {
-            Some(chain) if !chain.is_empty() => {
-                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &chain[0]);
-                Ok(Self::Certificate {
-                    fingerprint: hex::encode(digest.as_ref()),
-                    chain,
-                })
-            }
+            Some(chain) if !chain.is_empty() => Ok(Self::Certificate {
+                fingerprint: cache.of(&chain),
+                chain,
+            }),
             _ if development => Ok(Self::Development),
             _ => Err(Error::Unauthenticated(
                 "no client certificate: the registry requires mTLS".into(),
@@ -48,7 +46,7 @@ impl Caller {
     /// The certificate's fingerprint ("" for the development caller).
     pub fn fingerprint(&self) -> &str {
         match self {
-            Self::Certificate { fingerprint, .. } => fingerprint,
+            Self::Certificate { fingerprint, .. } => fingerprint.as_str(),
             Self::Development => "",
         }
     }
@@ -69,10 +67,82 @@ impl Caller {
     pub fn describe(&self) -> String {
         match self {
             Self::Certificate { fingerprint, .. } => {
-                format!("{} (sha256 {fingerprint})", self.subject())
+                format!("{} (sha256 {})", self.subject(), fingerprint.as_str())
             }
             Self::Development => DEVELOPMENT.into(),
         }
+    }
+}
+
+/// A certificate's SHA-256 as lowercase hex, on the stack: computed for every request on the
+/// hot path (`Authorize`), so it allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 64]);
+
+impl Fingerprint {
+    /// The fingerprint of a DER certificate.
+    pub fn of(der: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        let mut out = [b'0'; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(digest.as_ref()) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
+        }
+        Self(out)
+    }
+
+    /// As text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fingerprints of the connections' certificates, so a connection's many requests hash its
+/// certificate once: keyed by the address of the chain tonic shares between the requests of one
+/// connection. An entry holds that chain (an `Arc`), so the address cannot be reused by another
+/// connection while the entry exists; entries whose chain no connection holds any more are
+/// dropped when the map grows past [`FingerprintCache::SWEEP_AT`].
+#[derive(Debug, Default)]
+pub struct FingerprintCache {
+    map: std::sync::RwLock<HashMap<usize, (Chain, Fingerprint)>>,
+}
+
+type Chain = Arc<Vec<CertificateDer<'static>>>;
+
+impl FingerprintCache {
+    /// Entries past which the ones of closed connections are dropped.
+    pub const SWEEP_AT: usize = 1024;
+
+    /// The fingerprint of `chain`'s leaf (the caller checks that there is one).
+    pub fn of(&self, chain: &Chain) -> Fingerprint {
+        let key = Arc::as_ptr(chain) as usize;
+        if let Ok(map) = self.map.read()
+            && let Some((held, fp)) = map.get(&key)
+            && Arc::ptr_eq(held, chain)
+        {
+            return *fp;
+        }
+        let fp = chain
+            .first()
+            .map(|leaf| Fingerprint::of(leaf))
+            .unwrap_or(Fingerprint([b'0'; 64]));
+        if let Ok(mut map) = self.map.write() {
+            if map.len() >= Self::SWEEP_AT {
+                map.retain(|_, (held, _)| Arc::strong_count(held) > 1);
+            }
+            if map.len() < 2 * Self::SWEEP_AT {
+                map.insert(key, (chain.clone(), fp));
+            }
+        }
+        fp
     }
 }
 
@@ -133,5 +203,34 @@ impl Actor {
         } else {
             format!("{} (sha256 {})", self.name, self.fingerprint)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_lowercase_hex_sha256() {
+        let der = b"not really a certificate";
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        assert_eq!(Fingerprint::of(der).as_str(), hex::encode(digest.as_ref()));
+    }
+
+    #[test]
+    fn a_connection_is_hashed_once_and_closed_ones_are_swept() {
+        let cache = FingerprintCache::default();
+        let a: Chain = Arc::new(vec![CertificateDer::from(b"a".to_vec())]);
+        let b: Chain = Arc::new(vec![CertificateDer::from(b"b".to_vec())]);
+        assert_eq!(cache.of(&a), Fingerprint::of(b"a"));
+        assert_eq!(cache.of(&a.clone()), Fingerprint::of(b"a"));
+        assert_eq!(cache.of(&b), Fingerprint::of(b"b"));
+        for _ in 0..FingerprintCache::SWEEP_AT {
+            let gone: Chain = Arc::new(vec![CertificateDer::from(b"c".to_vec())]);
+            cache.of(&gone);
+        }
+        let held = cache.map.read().map(|m| m.len()).unwrap_or_default();
+        assert!(held <= FingerprintCache::SWEEP_AT, "{held}");
+        assert_eq!(cache.of(&a), Fingerprint::of(b"a"));
     }
 }

@@ -20,6 +20,8 @@ pub struct Gate {
     pub bootstrap_admins: HashSet<String>,
     /// Plaintext on loopback: every caller is the development caller.
     pub development_plaintext: bool,
+    /// The connections' certificate fingerprints (one SHA-256 per connection, not per call).
+    pub fingerprints: std::sync::Arc<super::caller::FingerprintCache>,
 }
 
 /// A call admitted: who, and the role that lets it through.
@@ -57,11 +59,12 @@ impl Gate {
         req: &Request<T>,
         now: i64,
     ) -> Result<Admitted> {
-        let caller = Caller::of(req, self.development_plaintext)?;
+        let caller = Caller::of(req, self.development_plaintext, &self.fingerprints)?;
         let admin = RoleSet::default().with(Role::ProvincialAdmin);
         let (roles, source) = match &caller {
             Caller::Development => (admin, Source::Development),
             Caller::Certificate { fingerprint, .. } => {
+                let fingerprint = fingerprint.as_str();
                 if self.bootstrap_admins.contains(fingerprint) {
                     (admin, Source::Bootstrap)
                 } else {
