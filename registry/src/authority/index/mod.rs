@@ -9,9 +9,15 @@
 //!   touched ([`units_for`]: the certificate, the person, ...; a kind it does not know, or many
 //!   events at once, reload everything). Catch-ups hold one lock, so they never interleave.
 //! - Writes by another process (registry replicas on one PostgreSQL, tools) are found in the
-//!   event log: when [`REMOTE_CHECK`] has passed since the last look, the next decision reads
-//!   `MAX(seq)` (the primary key) before answering. That is the staleness bound for other
-//!   writers; this process's own writes are seen by the very next decision.
+//!   event log: every quarter of the staleness bound (at most [`REMOTE_CHECK`]) the next
+//!   decision reads `MAX(seq)` (the primary key) before answering; this process's own writes
+//!   are seen by the very next decision.
+//! - The staleness bound (`access.staleness_bound_ms`, default 1 s): once the index has not
+//!   caught up with the database for longer, decisions and role lookups answer UNAVAILABLE
+//!   (`Error::Stale`) instead of deciding from what a replica cut off from its database last
+//!   saw; the look at the database is itself bounded by it.
+//! - It also holds the role map (access/): the roles of each client certificate, kept in step
+//!   the same way (`role.*` events), so admitting a call is a hash lookup.
 //!
 //! The index keeps the inputs of the time-dependent rules (status history, validity,
 //! appointment, custodian and delegation windows), never a verdict: every decision is
