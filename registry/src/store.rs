@@ -42,8 +42,10 @@ impl Store {
     /// [`Store::with_index`] with a staleness bound: past it without having caught up with
     /// the database, decisions and role lookups answer UNAVAILABLE.
     pub async fn with_index_bounded(mut self, bound: std::time::Duration) -> Result<Self> {
-        let index = Index::load_bounded(self.db.clone(), bound).await?;
-        self.index = Some(std::sync::Arc::new(index));
+        let index = std::sync::Arc::new(Index::load_bounded(self.db.clone(), bound).await?);
+        // Ends when the last clone of the store (and so the index) is dropped.
+        tokio::spawn(Index::keep_fresh(std::sync::Arc::downgrade(&index)));
+        self.index = Some(index);
         Ok(self)
     }
 
