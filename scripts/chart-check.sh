@@ -148,6 +148,8 @@ check_values() {
 
 check_values default
 check_values forced-monitoring --set monitoring.forceCRDs=true
+check_values development-plaintext --set tls.enabled=false --set tls.allowPlaintextForDevelopment=true \
+  --set signer.allowAnonymous=true
 check_values production -f "$chart/values-production.yaml" \
   --api-versions monitoring.coreos.com/v1 --api-versions cert-manager.io/v1
 
@@ -183,6 +185,17 @@ expect_failure "a string for signer.ports.grpc" "grpc" --set-string signer.ports
 expect_failure "an unknown top-level key" "additional properties|not allowed" --set replica=3
 expect_failure "an unknown nested key" "additional properties|not allowed" --set verifier.autoscale.enabled=true
 expect_failure "an unknown revocation policy" "policy" --set trust.revocation.policy=sometimes
-expect_failure "TLS on without certificates" "tls.signer.cert" --set tls.enabled=true
+expect_failure "TLS without cert-manager and without certificates" "tls.signer.cert" \
+  --set tls.certManager.enabled=false
+expect_failure "plaintext without the development value" "allowPlaintextForDevelopment" \
+  --set tls.enabled=false
+expect_failure "a registry that does not ask for client certificates" "registry" \
+  --set tls.clientAuth.registry=false
+expect_failure "the registry without its own client CA" "tls.registryClients.ca" \
+  --set tls.certManager.enabled=false --set-string tls.signer.cert=x,tls.signer.key=x,tls.signer.ca=x \
+  --set-string tls.verifier.cert=x,tls.verifier.key=x,tls.verifier.ca=x \
+  --set-string tls.registry.cert=x,tls.registry.key=x,tls.registry.ca=x
+expect_failure "a bootstrap administrator that is not a SHA-256 fingerprint" "bootstrapAdmins" \
+  --set 'registry.access.bootstrapAdmins={not-a-fingerprint}'
 
 log "all checks passed in $(($(date +%s) - started))s"

@@ -4,8 +4,10 @@
 #                         the Chairman's key and the People's Committee's seal generated inside it
 #                         and certified by the dev CA; start the OCSP responder (openssl ocsp), a CRL
 #                         and AIA server over HTTP, the verifier, the registry (SQLite, a sample
-#                         province) and the signer (p11-kit-client.so); sign a sample document as
-#                         the competent person and then as the organisation, and verify it
+#                         province) and the signer (p11-kit-client.so), all three over mTLS as in
+#                         production (the credentials are listed at the end and in
+#                         .kyso-dev/tls/README.txt); sign a sample document as the competent
+#                         person and then as the organisation, and verify it
 #   scripts/dev.sh down   stop everything started by `up`
 # State lives in .kyso-dev/ (pids, logs, the PKI, the token, configurations, the audit log,
 # the signed originals); `up` starts from an empty one.
@@ -49,6 +51,55 @@ down() {
     done
 }
 
+fingerprint() { # PEM: SHA-256 of the certificate, lowercase hex
+    openssl x509 -in "$1" -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr 'A-F' 'a-f'
+}
+
+# Two issuers, as in production: server-ca issues the services' server certificate and the
+# document systems' client certificates; registry-client-ca is the registry's own client CA,
+# the only issuer of its administrators' and services' client certificates.
+make_tls() { # DIR
+    local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    for ca in "server-ca kyso dev server and document-system CA" \
+        "registry-client-ca kyso dev registry client CA"; do
+        read -r name cn <<<"$ca"
+        openssl req -x509 "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.pem" -days 30 \
+            -subj "/CN=$cn" -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    done
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/server.ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$d/client.ext"
+    local serial=1
+    for c in "server-ca server server /CN=localhost" \
+        "server-ca dms client /CN=dev document system/O=Ủy ban nhân dân tỉnh Khánh Hòa" \
+        "registry-client-ca provincial-admin client /CN=Quản trị viên tỉnh/O=Sở Thông tin và Truyền thông tỉnh Khánh Hòa" \
+        "registry-client-ca agency-admin client /CN=Quản trị viên Sở TT&TT/O=Sở Thông tin và Truyền thông tỉnh Khánh Hòa" \
+        "registry-client-ca signer-registry client /CN=kyso-signer (dev)" \
+        "registry-client-ca verifier-registry client /CN=kyso-verifier (dev)"; do
+        read -r ca name kind subj <<<"$c"
+        openssl req -new -utf8 "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" -subj "$subj" 2>/dev/null
+        openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.pem" -CAkey "$d/$ca.key" -set_serial "$serial" \
+            -days 30 -sha256 -extfile "$d/$kind.ext" -out "$d/$name.pem" 2>/dev/null
+        serial=$((serial + 1))
+    done
+    chmod 600 "$d"/*.key
+    cat >"$d/README.txt" <<TXT
+.kyso-dev/tls: which file is which (each NAME.pem has its key NAME.key)
+  server-ca.pem            CA of the services' server certificate and of the document systems'
+                           client certificates (--tls-ca for every kyso command)
+  server.pem               server certificate of the verifier, registry and signer (localhost, 127.0.0.1)
+  dms.pem                  the document system: client of the signer and the verifier
+                           (kyso sign/verify/doc --tls-cert dms.pem --tls-key dms.key)
+  registry-client-ca.pem   the registry's own client CA: the only issuer of the four below
+  provincial-admin.pem     provincial-admin (the registry's bootstrap administrator)
+  agency-admin.pem         agency-admin of Sở Thông tin và Truyền thông (I6)
+  signer-registry.pem      the signer's client certificate to the registry (role signer)
+  verifier-registry.pem    a verifier's client certificate to the registry (role verifier)
+Example: kyso registry --server https://127.0.0.1:$REGISTRY_PORT --tls-ca $d/server-ca.pem \\
+           --tls-cert $d/agency-admin.pem --tls-key $d/agency-admin.key who-am-i <<<'{}'
+TXT
+}
+
 up() {
     bash scripts/setup.sh
     command -v python3 >/dev/null || { echo "dev: python3 is needed for the CRL/AIA server" >&2; exit 1; }
@@ -65,6 +116,11 @@ up() {
     echo "== dev PKI"
     bash tests/pki/gen-test-pki.sh "$DEV/pki" >/dev/null
     PKI=$DEV/pki
+
+    echo "== mTLS credentials (.kyso-dev/tls)"
+    TLS=$DEV/tls
+    mkdir -p "$TLS"
+    make_tls "$TLS"
 
     echo "== HSM: SoftHSM2 token kyso-dev behind p11-kit server ($DEV/p11kit.sock)"
     mkdir -p "$DEV/tokens"
@@ -111,6 +167,11 @@ trust_anchors = ["$PKI/root.pem", "$PKI/legacy-root.pem"]
 intermediates = ["$PKI/intermediates.pem"]
 legacy_sha1_roots = ["$legacy_fp"]
 
+[tls]
+cert = "$TLS/server.pem"
+key = "$TLS/server.key"
+client_ca = "$TLS/server-ca.pem"
+
 [revocation]
 policy = "require"
 url_rewrites = [
@@ -123,17 +184,48 @@ TOML
     start verifier "$BIN/kyso-verifier" --config "$DEV/verifier.toml"
     wait_port "$VERIFIER_PORT" "kyso-verifier"
 
+    cat >"$DEV/registry.toml" <<TOML
+listen = "127.0.0.1:$REGISTRY_PORT"
+metrics_listen = "127.0.0.1:$REGISTRY_METRICS_PORT"
+database_url = "sqlite:$DEV/registry.db"
+mail_domain = "khanhhoa.gov.vn"
+
+# mTLS: callers are their client certificates, from the registry's own client CA.
+[tls]
+cert = "$TLS/server.pem"
+key = "$TLS/server.key"
+client_ca = "$TLS/registry-client-ca.pem"
+
+[access]
+# The first administrator; every other role is granted in the registry (GrantRole).
+bootstrap_admins = ["$(fingerprint "$TLS/provincial-admin.pem")"]
+TOML
     echo "== registry on $REGISTRY_PORT (SQLite at .kyso-dev/registry.db, metrics on $REGISTRY_METRICS_PORT)"
-    start registry "$BIN/kyso-registry" --listen "127.0.0.1:$REGISTRY_PORT" \
-        --metrics-listen "127.0.0.1:$REGISTRY_METRICS_PORT" \
-        --database-url "sqlite:$DEV/registry.db" --mail-domain khanhhoa.gov.vn
+    start registry "$BIN/kyso-registry" --config "$DEV/registry.toml"
     wait_port "$REGISTRY_PORT" "kyso-registry"
 
-    echo "== sample province in the registry (kyso registry)"
-    reg() { "$BIN/kyso" registry --server "http://127.0.0.1:$REGISTRY_PORT" "$@"; }
+    echo "== roles and the sample province in the registry (kyso registry, as the provincial and the agency admin)"
+    reg_as() { # WHO ARGS...: kyso registry with WHO's client certificate
+        local who=$1
+        shift
+        "$BIN/kyso" registry --server "https://127.0.0.1:$REGISTRY_PORT" --tls-ca "$TLS/server-ca.pem" \
+            --tls-cert "$TLS/$who.pem" --tls-key "$TLS/$who.key" "$@"
+    }
+    reg() { reg_as provincial-admin "$@"; }
+    agency() { reg_as agency-admin "$@"; }
     jid() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("id") or d["certificate"]["fingerprint"])'; }
-    ch='"change": {"actor": "dev@sotttt.khanhhoa.gov.vn", "reason": "dev cluster"}'
+    ch='"change": {"reason": "dev cluster"}'
     sotttt=$(reg create-organisation <<<"{$ch, \"name\": \"Sở Thông tin và Truyền thông tỉnh Khánh Hòa\", \"mail_domain\": \"sotttt.khanhhoa.gov.vn\"}" | jid)
+    grant() { # NAME ROLE [AGENCY]
+        reg grant-role >/dev/null <<<"{$ch, \"fingerprint\": \"$(fingerprint "$TLS/$1.pem")\", \"subject\": \"$1\", \"role\": \"$2\", \"agency_id\": \"${3:-}\"}"
+    }
+    # I6: the Department of Information and Communications manages the province's subscribers.
+    grant agency-admin agency-admin "$sotttt"
+    grant signer-registry signer
+    grant verifier-registry verifier
+    reg create-document-type >/dev/null <<<"{$ch, \"code\": \"QD\", \"name\": \"Quyết định\", \"classification\": \"NONE\"}"
+    # From here on, the agency administrator: everything under the agency it manages.
+    reg() { agency "$@"; }
     ubnd=$(reg create-organisation <<<"{$ch, \"name\": \"Ủy ban nhân dân tỉnh Khánh Hòa\", \"managing_agency_id\": \"$sotttt\", \"mail_domain\": \"khanhhoa.gov.vn\"}" | jid)
     t_chair=$(reg create-title <<<"{$ch, \"name\": \"Chủ tịch\"}" | jid)
     t_clerk=$(reg create-title <<<"{$ch, \"name\": \"Văn thư\"}" | jid)
@@ -143,7 +235,6 @@ TOML
         read -r p t <<<"$pt"
         reg create-appointment >/dev/null <<<"{$ch, \"person_id\": \"$p\", \"title_id\": \"$t\", \"organisation_id\": \"$ubnd\", \"valid_from\": \"2020-01-01T00:00:00Z\", \"decision_ref\": \"12/QĐ-UBND\"}"
     done
-    reg create-document-type >/dev/null <<<"{$ch, \"code\": \"QD\", \"name\": \"Quyết định\", \"classification\": \"NONE\"}"
     reg grant-authority >/dev/null <<<"{$ch, \"title_authorities\": [{\"organisation_id\": \"$ubnd\", \"title_id\": \"$t_chair\", \"document_type\": \"QD\"}], \"organisation_profiles\": [{\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_ISSUE\"}, {\"organisation_id\": \"$ubnd\", \"document_type\": \"QD\", \"profile\": \"PROFILE_RECEIVED\"}]}"
     reg register-certificate --cert "$DEV/chairman.pem" >/dev/null <<<"{$ch, \"kind\": \"PERSONAL\", \"person_id\": \"$chairman\"}"
     seal_fp=$(reg register-certificate --cert "$DEV/seal.pem" <<<"{$ch, \"kind\": \"ORGANISATION\", \"organisation_id\": \"$ubnd\"}" | jid)
@@ -152,10 +243,18 @@ TOML
     cat >"$DEV/signer.toml" <<TOML
 listen = "127.0.0.1:$SIGNER_PORT"
 metrics_listen = "127.0.0.1:$SIGNER_METRICS_PORT"
-# Plaintext on loopback: no client certificate to identify callers by.
-allow_anonymous = true
-registry = { url = "http://127.0.0.1:$REGISTRY_PORT" }
+registry = { url = "https://127.0.0.1:$REGISTRY_PORT", ca = "$TLS/server-ca.pem", cert = "$TLS/signer-registry.pem", key = "$TLS/signer-registry.key" }
 documents_dir = "$DEV/documents"
+
+# mTLS: the document system is known by its client certificate.
+[tls]
+cert = "$TLS/server.pem"
+key = "$TLS/server.key"
+client_ca = "$TLS/server-ca.pem"
+
+[[callers]]
+name = "dev document system"
+fingerprint = "$(fingerprint "$TLS/dms.pem")"
 
 [audit]
 path = "$DEV/audit.log"
@@ -201,35 +300,39 @@ TOML
     start signer "$BIN/kyso-signer" --config "$DEV/signer.toml"
     wait_port "$SIGNER_PORT" "kyso-signer"
 
+    # kyso sign, verify and doc below call as the document system.
+    export KYSO_TLS_CA=$TLS/server-ca.pem KYSO_TLS_CERT=$TLS/dms.pem KYSO_TLS_KEY=$TLS/dms.key
     echo "== sample document: approved by the Chairman (personal), then issued under the People's Committee's seal"
     printf 'QUYẾT ĐỊNH số 01/QĐ-UBND: văn bản mẫu của kyso.\n' >"$DEV/sample.txt"
     today=$(TZ=Asia/Ho_Chi_Minh date +%F)
-    sign=("$BIN/kyso" sign --server "http://127.0.0.1:$SIGNER_PORT" --doc-type QD
+    sign=("$BIN/kyso" sign --server "https://127.0.0.1:$SIGNER_PORT" --doc-type QD
         --number "01/QĐ-UBND" --issue-date "$today" --organisation "$ubnd")
     "${sign[@]}" --key chairman --profile approval --acting-person "$chairman" \
         --out "$DEV/sample.p7s" "$DEV/sample.txt"
     "${sign[@]}" --key seal --profile issue --acting-person "$clerk" \
         --add-to "$DEV/sample.p7s" --out "$DEV/sample.p7s" "$DEV/sample.txt"
-    echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT"
-    "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" "$DEV/sample.p7s"
+    echo "== kyso verify --server https://127.0.0.1:$VERIFIER_PORT"
+    "$BIN/kyso" verify --server "https://127.0.0.1:$VERIFIER_PORT" "$DEV/sample.p7s"
     echo "== PDF (W1): assets/samples/quyet-dinh.pdf approved by the Chairman between title and name (P1), sealed (P2), registered"
-    "$BIN/kyso" doc issue --server "http://127.0.0.1:$SIGNER_PORT" "$ROOT/assets/samples/quyet-dinh.pdf" \
+    "$BIN/kyso" doc issue --server "https://127.0.0.1:$SIGNER_PORT" "$ROOT/assets/samples/quyet-dinh.pdf" \
         --out "$DEV/quyet-dinh-issued.pdf" --organisation "$ubnd" --document-type QD \
         --number "123/QĐ-UBND" --issue-date "$today" \
         --approval-key chairman --approver "$chairman" --approval-rect 1,345,157,495,244 \
         --seal-key seal --custodian "$clerk" --recipients "Sở Tài chính tỉnh Khánh Hòa"
-    echo "== kyso verify --server http://127.0.0.1:$VERIFIER_PORT .kyso-dev/quyet-dinh-issued.pdf"
-    "$BIN/kyso" verify --server "http://127.0.0.1:$VERIFIER_PORT" "$DEV/quyet-dinh-issued.pdf"
+    echo "== kyso verify --server https://127.0.0.1:$VERIFIER_PORT .kyso-dev/quyet-dinh-issued.pdf"
+    "$BIN/kyso" verify --server "https://127.0.0.1:$VERIFIER_PORT" "$DEV/quyet-dinh-issued.pdf"
     echo "== PDF (W3): received, verified signature by signature with the registry, stamped (D6)"
-    "$BIN/kyso" doc receive --server "http://127.0.0.1:$SIGNER_PORT" "$DEV/quyet-dinh-issued.pdf" \
+    "$BIN/kyso" doc receive --server "https://127.0.0.1:$SIGNER_PORT" "$DEV/quyet-dinh-issued.pdf" \
         --out "$DEV/quyet-dinh-received.pdf" --organisation "$ubnd" --document-type QD \
         --seal-key seal --custodian "$clerk" --sender "UBND tỉnh Khánh Hòa"
     echo "== kyso audit verify .kyso-dev/audit.log"
     "$BIN/kyso" audit verify "$DEV/audit.log"
     echo
     echo "The cluster is running: verifier 127.0.0.1:$VERIFIER_PORT (metrics :$METRICS_PORT),"
-    echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server http://127.0.0.1:$REGISTRY_PORT …),"
-    echo "signer 127.0.0.1:$SIGNER_PORT (metrics :$SIGNER_METRICS_PORT; kyso sign --server http://127.0.0.1:$SIGNER_PORT …)"
+    echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server https://127.0.0.1:$REGISTRY_PORT …),"
+    echo "signer 127.0.0.1:$SIGNER_PORT (metrics :$SIGNER_METRICS_PORT; kyso sign --server https://127.0.0.1:$SIGNER_PORT …)"
+    echo "All three require client certificates (mTLS):"
+    sed 's/^/  /' "$TLS/README.txt"
     echo "Stop it with: scripts/dev.sh down"
 }
 

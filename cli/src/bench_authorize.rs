@@ -214,10 +214,8 @@ async fn seed_database(url: &str, spec: &ProvinceSpec) -> Result<(Vec<Signer>, S
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let change = kyso_registry::book::model::Change {
-        actor: "kyso bench authorize".into(),
-        reason: "benchmark province".into(),
-    };
+    let change =
+        kyso_registry::book::model::Change::local("kyso bench authorize", "benchmark province");
     let province = seed::province(&db, spec, &change, now)
         .await
         .map_err(registry)?;

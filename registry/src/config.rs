@@ -28,8 +28,36 @@ pub struct Config {
     pub database: DatabaseSection,
     /// Request bounds.
     pub limits: Limits,
-    /// TLS; absent means plaintext (only for loopback and tests).
+    /// TLS with client certificates (mTLS): required, unless `access.development_plaintext`.
     pub tls: Option<TlsSection>,
+    /// Who may call: bootstrap administrators, the staleness bound, development plaintext.
+    pub access: AccessSection,
+}
+
+/// `[access]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSection {
+    /// SHA-256 fingerprints (hex; colons and case ignored) of client certificates that are
+    /// provincial administrators by configuration: the first administrator, who grants the
+    /// others their roles. Keep it short; prefer roles granted in the registry (audited).
+    pub bootstrap_admins: Vec<String>,
+    /// Serve plaintext, without client certificates, every caller being a provincial
+    /// administrator: only on a loopback address, for development and tests. Logged loudly.
+    pub development_plaintext: bool,
+    /// How long a replica may go without catching up with the database and still answer
+    /// `Authorize`, `CheckAuthority` and role lookups, milliseconds; past it, UNAVAILABLE.
+    pub staleness_bound_ms: u64,
+}
+
+impl Default for AccessSection {
+    fn default() -> Self {
+        Self {
+            bootstrap_admins: Vec::new(),
+            development_plaintext: false,
+            staleness_bound_ms: 1_000,
+        }
+    }
 }
 
 /// `[database]`.
@@ -67,6 +95,7 @@ impl Default for Config {
             database: DatabaseSection::default(),
             limits: Limits::default(),
             tls: None,
+            access: AccessSection::default(),
         }
     }
 }
@@ -123,11 +152,13 @@ impl Config {
             None => None,
             Some(t) => t.load(&mut problems),
         };
+        let access = self.access.load(self, &mut problems);
         match backend {
             Some(backend) if problems.is_empty() => Ok(Loaded {
                 backend,
                 mail_domain: domain,
                 tls,
+                access,
             }),
             _ => Err(Error::Config(problems)),
         }
@@ -142,7 +173,67 @@ pub struct Loaded {
     /// The mail domain, lower case, without `@`.
     pub mail_domain: String,
     /// TLS material, when configured.
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub tls: Option<kyso_server::Tls>,
+    /// Access control, checked.
+    pub access: Access,
+}
+
+/// `[access]`, checked.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// Bootstrap administrators' fingerprints, lowercase hex.
+    pub bootstrap_admins: std::collections::HashSet<String>,
+    /// Plaintext development mode.
+    pub development_plaintext: bool,
+    /// The staleness bound.
+    pub staleness_bound: std::time::Duration,
+}
+
+impl AccessSection {
+    fn load(&self, config: &Config, problems: &mut Vec<String>) -> Access {
+        let mut bootstrap_admins = std::collections::HashSet::new();
+        for (i, fp) in self.bootstrap_admins.iter().enumerate() {
+            match crate::cert::normalise_fingerprint(fp, "access.bootstrap_admins") {
+                Ok(fp) => {
+                    bootstrap_admins.insert(fp);
+                }
+                Err(_) => problems.push(format!(
+                    "access.bootstrap_admins[{i}]: {fp:?} is not a SHA-256 fingerprint \
+                     (64 hex digits)"
+                )),
+            }
+        }
+        if self.staleness_bound_ms == 0 {
+            problems.push("access.staleness_bound_ms: must be above 0".into());
+        }
+        match (&config.tls, self.development_plaintext) {
+            (None, false) => problems.push(
+                "tls: required: the registry authenticates every caller by its client \
+                 certificate (set tls.cert, tls.key and tls.client_ca; plaintext only with \
+                 access.development_plaintext on a loopback address)"
+                    .into(),
+            ),
+            (Some(_), true) => problems
+                .push("access.development_plaintext: set together with [tls]; choose one".into()),
+            (Some(t), false) if t.client_ca.is_none() => problems.push(
+                "tls.client_ca: required: the registry authenticates every caller by its \
+                 client certificate (its own issuer, not the document systems')"
+                    .into(),
+            ),
+            _ => {}
+        }
+        if self.development_plaintext && !config.listen.ip().is_loopback() {
+            problems.push(format!(
+                "access.development_plaintext: only on a loopback address, not {}",
+                config.listen
+            ));
+        }
+        Access {
+            bootstrap_admins,
+            development_plaintext: self.development_plaintext,
+            staleness_bound: std::time::Duration::from_millis(self.staleness_bound_ms),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,8 +241,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plaintext_only_on_loopback_with_the_development_flag() {
+        let base = Config {
+            mail_domain: "khanhhoa.gov.vn".into(),
+            ..Config::default()
+        };
+        let problems = |c: &Config| match c.load() {
+            Err(Error::Config(p)) => p,
+            _ => Vec::new(),
+        };
+        assert!(
+            problems(&base)
+                .iter()
+                .any(|p| p.starts_with("tls: required"))
+        );
+        let exposed = Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 50062)),
+            access: AccessSection {
+                development_plaintext: true,
+                ..AccessSection::default()
+            },
+            ..base.clone()
+        };
+        assert!(
+            problems(&exposed)
+                .iter()
+                .any(|p| p.contains("only on a loopback address"))
+        );
+        let loopback = Config {
+            access: AccessSection {
+                development_plaintext: true,
+                bootstrap_admins: vec!["AB:CD".into()],
+                ..AccessSection::default()
+            },
+            ..base
+        };
+        let p = problems(&loopback);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("access.bootstrap_admins[0]"), "{p:?}");
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let c = Config {
+            access: AccessSection {
+                development_plaintext: true,
+                ..AccessSection::default()
+            },
             database_url: "mysql://x".into(),
             mail_domain: String::new(),
             limits: Limits {
@@ -180,6 +316,10 @@ mod tests {
     fn a_sqlite_or_postgres_url_and_a_domain_load() {
         for url in ["sqlite:/tmp/r.db", "postgres://kyso@localhost/registry"] {
             let c = Config {
+                access: AccessSection {
+                    development_plaintext: true,
+                    ..AccessSection::default()
+                },
                 database_url: url.into(),
                 mail_domain: "@KhanhHoa.gov.vn".into(),
                 ..Config::default()

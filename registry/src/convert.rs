@@ -12,11 +12,11 @@ use crate::book::model::{
     AppointmentEnd, Certificate, CertificateKind, CertificateStatus, Change, Classification,
     CustodianAssignment, DelegationMode, DelegationRevocation, Direction, Grants, Granularity,
     LogEntry, NewAppointment, NewCertificate, NewDelegation, NewDocumentType, NewOrganisation,
-    NewPerson, NewRegisterEntry, OrganisationMatch, OrganisationStatus, OrganisationStatusChange,
-    OrganisationUpdate, PersonMatch, PersonUpdate, Profile, ProfileGrant, RegisterEntry,
-    RegisterQuery, ReportQuery, ReportRow, RevocationReason, StatusChange, StatusEntry, TitleGrant,
-    UnlockFiling, UnlockOutcome, UnlockRequest, UnlockResolution, UnlockStatus, UsageBatch,
-    UsageEntry, UsageRecorded,
+    NewPerson, NewRegisterEntry, NewRole, OrganisationMatch, OrganisationStatus,
+    OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate, Profile, ProfileGrant,
+    RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason, RoleRow, StatusChange,
+    StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome, UnlockRequest, UnlockResolution,
+    UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
 };
 use crate::book::shared::need;
 use crate::cert;
@@ -54,14 +54,16 @@ fn optional(v: &str) -> Option<String> {
     Some(v.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-/// Who and why, required on every change (the event log keeps them).
+/// Why, required on every change (the event log keeps it). Who is the caller's certificate,
+/// stamped by the service; the request's `actor` is kept only as a note.
 pub fn change(c: &Option<pb::Change>) -> Result<Change> {
     let c = c
         .as_ref()
-        .ok_or_else(|| Error::field("change", "required: actor and reason"))?;
+        .ok_or_else(|| Error::field("change", "required: reason"))?;
     Ok(Change {
-        actor: need("change.actor", &c.actor)?,
+        by: None,
         reason: need("change.reason", &c.reason)?,
+        note: c.actor.trim().to_owned(),
     })
 }
 
@@ -678,6 +680,9 @@ pub fn event(e: LogEntry) -> pb::Event {
         kind: e.kind,
         entity_id: e.entity_id,
         change_json: e.change_json,
+        actor_fingerprint: e.actor_fingerprint,
+        actor_role: e.actor_role,
+        note: e.note,
     }
 }
 
@@ -699,5 +704,42 @@ pub fn organisation_match(m: OrganisationMatch) -> pb::OrganisationMatch {
         name: m.name,
         managing_agency_id: m.managing_agency_id.unwrap_or_default(),
         exact: m.exact,
+    }
+}
+
+/// A role to grant (access/): the fingerprint normalised, the role known, the dates possible.
+pub fn new_role(r: &pb::GrantRoleRequest) -> Result<(Change, NewRole)> {
+    let change = change(&r.change)?;
+    let fingerprint = cert::normalise_fingerprint(&r.fingerprint, "fingerprint")?;
+    let role = crate::access::Role::parse(r.role.trim()).ok_or_else(|| {
+        Error::field(
+            "role",
+            "one of signer, verifier, reader, agency-admin, provincial-admin, auditor",
+        )
+    })?;
+    Ok((
+        change,
+        NewRole {
+            fingerprint,
+            subject: r.subject.trim().to_owned(),
+            role,
+            agency_id: optional(&r.agency_id),
+            valid_from: ts("valid_from", &r.valid_from)?,
+            valid_to: ts("valid_to", &r.valid_to)?,
+        },
+    ))
+}
+
+/// A stored grant.
+pub fn role_grant(r: RoleRow) -> pb::RoleGrant {
+    pb::RoleGrant {
+        id: r.id,
+        fingerprint: r.fingerprint,
+        subject: r.subject,
+        role: r.role,
+        agency_id: r.agency_id.unwrap_or_default(),
+        valid_from: stamp(r.valid_from),
+        valid_to: r.valid_to.and_then(stamp),
+        revoked_at: r.revoked_at.and_then(stamp),
     }
 }

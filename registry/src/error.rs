@@ -57,6 +57,32 @@ pub enum Error {
         /// state refuses it (a renewal too late).
         invalid_argument: bool,
     },
+    /// The caller has no role that allows the call (access/): names the caller, the call
+    /// and the missing right.
+    #[error("permission denied: {caller} may not call {call}: it lacks {missing}")]
+    PermissionDenied {
+        /// The caller: its certificate's subject and fingerprint.
+        caller: String,
+        /// The RPC, or the change (event kind and entity) refused inside its transaction.
+        call: String,
+        /// The right or role missing.
+        missing: String,
+    },
+    /// The caller did not authenticate (no client certificate).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// This replica has not caught up with the database within its staleness bound, so it
+    /// does not answer decisions (the signer fails closed).
+    #[error(
+        "this registry replica has not caught up with its database for {behind_ms} ms (bound \
+         {bound_ms} ms): not answering from stale state"
+    )]
+    Stale {
+        /// How long since it last caught up.
+        behind_ms: u64,
+        /// The configured bound.
+        bound_ms: u64,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -125,6 +151,9 @@ impl Error {
             Self::NotFound { .. } => "not_found",
             Self::AlreadyExists { .. } => "already_exists",
             Self::Rule { .. } => "refused",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Stale { .. } => "unavailable",
             Self::Database(e) if is_unavailable(e) => "unavailable",
             _ => "internal",
         }
@@ -169,6 +198,15 @@ impl From<Error> for Status {
                     Code::FailedPrecondition
                 };
                 Status::with_error_details(code, message, details)
+            }
+            Error::PermissionDenied { .. } => {
+                tracing::warn!(refusal = %message, "permission denied");
+                Status::permission_denied(message)
+            }
+            Error::Unauthenticated(_) => Status::unauthenticated(message),
+            Error::Stale { .. } => {
+                tracing::warn!(error = %message, "stale replica");
+                Status::unavailable(message)
             }
             Error::Database(ref d) if is_unavailable(d) => {
                 tracing::warn!(error = %e, "database unavailable");

@@ -10,6 +10,7 @@
 //! Shutdown: when the `shutdown` future resolves the server stops accepting,
 //! lets in-flight requests finish, and `run` returns.
 
+pub mod access;
 pub mod authority;
 pub mod book;
 pub mod cert;
@@ -57,9 +58,36 @@ pub async fn serve(
     let store = store::Store::new(db, loaded.mail_domain);
     let book = store.book();
     book.backfill_search_keys().await?;
-    // Authorize and CheckAuthority answer from memory, kept in step with every commit.
-    let store = store.with_index().await?;
-    let service = RegistryService::new(store, metrics.clone(), clock.clone());
+    // Authorize, CheckAuthority and the role map answer from memory, kept in step with every
+    // commit, and only while caught up with the database within the staleness bound.
+    let store = store
+        .with_index_bounded(loaded.access.staleness_bound)
+        .await?;
+    if loaded.access.development_plaintext {
+        let addr = listeners.grpc.local_addr().ok();
+        if !addr.is_some_and(|a| a.ip().is_loopback()) {
+            return Err(Error::Config(vec![format!(
+                "access.development_plaintext: only on a loopback address, not {addr:?}"
+            )]));
+        }
+        tracing::warn!(
+            ?addr,
+            "DEVELOPMENT MODE: plaintext gRPC without client certificates; EVERY CALLER IS A \
+             PROVINCIAL ADMINISTRATOR. Never run this way outside a developer's machine."
+        );
+    } else {
+        tracing::info!(
+            bootstrap_admins = loaded.access.bootstrap_admins.len(),
+            staleness_bound_ms = loaded.access.staleness_bound.as_millis() as u64,
+            "mTLS required: callers are their client certificates, allowed by their roles"
+        );
+    }
+    let gate = access::Gate {
+        bootstrap_admins: loaded.access.bootstrap_admins.clone(),
+        development_plaintext: loaded.access.development_plaintext,
+        fingerprints: Default::default(),
+    };
+    let service = RegistryService::new(store, metrics.clone(), clock.clone(), gate);
     // The renewal-window gauge is counted from the book when scraped, so it is never stale.
     let refresh: kyso_server::metrics::Refresh = {
         let metrics = metrics.clone();

@@ -17,6 +17,14 @@ struct Args {
     /// The deployment's government mail domain (I1), e.g. khanhhoa.gov.vn.
     #[arg(long, env = "KYSO_REGISTRY_MAIL_DOMAIN")]
     mail_domain: Option<String>,
+    /// SHA-256 fingerprints of bootstrap administrators' client certificates
+    /// (provincial-admin by configuration), comma-separated; added to access.bootstrap_admins.
+    #[arg(long, env = "KYSO_REGISTRY_BOOTSTRAP_ADMINS", value_delimiter = ',')]
+    bootstrap_admins: Vec<String>,
+    /// Serve plaintext without client certificates, every caller a provincial administrator:
+    /// development on a loopback address only (access.development_plaintext).
+    #[arg(long, env = "KYSO_REGISTRY_DEVELOPMENT_PLAINTEXT")]
+    development_plaintext: bool,
 }
 
 fn main() -> ExitCode {
@@ -27,6 +35,10 @@ fn main() -> ExitCode {
         }
         if let Some(d) = args.mail_domain {
             config.mail_domain = d;
+        }
+        config.access.bootstrap_admins.extend(args.bootstrap_admins);
+        if args.development_plaintext {
+            config.access.development_plaintext = true;
         }
     })
 }

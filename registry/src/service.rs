@@ -9,6 +9,7 @@ use kyso_proto::registry::v1 as pb;
 use kyso_proto::registry::v1::registry_server::Registry;
 use tonic::{Request, Response, Status};
 
+use crate::access::{Admitted, Call, Gate};
 use crate::authority::Refusal;
 use crate::book::Book;
 use crate::book::shared::need;
@@ -27,6 +28,7 @@ pub struct RegistryService {
     store: Store,
     metrics: Metrics,
     clock: Clock,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for RegistryService {
@@ -36,13 +38,14 @@ impl std::fmt::Debug for RegistryService {
 }
 
 impl RegistryService {
-    /// A service over `store`.
-    pub fn new(store: Store, metrics: Metrics, clock: Clock) -> Self {
+    /// A service over `store`, admitting calls through `gate` (access/).
+    pub fn new(store: Store, metrics: Metrics, clock: Clock, gate: Gate) -> Self {
         Self {
             book: store.book(),
             store,
             metrics,
             clock,
+            gate,
         }
     }
 
@@ -50,14 +53,24 @@ impl RegistryService {
         (self.clock)().unix_timestamp()
     }
 
-    /// Runs one call: database time, request count and latency, error mapping.
-    async fn call<T>(
+    /// Runs one call: admission first (the caller's certificate and roles against the right
+    /// the call needs, access/call.rs), then the work with its database time, request count
+    /// and latency, error mapping.
+    async fn call<R, T, Fut>(
         &self,
-        method: &'static str,
-        f: impl Future<Output = Result<T>>,
-    ) -> Result<Response<T>, Status> {
+        call: Call,
+        req: &Request<R>,
+        f: impl FnOnce(Admitted) -> Fut,
+    ) -> Result<Response<T>, Status>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        let method = call.name();
         let started = Instant::now();
-        let out = self.book.db().timed(method, f).await;
+        let out = match self.gate.admit(&self.store, call, req, self.now()).await {
+            Ok(who) => self.book.db().timed(method, f(who)).await,
+            Err(e) => Err(e),
+        };
         self.metrics
             .duration
             .with_label_values(&[method])
@@ -90,8 +103,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreateOrganisationRequest>,
     ) -> Result<Response<pb::CreateOrganisationResponse>, Status> {
         let now = self.now();
-        self.call("CreateOrganisation", async {
-            let (change, new) = convert::new_organisation(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreateOrganisation, &req, move |who| async move {
+            let (change, new) = convert::new_organisation(rq)?;
+            let change = who.stamp(change);
             let id = self.book.create_organisation(&change, &new, now).await?;
             Ok(pb::CreateOrganisationResponse { id })
         })
@@ -103,8 +118,10 @@ impl Registry for RegistryService {
         req: Request<pb::SetOrganisationStatusRequest>,
     ) -> Result<Response<pb::SetOrganisationStatusResponse>, Status> {
         let now = self.now();
-        self.call("SetOrganisationStatus", async {
-            let (change, status) = convert::organisation_status_change(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::SetOrganisationStatus, &req, move |who| async move {
+            let (change, status) = convert::organisation_status_change(rq)?;
+            let change = who.stamp(change);
             self.book
                 .set_organisation_status(&change, &status, now)
                 .await?;
@@ -118,8 +135,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreatePersonRequest>,
     ) -> Result<Response<pb::CreatePersonResponse>, Status> {
         let now = self.now();
-        self.call("CreatePerson", async {
-            let (change, new) = convert::new_person(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreatePerson, &req, move |who| async move {
+            let (change, new) = convert::new_person(rq)?;
+            let change = who.stamp(change);
             let id = self.book.create_person(&change, &new, now).await?;
             Ok(pb::CreatePersonResponse { id })
         })
@@ -131,8 +150,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreateTitleRequest>,
     ) -> Result<Response<pb::CreateTitleResponse>, Status> {
         let now = self.now();
-        self.call("CreateTitle", async {
-            let (change, name) = convert::new_title(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreateTitle, &req, move |who| async move {
+            let (change, name) = convert::new_title(rq)?;
+            let change = who.stamp(change);
             let id = self.book.create_title(&change, &name, now).await?;
             Ok(pb::CreateTitleResponse { id })
         })
@@ -144,8 +165,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreateAppointmentRequest>,
     ) -> Result<Response<pb::CreateAppointmentResponse>, Status> {
         let now = self.now();
-        self.call("CreateAppointment", async {
-            let (change, new) = convert::new_appointment(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreateAppointment, &req, move |who| async move {
+            let (change, new) = convert::new_appointment(rq)?;
+            let change = who.stamp(change);
             let id = self.book.create_appointment(&change, &new, now).await?;
             Ok(pb::CreateAppointmentResponse { id })
         })
@@ -157,8 +180,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreateDocumentTypeRequest>,
     ) -> Result<Response<pb::CreateDocumentTypeResponse>, Status> {
         let now = self.now();
-        self.call("CreateDocumentType", async {
-            let (change, new) = convert::new_document_type(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreateDocumentType, &req, move |who| async move {
+            let (change, new) = convert::new_document_type(rq)?;
+            let change = who.stamp(change);
             self.book.create_document_type(&change, &new, now).await?;
             Ok(pb::CreateDocumentTypeResponse {})
         })
@@ -170,8 +195,10 @@ impl Registry for RegistryService {
         req: Request<pb::GrantAuthorityRequest>,
     ) -> Result<Response<pb::GrantAuthorityResponse>, Status> {
         let now = self.now();
-        self.call("GrantAuthority", async {
-            let (change, grants) = convert::grants(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::GrantAuthority, &req, move |who| async move {
+            let (change, grants) = convert::grants(rq)?;
+            let change = who.stamp(change);
             self.book.grant_authority(&change, &grants, now).await?;
             Ok(pb::GrantAuthorityResponse {})
         })
@@ -183,8 +210,10 @@ impl Registry for RegistryService {
         req: Request<pb::RegisterCertificateRequest>,
     ) -> Result<Response<pb::RegisterCertificateResponse>, Status> {
         let now = self.now();
-        self.call("RegisterCertificate", async {
-            let (change, new) = convert::new_certificate(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::RegisterCertificate, &req, move |who| async move {
+            let (change, new) = convert::new_certificate(rq)?;
+            let change = who.stamp(change);
             let c = self.book.register_certificate(&change, &new, now).await?;
             Ok(pb::RegisterCertificateResponse {
                 certificate: Some(convert::certificate(c)),
@@ -198,8 +227,10 @@ impl Registry for RegistryService {
         req: Request<pb::ChangeCertificateStatusRequest>,
     ) -> Result<Response<pb::ChangeCertificateStatusResponse>, Status> {
         let now = self.now();
-        self.call("ChangeCertificateStatus", async {
-            let (change, status) = convert::status_change(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::ChangeCertificateStatus, &req, move |who| async move {
+            let (change, status) = convert::status_change(rq)?;
+            let change = who.stamp(change);
             let c = self
                 .book
                 .change_certificate_status(&change, &status, now)
@@ -216,8 +247,10 @@ impl Registry for RegistryService {
         req: Request<pb::AssignCustodianRequest>,
     ) -> Result<Response<pb::AssignCustodianResponse>, Status> {
         let now = self.now();
-        self.call("AssignCustodian", async {
-            let (change, assignment) = convert::custodian_assignment(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::AssignCustodian, &req, move |who| async move {
+            let (change, assignment) = convert::custodian_assignment(rq)?;
+            let change = who.stamp(change);
             let id = self
                 .book
                 .assign_custodian(&change, &assignment, now)
@@ -232,8 +265,10 @@ impl Registry for RegistryService {
         req: Request<pb::CreateDelegationRequest>,
     ) -> Result<Response<pb::CreateDelegationResponse>, Status> {
         let now = self.now();
-        self.call("CreateDelegation", async {
-            let (change, new) = convert::new_delegation(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::CreateDelegation, &req, move |who| async move {
+            let (change, new) = convert::new_delegation(rq)?;
+            let change = who.stamp(change);
             let id = self.book.create_delegation(&change, &new, now).await?;
             Ok(pb::CreateDelegationResponse { id })
         })
@@ -245,8 +280,10 @@ impl Registry for RegistryService {
         req: Request<pb::EndAppointmentRequest>,
     ) -> Result<Response<pb::EndAppointmentResponse>, Status> {
         let now = self.now();
-        self.call("EndAppointment", async {
-            let (change, end) = convert::appointment_end(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::EndAppointment, &req, move |who| async move {
+            let (change, end) = convert::appointment_end(rq)?;
+            let change = who.stamp(change);
             self.book.end_appointment(&change, &end, now).await?;
             Ok(pb::EndAppointmentResponse {})
         })
@@ -258,8 +295,10 @@ impl Registry for RegistryService {
         req: Request<pb::RevokeDelegationRequest>,
     ) -> Result<Response<pb::RevokeDelegationResponse>, Status> {
         let now = self.now();
-        self.call("RevokeDelegation", async {
-            let (change, revocation) = convert::delegation_revocation(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::RevokeDelegation, &req, move |who| async move {
+            let (change, revocation) = convert::delegation_revocation(rq)?;
+            let change = who.stamp(change);
             self.book
                 .revoke_delegation(&change, &revocation, now)
                 .await?;
@@ -273,8 +312,10 @@ impl Registry for RegistryService {
         req: Request<pb::UpdateOrganisationRequest>,
     ) -> Result<Response<pb::UpdateOrganisationResponse>, Status> {
         let now = self.now();
-        self.call("UpdateOrganisation", async {
-            let (change, update) = convert::organisation_update(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::UpdateOrganisation, &req, move |who| async move {
+            let (change, update) = convert::organisation_update(rq)?;
+            let change = who.stamp(change);
             self.book.update_organisation(&change, &update, now).await?;
             Ok(pb::UpdateOrganisationResponse {})
         })
@@ -286,8 +327,10 @@ impl Registry for RegistryService {
         req: Request<pb::UpdatePersonRequest>,
     ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
         let now = self.now();
-        self.call("UpdatePerson", async {
-            let (change, update) = convert::person_update(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::UpdatePerson, &req, move |who| async move {
+            let (change, update) = convert::person_update(rq)?;
+            let change = who.stamp(change);
             self.book.update_person(&change, &update, now).await?;
             Ok(pb::UpdatePersonResponse {})
         })
@@ -299,8 +342,9 @@ impl Registry for RegistryService {
         req: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let now = self.now();
-        self.call("Authorize", async {
-            let d = self.store.authorize(req.get_ref(), now).await?;
+        let rq = req.get_ref();
+        self.call(Call::Authorize, &req, move |_who| async move {
+            let d = self.store.authorize(rq, now).await?;
             let rules: Vec<&str> = d.refusals.iter().map(|r| r.rule.as_str()).collect();
             self.metrics.record_decision("Authorize", &rules);
             Ok(pb::AuthorizeResponse {
@@ -319,8 +363,9 @@ impl Registry for RegistryService {
         req: Request<pb::CheckAuthorityRequest>,
     ) -> Result<Response<pb::CheckAuthorityResponse>, Status> {
         let now = self.now();
-        self.call("CheckAuthority", async {
-            let c = self.store.check_authority(req.get_ref(), now).await?;
+        let rq = req.get_ref();
+        self.call(Call::CheckAuthority, &req, move |_who| async move {
+            let c = self.store.check_authority(rq, now).await?;
             let rules: Vec<&str> = c.refusals.iter().map(|r| r.rule.as_str()).collect();
             self.metrics.record_decision("CheckAuthority", &rules);
             Ok(pb::CheckAuthorityResponse {
@@ -342,8 +387,9 @@ impl Registry for RegistryService {
         req: Request<pb::GetCertificateRequest>,
     ) -> Result<Response<pb::GetCertificateResponse>, Status> {
         let now = self.now();
-        self.call("GetCertificate", async {
-            let c = match &req.get_ref().by {
+        let rq = req.get_ref();
+        self.call(Call::GetCertificate, &req, move |_who| async move {
+            let c = match &rq.by {
                 Some(pb::get_certificate_request::By::Fingerprint(fp)) => {
                     self.book.get_certificate_by_fingerprint(fp, now).await?
                 }
@@ -371,17 +417,22 @@ impl Registry for RegistryService {
         req: Request<pb::ListExpiringCertificatesRequest>,
     ) -> Result<Response<pb::ListExpiringCertificatesResponse>, Status> {
         let now = self.now();
-        self.call("ListExpiringCertificates", async {
-            let r = req.get_ref();
-            if r.within_days == 0 || r.within_days > 3660 {
-                return Err(crate::Error::field("within_days", "between 1 and 3660"));
-            }
-            let at = r.at.as_ref().map(|t| t.seconds).unwrap_or(now);
-            let certificates = self.book.expiring(r.within_days, at).await?;
-            Ok(pb::ListExpiringCertificatesResponse {
-                certificates: certificates.into_iter().map(convert::certificate).collect(),
-            })
-        })
+        let rq = req.get_ref();
+        self.call(
+            Call::ListExpiringCertificates,
+            &req,
+            move |_who| async move {
+                let r = rq;
+                if r.within_days == 0 || r.within_days > 3660 {
+                    return Err(crate::Error::field("within_days", "between 1 and 3660"));
+                }
+                let at = r.at.as_ref().map(|t| t.seconds).unwrap_or(now);
+                let certificates = self.book.expiring(r.within_days, at).await?;
+                Ok(pb::ListExpiringCertificatesResponse {
+                    certificates: certificates.into_iter().map(convert::certificate).collect(),
+                })
+            },
+        )
         .await
     }
 
@@ -389,8 +440,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        self.call("ListEvents", async {
-            let r = req.get_ref();
+        let rq = req.get_ref();
+        self.call(Call::ListEvents, &req, move |_who| async move {
+            let r = rq;
             let events = self.book.events(r.after_seq, r.limit).await?;
             Ok(pb::ListEventsResponse {
                 events: events.into_iter().map(convert::event).collect(),
@@ -403,8 +455,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::FindPeopleRequest>,
     ) -> Result<Response<pb::FindPeopleResponse>, Status> {
-        self.call("FindPeople", async {
-            let r = req.get_ref();
+        let rq = req.get_ref();
+        self.call(Call::FindPeople, &req, move |_who| async move {
+            let r = rq;
             let name = need("name", &r.name)?;
             let people = self.book.find_people(&name, &r.organisation_id).await?;
             Ok(pb::FindPeopleResponse {
@@ -418,8 +471,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::FindOrganisationsRequest>,
     ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
-        self.call("FindOrganisations", async {
-            let name = need("name", &req.get_ref().name)?;
+        let rq = req.get_ref();
+        self.call(Call::FindOrganisations, &req, move |_who| async move {
+            let name = need("name", &rq.name)?;
             let organisations = self.book.find_organisations(&name).await?;
             Ok(pb::FindOrganisationsResponse {
                 organisations: organisations
@@ -435,8 +489,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
-        self.call("Report", async {
-            let query = convert::report_query(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::Report, &req, move |_who| async move {
+            let query = convert::report_query(rq)?;
             let report = self.book.report(&query).await?;
             Ok(pb::ReportResponse {
                 rows: report.rows.into_iter().map(convert::report_row).collect(),
@@ -450,8 +505,10 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::RecordUsageRequest>,
     ) -> Result<Response<pb::RecordUsageResponse>, Status> {
-        self.call("RecordUsage", async {
-            let (change, batch) = convert::usage_batch(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::RecordUsage, &req, move |who| async move {
+            let (change, batch) = convert::usage_batch(rq)?;
+            let change = who.stamp(change);
             let recorded = self.book.record_usage(&change, &batch, self.now()).await?;
             Ok(convert::usage_recorded(recorded))
         })
@@ -462,8 +519,10 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::RegisterDocumentRequest>,
     ) -> Result<Response<pb::RegisterDocumentResponse>, Status> {
-        self.call("RegisterDocument", async {
-            let (change, new) = convert::new_register_entry(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::RegisterDocument, &req, move |who| async move {
+            let (change, new) = convert::new_register_entry(rq)?;
+            let change = who.stamp(change);
             let entry = self
                 .book
                 .register_document(&change, &new, self.now())
@@ -479,8 +538,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ListRegisterRequest>,
     ) -> Result<Response<pb::ListRegisterResponse>, Status> {
-        self.call("ListRegister", async {
-            let query = convert::register_query(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::ListRegister, &req, move |_who| async move {
+            let query = convert::register_query(rq)?;
             let entries = self.book.list_register(&query).await?;
             Ok(pb::ListRegisterResponse {
                 entries: entries.into_iter().map(convert::register_entry).collect(),
@@ -493,8 +553,10 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::RequestUnlockRequest>,
     ) -> Result<Response<pb::RequestUnlockResponse>, Status> {
-        self.call("RequestUnlock", async {
-            let (change, filing) = convert::unlock_filing(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::RequestUnlock, &req, move |who| async move {
+            let (change, filing) = convert::unlock_filing(rq)?;
+            let change = who.stamp(change);
             let request = self
                 .book
                 .request_unlock(&change, &filing, self.now())
@@ -510,8 +572,10 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ResolveUnlockRequest>,
     ) -> Result<Response<pb::ResolveUnlockResponse>, Status> {
-        self.call("ResolveUnlock", async {
-            let (change, resolution) = convert::unlock_resolution(req.get_ref())?;
+        let rq = req.get_ref();
+        self.call(Call::ResolveUnlock, &req, move |who| async move {
+            let (change, resolution) = convert::unlock_resolution(rq)?;
+            let change = who.stamp(change);
             let request = self
                 .book
                 .resolve_unlock(&change, &resolution, self.now())
@@ -527,8 +591,9 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ListOverdueUnlocksRequest>,
     ) -> Result<Response<pb::ListOverdueUnlocksResponse>, Status> {
-        self.call("ListOverdueUnlocks", async {
-            let at = convert::ts("now", &req.get_ref().now)?.unwrap_or(self.now());
+        let rq = req.get_ref();
+        self.call(Call::ListOverdueUnlocks, &req, move |_who| async move {
+            let at = convert::ts("now", &rq.now)?.unwrap_or(self.now());
             let requests = self.book.overdue_unlocks(at).await?;
             Ok(pb::ListOverdueUnlocksResponse {
                 requests: requests.into_iter().map(convert::unlock_request).collect(),
@@ -542,9 +607,11 @@ impl Registry for RegistryService {
         req: Request<pb::SetHolidaysRequest>,
     ) -> Result<Response<pb::SetHolidaysResponse>, Status> {
         let now = self.now();
-        self.call("SetHolidays", async {
-            let r = req.get_ref();
+        let rq = req.get_ref();
+        self.call(Call::SetHolidays, &req, move |who| async move {
+            let r = rq;
             let change = convert::change(&r.change)?;
+            let change = who.stamp(change);
             let dates = self
                 .book
                 .set_holidays(&change, r.year, &r.dates, now)
@@ -558,9 +625,73 @@ impl Registry for RegistryService {
         &self,
         req: Request<pb::ListHolidaysRequest>,
     ) -> Result<Response<pb::ListHolidaysResponse>, Status> {
-        self.call("ListHolidays", async {
-            let dates = self.book.list_holidays(req.get_ref().year).await?;
+        let rq = req.get_ref();
+        self.call(Call::ListHolidays, &req, move |_who| async move {
+            let dates = self.book.list_holidays(rq.year).await?;
             Ok(pb::ListHolidaysResponse { dates })
+        })
+        .await
+    }
+
+    async fn grant_role(
+        &self,
+        req: Request<pb::GrantRoleRequest>,
+    ) -> Result<Response<pb::GrantRoleResponse>, Status> {
+        let now = self.now();
+        let rq = req.get_ref();
+        self.call(Call::GrantRole, &req, move |who| async move {
+            let (change, new) = convert::new_role(rq)?;
+            let change = who.stamp(change);
+            let id = self.book.grant_role(&change, &new, now).await?;
+            Ok(pb::GrantRoleResponse { id })
+        })
+        .await
+    }
+
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+        let now = self.now();
+        let rq = req.get_ref();
+        self.call(Call::RevokeRole, &req, move |who| async move {
+            let change = convert::change(&rq.change)?;
+            let change = who.stamp(change);
+            let id = need("id", &rq.id)?;
+            self.book.revoke_role(&change, &id, now).await?;
+            Ok(pb::RevokeRoleResponse {})
+        })
+        .await
+    }
+
+    async fn list_roles(
+        &self,
+        req: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::ListRoles, &req, move |_who| async move {
+            let fp = match rq.fingerprint.trim() {
+                "" => None,
+                f => Some(crate::cert::normalise_fingerprint(f, "fingerprint")?),
+            };
+            let roles = self.book.list_roles(fp.as_deref()).await?;
+            Ok(pb::ListRolesResponse {
+                roles: roles.into_iter().map(convert::role_grant).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn who_am_i(
+        &self,
+        req: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        self.call(Call::WhoAmI, &req, move |who| async move {
+            Ok(pb::WhoAmIResponse {
+                fingerprint: who.caller.fingerprint().to_owned(),
+                subject: who.caller.subject(),
+                roles: who.roles.names().into_iter().map(str::to_owned).collect(),
+            })
         })
         .await
     }

@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "certificate_names",
         include_str!("../migrations/0006_certificate_names.sql"),
     ),
+    (7, "roles", include_str!("../migrations/0007_roles.sql")),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:
@@ -131,6 +132,7 @@ pub const TABLES: &[&str] = &[
     "delegation_document_types",
     "events",
     "holidays",
+    "roles",
 ];
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("kyso" in ASCII).
@@ -255,8 +257,9 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO events (seq, at, actor, reason, kind, entity_id, change_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO events (seq, at, actor, reason, kind, entity_id, change_json, \
+             actor_fingerprint, actor_role, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(seq)
         .bind(event.at)
@@ -265,6 +268,9 @@ impl Db {
         .bind(event.kind)
         .bind(event.entity_id)
         .bind(event.change.to_string())
+        .bind(event.actor_fingerprint)
+        .bind(event.actor_role)
+        .bind(event.note)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -302,8 +308,15 @@ impl Db {
 pub struct Event<'a> {
     /// When (unix seconds).
     pub at: i64,
-    /// Who made the change.
+    /// Who made the change: the subject of the caller's client certificate (or what a
+    /// development caller or a local tool is).
     pub actor: &'a str,
+    /// The caller's certificate fingerprint (empty when there is no certificate).
+    pub actor_fingerprint: &'a str,
+    /// The role that allowed the change.
+    pub actor_role: &'a str,
+    /// The request's free actor text, kept as a comment.
+    pub note: &'a str,
     /// Why.
     pub reason: &'a str,
     /// What kind of change (`organisation.created`, ...).

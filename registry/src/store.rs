@@ -34,9 +34,18 @@ impl Store {
 
     /// The same store answering `Authorize` and `CheckAuthority` from the in-memory
     /// authorization index, loaded now from the database.
-    pub async fn with_index(mut self) -> Result<Self> {
-        let index = Index::load(self.db.clone()).await?;
-        self.index = Some(std::sync::Arc::new(index));
+    pub async fn with_index(self) -> Result<Self> {
+        self.with_index_bounded(crate::authority::index::DEFAULT_STALENESS_BOUND)
+            .await
+    }
+
+    /// [`Store::with_index`] with a staleness bound: past it without having caught up with
+    /// the database, decisions and role lookups answer UNAVAILABLE.
+    pub async fn with_index_bounded(mut self, bound: std::time::Duration) -> Result<Self> {
+        let index = std::sync::Arc::new(Index::load_bounded(self.db.clone(), bound).await?);
+        // Ends when the last clone of the store (and so the index) is dropped.
+        tokio::spawn(Index::keep_fresh(std::sync::Arc::downgrade(&index)));
+        self.index = Some(index);
         Ok(self)
     }
 
@@ -53,6 +62,26 @@ impl Store {
     /// The book over the same database (book/): every change goes through it.
     pub fn book(&self) -> Book {
         Book::new(self.db.clone(), self.mail_domain.clone())
+    }
+
+    /// The roles a client certificate holds at `now` (access/): from the index when loaded
+    /// (a hash lookup), else from the database.
+    pub async fn roles_of(&self, fingerprint: &str, now: i64) -> Result<crate::access::RoleSet> {
+        if let Some(index) = &self.index {
+            return index.roles_of(fingerprint, now).await;
+        }
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT role FROM roles WHERE fingerprint = $1 AND revoked_at IS NULL \
+             AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2)",
+        )
+        .bind(fingerprint)
+        .bind(now)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|(r,)| crate::access::Role::parse(r))
+            .fold(crate::access::RoleSet::default(), |s, r| s.with(r)))
     }
 
     /// Decides whether a signature may be made; collects every failed rule rather than

@@ -19,12 +19,12 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
-use tonic::transport::ServerTlsConfig;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 
 use crate::metrics::{Ready, Refresh};
+use crate::tls::Tls;
 use crate::{Admission, Limited, net};
 
 /// What the host can fail with.
@@ -105,7 +105,7 @@ pub struct Host {
     name: &'static str,
     max_concurrent_requests: usize,
     request_timeout: Duration,
-    tls: Option<ServerTlsConfig>,
+    tls: Option<Tls>,
     routes: RoutesBuilder,
     health: Option<Health>,
     reporter: HealthReporter,
@@ -133,7 +133,7 @@ impl Host {
         name: &'static str,
         max_concurrent_requests: usize,
         request_timeout: Duration,
-        tls: Option<ServerTlsConfig>,
+        tls: Option<Tls>,
         metrics: Registry,
     ) -> Result<Self, Error> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -217,11 +217,11 @@ impl Host {
         listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let mut builder = tonic::transport::Server::builder().timeout(self.request_timeout);
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls)?;
-        }
-        let router = builder.add_routes(self.routes.routes());
+        // TLS is the host's own (tls.rs): handshakes with the configuration in force, which
+        // follows its files, so tonic sees TLS streams and no TLS configuration of its own.
+        let router = tonic::transport::Server::builder()
+            .timeout(self.request_timeout)
+            .add_routes(self.routes.routes());
         if let Some(h) = self.health.as_ref().filter(|_| !self.own_health) {
             h.set(true).await;
         }
@@ -242,9 +242,21 @@ impl Host {
         });
         let grpc_addr = listeners.grpc.local_addr().ok();
         tracing::info!(addr = ?grpc_addr, "{} serving", self.name);
-        let result = router
-            .serve_with_incoming_shutdown(net::incoming(listeners.grpc), shutdown)
-            .await;
+        let result = match self.tls {
+            None => {
+                router
+                    .serve_with_incoming_shutdown(net::incoming(listeners.grpc), shutdown)
+                    .await
+            }
+            Some(tls) => {
+                let watcher = tls.watch(self.name);
+                let (conns, acceptor) = crate::tls::incoming(listeners.grpc, tls);
+                let r = router.serve_with_incoming_shutdown(conns, shutdown).await;
+                acceptor.abort();
+                watcher.abort();
+                r
+            }
+        };
         if let Some(h) = &self.health {
             h.set(false).await;
         }

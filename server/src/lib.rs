@@ -15,11 +15,11 @@ pub mod metrics;
 pub mod net;
 mod stack;
 pub mod status;
-mod tls;
+pub mod tls;
 
 pub use admission::{Admission, ItemPermit, SMALL_MESSAGE};
 pub use clock::{Clock, system_clock};
 pub use cpu::{CpuPool, PoolError};
 pub use host::{Error, Health, Host, Listeners};
 pub use stack::Limited;
-pub use tls::TlsSection;
+pub use tls::{Tls, TlsSection};

@@ -290,7 +290,7 @@ pub struct Loaded {
     /// For the own-certificate check.
     pub pki: VerifierConfig,
     /// TLS material, when configured.
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub tls: Option<kyso_server::Tls>,
     /// The HSM layout, PINs read.
     pub hsm: hsm::HsmConfig,
     /// Keys by name.

@@ -276,6 +276,16 @@ impl Cluster {
 
     /// The whole cluster; `extra_config` is appended to the signer's TOML.
     pub async fn start_with(extra_config: &str) -> Cluster {
+        Self::start_full(extra_config, None).await
+    }
+
+    /// The whole cluster with the registry over `database_url` (a PostgreSQL cluster the
+    /// test can take away).
+    pub async fn start_with_registry_database(database_url: &str) -> Cluster {
+        Self::start_full("", Some(database_url)).await
+    }
+
+    async fn start_full(extra_config: &str, registry_database: Option<&str>) -> Cluster {
         let pki = TestPki::generate();
         let dir = tempfile::tempdir().unwrap();
         let hsm = SoftHsm::new();
@@ -301,7 +311,10 @@ impl Cluster {
         );
         pki.revoke("old-seal", "superseded");
         let servers = PkiServers::start(&pki);
-        let registry = Registry::start().await;
+        let registry = match registry_database {
+            Some(url) => Registry::start_with(url).await,
+            None => Registry::start().await,
+        };
         let province = build_province(
             &registry,
             &[

@@ -14,8 +14,9 @@ const EC: [&str; 5] = [
     "-nodes",
 ];
 
-/// `ca.pem`, `server.{pem,key}` (CN=localhost) and `NAME.{pem,key}` per client, in a temporary
-/// directory removed on drop.
+/// `ca.pem`, `server.{pem,key}` (CN=localhost) and `NAME.{pem,key}` per client (a NAME
+/// starting with `server` is one more server certificate), in a temporary directory removed
+/// on drop.
 #[derive(Debug)]
 pub struct Mtls {
     dir: tempfile::TempDir,
@@ -58,7 +59,15 @@ impl Mtls {
              extendedKeyUsage=clientAuth\n",
         );
         let server = std::iter::once(("server", "/CN=localhost", "server.ext"));
-        let clients = clients.iter().map(|(n, s)| (*n, *s, "client.ext"));
+        // A name starting with `server` is another server certificate (a rotation's next one).
+        let clients = clients.iter().map(|(n, s)| {
+            let ext = if n.starts_with("server") {
+                "server.ext"
+            } else {
+                "client.ext"
+            };
+            (*n, *s, ext)
+        });
         for (i, (name, subject, ext)) in server.chain(clients).enumerate() {
             let (key, csr, pem) = (
                 format!("{name}.key"),

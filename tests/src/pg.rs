@@ -138,8 +138,10 @@ impl PgCluster {
     }
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
+impl PgCluster {
+    /// Stops the server at once (`pg_ctl -m immediate`), as a database that went away would;
+    /// dropping the cluster afterwards only removes its files. Blocking.
+    pub fn stop(&self) {
         let data = self.dir.path().join("data");
         let _ = run(
             &mut self.command(
@@ -156,5 +158,11 @@ impl Drop for PgCluster {
             None,
             COMMAND_TIMEOUT,
         );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -129,7 +129,7 @@ pub struct Loaded {
     /// What the verification engine needs.
     pub pki: VerifierConfig,
     /// TLS material, when configured.
-    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    pub tls: Option<kyso_server::Tls>,
 }
 
 #[cfg(test)]

@@ -101,6 +101,16 @@ pub enum Call {
     RegisterDocument(JsonIn),
     /// ListRegister: {organisation_id, direction, year, sha256}.
     ListRegister(JsonIn),
+    /// GrantRole (provincial-admin): {change, fingerprint, subject, role, agency_id,
+    /// valid_from, valid_to}; roles: signer, verifier, reader, agency-admin (with agency_id),
+    /// provincial-admin, auditor.
+    GrantRole(JsonIn),
+    /// RevokeRole (provincial-admin): {change, id}.
+    RevokeRole(JsonIn),
+    /// ListRoles (provincial-admin): {fingerprint}; empty: every grant.
+    ListRoles(JsonIn),
+    /// WhoAmI: the fingerprint, subject and roles of the client certificate given.
+    WhoAmI(JsonIn),
 }
 
 /// `kyso registry report`.

@@ -90,6 +90,10 @@ fn rpc(call: &Call) -> Option<(Rpc, &JsonIn)> {
         Call::RecordUsage(i) => (plain("RecordUsage"), i),
         Call::RegisterDocument(i) => (unwrap("RegisterDocument", "entry"), i),
         Call::ListRegister(i) => (plain("ListRegister"), i),
+        Call::GrantRole(i) => (plain("GrantRole"), i),
+        Call::RevokeRole(i) => (plain("RevokeRole"), i),
+        Call::ListRoles(i) => (plain("ListRoles"), i),
+        Call::WhoAmI(i) => (plain("WhoAmI"), i),
         Call::ImportCertificates(_) | Call::Report(_) => return None,
     })
 }
@@ -261,6 +265,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 30);
+        assert_eq!(named, 34);
     }
 }

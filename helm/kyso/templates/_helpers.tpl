@@ -67,6 +67,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret whose ca.crt is the registry's client CA (tls.registryClients). */}}
+{{- define "kyso.registryClientCaSecret" -}}
+{{- $rc := .Values.tls.registryClients -}}
+{{- if $rc.existingSecret -}}
+{{- $rc.existingSecret -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- required "tls.registryClients.existingSecret: with the signer disabled, name the Secret holding the registry's client CA (ca.crt)" (ternary (include "kyso.signerRegistryClientSecret" .) "" .Values.signer.enabled) -}}
+{{- else -}}
+{{- printf "%s-client-ca" (include "kyso.component" (dict "root" . "component" "registry")) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret with the signer's client certificate to the registry (tls.crt, tls.key). */}}
+{{- define "kyso.signerRegistryClientSecret" -}}
+{{- if .Values.tls.registryClients.signer.existingSecret -}}
+{{- .Values.tls.registryClients.signer.existingSecret -}}
+{{- else -}}
+{{- printf "%s-registry-client" (include "kyso.component" (dict "root" . "component" "signer")) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "kyso.trustConfigMap" -}}
 {{- if .Values.trust.existingConfigMap -}}
 {{- .Values.trust.existingConfigMap -}}
@@ -133,7 +154,10 @@ url_rewrites = [
 [tls]
 cert = "/etc/kyso/tls/tls.crt"
 key = "/etc/kyso/tls/tls.key"
-{{- if or (eq .component "signer") (index .root.Values.tls.clientAuth .component | default false) }}
+{{- if eq .component "registry" }}
+# The registry's own client CA (tls.registryClients): its callers' only issuer.
+client_ca = "/etc/kyso/registry-clients/ca.crt"
+{{- else if or (eq .component "signer") (index .root.Values.tls.clientAuth .component | default false) }}
 client_ca = "/etc/kyso/tls/ca.crt"
 {{- end }}
 {{- end }}

@@ -9,7 +9,8 @@ impl Book {
     pub async fn events(&self, after_seq: i64, limit: u32) -> Result<Vec<LogEntry>> {
         let limit = i64::from(if limit == 0 { 100 } else { limit.min(1000) });
         Ok(sqlx::query_as(
-            "SELECT seq, at, actor, reason, kind, entity_id, change_json FROM events \
+            "SELECT seq, at, actor, reason, kind, entity_id, change_json, actor_fingerprint, \
+             actor_role, note FROM events \
              WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after_seq)

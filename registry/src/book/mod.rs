@@ -20,6 +20,7 @@ mod organisations;
 mod people;
 mod registers;
 mod reports;
+mod roles;
 mod search;
 mod titles;
 mod unlocks;

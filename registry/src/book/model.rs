@@ -3,6 +3,8 @@
 //! identifiers are the registry's opaque ids; an enum's `as_str` is the name the database
 //! and the event log hold, so those stay as they were written.
 
+use crate::access::Actor;
+
 /// An enum whose values are stored by name.
 macro_rules! stored_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
@@ -31,13 +33,27 @@ macro_rules! stored_enum {
     };
 }
 
-/// Who made a change and why: required on every change, the event log keeps both.
+/// Who made a change and why: the event log keeps both with the change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// Who.
-    pub actor: String,
+    /// Who: the admitted caller (access/), stamped by the service; the book refuses a
+    /// change without one, so no change can forget its caller.
+    pub by: Option<Actor>,
     /// Why.
     pub reason: String,
+    /// The request's free `actor` text, kept as a comment (never who made the change).
+    pub note: String,
+}
+
+impl Change {
+    /// A change made by an operator's tool writing the database directly.
+    pub fn local(tool: &str, reason: &str) -> Self {
+        Self {
+            by: Some(Actor::local(tool)),
+            reason: reason.to_owned(),
+            note: String::new(),
+        }
+    }
 }
 
 stored_enum! {
@@ -696,6 +712,12 @@ pub struct LogEntry {
     pub entity_id: String,
     /// The change, JSON.
     pub change_json: String,
+    /// The caller's certificate fingerprint (empty without one).
+    pub actor_fingerprint: String,
+    /// The role that allowed the change.
+    pub actor_role: String,
+    /// The request's free actor text.
+    pub note: String,
 }
 
 /// A person found by name.
@@ -726,4 +748,42 @@ pub struct OrganisationMatch {
     /// The whole name matches (not only a part of it).
     #[sqlx(skip)]
     pub exact: bool,
+}
+
+/// A role to grant to a client certificate (access/).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRole {
+    /// The certificate's SHA-256, lowercase hex.
+    pub fingerprint: String,
+    /// Its subject, for people reading the list.
+    pub subject: String,
+    /// The role.
+    pub role: crate::access::Role,
+    /// agency-admin: the managing agency (I6).
+    pub agency_id: Option<String>,
+    /// From when; now when absent.
+    pub valid_from: Option<i64>,
+    /// Until when; open when absent.
+    pub valid_to: Option<i64>,
+}
+
+/// A grant as stored.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleRow {
+    /// Its id.
+    pub id: String,
+    /// The certificate's fingerprint.
+    pub fingerprint: String,
+    /// The certificate's subject.
+    pub subject: String,
+    /// The role's name.
+    pub role: String,
+    /// agency-admin: the managing agency.
+    pub agency_id: Option<String>,
+    /// From when.
+    pub valid_from: i64,
+    /// Until when.
+    pub valid_to: Option<i64>,
+    /// When revoked.
+    pub revoked_at: Option<i64>,
 }

@@ -395,7 +395,10 @@ pub async fn province(db: &Db, spec: &ProvinceSpec, change: &Change, now: i64) -
         tx,
         Event {
             at: now,
-            actor: &change.actor,
+            actor: change.by.as_ref().map_or("local tool", |b| b.name.as_str()),
+            actor_fingerprint: "",
+            actor_role: "provincial-admin",
+            note: &change.note,
             reason: &change.reason,
             kind: "bench.seeded",
             entity_id: "",

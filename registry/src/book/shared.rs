@@ -20,9 +20,21 @@ impl Book {
         entity_id: &str,
         data: serde_json::Value,
     ) -> Result<()> {
+        let mut tx = tx;
+        let by = change.by.as_ref().ok_or_else(|| {
+            Error::Config(vec![format!(
+                "the change {kind} reached the book without its caller"
+            )])
+        })?;
+        // Who may make it is checked here, against the database, in the change's own
+        // transaction (access/scope.rs): a refusal rolls everything back.
+        let role = crate::access::scope::check(&mut tx, by, kind, entity_id, &data, now).await?;
         let event = Event {
             at: now,
-            actor: &change.actor,
+            actor: &by.name,
+            actor_fingerprint: &by.fingerprint,
+            actor_role: role.as_str(),
+            note: &change.note,
             reason: &change.reason,
             kind,
             entity_id,

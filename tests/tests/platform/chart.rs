@@ -144,6 +144,71 @@ fn rendered_expressions() -> (Vec<String>, Vec<String>) {
     (alerts, dashboard)
 }
 
+// ------------------------------------------------------------------ registry access
+
+/// The default rendering: TLS on; the registry asks for client certificates from its own
+/// client CA, whose Secret is not the services' issuer's; the signer's client certificate
+/// to the registry comes from that CA; the rendered registry.toml is one the registry loads.
+#[test]
+fn the_registry_accepts_only_its_own_client_ca_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = chart_check(&["render", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "render:\n{}", show(&out));
+    let text = std::fs::read_to_string(dir.path().join("rendered.json")).unwrap();
+    let docs: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} rendered"))
+    };
+    // The registry's configuration: mTLS with the registry clients' CA.
+    let toml_text = find("ConfigMap", "kyso-registry")["data"]["registry.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config: kyso_registry::Config = toml::from_str(&toml_text).unwrap();
+    let tls = config.tls.expect("TLS on by default");
+    assert_eq!(
+        tls.client_ca.as_deref(),
+        Some(Path::new("/etc/kyso/registry-clients/ca.crt"))
+    );
+    assert!(!config.access.development_plaintext);
+    // That file is the ca.crt of a Secret other than the services' TLS Secrets.
+    let registry = find("Deployment", "kyso-registry");
+    let volumes = registry["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let secret_of = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["secret"]["secretName"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let clients_ca = secret_of("registry-clients");
+    assert_eq!(clients_ca, "kyso-signer-registry-client");
+    assert_ne!(clients_ca, secret_of("tls"));
+    // Issued by the registry clients' issuer, not by the services' issuer; for clients only.
+    let services = find("Certificate", "kyso-registry");
+    let signer_client = find("Certificate", "kyso-signer-registry-client");
+    assert_ne!(
+        signer_client["spec"]["issuerRef"]["name"],
+        services["spec"]["issuerRef"]["name"]
+    );
+    assert_eq!(signer_client["spec"]["usages"][0], "client auth");
+    for name in ["kyso-signer", "kyso-verifier", "kyso-registry"] {
+        let usages = find("Certificate", name)["spec"]["usages"].to_string();
+        assert!(!usages.contains("client auth"), "{name}: {usages}");
+    }
+    // The signer presents that certificate to the registry.
+    let signer_toml = find("ConfigMap", "kyso-signer")["data"]["signer.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(signer_toml.contains("cert = \"/etc/kyso/registry-client/tls.crt\""));
+}
+
 // ------------------------------------------------------------------ the services' /metrics
 
 async fn scrape(addr: SocketAddr) -> String {
@@ -218,6 +283,10 @@ async fn registry_metrics(chairman_pem: &Path) -> String {
         database_url: format!("sqlite:{}", dir.path().join("registry.db").display()),
         mail_domain: DOMAIN.into(),
         metrics_listen: None,
+        access: kyso_registry::config::AccessSection {
+            development_plaintext: true,
+            ..kyso_registry::config::AccessSection::default()
+        },
         ..kyso_registry::Config::default()
     };
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -32,6 +32,14 @@ fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
 
+/// A change made by this test through the library, as an operator's tool would make it.
+fn local(c: kyso_registry::book::model::Change) -> kyso_registry::book::model::Change {
+    kyso_registry::book::model::Change {
+        by: Some(kyso_registry::access::Actor::local("index test")),
+        ..c
+    }
+}
+
 fn change() -> Option<pb::Change> {
     Some(pb::Change {
         actor: "subscriber-manager@sotttt.khanhhoa.gov.vn".into(),
@@ -101,6 +109,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, new) = convert::new_organisation(r)?;
+        let c = local(c);
         self.book().create_organisation(&c, &new, now).await
     }
     async fn create_person(
@@ -109,6 +118,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, new) = convert::new_person(r)?;
+        let c = local(c);
         self.book().create_person(&c, &new, now).await
     }
     async fn create_title(
@@ -117,6 +127,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, name) = convert::new_title(r)?;
+        let c = local(c);
         self.book().create_title(&c, &name, now).await
     }
     async fn create_appointment(
@@ -125,6 +136,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, new) = convert::new_appointment(r)?;
+        let c = local(c);
         self.book().create_appointment(&c, &new, now).await
     }
     async fn create_document_type(
@@ -133,6 +145,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<()> {
         let (c, new) = convert::new_document_type(r)?;
+        let c = local(c);
         self.book().create_document_type(&c, &new, now).await
     }
     async fn grant_authority(
@@ -141,6 +154,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<()> {
         let (c, grants) = convert::grants(r)?;
+        let c = local(c);
         self.book().grant_authority(&c, &grants, now).await
     }
     async fn register_certificate(
@@ -149,6 +163,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<pb::Certificate> {
         let (c, new) = convert::new_certificate(r)?;
+        let c = local(c);
         let cert = self.book().register_certificate(&c, &new, now).await?;
         Ok(convert::certificate(cert))
     }
@@ -158,6 +173,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<pb::Certificate> {
         let (c, change) = convert::status_change(r)?;
+        let c = local(c);
         let cert = self
             .book()
             .change_certificate_status(&c, &change, now)
@@ -170,6 +186,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, assignment) = convert::custodian_assignment(r)?;
+        let c = local(c);
         self.book().assign_custodian(&c, &assignment, now).await
     }
     async fn create_delegation(
@@ -178,6 +195,7 @@ impl Writes for Store {
         now: i64,
     ) -> kyso_registry::Result<String> {
         let (c, new) = convert::new_delegation(r)?;
+        let c = local(c);
         self.book().create_delegation(&c, &new, now).await
     }
 }

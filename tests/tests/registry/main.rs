@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
+mod access;
 mod authority;
 mod certificates;
 mod cli;

@@ -37,10 +37,7 @@ async fn a_seeded_province_has_every_row_and_every_signer_is_allowed() {
         certificates: 10,
         mail_domain: "khanhhoa.gov.vn".into(),
     };
-    let change = Change {
-        actor: "seed test".into(),
-        reason: "benchmark province".into(),
-    };
+    let change = Change::local("seed test", "benchmark province");
     let province = seed::province(&db, &spec, &change, now()).await.unwrap();
     assert_eq!(province.document_type, "B7");
     assert_eq!(province.signers.len(), 10);

@@ -86,6 +86,10 @@ impl Service {
         let config = Config {
             database_url: database_url.clone(),
             mail_domain: DOMAIN.into(),
+            access: kyso_registry::config::AccessSection {
+                development_plaintext: true,
+                ..kyso_registry::config::AccessSection::default()
+            },
             ..Config::default()
         };
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -323,6 +323,39 @@ async fn registry_down_refuses_every_signature_fail_closed() {
     assert!(err.message().contains("registry"), "{err:?}");
 }
 
+/// The registry keeps answering from memory only while it is caught up with its database
+/// within its staleness bound (1 s): with the database gone, it answers UNAVAILABLE and the
+/// signer refuses to sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_database_gone_refuses_signatures_within_the_staleness_bound() {
+    let pg = tokio::task::spawn_blocking(kyso_tests::pg::PgCluster::start)
+        .await
+        .unwrap();
+    let c = Cluster::start_with_registry_database(&pg.url).await;
+    let mut client = c.client().await;
+    client.sign_cms(c.approval(b"ok")).await.unwrap();
+    tokio::task::block_in_place(|| pg.stop());
+    let gone = Instant::now();
+    let err = loop {
+        match client.sign_cms(c.approval(b"no")).await {
+            Ok(_) => assert!(
+                gone.elapsed() < Duration::from_secs(3),
+                "still signing {:?} after the database went away",
+                gone.elapsed()
+            ),
+            Err(e) => break e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        gone.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        gone.elapsed()
+    );
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("registry"), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_digest_gives_a_signature_openssl_verifies() {
     let c = Cluster::start().await;

@@ -1233,11 +1233,11 @@ async fn mtls_rejects_a_client_without_certificate_and_accepts_one_with() {
     let servers = PkiServers::start(pki);
     let files = make_tls_files();
     let mut cfg = config(pki, &servers);
-    cfg.tls = Some(TlsSection {
-        cert: files.server_cert.clone(),
-        key: files.server_key.clone(),
-        client_ca: Some(files.ca.clone()),
-    });
+    cfg.tls = Some(TlsSection::new(
+        files.server_cert.clone(),
+        files.server_key.clone(),
+        Some(files.ca.clone()),
+    ));
     let service = Service::start(cfg).await;
     let ca = Certificate::from_pem(std::fs::read(&files.ca).unwrap());
     let base = ClientTlsConfig::new()

@@ -37,6 +37,7 @@ pub(super) enum Loaded {
     Titles(HashMap<String, Title>),
     DocTypes(HashMap<String, String>),
     Rules(HashMap<String, OrgRules>),
+    Roles(crate::access::RoleMap),
     Appointments {
         person: String,
         appointments: Vec<Appointment>,
@@ -87,6 +88,7 @@ impl Loaded {
             Unit::Titles => Self::Titles(load_titles(conn).await?),
             Unit::DocTypes => Self::DocTypes(load_doc_types(conn).await?),
             Unit::Rules => Self::Rules(load_rules(conn).await?),
+            Unit::Roles => Self::Roles(load_roles(conn).await?),
             Unit::Appointment(id) => {
                 let person: Option<String> =
                     sqlx::query_scalar("SELECT person_id FROM appointments WHERE id = $1")
@@ -178,6 +180,7 @@ impl Loaded {
             Self::Titles(t) => s.titles = t,
             Self::DocTypes(d) => s.doc_types = d,
             Self::Rules(r) => s.rules = r,
+            Self::Roles(r) => s.roles = r,
             Self::Appointments {
                 person,
                 appointments,
@@ -225,6 +228,7 @@ pub(super) async fn load_all(db: &Db) -> Result<(i64, Snapshot)> {
         appointments: load_appointments(&mut conn, None).await?,
         custodians: load_custodians(&mut conn, None).await?,
         delegations: load_delegations(&mut conn, None).await?,
+        roles: load_roles(&mut conn).await?,
         ..Snapshot::default()
     };
     for c in load_certs(&mut conn, None).await? {
@@ -432,4 +436,31 @@ async fn load_delegations(
             });
     }
     Ok(out)
+}
+
+/// The grants not revoked, by certificate fingerprint (a small table: read whole).
+async fn load_roles(conn: &mut AnyConnection) -> Result<crate::access::RoleMap> {
+    use crate::access::{Grant, Role};
+    /// fingerprint, role, agency_id, valid_from, valid_to
+    type Row = (String, String, Option<String>, i64, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT fingerprint, role, agency_id, valid_from, valid_to FROM roles \
+         WHERE revoked_at IS NULL ORDER BY granted_at, id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut map = crate::access::RoleMap::new();
+    for (fingerprint, role, agency_id, valid_from, valid_to) in rows {
+        // The table's CHECK allows only known names; skip rather than fail on a newer one.
+        let Some(role) = Role::parse(&role) else {
+            continue;
+        };
+        map.entry(fingerprint).or_default().push(Grant {
+            role,
+            agency_id,
+            valid_from,
+            valid_to,
+        });
+    }
+    Ok(map)
 }

@@ -9,9 +9,15 @@
 //!   touched ([`units_for`]: the certificate, the person, ...; a kind it does not know, or many
 //!   events at once, reload everything). Catch-ups hold one lock, so they never interleave.
 //! - Writes by another process (registry replicas on one PostgreSQL, tools) are found in the
-//!   event log: when [`REMOTE_CHECK`] has passed since the last look, the next decision reads
-//!   `MAX(seq)` (the primary key) before answering. That is the staleness bound for other
-//!   writers; this process's own writes are seen by the very next decision.
+//!   event log: every quarter of the staleness bound (at most [`REMOTE_CHECK`]) a background
+//!   task ([`Index::keep_fresh`]) reads `MAX(seq)` (the primary key) and applies what is new;
+//!   this process's own writes are seen by the very next decision.
+//! - The staleness bound (`access.staleness_bound_ms`, default 1 s): once the index has not
+//!   caught up with the database for longer, decisions and role lookups answer UNAVAILABLE
+//!   (`Error::Stale`) instead of deciding from what a replica cut off from its database last
+//!   saw; the look at the database is itself bounded by it.
+//! - It also holds the role map (access/): the roles of each client certificate, kept in step
+//!   the same way (`role.*` events), so admitting a call is a hash lookup.
 //!
 //! The index keeps the inputs of the time-dependent rules (status history, validity,
 //! appointment, custodian and delegation windows), never a verdict: every decision is
@@ -36,9 +42,13 @@ use super::rules;
 use crate::error::{Error, Result};
 use crate::storage::{Db, col};
 
-/// How stale the index may be for writes made by another process: at most this long after
+/// How often the index looks for writes made by another process: at most this long after
 /// their commit (plus the catch-up itself), a decision here reflects them.
 pub const REMOTE_CHECK: Duration = Duration::from_millis(250);
+
+/// The default staleness bound: past it without having caught up with the database, the
+/// index refuses to decide (UNAVAILABLE) rather than answer from stale facts.
+pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(1);
 
 /// More new events than this at once (a bulk load, a long-idle replica): reload everything
 /// rather than entity by entity.
@@ -53,8 +63,14 @@ pub struct Index {
     /// One catch-up at a time.
     catching_up: tokio::sync::Mutex<()>,
     started: Instant,
-    /// When the event log was last read for other writers' changes (ms since `started`).
-    checked_ms: AtomicU64,
+    /// When the index was last known caught up with the database (ms since `started`): the
+    /// start of the last event-log read that succeeded and was applied.
+    fresh_ms: AtomicU64,
+    /// The staleness bound: how long past `fresh_ms` the index still answers; none for an
+    /// index nothing keeps fresh ([`Index::load`]: tests and tools reading through one pool).
+    bound: Option<Duration>,
+    /// How often the event log is read: a quarter of the bound, at most [`REMOTE_CHECK`].
+    check_every: Duration,
 }
 
 impl std::fmt::Debug for Index {
@@ -86,6 +102,8 @@ enum Unit {
     DocTypes,
     /// Every title authority and organisation profile.
     Rules,
+    /// Every role grant (access/).
+    Roles,
     /// The appointments of the person of an appointment, by appointment id.
     Appointment(String),
     /// The custodians of the certificate of a custodian, by custodian id.
@@ -119,6 +137,7 @@ fn units_for(kind: &str, entity: &str) -> Unit {
         "title" => Unit::Titles,
         "document_type" => Unit::DocTypes,
         "authority" => Unit::Rules,
+        "role" => Unit::Roles,
         // I5 key-device unlocks and the holiday calendar: no rule of Authorize reads them.
         "unlock" | "holiday" | "holidays" => Unit::Nothing,
         _ => Unit::All,
@@ -126,8 +145,22 @@ fn units_for(kind: &str, entity: &str) -> Unit {
 }
 
 impl Index {
-    /// Loads the whole index from the database.
+    /// Loads the whole index from the database, without a staleness bound: it sees the
+    /// writes made through `db` (its own process's), and other writers' only if
+    /// [`Index::keep_fresh`] runs. For tests and tools; the service uses [`Store::with_index`].
+    ///
+    /// [`Store::with_index`]: crate::store::Store::with_index
     pub async fn load(db: Db) -> Result<Self> {
+        Self::load_with(db, None).await
+    }
+
+    /// Loads the whole index; it answers only while caught up with the database within
+    /// `bound`, which [`Index::keep_fresh`] must then be running to keep it.
+    pub async fn load_bounded(db: Db, bound: Duration) -> Result<Self> {
+        Self::load_with(db, Some(bound)).await
+    }
+
+    async fn load_with(db: Db, bound: Option<Duration>) -> Result<Self> {
         let started = Instant::now();
         let (seq, snapshot) = load_all(&db).await?;
         tracing::info!(
@@ -144,7 +177,9 @@ impl Index {
             applied: AtomicI64::new(seq),
             catching_up: tokio::sync::Mutex::new(()),
             started: Instant::now(),
-            checked_ms: AtomicU64::new(0),
+            fresh_ms: AtomicU64::new(0),
+            bound,
+            check_every: bound.map_or(REMOTE_CHECK, |b| REMOTE_CHECK.min(b / 4)),
         })
     }
 
@@ -178,26 +213,94 @@ impl Index {
             .map_err(|_| Error::Config(vec!["authorization index poisoned".into()]))
     }
 
-    /// Brings the index up to this process's last commit, and every [`REMOTE_CHECK`] up to
-    /// the event log (other writers).
+    /// The roles a client certificate holds at `now` (access/): a hash lookup on the
+    /// snapshot, after the same catch-up and staleness check as a decision, so a role
+    /// revoked on another replica stops working here within the staleness bound.
+    pub async fn roles_of(&self, fingerprint: &str, now: i64) -> Result<crate::access::RoleSet> {
+        self.ready().await?;
+        let snapshot = self.read()?;
+        Ok(snapshot
+            .roles
+            .get(fingerprint)
+            .map(|g| crate::access::role::roles_at(g, now))
+            .unwrap_or_default())
+    }
+
+    /// Brings the index up to this process's last commit; refuses (UNAVAILABLE) once it has
+    /// not caught up with the database for longer than the staleness bound. Other writers'
+    /// changes are applied by [`Index::keep_fresh`], off the request path.
     async fn ready(&self) -> Result<()> {
         if self.db.last_commit() > self.applied() {
-            return self.committed().await;
+            self.committed().await?;
         }
+        let Some(bound) = self.bound else {
+            return Ok(());
+        };
         let now = self.started.elapsed().as_millis() as u64;
-        let last = self.checked_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= REMOTE_CHECK.as_millis() as u64
-            && self
-                .checked_ms
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(self.db.pool())
-                .await?;
-            if head > self.applied() {
-                self.committed().await?;
+        let behind = now.saturating_sub(self.fresh_ms.load(Ordering::Acquire));
+        if u128::from(behind) > bound.as_millis() {
+            return Err(Error::Stale {
+                behind_ms: behind,
+                bound_ms: bound.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Looks at the event log every quarter of the staleness bound (at most [`REMOTE_CHECK`])
+    /// until the index is dropped: applies other writers' changes and records when the index
+    /// was last known caught up. A background task rather than the requests, so freshness
+    /// does not depend on traffic (after a quiet minute the first calls are not stale) and no
+    /// request waits on the database for it. Each look is bounded by the staleness bound.
+    pub async fn keep_fresh(index: std::sync::Weak<Index>) {
+        let Some(every) = index.upgrade().map(|i| i.check_every) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut healthy = true;
+        loop {
+            tick.tick().await;
+            let Some(ix) = index.upgrade() else {
+                return;
+            };
+            let started = ix.started.elapsed().as_millis() as u64;
+            let limit = ix.bound.unwrap_or(4 * REMOTE_CHECK);
+            let outcome = match tokio::time::timeout(limit, ix.look()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "the database did not answer within {} ms",
+                    limit.as_millis()
+                )),
+            };
+            match outcome {
+                Ok(()) => {
+                    // Caught up with the database as it was when the look started.
+                    ix.fresh_ms.fetch_max(started, Ordering::AcqRel);
+                    if !healthy {
+                        tracing::info!("authorization index: caught up with the database again");
+                    }
+                    healthy = true;
+                }
+                Err(e) => {
+                    // Logged once per outage; decisions turn UNAVAILABLE past the bound.
+                    if healthy {
+                        tracing::warn!(error = %e, "authorization index: cannot catch up");
+                    }
+                    healthy = false;
+                }
             }
+        }
+    }
+
+    /// One look at the event log: applies what other writers committed.
+    async fn look(&self) -> Result<()> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(self.db.pool())
+            .await?;
+        if head > self.applied() {
+            self.committed().await?;
         }
         Ok(())
     }

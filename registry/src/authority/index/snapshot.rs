@@ -31,6 +31,9 @@ pub(super) struct Snapshot {
     pub(super) custodians: HashMap<String, Vec<Custodian>>,
     /// Delegate (to_person_id) -> delegations (A2), in the order they were made.
     pub(super) delegations: HashMap<String, Vec<Delegation>>,
+    /// Client certificate fingerprint -> its roles not revoked (access/): the admission of
+    /// every call is a lookup here.
+    pub(super) roles: crate::access::RoleMap,
 }
 
 /// What an organisation granted.
