@@ -433,7 +433,7 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
             .create_person(person(&orgs.finance, "tc@khanhhoa.gov.vn"))
             .await,
         "CN=Quản trị UBND huyện Diên Khánh",
-        "person.created",
+        "CreatePerson (person.created",
     );
     assert!(m.contains("I6") && m.contains(&orgs.finance), "{m}");
     // Its own organisation record is its managing agency's to change, as is the agency above.
