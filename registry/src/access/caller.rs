@@ -173,16 +173,19 @@ pub struct Actor {
     pub role: Role,
     /// How it was allowed.
     pub source: Source,
+    /// The RPC that makes the change (refusals name it).
+    pub call: &'static str,
 }
 
 impl Actor {
     /// The actor of an admitted call.
-    pub fn of(caller: &Caller, role: Role, source: Source) -> Self {
+    pub fn of(caller: &Caller, role: Role, source: Source, call: super::Call) -> Self {
         Self {
             name: caller.subject(),
             fingerprint: caller.fingerprint().to_owned(),
             role,
             source,
+            call: call.name(),
         }
     }
 
@@ -193,6 +196,7 @@ impl Actor {
             fingerprint: String::new(),
             role: Role::ProvincialAdmin,
             source: Source::Local,
+            call: "",
         }
     }
 

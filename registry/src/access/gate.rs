@@ -35,6 +35,8 @@ pub struct Admitted {
     pub source: Source,
     /// Every role held now.
     pub roles: RoleSet,
+    /// The call admitted.
+    pub call: Call,
 }
 
 impl Admitted {
@@ -44,7 +46,7 @@ impl Admitted {
         // Every change needs a right some role gives, so `role` is set; the change's
         // transaction judges the caller by its roles in the database anyway (scope.rs).
         let role = self.role.unwrap_or(Role::Reader);
-        change.by = Some(Actor::of(&self.caller, role, self.source));
+        change.by = Some(Actor::of(&self.caller, role, self.source, self.call));
         change
     }
 }
@@ -79,12 +81,14 @@ impl Gate {
                 role: None,
                 source,
                 roles,
+                call,
             }),
             Some(role) => Ok(Admitted {
                 caller,
                 role: Some(role),
                 source,
                 roles,
+                call,
             }),
             None => Err(Error::PermissionDenied {
                 caller: caller.describe(),

@@ -55,7 +55,7 @@ pub async fn check(
     }
     let refuse = |missing: String| Error::PermissionDenied {
         caller: by.describe(),
-        call: format!("{kind} {entity}").trim_end().to_owned(),
+        call: format!("{} ({kind} {entity})", by.call).trim().to_owned(),
         missing,
     };
     let agencies: Vec<&str> = grants

@@ -433,7 +433,7 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
             .create_person(person(&orgs.finance, "tc@khanhhoa.gov.vn"))
             .await,
         "CN=Quản trị UBND huyện Diên Khánh",
-        "person.created",
+        "CreatePerson (person.created",
     );
     assert!(m.contains("I6") && m.contains(&orgs.finance), "{m}");
     // Its own organisation record is its managing agency's to change, as is the agency above.
@@ -843,6 +843,21 @@ async fn a_rotated_server_certificate_is_served_without_a_restart() {
         tokio::task::block_in_place(|| served(&w.mtls)),
         w.fp("server")
     );
+    // A half-done rotation (the new key, the old certificate) does not load: the old pair
+    // stays in force, and new connections still work.
+    let tmp = live.path().join("incoming");
+    std::fs::copy(w.mtls.key("server2"), &tmp).unwrap();
+    std::fs::rename(&tmp, &key).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        tokio::task::block_in_place(|| served(&w.mtls)),
+        w.fp("server")
+    );
+    w.c(&r, "admin")
+        .await
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap();
     // The new pair written beside the old and renamed over it, key first, as a rotation
     // does; a look between the two renames finds a mismatch and keeps the old pair.
     for (from, to) in [
