@@ -53,6 +53,14 @@ use writer::{Objects, Trailer};
 
 pub use appearance::StampText;
 
+/// Decodes a signature or seal image as the appearance will, and returns its
+/// size in pixels (width, height). Lets a caller refuse an unsupported or
+/// oversized PNG before any other work, and gives the fuzz targets the
+/// decoder's entry point; the pixels themselves stay internal.
+pub fn decode_image(png: &[u8]) -> Result<(u32, u32), PadesError> {
+    png::decode(png).map(|img| (img.width, img.height))
+}
+
 /// Vietnam's offset: appearance times and `/M` are local (P3).
 pub const VN_OFFSET: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) {
     Ok(o) => o,
