@@ -31,79 +31,93 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temporary path")
 }
 
-pub fn rogue() -> Rogue {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let d = dir.path();
-    let (ca_key, leaf_key) = (d.join("ca.key"), d.join("leaf.key"));
-    for key in [&ca_key, &leaf_key] {
-        run(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            s(key),
-        ]);
-    }
-    // 17 self-issued CA certificates: one name, one key, different serials.
-    let mut bundle = Vec::new();
-    for i in 0..ROGUE_CAS {
-        let out = d.join(format!("ca{i}.pem"));
-        run(&[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            s(&ca_key),
-            "-subj",
-            "/C=VN/O=Rogue/CN=Rogue CA",
-            "-days",
-            "3650",
-            "-set_serial",
-            &(1000 + i).to_string(),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-out",
-            s(&out),
-        ]);
-        bundle.extend(std::fs::read(&out).expect("CA certificate"));
-    }
-    let all = d.join("all17.pem");
-    std::fs::write(&all, &bundle).expect("bundle");
-    // A leaf signed by that key.
-    let (csr, leaf) = (d.join("leaf.csr"), d.join("leaf.pem"));
+/// A new EC P-256 key at `out`.
+pub fn ec_key(out: &Path) {
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        s(out),
+    ]);
+}
+
+/// A self-signed CA certificate (PEM) of `key` at `out`, named `subject`.
+pub fn ca_certificate(key: &Path, subject: &str, serial: u32, out: &Path) {
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        s(key),
+        "-subj",
+        subject,
+        "-days",
+        "3650",
+        "-set_serial",
+        &serial.to_string(),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        s(out),
+    ]);
+}
+
+/// A certificate (PEM) for `key` named `subject`, issued by `ca` with `ca_key`, with the
+/// extensions of `extfile` if given, at `out`.
+pub fn issue(
+    key: &Path,
+    subject: &str,
+    (ca, ca_key): (&Path, &Path),
+    serial: u32,
+    extfile: Option<&Path>,
+    out: &Path,
+) {
+    let csr = out.with_extension("csr");
     run(&[
         "req",
         "-new",
         "-key",
-        s(&leaf_key),
+        s(key),
         "-subj",
-        "/C=VN/O=Rogue/CN=Rogue signer",
+        subject,
         "-out",
         s(&csr),
     ]);
-    run(&[
+    let serial = serial.to_string();
+    let mut args = vec![
         "x509",
         "-req",
         "-in",
         s(&csr),
         "-CA",
-        s(&d.join("ca0.pem")),
+        s(ca),
         "-CAkey",
-        s(&ca_key),
+        s(ca_key),
         "-set_serial",
-        "7",
+        &serial,
         "-days",
         "365",
         "-out",
-        s(&leaf),
-    ]);
-    let (content, sig) = (d.join("content.txt"), d.join("sig.der"));
-    std::fs::write(&content, b"van ban (kyso path budget test)\n").expect("content");
-    run(&[
+        s(out),
+    ];
+    if let Some(e) = extfile {
+        args.extend(["-extfile", s(e)]);
+    }
+    run(&args);
+}
+
+/// `content` signed by `cert` with `key` as an attached CMS (DER, SHA-256), carrying the
+/// certificates of `certfile` if given.
+pub fn cms_sign(cert: &Path, key: &Path, certfile: Option<&Path>, content: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (input, sig) = (dir.path().join("content"), dir.path().join("sig.der"));
+    std::fs::write(&input, content).expect("content");
+    let mut args = vec![
         "cms",
         "-sign",
         "-binary",
@@ -113,20 +127,57 @@ pub fn rogue() -> Rogue {
         "-md",
         "sha256",
         "-signer",
-        s(&leaf),
+        s(cert),
         "-inkey",
-        s(&leaf_key),
-        "-certfile",
-        s(&all),
+        s(key),
         "-in",
-        s(&content),
+        s(&input),
         "-out",
         s(&sig),
-    ]);
+    ];
+    if let Some(c) = certfile {
+        args.extend(["-certfile", s(c)]);
+    }
+    run(&args);
+    std::fs::read(&sig).expect("signature")
+}
+
+pub fn rogue() -> Rogue {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let d = dir.path();
+    let (ca_key, leaf_key) = (d.join("ca.key"), d.join("leaf.key"));
+    ec_key(&ca_key);
+    ec_key(&leaf_key);
+    // 17 self-issued CA certificates: one name, one key, different serials.
+    let mut bundle = Vec::new();
+    for i in 0..ROGUE_CAS {
+        let out = d.join(format!("ca{i}.pem"));
+        ca_certificate(&ca_key, "/C=VN/O=Rogue/CN=Rogue CA", 1000 + i as u32, &out);
+        bundle.extend(std::fs::read(&out).expect("CA certificate"));
+    }
+    let all = d.join("all17.pem");
+    std::fs::write(&all, &bundle).expect("bundle");
+    // A leaf signed by that key.
+    let leaf = d.join("leaf.pem");
+    let ca0 = d.join("ca0.pem");
+    issue(
+        &leaf_key,
+        "/C=VN/O=Rogue/CN=Rogue signer",
+        (&ca0, &ca_key),
+        7,
+        None,
+        &leaf,
+    );
+    let cms = cms_sign(
+        &leaf,
+        &leaf_key,
+        Some(&all),
+        b"van ban (kyso path budget test)\n",
+    );
     let cas = Cert::parse_many(&bundle).expect("the 17 CA certificates parse");
     assert_eq!(cas.len(), ROGUE_CAS);
     Rogue {
-        cms: std::fs::read(&sig).expect("signature"),
+        cms,
         cas,
         leaf: Cert::parse_many(&std::fs::read(&leaf).expect("leaf"))
             .expect("leaf parses")

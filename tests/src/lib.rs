@@ -46,7 +46,7 @@ pub use pki::{
     PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE, PERSONAL_UID, ROOT_CN, TestPki, script_path,
     self_signed_ec,
 };
-pub use process::{COMMAND_TIMEOUT, Output, openssl, run};
+pub use process::{COMMAND_TIMEOUT, Output, openssl, peak_rss, run};
 
 /// URL rewrites from the prefixes inside the test certificates to local servers:
 /// `http://ocsp.kyso.test/` → `ocsp_url/`, `http://crl.kyso.test/` → `crl_url/`,

@@ -141,3 +141,15 @@ where
 {
     run(Command::new("openssl").args(args), None, COMMAND_TIMEOUT)
 }
+
+/// Peak resident memory of this process so far, bytes (`VmHWM`): what a test that attacks an
+/// in-process service reports and bounds.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/self/status")
+        * 1024
+}

@@ -7,20 +7,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_tests::HttpServer;
-use kyso_tests::openssl;
+use kyso_tests::hostile::{ca_certificate, cms_sign, ec_key, issue};
 use kyso_validation::config::TrustConfig;
 use kyso_validation::report::{DocumentReport, Indication, SubIndication};
 use kyso_validation::verify::{CmsRequest, Verifier};
-
-fn run(args: &[&str]) {
-    openssl(args).expect_success();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temporary path")
-}
 
 /// A CMS signed by a leaf of an untrusted CA whose AIA names `urls`; the CA's certificate
 /// (DER) is written to `serve_dir/ca.cer`.
@@ -28,43 +21,13 @@ fn signature_naming(urls: &[String], serve_dir: &Path) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let d = dir.path();
     let (ca_key, ca, leaf_key) = (d.join("ca.key"), d.join("ca.pem"), d.join("leaf.key"));
-    for key in [&ca_key, &leaf_key] {
-        run(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            s(key),
-        ]);
-    }
-    run(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        s(&ca_key),
-        "-subj",
-        "/C=VN/O=Elsewhere/CN=Elsewhere CA",
-        "-days",
-        "3650",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        s(&ca),
-    ]);
-    run(&[
-        "x509",
-        "-in",
-        s(&ca),
-        "-outform",
-        "DER",
-        "-out",
-        s(&serve_dir.join("ca.cer")),
-    ]);
+    ec_key(&ca_key);
+    ec_key(&leaf_key);
+    ca_certificate(&ca_key, "/C=VN/O=Elsewhere/CN=Elsewhere CA", 1, &ca);
+    let ca_der = Cert::parse_many(&std::fs::read(&ca).expect("CA"))
+        .expect("the CA parses")
+        .remove(0);
+    std::fs::write(serve_dir.join("ca.cer"), ca_der.der()).expect("ca.cer");
     let ext = d.join("leaf.ext");
     let aia: Vec<String> = urls.iter().map(|u| format!("caIssuers;URI:{u}")).collect();
     std::fs::write(
@@ -75,56 +38,21 @@ fn signature_naming(urls: &[String], serve_dir: &Path) -> Vec<u8> {
         ),
     )
     .expect("extension file");
-    let (csr, leaf) = (d.join("leaf.csr"), d.join("leaf.pem"));
-    run(&[
-        "req",
-        "-new",
-        "-key",
-        s(&leaf_key),
-        "-subj",
+    let leaf = d.join("leaf.pem");
+    issue(
+        &leaf_key,
         "/C=VN/O=Elsewhere/CN=Elsewhere signer",
-        "-out",
-        s(&csr),
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        s(&csr),
-        "-CA",
-        s(&ca),
-        "-CAkey",
-        s(&ca_key),
-        "-set_serial",
-        "9",
-        "-days",
-        "365",
-        "-extfile",
-        s(&ext),
-        "-out",
-        s(&leaf),
-    ]);
-    let (content, sig) = (d.join("content.txt"), d.join("sig.der"));
-    std::fs::write(&content, b"van ban (kyso fetch policy test)\n").expect("content");
-    run(&[
-        "cms",
-        "-sign",
-        "-binary",
-        "-nodetach",
-        "-outform",
-        "DER",
-        "-md",
-        "sha256",
-        "-signer",
-        s(&leaf),
-        "-inkey",
-        s(&leaf_key),
-        "-in",
-        s(&content),
-        "-out",
-        s(&sig),
-    ]);
-    std::fs::read(&sig).expect("signature")
+        (&ca, &ca_key),
+        9,
+        Some(&ext),
+        &leaf,
+    );
+    cms_sign(
+        &leaf,
+        &leaf_key,
+        None,
+        b"van ban (kyso fetch policy test)\n",
+    )
 }
 
 fn verifier(allowed_hosts: Option<Vec<String>>) -> Verifier {

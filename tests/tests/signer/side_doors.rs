@@ -8,6 +8,7 @@
 //!   sealing organisation, not in another one (A6, A3).
 
 use kyso_proto::signer::v1 as pb;
+use kyso_tests::CmsSign;
 use kyso_tests::cluster::{Cluster, change, id};
 use serde_json::json;
 use tonic::Code;
@@ -129,30 +130,10 @@ async fn another_organisations_director_cannot_approve_this_organisations_seal_A
 
     // The director approves the document (a valid signature, authority in its own body)...
     let doc = b"QUYET DINH so 09/QD-UBND";
-    let dir = c.dir.path();
-    std::fs::write(dir.join("doc09"), doc).unwrap();
-    let out = c.pki.openssl([
-        "cms",
-        "-sign",
-        "-binary",
-        "-nodetach",
-        "-outform",
-        "DER",
-        "-md",
-        "sha256",
-        "-signer",
-        leaf.to_str().unwrap(),
-        "-inkey",
-        c.pki.path("leaves/personal-rsa.key").to_str().unwrap(),
-        "-in",
-        dir.join("doc09").to_str().unwrap(),
-        "-out",
-        dir.join("doc09.p7s").to_str().unwrap(),
-    ]);
-    assert!(out.success(), "{}", out.stderr_str());
+    let approval = kyso_tests::cms_sign_in(&c.pki, &CmsSign::new("personal-rsa", doc));
     // ... which does not let the People's Committee's seal issue it.
     let mut req = c.issue(doc);
-    req.approval = std::fs::read(dir.join("doc09.p7s")).unwrap();
+    req.approval = approval;
     let err = client.sign_cms(req).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert_eq!(status_rules(&err), "A6", "{err:?}");

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use kyso_proto::verifier::v1 as pb;
-use kyso_tests::{CmsSign, DownMode, PkiServers, TestPki};
+use kyso_tests::{CmsSign, DownMode, PkiServers, TestPki, peak_rss};
 use tonic::Code;
 use tonic::codegen::http;
 use tower::ServiceExt;
@@ -223,17 +223,6 @@ async fn raw_verify(channel: tonic::transport::Channel, len: usize, chunk: &Byte
         Ok(c) => c.trailers().and_then(status_of).unwrap_or(Code::Unknown),
         Err(_) => Code::Unavailable,
     }
-}
-
-/// Peak resident memory of this process, bytes (VmHWM).
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
 }
 
 #[tokio::test(flavor = "multi_thread")]

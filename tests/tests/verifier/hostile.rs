@@ -9,21 +9,10 @@ use std::time::{Duration, Instant};
 
 use kyso_proto::verifier::v1 as pb;
 use kyso_tests::hostile::{field_fan_out_pdf, rogue};
-use kyso_tests::{CmsSign, PkiServers, TestPki};
+use kyso_tests::{CmsSign, PkiServers, TestPki, peak_rss};
 use tonic::Code;
 
 use crate::service::{CONTENT, RPC_DEADLINE, Service, config, request, sign};
-
-/// Peak resident memory of this process, bytes (VmHWM).
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap()
-        * 1024
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_documents_are_answered_promptly_and_ordinary_ones_meanwhile_N2() {
