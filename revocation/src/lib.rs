@@ -371,7 +371,7 @@ impl RevocationChecker {
             };
         }
         let mut evidence = Vec::new();
-        let ocsp_urls = match ocsp_urls(cert) {
+        let mut ocsp_urls = match ocsp_urls(cert) {
             Ok(u) => u,
             Err(e) => {
                 evidence.push(base.failure(RevocationSource::Ocsp, None, e));
@@ -388,7 +388,6 @@ impl RevocationChecker {
         // A certificate cannot make one check fetch without bound: past the policy's
         // number of URLs of a kind, the rest are left untried, and the evidence says so.
         let cap = self.0.fetcher.policy().max_urls_per_certificate;
-        let mut ocsp_urls = ocsp_urls;
         if ocsp_urls.len() > cap {
             evidence.push(base.failure(
                 RevocationSource::Ocsp,
