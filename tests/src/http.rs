@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::net::{Shutdown, SocketAddr, TcpStream as StdStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -114,10 +114,11 @@ pub(crate) struct Front {
 
 impl Front {
     pub(crate) fn start(handler: Handler) -> Front {
-        let listener = StdListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
+        // The listener registers with the runtime that serves it.
+        let _runtime = runtime().enter();
+        let listener = shared_port_socket(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .and_then(|s| s.listen(1024))
+            .expect("listen on 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
         let (state, _) = watch::channel(State {
             down: false,
@@ -224,21 +225,23 @@ async fn accept_opt(listener: Option<&TcpListener>) -> io::Result<(TcpStream, So
     }
 }
 
-fn rebind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A socket bound to `addr` with `SO_REUSEPORT`, so that a second such socket can hold the
+/// same port. A server that is down keeps its port with a bound socket that does not listen:
+/// connections are refused (the kernel answers a SYN with RST when no socket listens), and no
+/// other server of the test run can take the port meanwhile (with a closed port, one did, and
+/// the server could not come back up or answered for someone else).
+fn shared_port_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    Ok(socket)
 }
 
-async fn accept_loop(listener: StdListener, addr: SocketAddr, shared: Arc<Shared>) {
-    let mut listener = match TcpListener::from_std(listener) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            eprintln!("kyso-tests: server on {addr}: {e}");
-            return;
-        }
-    };
+async fn accept_loop(listener: TcpListener, addr: SocketAddr, shared: Arc<Shared>) {
+    let mut listener = Some(listener);
+    // While refusing: the port's holder (bound, not listening).
+    let mut holder: Option<TcpSocket> = None;
     let mut rx = shared.state.subscribe();
     let mut conns: JoinSet<()> = JoinSet::new();
     loop {
@@ -247,23 +250,26 @@ async fn accept_loop(listener: StdListener, addr: SocketAddr, shared: Arc<Shared
             conns.abort_all();
         }
         if state.refusing() {
-            listener = None;
-        } else if listener.is_none() {
-            // Retry briefly: the kernel may still hold the old socket for a moment.
-            let mut tries = 0;
-            listener = loop {
-                match rebind(addr) {
-                    Ok(l) => break Some(l),
-                    Err(e) if tries >= 200 => {
-                        eprintln!("kyso-tests: server on {addr}: cannot listen again: {e}");
+            if holder.is_none() {
+                // Hold the port before the listener goes.
+                match shared_port_socket(addr) {
+                    Ok(h) => holder = Some(h),
+                    Err(e) => {
+                        eprintln!("kyso-tests: server on {addr}: cannot hold the port: {e}");
                         return;
                     }
-                    Err(_) => {
-                        tries += 1;
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
                 }
-            };
+            }
+            listener = None;
+        } else if listener.is_none() {
+            match shared_port_socket(addr).and_then(|s| s.listen(1024)) {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    eprintln!("kyso-tests: server on {addr}: cannot listen again: {e}");
+                    return;
+                }
+            }
+            holder = None;
         }
         shared.applied.store(state.generation, Ordering::SeqCst);
 
