@@ -344,10 +344,13 @@ async fn a_scanned_original_is_sealed_only_when_its_signer_may_not_sign_electron
         .sign_cms(scanned(&c, "TB", &vice, b"TB scanned 7"))
         .await
         .unwrap();
-    client
+    // A type that allows the scanned form still needs its competent person: the Chairman's
+    // title was granted no authority for TB here (A3).
+    let err = client
         .sign_cms(scanned(&c, "TB", &c.province.chairman, b"TB scanned 8"))
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(status_rules(&err), "A3", "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
