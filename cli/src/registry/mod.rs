@@ -266,6 +266,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 34);
+        assert_eq!(named, 35);
     }
 }
