@@ -34,8 +34,12 @@ impl SignerService {
             Ok(ctx) => {
                 let job = Job { ctx, ..job };
                 // What the seal's form needs named (SCANNED_ISSUE, COPY, APPENDIX): bad
-                // input, refused before anything is asked (never a rule's refusal).
-                super::seal::seal_request(&job)?;
+                // input, refused before anything is asked (never a rule's refusal). A
+                // personal key is refused these forms by the registry (A4) first; its
+                // `check_seal` still runs after, failing closed.
+                if job.key.certificate.kind() == kyso_pki::cert::CertKind::Organisation {
+                    super::seal::seal_request(&job)?;
+                }
                 Ok(job)
             }
             Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
