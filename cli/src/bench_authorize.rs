@@ -93,6 +93,7 @@ async fn seed_api(
         code: doc.clone(),
         name: spec.document_type_name().into(),
         classification: spb::Classification::None as i32,
+        scanned_issue_allowed: false,
     })
     .await?;
     let orgs: Vec<String> = futures::stream::iter(0..b.organisations)

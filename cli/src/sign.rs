@@ -89,6 +89,12 @@ pub struct SignArgs {
     /// (defaults to --add-to).
     #[arg(long)]
     pub approval: Option<PathBuf>,
+    /// For --profile scanned-issue (D2, D3): registry ID of the competent person who signed
+    /// the paper original by hand; the registry checks that person's authority in the
+    /// organisation and refuses the scanned form when the person holds a valid personal
+    /// certificate and the document type does not allow it.
+    #[arg(long, default_value = "")]
+    pub competent_person: String,
     /// Digest algorithm.
     #[arg(long, default_value = "sha256")]
     pub digest: String,
@@ -250,6 +256,7 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
                 location: args.location,
                 signing_time: None,
                 field_name: String::new(),
+                competent_person_id: args.competent_person.clone(),
             })
             .await?
             .into_inner();
@@ -301,6 +308,7 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
             } else {
                 Vec::new()
             },
+            competent_person_id: args.competent_person,
         })
         .await?
         .into_inner();

@@ -347,6 +347,7 @@ pub fn new_document_type(r: &pb::CreateDocumentTypeRequest) -> Result<(Change, N
             classification: classification(r.classification).ok_or_else(|| {
                 Error::field("classification", "required: NONE or a secrecy level (A7)")
             })?,
+            scanned_issue_allowed: r.scanned_issue_allowed,
         },
     ))
 }

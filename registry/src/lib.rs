@@ -19,6 +19,7 @@ pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod seal;
 pub mod service;
 pub mod storage;
 pub mod store;

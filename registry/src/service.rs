@@ -382,6 +382,25 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn check_seal(
+        &self,
+        req: Request<pb::CheckSealRequest>,
+    ) -> Result<Response<pb::CheckSealResponse>, Status> {
+        let now = self.now();
+        let rq = req.get_ref();
+        self.call(Call::CheckSeal, &req, move |_who| async move {
+            let c = self.store.check_seal(rq, now).await?;
+            let rules: Vec<&str> = c.refusals.iter().map(|r| r.rule.as_str()).collect();
+            self.metrics.record_decision("CheckSeal", &rules);
+            Ok(pb::CheckSealResponse {
+                allowed: c.refusals.is_empty(),
+                refusals: refusals(c.refusals),
+                entry: c.entry.map(convert::register_entry),
+            })
+        })
+        .await
+    }
+
     async fn get_certificate(
         &self,
         req: Request<pb::GetCertificateRequest>,

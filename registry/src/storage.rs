@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_certificate_names.sql"),
     ),
     (7, "roles", include_str!("../migrations/0007_roles.sql")),
+    (
+        9,
+        "scanned_issue",
+        include_str!("../migrations/0009_scanned_issue.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:

@@ -106,4 +106,15 @@ impl Store {
             None => rules::check_authority(&SqlFacts::new(&self.db), &q).await,
         }
     }
+
+    /// `CheckSeal` (issue 13): may the seal be applied as SCANNED_ISSUE, COPY or APPENDIX
+    /// (D2, D3, A3, A6, P3, D5)? Read from the database (seal.rs).
+    pub async fn check_seal(
+        &self,
+        req: &pb::CheckSealRequest,
+        now: i64,
+    ) -> Result<crate::seal::SealCheck> {
+        let q = crate::seal::SealQuery::parse(req, now)?;
+        crate::seal::check_seal(&self.db, &self.book(), &q).await
+    }
 }

@@ -167,6 +167,53 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// `CheckSeal` (issue 13): may the seal be applied as SCANNED_ISSUE, COPY or APPENDIX?
+    /// Allowed (with the register entry found, for COPY and APPENDIX), refused with every
+    /// failed rule (D2, A3, A6, P3, D5), or unavailable: the signer fails closed.
+    pub async fn check_seal(
+        &self,
+        req: reg::CheckSealRequest,
+    ) -> Result<Option<reg::RegisterEntry>> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        let answer = match client.check_seal(request).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if matches!(s.code(), Code::InvalidArgument | Code::NotFound) => {
+                return Err(Error::InvalidField {
+                    field: "context",
+                    reason: format!("registry: {}", s.message()),
+                });
+            }
+            Err(s) => {
+                return Err(Error::RegistryUnavailable {
+                    reason: format!("{:?}: {}", s.code(), s.message()),
+                });
+            }
+        };
+        if answer.allowed && answer.refusals.is_empty() {
+            return Ok(answer.entry);
+        }
+        let mut refusals: Vec<Refusal> = answer
+            .refusals
+            .into_iter()
+            .map(|r| Refusal {
+                rule: r.rule,
+                reason: r.reason,
+            })
+            .collect();
+        if refusals.is_empty() {
+            // A "no" without a reason is not something to sign on.
+            refusals.push(Refusal {
+                rule: "registry".into(),
+                reason: "the registry refused the seal without naming a rule".into(),
+            });
+        }
+        Err(Error::Refused(refusals))
+    }
+}
+
 /// What `CheckAuthority` said of one certificate.
 #[derive(Clone, Debug)]
 pub struct Authority {

@@ -535,6 +535,26 @@ slots = ["hsm-1"]
         crate::run(&mut cmd, None, Duration::from_secs(60))
     }
 
+    /// Enters a document in `organisation`'s register (W1, W3) through `kyso registry`: the
+    /// precondition of a COPY (P3, by `sha256`, hex) or an APPENDIX (D5, by `number`).
+    pub async fn register_document(
+        &self,
+        organisation: &str,
+        direction: &str,
+        number: &str,
+        sha256: &str,
+    ) -> Value {
+        self.registry
+            .ok(
+                &["register-document"],
+                json!({"change": change("văn thư vào sổ"), "organisation_id": organisation,
+                       "direction": direction, "document_type": "QD",
+                       "number_and_symbol": number, "sha256": sha256,
+                       "counterparty": "Sở Tài chính tỉnh Khánh Hòa"}),
+            )
+            .await
+    }
+
     pub fn today() -> String {
         let t = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+7));
         format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
@@ -569,6 +589,7 @@ slots = ["hsm-1"]
             digest_algorithm: "sha256".into(),
             signing_time: None,
             approval: Vec::new(),
+            competent_person_id: String::new(),
         }
     }
 

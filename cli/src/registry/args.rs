@@ -38,7 +38,7 @@ pub enum Call {
     CreateTitle(JsonIn),
     /// CreateAppointment: {change, person_id, title_id, organisation_id, valid_from, valid_to, decision_ref}.
     CreateAppointment(JsonIn),
-    /// CreateDocumentType: {change, code, name, classification}.
+    /// CreateDocumentType: {change, code, name, classification, scanned_issue_allowed} (D2: the scanned paper form allowed even where the competent person holds a certificate; default false).
     CreateDocumentType(JsonIn),
     /// GrantAuthority: {change, title_authorities: [...], organisation_profiles: [...]}.
     GrantAuthority(JsonIn),
@@ -68,6 +68,8 @@ pub enum Call {
     Authorize(JsonIn),
     /// CheckAuthority: {fingerprint, document_type, at}; exit 1 when not authorised.
     CheckAuthority(JsonIn),
+    /// CheckSeal (D2, D3, A6, P3, D5): {organisation_id, profile, document_type, competent_person_id, sha256, number_and_symbol, at}; exit 1 when refused.
+    CheckSeal(JsonIn),
     /// GetCertificate: {fingerprint} or {issuer_serial: {issuer, serial}}.
     GetCertificate(JsonIn),
     /// ListExpiringCertificates: {within_days, at}.

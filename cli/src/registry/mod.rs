@@ -77,6 +77,7 @@ fn rpc(call: &Call) -> Option<(Rpc, &JsonIn)> {
         Call::UpdatePerson(i) => (plain("UpdatePerson"), i),
         Call::Authorize(i) => (verdict("Authorize", "allowed"), i),
         Call::CheckAuthority(i) => (verdict("CheckAuthority", "authorised"), i),
+        Call::CheckSeal(i) => (verdict("CheckSeal", "allowed"), i),
         Call::GetCertificate(i) => (plain("GetCertificate"), i),
         Call::ListExpiring(i) => (plain("ListExpiringCertificates"), i),
         Call::ListEvents(i) => (plain("ListEvents"), i),
@@ -265,6 +266,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 34);
+        assert_eq!(named, 35);
     }
 }

@@ -39,6 +39,8 @@ macro_rules! calls {
 calls! {
     // The signer's hot path and its side effects.
     Authorize => Sign,
+    // The seal's side doors (issue 13), asked by the signer after Authorize.
+    CheckSeal => Sign,
     RecordUsage => Record,
     RegisterDocument => Record,
     // The verifier's question (W3).

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 /// A role bound to a client certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// The signing service: `Authorize`, `CheckAuthority`, `RecordUsage`, `RegisterDocument`,
-    /// lookups.
+    /// The signing service: `Authorize`, `CheckSeal`, `CheckAuthority`, `RecordUsage`,
+    /// `RegisterDocument`, lookups.
     Signer,
     /// The verifying side (W3): `CheckAuthority`, lookups and finds.
     Verifier,
@@ -35,7 +35,7 @@ pub const ROLES: [Role; 6] = [
 /// What a call needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Right {
-    /// Ask `Authorize` (the signer's hot path).
+    /// Ask `Authorize` and `CheckSeal` (the signer's hot path).
     Sign,
     /// Report usage and register documents (R2, the signer's side effects).
     Record,

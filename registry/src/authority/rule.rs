@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// A DOMAIN.md rule that `Authorize` or `CheckAuthority` enforces.
+/// A DOMAIN.md rule that `Authorize`, `CheckAuthority` or `CheckSeal` enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rule {
     /// A personal certificate is used only by its holder.
@@ -18,8 +18,18 @@ pub enum Rule {
     A4,
     /// Only the custodian assigned by decision uses the organisation certificate.
     A5,
+    /// The seal only over the competent person's signature, or over copies the organisation
+    /// made itself.
+    A6,
     /// Classified documents are never signed.
     A7,
+    /// Where the competent person holds a certificate, the electronic form with both
+    /// signatures (not the scanned paper original, D3), unless the document type allows it.
+    D2,
+    /// A separate attachment file is sealed with its main document's number (P4).
+    D5,
+    /// A copy is made by the organisation of a document of its own registers.
+    P3,
     /// Valid: inside its validity period, neither suspended nor revoked.
     V1,
     /// Revocation is permanent from its stated moment.
@@ -37,7 +47,11 @@ impl Rule {
             Self::A3 => "A3",
             Self::A4 => "A4",
             Self::A5 => "A5",
+            Self::A6 => "A6",
             Self::A7 => "A7",
+            Self::D2 => "D2",
+            Self::D5 => "D5",
+            Self::P3 => "P3",
             Self::V1 => "V1",
             Self::V3 => "V3",
             Self::N7 => "N7",

@@ -227,7 +227,7 @@ pub(crate) fn status_at(history: &[StatusChange], t: i64) -> Option<&StatusChang
 
 /// V1, N2 (a, c), N7, V3: valid at `t` = inside its validity period and active then. Returns
 /// the status at `t`.
-fn validity(c: &Certificate, t: i64, out: &mut Vec<Refusal>) -> pb::CertificateStatus {
+pub(crate) fn validity(c: &Certificate, t: i64, out: &mut Vec<Refusal>) -> pb::CertificateStatus {
     if t < c.not_before {
         out.push(Refusal::new(
             Rule::V1,
@@ -301,7 +301,7 @@ async fn titles_held<'f, F: Facts>(
 
 /// The first title (by name) under which the person may sign `doc` as an approval in `org`
 /// at `t` (A2, A3).
-async fn authorised_title<F: Facts>(
+pub(crate) async fn authorised_title<F: Facts>(
     facts: &F,
     person: &str,
     org: &str,
@@ -326,7 +326,7 @@ async fn authorised_title<F: Facts>(
 }
 
 /// A delegation in `org` covering `doc`, in force at `t` (A2).
-fn covers(dl: &Delegation, org: &str, doc: &str, t: i64) -> bool {
+pub(crate) fn covers(dl: &Delegation, org: &str, doc: &str, t: i64) -> bool {
     dl.organisation_id == org
         && dl.valid_from <= t
         && dl.valid_to > t

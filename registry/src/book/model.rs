@@ -317,6 +317,9 @@ pub struct NewDocumentType {
     pub name: String,
     /// Its secrecy.
     pub classification: Classification,
+    /// D2, D3: the scanned paper form (SCANNED_ISSUE) is allowed even when the competent
+    /// person holds a valid personal certificate.
+    pub scanned_issue_allowed: bool,
 }
 
 /// A title's authority to sign a document type in an organisation (A3), as given.
@@ -620,6 +623,19 @@ pub struct RegisterQuery {
     pub year: i32,
     /// One document by its SHA-256, as given, or every one ("").
     pub sha256: String,
+}
+
+/// One document looked up in an organisation's registers (`Book::find_entry`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryLookup {
+    /// The organisation whose registers are searched.
+    pub organisation_id: String,
+    /// One direction, or both.
+    pub direction: Option<Direction>,
+    /// The stored original's SHA-256 (hex), or any ("").
+    pub sha256: String,
+    /// The document's number and symbol, or any ("").
+    pub number_and_symbol: String,
 }
 
 /// The period a report counts by (R2).

@@ -4,7 +4,9 @@
 use serde_json::json;
 
 use super::Book;
-use super::model::{Change, Direction, NewRegisterEntry, RegisterEntry, RegisterQuery};
+use super::model::{
+    Change, Direction, EntryLookup, NewRegisterEntry, RegisterEntry, RegisterQuery,
+};
 use super::shared::{ORG_EXISTS, must_exist};
 use crate::error::{Error, Result};
 use crate::policy;
@@ -183,5 +185,31 @@ impl Book {
         .fetch_all(self.db.pool())
         .await?;
         Ok(rows.into_iter().map(RegisterEntry::from).collect())
+    }
+
+    /// The last entry (by year and number) of an organisation's registers that was not
+    /// refused and matches `q`: what the seal's side doors ask (`CheckSeal`). A COPY is made
+    /// only of a document of the organisation's outgoing or incoming register, found by the
+    /// SHA-256 of its stored original (A6, P3); an APPENDIX only with the number and symbol
+    /// of a document of its outgoing register (D5, P4). Empty criteria match anything, so
+    /// the caller gives at least one.
+    pub async fn find_entry(&self, q: &EntryLookup) -> Result<Option<RegisterEntry>> {
+        let direction = q.direction.map(Direction::as_str).unwrap_or("");
+        let sha256 = q.sha256.trim().to_ascii_lowercase();
+        let row: Option<EntryRow> = sqlx::query_as(
+            "SELECT id, organisation_id, direction, year, number, document_type, \
+             number_and_symbol, sha256, counterparty, refused, reason, at \
+             FROM document_register WHERE organisation_id = $1 AND refused = 0 \
+             AND ($2 = '' OR direction = $2) AND ($3 = '' OR sha256 = $3) \
+             AND ($4 = '' OR number_and_symbol = $4) \
+             ORDER BY year DESC, number DESC, at DESC LIMIT 1",
+        )
+        .bind(&q.organisation_id)
+        .bind(direction)
+        .bind(&sha256)
+        .bind(q.number_and_symbol.trim())
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(RegisterEntry::from))
     }
 }

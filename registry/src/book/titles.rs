@@ -148,14 +148,19 @@ impl Book {
         let (code, name) = (&new.code, &new.name);
         let class = new.classification.as_str();
         let mut tx = self.db.begin_write().await?;
-        sqlx::query("INSERT INTO document_types (code, name, classification) VALUES ($1, $2, $3)")
-            .bind(code)
-            .bind(name)
-            .bind(class)
-            .execute(&mut *tx)
-            .await
-            .map_err(dup("document type", "code", code))?;
-        let data = json!({"name": name, "classification": class});
+        sqlx::query(
+            "INSERT INTO document_types (code, name, classification, scanned_issue_allowed) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(code)
+        .bind(name)
+        .bind(class)
+        .bind(i64::from(new.scanned_issue_allowed))
+        .execute(&mut *tx)
+        .await
+        .map_err(dup("document type", "code", code))?;
+        let data = json!({"name": name, "classification": class,
+                          "scanned_issue_allowed": new.scanned_issue_allowed});
         self.commit(tx, change, now, "document_type.created", code, data)
             .await
     }

@@ -31,7 +31,17 @@ impl SignerService {
             .parse_context(caller, ctx, job.signing_time)
             .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx));
         match parsed {
-            Ok(ctx) => Ok(Job { ctx, ..job }),
+            Ok(ctx) => {
+                let job = Job { ctx, ..job };
+                // What the seal's form needs named (SCANNED_ISSUE, COPY, APPENDIX): bad
+                // input, refused before anything is asked (never a rule's refusal). A
+                // personal key is refused these forms by the registry (A4) first; its
+                // `check_seal` still runs after, failing closed.
+                if job.key.certificate.kind() == kyso_pki::cert::CertKind::Organisation {
+                    super::seal::seal_request(&job)?;
+                }
+                Ok(job)
+            }
             Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
             Err(e) => Err(e),
         }
@@ -66,7 +76,8 @@ impl SignerService {
         Ok(decision)
     }
 
-    /// Steps 3-4 and, for ISSUE, A6; every refusal or failure recorded.
+    /// Steps 3-4, the seal's side doors (SCANNED_ISSUE, COPY, APPENDIX) and, for ISSUE, A6;
+    /// every refusal or failure recorded.
     pub(super) async fn authorise(
         &self,
         caller: &Caller,
@@ -78,6 +89,11 @@ impl SignerService {
             Ok(d) => d,
             Err(e) => return Err(self.record_failure(caller, job, e, now).await),
         };
+        // The side doors the registry's book decides: SCANNED_ISSUE (D2, D3, A3, A6), COPY
+        // (A6, P3), APPENDIX (D5, P4); every refusal recorded (super::seal).
+        if let Err(e) = self.check_seal(job).await {
+            return Err(self.record_failure(caller, job, e, now).await);
+        }
         if job.ctx.profile == pb::Profile::Issue as i32 {
             let checked = match approval {
                 Approval::Cms { approval, content } => {

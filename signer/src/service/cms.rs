@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use super::SignerService;
 use super::approval::Approval;
 use super::authorise::signatory;
-use super::request::{Job, Origin, check_digest_len, legal_form};
+use super::request::{Job, Origin, SealSubject, check_digest_len, legal_form};
 
 impl SignerService {
     pub(super) async fn sign_cms_inner(
@@ -72,6 +72,15 @@ impl SignerService {
             commitment_type: commitment(r.context.as_ref()),
         })?;
         let document_digest = prepared.message_digest().to_vec();
+        let seal = SealSubject {
+            competent_person_id: r.competent_person_id.clone(),
+            content_sha256: content_sha256(
+                r.context.as_ref(),
+                digest_algorithm,
+                &document_digest,
+                plain,
+            ),
+        };
         let job = Job {
             key,
             ctx: pb::SigningContext::default(),
@@ -79,6 +88,7 @@ impl SignerService {
             document_digest,
             signing_time,
             raw: false,
+            seal,
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)
@@ -124,6 +134,8 @@ impl SignerService {
             document_digest: r.digest.clone(),
             signing_time: now,
             raw: true,
+            // A raw signature is never a seal (side_doors refuses an organisation's key).
+            seal: SealSubject::default(),
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)
@@ -161,4 +173,22 @@ pub(super) fn signing_algorithm(scheme: Scheme, d: DigestAlgorithm) -> cms_build
         Scheme::RsaPss => cms_build::SigningAlgorithm::RsaPss(d),
         Scheme::Ecdsa => cms_build::SigningAlgorithm::Ecdsa(d),
     }
+}
+
+/// COPY (A6, P3): the SHA-256 of the content sealed, by which the registry finds the copied
+/// document in the organisation's registers: the message digest when it is SHA-256, else
+/// the content hashed again (only for a COPY); None when only another digest was sent.
+fn content_sha256(
+    ctx: Option<&pb::SigningContext>,
+    algorithm: DigestAlgorithm,
+    message_digest: &[u8],
+    plain: Option<&[u8]>,
+) -> Option<Vec<u8>> {
+    if algorithm == DigestAlgorithm::Sha256 {
+        return Some(message_digest.to_vec());
+    }
+    let copy = ctx.is_some_and(|c| c.profile == pb::Profile::Copy as i32);
+    plain
+        .filter(|_| copy)
+        .map(|c| kyso_pki::crypto::sha256(c).to_vec())
 }

@@ -23,6 +23,7 @@ mod cms;
 mod pdf;
 mod record;
 mod request;
+mod seal;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use super::SignerService;
 use super::approval::{Approval, a6};
 use super::authorise::signatory;
 use super::cms::signing_algorithm;
-use super::request::{Job, Origin, legal_form};
+use super::request::{Job, Origin, SealSubject, legal_form};
 
 impl SignerService {
     pub(super) async fn sign_pdf_inner(
@@ -55,6 +55,10 @@ impl SignerService {
             document_digest: input_sha256.clone(),
             signing_time,
             raw: false,
+            seal: SealSubject {
+                competent_person_id: r.competent_person_id.clone(),
+                content_sha256: Some(input_sha256.clone()),
+            },
         };
         let job = self
             .with_context(caller, job, r.context.clone(), origin, now)

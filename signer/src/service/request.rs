@@ -39,6 +39,19 @@ pub(super) struct Job<'a> {
     pub(super) signing_time: OffsetDateTime,
     /// A raw signature over the digest (SignDigest), not a CMS or PDF.
     pub(super) raw: bool,
+    /// What the seal's side doors look at (SCANNED_ISSUE, COPY; `super::seal`).
+    pub(super) seal: SealSubject,
+}
+
+/// What a request names for the seal's side doors, checked by the registry (`CheckSeal`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct SealSubject {
+    /// SCANNED_ISSUE: the competent person who signed the paper original by hand (D3).
+    pub(super) competent_person_id: String,
+    /// COPY: the SHA-256 of what is sealed (the PDF as sent, or the CMS content), which must
+    /// be the stored original of a document in the organisation's registers (A6, P3); None
+    /// when only a digest of another algorithm was sent.
+    pub(super) content_sha256: Option<Vec<u8>>,
 }
 
 impl SignerService {

@@ -511,6 +511,7 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
                 code: "TB".into(),
                 name: "Thông báo".into(),
                 classification: 1,
+                scanned_issue_allowed: false,
             })
             .await,
         "UBND huyện Diên Khánh",

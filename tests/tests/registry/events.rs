@@ -364,6 +364,7 @@ async fn replay(events: &[pb::Event], into: &Service) -> std::collections::HashM
                     code: e.entity_id.clone(),
                     name: jstr(&v, "name"),
                     classification: Classification::from_str_name(&class).unwrap() as i32,
+                    scanned_issue_allowed: v["scanned_issue_allowed"].as_bool().unwrap_or(false),
                 })
                 .await
                 .unwrap();

@@ -360,6 +360,7 @@ async fn doc_type(s: &Store, code: &str, class: Classification) {
             code: code.into(),
             name: code.into(),
             classification: class as i32,
+            scanned_issue_allowed: false,
         },
         now(),
     )

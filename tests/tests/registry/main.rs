@@ -20,6 +20,7 @@ mod index;
 mod names;
 mod organisations;
 mod reports;
+mod seal;
 mod seed;
 mod setup;
 mod unlock;

@@ -340,6 +340,7 @@ pub(crate) async fn seed(svc: &Service) -> Province {
             code: code.into(),
             name: name.into(),
             classification: class as i32,
+            scanned_issue_allowed: false,
         })
         .await
         .unwrap();

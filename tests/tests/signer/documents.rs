@@ -205,8 +205,8 @@ async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused() {
 }
 
 /// D5, P4: each separate attachment is signed by the organisation as an APPENDIX showing
-/// the main document's number; a classified main document is refused (A7) and nothing is
-/// signed.
+/// the main document's number, once that number is in the outgoing register (refused, D5,
+/// before); a classified main document is refused (A7) and nothing is signed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_are_signed_as_appendices_D5() {
     let c = Cluster::start().await;
@@ -218,6 +218,36 @@ async fn attachments_are_signed_as_appendices_D5() {
     std::fs::write(&a, &sample.bytes).unwrap();
     std::fs::write(&b, &sample.bytes).unwrap();
     let out_dir = dir.join("signed");
+    // D5: an attachment is sealed with the number of a registered outgoing document only.
+    let (code, out) = kyso_doc(
+        &c,
+        &[
+            "attach",
+            a.to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--document-type",
+            "QD",
+            "--number",
+            "123/QĐ-UBND",
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.to_string().contains("D5"), "{out}");
+    assert!(!out_dir.exists(), "nothing signed, nothing written");
+    c.register_document(
+        &c.province.ubnd,
+        "OUTGOING",
+        "123/QĐ-UBND",
+        &"1e".repeat(32),
+    )
+    .await;
     let (code, out) = kyso_doc(
         &c,
         &[

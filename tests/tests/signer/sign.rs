@@ -221,7 +221,10 @@ async fn seal_needs_the_competent_persons_valid_approval_of_the_same_document_A6
     req.approval = other.cms;
     let err = client.sign_cms(req).await.unwrap_err();
     assert_eq!(status_rules(&err), "A6", "{err:?}");
-    // An approval by the seal itself is not a person's approval.
+    // An approval by the seal itself is not a person's approval (an APPENDIX of a registered
+    // outgoing document, D5, the seal's only form without an approval).
+    c.register_document(&c.province.ubnd, "OUTGOING", "01/QĐ-UBND", &"0f".repeat(32))
+        .await;
     let mut by_seal = c.cms_request(
         "seal",
         c.ctx(pb::Profile::Appendix, &c.province.clerk),
