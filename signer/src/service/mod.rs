@@ -228,6 +228,10 @@ impl SignerService {
         &self.inner.registry
     }
 
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
     pub(crate) fn verifier(&self) -> &kyso_validation::verify::Verifier {
         self.inner.own.verifier()
     }
