@@ -148,6 +148,13 @@ pub async fn serve(
         Duration::from_millis(config.registry.timeout_ms),
     )?;
     let usage_registry = registry.clone();
+    // Readiness follows the volumes of the audit log and the store as well as the slots,
+    // and no signature is made while they cannot write.
+    let audit_dir = match config.audit.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let storage = readiness::Storage::new([audit_dir, config.documents_dir.clone()]);
     let service = SignerService::new(service::Parts {
         keys: loaded.keys,
         callers: loaded.callers,
@@ -156,6 +163,7 @@ pub async fn serve(
         registry,
         own,
         audit: audit.clone(),
+        storage: storage.clone(),
         metrics: metrics.clone(),
         clock: clock.clone(),
         max_content_bytes: config.max_content_bytes,
@@ -176,14 +184,8 @@ pub async fn serve(
         .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
     let journals = journal::Journals::open(&config.documents_dir)
         .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
-    failpoint::announce();
-    // Readiness follows the volumes of the audit log and the store as well as the slots.
-    let audit_dir = match config.audit.path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let storage = readiness::Storage::new([audit_dir, config.documents_dir.clone()]);
     let probe_task = storage.spawn(audit.clone());
+    failpoint::announce();
     let documents = kyso_proto::documents::v1::documents_server::DocumentsServer::new(
         documents::DocumentsService::new(service.clone(), store, journals, storage.clone()),
     )

@@ -58,6 +58,7 @@ struct Inner {
     registry: Registry,
     own: OwnCheck,
     audit: AuditLog,
+    storage: crate::readiness::Storage,
     metrics: Metrics,
     clock: Clock,
     max_content_bytes: usize,
@@ -90,6 +91,8 @@ pub struct Parts {
     pub own: OwnCheck,
     /// The audit log.
     pub audit: AuditLog,
+    /// Whether the audit log's and the store's volumes can write (no signature otherwise).
+    pub storage: crate::readiness::Storage,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock.
@@ -114,6 +117,7 @@ impl SignerService {
                 registry: p.registry,
                 own: p.own,
                 audit: p.audit,
+                storage: p.storage,
                 metrics: p.metrics,
                 clock: p.clock,
                 max_content_bytes: p.max_content_bytes,

@@ -400,6 +400,7 @@ async fn receive_incoming_killed_at_each_step_keeps_one_incoming_number_W3_D6() 
 async fn sign_attachments_killed_and_retried_keeps_one_original_per_attachment_D5() {
     let mut c = Cluster::start().await;
     let sample = Peers::get().sample(SampleKind::Decision);
+    let (ubnd, clerk) = (c.province.ubnd.clone(), c.province.clerk.clone());
     for (i, step) in ["appendix-signed", "stored"].iter().enumerate() {
         let number = format!("{}/QĐ-UBND", 400 + i);
         let request = || dpb::SignAttachmentsRequest {
@@ -419,9 +420,9 @@ async fn sign_attachments_killed_and_retried_keeps_one_original_per_attachment_D
                 issue_date: String::new(),
                 classification: pb::Classification::None as i32,
             }),
-            organisation_id: c.province.ubnd.clone(),
+            organisation_id: ubnd.clone(),
             seal_key: "seal".into(),
-            custodian_person_id: c.province.clerk.clone(),
+            custodian_person_id: clerk.clone(),
             idempotency_key: format!("attach-{step}"),
         };
         let before = originals(&c.documents_dir());
