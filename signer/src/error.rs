@@ -165,9 +165,12 @@ impl From<Error> for Status {
             Error::Hsm(h) => hsm_status(h, message),
             Error::Audit(_) => Status::unavailable(message),
             Error::Storage { .. } => Status::unavailable(message),
-            Error::Idempotency(_) => {
-                status::bad_field(Code::FailedPrecondition, message.clone(), "idempotency_key", message)
-            }
+            Error::Idempotency(_) => status::bad_field(
+                Code::FailedPrecondition,
+                message.clone(),
+                "idempotency_key",
+                message,
+            ),
             Error::InFlight(_) => Status::aborted(message),
             // Internal details stay in the log, not in the answer.
             other => status::internal("signer", &other),

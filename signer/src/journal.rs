@@ -371,7 +371,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journals::open(dir.path()).unwrap();
         {
-            let mut run = j.begin("IssueOutgoing", "dms", "org", "k-1", "aa", 7).unwrap();
+            let mut run = j
+                .begin("IssueOutgoing", "dms", "org", "k-1", "aa", 7)
+                .unwrap();
             assert!(matches!(
                 j.begin("IssueOutgoing", "dms", "org", "k-1", "aa", 7),
                 Err(JournalError::InFlight(_))

@@ -225,7 +225,9 @@ pub async fn serve(
                     }
                     if !writable {
                         tracing::warn!(
-                            failure = storage.failure().unwrap_or_else(|| "audit log write failed".into()),
+                            failure = storage
+                                .failure()
+                                .unwrap_or_else(|| "audit log write failed".into()),
                             "the audit log or the document store cannot write: NOT_SERVING"
                         );
                     }

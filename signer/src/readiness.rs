@@ -98,7 +98,9 @@ impl Storage {
                         match recovered {
                             Ok(()) => {
                                 if this.lock().take().is_some() {
-                                    tracing::info!("the audit log and the store write again: ready");
+                                    tracing::info!(
+                                        "the audit log and the store write again: ready"
+                                    );
                                 }
                             }
                             Err(e) => this.failed("audit log", &e),

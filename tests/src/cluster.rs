@@ -511,7 +511,10 @@ slots = ["hsm-1"]
                 let _ = child.kill();
                 let _ = child.wait();
                 self.signer = None;
-                panic!("the signer did not exit within {within:?}: {}", self.signer_log());
+                panic!(
+                    "the signer did not exit within {within:?}: {}",
+                    self.signer_log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -181,7 +181,10 @@ impl DocumentsService {
         r: &dpb::ReceiveIncomingRequest,
         received_at: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Result<(Option<kyso_proto::verifier::v1::VerifyPdfResponse>, Vec<dpb::Problem>)> {
+    ) -> Result<(
+        Option<kyso_proto::verifier::v1::VerifyPdfResponse>,
+        Vec<dpb::Problem>,
+    )> {
         let options = PdfVerifyOptions {
             // W5: the exchange system's time of receipt is the trusted reference time.
             at: Some(received_at),
@@ -339,5 +342,4 @@ impl DocumentsService {
         }
         Ok(problems)
     }
-
 }

@@ -139,7 +139,8 @@ impl DocumentsService {
         }
         let input_sha256 = hex::encode(kyso_pki::crypto::sha256(&req.pdf));
         if let Some(begun) = run.step(step).cloned() {
-            self.record_lost_signatures(run, caller, &begun, now).await?;
+            self.record_lost_signatures(run, caller, &begun, now)
+                .await?;
         }
         let intent = Step {
             key: req.key.clone(),
@@ -185,12 +186,11 @@ impl DocumentsService {
         let key = begun.key.clone();
         let input = begun.input_sha256.clone();
         let name = caller.name.clone();
-        let lost = tokio::task::spawn_blocking(move || {
-            lost_signatures(&path, &name, &key, &input, from)
-        })
-        .await
-        .map_err(|e| Error::Audit(format!("reading the audit log: {e}")))?
-        .map_err(|e| Error::Audit(format!("reading the audit log: {e}")))?;
+        let lost =
+            tokio::task::spawn_blocking(move || lost_signatures(&path, &name, &key, &input, from))
+                .await
+                .map_err(|e| Error::Audit(format!("reading the audit log: {e}")))?
+                .map_err(|e| Error::Audit(format!("reading the audit log: {e}")))?;
         for (seq, e) in lost {
             let entry = AuditEntry {
                 time: now,

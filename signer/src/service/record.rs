@@ -157,11 +157,10 @@ impl SignerService {
         now: OffsetDateTime,
     ) -> Result<Vec<u8>> {
         if !self.inner.audit.writable() || !self.inner.storage.ready() {
-            let why = self
-                .inner
-                .storage
-                .failure()
-                .unwrap_or_else(|| "the audit log refuses records after a write failure".into());
+            let why =
+                self.inner.storage.failure().unwrap_or_else(|| {
+                    "the audit log refuses records after a write failure".into()
+                });
             return Err(Error::Audit(format!("not ready: {why}")));
         }
         match self.hsm_sign(job.key, job.digest_algorithm, digest).await {

@@ -56,7 +56,12 @@ fn assert_aborted(c: &mut Cluster, step: &str, answer: &str) {
     );
 }
 
-pub(crate) fn issue_request(c: &Cluster, pdf: &[u8], number: &str, key: &str) -> dpb::IssueOutgoingRequest {
+pub(crate) fn issue_request(
+    c: &Cluster,
+    pdf: &[u8],
+    number: &str,
+    key: &str,
+) -> dpb::IssueOutgoingRequest {
     let sample = Peers::get().sample(SampleKind::Decision);
     let b = &sample.signature_block.signature_box;
     dpb::IssueOutgoingRequest {
@@ -145,7 +150,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn entries_of(c: &Cluster, number: &str) -> Vec<(u64, String, String, String)> {
     audit_lines(&c.audit_path())
         .iter()
-        .filter(|l| l["entry"]["number_and_symbol"] == Value::from(number))
+        .filter(|l| l["entry"]["number_and_symbol"] == number)
         .map(|l| {
             let e = &l["entry"];
             (
@@ -210,8 +215,7 @@ fn assert_signatures(c: &Cluster, number: &str, profile: &str, lost: bool, step:
 /// original, one outgoing number, the audit records matching; a further retry answers the
 /// same; the same key over another request is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_outgoing_killed_at_each_step_and_retried_gives_one_original_and_one_number_W1_D7()
-{
+async fn issue_outgoing_killed_at_each_step_and_retried_gives_one_original_and_one_number_W1_D7() {
     let mut c = Cluster::start().await;
     let sample = Peers::get().sample(SampleKind::Decision);
     let steps = [
@@ -291,11 +295,7 @@ async fn issue_outgoing_killed_at_each_step_and_retried_gives_one_original_and_o
     let records = audit_lines(&c.audit_path()).len();
     let mut other = issue_request(&c, &sample.bytes, "200/QĐ-UBND", "issue-approval-signed");
     other.recipients = "Sở Nội vụ".into();
-    let err = documents(&c)
-        .await
-        .issue_outgoing(other)
-        .await
-        .unwrap_err();
+    let err = documents(&c).await.issue_outgoing(other).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains("different request"), "{err:?}");
     assert_eq!(audit_lines(&c.audit_path()).len(), records);
@@ -353,7 +353,10 @@ async fn receive_incoming_killed_at_each_step_keeps_one_incoming_number_W3_D6() 
             .unwrap_or_else(|s| panic!("{step}: retry: {s:?}\n{}", c.signer_log()))
             .into_inner();
         assert!(answer.accepted, "{step}: {:?}", answer.problems);
-        assert!(numbers.insert(answer.incoming_number), "{step}: number reused");
+        assert!(
+            numbers.insert(answer.incoming_number),
+            "{step}: number reused"
+        );
         let incoming = register(&c, reg::Direction::Incoming).await;
         assert_eq!(incoming.len(), incoming_before + 1, "{step}: {incoming:?}");
         let entry = incoming.last().unwrap();
@@ -456,7 +459,11 @@ async fn sign_attachments_killed_and_retried_keeps_one_original_per_attachment_D
         let signed = entries.iter().filter(|e| e.2 == "signed").count();
         let lost = entries.iter().filter(|e| e.2 == "not_returned").count();
         let expect_lost = usize::from(*step == "appendix-signed");
-        assert_eq!((signed, lost), (2 + expect_lost, expect_lost), "{entries:?}");
+        assert_eq!(
+            (signed, lost),
+            (2 + expect_lost, expect_lost),
+            "{entries:?}"
+        );
         let again = documents(&c)
             .await
             .sign_attachments(request())
@@ -502,7 +509,9 @@ organisations = ["some-other-organisation"]
         let addr = c.addr;
         async move {
             let tls = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(std::fs::read(d.join("ca.pem")).unwrap()))
+                .ca_certificate(Certificate::from_pem(
+                    std::fs::read(d.join("ca.pem")).unwrap(),
+                ))
                 .domain_name("localhost")
                 .identity(Identity::from_pem(
                     std::fs::read(d.join(format!("{name}.pem"))).unwrap(),
