@@ -19,7 +19,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo build (binaries the end-to-end tests run)"
-cargo build --workspace --bins --locked
+# The signer with its crash points (KYSO_SIGNER_FAILPOINT, docs/FLOWS.md "Retries"), which
+# the retry tests use; a deployment build (deploy/Dockerfile) has none.
+cargo build --workspace --bins --locked --features kyso-signer/failpoints
 
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast

@@ -124,6 +124,10 @@ pub struct OrgSeal {
     /// Its custodian (registry id).
     #[arg(long)]
     pub custodian: String,
+    /// Makes the request safe to retry: running the same command again with the same key
+    /// returns the first result instead of signing, numbering or storing a second time.
+    #[arg(long, default_value = "")]
+    pub idempotency_key: String,
 }
 
 /// `kyso doc get`.
@@ -245,6 +249,7 @@ async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
         seal_image: image(&a.seal_image)?.unwrap_or_default(),
         recipients: a.recipients,
         sent_at: None,
+        idempotency_key: a.org.idempotency_key,
     };
     let mut c = client(&a.server).await?;
     match c.issue_outgoing(req).await {
@@ -273,6 +278,7 @@ async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
         sender: a.sender,
         document_type: a.org.document_type,
         received_at: None,
+        idempotency_key: a.org.idempotency_key,
     };
     let mut c = client(&a.server).await?;
     match c.receive_incoming(req).await {
@@ -323,6 +329,7 @@ async fn attach(a: AttachArgs) -> Result<ExitCode, CliError> {
         organisation_id: a.org.organisation,
         seal_key: a.org.seal_key,
         custodian_person_id: a.org.custodian,
+        idempotency_key: a.org.idempotency_key,
     };
     let mut c = client(&a.server).await?;
     match c.sign_attachments(req).await {

@@ -155,6 +155,31 @@ impl Registry {
         }
     }
 
+    /// `ListRegister` for one document: the entries of `organisation_id`'s register in
+    /// `direction` that hold `sha256` (a retried request finds the entry it made before a
+    /// crash, instead of taking a second number).
+    pub async fn register_entries(
+        &self,
+        organisation_id: &str,
+        direction: reg::Direction,
+        sha256: &str,
+    ) -> Result<Vec<reg::RegisterEntry>> {
+        let mut request = tonic::Request::new(reg::ListRegisterRequest {
+            organisation_id: organisation_id.to_owned(),
+            direction: direction as i32,
+            year: 0,
+            sha256: sha256.to_owned(),
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.list_register(request).await {
+            Ok(r) => Ok(r.into_inner().entries),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("ListRegister: {:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+
     /// `RecordUsage` (R2): a batch of signature counts, as the usage reporter sends it.
     pub async fn record_usage(
         &self,

@@ -61,6 +61,13 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// The idempotency key cannot be used for this request: it was used for a different
+    /// request, or the state a crash left cannot be resumed without a person's look.
+    #[error("{0}")]
+    Idempotency(String),
+    /// A request with the same idempotency key is running now.
+    #[error("{0}")]
+    InFlight(String),
     /// Building the CMS failed.
     #[error("building the CMS: {0}")]
     Cms(#[from] kyso_pki::cms_build::BuildError),
@@ -111,6 +118,7 @@ impl Error {
             Self::Hsm(_) => "hsm_error",
             Self::Audit(_) => "audit_error",
             Self::Storage { .. } => "storage_error",
+            Self::Idempotency(_) | Self::InFlight(_) => "idempotency",
             _ => "error",
         }
     }
@@ -157,6 +165,13 @@ impl From<Error> for Status {
             Error::Hsm(h) => hsm_status(h, message),
             Error::Audit(_) => Status::unavailable(message),
             Error::Storage { .. } => Status::unavailable(message),
+            Error::Idempotency(_) => status::bad_field(
+                Code::FailedPrecondition,
+                message.clone(),
+                "idempotency_key",
+                message,
+            ),
+            Error::InFlight(_) => Status::aborted(message),
             // Internal details stay in the log, not in the answer.
             other => status::internal("signer", &other),
         }

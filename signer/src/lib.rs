@@ -18,8 +18,11 @@ pub mod config;
 pub mod csr;
 pub mod documents;
 pub mod error;
+pub mod failpoint;
 pub mod hsm;
+pub mod journal;
 pub mod metrics;
+pub mod readiness;
 pub mod service;
 pub mod store;
 pub mod usage;
@@ -145,6 +148,13 @@ pub async fn serve(
         Duration::from_millis(config.registry.timeout_ms),
     )?;
     let usage_registry = registry.clone();
+    // Readiness follows the volumes of the audit log and the store as well as the slots,
+    // and no signature is made while they cannot write.
+    let audit_dir = match config.audit.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let storage = readiness::Storage::new([audit_dir, config.documents_dir.clone()]);
     let service = SignerService::new(service::Parts {
         keys: loaded.keys,
         callers: loaded.callers,
@@ -153,6 +163,7 @@ pub async fn serve(
         registry,
         own,
         audit: audit.clone(),
+        storage: storage.clone(),
         metrics: metrics.clone(),
         clock: clock.clone(),
         max_content_bytes: config.max_content_bytes,
@@ -171,8 +182,12 @@ pub async fn serve(
     // The document flow signs through the same service (same checks, same audit log).
     let store = store::DocumentStore::open(&config.documents_dir)
         .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
+    let journals = journal::Journals::open(&config.documents_dir)
+        .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
+    let probe_task = storage.spawn(audit.clone());
+    failpoint::announce();
     let documents = kyso_proto::documents::v1::documents_server::DocumentsServer::new(
-        documents::DocumentsService::new(service.clone(), store),
+        documents::DocumentsService::new(service.clone(), store, journals, storage.clone()),
     )
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
@@ -194,15 +209,27 @@ pub async fn serve(
     .limited(signer_svc)
     .limited(documents);
     // Health follows the slots: NOT_SERVING while some key has no slot that
-    // can sign with it, so the pod leaves the load balancer until recovery.
+    // can sign with it, so the pod leaves the load balancer until recovery; and the
+    // volumes: NOT_SERVING while the audit log or the document store cannot write.
+    let health_audit = audit.clone();
     let health_task = host.own_health().map(|health| {
         tokio::spawn(async move {
             let mut last = None;
             loop {
-                let ok = service.refresh_health();
+                let slots = service.refresh_health();
+                let writable = storage.ready() && health_audit.writable();
+                let ok = slots && writable;
                 if last != Some(ok) {
-                    if !ok {
+                    if !slots {
                         tracing::warn!("a key has no slot that can sign: NOT_SERVING");
+                    }
+                    if !writable {
+                        tracing::warn!(
+                            failure = storage
+                                .failure()
+                                .unwrap_or_else(|| "audit log write failed".into()),
+                            "the audit log or the document store cannot write: NOT_SERVING"
+                        );
                     }
                     health.set(ok).await;
                     last = Some(ok);
@@ -238,6 +265,7 @@ pub async fn serve(
     if let Some(t) = health_task {
         t.abort();
     }
+    probe_task.abort();
     if let Some(t) = periodic_seal {
         t.abort();
     }

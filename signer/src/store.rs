@@ -8,6 +8,11 @@
 //! no-op. Reads check the hash, so a file changed on disk is reported, never served as the
 //! original. Searching (by number, organisation, period) is the registry's registers'
 //! job; they hold the SHA-256.
+//!
+//! Beside each original, `ab/abcdef….orgs` lists the organisations it belongs to, one per
+//! line (the issuing, receiving or appending one; the same bytes kept for two organisations
+//! list both): `GetDocument` gives an original only to a caller acting for one of them (R1).
+//! It is rewritten whole (temporary file, fsync, rename) when an organisation is added.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,6 +71,41 @@ impl DocumentStore {
         self.root.join(&sha256[..2]).join(format!("{sha256}.pdf"))
     }
 
+    fn orgs_of(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(format!("{sha256}.orgs"))
+    }
+
+    /// Keeps `bytes` durably as an original of `organisation_id` and returns their SHA-256
+    /// (hex). The same bytes stored twice are one file; each organisation is listed once.
+    pub fn put_for(&self, bytes: &[u8], organisation_id: &str) -> Result<String, StoreError> {
+        let sha = self.put(bytes)?;
+        let mut orgs = self.organisations(&sha)?;
+        if !orgs.iter().any(|o| o == organisation_id) {
+            orgs.push(organisation_id.to_owned());
+            let mut text = orgs.join("\n");
+            text.push('\n');
+            write_atomic(&self.orgs_of(&sha), text.as_bytes())?;
+        }
+        Ok(sha)
+    }
+
+    /// The organisations an original belongs to (empty: none recorded, e.g. stored before
+    /// organisations were recorded, or not an original of the document flow).
+    pub fn organisations(&self, sha256: &str) -> Result<Vec<String>, StoreError> {
+        let sha = checked(sha256)?;
+        let path = self.orgs_of(&sha);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// Keeps `bytes` durably and returns their SHA-256 (hex). The same bytes stored twice
     /// are one file.
     pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
@@ -82,24 +122,25 @@ impl DocumentStore {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = dir.join(format!(".{sha}.{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))?;
+        write_atomic(&path, bytes)?;
         Ok(sha)
+    }
+
+    /// Removes a file kept here (the journal's documents between steps, once the request
+    /// is answered; never an original of the store itself).
+    pub fn remove(&self, sha256: &str) -> Result<(), StoreError> {
+        let sha = checked(sha256)?;
+        let path = self.path_of(&sha);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
     }
 
     /// The original with this SHA-256, checked against its name.
     pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
-        let sha = sha256.trim().to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(StoreError::BadHash(sha256.to_owned()));
-        }
+        let sha = checked(sha256)?;
         let path = self.path_of(&sha);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -117,6 +158,40 @@ impl DocumentStore {
         }
         Ok(bytes)
     }
+}
+
+/// A SHA-256 as given, lower-cased, or why it is not one.
+fn checked(sha256: &str) -> Result<String, StoreError> {
+    let sha = sha256.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::BadHash(sha256.to_owned()));
+    }
+    Ok(sha)
+}
+
+/// Writes `bytes` to `path` whole or not at all: a temporary file written and fsynced,
+/// renamed, then the directory fsynced. A failed write leaves no temporary file behind
+/// (a full disk must not fill up further with half files).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::Io { path: tmp, source });
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 #[cfg(test)]
@@ -148,5 +223,18 @@ mod tests {
             store.get("../etc/passwd"),
             Err(StoreError::BadHash(_))
         ));
+    }
+
+    #[test]
+    fn each_original_lists_its_organisations_once_r1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DocumentStore::open(dir.path()).unwrap();
+        let a = store.put_for(b"%PDF-1.7 a", "ubnd").unwrap();
+        assert_eq!(store.put_for(b"%PDF-1.7 a", "ubnd").unwrap(), a);
+        assert_eq!(store.organisations(&a).unwrap(), ["ubnd"]);
+        store.put_for(b"%PDF-1.7 a", "so-tc").unwrap();
+        assert_eq!(store.organisations(&a).unwrap(), ["ubnd", "so-tc"]);
+        let b = store.put(b"%PDF-1.7 b").unwrap();
+        assert!(store.organisations(&b).unwrap().is_empty());
     }
 }

@@ -265,6 +265,11 @@ pub struct Cluster {
     pub signer: Option<Child>,
     pub addr: SocketAddr,
     pub extra_config: String,
+    /// Where the audit log and the document store live (default: `dir`); a test may move
+    /// them (onto a small volume) before restarting the signer.
+    pub data_dir: Option<PathBuf>,
+    /// Extra environment of the signer process (a failpoint).
+    pub signer_env: Vec<(String, String)>,
 }
 
 pub const TOKEN: &str = "kyso-ubnd";
@@ -336,13 +341,26 @@ impl Cluster {
             signer: None,
             addr,
             extra_config: extra_config.to_owned(),
+            data_dir: None,
+            signer_env: Vec::new(),
         };
         c.start_signer().await;
         c
     }
 
+    fn data(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().to_path_buf())
+    }
+
     pub fn audit_path(&self) -> PathBuf {
-        self.dir.path().join("audit.log")
+        self.data().join("audit.log")
+    }
+
+    /// The signer's document store (`documents_dir`).
+    pub fn documents_dir(&self) -> PathBuf {
+        self.data().join("documents")
     }
 
     pub fn config(&self) -> String {
@@ -411,7 +429,7 @@ slots = ["hsm-1"]
 "#,
             registry = self.registry.url(),
             audit = self.audit_path(),
-            documents = self.dir.path().join("documents"),
+            documents = self.documents_dir(),
             root = pki.root_pem(),
             inter = pki.intermediates_pem(),
             rewrites = rewrites.join(", "),
@@ -432,6 +450,7 @@ slots = ["hsm-1"]
         cmd.arg("--config").arg(&cfg).env("RUST_LOG", "info");
         let (k, v) = self.p11.client_env();
         cmd.env(k, v).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd.envs(self.signer_env.iter().map(|(k, v)| (k, v)));
         self.signer = Some(cmd.spawn().unwrap());
         // The signer binds port 0 and logs the address: no race for a free port.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -476,6 +495,28 @@ slots = ["hsm-1"]
         if let Some(mut c) = self.signer.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Waits for the signer to exit by itself (a failpoint aborted it) and returns how.
+    pub fn wait_signer_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.signer.as_mut().expect("the signer was started");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.signer = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.signer = None;
+                panic!(
+                    "the signer did not exit within {within:?}: {}",
+                    self.signer_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

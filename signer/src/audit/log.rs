@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -93,6 +94,9 @@ enum Msg {
         time: String,
         reply: Reply<Option<AuditReceipt>>,
     },
+    Recover {
+        reply: Reply<()>,
+    },
 }
 
 /// The append-only, hash-chained, sealed audit log (cheap to clone).
@@ -106,6 +110,10 @@ pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     path: Arc<PathBuf>,
     opened: Arc<OpenInfo>,
+    /// Set while a write failure refuses records (readiness reads it).
+    failed: Arc<AtomicBool>,
+    /// The sequence number of the last durable record.
+    head_seq: Arc<AtomicU64>,
 }
 
 impl AuditLog {
@@ -128,7 +136,7 @@ impl AuditLog {
         path: impl AsRef<Path>,
         config: AuditConfig,
         sealer: Option<Arc<dyn Sealer>>,
-        fault: Arc<std::sync::atomic::AtomicBool>,
+        fault: Arc<AtomicBool>,
     ) -> Result<Self, AuditError> {
         Self::open_inner(path, config, sealer, Fault(Some(fault))).await
     }
@@ -148,6 +156,8 @@ impl AuditLog {
                 source: std::io::Error::other(e),
             })??;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let failed = Arc::new(AtomicBool::new(false));
+        let head_seq = Arc::new(AtomicU64::new(info.head_seq));
         let writer = Writer {
             file: Some(file),
             path: path.clone(),
@@ -159,6 +169,13 @@ impl AuditLog {
             sealer,
             config,
             failed: None,
+            failed_flag: failed.clone(),
+            head_seq: head_seq.clone(),
+            durable: Durable {
+                next_seq: info.head_seq + 1,
+                head: info.head_hash,
+                unsealed: info.unsealed_records,
+            },
             fault,
         };
         tokio::spawn(writer.run(rx));
@@ -166,6 +183,8 @@ impl AuditLog {
             tx,
             path: Arc::new(path),
             opened: Arc::new(info),
+            failed,
+            head_seq,
         })
     }
 
@@ -177,6 +196,32 @@ impl AuditLog {
     /// What opening found.
     pub fn opened(&self) -> &OpenInfo {
         &self.opened
+    }
+
+    /// The sequence number of the last durable record (0: none): a later record has a higher
+    /// one.
+    pub fn head_seq(&self) -> u64 {
+        self.head_seq.load(Ordering::SeqCst)
+    }
+
+    /// Whether the log takes records: false from a write failure until [`AuditLog::recover`]
+    /// succeeds (readiness follows it).
+    pub fn writable(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+    }
+
+    /// After a write failure (a full disk), once writing works again: checks the file
+    /// against the last durable record (the chain re-verified, a torn tail of the failed
+    /// write cut away) and takes records again. Refuses, staying failed, when the file is
+    /// not exactly the records acknowledged so far; then only a restart (which re-verifies
+    /// the whole file) can reopen it. `Ok` when the log was not failed.
+    pub async fn recover(&self) -> Result<(), AuditError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Recover { reply })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        rx.await.map_err(|_| AuditError::Closed)?
     }
 
     /// Appends an entry; returns once it is written and synced to disk
@@ -342,20 +387,35 @@ struct Writer {
     last_time: Option<String>,
     sealer: Option<Arc<dyn Sealer>>,
     config: AuditConfig,
-    /// Set by the first write failure: every later record is refused.
+    /// Set by the first write failure: every later record is refused until
+    /// [`Writer::recover`] finds the file as the last durable record left it.
     failed: Option<String>,
+    /// `failed.is_some()`, for readiness.
+    failed_flag: Arc<AtomicBool>,
+    /// `durable.next_seq - 1`, for [`AuditLog::head_seq`].
+    head_seq: Arc<AtomicU64>,
+    /// The state after the last durable write: a failed write goes back to it.
+    durable: Durable,
     fault: Fault,
+}
+
+/// The chain's head as the file holds it after the last successful write.
+#[derive(Debug, Clone, Copy)]
+struct Durable {
+    next_seq: u64,
+    head: [u8; 32],
+    unsealed: u64,
 }
 
 /// Test hook: writes fail while the flag is set (always `None` outside
 /// unit tests).
 #[derive(Debug, Clone, Default)]
-struct Fault(Option<Arc<std::sync::atomic::AtomicBool>>);
+struct Fault(Option<Arc<AtomicBool>>);
 
 impl Fault {
     fn check(&self) -> Result<(), String> {
         match &self.0 {
-            Some(f) if f.load(std::sync::atomic::Ordering::SeqCst) => {
+            Some(f) if f.load(Ordering::SeqCst) => {
                 Err("write: injected failure (No space left on device)".into())
             }
             _ => Ok(()),
@@ -409,6 +469,10 @@ impl Writer {
                         self.commit(&mut lines, &mut pending).await;
                         let _ = reply.send(self.seal(time).await);
                     }
+                    Msg::Recover { reply } => {
+                        self.commit(&mut lines, &mut pending).await;
+                        let _ = reply.send(self.recover().await);
+                    }
                     Msg::Close { time, reply } => {
                         self.commit(&mut lines, &mut pending).await;
                         let r = match self.seal(time).await {
@@ -443,6 +507,15 @@ impl Writer {
         }
         let buf = std::mem::take(lines);
         let result = self.write_durable(buf).await;
+        if result.is_err() {
+            // The batch is not in the file: the head goes back to the last durable record,
+            // so that a recovered log chains on from what is on disk.
+            self.next_seq = self.durable.next_seq;
+            self.head = self.durable.head;
+            self.unsealed = self.durable.unsealed;
+        } else {
+            self.mark_durable();
+        }
         for p in pending.drain(..) {
             let r = match &result {
                 Ok(()) => Ok(AuditReceipt {
@@ -485,9 +558,57 @@ impl Writer {
             Err(e) => format!("the writer thread failed: {e}"),
         };
         tracing::error!(path = %self.path.display(), error = %failure,
-            "audit log write failed: refusing every further record");
+            "audit log write failed: refusing every further record until writing works again");
         self.failed = Some(failure.clone());
+        self.failed_flag.store(true, Ordering::SeqCst);
         Err(failure)
+    }
+
+    fn mark_durable(&mut self) {
+        self.durable = Durable {
+            next_seq: self.next_seq,
+            head: self.head,
+            unsealed: self.unsealed,
+        };
+        self.head_seq
+            .store(self.next_seq.saturating_sub(1), Ordering::SeqCst);
+    }
+
+    /// Takes records again after a write failure if the file ends exactly at the last
+    /// durable record (after cutting a torn tail the failed write may have left).
+    async fn recover(&mut self) -> Result<(), AuditError> {
+        let Some(failure) = self.failed.clone() else {
+            return Ok(());
+        };
+        let Some(file) = self.file.take() else {
+            return Err(AuditError::Unavailable(format!(
+                "{failure}; the log file was lost with the failed write: restart the signer"
+            )));
+        };
+        let want = self.durable;
+        let path = self.path.clone();
+        let fault = self.fault.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = fault.check().and_then(|()| check_tail(&file, &path, want));
+            (file, r)
+        })
+        .await;
+        match joined {
+            Ok((file, Ok(()))) => {
+                self.file = Some(file);
+                self.failed = None;
+                self.failed_flag.store(false, Ordering::SeqCst);
+                tracing::info!(path = %self.path.display(), "audit log writable again");
+                Ok(())
+            }
+            Ok((file, Err(e))) => {
+                self.file = Some(file);
+                Err(AuditError::Unavailable(format!("{failure}; recovery: {e}")))
+            }
+            Err(e) => Err(AuditError::Unavailable(format!(
+                "{failure}; recovery: the thread failed: {e}; restart the signer"
+            ))),
+        }
     }
 
     /// Seals when the automatic threshold is reached.
@@ -564,6 +685,7 @@ impl Writer {
         self.next_seq += 1;
         self.head = hash;
         self.unsealed = 0;
+        self.mark_durable();
         Ok(Some(receipt))
     }
 }
@@ -583,12 +705,48 @@ fn write_sync(mut file: &File, buf: &[u8]) -> Result<(), String> {
     r
 }
 
+/// Re-verifies the file and cuts a torn tail; the head must be the last durable record.
+fn check_tail(mut file: &File, path: &Path, want: Durable) -> Result<(), String> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("seek: {e}"))?;
+    let s = scan(BufReader::with_capacity(1 << 20, file), None)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    if let Some(p) = &s.report.problem
+        && p.kind != ProblemKind::TornTail
+    {
+        return Err(format!(
+            "{} is broken at line {} ({}): {}",
+            path.display(),
+            p.line,
+            p.kind,
+            p.detail
+        ));
+    }
+    if s.report.head_seq + 1 != want.next_seq || s.head != want.head {
+        return Err(format!(
+            "{} ends at record {} but the last durable record is {}",
+            path.display(),
+            s.report.head_seq,
+            want.next_seq.saturating_sub(1)
+        ));
+    }
+    file.set_len(s.good_len)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("cutting the failed write away: {e}"))?;
+    file.seek(SeekFrom::End(0))
+        .map_err(|e| format!("seek: {e}"))?;
+    Ok(())
+}
+
 fn refuse_closed(msg: Msg) {
     match msg {
         Msg::Append { reply, .. } => {
             let _ = reply.send(Err(AuditError::Closed));
         }
         Msg::Seal { reply, .. } | Msg::Close { reply, .. } => {
+            let _ = reply.send(Err(AuditError::Closed));
+        }
+        Msg::Recover { reply } => {
             let _ = reply.send(Err(AuditError::Closed));
         }
     }

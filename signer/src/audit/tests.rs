@@ -393,6 +393,61 @@ async fn write_failure_fails_the_append_and_every_later_one() {
     assert_eq!(report.head_hash, ok.hash_hex());
 }
 
+/// After a write failure (a full disk), the log takes records again once writing works and
+/// `recover` finds the file ending at the last durable record: the chain goes on from it.
+#[tokio::test]
+async fn a_failed_log_recovers_when_writing_works_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = log_path(&dir);
+    let fault = Arc::new(AtomicBool::new(false));
+    let log = AuditLog::open_with_fault(&path, no_auto_seal(), None, fault.clone())
+        .await
+        .expect("open");
+    log.append(entry(0)).await.expect("append");
+    assert!(log.writable());
+    assert_eq!(log.head_seq(), 1);
+    fault.store(true, Ordering::SeqCst);
+    log.append(entry(1)).await.expect_err("the write fails");
+    assert!(!log.writable());
+    // Still failing: recovery is refused and the log stays down.
+    assert!(log.recover().await.is_err());
+    assert!(!log.writable());
+    fault.store(false, Ordering::SeqCst);
+    log.recover().await.expect("recovers");
+    assert!(log.writable());
+    let r = log.append(entry(2)).await.expect("appends again");
+    assert_eq!(r.seq, 2, "the failed record took no sequence number");
+    assert_eq!(log.head_seq(), 2);
+    drop(log);
+    let report = verify_log(&path, &[]).expect("verify");
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.head_hash, r.hash_hex());
+}
+
+/// A log file changed behind a failed writer is not taken back: only a restart (which
+/// verifies the whole file) can reopen it.
+#[tokio::test]
+async fn a_failed_log_whose_file_changed_does_not_recover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = log_path(&dir);
+    let fault = Arc::new(AtomicBool::new(false));
+    let log = AuditLog::open_with_fault(&path, no_auto_seal(), None, fault.clone())
+        .await
+        .expect("open");
+    log.append(entry(0)).await.expect("append");
+    log.append(entry(1)).await.expect("append");
+    fault.store(true, Ordering::SeqCst);
+    log.append(entry(2)).await.expect_err("the write fails");
+    fault.store(false, Ordering::SeqCst);
+    // Someone cuts the last record away meanwhile.
+    let text = std::fs::read_to_string(&path).expect("read");
+    let first = text.lines().next().expect("a line");
+    std::fs::write(&path, format!("{first}\n")).expect("write");
+    let e = log.recover().await.expect_err("refused");
+    assert!(e.to_string().contains("last durable record"), "{e}");
+    assert!(!log.writable());
+}
+
 #[tokio::test]
 async fn invalid_fingerprint_is_refused_before_writing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -59,6 +59,7 @@ struct Inner {
     registry: Registry,
     own: OwnCheck,
     audit: AuditLog,
+    storage: crate::readiness::Storage,
     metrics: Metrics,
     clock: Clock,
     max_content_bytes: usize,
@@ -91,6 +92,8 @@ pub struct Parts {
     pub own: OwnCheck,
     /// The audit log.
     pub audit: AuditLog,
+    /// Whether the audit log's and the store's volumes can write (no signature otherwise).
+    pub storage: crate::readiness::Storage,
     /// Metrics.
     pub metrics: Metrics,
     /// The clock.
@@ -115,6 +118,7 @@ impl SignerService {
                 registry: p.registry,
                 own: p.own,
                 audit: p.audit,
+                storage: p.storage,
                 metrics: p.metrics,
                 clock: p.clock,
                 max_content_bytes: p.max_content_bytes,
@@ -227,6 +231,10 @@ impl SignerService {
 
     pub(crate) fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 
     pub(crate) fn verifier(&self) -> &kyso_validation::verify::Verifier {

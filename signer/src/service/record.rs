@@ -146,7 +146,9 @@ impl SignerService {
         err
     }
 
-    /// Step 5, a failure recorded.
+    /// Step 5, a failure recorded. Not while the audit log or the document store cannot
+    /// write (readiness): a signature whose record may not fit is not made at all, and the
+    /// refusal cannot be recorded either (the volume is full), so it only goes to the caller.
     pub(super) async fn sign_recorded(
         &self,
         caller: &Caller,
@@ -154,6 +156,13 @@ impl SignerService {
         digest: &[u8],
         now: OffsetDateTime,
     ) -> Result<Vec<u8>> {
+        if !self.inner.audit.writable() || !self.inner.storage.ready() {
+            let why =
+                self.inner.storage.failure().unwrap_or_else(|| {
+                    "the audit log refuses records after a write failure".into()
+                });
+            return Err(Error::Audit(format!("not ready: {why}")));
+        }
         match self.hsm_sign(job.key, job.digest_algorithm, digest).await {
             Ok(s) => Ok(s),
             Err(e) => Err(self.record_failure(caller, job, e, now).await),

@@ -1,5 +1,6 @@
 //! The signer on SoftHSM2 behind p11-kit: signing and refusals, HSM slots, PDF signing,
-//! the audit log, the document flow and the signing benchmark.
+//! the audit log, the document flow (retries and readiness included) and the signing
+//! benchmark.
 //!
 //! One test binary per area (modules inside): each binary is linked once, which is most of
 //! the test gate's build time.
@@ -11,5 +12,7 @@ mod bench;
 mod documents;
 mod hsm;
 mod pdf;
+mod readiness;
+mod retry;
 mod side_doors;
 mod sign;

@@ -35,7 +35,7 @@ pub(crate) fn audit_lines(path: &Path) -> Vec<Value> {
 }
 
 /// The status code of `GET path` on a plain HTTP/1.0 endpoint.
-async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+pub(crate) async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
@@ -644,7 +644,7 @@ slots = ["missing"]
 
 /// A throwaway TLS CA, the signer's server certificate (127.0.0.1) and client certificates;
 /// returns the files and each client's SHA-256 fingerprint (openssl's colon form).
-fn make_tls(names: &[&str]) -> (Mtls, Vec<String>) {
+pub(crate) fn make_tls(names: &[&str]) -> (Mtls, Vec<String>) {
     let subjects: Vec<(String, String)> = names
         .iter()
         .map(|n| (n.to_string(), format!("/CN={n}")))
