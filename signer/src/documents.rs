@@ -71,6 +71,9 @@ impl DocumentsService {
                     pb::SignPdfRequest {
                         placement: r.approval_placement.clone(),
                         image: r.approval_image.clone(),
+                        // A1: the approver's consent, bound to the SHA-256 of the PDF as
+                        // submitted (what the approval step signs).
+                        activation_token: r.approval_activation_token.clone(),
                         ..sign_pdf(
                             &r.approval_key,
                             document.clone(),

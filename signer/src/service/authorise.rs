@@ -29,9 +29,10 @@ impl SignerService {
     ) -> Result<Job<'k>> {
         let parsed = self
             .parse_context(caller, ctx, job.signing_time)
-            .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx));
+            .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx))
+            .and_then(|ctx| self.consent(caller, &job, &ctx, now).map(|f| (ctx, f)));
         match parsed {
-            Ok(ctx) => Ok(Job { ctx, ..job }),
+            Ok((ctx, factor)) => Ok(Job { ctx, factor, ..job }),
             Err(e @ Error::Refused(_)) => Err(self.record_failure(caller, &job, e, now).await),
             Err(e) => Err(e),
         }

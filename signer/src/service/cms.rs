@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::audit::Decision as AuditDecision;
 use crate::config::{Caller, Scheme};
+use crate::consent::Factor;
 use crate::error::{Error, Result};
 
 use super::SignerService;
@@ -79,6 +80,8 @@ impl SignerService {
             document_digest,
             signing_time,
             raw: false,
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)
@@ -124,6 +127,8 @@ impl SignerService {
             document_digest: r.digest.clone(),
             signing_time: now,
             raw: true,
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)

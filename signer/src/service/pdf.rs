@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::audit::Decision as AuditDecision;
 use crate::config::Caller;
+use crate::consent::Factor;
 use crate::error::{Error, Result};
 
 use super::SignerService;
@@ -55,6 +56,8 @@ impl SignerService {
             document_digest: input_sha256.clone(),
             signing_time,
             raw: false,
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context.clone(), origin, now)

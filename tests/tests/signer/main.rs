@@ -8,6 +8,7 @@
 
 mod audit;
 mod bench;
+mod consent;
 mod documents;
 mod hsm;
 mod pdf;

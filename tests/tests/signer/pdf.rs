@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 /// A one-page A4 decision with a classic xref table.
-fn sample_pdf() -> Vec<u8> {
+pub(crate) fn sample_pdf() -> Vec<u8> {
     let content = "BT /F1 12 Tf 1 0 0 1 72 770 Tm (QUYET DINH so 01/QD-UBND) Tj ET\n\
                    BT /F1 12 Tf 1 0 0 1 380 300 Tm (CHU TICH) Tj ET\n\
                    BT /F1 12 Tf 1 0 0 1 370 170 Tm (Nguyen Van An) Tj ET\n";
@@ -46,6 +46,7 @@ fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfR
         location: String::new(),
         signing_time: None,
         field_name: String::new(),
+        activation_token: String::new(),
     }
 }
 

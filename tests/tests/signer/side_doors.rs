@@ -36,6 +36,7 @@ async fn the_seal_makes_no_raw_signature_and_no_received_stamp_outside_receive_i
                 digest_algorithm: "sha256".into(),
                 digest: digest.as_ref().to_vec(),
                 approval: Vec::new(),
+                activation_token: String::new(),
             })
             .await
             .unwrap_err();
@@ -81,6 +82,7 @@ async fn the_seal_makes_no_raw_signature_and_no_received_stamp_outside_receive_i
             digest_algorithm: "sha256".into(),
             digest: digest.as_ref().to_vec(),
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap();

@@ -287,6 +287,7 @@ async fn bad_requests_are_invalid_arguments_and_change_nothing() {
             digest_algorithm: "sha256".into(),
             digest: vec![1; 31],
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap_err();
@@ -370,6 +371,7 @@ async fn sign_digest_gives_a_signature_openssl_verifies() {
             digest_algorithm: "sha256".into(),
             digest: digest.as_ref().to_vec(),
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap()
