@@ -693,7 +693,7 @@ async fn tampering_is_detected_with_the_first_broken_line() {
 
     // Non-canonical spacing (same content, same hash field).
     let mut t = ls.clone();
-    t[0] = edit(&t[0], "{\"v\":1,", "{\"v\": 1,");
+    t[0] = edit(&t[0], "{\"v\":2,", "{\"v\": 2,");
     check(&t, ProblemKind::EditedRecord, 1);
 }
 

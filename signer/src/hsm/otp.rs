@@ -8,7 +8,8 @@
 //!   not extractable, `CKA_LABEL` = [`otp_label`] of the personal key, `CKA_ID` = the key's
 //!   `CKA_ID` when it has one;
 //! - the state: `CKO_DATA`, `CKA_APPLICATION` = [`APPLICATION`], the same label, its
-//!   `CKA_VALUE` the text of [`OtpState`].
+//!   `CKA_VALUE` the text of [`OtpState`]; replaced (created anew, the old one destroyed) at
+//!   every change ([`read_state`]).
 //!
 //! Enrolment ([`enroll`]) generates the seed with `C_GenerateKey`
 //! (`CKM_GENERIC_SECRET_KEY_GEN`) not yet sensitive and extractable, reads `CKA_VALUE` once
@@ -155,53 +156,65 @@ pub fn hmac(session: &Session, seed: ObjectHandle, counter: u64) -> Result<[u8; 
         .map_err(|_| OtpFailure::Malformed(format!("an HMAC-SHA-1 of {} bytes", mac.len())))
 }
 
-/// The stored state (default when none was stored yet) and its object.
+/// The stored state (default when none was stored yet) and its objects. A token does not
+/// let an application change a data object's value (SoftHSM refuses `C_SetAttributeValue` on
+/// `CKA_VALUE`), so [`write_state`] creates the new object before it destroys the old one: a
+/// crash in between leaves two, and they are merged to the most restrictive state (most
+/// failures, latest step, latest lock): fail closed, never an extra attempt.
 pub fn read_state(
     session: &Session,
     sel: &KeySelector,
-) -> Result<(Option<ObjectHandle>, OtpState), OtpFailure> {
-    let Some(h) = one(session, &state_template(sel), "state")? else {
-        return Ok((None, OtpState::default()));
-    };
-    let attrs = session
-        .get_attributes(h, &[AttributeType::Value])
-        .map_err(|e| OtpFailure::P11("C_GetAttributeValue", e))?;
-    let value = attrs.into_iter().find_map(|a| match a {
-        Attribute::Value(v) => Some(v),
-        _ => None,
-    });
-    let state = value
-        .as_deref()
-        .and_then(OtpState::decode)
-        .ok_or_else(|| OtpFailure::Malformed("the attempt counter object does not parse".into()))?;
-    Ok((Some(h), state))
+) -> Result<(Vec<ObjectHandle>, OtpState), OtpFailure> {
+    let found = session
+        .find_objects(&state_template(sel))
+        .map_err(|e| OtpFailure::P11("C_FindObjects", e))?;
+    let mut merged: Option<OtpState> = None;
+    for &h in &found {
+        let attrs = session
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(|e| OtpFailure::P11("C_GetAttributeValue", e))?;
+        let value = attrs.into_iter().find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        });
+        let state = value.as_deref().and_then(OtpState::decode).ok_or_else(|| {
+            OtpFailure::Malformed("the attempt counter object does not parse".into())
+        })?;
+        merged = Some(match merged {
+            None => state,
+            Some(m) => OtpState {
+                failures: m.failures.max(state.failures),
+                last_step: m.last_step.max(state.last_step),
+                locked_at: m.locked_at.max(state.locked_at),
+            },
+        });
+    }
+    Ok((found, merged.unwrap_or_default()))
 }
 
-/// Stores `state` (a read-write session: the object is a token object).
+/// Stores `state` in a new object, then destroys the `old` ones (a read-write session: the
+/// objects are token objects).
 pub fn write_state(
     session: &Session,
     sel: &KeySelector,
-    object: Option<ObjectHandle>,
+    old: &[ObjectHandle],
     state: &OtpState,
 ) -> Result<(), OtpFailure> {
-    match object {
-        Some(h) => session
-            .update_attributes(h, &[Attribute::Value(state.encode())])
-            .map_err(|e| OtpFailure::P11("C_SetAttributeValue", e)),
-        None => {
-            let mut t = state_template(sel);
-            t.extend([
-                Attribute::Token(true),
-                Attribute::Private(true),
-                Attribute::Modifiable(true),
-                Attribute::Value(state.encode()),
-            ]);
-            session
-                .create_object(&t)
-                .map(|_| ())
-                .map_err(|e| OtpFailure::P11("C_CreateObject", e))
-        }
+    let mut t = state_template(sel);
+    t.extend([
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Value(state.encode()),
+    ]);
+    session
+        .create_object(&t)
+        .map_err(|e| OtpFailure::P11("C_CreateObject", e))?;
+    for &h in old {
+        session
+            .destroy_object(h)
+            .map_err(|e| OtpFailure::P11("C_DestroyObject", e))?;
     }
+    Ok(())
 }
 
 /// Enrols the personal key named by `sel`: replaces any earlier seed and state, generates the
@@ -242,7 +255,7 @@ pub fn enroll(session: &Session, sel: &KeySelector) -> Result<Zeroizing<Vec<u8>>
         let _ = session.destroy_object(seed);
     }
     let value = sealed?;
-    write_state(session, sel, None, &OtpState::default())?;
+    write_state(session, sel, &[], &OtpState::default())?;
     Ok(value)
 }
 

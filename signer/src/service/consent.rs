@@ -67,7 +67,7 @@ fn check_code(
         Err(OtpFailure::NotEnrolled) => return Ok(Verdict::NotEnrolled),
         Err(e) => return Err(e),
     };
-    let (object, mut state) = otp::read_state(session, sel)?;
+    let (objects, mut state) = otp::read_state(session, sel)?;
     if state.failures >= max_failures {
         match unlocked_at {
             // I5: an unlock done after the lock resets the count.
@@ -114,7 +114,7 @@ fn check_code(
             }
         }
     };
-    otp::write_state(session, sel, object, &state)?;
+    otp::write_state(session, sel, &objects, &state)?;
     Ok(verdict)
 }
 

@@ -26,12 +26,12 @@ impl Codes {
     fn new(uri: &str) -> Self {
         Self {
             uri: uri.to_owned(),
-            next: totp_step().saturating_sub(1),
+            next: totp_step(),
         }
     }
 
     async fn next(&mut self) -> String {
-        let step = self.next.max(totp_step().saturating_sub(1));
+        let step = self.next.max(totp_step());
         while step > totp_step() + 1 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -126,6 +126,15 @@ async fn personal_signatures_need_a_token_for_that_very_digest_used_once_A1() {
         key: "chairman".into(),
         context: Some(c.ctx(pb::Profile::Approval, &c.province.chairman)),
         pdf,
+        placement: Some(pb::PdfPlacement {
+            r#where: Some(pb::pdf_placement::Where::Rect(pb::PdfRect {
+                page: 1,
+                x0: 345.0,
+                y0: 157.0,
+                x1: 495.0,
+                y1: 244.0,
+            })),
+        }),
         activation_token: token.into(),
         ..Default::default()
     };
