@@ -156,6 +156,8 @@ pub fn base32(data: &[u8]) -> String {
 /// What one activation token allows.
 #[derive(Debug)]
 struct Grant {
+    /// The caller it was issued to (no other caller may use it).
+    caller: String,
     key: String,
     algorithm: DigestAlgorithm,
     /// The digests not signed yet.
@@ -177,7 +179,7 @@ pub enum GrantRefusal {
     Missing,
     /// Unknown, already used up, or expired.
     Unknown,
-    /// For another key.
+    /// For another key, or issued to another caller.
     OtherKey,
     /// Not for this digest (or this digest was signed with it already).
     OtherDigest,
@@ -195,7 +197,9 @@ impl GrantRefusal {
             Self::Unknown => {
                 "the activation token is unknown, expired or already used (tokens are single-use and known only to the replica that issued them)"
             }
-            Self::OtherKey => "the activation token was issued for another key",
+            Self::OtherKey => {
+                "the activation token was issued for another key or to another caller"
+            }
             Self::OtherDigest => {
                 "the activation token does not cover this digest (or it was signed with it already)"
             }
@@ -209,9 +213,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Grants {
-    /// Issues a token for `digests` of `key`, valid until `expires`; answers the token.
+    /// Issues `caller` a token for `digests` of `key`, valid until `expires`; answers the
+    /// token.
     pub fn issue(
         &self,
+        caller: &str,
         key: &str,
         algorithm: DigestAlgorithm,
         digests: Vec<Vec<u8>>,
@@ -230,6 +236,7 @@ impl Grants {
         live.insert(
             id,
             Grant {
+                caller: caller.to_owned(),
                 key: key.to_owned(),
                 algorithm,
                 digests,
@@ -239,11 +246,12 @@ impl Grants {
         Ok(token)
     }
 
-    /// Uses `token` for one signature of `digest` with `key`: the digest is spent (and the
-    /// token with its last digest), whatever happens to the signature afterwards.
+    /// Uses `token` for one signature of `digest` with `key` by `caller`: the digest is spent
+    /// (and the token with its last digest), whatever happens to the signature afterwards.
     pub fn consume(
         &self,
         token: &str,
+        caller: &str,
         key: &str,
         algorithm: DigestAlgorithm,
         digest: &[u8],
@@ -261,7 +269,7 @@ impl Grants {
             live.remove(&id);
             return Err(GrantRefusal::Unknown);
         }
-        if grant.key != key {
+        if grant.key != key || grant.caller != caller {
             return Err(GrantRefusal::OtherKey);
         }
         let Some(i) = (grant.algorithm == algorithm)
@@ -314,33 +322,37 @@ mod tests {
         let exp = now + time::Duration::seconds(120);
         let alg = DigestAlgorithm::Sha256;
         let t = g
-            .issue("k", alg, vec![vec![1; 32], vec![2; 32]], now, exp)
+            .issue("c", "k", alg, vec![vec![1; 32], vec![2; 32]], now, exp)
             .unwrap();
         assert_eq!(
-            g.consume(&t, "other", alg, &[1; 32], now),
+            g.consume(&t, "c", "other", alg, &[1; 32], now),
             Err(GrantRefusal::OtherKey)
         );
         assert_eq!(
-            g.consume(&t, "k", alg, &[3; 32], now),
+            g.consume(&t, "another caller", "k", alg, &[1; 32], now),
+            Err(GrantRefusal::OtherKey)
+        );
+        assert_eq!(
+            g.consume(&t, "c", "k", alg, &[3; 32], now),
             Err(GrantRefusal::OtherDigest)
         );
-        g.consume(&t, "k", alg, &[1; 32], now).unwrap();
+        g.consume(&t, "c", "k", alg, &[1; 32], now).unwrap();
         assert_eq!(
-            g.consume(&t, "k", alg, &[1; 32], now),
+            g.consume(&t, "c", "k", alg, &[1; 32], now),
             Err(GrantRefusal::OtherDigest)
         );
-        g.consume(&t, "k", alg, &[2; 32], now).unwrap();
+        g.consume(&t, "c", "k", alg, &[2; 32], now).unwrap();
         assert_eq!(
-            g.consume(&t, "k", alg, &[2; 32], now),
+            g.consume(&t, "c", "k", alg, &[2; 32], now),
             Err(GrantRefusal::Unknown)
         );
-        let t = g.issue("k", alg, vec![vec![1; 32]], now, exp).unwrap();
+        let t = g.issue("c", "k", alg, vec![vec![1; 32]], now, exp).unwrap();
         assert_eq!(
-            g.consume(&t, "k", alg, &[1; 32], exp),
+            g.consume(&t, "c", "k", alg, &[1; 32], exp),
             Err(GrantRefusal::Unknown)
         );
         assert_eq!(
-            g.consume("", "k", alg, &[1; 32], now),
+            g.consume("", "c", "k", alg, &[1; 32], now),
             Err(GrantRefusal::Missing)
         );
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The signing service: `Authorize`, `CheckAuthority`, `RecordUsage`, `RegisterDocument`,
+    /// `LatestUnlock` (holder consent, I5),
     /// lookups.
     Signer,
     /// The verifying side (W3): `CheckAuthority`, lookups and finds.

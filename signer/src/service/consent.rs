@@ -140,6 +140,7 @@ impl SignerService {
             .grants
             .consume(
                 &job.activation_token,
+                &caller.name,
                 &job.key.name,
                 job.digest_algorithm,
                 &job.document_digest,
@@ -227,17 +228,18 @@ impl SignerService {
         }
         let ttl = i64::try_from(self.inner.consent.token_ttl_secs).unwrap_or(120);
         let expires = now + time::Duration::seconds(ttl);
-        let token = match self
-            .inner
-            .grants
-            .issue(&key.name, alg, r.digests, now, expires)
-        {
-            Ok(t) => t,
-            Err(e) => {
-                let e = Error::Busy(e.reason().to_owned());
-                return Err(self.record_as_failure(caller, &job, e, now, &label).await);
-            }
-        };
+        let token =
+            match self
+                .inner
+                .grants
+                .issue(&caller.name, &key.name, alg, r.digests, now, expires)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    let e = Error::Busy(e.reason().to_owned());
+                    return Err(self.record_as_failure(caller, &job, e, now, &label).await);
+                }
+            };
         self.record_as(caller, &job, AuditDecision::Authorised, now, &label)
             .await?;
         Ok(pb::AuthorizeSignatureResponse {
