@@ -146,6 +146,13 @@ up() {
             -cert issuing-ca.pem -keyfile issuing-ca.key -in "$DEV/$name.csr" -out "$DEV/$name.pem" \
             -subj "$subj" -extensions v3_leaf -days 365 -md sha256 2>/dev/null)
     done
+    # A1: the Chairman's one-time code (TOTP), its seed generated inside the token and shown
+    # once; a real holder scans the QR code into an authenticator. Dev only: the script keeps
+    # the URI to compute codes itself (totp below).
+    echo "== one-time code of the Chairman (holder consent, A1): kyso signer enroll-otp"
+    "$BIN/kyso" signer enroll-otp "${hsm[@]}" --id 02 --account "Nguyễn Văn An" --no-qr \
+        | grep '^otpauth://' >"$DEV/chairman.otpauth"
+    chmod 600 "$DEV/chairman.otpauth"
 
     echo "== OCSP responder (openssl ocsp) on $OCSP_PORT, CRL/AIA over HTTP on $HTTP_PORT"
     (cd "$PKI" && start ocsp openssl ocsp -index index.txt -CA issuing-ca.pem -rsigner ocsp.pem \
@@ -305,9 +312,21 @@ TOML
     echo "== sample document: approved by the Chairman (personal), then issued under the People's Committee's seal"
     printf 'QUYẾT ĐỊNH số 01/QĐ-UBND: văn bản mẫu của kyso.\n' >"$DEV/sample.txt"
     today=$(TZ=Asia/Ho_Chi_Minh date +%F)
+    # Dev only: the Chairman's code for time step now+$1 (RFC 6238, from the enrolment URI);
+    # each step is accepted once, so two signatures in a row use steps now and now+1.
+    totp() {
+        python3 - "$(cat "$DEV/chairman.otpauth")" "$1" <<'PY'
+import base64, hmac, hashlib, struct, sys, time, urllib.parse
+s = urllib.parse.parse_qs(urllib.parse.urlparse(sys.argv[1]).query)["secret"][0]
+key = base64.b32decode(s + "=" * (-len(s) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30 + int(sys.argv[2])), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+    }
     sign=("$BIN/kyso" sign --server "https://127.0.0.1:$SIGNER_PORT" --doc-type QD
         --number "01/QĐ-UBND" --issue-date "$today" --organisation "$ubnd")
-    "${sign[@]}" --key chairman --profile approval --acting-person "$chairman" \
+    "${sign[@]}" --key chairman --profile approval --acting-person "$chairman" --otp "$(totp 0)" \
         --out "$DEV/sample.p7s" "$DEV/sample.txt"
     "${sign[@]}" --key seal --profile issue --acting-person "$clerk" \
         --add-to "$DEV/sample.p7s" --out "$DEV/sample.p7s" "$DEV/sample.txt"
@@ -317,7 +336,8 @@ TOML
     "$BIN/kyso" doc issue --server "https://127.0.0.1:$SIGNER_PORT" "$ROOT/assets/samples/quyet-dinh.pdf" \
         --out "$DEV/quyet-dinh-issued.pdf" --organisation "$ubnd" --document-type QD \
         --number "123/QĐ-UBND" --issue-date "$today" \
-        --approval-key chairman --approver "$chairman" --approval-rect 1,345,157,495,244 \
+        --approval-key chairman --approver "$chairman" --approval-otp "$(totp 1)" \
+        --approval-rect 1,345,157,495,244 \
         --seal-key seal --custodian "$clerk" --recipients "Sở Tài chính tỉnh Khánh Hòa"
     echo "== kyso verify --server https://127.0.0.1:$VERIFIER_PORT .kyso-dev/quyet-dinh-issued.pdf"
     "$BIN/kyso" verify --server "https://127.0.0.1:$VERIFIER_PORT" "$DEV/quyet-dinh-issued.pdf"

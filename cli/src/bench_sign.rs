@@ -80,6 +80,11 @@ pub struct SignBench {
     /// Documents in the approval pool (ISSUE requests cycle through them).
     #[arg(long, default_value_t = 32)]
     approval_pool: usize,
+    /// The approver's current one-time code (A1: a personal key signs only with its holder's
+    /// consent, unless the caller signs on behalf of the organisation): the whole pool (at
+    /// most 32 documents) is authorised with it as one batch before it is signed.
+    #[arg(long, value_name = "CODE")]
+    approve_otp: Option<String>,
     /// Measured seconds, per phase.
     #[arg(long = "duration", alias = "duration-secs", default_value_t = 10)]
     duration_secs: u64,
@@ -365,11 +370,39 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
             profile: pb::Profile::Approval,
             acting_person: person.to_owned(),
         };
-        for _ in 0..b.approval_pool.max(1) {
-            let digest = random_digest()?;
+        let pool = (0..b.approval_pool.max(1))
+            .map(|_| random_digest())
+            .collect::<Result<Vec<_>, _>>()?;
+        // A1: one authorisation for the whole pool (a batch), outside the measured phases.
+        let token = match &b.approve_otp {
+            Some(otp) => {
+                client
+                    .clone()
+                    .authorize_signature(pb::AuthorizeSignatureRequest {
+                        key: key.to_owned(),
+                        digest_algorithm: "sha256".into(),
+                        digests: pool.clone(),
+                        otp: otp.clone(),
+                    })
+                    .await
+                    .map_err(|s| {
+                        usage(format!(
+                            "--approve-otp: authorising the pool failed: {}: {}",
+                            s.code(),
+                            s.message()
+                        ))
+                    })?
+                    .into_inner()
+                    .activation_token
+            }
+            None => String::new(),
+        };
+        for digest in pool {
+            let mut req = ctx.request(&approver, digest.clone());
+            req.activation_token = token.clone();
             let cms = client
                 .clone()
-                .sign_cms(ctx.request(&approver, digest.clone()))
+                .sign_cms(req)
                 .await
                 .map_err(|s| {
                     usage(format!(
@@ -603,6 +636,7 @@ impl SignContext {
             approval,
             // SCANNED_ISSUE is not benchmarked: its competent person is a registry fact.
             competent_person_id: String::new(),
+            activation_token: String::new(),
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct IssueArgs {
     /// The competent person (registry id).
     #[arg(long)]
     pub approver: Option<String>,
+    /// The competent person's current one-time code (A1: a personal key signs only with
+    /// the holder's consent): the SHA-256 of the PDF as sent is authorised with it first.
+    #[arg(long)]
+    pub approval_otp: Option<String>,
     /// An empty signature field of the template to sign into (P1).
     #[arg(long)]
     pub approval_field: Option<String>,
@@ -231,6 +235,25 @@ async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
         (None, None) => None,
     };
     let image = |p: &Option<PathBuf>| p.as_deref().map(read_file).transpose();
+    let approval_activation_token = match (&a.approval_otp, &a.approval_key) {
+        (Some(otp), Some(key)) => {
+            let url = a
+                .server
+                .server
+                .clone()
+                .ok_or_else(|| CliError::Usage("--server is required".into()))?;
+            let mut signer = kyso_proto::signer::v1::signer_client::SignerClient::new(
+                a.server.connect(&url).await?,
+            );
+            crate::sign::authorize(&mut signer, key, Some(otp), "sha256", &pdf).await?
+        }
+        (Some(_), None) => {
+            return Err(CliError::Usage(
+                "--approval-otp goes with --approval-key".into(),
+            ));
+        }
+        _ => String::new(),
+    };
     let req = dpb::IssueOutgoingRequest {
         pdf,
         document: Some(document_info(
@@ -250,6 +273,7 @@ async fn issue(a: IssueArgs) -> Result<ExitCode, CliError> {
         recipients: a.recipients,
         sent_at: None,
         idempotency_key: a.org.idempotency_key,
+        approval_activation_token,
     };
     let mut c = client(&a.server).await?;
     match c.issue_outgoing(req).await {

@@ -134,6 +134,11 @@ pub struct SignArgs {
     /// PDF: /Location.
     #[arg(long, default_value = "")]
     pub location: String,
+    /// A personal key (A1): the holder's current one-time code. The digest of what is signed
+    /// (the PDF as sent, or the document) is authorised with it first (AuthorizeSignature),
+    /// then signed with the activation token.
+    #[arg(long)]
+    pub otp: Option<String>,
     /// The document (for an attached signature over a CMS, give the CMS's content).
     #[arg(required_unless_present = "list_keys")]
     pub input: Option<PathBuf>,
@@ -241,6 +246,9 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
             Some(p) => read_file(p)?,
             None => Vec::new(),
         };
+        // A1: the holder authorises the SHA-256 of the PDF as sent.
+        let activation_token =
+            authorize(&mut client, &key, args.otp.as_deref(), "sha256", &content).await?;
         let resp = client
             .sign_pdf(pb::SignPdfRequest {
                 key,
@@ -257,6 +265,7 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
                 signing_time: None,
                 field_name: String::new(),
                 competent_person_id: args.competent_person.clone(),
+                activation_token,
             })
             .await?
             .into_inner();
@@ -284,6 +293,16 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         Some(p) => Some(read_file(p)?),
         None => None,
     };
+    // A1: the holder authorises the document's digest (what the signature's message-digest
+    // covers).
+    let activation_token = authorize(
+        &mut client,
+        &key,
+        args.otp.as_deref(),
+        &args.digest,
+        &content,
+    )
+    .await?;
     // Detached (or added to an existing CMS): only the digest crosses the network.
     let payload = if args.detached || existing.is_some() {
         pb::sign_cms_request::Payload::Digest(hash(&args.digest, &content)?)
@@ -309,6 +328,7 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
                 Vec::new()
             },
             competent_person_id: args.competent_person,
+            activation_token,
         })
         .await?
         .into_inner();
@@ -327,6 +347,31 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
         &out.display().to_string(),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--otp`: AuthorizeSignature for the digest of `data`, answering the activation
+/// token; without: no token (organisation keys, or a caller that signs on behalf).
+pub(crate) async fn authorize(
+    client: &mut SignerClient<tonic::transport::Channel>,
+    key: &str,
+    otp: Option<&str>,
+    digest_algorithm: &str,
+    data: &[u8],
+) -> Result<String, CliError> {
+    let Some(otp) = otp else {
+        return Ok(String::new());
+    };
+    let digest = hash(digest_algorithm, data)?;
+    Ok(client
+        .authorize_signature(pb::AuthorizeSignatureRequest {
+            key: key.to_owned(),
+            digest_algorithm: digest_algorithm.to_owned(),
+            digests: vec![digest],
+            otp: otp.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .activation_token)
 }
 
 fn report(who: pb::Signatory, audit: pb::AuditReceipt, out: &str) {

@@ -29,6 +29,11 @@ pub enum SignerCommand {
     Csr(CsrArgs),
     /// List the keys on a token with their protection flags (JSON).
     Keys(KeysArgs),
+    /// Enrol the holder's one-time code for a personal key (A1): a TOTP seed generated in the
+    /// token (sensitive, not extractable once shown), printed ONCE as an otpauth:// URI and a
+    /// QR code for the holder's authenticator. Enrolling again replaces the seed and resets
+    /// the attempt counter.
+    EnrollOtp(EnrollOtpArgs),
     /// Sign a digest through the signer's HSM layer (HA groups, failover, recovery), configured
     /// by an HSM TOML file. A test and diagnosis tool.
     #[command(hide = true)]
@@ -105,6 +110,28 @@ pub struct CsrArgs {
     out: Option<PathBuf>,
 }
 
+/// `kyso signer enroll-otp`.
+#[derive(Debug, Args)]
+pub struct EnrollOtpArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// CKA_ID of the personal key, hex (as the signer's [[keys]] id).
+    #[arg(long, required_unless_present = "label")]
+    id: Option<String>,
+    /// CKA_LABEL of the personal key (as the signer's [[keys]] label).
+    #[arg(long)]
+    label: Option<String>,
+    /// The holder's name in the authenticator (default: the key's label or id).
+    #[arg(long)]
+    account: Option<String>,
+    /// The issuer shown by the authenticator.
+    #[arg(long, default_value = "kyso")]
+    issuer: String,
+    /// Print only the URI (no QR code).
+    #[arg(long)]
+    no_qr: bool,
+}
+
 /// `kyso signer keys`.
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -141,6 +168,7 @@ pub async fn run(cmd: SignerCommand) -> Result<ExitCode, CliError> {
         SignerCommand::Keygen(a) => keygen(a).await,
         SignerCommand::Csr(a) => csr_cmd(a).await,
         SignerCommand::Keys(a) => keys(a).await,
+        SignerCommand::EnrollOtp(a) => enroll_otp(a).await,
         SignerCommand::SignRaw(a) => sign_raw(a).await,
     }
 }
@@ -218,6 +246,47 @@ async fn csr_cmd(a: CsrArgs) -> Result<ExitCode, CliError> {
         write_out(a.out.as_deref(), &pem)
     })
     .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn enroll_otp(a: EnrollOtpArgs) -> Result<ExitCode, CliError> {
+    let id = match &a.id {
+        Some(h) => Some(parse_hex_id(h).map_err(|e| CliError::Usage(format!("--id: {e}")))?),
+        None => None,
+    };
+    let sel = KeySelector {
+        id,
+        label: a.label.clone(),
+    };
+    let account = a
+        .account
+        .clone()
+        .unwrap_or_else(|| match (&sel.label, &sel.id) {
+            (Some(l), _) => l.clone(),
+            (None, Some(id)) => hex::encode(id),
+            (None, None) => String::new(),
+        });
+    let uri = blocking(move || {
+        let token = a.token.open()?;
+        let seed = token.enroll_otp(&sel).map_err(hsm_err)?;
+        Ok(kyso_signer::consent::otpauth_uri(
+            &a.issuer, &account, &seed,
+        ))
+    })
+    .await?;
+    println!("{uri}");
+    if !a.no_qr {
+        let code = qrcode::QrCode::new(uri.as_bytes())
+            .map_err(|e| CliError::Usage(format!("QR code: {e}")))?;
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(true)
+            .build();
+        println!("{art}");
+    }
+    eprintln!(
+        "the seed is shown once: scan it now; the token keeps it sensitive and not extractable"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -621,6 +621,27 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn latest_unlock(
+        &self,
+        req: Request<pb::LatestUnlockRequest>,
+    ) -> Result<Response<pb::LatestUnlockResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::LatestUnlock, &req, move |_who| async move {
+            let fp = rq.fingerprint.trim().to_ascii_lowercase();
+            if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(crate::error::Error::field(
+                    "fingerprint",
+                    "the certificate's SHA-256 in hex",
+                ));
+            }
+            let request = self.book.latest_unlock(&fp).await?;
+            Ok(pb::LatestUnlockResponse {
+                request: request.map(convert::unlock_request),
+            })
+        })
+        .await
+    }
+
     async fn set_holidays(
         &self,
         req: Request<pb::SetHolidaysRequest>,

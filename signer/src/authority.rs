@@ -180,6 +180,26 @@ impl Registry {
         }
     }
 
+    /// `LatestUnlock` (I5): when the last unlock of the key device of the certificate
+    /// `fingerprint` was done (Unix seconds), if ever. Fails closed: no answer, no unlock.
+    pub async fn latest_unlock(&self, fingerprint: &str) -> Result<Option<i64>> {
+        let mut request = tonic::Request::new(reg::LatestUnlockRequest {
+            fingerprint: fingerprint.to_owned(),
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.latest_unlock(request).await {
+            Ok(r) => Ok(r
+                .into_inner()
+                .request
+                .and_then(|u| u.resolved_at)
+                .map(|t| t.seconds)),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("LatestUnlock: {:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+
     /// `RecordUsage` (R2): a batch of signature counts, as the usage reporter sends it.
     pub async fn record_usage(
         &self,

@@ -55,6 +55,13 @@ pub struct Config {
     pub callers: Vec<CallerSection>,
     /// Accept callers without a client certificate (plaintext dev clusters only).
     pub allow_anonymous: bool,
+    /// With `allow_anonymous` (plaintext dev and test clusters only): organisation IDs for
+    /// which an anonymous caller signs with personal keys WITHOUT the holder's one-time code,
+    /// as `[[callers]] sign_on_behalf` does for a named caller (marked `on_behalf` in the
+    /// audit log).
+    pub anonymous_sign_on_behalf: Vec<String>,
+    /// Holder consent for personal keys (A1, I5).
+    pub consent: crate::consent::ConsentConfig,
     /// Request bounds.
     pub limits: Limits,
     /// TLS; absent means plaintext (only for loopback and tests).
@@ -165,6 +172,12 @@ pub struct CallerSection {
     /// Organisation IDs (registry) it may request signatures for; empty: any.
     #[serde(default)]
     pub organisations: Vec<String>,
+    /// Organisation IDs for which this caller (a trusted document system) signs with the
+    /// personal keys of their leaders WITHOUT the holder's one-time code (A1): the
+    /// deployment's explicit choice, and every such signature is marked `on_behalf` in the
+    /// audit log. Empty (the default): every personal signature needs the holder's consent.
+    #[serde(default)]
+    pub sign_on_behalf: Vec<String>,
 }
 
 /// `[limits]`.
@@ -198,6 +211,8 @@ impl Default for Config {
             keys: Vec::new(),
             callers: Vec::new(),
             allow_anonymous: false,
+            anonymous_sign_on_behalf: Vec::new(),
+            consent: crate::consent::ConsentConfig::default(),
             limits: Limits::default(),
             tls: None,
         }
@@ -282,6 +297,8 @@ pub struct Caller {
     pub name: String,
     /// Organisations it may act for; empty: any.
     pub organisations: Vec<String>,
+    /// Organisations whose leaders' personal keys it uses without their one-time code.
+    pub sign_on_behalf: Vec<String>,
 }
 
 /// A configuration with its files read and checked.
@@ -503,6 +520,7 @@ impl Config {
                     Caller {
                         name: c.name.clone(),
                         organisations: c.organisations.clone(),
+                        sign_on_behalf: c.sign_on_behalf.clone(),
                     },
                 )),
                 None => problems.push(format!(
@@ -511,6 +529,25 @@ impl Config {
                 )),
             }
         }
+        for (i, c) in self.callers.iter().enumerate() {
+            for o in &c.sign_on_behalf {
+                if o.trim().is_empty() {
+                    problems.push(format!(
+                        "callers[{i}].sign_on_behalf: an empty organisation ID"
+                    ));
+                } else if !c.organisations.is_empty() && !c.organisations.contains(o) {
+                    problems.push(format!(
+                        "callers[{i}].sign_on_behalf: {o:?} is not one of its organisations"
+                    ));
+                }
+            }
+        }
+        if !self.anonymous_sign_on_behalf.is_empty() && !self.allow_anonymous {
+            problems.push(
+                "anonymous_sign_on_behalf: only with allow_anonymous = true (dev clusters); name the caller in [[callers]] sign_on_behalf instead".into(),
+            );
+        }
+        self.consent.check(&mut problems);
         self.limits.check(&mut problems);
         let tls = match &self.tls {
             None => None,

@@ -83,6 +83,9 @@ pub enum Error {
     /// The service host failed (set-up, TLS, serving).
     #[error(transparent)]
     Server(#[from] kyso_server::Error),
+    /// A bounded table is full (live activation tokens): try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -172,6 +175,7 @@ impl From<Error> for Status {
                 message,
             ),
             Error::InFlight(_) => Status::aborted(message),
+            Error::Busy(_) => Status::resource_exhausted(message),
             // Internal details stay in the log, not in the answer.
             other => status::internal("signer", &other),
         }

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod authority;
 pub mod config;
+pub mod consent;
 pub mod csr;
 pub mod documents;
 pub mod error;
@@ -159,6 +160,7 @@ pub async fn serve(
         keys: loaded.keys,
         callers: loaded.callers,
         allow_anonymous: config.allow_anonymous,
+        anonymous_sign_on_behalf: config.anonymous_sign_on_behalf.clone(),
         hsm: hsm.clone(),
         registry,
         own,
@@ -168,6 +170,7 @@ pub async fn serve(
         clock: clock.clone(),
         max_content_bytes: config.max_content_bytes,
         max_pdf_bytes: config.max_pdf_bytes,
+        consent: config.consent.clone(),
         max_skew: time::Duration::seconds(
             i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX),
         ),

@@ -46,6 +46,8 @@ pub fn id(v: &Value) -> String {
 /// Who is who in the sample province.
 #[derive(Clone, Debug)]
 pub struct Province {
+    /// The managing agency (I6) of the People's Committee: it files unlock requests (I5).
+    pub sotttt: String,
     pub ubnd: String,
     pub other_org: String,
     pub chairman: String,
@@ -178,6 +180,7 @@ pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
         )
         .await);
     Province {
+        sotttt,
         ubnd,
         other_org,
         chairman,
@@ -252,6 +255,60 @@ pub fn make_key(
     pki.issue_from_csr(name, &csr, subject)
 }
 
+/// `kyso signer enroll-otp` for the personal key with CKA_ID `id_hex`: the otpauth URI.
+pub fn enroll_otp(server: &P11KitServer, pin_file: &Path, token: &str, id_hex: &str) -> String {
+    let out = kyso_signer(
+        server,
+        &[
+            "enroll-otp",
+            "--module",
+            P11_CLIENT,
+            "--token",
+            token,
+            "--pin-file",
+            pin_file.to_str().unwrap(),
+            "--id",
+            id_hex,
+            "--account",
+            "chairman",
+            "--no-qr",
+        ],
+    )
+    .expect_success();
+    out.stdout_str()
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .unwrap_or_else(|| panic!("no otpauth URI: {}", out.stdout_str()))
+        .to_owned()
+}
+
+/// The TOTP code (RFC 6238: HMAC-SHA-1, 30 s, 6 digits) of the otpauth `uri` for time step
+/// `step`, computed by python3's hmac: independent of the signer's code.
+pub fn totp_code(uri: &str, step: u64) -> String {
+    let script = r#"
+import base64, hmac, hashlib, struct, sys, urllib.parse
+q = urllib.parse.parse_qs(urllib.parse.urlparse(sys.argv[1]).query)
+s = q["secret"][0]
+key = base64.b32decode(s + "=" * (-len(s) % 8))
+mac = hmac.new(key, struct.pack(">Q", int(sys.argv[2])), hashlib.sha1).digest()
+o = mac[-1] & 15
+print("%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(script).arg(uri).arg(step.to_string());
+    let out = crate::run(&mut cmd, None, Duration::from_secs(30)).expect_success();
+    out.stdout_str().trim().to_owned()
+}
+
+/// The current TOTP time step.
+pub fn totp_step() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
 // ------------------------------------------------------------------ the cluster
 
 pub struct Cluster {
@@ -270,6 +327,12 @@ pub struct Cluster {
     pub data_dir: Option<PathBuf>,
     /// Extra environment of the signer process (a failpoint).
     pub signer_env: Vec<(String, String)>,
+    /// The signer's config lets the anonymous test caller sign with the Chairman's key on
+    /// behalf of the organisation (no one-time code, marked `on_behalf` in the audit log);
+    /// false: every personal signature needs the holder's activation token (A1).
+    pub on_behalf: bool,
+    /// The Chairman's one-time-code enrolment (`kyso signer enroll-otp`): the otpauth URI.
+    pub chairman_otp: String,
 }
 
 pub const TOKEN: &str = "kyso-ubnd";
@@ -290,7 +353,20 @@ impl Cluster {
         Self::start_full("", Some(database_url)).await
     }
 
+    /// The whole cluster where every personal signature needs the holder's consent (A1).
+    pub async fn start_consent(extra_config: &str) -> Cluster {
+        Self::start_inner(extra_config, None, false).await
+    }
+
     async fn start_full(extra_config: &str, registry_database: Option<&str>) -> Cluster {
+        Self::start_inner(extra_config, registry_database, true).await
+    }
+
+    async fn start_inner(
+        extra_config: &str,
+        registry_database: Option<&str>,
+        on_behalf: bool,
+    ) -> Cluster {
         let pki = TestPki::generate();
         let dir = tempfile::tempdir().unwrap();
         let hsm = SoftHsm::new();
@@ -311,6 +387,7 @@ impl Cluster {
             "p256",
             PERSONAL_SUBJ,
         );
+        let chairman_otp = enroll_otp(&p11, &pin_file, TOKEN, "02");
         let revoked = make_key(
             &pki, &p11, &pin_file, TOKEN, "old-seal", "03", "rsa2048", ORG_SUBJ,
         );
@@ -343,6 +420,8 @@ impl Cluster {
             extra_config: extra_config.to_owned(),
             data_dir: None,
             signer_env: Vec::new(),
+            on_behalf,
+            chairman_otp,
         };
         c.start_signer().await;
         c
@@ -376,6 +455,7 @@ impl Cluster {
 listen = "127.0.0.1:0"
 metrics_listen = "127.0.0.1:0"
 allow_anonymous = true
+anonymous_sign_on_behalf = [{on_behalf}]
 registry = {{ url = "{registry}", timeout_ms = 2000 }}
 own_check_ttl_secs = 60
 documents_dir = {documents:?}
@@ -439,6 +519,11 @@ slots = ["hsm-1"]
             old = pki.path("leaves/old-seal.pem"),
             ca = pki.issuing_ca_pem(),
             extra = self.extra_config,
+            on_behalf = if self.on_behalf {
+                format!("{:?}", self.province.ubnd)
+            } else {
+                String::new()
+            },
         )
     }
 
@@ -631,6 +716,7 @@ slots = ["hsm-1"]
             signing_time: None,
             approval: Vec::new(),
             competent_person_id: String::new(),
+            activation_token: String::new(),
         }
     }
 

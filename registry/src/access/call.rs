@@ -43,6 +43,8 @@ calls! {
     CheckSeal => Sign,
     RecordUsage => Record,
     RegisterDocument => Record,
+    // Holder consent: the signer lifts a one-time-code lock after an approved unlock (I5).
+    LatestUnlock => Sign,
     // The verifier's question (W3).
     CheckAuthority => Check,
     // Lookups and finds.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The signing service: `Authorize`, `CheckSeal`, `CheckAuthority`, `RecordUsage`,
-    /// `RegisterDocument`, lookups.
+    /// `RegisterDocument`, `LatestUnlock` (holder consent, I5), lookups.
     Signer,
     /// The verifying side (W3): `CheckAuthority`, lookups and finds.
     Verifier,

@@ -225,6 +225,19 @@ impl Book {
         Ok(rows.into_iter().map(UnlockRequest::from).collect())
     }
 
+    /// I5: the last unlock request of the certificate `fingerprint` that was done (for the
+    /// signer, which lifts a lock of the holder's one-time-code credential made before it).
+    pub async fn latest_unlock(&self, fingerprint: &str) -> Result<Option<UnlockRequest>> {
+        let row: Option<UnlockRow> = sqlx::query_as(&format!(
+            "{UNLOCK_SELECT} WHERE c.fingerprint = $1 AND u.status = 'done' \
+             ORDER BY u.resolved_at DESC, u.id DESC LIMIT 1"
+        ))
+        .bind(fingerprint)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(UnlockRequest::from))
+    }
+
     async fn unlock(&self, id: &str) -> Result<UnlockRequest> {
         let row: UnlockRow = sqlx::query_as(&format!("{UNLOCK_SELECT} WHERE u.id = $1"))
             .bind(id)

@@ -14,18 +14,22 @@
 //!   public keys ([`SealKey`]) if given, and reports the first problem.
 //! * [`Sealer`] is what the signer implements with its HSM.
 //!
-//! # Record format (version 1)
+//! # Record format (version 2; version 1 still read)
 //!
 //! The file is UTF-8 text, one record per line, every line ending in `\n`.
 //! A record is a JSON object whose members appear in exactly this order,
 //! without any whitespace outside strings:
 //!
 //! ```text
-//! {"v":1,"seq":S,"prev":P,"time":T,"entry":{…},"hash":H}
-//! {"v":1,"seq":S,"prev":P,"time":T,"seal":{…},"hash":H}
+//! {"v":2,"seq":S,"prev":P,"time":T,"entry":{…},"hash":H}
+//! {"v":2,"seq":S,"prev":P,"time":T,"seal":{…},"hash":H}
 //! ```
 //!
-//! * `v`: the format version, `1`.
+//! * `v`: the format version: `2` in every record written now; `1` in records
+//!   written before holder consent existed, which verify unchanged (a log may
+//!   hold both: version 1 records, then version 2). The only differences: a
+//!   version 2 entry ends with `factor`, and may have the decision
+//!   `authorised`; a version 1 entry has neither.
 //! * `seq`: `1` for the first record of the file, then one more for every
 //!   record, entries and seals alike.
 //! * `prev`: the `hash` of the previous record; 64 zeros for `seq` 1.
@@ -42,9 +46,19 @@
 //!   * `acting_person_id`, `organisation_id`, `document_type`,
 //!     `number_and_symbol`, `profile`, `mode` (the proto enum names, e.g.
 //!     `PROFILE_ISSUE`, `SIGNING_MODE_KT`);
-//!   * `decision`: `signed`, `refused` or `failed`;
+//!   * `decision`: `signed`, `refused`, `failed`, `not_returned` (the HSM
+//!     signed but the CMS/PDF could not be built) or, version 2 only,
+//!     `authorised` (AuthorizeSignature: the holder's one-time code accepted
+//!     for these digests, an activation token issued; `digest_alg` is then
+//!     `sha256` for one digest or `sha256xN` for a batch of N, and `digest` the
+//!     N digests one after another);
 //!   * `rules`: the rule IDs that refused (an array of strings, empty unless
-//!     `refused`); `reason`: free text (empty when `signed`).
+//!     `refused`); `reason`: free text (empty when `signed`);
+//!   * `factor` (version 2 only, always present): what made a personal
+//!     signature the holder's (A1): `totp` (the holder's one-time code, through
+//!     an activation token), `on_behalf` (the caller signs on behalf of the
+//!     organisation's leaders, as the signer's config allows for that
+//!     organisation), or `""` (an organisation key, or refused before consent).
 //! * `seal`, members in this order:
 //!   * `through`: the `seq` of the last record sealed (always `seq − 1`);
 //!   * `head`: the `hash` of that record (always equal to `prev`);

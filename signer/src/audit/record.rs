@@ -6,8 +6,12 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::AuditError;
 
-/// The format version written in every record (`"v"`).
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format version written in every new record (`"v"`): 2, whose entries name the
+/// holder's consent factor (`factor`). Records of version 1 (no `factor`) still verify.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The first version, still read.
+pub(crate) const FORMAT_VERSION_1: u32 = 1;
 
 /// The `prev` of the first record: 32 zero bytes.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -41,6 +45,9 @@ pub enum Decision {
         /// Why the document could not be built.
         reason: String,
     },
+    /// The holder authorised these digests with a personal key (AuthorizeSignature, A1):
+    /// an activation token was issued (format version 2).
+    Authorised,
 }
 
 /// One signature, refusal or failure to record.
@@ -72,6 +79,8 @@ pub struct AuditEntry {
     pub mode: String,
     /// What was decided.
     pub decision: Decision,
+    /// The holder's consent factor (A1): `totp`, `on_behalf`, or empty.
+    pub factor: String,
 }
 
 /// The `entry` member of a record, as written.
@@ -93,6 +102,10 @@ pub struct EntryRecord {
     pub decision: String,
     pub rules: Vec<String>,
     pub reason: String,
+    /// Version 2 only (always there): the holder's consent factor, `totp`, `on_behalf` or
+    /// `""` (no personal key, or refused before consent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<String>,
 }
 
 /// The `seal` member of a record, as written.
@@ -276,7 +289,7 @@ pub(crate) fn is_hex(s: &str, n: usize) -> bool {
 /// Checks the fields of a parsed record (chain checks aside); the message
 /// names the first bad field.
 pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
-    if rec.v != FORMAT_VERSION {
+    if rec.v != FORMAT_VERSION && rec.v != FORMAT_VERSION_1 {
         return Err(format!("unknown format version {}", rec.v));
     }
     if !is_hex(&rec.prev, 64) {
@@ -289,6 +302,20 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
     }
     match (&rec.entry, &rec.seal) {
         (Some(e), None) => {
+            match (rec.v, &e.factor) {
+                (FORMAT_VERSION_1, None) => {}
+                (FORMAT_VERSION_1, Some(_)) => {
+                    return Err("entry.factor in a version 1 record".into());
+                }
+                (_, None) => return Err("entry.factor missing in a version 2 record".into()),
+                (_, Some(f)) if !matches!(f.as_str(), "" | "totp" | "on_behalf") => {
+                    return Err(format!("entry.factor {f:?} is not totp/on_behalf/empty"));
+                }
+                (_, Some(_)) => {}
+            }
+            if rec.v == FORMAT_VERSION_1 && e.decision == "authorised" {
+                return Err("entry.decision authorised in a version 1 record".into());
+            }
             if !(e.cert_sha256.is_empty() || is_hex(&e.cert_sha256, 64)) {
                 return Err("entry.cert_sha256 is not 64 lowercase hex digits".into());
             }
@@ -296,12 +323,12 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                 return Err("entry.digest is not lowercase hex".into());
             }
             match e.decision.as_str() {
-                "signed" | "failed" | "not_returned" if !e.rules.is_empty() => {
+                "signed" | "failed" | "not_returned" | "authorised" if !e.rules.is_empty() => {
                     Err(format!("entry.rules given for decision {}", e.decision))
                 }
-                "signed" | "refused" | "failed" | "not_returned" => Ok(()),
+                "signed" | "refused" | "failed" | "not_returned" | "authorised" => Ok(()),
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed/not_returned"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised"
                 )),
             }
         }
@@ -337,6 +364,7 @@ impl AuditEntry {
             Decision::Refused { rules, reason } => ("refused", rules.clone(), reason.clone()),
             Decision::Failed { reason } => ("failed", Vec::new(), reason.clone()),
             Decision::NotReturned { reason } => ("not_returned", Vec::new(), reason.clone()),
+            Decision::Authorised => ("authorised", Vec::new(), String::new()),
         };
         let rec = EntryRecord {
             caller: self.caller.clone(),
@@ -353,6 +381,7 @@ impl AuditEntry {
             decision: decision.to_owned(),
             rules,
             reason,
+            factor: Some(self.factor.clone()),
         };
         Ok((rec, format_time(self.time)?))
     }

@@ -32,6 +32,7 @@ fn entry(i: u64) -> AuditEntry {
         number_and_symbol: format!("{i}/QĐ-UBND"),
         profile: "PROFILE_ISSUE".into(),
         mode: "SIGNING_MODE_OWN".into(),
+        factor: ["", "totp", "on_behalf"][(i % 3) as usize].into(),
         decision: match i % 4 {
             0 => Decision::Signed,
             1 => Decision::Refused {
@@ -266,7 +267,7 @@ async fn record_format_follows_the_documented_hash_rule() {
     let first = std::str::from_utf8(&ls[0]).expect("utf-8");
     assert!(
         first.starts_with(&format!(
-            "{{\"v\":1,\"seq\":1,\"prev\":\"{}\",\"time\":\"2026-03-01T08:00:00Z\",\"entry\":{{\"caller\":",
+            "{{\"v\":2,\"seq\":1,\"prev\":\"{}\",\"time\":\"2026-03-01T08:00:00Z\",\"entry\":{{\"caller\":",
             "0".repeat(64)
         )),
         "{first}"
@@ -284,6 +285,67 @@ async fn record_format_follows_the_documented_hash_rule() {
         assert_eq!(v["prev"], prev.as_str());
         prev = hash;
     }
+}
+
+/// Rewrites the records of `ls` as format version 1 (no `factor`), chained again.
+fn as_version_1(ls: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut prev = "0".repeat(64);
+    ls.iter()
+        .map(|l| {
+            let mut rec = AuditRecord::parse(l).expect("record");
+            rec.v = 1;
+            if let Some(e) = rec.entry.as_mut() {
+                e.factor = None;
+            }
+            rec.prev = prev.clone();
+            let line = rec.rehash_line();
+            prev = rec.hash.clone();
+            line
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_version_1_log_still_verifies_and_continues_in_version_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = log_path(&dir);
+    write_log(&path, 4, None, None).await;
+    let v2 = lines(&path);
+    assert!(
+        std::str::from_utf8(&v2[1])
+            .expect("utf-8")
+            .contains(",\"factor\":\"totp\"}")
+    );
+    let v1 = as_version_1(&v2);
+    assert!(
+        !std::str::from_utf8(&v1[1])
+            .expect("utf-8")
+            .contains("factor")
+    );
+    write_lines(&path, &v1);
+    assert!(verify_log(&path, &[]).expect("verify").intact());
+    // The signer opens it and goes on in version 2.
+    let log = AuditLog::open(&path, no_auto_seal(), None)
+        .await
+        .expect("open a version 1 log");
+    log.append(entry(4)).await.expect("append");
+    log.close(T0).await.expect("close");
+    let report = verify_log(&path, &[]).expect("verify");
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.records, 5);
+    let last = lines(&path).pop().expect("a line");
+    assert!(last.starts_with(b"{\"v\":2,"));
+    // A factor in a version 1 record, or none in a version 2 record: malformed.
+    let mut bad = v1.clone();
+    let mut rec = AuditRecord::parse(&bad[0]).expect("record");
+    rec.entry.as_mut().expect("entry").factor = Some("totp".into());
+    bad[0] = rec.rehash_line();
+    write_lines(&path, &bad[..1]);
+    assert_eq!(problem(&path, &[]).kind, ProblemKind::Malformed);
+    let mut rec = AuditRecord::parse(&v2[0]).expect("record");
+    rec.entry.as_mut().expect("entry").factor = None;
+    write_lines(&path, &[rec.rehash_line()]);
+    assert_eq!(problem(&path, &[]).kind, ProblemKind::Malformed);
 }
 
 #[tokio::test]
@@ -686,7 +748,7 @@ async fn tampering_is_detected_with_the_first_broken_line() {
 
     // Non-canonical spacing (same content, same hash field).
     let mut t = ls.clone();
-    t[0] = edit(&t[0], "{\"v\":1,", "{\"v\": 1,");
+    t[0] = edit(&t[0], "{\"v\":2,", "{\"v\": 2,");
     check(&t, ProblemKind::EditedRecord, 1);
 }
 

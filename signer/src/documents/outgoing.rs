@@ -32,7 +32,11 @@ impl DocumentsService {
             require("approver_person_id", &r.approver_person_id)?;
         }
         let key = std::mem::take(&mut r.idempotency_key);
+        // The approver's activation token is single-use: a retry that must sign again brings
+        // a new one, and is still the same request.
+        let token = std::mem::take(&mut r.approval_activation_token);
         let hash = request_sha256(&r);
+        r.approval_activation_token = token;
         let mut run = self.begin(
             "IssueOutgoing",
             caller,
@@ -64,6 +68,9 @@ impl DocumentsService {
                     pb::SignPdfRequest {
                         placement: r.approval_placement.clone(),
                         image: r.approval_image.clone(),
+                        // A1: the approver's consent, bound to the SHA-256 of the PDF as
+                        // submitted (what the approval step signs).
+                        activation_token: r.approval_activation_token.clone(),
                         ..sign_pdf(
                             &r.approval_key,
                             document.clone(),

@@ -205,6 +205,7 @@ impl DocumentsService {
                 number_and_symbol: e.number_and_symbol,
                 profile: e.profile,
                 mode: e.mode,
+                factor: e.factor.unwrap_or_default(),
                 decision: Decision::NotReturned {
                     reason: format!(
                         "{} {seq}: the signer stopped before the document flow kept this \

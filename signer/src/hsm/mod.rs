@@ -34,9 +34,11 @@
 
 mod config;
 mod connection;
+mod credential;
 mod error;
 mod health;
 mod mechanism;
+pub mod otp;
 mod policy;
 mod recovery;
 mod sign;

@@ -479,6 +479,20 @@ impl Token {
         })
     }
 
+    /// Enrols the holder's one-time-code credential of the personal key named by `sel`
+    /// (A1): a new TOTP seed generated in the token, answered once (for the holder's
+    /// authenticator) and left sensitive and not extractable (`super::otp::enroll`). The
+    /// private key must be on the token.
+    pub fn enroll_otp(&self, sel: &KeySelector) -> Result<zeroize::Zeroizing<Vec<u8>>, HsmError> {
+        let slot = self.label.as_str();
+        find_private_key(&self.session, sel, &sel.describe(), slot)?;
+        super::otp::enroll(&self.session, sel).map_err(|e| HsmError::Pkcs11 {
+            slot: slot.to_owned(),
+            operation: "enrolling the one-time-code seed".to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Generates a key pair on the token (private key: token, private, sensitive, not
     /// extractable, sign only) and returns the DER SubjectPublicKeyInfo. A key with the same
     /// id or label already on the token is an error ([`HsmError::KeyExists`]).

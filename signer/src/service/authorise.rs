@@ -29,10 +29,11 @@ impl SignerService {
     ) -> Result<Job<'k>> {
         let parsed = self
             .parse_context(caller, ctx, job.signing_time)
-            .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx));
+            .and_then(|ctx| side_doors(&job, &ctx, origin).map(|()| ctx))
+            .and_then(|ctx| self.consent(caller, &job, &ctx, now).map(|f| (ctx, f)));
         match parsed {
-            Ok(ctx) => {
-                let job = Job { ctx, ..job };
+            Ok((ctx, factor)) => {
+                let job = Job { ctx, factor, ..job };
                 // What the seal's form needs named (SCANNED_ISSUE, COPY, APPENDIX): bad
                 // input, refused before anything is asked (never a rule's refusal). A
                 // personal key is refused these forms by the registry (A4) first; its

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::audit::Decision as AuditDecision;
 use crate::config::{Caller, Scheme};
+use crate::consent::Factor;
 use crate::error::{Error, Result};
 
 use super::SignerService;
@@ -89,6 +90,8 @@ impl SignerService {
             signing_time,
             raw: false,
             seal,
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)
@@ -136,6 +139,8 @@ impl SignerService {
             raw: true,
             // A raw signature is never a seal (side_doors refuses an organisation's key).
             seal: SealSubject::default(),
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context, Origin::Caller, now)

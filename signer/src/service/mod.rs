@@ -20,6 +20,7 @@
 mod approval;
 mod authorise;
 mod cms;
+mod consent;
 mod pdf;
 mod record;
 mod request;
@@ -55,6 +56,7 @@ struct Inner {
     keys: HashMap<String, KeySpec>,
     callers: HashMap<[u8; 32], Caller>,
     allow_anonymous: bool,
+    anonymous_sign_on_behalf: Vec<String>,
     hsm: Arc<Hsm>,
     registry: Registry,
     own: OwnCheck,
@@ -65,6 +67,12 @@ struct Inner {
     max_content_bytes: usize,
     max_pdf_bytes: usize,
     max_skew: time::Duration,
+    consent: crate::consent::ConsentConfig,
+    /// A1: the activation tokens this replica issued.
+    grants: crate::consent::Grants,
+    /// One authorisation at a time per personal key in this replica (the attempt counter is
+    /// read and written on the token).
+    credentials: HashMap<String, tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SignerService {
@@ -84,6 +92,8 @@ pub struct Parts {
     pub callers: Vec<([u8; 32], Caller)>,
     /// Accept callers without a certificate.
     pub allow_anonymous: bool,
+    /// Organisations for which an anonymous caller signs on behalf (dev clusters).
+    pub anonymous_sign_on_behalf: Vec<String>,
     /// The HSM.
     pub hsm: Arc<Hsm>,
     /// The registry client.
@@ -104,16 +114,27 @@ pub struct Parts {
     pub max_pdf_bytes: usize,
     /// Allowed skew of a requested signing time.
     pub max_skew: time::Duration,
+    /// Holder consent (A1, I5).
+    pub consent: crate::consent::ConsentConfig,
 }
 
 impl SignerService {
     /// Builds the service.
     pub fn new(p: Parts) -> Self {
+        let credentials = p
+            .keys
+            .iter()
+            .map(|k| (k.name.clone(), tokio::sync::Mutex::new(())))
+            .collect();
         Self {
             inner: Arc::new(Inner {
+                credentials,
+                grants: crate::consent::Grants::default(),
+                consent: p.consent,
                 keys: p.keys.into_iter().map(|k| (k.name.clone(), k)).collect(),
                 callers: p.callers.into_iter().collect(),
                 allow_anonymous: p.allow_anonymous,
+                anonymous_sign_on_behalf: p.anonymous_sign_on_behalf,
                 hsm: p.hsm,
                 registry: p.registry,
                 own: p.own,
@@ -314,5 +335,19 @@ impl pb::signer_server::Signer for SignerService {
             .sign_pdf_inner(&caller, r, request::Origin::Caller, now)
             .await;
         self.answer("SignPdf", &key, ctx.as_ref(), started, out)
+    }
+
+    async fn authorize_signature(
+        &self,
+        req: Request<pb::AuthorizeSignatureRequest>,
+    ) -> Result<Response<pb::AuthorizeSignatureResponse>, Status> {
+        let started = Instant::now();
+        let caller = self.caller(&req)?;
+        let now = (self.inner.clock)();
+        let out = self
+            .authorize_signature_inner(&caller, req.into_inner(), now)
+            .await;
+        self.observe("AuthorizeSignature", started);
+        out.map(Response::new).map_err(Status::from)
     }
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::audit::Decision as AuditDecision;
 use crate::config::Caller;
+use crate::consent::Factor;
 use crate::error::{Error, Result};
 
 use super::SignerService;
@@ -59,6 +60,8 @@ impl SignerService {
                 competent_person_id: r.competent_person_id.clone(),
                 content_sha256: Some(input_sha256.clone()),
             },
+            activation_token: r.activation_token.clone(),
+            factor: Factor::None,
         };
         let job = self
             .with_context(caller, job, r.context.clone(), origin, now)

@@ -80,6 +80,7 @@ impl SignerService {
             digest_algorithm: digest_label.to_owned(),
             digest: job.document_digest.clone(),
             decision,
+            factor: job.factor.as_str().to_owned(),
         };
         let started = Instant::now();
         let r = self.inner.audit.append(entry).await;

@@ -39,6 +39,10 @@ pub(super) struct Job<'a> {
     pub(super) signing_time: OffsetDateTime,
     /// A raw signature over the digest (SignDigest), not a CMS or PDF.
     pub(super) raw: bool,
+    /// A1: the holder's activation token (personal keys), bound to `document_digest`.
+    pub(super) activation_token: String,
+    /// What made a personal signature the holder's (set by the consent check).
+    pub(super) factor: crate::consent::Factor,
     /// What the seal's side doors look at (SCANNED_ISSUE, COPY; `super::seal`).
     pub(super) seal: SealSubject,
 }
@@ -74,6 +78,7 @@ impl SignerService {
             None if self.inner.allow_anonymous => Ok(Caller {
                 name: "anonymous".into(),
                 organisations: Vec::new(),
+                sign_on_behalf: self.inner.anonymous_sign_on_behalf.clone(),
             }),
             None => Err(Error::Refused(vec![Refusal {
                 rule: "caller".into(),

@@ -86,6 +86,7 @@ fn entry(i: u64) -> AuditEntry {
         organisation_id: "o-sotttt-hanoi".into(),
         document_type: "CV".into(),
         number_and_symbol: format!("{i}/STTTT-VP"),
+        factor: String::new(),
         profile: "PROFILE_ISSUE".into(),
         mode: if i.is_multiple_of(2) {
             "SIGNING_MODE_OWN"

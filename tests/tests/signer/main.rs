@@ -9,6 +9,7 @@
 
 mod audit;
 mod bench;
+mod consent;
 mod documents;
 mod hsm;
 mod pdf;

@@ -47,6 +47,7 @@ fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfR
         signing_time: None,
         field_name: String::new(),
         competent_person_id: String::new(),
+        activation_token: String::new(),
     }
 }
 

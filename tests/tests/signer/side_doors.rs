@@ -45,6 +45,7 @@ async fn the_seal_makes_no_raw_signature_and_no_received_stamp_outside_receive_i
                 digest_algorithm: "sha256".into(),
                 digest: digest.as_ref().to_vec(),
                 approval: Vec::new(),
+                activation_token: String::new(),
             })
             .await
             .unwrap_err();
@@ -90,6 +91,7 @@ async fn the_seal_makes_no_raw_signature_and_no_received_stamp_outside_receive_i
             digest_algorithm: "sha256".into(),
             digest: digest.as_ref().to_vec(),
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap();
@@ -453,6 +455,7 @@ async fn copies_and_appendices_only_of_the_organisations_registered_documents_P3
         organisation_id: ubnd.clone(),
         seal_key: "seal".into(),
         custodian_person_id: c.province.clerk.clone(),
+        idempotency_key: String::new(),
     };
     let err = documents
         .sign_attachments(attach("16/QĐ-UBND"))

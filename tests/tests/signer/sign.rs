@@ -290,6 +290,7 @@ async fn bad_requests_are_invalid_arguments_and_change_nothing() {
             digest_algorithm: "sha256".into(),
             digest: vec![1; 31],
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap_err();
@@ -373,6 +374,7 @@ async fn sign_digest_gives_a_signature_openssl_verifies() {
             digest_algorithm: "sha256".into(),
             digest: digest.as_ref().to_vec(),
             approval: Vec::new(),
+            activation_token: String::new(),
         })
         .await
         .unwrap()
@@ -724,11 +726,47 @@ organisations = ["some-other-organisation"]
     let err = other.sign_cms(c.approval(b"x")).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert_eq!(status_rules(&err), "caller");
-    // The organisation's document system: signed, and named in the audit record.
+    // The organisation's document system: the Chairman's signature needs his consent (A1)...
     let mut dms = mtls_client(&c, d, Some("dms")).await.unwrap();
-    let r = dms.sign_cms(c.approval(b"x")).await.unwrap().into_inner();
+    let err = dms.sign_cms(c.approval(b"x")).await.unwrap_err();
+    assert_eq!(status_rules(&err), "A1", "{err:?}");
+    let token = dms
+        .authorize_signature(pb::AuthorizeSignatureRequest {
+            key: "chairman".into(),
+            digest_algorithm: "sha256".into(),
+            digests: vec![kyso_pki::crypto::sha256(b"x").to_vec()],
+            otp: kyso_tests::cluster::totp_code(&c.chairman_otp, kyso_tests::cluster::totp_step()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activation_token;
+    let mut req = c.approval(b"x");
+    req.activation_token = token;
+    // ...then it is signed, and the caller and the factor are named in the audit record.
+    let r = dms.sign_cms(req).await.unwrap().into_inner();
     let hash = r.audit.unwrap().record_hash;
     let lines = audit_lines(&c.audit_path());
     let rec = lines.iter().find(|l| l["hash"] == json!(hash)).unwrap();
     assert_eq!(rec["entry"]["caller"], json!("dms-ubnd"), "{rec}");
+    assert_eq!(rec["entry"]["factor"], json!("totp"), "{rec}");
+
+    // A deployment that lets this document system sign on behalf of the People's
+    // Committee's leaders says so for that organisation: no code, marked `on_behalf` (A1).
+    let mut c = c;
+    c.extra_config = c.extra_config.replace(
+        "name = \"dms-ubnd\"\n",
+        &format!(
+            "name = \"dms-ubnd\"\nsign_on_behalf = [{:?}]\n",
+            c.province.ubnd
+        ),
+    );
+    c.kill_signer();
+    c.start_signer().await;
+    let mut dms = mtls_client(&c, d, Some("dms")).await.unwrap();
+    let r = dms.sign_cms(c.approval(b"y")).await.unwrap().into_inner();
+    let hash = r.audit.unwrap().record_hash;
+    let lines = audit_lines(&c.audit_path());
+    let rec = lines.iter().find(|l| l["hash"] == json!(hash)).unwrap();
+    assert_eq!(rec["entry"]["factor"], json!("on_behalf"), "{rec}");
 }
