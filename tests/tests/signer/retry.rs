@@ -428,6 +428,9 @@ async fn sign_attachments_killed_and_retried_keeps_one_original_per_attachment_D
             custodian_person_id: clerk.clone(),
             idempotency_key: format!("attach-{step}"),
         };
+        // D5: the main document is in the outgoing register.
+        c.register_document(&ubnd, "OUTGOING", &number, &"0".repeat(64))
+            .await;
         let before = originals(&c.documents_dir());
         restart(&mut c, Some(step)).await;
         let first = documents(&c).await.sign_attachments(request()).await;
@@ -504,7 +507,19 @@ organisations = ["some-other-organisation"]
         dms = fps[0],
         other = fps[1],
     );
-    let c = Cluster::start_with(&extra).await;
+    let mut c = Cluster::start_with(&extra).await;
+    // The document system signs the approval on behalf of the People's Committee's leaders,
+    // as this deployment says (A1; holder consent has its own tests).
+    c.extra_config = c.extra_config.replace(
+        "name = \"dms-ubnd\"\n",
+        &format!(
+            "name = \"dms-ubnd\"\nsign_on_behalf = [{:?}]\n",
+            c.province.ubnd
+        ),
+    );
+    c.kill_signer();
+    c.start_signer().await;
+    let c = c;
     let client = |name: &'static str| {
         let addr = c.addr;
         async move {
