@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_certificate_names.sql"),
     ),
     (7, "roles", include_str!("../migrations/0007_roles.sql")),
+    (
+        8,
+        "audit_anchors",
+        include_str!("../migrations/0008_audit_anchors.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:
@@ -133,6 +138,8 @@ pub const TABLES: &[&str] = &[
     "events",
     "holidays",
     "roles",
+    "audit_logs",
+    "audit_anchors",
 ];
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("kyso" in ASCII).

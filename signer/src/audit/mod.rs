@@ -109,11 +109,13 @@
 //! detected from the file alone: compare the head with a receipt or with a
 //! head recorded earlier.
 
+mod anchor;
 mod log;
 mod record;
 mod seal;
 mod verify;
 
+pub use anchor::{Anchor, AnchorMismatch, AnchorMismatchKind, SealedHead, check_anchors};
 pub use log::{AuditConfig, AuditLog, AuditReceipt, OpenInfo};
 pub use record::{AuditEntry, AuditRecord, Decision, EntryRecord, GENESIS, SealRecord};
 pub use seal::{SealError, SealSignature, Sealer, seal_message};
@@ -172,6 +174,15 @@ pub enum AuditError {
     /// [`AuditLog::seal`] was called but no [`Sealer`] is configured.
     #[error("the audit log has no sealer")]
     NoSealer,
+    /// Too many seals are not anchored outside the signer: no new signature until the
+    /// registry holds the log's head again.
+    #[error(
+        "{seals} audit seals are not anchored in the registry: refusing to sign until the log's head is anchored"
+    )]
+    Unanchored {
+        /// Seals not anchored.
+        seals: u64,
+    },
     /// The HSM did not produce a seal signature.
     #[error("sealing the audit log failed: {0}")]
     Seal(#[from] SealError),
