@@ -32,7 +32,7 @@ fn anchor(log_id: &str, sequence: u64, hash_byte: u8) -> pb::RecordAuditAnchorRe
 }
 
 async fn only_the_signer_records_anchors_and_their_sequence_only_grows(w: World) {
-    let r = w.start(0).await;
+    let r = w.start(1_000).await;
     w.grant(&r, "signer", "signer", "").await;
     w.grant(&r, "signer2", "signer", "").await;
     w.grant(&r, "auditor", "auditor", "").await;

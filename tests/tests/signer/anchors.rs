@@ -244,27 +244,43 @@ async fn an_audit_seal_cannot_be_forged_through_any_key_a_caller_can_use() {
         "no signature was made in {asked} requests"
     );
     let template = seal_template.seal.as_ref().unwrap();
-    let forged = c.dir.path().join("forged.log");
+    // A log ending in a seal made here from its parts: with the genuine parts over the
+    // genuine records it verifies, so what the forgeries below lack is only the key.
+    let build = |body: &[AuditRecord], alg_oid: &str, sig: &str, cert_sha256: &str| {
+        let last = body.last().unwrap();
+        let mut seal = AuditRecord {
+            seq: last.seq + 1,
+            prev: last.hash.clone(),
+            seal: Some(SealRecord {
+                through: last.seq,
+                head: last.hash.clone(),
+                alg: template.alg.clone(),
+                alg_oid: alg_oid.into(),
+                key: template.key.clone(),
+                cert_sha256: cert_sha256.into(),
+                sig: sig.into(),
+            }),
+            ..seal_template.clone()
+        };
+        seal.rehash_line();
+        let mut all = body.to_vec();
+        all.push(seal);
+        let path = c.dir.path().join("built.log");
+        write_records(&path, &all);
+        path
+    };
+    let rebuilt = build(
+        &records(&genuine)[..last_seal],
+        &template.alg_oid,
+        &template.sig,
+        &template.cert_sha256,
+    );
+    let report = verify_log(&rebuilt, std::slice::from_ref(&key)).unwrap();
+    assert!(report.intact() && report.seals_verified >= 1, "{report:?}");
+    let mut forged = rebuilt;
     for a in &made {
-        for cert_sha256 in [template.cert_sha256.clone(), String::new()] {
-            let mut seal = AuditRecord {
-                seq: through + 1,
-                prev: prev.clone(),
-                seal: Some(SealRecord {
-                    through,
-                    head: prev.clone(),
-                    alg: template.alg.clone(),
-                    alg_oid: a.alg_oid.into(),
-                    key: template.key.clone(),
-                    cert_sha256,
-                    sig: hex::encode(&a.signature),
-                }),
-                ..seal_template.clone()
-            };
-            seal.rehash_line();
-            let mut all = recs.clone();
-            all.push(seal);
-            write_records(&forged, &all);
+        for cert_sha256 in [template.cert_sha256.as_str(), ""] {
+            forged = build(&recs, a.alg_oid, &hex::encode(&a.signature), cert_sha256);
             let report: VerifyReport = verify_log(&forged, std::slice::from_ref(&key)).unwrap();
             let problem = report
                 .problem
