@@ -106,8 +106,14 @@
 //!
 //! Records after the last seal are reported as a warning (*unsealed tail*),
 //! not an error. Removing records from the very end of the file cannot be
-//! detected from the file alone: compare the head with a receipt or with a
-//! head recorded earlier.
+//! detected from the file alone: the signer records the head after every seal
+//! in the registry (an *anchor*: the seal record's `seq` and `hash`, see
+//! `crate::anchor`), and [`check_anchors`] finds a file that does not hold an
+//! anchored head (cut back, deleted, an older copy restored).
+//!
+//! The seal key is the audit-seal key alone: a key no RPC can name (the
+//! configuration refuses one that overlaps a callable key), so no caller can
+//! have the seal message signed.
 
 mod anchor;
 mod log;
