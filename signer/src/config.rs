@@ -122,7 +122,9 @@ pub struct SealKeySection {
     /// The name written in seal records (and used in logs and metrics).
     #[serde(default = "default_seal_name")]
     pub name: String,
-    /// Its certificate (or a self-signed one made for it), PEM or DER; the key must match it.
+    /// A certificate for its key (issued for its HSM-made CSR by the CA or by the operators'
+    /// internal CA: it only names the key, it is not validated), PEM or DER; the key must
+    /// match it.
     pub certificate: PathBuf,
     /// CKA_ID in hex.
     pub id: Option<String>,
