@@ -138,7 +138,8 @@ up() {
     # Keys are made inside the token (sensitive, never extractable); the CA certifies a CSR
     # the token signed. Both are issued before the OCSP responder reads the CA's index.
     hsm=(--module "$P11_CLIENT" --token kyso-dev --pin-file "$DEV/pin")
-    for k in "seal 01 $ORG_SUBJ" "chairman 02 $PERSONAL_SUBJ"; do
+    # audit-seal seals the signer's audit log: a key of its own that no caller can name.
+    for k in "seal 01 $ORG_SUBJ" "chairman 02 $PERSONAL_SUBJ" "audit-seal 05 /C=VN/O=kyso dev/CN=kyso audit seal"; do
         read -r name id subj <<<"$k"
         "$BIN/kyso" signer keygen "${hsm[@]}" --label "$name" --id "$id" --algorithm rsa2048 >/dev/null
         "$BIN/kyso" signer csr "${hsm[@]}" --id "$id" --subject "CN=$name" --out "$DEV/$name.csr"
@@ -265,7 +266,13 @@ fingerprint = "$(fingerprint "$TLS/dms.pem")"
 
 [audit]
 path = "$DEV/audit.log"
-seal_key = "seal"
+log_id = "dev-signer"
+
+# The audit-seal key: its own HSM object, never a [[keys]] entry (no caller can sign with it).
+[audit.seal]
+certificate = "$DEV/audit-seal.pem"
+label = "audit-seal"
+slots = ["dev-1"]
 
 [trust]
 trust_anchors = ["$PKI/root.pem"]
@@ -346,7 +353,9 @@ PY
         --out "$DEV/quyet-dinh-received.pdf" --organisation "$ubnd" --document-type QD \
         --seal-key seal --custodian "$clerk" --sender "UBND tỉnh Khánh Hòa"
     echo "== kyso audit verify .kyso-dev/audit.log"
-    "$BIN/kyso" audit verify "$DEV/audit.log"
+    "$BIN/kyso" audit verify "$DEV/audit.log" --certificate "$DEV/audit-seal.pem" \
+        --registry "https://127.0.0.1:$REGISTRY_PORT" --log-id dev-signer --registry-ca "$TLS/server-ca.pem" \
+        --registry-cert "$TLS/signer-registry.pem" --registry-key "$TLS/signer-registry.key"
     echo
     echo "The cluster is running: verifier 127.0.0.1:$VERIFIER_PORT (metrics :$METRICS_PORT),"
     echo "registry 127.0.0.1:$REGISTRY_PORT (metrics :$REGISTRY_METRICS_PORT; kyso registry --server https://127.0.0.1:$REGISTRY_PORT …),"

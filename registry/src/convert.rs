@@ -9,14 +9,14 @@ use kyso_proto::signer::v1 as spb;
 use prost_types::Timestamp;
 
 use crate::book::model::{
-    AppointmentEnd, Certificate, CertificateKind, CertificateStatus, Change, Classification,
-    CustodianAssignment, DelegationMode, DelegationRevocation, Direction, Grants, Granularity,
-    LogEntry, NewAppointment, NewCertificate, NewDelegation, NewDocumentType, NewOrganisation,
-    NewPerson, NewRegisterEntry, NewRole, OrganisationMatch, OrganisationStatus,
-    OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate, Profile, ProfileGrant,
-    RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason, RoleRow, StatusChange,
-    StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome, UnlockRequest, UnlockResolution,
-    UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
+    AppointmentEnd, AuditAnchor, Certificate, CertificateKind, CertificateStatus, Change,
+    Classification, CustodianAssignment, DelegationMode, DelegationRevocation, Direction, Grants,
+    Granularity, LogEntry, NewAppointment, NewAuditAnchor, NewCertificate, NewDelegation,
+    NewDocumentType, NewOrganisation, NewPerson, NewRegisterEntry, NewRole, OrganisationMatch,
+    OrganisationStatus, OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate,
+    Profile, ProfileGrant, RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason,
+    RoleRow, StatusChange, StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome, UnlockRequest,
+    UnlockResolution, UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
 };
 use crate::book::shared::need;
 use crate::cert;
@@ -742,5 +742,48 @@ pub fn role_grant(r: RoleRow) -> pb::RoleGrant {
         valid_from: stamp(r.valid_from),
         valid_to: r.valid_to.and_then(stamp),
         revoked_at: r.revoked_at.and_then(stamp),
+    }
+}
+
+// ----- audit anchors ------------------------------------------------------------------------------
+
+/// `RecordAuditAnchor`: the anchor as given; who writes it is the caller (stamped by the
+/// service), never the request's `writer_*`, which are ignored.
+pub fn new_audit_anchor(r: &pb::RecordAuditAnchorRequest) -> Result<(Change, NewAuditAnchor)> {
+    let change = change(&r.change)?;
+    let a = r
+        .anchor
+        .as_ref()
+        .ok_or_else(|| Error::field("anchor", "required"))?;
+    let sequence =
+        i64::try_from(a.sequence).map_err(|_| Error::field("anchor.sequence", "too large"))?;
+    Ok((
+        change,
+        NewAuditAnchor {
+            log_id: crate::book::log_id("anchor.log_id", &a.log_id)?,
+            sequence,
+            head_hash: a.head_hash.trim().to_owned(),
+            seal_algorithm: a.seal_algorithm.trim().to_owned(),
+            seal_key_sha256: a.seal_key_sha256.trim().to_owned(),
+            seal_signature: a.seal_signature.clone(),
+            sealed_at: ts_req("anchor.sealed_at", &a.sealed_at)?,
+        },
+    ))
+}
+
+/// An anchor as recorded.
+pub fn audit_anchor(a: AuditAnchor) -> pb::AuditAnchor {
+    pb::AuditAnchor {
+        log_id: a.log_id,
+        sequence: u64::try_from(a.sequence).unwrap_or_default(),
+        head_hash: a.head_hash,
+        seal_algorithm: a.seal_algorithm,
+        seal_key_sha256: a.seal_key_sha256,
+        // Written by the book as hex; a row that is not (edited by hand) shows empty.
+        seal_signature: hex::decode(&a.seal_signature).unwrap_or_default(),
+        sealed_at: stamp(a.sealed_at),
+        recorded_at: stamp(a.recorded_at),
+        writer_fingerprint: a.writer_fingerprint,
+        writer_subject: a.writer_subject,
     }
 }

@@ -59,6 +59,10 @@ pub enum Error {
     },
     /// The caller has no role that allows the call (access/): names the caller, the call
     /// and the missing right.
+    /// The request contradicts what is recorded (an audit anchor that does not move the
+    /// log's head forward): FAILED_PRECONDITION, nothing changed.
+    #[error("refused: {reason} ({field})")]
+    Conflict { field: &'static str, reason: String },
     #[error("permission denied: {caller} may not call {call}: it lacks {missing}")]
     PermissionDenied {
         /// The caller: its certificate's subject and fingerprint.
@@ -150,7 +154,7 @@ impl Error {
             Self::InvalidField { .. } => "invalid_argument",
             Self::NotFound { .. } => "not_found",
             Self::AlreadyExists { .. } => "already_exists",
-            Self::Rule { .. } => "refused",
+            Self::Rule { .. } | Self::Conflict { .. } => "refused",
             Self::PermissionDenied { .. } => "permission_denied",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Stale { .. } => "unavailable",
@@ -198,6 +202,9 @@ impl From<Error> for Status {
                     Code::FailedPrecondition
                 };
                 Status::with_error_details(code, message, details)
+            }
+            Error::Conflict { field, reason } => {
+                status::bad_field(Code::FailedPrecondition, message, field, reason)
             }
             Error::PermissionDenied { .. } => {
                 tracing::warn!(refusal = %message, "permission denied");

@@ -722,6 +722,52 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn record_audit_anchor(
+        &self,
+        req: Request<pb::RecordAuditAnchorRequest>,
+    ) -> Result<Response<pb::RecordAuditAnchorResponse>, Status> {
+        let now = self.now();
+        let rq = req.get_ref();
+        self.call(Call::RecordAuditAnchor, &req, move |who| async move {
+            let (change, anchor) = convert::new_audit_anchor(rq)?;
+            let change = who.stamp(change);
+            let duplicate = self.book.record_audit_anchor(&change, &anchor, now).await?;
+            Ok(pb::RecordAuditAnchorResponse { duplicate })
+        })
+        .await
+    }
+
+    async fn get_latest_audit_anchor(
+        &self,
+        req: Request<pb::GetLatestAuditAnchorRequest>,
+    ) -> Result<Response<pb::GetLatestAuditAnchorResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::GetLatestAuditAnchor, &req, move |_who| async move {
+            let log_id = crate::book::log_id("log_id", &rq.log_id)?;
+            let anchor = self.book.latest_audit_anchor(&log_id).await?;
+            Ok(pb::GetLatestAuditAnchorResponse {
+                anchor: anchor.map(convert::audit_anchor),
+            })
+        })
+        .await
+    }
+
+    async fn list_audit_anchors(
+        &self,
+        req: Request<pb::ListAuditAnchorsRequest>,
+    ) -> Result<Response<pb::ListAuditAnchorsResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::ListAuditAnchors, &req, move |_who| async move {
+            let log_id = crate::book::log_id("log_id", &rq.log_id)?;
+            let after = i64::try_from(rq.after_sequence).unwrap_or(i64::MAX);
+            let anchors = self.book.audit_anchors(&log_id, after, rq.limit).await?;
+            Ok(pb::ListAuditAnchorsResponse {
+                anchors: anchors.into_iter().map(convert::audit_anchor).collect(),
+            })
+        })
+        .await
+    }
+
     async fn who_am_i(
         &self,
         req: Request<pb::WhoAmIRequest>,

@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (7, "roles", include_str!("../migrations/0007_roles.sql")),
     (
+        8,
+        "audit_anchors",
+        include_str!("../migrations/0008_audit_anchors.sql"),
+    ),
+    (
         9,
         "scanned_issue",
         include_str!("../migrations/0009_scanned_issue.sql"),
@@ -138,6 +143,8 @@ pub const TABLES: &[&str] = &[
     "events",
     "holidays",
     "roles",
+    "audit_logs",
+    "audit_anchors",
 ];
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("kyso" in ASCII).

@@ -210,6 +210,34 @@ impl Registry {
         let mut client = self.client.clone();
         Ok(client.record_usage(request).await?.into_inner())
     }
+
+    /// `RecordAuditAnchor`: the head of this signer's audit log (see `anchor`).
+    pub async fn record_audit_anchor(
+        &self,
+        req: reg::RecordAuditAnchorRequest,
+    ) -> std::result::Result<reg::RecordAuditAnchorResponse, tonic::Status> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        Ok(client.record_audit_anchor(request).await?.into_inner())
+    }
+
+    /// `GetLatestAuditAnchor`: the last anchor of a log, if any.
+    pub async fn latest_audit_anchor(
+        &self,
+        log_id: &str,
+    ) -> std::result::Result<Option<reg::AuditAnchor>, tonic::Status> {
+        let mut request = tonic::Request::new(reg::GetLatestAuditAnchorRequest {
+            log_id: log_id.to_owned(),
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        Ok(client
+            .get_latest_audit_anchor(request)
+            .await?
+            .into_inner()
+            .anchor)
+    }
 }
 
 impl Registry {

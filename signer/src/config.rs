@@ -90,9 +90,21 @@ pub struct RegistrySection {
 pub struct AuditSection {
     /// The log file (JSON lines, hash-chained).
     pub path: PathBuf,
-    /// The key (a `[[keys]]` name) whose HSM signature seals the chain head;
-    /// none: the log is chained but not sealed.
+    /// No longer accepted: it named a `[[keys]]` entry, which callers may sign with, so a
+    /// caller could forge a seal. Kept only to refuse it with the way out (`[audit.seal]`).
     pub seal_key: Option<String>,
+    /// `[audit.seal]`: the audit-seal key, an HSM key of its own that no RPC signs with; none:
+    /// the log is chained but neither sealed nor anchored.
+    pub seal: Option<SealKeySection>,
+    /// The name of this log in the registry's audit anchors, unique in the deployment and
+    /// stable across restarts; default: `instance` (below).
+    pub log_id: Option<String>,
+    /// Refuse new signatures (and report not serving) once this many seals are not anchored
+    /// in the registry.
+    pub max_unanchored_seals: u64,
+    /// At start, how long to keep asking an unreachable registry for the log's last anchor
+    /// before refusing to start, seconds.
+    pub anchor_startup_wait_secs: u64,
     /// Seal after this many records.
     pub seal_every_records: u64,
     /// Seal at least this often while records arrive, seconds.
@@ -105,6 +117,34 @@ pub struct AuditSection {
     /// This signer's name in usage batch ids, unique in the deployment (a StatefulSet
     /// pod's name); default: the `HOSTNAME` environment variable, else `signer`.
     pub instance: Option<String>,
+}
+
+/// `[audit.seal]`: the key that seals the audit log. It is found in the HSM like a `[[keys]]`
+/// entry, but it is not one: no RPC can name it, and the configuration refuses a seal key
+/// that is also a callable key (same name, HSM label or id, certificate or public key), since
+/// a caller signing the seal message with it would forge a seal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealKeySection {
+    /// The name written in seal records (and used in logs and metrics).
+    #[serde(default = "default_seal_name")]
+    pub name: String,
+    /// A certificate for its key (issued for its HSM-made CSR by the CA or by the operators'
+    /// internal CA: it only names the key, it is not validated), PEM or DER; the key must
+    /// match it.
+    pub certificate: PathBuf,
+    /// CKA_ID in hex.
+    pub id: Option<String>,
+    /// CKA_LABEL.
+    pub label: Option<String>,
+    /// Slots holding the key.
+    pub slots: Vec<String>,
+    /// `rsa-pkcs1` (default for RSA) or `ecdsa` (EC keys); seals are not made with RSA-PSS.
+    pub scheme: Option<String>,
+}
+
+fn default_seal_name() -> String {
+    "audit-seal".into()
 }
 
 /// `[[modules]]`: one PKCS#11 library.
@@ -236,6 +276,10 @@ impl Default for AuditSection {
         Self {
             path: PathBuf::from("kyso-audit.log"),
             seal_key: None,
+            seal: None,
+            log_id: None,
+            max_unanchored_seals: 3,
+            anchor_startup_wait_secs: 30,
             seal_every_records: 1_000,
             seal_every_secs: 60,
             report_usage_every_secs: 60,
@@ -316,9 +360,29 @@ pub struct Loaded {
     pub callers: Vec<([u8; 32], Caller)>,
     /// Client TLS for the registry.
     pub registry_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// The audit-seal key (in `hsm` too, never in `keys`).
+    pub seal: Option<KeySpec>,
 }
 
 impl Config {
+    /// This signer's instance name (`audit.instance`, else `HOSTNAME`, else `signer`).
+    pub fn audit_instance(&self) -> String {
+        self.audit
+            .instance
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "signer".to_owned())
+    }
+
+    /// The audit log's name in the registry's anchors (`audit.log_id`, else the instance).
+    pub fn audit_log_id(&self) -> String {
+        self.audit
+            .log_id
+            .as_ref()
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| self.audit_instance())
+    }
+
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self> {
         kyso_server::config::read_toml(path).map_err(|p| Error::Config(vec![p]))
@@ -354,10 +418,22 @@ impl Config {
         if self.audit.seal_every_records == 0 {
             problems.push("audit.seal_every_records: must be above 0".into());
         }
-        if let Some(k) = &self.audit.seal_key
-            && !self.keys.iter().any(|x| &x.name == k)
+        if let Some(k) = &self.audit.seal_key {
+            problems.push(format!(
+                "audit.seal_key: {k:?} names a [[keys]] entry, which callers may sign with, so \
+                 a caller could forge a seal; give the audit-seal key its own HSM key in \
+                 [audit.seal] (certificate, id or label, slots) instead"
+            ));
+        }
+        if self.audit.max_unanchored_seals == 0 {
+            problems.push("audit.max_unanchored_seals: must be above 0".into());
+        }
+        if let Some(id) = &self.audit.log_id
+            && (id.trim().is_empty() || id.len() > 200 || id.chars().any(char::is_control))
         {
-            problems.push(format!("audit.seal_key: {k:?} is not a [[keys]] name"));
+            problems.push(format!(
+                "audit.log_id: {id:?} must be 1 to 200 bytes without control characters"
+            ));
         }
 
         let mut modules = Vec::new();
@@ -416,92 +492,14 @@ impl Config {
                     problems.push(format!("keys[{i}].slots: {s:?} is not a [[slots]] name"));
                 }
             }
-            let id = match &k.id {
-                Some(h) => match hex::decode(h.replace(':', "")) {
-                    Ok(v) => Some(v),
-                    Err(_) => {
-                        problems.push(format!("keys[{i}].id: {h:?} is not hex"));
-                        None
-                    }
-                },
-                None => None,
-            };
-            if k.id.is_none() && k.label.is_none() {
-                problems.push(format!(
-                    "keys[{i}]: give id or label to find the key in its slots"
-                ));
+            if let Some((hsm_key, spec)) = load_key(&format!("keys[{i}]"), k, &mut problems) {
+                hsm_keys.push(hsm_key);
+                keys.push(spec);
             }
-            let cert = match std::fs::read(&k.certificate) {
-                Ok(b) => match Cert::parse_many(&b) {
-                    Ok(mut v) if !v.is_empty() => Some(v.remove(0)),
-                    Ok(_) => {
-                        problems.push(format!(
-                            "keys[{i}].certificate: {} holds no certificate",
-                            k.certificate.display()
-                        ));
-                        None
-                    }
-                    Err(e) => {
-                        problems.push(format!(
-                            "keys[{i}].certificate: {}: {e}",
-                            k.certificate.display()
-                        ));
-                        None
-                    }
-                },
-                Err(e) => {
-                    problems.push(format!(
-                        "keys[{i}].certificate: {}: {e}",
-                        k.certificate.display()
-                    ));
-                    None
-                }
-            };
-            let mut chain = Vec::new();
-            for p in &k.chain {
-                match std::fs::read(p)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| Cert::parse_many(&b).map_err(|e| e.to_string()))
-                {
-                    Ok(c) => chain.extend(c),
-                    Err(e) => problems.push(format!("keys[{i}].chain: {}: {e}", p.display())),
-                }
-            }
-            let Some(cert) = cert else { continue };
-            let spki = &cert.x509().tbs_certificate.subject_public_key_info;
-            let is_ec = spki.algorithm.oid == const_oid::db::rfc5912::ID_EC_PUBLIC_KEY;
-            let spki_der = match der::Encode::to_der(spki) {
-                Ok(d) => d,
-                Err(e) => {
-                    problems.push(format!("keys[{i}].certificate: public key: {e}"));
-                    continue;
-                }
-            };
-            let scheme = match (k.scheme.as_deref(), is_ec) {
-                (None, false) | (Some("rsa-pkcs1"), false) => Scheme::RsaPkcs1,
-                (Some("rsa-pss"), false) => Scheme::RsaPss,
-                (None, true) | (Some("ecdsa"), true) => Scheme::Ecdsa,
-                (Some(other), _) => {
-                    problems.push(format!(
-                        "keys[{i}].scheme: {other:?} does not fit the certificate's {} key (rsa-pkcs1, rsa-pss for RSA; ecdsa for EC)",
-                        if is_ec { "EC" } else { "RSA" }
-                    ));
-                    continue;
-                }
-            };
-            hsm_keys.push(hsm::KeyConfig {
-                name: k.name.clone(),
-                id,
-                label: k.label.clone(),
-                slots: k.slots.clone(),
-                spki_der,
-            });
-            keys.push(KeySpec {
-                name: k.name.clone(),
-                certificate: cert,
-                chain,
-                scheme,
-            });
+        }
+        let seal = self.load_seal_key(&hsm_keys, &mut problems);
+        if let Some((hsm_key, _)) = &seal {
+            hsm_keys.push(hsm_key.clone());
         }
 
         let mut callers = Vec::new();
@@ -580,7 +578,80 @@ impl Config {
             keys,
             callers,
             registry_tls,
+            seal: seal.map(|(_, spec)| spec),
         })
+    }
+
+    /// The audit-seal key, checked against every callable key: none may share its name, its
+    /// HSM object (label or id) or its public key.
+    fn load_seal_key(
+        &self,
+        callable: &[hsm::KeyConfig],
+        problems: &mut Vec<String>,
+    ) -> Option<(hsm::KeyConfig, KeySpec)> {
+        let s = self.audit.seal.as_ref()?;
+        for slot in &s.slots {
+            if !self.slots.iter().any(|x| &x.name == slot) {
+                problems.push(format!(
+                    "audit.seal.slots: {slot:?} is not a [[slots]] name"
+                ));
+            }
+        }
+        if s.slots.is_empty() {
+            problems.push("audit.seal.slots: name at least one slot".into());
+        }
+        if s.scheme.as_deref() == Some("rsa-pss") {
+            problems.push(
+                "audit.seal.scheme: seals are RSA PKCS#1 v1.5 or ECDSA (a PSS seal would need its parameters recorded)".into(),
+            );
+            return None;
+        }
+        let as_key = KeySection {
+            name: s.name.clone(),
+            certificate: s.certificate.clone(),
+            chain: Vec::new(),
+            id: s.id.clone(),
+            label: s.label.clone(),
+            slots: s.slots.clone(),
+            scheme: s.scheme.clone(),
+        };
+        let loaded = load_key("audit.seal", &as_key, problems);
+        let seal_id = parse_id("audit.seal", &s.id, &mut Vec::new());
+        for (i, k) in self.keys.iter().enumerate() {
+            if k.name == s.name {
+                problems.push(format!(
+                    "audit.seal.name: {:?} is also the name of keys[{i}], a key callers may sign with",
+                    s.name
+                ));
+            }
+            if s.label.is_some() && k.label == s.label {
+                problems.push(format!(
+                    "audit.seal.label: {:?} is also the HSM label of keys[{i}] ({:?}): the seal key must be an HSM object no caller can use",
+                    s.label.as_deref().unwrap_or_default(),
+                    k.name
+                ));
+            }
+            let k_id = parse_id("", &k.id, &mut Vec::new());
+            if seal_id.is_some() && k_id == seal_id {
+                problems.push(format!(
+                    "audit.seal.id: {:?} is also the HSM id of keys[{i}] ({:?}): the seal key must be an HSM object no caller can use",
+                    s.id.as_deref().unwrap_or_default(),
+                    k.name
+                ));
+            }
+        }
+        if let Some((seal_hsm, _)) = &loaded {
+            for c in callable {
+                if c.spki_der == seal_hsm.spki_der {
+                    problems.push(format!(
+                        "audit.seal.certificate: {} holds the public key of keys {:?}, a key callers may sign with: a caller could forge a seal",
+                        s.certificate.display(),
+                        c.name
+                    ));
+                }
+            }
+        }
+        loaded
     }
 
     fn registry_tls(
@@ -612,6 +683,102 @@ impl Config {
         }
         Some(tls)
     }
+}
+
+fn parse_id(prefix: &str, id: &Option<String>, problems: &mut Vec<String>) -> Option<Vec<u8>> {
+    match id {
+        Some(h) => match hex::decode(h.replace(':', "")) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                problems.push(format!("{prefix}.id: {h:?} is not hex"));
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// One HSM key with its certificate, checked (`prefix` names it in problems).
+fn load_key(
+    prefix: &str,
+    k: &KeySection,
+    problems: &mut Vec<String>,
+) -> Option<(hsm::KeyConfig, KeySpec)> {
+    let i = prefix;
+    let id = parse_id(prefix, &k.id, problems);
+    if k.id.is_none() && k.label.is_none() {
+        problems.push(format!(
+            "{i}: give id or label to find the key in its slots"
+        ));
+    }
+    let cert = match std::fs::read(&k.certificate) {
+        Ok(b) => match Cert::parse_many(&b) {
+            Ok(mut v) if !v.is_empty() => Some(v.remove(0)),
+            Ok(_) => {
+                problems.push(format!(
+                    "{i}.certificate: {} holds no certificate",
+                    k.certificate.display()
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("{i}.certificate: {}: {e}", k.certificate.display()));
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(format!("{i}.certificate: {}: {e}", k.certificate.display()));
+            None
+        }
+    };
+    let mut chain = Vec::new();
+    for p in &k.chain {
+        match std::fs::read(p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Cert::parse_many(&b).map_err(|e| e.to_string()))
+        {
+            Ok(c) => chain.extend(c),
+            Err(e) => problems.push(format!("{i}.chain: {}: {e}", p.display())),
+        }
+    }
+    let cert = cert?;
+    let spki = &cert.x509().tbs_certificate.subject_public_key_info;
+    let is_ec = spki.algorithm.oid == const_oid::db::rfc5912::ID_EC_PUBLIC_KEY;
+    let spki_der = match der::Encode::to_der(spki) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("{i}.certificate: public key: {e}"));
+            return None;
+        }
+    };
+    let scheme = match (k.scheme.as_deref(), is_ec) {
+        (None, false) | (Some("rsa-pkcs1"), false) => Scheme::RsaPkcs1,
+        (Some("rsa-pss"), false) => Scheme::RsaPss,
+        (None, true) | (Some("ecdsa"), true) => Scheme::Ecdsa,
+        (Some(other), _) => {
+            problems.push(format!(
+                        "{i}.scheme: {other:?} does not fit the certificate's {} key (rsa-pkcs1, rsa-pss for RSA; ecdsa for EC)",
+                        if is_ec { "EC" } else { "RSA" }
+                    ));
+            return None;
+        }
+    };
+    let hsm_key = hsm::KeyConfig {
+        name: k.name.clone(),
+        id,
+        label: k.label.clone(),
+        slots: k.slots.clone(),
+        spki_der,
+    };
+    Some((
+        hsm_key,
+        KeySpec {
+            name: k.name.clone(),
+            certificate: cert,
+            chain,
+            scheme,
+        },
+    ))
 }
 
 fn read_pin(s: &SlotSection, i: usize, problems: &mut Vec<String>) -> Option<SecretString> {

@@ -54,6 +54,10 @@ pub enum Error {
     /// The audit log cannot take the record: the signature is withheld.
     #[error("the audit log cannot record this signature ({0}); no signature returned")]
     Audit(String),
+    /// The audit log does not hold its last anchor in the registry, or the anchor cannot be
+    /// read: the signer refuses to start (`anchor`).
+    #[error("audit log: {0}")]
+    AuditStart(String),
     /// The store of signed originals cannot keep or give back a file (D7): the flow stops
     /// before the register is written.
     #[error("the document store failed: {reason}")]

@@ -12,6 +12,7 @@
 //! lets in-flight requests finish (each one's audit record included), seals
 //! the log, and `run` returns.
 
+pub mod anchor;
 pub mod audit;
 pub mod authority;
 pub mod config;
@@ -92,6 +93,23 @@ pub async fn serve(
 ) -> Result<()> {
     let loaded = config.load()?;
     let metrics = metrics::Metrics::new()?;
+    let registry = authority::Registry::connect_lazy(
+        &config.registry.url,
+        loaded.registry_tls.clone(),
+        Duration::from_millis(config.registry.timeout_ms),
+    )?;
+    // A log behind its last anchor (cut back, deleted, an older copy) stops the start here,
+    // before the HSM is opened or the log touched (a missing file would be created).
+    let log_id = config.audit_log_id();
+    if loaded.seal.is_some() {
+        anchor::check_at_start(
+            &registry,
+            &log_id,
+            &config.audit.path,
+            Duration::from_secs(config.audit.anchor_startup_wait_secs),
+        )
+        .await?;
+    }
     let pki_metrics = kyso_revocation::PkiMetrics::register(&metrics.registry)?;
 
     // Loading modules and logging in blocks; a key that does not match its
@@ -113,19 +131,19 @@ pub async fn serve(
         }));
     }
 
-    let sealer: Option<Arc<dyn Sealer>> = match &config.audit.seal_key {
-        Some(name) => loaded.keys.iter().find(|k| &k.name == name).map(|k| {
-            Arc::new(HsmSealer {
-                hsm: hsm.clone(),
-                key: k.clone(),
-            }) as Arc<dyn Sealer>
-        }),
-        None => None,
-    };
+    // The audit-seal key is in the HSM but not among the keys callers name (config.rs
+    // refuses any overlap), so no request can make a seal.
+    let sealer: Option<Arc<dyn Sealer>> = loaded.seal.clone().map(|key| {
+        Arc::new(HsmSealer {
+            hsm: hsm.clone(),
+            key,
+        }) as Arc<dyn Sealer>
+    });
     let audit = AuditLog::open(
         &config.audit.path,
         AuditConfig {
             seal_every_records: sealer.as_ref().map(|_| config.audit.seal_every_records),
+            max_unanchored_seals: sealer.as_ref().map(|_| config.audit.max_unanchored_seals),
             ..AuditConfig::default()
         },
         sealer.clone(),
@@ -143,11 +161,6 @@ pub async fn serve(
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), pki_metrics.clone())?;
     let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, pki_metrics);
     let own = authority::OwnCheck::new(verifier, Duration::from_secs(config.own_check_ttl_secs));
-    let registry = authority::Registry::connect_lazy(
-        &config.registry.url,
-        loaded.registry_tls,
-        Duration::from_millis(config.registry.timeout_ms),
-    )?;
     let usage_registry = registry.clone();
     // Readiness follows the volumes of the audit log and the store as well as the slots,
     // and no signature is made while they cannot write.
@@ -156,6 +169,7 @@ pub async fn serve(
         _ => std::path::PathBuf::from("."),
     };
     let storage = readiness::Storage::new([audit_dir, config.documents_dir.clone()]);
+    let anchor_registry = registry.clone();
     let service = SignerService::new(service::Parts {
         keys: loaded.keys,
         callers: loaded.callers,
@@ -224,7 +238,9 @@ pub async fn serve(
                 let ok = slots && writable;
                 if last != Some(ok) {
                     if !slots {
-                        tracing::warn!("a key has no slot that can sign: NOT_SERVING");
+                        tracing::warn!(
+                            "a key has no slot that can sign, or too many audit seals are not anchored: NOT_SERVING"
+                        );
                     }
                     if !writable {
                         tracing::warn!(
@@ -243,6 +259,14 @@ pub async fn serve(
     });
 
     let (stop_tx, _) = tokio::sync::watch::channel(false);
+    let anchor_task = sealer.as_ref().map(|_| {
+        anchor::spawn(
+            audit.clone(),
+            anchor_registry.clone(),
+            log_id.clone(),
+            stop_tx.subscribe(),
+        )
+    });
     // R2: signatures counted from the audit log and sent to the registry in batches; see
     // `usage` for why this is exactly once.
     let usage_task = (config.audit.report_usage_every_secs > 0).then(|| {
@@ -251,12 +275,7 @@ pub async fn serve(
             p.push(".usage");
             p.into()
         });
-        let instance = config
-            .audit
-            .instance
-            .clone()
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| "signer".to_owned());
+        let instance = config.audit_instance();
         let reporter =
             usage::UsageReporter::new(config.audit.path.clone(), cursor, instance, usage_registry);
         tokio::spawn(reporter.run(
@@ -277,6 +296,10 @@ pub async fn serve(
         tracing::error!(error = %e, "closing the audit log");
     }
     let _ = stop_tx.send(true);
+    if let Some(t) = anchor_task {
+        let _ = t.await;
+        anchor::anchor_last(&audit, &anchor_registry, &log_id).await;
+    }
     // The last round reports what the log gained since the previous one; a registry that
     // does not answer in time leaves it pending for the next start.
     if let Some(t) = usage_task
@@ -299,6 +322,29 @@ impl kyso_server::bin::Service for Config {
     }
 
     fn check(&self) -> Result<()> {
-        self.load().map(|_| ())
+        let loaded = self.load()?;
+        // The binary checks the log against its last anchor here too, so that a rolled-back
+        // log stops it before anything binds (`serve` checks again for in-process starts).
+        if loaded.seal.is_some() && tokio::runtime::Handle::try_current().is_err() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Config(vec![format!("runtime: {e}")]))?;
+            rt.block_on(async {
+                let registry = authority::Registry::connect_lazy(
+                    &self.registry.url,
+                    loaded.registry_tls.clone(),
+                    Duration::from_millis(self.registry.timeout_ms),
+                )?;
+                anchor::check_at_start(
+                    &registry,
+                    &self.audit_log_id(),
+                    &self.audit.path,
+                    Duration::from_secs(self.audit.anchor_startup_wait_secs),
+                )
+                .await
+            })?;
+        }
+        Ok(())
     }
 }

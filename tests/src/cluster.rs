@@ -336,6 +336,10 @@ pub struct Cluster {
 }
 
 pub const TOKEN: &str = "kyso-ubnd";
+/// The audit-seal key's HSM label (and certificate name under `leaves/`).
+pub const AUDIT_SEAL: &str = "audit-seal";
+/// The signer's audit log id in the registry's anchors.
+pub const LOG_ID: &str = "test-signer";
 
 impl Cluster {
     pub async fn start() -> Cluster {
@@ -392,6 +396,17 @@ impl Cluster {
             &pki, &p11, &pin_file, TOKEN, "old-seal", "03", "rsa2048", ORG_SUBJ,
         );
         pki.revoke("old-seal", "superseded");
+        // The audit-seal key: its own HSM object, which no caller can name.
+        make_key(
+            &pki,
+            &p11,
+            &pin_file,
+            TOKEN,
+            AUDIT_SEAL,
+            "a5",
+            "p256",
+            "/C=VN/O=kyso test/CN=kyso audit seal",
+        );
         let servers = PkiServers::start(&pki);
         let registry = match registry_database {
             Some(url) => Registry::start_with(url).await,
@@ -462,10 +477,16 @@ documents_dir = {documents:?}
 
 [audit]
 path = {audit:?}
-seal_key = "seal"
+log_id = "{LOG_ID}"
+anchor_startup_wait_secs = 5
 seal_every_records = 50
 seal_every_secs = 3600
 report_usage_every_secs = 1
+
+[audit.seal]
+certificate = {audit_seal:?}
+label = "{AUDIT_SEAL}"
+slots = ["hsm-1"]
 
 [trust]
 trust_anchors = [{root:?}]
@@ -517,6 +538,7 @@ slots = ["hsm-1"]
             seal = pki.path("leaves/seal.pem"),
             chairman = pki.path("leaves/chairman.pem"),
             old = pki.path("leaves/old-seal.pem"),
+            audit_seal = pki.path(format!("leaves/{AUDIT_SEAL}.pem")),
             ca = pki.issuing_ca_pem(),
             extra = self.extra_config,
             on_behalf = if self.on_behalf {
@@ -657,7 +679,7 @@ slots = ["hsm-1"]
         cmd.args(["audit", "verify", "--json"])
             .arg(log)
             .arg("--certificate")
-            .arg(self.pki.path("leaves/seal.pem"));
+            .arg(self.pki.path(format!("leaves/{AUDIT_SEAL}.pem")));
         crate::run(&mut cmd, None, Duration::from_secs(60))
     }
 

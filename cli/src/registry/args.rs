@@ -113,6 +113,11 @@ pub enum Call {
     ListRoles(JsonIn),
     /// WhoAmI: the fingerprint, subject and roles of the client certificate given.
     WhoAmI(JsonIn),
+    /// ListAuditAnchors: {log_id, after_sequence, limit}: the heads a signer's audit log
+    /// was anchored at (signer or auditor role).
+    ListAuditAnchors(JsonIn),
+    /// GetLatestAuditAnchor: {log_id}: the last anchor of a signer's audit log.
+    GetLatestAuditAnchor(JsonIn),
 }
 
 /// `kyso registry report`.

@@ -95,6 +95,8 @@ fn rpc(call: &Call) -> Option<(Rpc, &JsonIn)> {
         Call::RevokeRole(i) => (plain("RevokeRole"), i),
         Call::ListRoles(i) => (plain("ListRoles"), i),
         Call::WhoAmI(i) => (plain("WhoAmI"), i),
+        Call::ListAuditAnchors(i) => (plain("ListAuditAnchors"), i),
+        Call::GetLatestAuditAnchor(i) => (plain("GetLatestAuditAnchor"), i),
         Call::ImportCertificates(_) | Call::Report(_) => return None,
     })
 }
@@ -266,6 +268,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 35);
+        assert_eq!(named, 37);
     }
 }

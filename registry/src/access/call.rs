@@ -84,6 +84,11 @@ calls! {
     // The log and the reports (R2).
     ListEvents => Audit,
     Report => Audit,
+    // Audit anchors: the signer records the head of its own log at every seal; the signer
+    // (at start) and the auditors read them.
+    RecordAuditAnchor => Anchor,
+    GetLatestAuditAnchor => ReadAnchors,
+    ListAuditAnchors => ReadAnchors,
 }
 
 #[cfg(test)]

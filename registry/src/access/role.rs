@@ -51,6 +51,10 @@ pub enum Right {
     Roles,
     /// Read the event log and the reports.
     Audit,
+    /// Record the head of one's own audit log (the signer at every seal).
+    Anchor,
+    /// Read audit anchors (the signer at start, auditors, `kyso audit verify`).
+    ReadAnchors,
     /// Anyone authenticated (`WhoAmI`).
     Anyone,
 }
@@ -67,6 +71,8 @@ impl Right {
             Self::Province => "province",
             Self::Roles => "roles",
             Self::Audit => "audit",
+            Self::Anchor => "anchor",
+            Self::ReadAnchors => "read-anchors",
             Self::Anyone => "anyone",
         }
     }
@@ -94,11 +100,16 @@ impl Role {
     pub fn grants(self, right: Right) -> bool {
         use Right as R;
         match self {
-            Self::ProvincialAdmin => true,
-            Self::Signer => matches!(right, R::Sign | R::Record | R::Check | R::Read | R::Anyone),
+            // Everything but a signer's audit anchors: those are written by the signer whose
+            // log it is, so an administrator cannot move a log's head.
+            Self::ProvincialAdmin => right != R::Anchor,
+            Self::Signer => matches!(
+                right,
+                R::Sign | R::Record | R::Check | R::Read | R::Anchor | R::ReadAnchors | R::Anyone
+            ),
             Self::Verifier | Self::Reader => matches!(right, R::Check | R::Read | R::Anyone),
             Self::AgencyAdmin => matches!(right, R::Manage | R::Read | R::Anyone),
-            Self::Auditor => matches!(right, R::Audit | R::Anyone),
+            Self::Auditor => matches!(right, R::Audit | R::ReadAnchors | R::Anyone),
         }
     }
 
@@ -186,6 +197,18 @@ mod tests {
         assert!(!Role::Signer.grants(Right::Manage));
         assert!(!Role::Auditor.grants(Right::Read));
         assert!(Role::AgencyAdmin.grants(Right::Manage));
+    }
+
+    #[test]
+    fn only_the_signer_records_audit_anchors() {
+        for r in ROLES {
+            assert_eq!(r.grants(Right::Anchor), r == Role::Signer, "{r:?}");
+            assert_eq!(
+                r.grants(Right::ReadAnchors),
+                matches!(r, Role::Signer | Role::Auditor | Role::ProvincialAdmin),
+                "{r:?}"
+            );
+        }
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub async fn check(
         .into_iter()
         .filter_map(|(r, a)| Role::parse(&r).map(|r| (r, a)))
         .collect();
+    // An audit anchor is the signer's own record (book/audit_anchors.rs): the signer role
+    // only, not even the provincial administrator.
+    if kind.starts_with("anchor.") {
+        return match grants.iter().any(|(r, _)| *r == Role::Signer) {
+            true => Ok(Role::Signer),
+            false => Err(Error::PermissionDenied {
+                caller: by.describe(),
+                call: format!("{} ({kind} {entity})", by.call).trim().to_owned(),
+                missing: "role signer".into(),
+            }),
+        };
+    }
     if grants.iter().any(|(r, _)| *r == Role::ProvincialAdmin) {
         return Ok(Role::ProvincialAdmin);
     }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod seed;
 pub(crate) mod shared;
 
+mod audit_anchors;
 mod certificates;
 mod custodians;
 mod delegations;
@@ -26,6 +27,7 @@ mod titles;
 mod unlocks;
 mod usage;
 
+pub(crate) use audit_anchors::log_id;
 pub use search::search_key;
 
 use crate::storage::Db;

@@ -803,3 +803,48 @@ pub struct RoleRow {
     /// When revoked.
     pub revoked_at: Option<i64>,
 }
+
+/// An audit anchor a signer records at a seal: the seal record at `sequence` of its log has
+/// hash `head_hash` (the signer's audit log format, kyso-signer `audit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditAnchor {
+    /// The log: the signer's configured log id.
+    pub log_id: String,
+    /// The seal record's sequence number.
+    pub sequence: i64,
+    /// The seal record's hash, lowercase hex.
+    pub head_hash: String,
+    /// The seal's algorithm OID, dotted.
+    pub seal_algorithm: String,
+    /// SHA-256 of the seal key's certificate, lowercase hex, or empty.
+    pub seal_key_sha256: String,
+    /// The seal's signature.
+    pub seal_signature: Vec<u8>,
+    /// The seal record's time (unix seconds).
+    pub sealed_at: i64,
+}
+
+/// An anchor as recorded, with the certificate that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditAnchor {
+    /// The log.
+    pub log_id: String,
+    /// The seal record's sequence number.
+    pub sequence: i64,
+    /// The seal record's hash.
+    pub head_hash: String,
+    /// The seal's algorithm OID.
+    pub seal_algorithm: String,
+    /// SHA-256 of the seal key's certificate, or empty.
+    pub seal_key_sha256: String,
+    /// The seal's signature, lowercase hex.
+    pub seal_signature: String,
+    /// The seal record's time.
+    pub sealed_at: i64,
+    /// The client certificate that wrote the anchor.
+    pub writer_fingerprint: String,
+    /// Its subject.
+    pub writer_subject: String,
+    /// When the registry wrote it.
+    pub recorded_at: i64,
+}

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::AuditError;
+use super::anchor::{Anchor, SealedHead};
 use super::record::{AuditEntry, AuditRecord, EntryRecord, SealRecord, format_time};
 use super::seal::{Sealer, algorithm_supported, seal_message};
 use super::verify::{ProblemKind, scan};
@@ -28,6 +30,9 @@ pub struct AuditConfig {
     pub queue_capacity: usize,
     /// Most records written and synced together.
     pub max_batch: usize,
+    /// Refuse to sign ([`AuditLog::ready_to_sign`]) once this many seals are not anchored
+    /// outside the signer ([`AuditLog::mark_anchored`]); `None`: seals are not anchored.
+    pub max_unanchored_seals: Option<u64>,
 }
 
 impl Default for AuditConfig {
@@ -37,6 +42,7 @@ impl Default for AuditConfig {
             seal_timeout: Duration::from_secs(10),
             queue_capacity: 65_536,
             max_batch: 4096,
+            max_unanchored_seals: None,
         }
     }
 }
@@ -114,6 +120,17 @@ pub struct AuditLog {
     failed: Arc<AtomicBool>,
     /// The sequence number of the last durable record.
     head_seq: Arc<AtomicU64>,
+    sealed: watch::Receiver<Option<SealedHead>>,
+    anchoring: Arc<Anchoring>,
+}
+
+/// How far the seals are anchored: the writer counts the seals it makes, the anchorer the
+/// ones the registry holds.
+#[derive(Debug)]
+struct Anchoring {
+    seals_made: AtomicU64,
+    seals_anchored: AtomicU64,
+    max_unanchored: Option<u64>,
 }
 
 impl AuditLog {
@@ -158,6 +175,12 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
         let head_seq = Arc::new(AtomicU64::new(info.head_seq));
+        let (sealed_tx, sealed) = watch::channel(None);
+        let anchoring = Arc::new(Anchoring {
+            seals_made: AtomicU64::new(0),
+            seals_anchored: AtomicU64::new(0),
+            max_unanchored: config.max_unanchored_seals,
+        });
         let writer = Writer {
             file: Some(file),
             path: path.clone(),
@@ -177,6 +200,8 @@ impl AuditLog {
                 unsealed: info.unsealed_records,
             },
             fault,
+            sealed: sealed_tx,
+            anchoring: anchoring.clone(),
         };
         tokio::spawn(writer.run(rx));
         Ok(Self {
@@ -185,6 +210,8 @@ impl AuditLog {
             opened: Arc::new(info),
             failed,
             head_seq,
+            sealed,
+            anchoring,
         })
     }
 
@@ -222,6 +249,38 @@ impl AuditLog {
             .await
             .map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// The seals as they are made (durable before they are published): the latest one, for
+    /// the anchorer.
+    pub fn subscribe_seals(&self) -> watch::Receiver<Option<SealedHead>> {
+        self.sealed.clone()
+    }
+
+    /// Notes that the seal numbered `seals_made` (see [`SealedHead::seals_made`]) and every
+    /// seal before it are anchored.
+    pub fn mark_anchored(&self, seals_made: u64) {
+        self.anchoring
+            .seals_anchored
+            .fetch_max(seals_made, Ordering::AcqRel);
+    }
+
+    /// Seals made since the log was opened and not anchored yet.
+    pub fn unanchored_seals(&self) -> u64 {
+        let made = self.anchoring.seals_made.load(Ordering::Acquire);
+        made.saturating_sub(self.anchoring.seals_anchored.load(Ordering::Acquire))
+    }
+
+    /// Whether a signature may be made now: refused once
+    /// [`AuditConfig::max_unanchored_seals`] seals are not anchored (fail closed: a log
+    /// whose head nobody outside holds could be rolled back unnoticed).
+    pub fn ready_to_sign(&self) -> Result<(), AuditError> {
+        match self.anchoring.max_unanchored {
+            Some(max) if self.unanchored_seals() >= max.max(1) => Err(AuditError::Unanchored {
+                seals: self.unanchored_seals(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Appends an entry; returns once it is written and synced to disk
@@ -397,6 +456,9 @@ struct Writer {
     /// The state after the last durable write: a failed write goes back to it.
     durable: Durable,
     fault: Fault,
+    /// Publishes every durable seal to the anchorer.
+    sealed: watch::Sender<Option<SealedHead>>,
+    anchoring: Arc<Anchoring>,
 }
 
 /// The chain's head as the file holds it after the last successful write.
@@ -668,15 +730,32 @@ impl Writer {
             head: hex::encode(self.head),
             alg: kyso_pki::crypto::algorithm_name(&sig.algorithm),
             alg_oid: sig.algorithm.to_string(),
-            key: sig.key_name,
+            key: sig.key_name.clone(),
             cert_sha256: sig.certificate_fingerprint.to_ascii_lowercase(),
             sig: hex::encode(&sig.signature),
         };
+        let time_parsed =
+            OffsetDateTime::parse(&time, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| AuditError::InvalidEntry(format!("seal time {time:?}: {e}")))?;
         let mut rec = AuditRecord::for_seal(self.next_seq, &self.head, seal, time);
         let (line, hash) = rec.hashed_line();
         self.write_durable(line)
             .await
             .map_err(AuditError::WriteFailed)?;
+        // Durable: now it may be anchored.
+        let seals_made = self.anchoring.seals_made.fetch_add(1, Ordering::AcqRel) + 1;
+        self.sealed.send_replace(Some(SealedHead {
+            anchor: Anchor {
+                sequence: self.next_seq,
+                head_hash: hex::encode(hash),
+            },
+            seal: super::SealSignature {
+                certificate_fingerprint: sig.certificate_fingerprint.to_ascii_lowercase(),
+                ..sig
+            },
+            time: time_parsed,
+            seals_made,
+        }));
         let receipt = AuditReceipt {
             seq: self.next_seq,
             hash,

@@ -120,14 +120,22 @@
 //!
 //! Records after the last seal are reported as a warning (*unsealed tail*),
 //! not an error. Removing records from the very end of the file cannot be
-//! detected from the file alone: compare the head with a receipt or with a
-//! head recorded earlier.
+//! detected from the file alone: the signer records the head after every seal
+//! in the registry (an *anchor*: the seal record's `seq` and `hash`, see
+//! `crate::anchor`), and [`check_anchors`] finds a file that does not hold an
+//! anchored head (cut back, deleted, an older copy restored).
+//!
+//! The seal key is the audit-seal key alone: a key no RPC can name (the
+//! configuration refuses one that overlaps a callable key), so no caller can
+//! have the seal message signed.
 
+mod anchor;
 mod log;
 mod record;
 mod seal;
 mod verify;
 
+pub use anchor::{Anchor, AnchorMismatch, AnchorMismatchKind, SealedHead, check_anchors};
 pub use log::{AuditConfig, AuditLog, AuditReceipt, OpenInfo};
 pub use record::{AuditEntry, AuditRecord, Decision, EntryRecord, GENESIS, SealRecord};
 pub use seal::{SealError, SealSignature, Sealer, seal_message};
@@ -186,6 +194,15 @@ pub enum AuditError {
     /// [`AuditLog::seal`] was called but no [`Sealer`] is configured.
     #[error("the audit log has no sealer")]
     NoSealer,
+    /// Too many seals are not anchored outside the signer: no new signature until the
+    /// registry holds the log's head again.
+    #[error(
+        "{seals} audit seals are not anchored in the registry: refusing to sign until the log's head is anchored"
+    )]
+    Unanchored {
+        /// Seals not anchored.
+        seals: u64,
+    },
     /// The HSM did not produce a seal signature.
     #[error("sealing the audit log failed: {0}")]
     Seal(#[from] SealError),

@@ -799,3 +799,107 @@ fn seal_message_is_the_documented_string() {
         format!("kyso-audit-seal-v1:41:{}", "ab".repeat(32)).into_bytes()
     );
 }
+
+/// Anchors: every seal is published once durable; past `max_unanchored_seals` seals without
+/// an anchor the log refuses signatures, and an anchor lets them through again.
+#[tokio::test]
+async fn seals_not_anchored_stop_signatures_until_anchored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let log = AuditLog::open(
+        &path,
+        AuditConfig {
+            seal_every_records: None,
+            max_unanchored_seals: Some(2),
+            ..AuditConfig::default()
+        },
+        Some(Arc::new(RsaSealer::generate())),
+    )
+    .await
+    .unwrap();
+    let seals = log.subscribe_seals();
+    assert!(seals.borrow().is_none());
+    assert!(log.ready_to_sign().is_ok());
+    log.append(entry(1)).await.unwrap();
+    let r1 = log
+        .seal(datetime!(2026-01-01 00:00 UTC))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = seals.borrow().clone().unwrap();
+    assert_eq!(head.anchor.sequence, r1.seq);
+    assert_eq!(head.anchor.head_hash, r1.hash_hex());
+    assert_eq!(head.seals_made, 1);
+    assert!(!head.seal.signature.is_empty());
+    assert!(
+        log.ready_to_sign().is_ok(),
+        "one seal unanchored is allowed"
+    );
+    log.append(entry(2)).await.unwrap();
+    log.seal(datetime!(2026-01-01 00:01 UTC)).await.unwrap();
+    assert_eq!(log.unanchored_seals(), 2);
+    let e = log.ready_to_sign().unwrap_err();
+    assert!(matches!(e, AuditError::Unanchored { seals: 2 }), "{e}");
+    // The anchor of the first seal is not enough; of the latest, it is.
+    log.mark_anchored(1);
+    assert!(log.ready_to_sign().is_ok());
+    log.mark_anchored(2);
+    assert_eq!(log.unanchored_seals(), 0);
+    log.close(datetime!(2026-01-01 00:02 UTC)).await.unwrap();
+}
+
+/// The file against its anchors: every anchored head present with its hash; a file cut
+/// back, another history, or no file at all is named.
+#[tokio::test]
+async fn anchors_are_checked_against_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    write_log(&path, 12, Some(Arc::new(RsaSealer::generate())), Some(4)).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recs: Vec<AuditRecord> = text
+        .lines()
+        .map(|l| AuditRecord::parse(l.as_bytes()).unwrap())
+        .collect();
+    let anchors: Vec<Anchor> = recs
+        .iter()
+        .filter(|r| r.seal.is_some())
+        .map(|r| Anchor {
+            sequence: r.seq,
+            head_hash: r.hash.clone(),
+        })
+        .collect();
+    assert!(anchors.len() >= 2);
+    assert_eq!(check_anchors(&path, &anchors).unwrap(), None);
+    assert_eq!(check_anchors(&path, &[]).unwrap(), None);
+
+    // Cut back to the first seal.
+    let first = anchors[0].sequence as usize;
+    let cut: String = text.lines().take(first).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, &cut).unwrap();
+    let m = check_anchors(&path, &anchors).unwrap().unwrap();
+    assert_eq!(m.kind, AnchorMismatchKind::Behind);
+    assert_eq!(m.anchor, anchors[1]);
+
+    // Another history as long as the anchored one: the record is there, its hash is not.
+    let mut other = cut.clone();
+    let mut prev = recs[first - 1].hash.clone();
+    for r in &recs[first..] {
+        let mut r = r.clone();
+        r.prev = prev;
+        if let Some(e) = r.entry.as_mut() {
+            e.reason = "rewritten".into();
+        }
+        other.push_str(std::str::from_utf8(&r.rehash_line()).unwrap());
+        prev = r.hash.clone();
+    }
+    std::fs::write(&path, &other).unwrap();
+    let m = check_anchors(&path, &anchors).unwrap().unwrap();
+    assert_eq!(m.kind, AnchorMismatchKind::HashDiffers);
+    assert_eq!(m.anchor, anchors[1]);
+
+    std::fs::remove_file(&path).unwrap();
+    let m = check_anchors(&path, &anchors).unwrap().unwrap();
+    assert_eq!(m.kind, AnchorMismatchKind::FileMissing);
+    assert_eq!(m.anchor, anchors[0]);
+    assert_eq!(check_anchors(&path, &[]).unwrap(), None, "a first start");
+}

@@ -209,7 +209,8 @@ impl SignerService {
             }
             all &= self.inner.hsm.key_servable(&h.key);
         }
-        all
+        // Signatures are refused while too many seals are not anchored: not serving.
+        all && self.inner.audit.ready_to_sign().is_ok()
     }
 
     /// Counts and times a signing request, and turns its outcome into the answer.

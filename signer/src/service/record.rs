@@ -23,6 +23,11 @@ impl SignerService {
         alg: DigestAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>> {
+        // No signature while the audit log's head is not anchored (fail closed, `anchor`).
+        self.inner
+            .audit
+            .ready_to_sign()
+            .map_err(|e| Error::Audit(e.to_string()))?;
         let started = Instant::now();
         let r = self
             .inner

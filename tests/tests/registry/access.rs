@@ -34,12 +34,13 @@ const CLIENTS: &[(&str, &str)] = &[
         "/CN=Quản trị UBND huyện Diên Khánh/O=UBND huyện Diên Khánh",
     ),
     ("signer", "/CN=kyso signer"),
+    ("signer2", "/CN=kyso signer 2"),
     ("verifier", "/CN=kyso verifier"),
     ("auditor", "/CN=Thanh tra tỉnh"),
     ("server2", "/CN=localhost"),
 ];
 
-fn change(reason: &str) -> Option<pb::Change> {
+pub(crate) fn change(reason: &str) -> Option<pb::Change> {
     Some(pb::Change {
         actor: "note: set up by the test".into(),
         reason: reason.into(),
@@ -47,7 +48,7 @@ fn change(reason: &str) -> Option<pb::Change> {
 }
 
 /// The database and the TLS material shared by one scenario's registries.
-struct World {
+pub(crate) struct World {
     mtls: Mtls,
     url: String,
     _dir: tempfile::TempDir,
@@ -56,7 +57,7 @@ struct World {
 }
 
 impl World {
-    async fn sqlite() -> World {
+    pub(crate) async fn sqlite() -> World {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("registry.db").display());
         World {
@@ -67,7 +68,7 @@ impl World {
         }
     }
 
-    async fn postgres() -> World {
+    pub(crate) async fn postgres() -> World {
         let pg = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
         World {
             mtls: Mtls::generate(CLIENTS),
@@ -78,7 +79,7 @@ impl World {
     }
 
     /// A certificate's fingerprint as the registry writes it (lowercase hex).
-    fn fp(&self, name: &str) -> String {
+    pub(crate) fn fp(&self, name: &str) -> String {
         self.mtls
             .fingerprint(name)
             .replace(':', "")
@@ -87,7 +88,7 @@ impl World {
 
     /// A registry over the world's database, mTLS required, `admin` its bootstrap
     /// administrator.
-    async fn start(&self, staleness_bound_ms: u64) -> Replica {
+    pub(crate) async fn start(&self, staleness_bound_ms: u64) -> Replica {
         let tls = TlsSection::new(
             self.mtls.cert("server"),
             self.mtls.key("server"),
@@ -161,12 +162,12 @@ impl World {
         Ok(RegistryClient::new(ch))
     }
 
-    async fn c(&self, r: &Replica, name: &str) -> RegistryClient<Channel> {
+    pub(crate) async fn c(&self, r: &Replica, name: &str) -> RegistryClient<Channel> {
         self.client(r, name).await.unwrap()
     }
 
     /// Grants `role` to `name`'s certificate (as the bootstrap administrator); the grant id.
-    async fn grant(&self, r: &Replica, name: &str, role: &str, agency: &str) -> String {
+    pub(crate) async fn grant(&self, r: &Replica, name: &str, role: &str, agency: &str) -> String {
         self.c(r, "admin")
             .await
             .grant_role(pb::GrantRoleRequest {
@@ -185,14 +186,14 @@ impl World {
     }
 }
 
-struct Replica {
+pub(crate) struct Replica {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<kyso_registry::Result<()>>>,
 }
 
 impl Replica {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 mod access;
+mod anchors;
 mod authority;
 mod certificates;
 mod cli;

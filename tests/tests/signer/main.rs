@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
+mod anchors;
 mod audit;
 mod bench;
 mod consent;
