@@ -46,7 +46,7 @@ impl DocumentsService {
         let hash = request_sha256(&r);
         let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
             Begun::Answered(answer) => return Ok(answer),
-            Begun::Run(run) => run,
+            Begun::Run(run) => *run,
         };
         // D7: the file as received is kept whatever the verdict: it is what the sender sent.
         let received_sha256 = self.stored_step(

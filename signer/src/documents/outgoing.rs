@@ -38,7 +38,7 @@ impl DocumentsService {
         r.approval_activation_token = token;
         let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
             Begun::Answered(answer) => return Ok(answer),
-            Begun::Run(run) => run,
+            Begun::Run(run) => *run,
         };
         let mut pdf = r.pdf;
         let mut audit = Vec::new();
@@ -154,7 +154,7 @@ impl DocumentsService {
         let hash = request_sha256(&r);
         let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
             Begun::Answered(answer) => return Ok(answer),
-            Begun::Run(run) => run,
+            Begun::Run(run) => *run,
         };
         let mut out = Vec::with_capacity(r.attachments.len());
         let mut pdfs = Vec::with_capacity(r.attachments.len());

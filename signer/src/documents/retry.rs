@@ -47,7 +47,7 @@ pub(super) enum Begun<A> {
     /// The answer given before.
     Answered(A),
     /// The journal of this attempt.
-    Run(Run),
+    Run(Box<Run>),
 }
 
 impl DocumentsService {
@@ -73,7 +73,7 @@ impl DocumentsService {
             )
             .map_err(|e| self.journal_error(e))?;
         let Some(answer) = run.response() else {
-            return Ok(Begun::Run(run));
+            return Ok(Begun::Run(Box::new(run)));
         };
         let mut a = A::decode(answer.as_slice()).map_err(|e| Error::Storage {
             reason: format!("the journaled answer does not decode: {e}"),

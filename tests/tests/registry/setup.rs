@@ -158,9 +158,7 @@ impl Service {
 }
 
 /// The first 1,000 events of the log, read through `client`.
-pub(crate) async fn events(
-    mut client: RegistryClient<tonic::transport::Channel>,
-) -> Vec<pb::Event> {
+pub(crate) async fn events(mut client: RegistryClient<Channel>) -> Vec<pb::Event> {
     client
         .list_events(pb::ListEventsRequest {
             after_seq: 0,
