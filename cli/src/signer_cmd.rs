@@ -91,17 +91,37 @@ pub struct KeygenArgs {
     out: Option<PathBuf>,
 }
 
+/// A key on a token, by CKA_ID or CKA_LABEL.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// CKA_ID of the key, hex (as the signer's [[keys]] id).
+    #[arg(long, required_unless_present = "label")]
+    id: Option<String>,
+    /// CKA_LABEL of the key (as the signer's [[keys]] label).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+impl KeyArgs {
+    fn selector(&self) -> Result<KeySelector, CliError> {
+        let id = match &self.id {
+            Some(h) => Some(parse_hex_id(h).map_err(|e| CliError::Usage(format!("--id: {e}")))?),
+            None => None,
+        };
+        Ok(KeySelector {
+            id,
+            label: self.label.clone(),
+        })
+    }
+}
+
 /// `kyso signer csr`.
 #[derive(Debug, Args)]
 pub struct CsrArgs {
     #[command(flatten)]
-    token: TokenArgs,
-    /// CKA_ID of the key, hex.
-    #[arg(long, required_unless_present = "label")]
-    id: Option<String>,
-    /// CKA_LABEL of the key.
-    #[arg(long)]
-    label: Option<String>,
+    key: KeyArgs,
     /// Subject, RFC 4514, most specific first: "CN=...,title=...,O=...,C=VN" (UTF-8).
     #[arg(long)]
     subject: String,
@@ -113,14 +133,9 @@ pub struct CsrArgs {
 /// `kyso signer enroll-otp`.
 #[derive(Debug, Args)]
 pub struct EnrollOtpArgs {
+    /// The personal key.
     #[command(flatten)]
-    token: TokenArgs,
-    /// CKA_ID of the personal key, hex (as the signer's [[keys]] id).
-    #[arg(long, required_unless_present = "label")]
-    id: Option<String>,
-    /// CKA_LABEL of the personal key (as the signer's [[keys]] label).
-    #[arg(long)]
-    label: Option<String>,
+    key: KeyArgs,
     /// The holder's name in the authenticator (default: the key's label or id).
     #[arg(long)]
     account: Option<String>,
@@ -225,17 +240,10 @@ async fn keygen(a: KeygenArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn csr_cmd(a: CsrArgs) -> Result<ExitCode, CliError> {
-    let id = match &a.id {
-        Some(h) => Some(parse_hex_id(h).map_err(|e| CliError::Usage(format!("--id: {e}")))?),
-        None => None,
-    };
+    let sel = a.key.selector()?;
     let subject = csr::parse_subject(&a.subject).map_err(hsm_err)?;
     blocking(move || {
-        let token = a.token.open()?;
-        let sel = KeySelector {
-            id,
-            label: a.label.clone(),
-        };
+        let token = a.key.token.open()?;
         let spki = token.public_key(&sel).map_err(hsm_err)?;
         let prepared = PreparedCsr::new(subject, &spki).map_err(hsm_err)?;
         let sig = token
@@ -250,14 +258,7 @@ async fn csr_cmd(a: CsrArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn enroll_otp(a: EnrollOtpArgs) -> Result<ExitCode, CliError> {
-    let id = match &a.id {
-        Some(h) => Some(parse_hex_id(h).map_err(|e| CliError::Usage(format!("--id: {e}")))?),
-        None => None,
-    };
-    let sel = KeySelector {
-        id,
-        label: a.label.clone(),
-    };
+    let sel = a.key.selector()?;
     let account = a
         .account
         .clone()
@@ -267,7 +268,7 @@ async fn enroll_otp(a: EnrollOtpArgs) -> Result<ExitCode, CliError> {
             (None, None) => String::new(),
         });
     let uri = blocking(move || {
-        let token = a.token.open()?;
+        let token = a.key.token.open()?;
         let seed = token.enroll_otp(&sel).map_err(hsm_err)?;
         Ok(kyso_signer::consent::otpauth_uri(
             &a.issuer, &account, &seed,

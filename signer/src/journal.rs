@@ -18,13 +18,12 @@
 //! the first is still running is refused (ABORTED, retry later) instead of racing it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{DocumentStore, StoreError};
+use crate::store::{DocumentStore, StoreError, write_atomic};
 
 /// Longest idempotency key accepted.
 pub const MAX_KEY_LEN: usize = 128;
@@ -336,28 +335,11 @@ impl Run {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| JournalError::Io { path, source }
-        };
         let bytes = serde_json::to_vec(&self.entry).map_err(|e| JournalError::Damaged {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{}.{}.tmp", self.name, std::process::id()));
-        let written = std::fs::File::create(&tmp).and_then(|mut f| {
-            f.write_all(&bytes)?;
-            f.sync_all()
-        });
-        if let Err(source) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(JournalError::Io { path: tmp, source });
-        }
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))
+        write_atomic(path, &bytes).map_err(|(path, source)| JournalError::Io { path, source })
     }
 }
 

@@ -84,7 +84,7 @@ impl DocumentStore {
             orgs.push(organisation_id.to_owned());
             let mut text = orgs.join("\n");
             text.push('\n');
-            write_atomic(&self.orgs_of(&sha), text.as_bytes())?;
+            write_atomic(&self.orgs_of(&sha), text.as_bytes()).map_err(io_error)?;
         }
         Ok(sha)
     }
@@ -122,7 +122,7 @@ impl DocumentStore {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        write_atomic(&path, bytes)?;
+        write_atomic(&path, bytes).map_err(io_error)?;
         Ok(sha)
     }
 
@@ -169,14 +169,15 @@ fn checked(sha256: &str) -> Result<String, StoreError> {
     Ok(sha)
 }
 
+fn io_error((path, source): (PathBuf, std::io::Error)) -> StoreError {
+    StoreError::Io { path, source }
+}
+
 /// Writes `bytes` to `path` whole or not at all: a temporary file written and fsynced,
 /// renamed, then the directory fsynced. A failed write leaves no temporary file behind
-/// (a full disk must not fill up further with half files).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
+/// (a full disk must not fill up further with half files). The error names the file or
+/// directory the file system refused (each caller reports it in its own error).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -186,12 +187,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     });
     if let Err(source) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(StoreError::Io { path: tmp, source });
+        return Err((tmp, source));
     }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
+    std::fs::rename(&tmp, path).map_err(|e| (path.to_path_buf(), e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+        .map_err(|e| (dir.to_path_buf(), e))
 }
 
 #[cfg(test)]

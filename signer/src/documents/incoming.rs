@@ -13,7 +13,7 @@ use crate::config::Caller;
 use crate::error::{Error, Result};
 use crate::journal::{Run, Step};
 
-use super::retry::request_sha256;
+use super::retry::{Answer, Begun, request_sha256};
 use super::{DocumentsService, OWN, problem, require, sign_pdf};
 
 impl DocumentsService {
@@ -44,25 +44,10 @@ impl DocumentsService {
         };
         let key = std::mem::take(&mut r.idempotency_key);
         let hash = request_sha256(&r);
-        let mut run = self.begin(
-            "ReceiveIncoming",
-            caller,
-            &r.organisation_id,
-            &key,
-            &hash,
-            now,
-        )?;
-        if let Some(answer) = run.response() {
-            let mut a = dpb::ReceiveIncomingResponse::decode(answer.as_slice()).map_err(|e| {
-                Error::Storage {
-                    reason: format!("the journaled answer does not decode: {e}"),
-                }
-            })?;
-            if a.accepted {
-                a.pdf = self.original(&a.sha256)?;
-            }
-            return Ok(a);
-        }
+        let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
+            Begun::Answered(answer) => return Ok(answer),
+            Begun::Run(run) => *run,
+        };
         // D7: the file as received is kept whatever the verdict: it is what the sender sent.
         let received_sha256 = self.stored_step(
             &mut run,
@@ -341,5 +326,15 @@ impl DocumentsService {
             }
         }
         Ok(problems)
+    }
+}
+
+impl Answer for dpb::ReceiveIncomingResponse {
+    const OPERATION: &'static str = "ReceiveIncoming";
+    fn restore(&mut self, documents: &DocumentsService) -> Result<()> {
+        if self.accepted {
+            self.pdf = documents.original(&self.sha256)?;
+        }
+        Ok(())
     }
 }

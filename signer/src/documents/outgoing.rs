@@ -4,13 +4,12 @@
 use kyso_proto::documents::v1 as dpb;
 use kyso_proto::registry::v1 as reg;
 use kyso_proto::signer::v1 as pb;
-use prost::Message;
 use time::OffsetDateTime;
 
 use crate::config::Caller;
 use crate::error::{Error, Result};
 
-use super::retry::request_sha256;
+use super::retry::{Answer, Begun, request_sha256};
 use super::{DocumentsService, OWN, require, sign_pdf};
 
 impl DocumentsService {
@@ -37,24 +36,10 @@ impl DocumentsService {
         let token = std::mem::take(&mut r.approval_activation_token);
         let hash = request_sha256(&r);
         r.approval_activation_token = token;
-        let mut run = self.begin(
-            "IssueOutgoing",
-            caller,
-            &r.organisation_id,
-            &key,
-            &hash,
-            now,
-        )?;
-        if let Some(answer) = run.response() {
-            // Answered before: the same answer, the original read back from the store.
-            let mut a = dpb::IssueOutgoingResponse::decode(answer.as_slice()).map_err(|e| {
-                Error::Storage {
-                    reason: format!("the journaled answer does not decode: {e}"),
-                }
-            })?;
-            a.pdf = self.original(&a.sha256)?;
-            return Ok(a);
-        }
+        let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
+            Begun::Answered(answer) => return Ok(answer),
+            Begun::Run(run) => *run,
+        };
         let mut pdf = r.pdf;
         let mut audit = Vec::new();
         // W1: the competent person signs first (P1), unless the PDF already carries it.
@@ -167,25 +152,10 @@ impl DocumentsService {
         }
         let key = std::mem::take(&mut r.idempotency_key);
         let hash = request_sha256(&r);
-        let mut run = self.begin(
-            "SignAttachments",
-            caller,
-            &r.organisation_id,
-            &key,
-            &hash,
-            now,
-        )?;
-        if let Some(answer) = run.response() {
-            let mut a = dpb::SignAttachmentsResponse::decode(answer.as_slice()).map_err(|e| {
-                Error::Storage {
-                    reason: format!("the journaled answer does not decode: {e}"),
-                }
-            })?;
-            for s in &mut a.attachments {
-                s.pdf = self.original(&s.sha256)?;
-            }
-            return Ok(a);
-        }
+        let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
+            Begun::Answered(answer) => return Ok(answer),
+            Begun::Run(run) => *run,
+        };
         let mut out = Vec::with_capacity(r.attachments.len());
         let mut pdfs = Vec::with_capacity(r.attachments.len());
         for (i, a) in r.attachments.into_iter().enumerate() {
@@ -228,5 +198,24 @@ impl DocumentsService {
             s.pdf = pdf;
         }
         Ok(answer)
+    }
+}
+
+impl Answer for dpb::IssueOutgoingResponse {
+    const OPERATION: &'static str = "IssueOutgoing";
+    /// Answered before: the same answer, the original read back from the store.
+    fn restore(&mut self, documents: &DocumentsService) -> Result<()> {
+        self.pdf = documents.original(&self.sha256)?;
+        Ok(())
+    }
+}
+
+impl Answer for dpb::SignAttachmentsResponse {
+    const OPERATION: &'static str = "SignAttachments";
+    fn restore(&mut self, documents: &DocumentsService) -> Result<()> {
+        for s in &mut self.attachments {
+            s.pdf = documents.original(&s.sha256)?;
+        }
+        Ok(())
     }
 }

@@ -33,27 +33,53 @@ pub(super) fn request_sha256<M: Message>(m: &M) -> String {
     hex::encode(kyso_pki::crypto::sha256(&m.encode_to_vec()))
 }
 
+/// The answer of a journaled operation, kept in the journal without its PDFs (they are
+/// originals in the store).
+pub(super) trait Answer: Message + Default {
+    /// The operation's name in the journal.
+    const OPERATION: &'static str;
+    /// Puts the originals back into an answer read from the journal.
+    fn restore(&mut self, documents: &DocumentsService) -> Result<()>;
+}
+
+/// A request begun: answered before (the same answer again) or to be done.
+pub(super) enum Begun<A> {
+    /// The answer given before.
+    Answered(A),
+    /// The journal of this attempt.
+    Run(Box<Run>),
+}
+
 impl DocumentsService {
-    /// The journal of a request (see `crate::journal`).
-    pub(super) fn begin(
+    /// The journal of a request (see `crate::journal`): the answer given before when the
+    /// request was answered (its originals read back from the store), or the run to do it.
+    pub(super) fn begin<A: Answer>(
         &self,
-        operation: &str,
         caller: &Caller,
         organisation_id: &str,
         key: &str,
         request_sha256: &str,
         now: OffsetDateTime,
-    ) -> Result<Run> {
-        self.journals
+    ) -> Result<Begun<A>> {
+        let run = self
+            .journals
             .begin(
-                operation,
+                A::OPERATION,
                 &caller.name,
                 organisation_id,
                 key,
                 request_sha256,
                 now.unix_timestamp(),
             )
-            .map_err(|e| self.journal_error(e))
+            .map_err(|e| self.journal_error(e))?;
+        let Some(answer) = run.response() else {
+            return Ok(Begun::Run(Box::new(run)));
+        };
+        let mut a = A::decode(answer.as_slice()).map_err(|e| Error::Storage {
+            reason: format!("the journaled answer does not decode: {e}"),
+        })?;
+        a.restore(self)?;
+        Ok(Begun::Answered(a))
     }
 
     /// The error of a journal failure; a failed write makes the signer not ready.

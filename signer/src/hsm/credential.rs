@@ -23,13 +23,7 @@ impl Hsm {
         F: FnOnce(&Session, &KeySelector) -> R + Send + 'static,
     {
         let inner = &self.inner;
-        let ki = *inner
-            .key_index
-            .get(key)
-            .ok_or_else(|| HsmError::UnknownKey {
-                key: key.to_owned(),
-            })?;
-        let k = &inner.keys[ki];
+        let (_, k) = inner.key(key)?;
         let picked = k.slots.iter().find_map(|&si| {
             let slot = &inner.slots[si];
             if !slot.up.load(Ordering::Acquire) {

@@ -320,6 +320,19 @@ impl Hsm {
     }
 }
 
+impl Inner {
+    /// The index and state of a configured key; an unknown name is refused.
+    fn key(&self, key: &str) -> Result<(usize, &KeyRt), HsmError> {
+        let ki = *self
+            .key_index
+            .get(key)
+            .ok_or_else(|| HsmError::UnknownKey {
+                key: key.to_owned(),
+            })?;
+        Ok((ki, &self.keys[ki]))
+    }
+}
+
 impl Drop for Hsm {
     fn drop(&mut self) {
         let recovery = self.recovery.take();

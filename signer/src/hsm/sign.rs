@@ -101,13 +101,7 @@ impl Hsm {
         digest: &[u8],
     ) -> Result<Vec<u8>, HsmError> {
         let inner = &self.inner;
-        let ki = *inner
-            .key_index
-            .get(key)
-            .ok_or_else(|| HsmError::UnknownKey {
-                key: key.to_owned(),
-            })?;
-        let k = &inner.keys[ki];
+        let (ki, k) = inner.key(key)?;
         if !k.kind.allows(mechanism) {
             return Err(HsmError::BadMechanism {
                 key: key.to_owned(),

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::setup::{DOMAIN, authorize_req, now, ts};
+use crate::setup::{DOMAIN, authorize_req, events, now, ts};
 
 /// The client certificates of these tests: (file name, subject).
 const CLIENTS: &[(&str, &str)] = &[
@@ -545,17 +545,7 @@ async fn the_event_log_names_the_certificate_and_role_of_every_change(w: World) 
         .unwrap()
         .into_inner()
         .id;
-    let events = w
-        .c(&r, "auditor")
-        .await
-        .list_events(pb::ListEventsRequest {
-            after_seq: 0,
-            limit: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = events(w.c(&r, "auditor").await).await;
     let created = events.iter().find(|e| e.entity_id == id).unwrap();
     assert_eq!(created.kind, "person.created");
     assert_eq!(created.actor_fingerprint, w.fp("agency"));
@@ -725,6 +715,8 @@ async fn a_role_limited_in_time_works_only_within_it(w: World) {
     r.stop().await;
 }
 
+/// Runs each named `async fn(World)` as a test on SQLite and on PostgreSQL (the caller's
+/// module has `World` in scope).
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -745,6 +737,7 @@ macro_rules! on_both {
         }
     };
 }
+pub(crate) use on_both;
 
 on_both!(
     a_caller_without_a_client_certificate_is_refused,

@@ -7,7 +7,8 @@
 use kyso_proto::registry::v1 as pb;
 use tonic::Code;
 
-use crate::access::{World, change};
+use crate::access::{World, change, on_both};
+use crate::setup::events;
 
 fn anchor(log_id: &str, sequence: u64, hash_byte: u8) -> pb::RecordAuditAnchorRequest {
     pb::RecordAuditAnchorRequest {
@@ -151,17 +152,7 @@ async fn only_the_signer_records_anchors_and_their_sequence_only_grows(w: World)
     assert!(none.is_none());
 
     // Every anchor is a change in the event log, attributed to the signer's certificate.
-    let events = w
-        .c(&r, "admin")
-        .await
-        .list_events(pb::ListEventsRequest {
-            after_seq: 0,
-            limit: 1000,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = events(w.c(&r, "admin").await).await;
     let anchored: Vec<&pb::Event> = events
         .iter()
         .filter(|e| e.kind == "anchor.recorded")
@@ -171,27 +162,6 @@ async fn only_the_signer_records_anchors_and_their_sequence_only_grows(w: World)
     assert_eq!(anchored[0].actor_fingerprint, w.fp("signer"));
     assert_eq!(anchored[0].actor_role, "signer");
     r.stop().await;
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::World::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::World::postgres().await).await
-                }
-            )*
-        }
-    };
 }
 
 on_both!(only_the_signer_records_anchors_and_their_sequence_only_grows);

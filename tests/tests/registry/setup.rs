@@ -153,16 +153,21 @@ impl Service {
     }
 
     pub(crate) async fn events(&self) -> Vec<pb::Event> {
-        self.c()
-            .list_events(pb::ListEventsRequest {
-                after_seq: 0,
-                limit: 1000,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .events
+        events(self.c()).await
     }
+}
+
+/// The first 1,000 events of the log, read through `client`.
+pub(crate) async fn events(mut client: RegistryClient<Channel>) -> Vec<pb::Event> {
+    client
+        .list_events(pb::ListEventsRequest {
+            after_seq: 0,
+            limit: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ fn kyso_doc(c: &Cluster, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
-async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg::RegisterEntry> {
+/// The register of the People's Committee in `direction` (every year).
+pub(crate) async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg::RegisterEntry> {
     let mut client = reg::registry_client::RegistryClient::connect(c.registry.url())
         .await
         .unwrap();

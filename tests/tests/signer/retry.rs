@@ -23,7 +23,10 @@ use kyso_tests::pdf_peers::{Peers, SampleKind};
 use serde_json::Value;
 use tonic::Code;
 
-use crate::sign::{audit_lines, make_tls, status_rules};
+use crate::documents::register;
+use crate::sign::{
+    audit_lines, callers_config, let_dms_sign_on_behalf, make_tls, mtls_channel, status_rules,
+};
 
 const FAILPOINT: &str = "KYSO_SIGNER_FAILPOINT";
 
@@ -104,23 +107,6 @@ fn receive_request(c: &Cluster, pdf: &[u8], key: &str) -> dpb::ReceiveIncomingRe
         received_at: None,
         idempotency_key: key.into(),
     }
-}
-
-async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg::RegisterEntry> {
-    let mut client = reg::registry_client::RegistryClient::connect(c.registry.url())
-        .await
-        .unwrap();
-    client
-        .list_register(reg::ListRegisterRequest {
-            organisation_id: c.province.ubnd.clone(),
-            direction: direction as i32,
-            year: 0,
-            sha256: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .entries
 }
 
 /// The originals in the store (not the journal's documents between steps).
@@ -482,63 +468,17 @@ async fn sign_attachments_killed_and_retried_keeps_one_original_per_attachment_D
 /// or not; a caller with no organisations listed reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_document_only_for_the_callers_organisations_R1() {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let (tls, fps) = make_tls(&["dms", "dms-other"]);
+    let tls = make_tls(&["dms", "dms-other"]);
     let d = tls.path();
-    let extra = format!(
-        r#"
-[tls]
-cert = {cert:?}
-key = {key:?}
-client_ca = {ca:?}
-
-[[callers]]
-name = "dms-ubnd"
-fingerprint = "{dms}"
-
-[[callers]]
-name = "dms-other"
-fingerprint = "{other}"
-organisations = ["some-other-organisation"]
-"#,
-        cert = d.join("server.pem"),
-        key = d.join("server.key"),
-        ca = d.join("ca.pem"),
-        dms = fps[0],
-        other = fps[1],
-    );
-    let mut c = Cluster::start_with(&extra).await;
+    let mut c = Cluster::start_with(&callers_config(&tls)).await;
     // The document system signs the approval on behalf of the People's Committee's leaders,
     // as this deployment says (A1; holder consent has its own tests).
-    c.extra_config = c.extra_config.replace(
-        "name = \"dms-ubnd\"\n",
-        &format!(
-            "name = \"dms-ubnd\"\nsign_on_behalf = [{:?}]\n",
-            c.province.ubnd
-        ),
-    );
-    c.kill_signer();
-    c.start_signer().await;
+    let_dms_sign_on_behalf(&mut c).await;
     let c = c;
     let client = |name: &'static str| {
         let addr = c.addr;
         async move {
-            let tls = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(
-                    std::fs::read(d.join("ca.pem")).unwrap(),
-                ))
-                .domain_name("localhost")
-                .identity(Identity::from_pem(
-                    std::fs::read(d.join(format!("{name}.pem"))).unwrap(),
-                    std::fs::read(d.join(format!("{name}.key"))).unwrap(),
-                ));
-            let ch = Endpoint::from_shared(format!("https://{addr}"))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+            let ch = mtls_channel(addr, d, Some(name)).await.unwrap();
             DocumentsClient::new(ch).max_decoding_message_size(64 << 20)
         }
     };

@@ -645,8 +645,8 @@ slots = ["missing"]
 // ------------------------------------------------------------------ mTLS callers
 
 /// A throwaway TLS CA, the signer's server certificate (127.0.0.1) and client certificates;
-/// returns the files and each client's SHA-256 fingerprint (openssl's colon form).
-pub(crate) fn make_tls(names: &[&str]) -> (Mtls, Vec<String>) {
+/// returns the files (each client's SHA-256 fingerprint: [`Mtls::fingerprint`]).
+pub(crate) fn make_tls(names: &[&str]) -> Mtls {
     let subjects: Vec<(String, String)> = names
         .iter()
         .map(|n| (n.to_string(), format!("/CN={n}")))
@@ -655,41 +655,15 @@ pub(crate) fn make_tls(names: &[&str]) -> (Mtls, Vec<String>) {
         .iter()
         .map(|(n, s)| (n.as_str(), s.as_str()))
         .collect();
-    let tls = Mtls::generate(&clients);
-    let fingerprints = names.iter().map(|n| tls.fingerprint(n)).collect();
-    (tls, fingerprints)
+    Mtls::generate(&clients)
 }
 
-async fn mtls_client(
-    c: &Cluster,
-    tls_dir: &Path,
-    client: Option<&str>,
-) -> Result<SignerClient<tonic::transport::Channel>, tonic::transport::Error> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(
-            std::fs::read(tls_dir.join("ca.pem")).unwrap(),
-        ))
-        .domain_name("localhost");
-    if let Some(name) = client {
-        tls = tls.identity(Identity::from_pem(
-            std::fs::read(tls_dir.join(format!("{name}.pem"))).unwrap(),
-            std::fs::read(tls_dir.join(format!("{name}.key"))).unwrap(),
-        ));
-    }
-    let ch = Endpoint::from_shared(format!("https://{}", c.addr))
-        .unwrap()
-        .tls_config(tls)?
-        .connect()
-        .await?;
-    Ok(SignerClient::new(ch))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_are_identified_by_client_certificate_and_bound_to_their_organisations() {
-    let (tls, fps) = make_tls(&["dms", "dms-other", "stranger"]);
+/// The signer's `[tls]` settings for the files of [`make_tls`] and two callers: the
+/// People's Committee's document system "dms-ubnd" (client certificate "dms") and
+/// "dms-other", bound to another organisation.
+pub(crate) fn callers_config(tls: &Mtls) -> String {
     let d = tls.path();
-    let extra = format!(
+    format!(
         r#"
 [tls]
 cert = {cert:?}
@@ -708,10 +682,66 @@ organisations = ["some-other-organisation"]
         cert = d.join("server.pem"),
         key = d.join("server.key"),
         ca = d.join("ca.pem"),
-        dms = fps[0],
-        other = fps[1],
+        dms = tls.fingerprint("dms"),
+        other = tls.fingerprint("dms-other"),
+    )
+}
+
+/// Lets "dms-ubnd" sign on behalf of the People's Committee's leaders, as a deployment may
+/// say (A1), and restarts the signer with it.
+pub(crate) async fn let_dms_sign_on_behalf(c: &mut Cluster) {
+    c.extra_config = c.extra_config.replace(
+        "name = \"dms-ubnd\"\n",
+        &format!(
+            "name = \"dms-ubnd\"\nsign_on_behalf = [{:?}]\n",
+            c.province.ubnd
+        ),
     );
-    let c = Cluster::start_with(&extra).await;
+    c.kill_signer();
+    c.start_signer().await;
+}
+
+/// A TLS channel to the signer at `addr`, with the client certificate `client` of `tls_dir`
+/// (none: no client certificate).
+pub(crate) async fn mtls_channel(
+    addr: std::net::SocketAddr,
+    tls_dir: &Path,
+    client: Option<&str>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(
+            std::fs::read(tls_dir.join("ca.pem")).unwrap(),
+        ))
+        .domain_name("localhost");
+    if let Some(name) = client {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(tls_dir.join(format!("{name}.pem"))).unwrap(),
+            std::fs::read(tls_dir.join(format!("{name}.key"))).unwrap(),
+        ));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+async fn mtls_client(
+    c: &Cluster,
+    tls_dir: &Path,
+    client: Option<&str>,
+) -> Result<SignerClient<tonic::transport::Channel>, tonic::transport::Error> {
+    Ok(SignerClient::new(
+        mtls_channel(c.addr, tls_dir, client).await?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_identified_by_client_certificate_and_bound_to_their_organisations() {
+    let tls = make_tls(&["dms", "dms-other", "stranger"]);
+    let d = tls.path();
+    let c = Cluster::start_with(&callers_config(&tls)).await;
     // No client certificate: the TLS handshake or the call fails.
     if let Ok(mut anon) = mtls_client(&c, d, None).await {
         assert!(anon.sign_cms(c.approval(b"x")).await.is_err());
@@ -754,15 +784,7 @@ organisations = ["some-other-organisation"]
     // A deployment that lets this document system sign on behalf of the People's
     // Committee's leaders says so for that organisation: no code, marked `on_behalf` (A1).
     let mut c = c;
-    c.extra_config = c.extra_config.replace(
-        "name = \"dms-ubnd\"\n",
-        &format!(
-            "name = \"dms-ubnd\"\nsign_on_behalf = [{:?}]\n",
-            c.province.ubnd
-        ),
-    );
-    c.kill_signer();
-    c.start_signer().await;
+    let_dms_sign_on_behalf(&mut c).await;
     let mut dms = mtls_client(&c, d, Some("dms")).await.unwrap();
     let r = dms.sign_cms(c.approval(b"y")).await.unwrap().into_inner();
     let hash = r.audit.unwrap().record_hash;
