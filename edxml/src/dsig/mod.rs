@@ -1,0 +1,1 @@
+//! The enveloped XML signature (XML-DSig).

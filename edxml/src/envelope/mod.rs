@@ -1,0 +1,1 @@
+//! The edXML envelope: model, reader, writer.

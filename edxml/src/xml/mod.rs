@@ -1,0 +1,1 @@
+//! The XML layer: bounded parse and canonicalisation.
