@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase says how long it took, so a slow run shows where its time went.
+phase() { echo "== [$(( SECONDS / 60 ))m$(( SECONDS % 60 ))s] $*"; }
+phase "setup"
 bash scripts/setup.sh
 
 export CARGO_TERM_COLOR=never
@@ -12,16 +15,17 @@ if [ -d ../shared ]; then
   export KYSO_SHARED_DIR="${KYSO_SHARED_DIR:-$(cd ../shared && pwd)}"
 fi
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo build (binaries the end-to-end tests run)"
+phase "cargo build (binaries the end-to-end tests run)"
 # The signer with its crash points (KYSO_SIGNER_FAILPOINT, docs/FLOWS.md "Retries"), which
 # the retry tests use; a deployment build (deploy/Dockerfile) has none.
 cargo build --workspace --bins --locked --features kyso-signer/failpoints
 
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked --no-fail-fast
+phase "done"
