@@ -1,6 +1,7 @@
 //! The XML layer: one bounded parse into a read-only tree, the text of its elements, and
 //! canonical XML, the only serialisation that is ever hashed.
 
+pub mod c14n;
 pub mod parse;
 pub mod text;
 

@@ -10,6 +10,9 @@ use der::asn1::UintRef;
 use der::{Decode, Encode, Sequence, Tagged};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
+mod ecdsa;
+pub use ecdsa::{ec_curve_of, ecdsa_der_to_raw, ecdsa_raw_to_der, pss_algorithm_identifier};
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, data);
@@ -255,6 +258,11 @@ impl Curve {
             Self::P256 => 256,
             Self::P384 => 384,
         }
+    }
+
+    /// Bytes of one coordinate or scalar: 32 for P-256, 48 for P-384.
+    pub fn field_bytes(self) -> usize {
+        self.bits() / 8
     }
 }
 

@@ -166,48 +166,9 @@ pub(crate) fn pkcs11_input(
     }
 }
 
-/// Converts a PKCS#11 ECDSA signature (`r || s`, each half the length) into the DER
-/// `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 264 {
-        return None;
-    }
-    let (r, s) = raw.split_at(raw.len() / 2);
-    let r = der_uint(r);
-    let s = der_uint(s);
-    let mut body = Vec::with_capacity(r.len() + s.len());
-    body.extend_from_slice(&r);
-    body.extend_from_slice(&s);
-    let mut out = vec![0x30];
-    push_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-/// A DER INTEGER holding the unsigned big-endian `v`.
-fn der_uint(v: &[u8]) -> Vec<u8> {
-    let first = v.iter().position(|&b| b != 0).unwrap_or(v.len());
-    let v = &v[first..];
-    let mut content = Vec::with_capacity(v.len() + 1);
-    if v.first().is_none_or(|&b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(v);
-    let mut out = vec![0x02];
-    push_len(&mut out, content.len());
-    out.extend_from_slice(&content);
-    out
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len < 0x100 {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-}
+/// PKCS#11 returns ECDSA as `r || s`; X.509 and CMS want DER. One implementation, in kyso-pki,
+/// shared with the XML signature (which wants `r || s` back).
+pub use kyso_pki::crypto::ecdsa_raw_to_der;
 
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::unwrap_used)]
