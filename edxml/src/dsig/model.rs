@@ -107,7 +107,9 @@ fn canonicalization(node: Node<'_, '_>) -> Result<Option<Canonicalization>, Fail
             if child.tag_name().namespace() != Some(EXC_C14N)
                 || child.tag_name().name() != "InclusiveNamespaces"
             {
-                return Err(format("unexpected element in an exclusive canonicalisation"));
+                return Err(format(
+                    "unexpected element in an exclusive canonicalisation",
+                ));
             }
             let list = child.attribute("PrefixList").unwrap_or_default();
             for p in list.split_ascii_whitespace() {
@@ -169,7 +171,9 @@ pub fn read<'a, 'i>(
     let sm = si
         .next()
         .filter(|n| dsig(*n, "SignatureMethod"))
-        .ok_or_else(|| format("ds:CanonicalizationMethod must be followed by ds:SignatureMethod"))?;
+        .ok_or_else(|| {
+            format("ds:CanonicalizationMethod must be followed by ds:SignatureMethod")
+        })?;
     if !elements(sm)?.is_empty() {
         // HMACOutputLength and anything else: an HMAC or a truncated signature.
         return Err(format("ds:SignatureMethod has content (HMACOutputLength?)"));
@@ -210,7 +214,9 @@ pub fn read<'a, 'i>(
 fn read_reference(r: Node<'_, '_>, limits: &EdxmlLimits) -> Result<Reference, Fail> {
     let uri = r
         .attribute("URI")
-        .ok_or_else(|| format("a ds:Reference without URI (the application would choose what it covers)"))?
+        .ok_or_else(|| {
+            format("a ds:Reference without URI (the application would choose what it covers)")
+        })?
         .to_owned();
     let kind = r.attribute("Type").map(str::to_owned);
     let mut parts = elements(r)?.into_iter().peekable();

@@ -70,7 +70,9 @@ pub fn prepare(
         )));
     }
     if method.digest() == DigestAlgorithm::Sha1 {
-        return Err(EdxmlError::Unsupported("kyso does not sign with SHA-1".into()));
+        return Err(EdxmlError::Unsupported(
+            "kyso does not sign with SHA-1".into(),
+        ));
     }
     if !unsigned.is_char_boundary(at) || at > unsigned.len() {
         return Err(EdxmlError::Format(format!(
@@ -82,10 +84,12 @@ pub fn prepare(
     let source = Source::new(unsigned.as_bytes(), &limits)?;
     let doc = source.parse(&limits)?;
     if !signatures(&doc).is_empty() {
-        return Err(EdxmlError::Ambiguous("the document is already signed".into()));
+        return Err(EdxmlError::Ambiguous(
+            "the document is already signed".into(),
+        ));
     }
-    let c14n = Canonicalization::from_uri(C14N10)
-        .ok_or_else(|| EdxmlError::Format("C14N 1.0".into()))?;
+    let c14n =
+        Canonicalization::from_uri(C14N10).ok_or_else(|| EdxmlError::Format("C14N 1.0".into()))?;
     let mut digester = DIGEST.digester();
     canonicalize(doc.root(), None, &c14n, &mut digester);
     let digest = digester.finish();
@@ -184,7 +188,9 @@ impl Prepared {
         let doc = source.parse(&self.limits)?;
         let sigs = signatures(&doc);
         let [sig] = sigs.as_slice() else {
-            return Err(EdxmlError::Format("the signed document lost its signature".into()));
+            return Err(EdxmlError::Format(
+                "the signed document lost its signature".into(),
+            ));
         };
         let check = verify(&doc, *sig, &DsigPolicy::default(), &self.limits)?.check;
         if let Some(f) = check.failure {

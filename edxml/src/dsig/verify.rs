@@ -132,7 +132,11 @@ fn run(
 
     // Signature validation over SignedInfo as canonicalised in situ.
     if method.digest() == DigestAlgorithm::Sha1 {
-        digest_of(alg::digest_uri(DigestAlgorithm::Sha1), policy, &mut out.check.warnings)?;
+        digest_of(
+            alg::digest_uri(DigestAlgorithm::Sha1),
+            policy,
+            &mut out.check.warnings,
+        )?;
     }
     let signed_info = canonical_bytes(m.signed_info, None, &m.c14n);
     verify_value(&m, method, &signed_info, policy, out)
@@ -147,9 +151,7 @@ fn check_references<'m>(
     for r in &m.references {
         if r.uri.is_empty() {
             if data.is_some() {
-                return Err(SignerFailure::Format(
-                    "two references URI=\"\"".into(),
-                ));
+                return Err(SignerFailure::Format("two references URI=\"\"".into()));
             }
             if !r.enveloped {
                 return Err(SignerFailure::Format(

@@ -295,7 +295,8 @@ impl Writer<'_, '_> {
             } else if uri.is_empty() || rendered_uri(&ctx, p) == Some(uri) {
                 continue;
             }
-            self.sink.put(if p.is_empty() { b" xmlns" } else { b" xmlns:" });
+            self.sink
+                .put(if p.is_empty() { b" xmlns" } else { b" xmlns:" });
             self.sink.put(p.as_bytes());
             self.sink.put(b"=\"");
             escape_attr(self.sink, uri);

@@ -182,8 +182,11 @@ fn an_excluded_subtree_is_left_out_with_the_whitespace_around_it() {
     canonicalize(tree.root(), Some(sig.id()), &c, &mut d);
     assert_eq!(
         d.finish(),
-        kyso_pki::crypto::DigestAlgorithm::Sha256
-            .digest(&canonical_bytes(tree.root(), Some(sig.id()), &c))
+        kyso_pki::crypto::DigestAlgorithm::Sha256.digest(&canonical_bytes(
+            tree.root(),
+            Some(sig.id()),
+            &c
+        ))
     );
 }
 
@@ -212,5 +215,7 @@ fn canonical_form_is_a_fixed_point() {
 #[test]
 fn near_miss_uris_are_not_canonicalisations() {
     assert!(Canonicalization::from_uri("http://www.w3.org/TR/xml-exc-c14n#").is_none());
-    assert!(Canonicalization::from_uri("http://www.w3.org/TR/2001/REC-xml-c14n-20010315#").is_none());
+    assert!(
+        Canonicalization::from_uri("http://www.w3.org/TR/2001/REC-xml-c14n-20010315#").is_none()
+    );
 }

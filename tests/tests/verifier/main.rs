@@ -7,5 +7,6 @@
 
 mod admission;
 mod cli;
+mod edxml_dsig;
 mod hostile;
 mod service;
