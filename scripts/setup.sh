@@ -12,6 +12,7 @@ packages=(
   p11-kit-modules # p11-kit-client.so, the module the signer loads
   poppler-utils  # PDF peers: pdfsig (verifies signatures), pdftoppm (renders), pdftotext
   qpdf           # `qpdf --check` on signed PDFs; object-stream and encrypted sample variants
+  xmlsec1        # XML signature peer: signs and verifies edXML envelopes (interop tests)
   libnss3-tools  # certutil: the NSS trust database pdfsig reads the test root from
 )
 

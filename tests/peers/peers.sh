@@ -42,7 +42,7 @@ if [ ! -f "$venv/.complete" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
     -r "$here/requirements.txt" >&2
-  "$venv/bin/python" -c 'import pyhanko, pyhanko_certvalidator, reportlab, PIL' >&2
+  "$venv/bin/python" -c 'import pyhanko, pyhanko_certvalidator, reportlab, PIL, signxml' >&2
   touch "$venv/.complete"
 fi
 

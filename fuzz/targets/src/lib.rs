@@ -14,12 +14,14 @@ mod cms;
 mod pdf;
 mod png;
 mod revocation;
+mod xml_c14n;
 
 pub use certs::certs;
 pub use cms::cms;
 pub use pdf::pdf;
 pub use png::png;
 pub use revocation::revocation;
+pub use xml_c14n::xml_c14n;
 
 /// A target's body: arbitrary bytes in, nothing out; a panic is a finding.
 pub type Target = fn(&[u8]);
@@ -33,4 +35,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pdf", pdf),
     ("png", png),
     ("revocation", revocation),
+    ("xml_c14n", xml_c14n),
 ];

@@ -427,3 +427,99 @@ fn signing_refuses_what_it_cannot_sign_exactly_N6() {
     );
     assert!(prepared.finish(&wrong).is_err());
 }
+
+/// `tests/peers/signxml_tool.py` in the peers' venv.
+fn signxml(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let peers = kyso_tests::pdf_peers::Peers::get();
+    let mut cmd = Command::new(peers.python());
+    cmd.arg(kyso_tests::pdf_peers::peers_dir().join("signxml_tool.py"));
+    for a in args {
+        cmd.arg(a);
+    }
+    run(&mut cmd, None, COMMAND_TIMEOUT)
+}
+
+fn signxml_sign(pki: &TestPki, leaf: &str, algorithm: &str, c14n: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("in.xml");
+    let out = dir.path().join("out.xml");
+    let chain = dir.path().join("chain.pem");
+    std::fs::write(
+        &src,
+        with_signature(&format!(
+            r#"<ds:Signature xmlns:ds="{DSIG}" Id="placeholder"/>"#
+        )),
+    )
+    .unwrap();
+    let mut pem = std::fs::read_to_string(pki.leaf_cert(leaf)).unwrap();
+    pem.push_str(&std::fs::read_to_string(pki.leaf_issuer(leaf)).unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    let key = pki.leaf_key(leaf);
+    let o = signxml(&[&"sign", &src, &out, &key, &chain, &algorithm, &c14n]);
+    assert!(o.success(), "signxml sign: {}", o.stderr_str());
+    std::fs::read_to_string(&out).unwrap()
+}
+
+fn signxml_verify(pki: &TestPki, signed: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("signed.xml");
+    std::fs::write(&file, signed).unwrap();
+    let o = signxml(&[&"verify", &file, &pki.root_pem()]);
+    o.success()
+}
+
+#[test]
+fn signxml_signed_envelopes_verify_N6() {
+    let pki = TestPki::get();
+    for (leaf, algorithm, c14n) in [
+        ("org-rsa", "rsa-sha256", C14N10),
+        (
+            "personal-ec256",
+            "ecdsa-sha256",
+            "http://www.w3.org/2006/12/xml-c14n11",
+        ),
+        (
+            "org-rsa",
+            "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+            "http://www.w3.org/2001/10/xml-exc-c14n#",
+        ),
+    ] {
+        let signed = signxml_sign(pki, leaf, algorithm, c14n);
+        assert!(signxml_verify(pki, &signed), "{algorithm}: control");
+        let c = check(&signed);
+        assert_passes(&c, pki, leaf);
+        let tampered = signed.replacen("000.00.00.G22", "000.00.00.G23", 1);
+        assert!(
+            !signxml_verify(pki, &tampered),
+            "{algorithm}: signxml sees it"
+        );
+        assert!(
+            matches!(failure(&check(&tampered)), SignerFailure::HashFailure(_)),
+            "{algorithm}"
+        );
+    }
+}
+
+#[test]
+fn envelopes_kyso_signs_pass_signxml_N6() {
+    let pki = TestPki::get();
+    for (leaf, method) in [
+        (
+            "org-rsa",
+            SignatureMethod::RsaPkcs1(DigestAlgorithm::Sha256),
+        ),
+        (
+            "personal-ec256",
+            SignatureMethod::Ecdsa(DigestAlgorithm::Sha256),
+        ),
+        ("org-rsa", SignatureMethod::RsaPss(DigestAlgorithm::Sha256)),
+    ] {
+        let signed = kyso_sign(pki, leaf, method);
+        assert!(signxml_verify(pki, &signed), "{leaf} {method:?}: signxml");
+        let tampered = signed.replacen("Văn phòng Chính phủ", "Bộ Nội vụ", 1);
+        assert!(
+            !signxml_verify(pki, &tampered),
+            "{leaf} {method:?}: tampered"
+        );
+    }
+}
