@@ -1,8 +1,8 @@
 """The XML signature peer (signxml, on lxml): signs and verifies edXML envelopes for the
 interop tests (tests/tests/verifier/edxml_dsig.rs).
 
-  signxml_tool.py sign IN OUT KEY CHAIN_PEM SIGNATURE_ALGORITHM C14N_URI
-      IN has an empty <ds:Signature Id="placeholder"/> where the signature goes.
+  signxml_tool.py sign IN OUT KEY CHAIN_PEM SIGNATURE_ALGORITHM C14N_URI [keyvalue]
+      (keyvalue: a ds:KeyValue beside the X509Data). IN has an empty <ds:Signature Id="placeholder"/> where the signature goes.
   signxml_tool.py verify IN ROOT_PEM
       exit 0 and "OK" when the envelope verifies against ROOT_PEM, else exit 1.
 """
@@ -12,7 +12,7 @@ from lxml import etree
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
 
 
-def sign(src, out, key, chain, algorithm, c14n):
+def sign(src, out, key, chain, algorithm, c14n, key_value=False):
     root = etree.parse(src).getroot()
     with open(key, "rb") as f:
         key_pem = f.read()
@@ -23,7 +23,7 @@ def sign(src, out, key, chain, algorithm, c14n):
         signature_algorithm=algorithm,
         digest_algorithm="sha256",
         c14n_algorithm=c14n,
-    ).sign(root, key=key_pem, cert=chain_pem)
+    ).sign(root, key=key_pem, cert=chain_pem, always_add_key_value=key_value)
     with open(out, "wb") as f:
         f.write(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
@@ -45,7 +45,7 @@ def verify(src, root_pem):
 
 if __name__ == "__main__":
     if sys.argv[1] == "sign":
-        sign(*sys.argv[2:8])
+        sign(*sys.argv[2:8], key_value=sys.argv[8:9] == ["keyvalue"])
     elif sys.argv[1] == "verify":
         verify(*sys.argv[2:4])
     else:

@@ -5,6 +5,7 @@
 //! so path building, validity and revocation are the CMS ones.
 
 pub mod alg;
+pub mod keyvalue;
 pub mod model;
 pub mod sign;
 pub mod verify;

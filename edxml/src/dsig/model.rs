@@ -50,6 +50,8 @@ pub struct SignatureModel<'a, 'i> {
     pub signature_value: Vec<u8>,
     /// Every KeyInfo/X509Data/X509Certificate (DER, untrusted).
     pub certificates: Vec<Vec<u8>>,
+    /// The KeyInfo/KeyValue elements, checked against the signer's key.
+    pub key_values: Vec<Node<'a, 'i>>,
     /// Oddities that do not fail the signature.
     pub warnings: Vec<String>,
 }
@@ -144,8 +146,15 @@ pub fn read<'a, 'i>(
     let signature_value = base64_of(value, MAX_VALUE).map_err(|e| format(e.to_string()))?;
     let mut warnings = Vec::new();
     let mut certificates = Vec::new();
+    let mut key_values = Vec::new();
     if let Some(key_info) = it.next_if(|n| dsig(*n, "KeyInfo")) {
-        read_key_info(key_info, limits, &mut certificates, &mut warnings)?;
+        read_key_info(
+            key_info,
+            limits,
+            &mut certificates,
+            &mut key_values,
+            &mut warnings,
+        )?;
     }
     for rest in it {
         if !dsig(rest, "Object") {
@@ -207,6 +216,7 @@ pub fn read<'a, 'i>(
         references,
         signature_value,
         certificates,
+        key_values,
         warnings,
     })
 }
@@ -276,10 +286,11 @@ fn read_reference(r: Node<'_, '_>, limits: &EdxmlLimits) -> Result<Reference, Fa
     })
 }
 
-fn read_key_info(
-    key_info: Node<'_, '_>,
+fn read_key_info<'a, 'i>(
+    key_info: Node<'a, 'i>,
     limits: &EdxmlLimits,
     certificates: &mut Vec<Vec<u8>>,
+    key_values: &mut Vec<Node<'a, 'i>>,
     warnings: &mut Vec<String>,
 ) -> Result<(), Fail> {
     for item in elements(key_info)? {
@@ -304,10 +315,7 @@ fn read_key_info(
             (Some(DSIG_NS), "RetrievalMethod") => {
                 return Err(format("ds:RetrievalMethod: keys are not fetched"));
             }
-            (Some(DSIG_NS), "KeyValue") => warnings.push(
-                "ds:KeyValue ignored: the key is taken from the certificates and the signature"
-                    .into(),
-            ),
+            (Some(DSIG_NS), "KeyValue") => key_values.push(item),
             (_, name) => warnings.push(format!("ds:KeyInfo/{name} ignored")),
         }
     }

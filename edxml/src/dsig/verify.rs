@@ -246,6 +246,9 @@ fn verify_value(
             Ok(used) => {
                 out.check.signature_algorithm = Some(used.name());
                 out.check.signer_cert = Some(cert.clone());
+                for kv in &m.key_values {
+                    super::keyvalue::check(*kv, spki)?;
+                }
                 if i != 0 {
                     out.check.warnings.push(format!(
                         "the signer is certificate {} of ds:KeyInfo, not the first",

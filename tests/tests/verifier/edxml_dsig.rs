@@ -440,6 +440,16 @@ fn signxml(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
 }
 
 fn signxml_sign(pki: &TestPki, leaf: &str, algorithm: &str, c14n: &str) -> String {
+    signxml_sign_with(pki, leaf, algorithm, c14n, false)
+}
+
+fn signxml_sign_with(
+    pki: &TestPki,
+    leaf: &str,
+    algorithm: &str,
+    c14n: &str,
+    key_value: bool,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("in.xml");
     let out = dir.path().join("out.xml");
@@ -455,7 +465,8 @@ fn signxml_sign(pki: &TestPki, leaf: &str, algorithm: &str, c14n: &str) -> Strin
     pem.push_str(&std::fs::read_to_string(pki.leaf_issuer(leaf)).unwrap());
     std::fs::write(&chain, pem).unwrap();
     let key = pki.leaf_key(leaf);
-    let o = signxml(&[&"sign", &src, &out, &key, &chain, &algorithm, &c14n]);
+    let extra = if key_value { "keyvalue" } else { "" };
+    let o = signxml(&[&"sign", &src, &out, &key, &chain, &algorithm, &c14n, &extra]);
     assert!(o.success(), "signxml sign: {}", o.stderr_str());
     std::fs::read_to_string(&out).unwrap()
 }
@@ -520,6 +531,32 @@ fn envelopes_kyso_signs_pass_signxml_N6() {
         assert!(
             !signxml_verify(pki, &tampered),
             "{leaf} {method:?}: tampered"
+        );
+    }
+}
+
+#[test]
+fn a_key_value_must_be_the_signer_key_N6() {
+    let pki = TestPki::get();
+    for (leaf, algorithm, component) in [
+        ("org-rsa", "rsa-sha256", "<ds:Modulus>"),
+        ("personal-ec256", "ecdsa-sha256", "PublicKey>"),
+    ] {
+        let signed = signxml_sign_with(pki, leaf, algorithm, C14N10, true);
+        assert!(
+            signed.contains(component),
+            "{leaf}: signxml wrote a KeyValue"
+        );
+        assert_passes(&check(&signed), pki, leaf);
+        // KeyInfo is not signed: change the key it claims, the signature still verifies.
+        let at = signed.find(component).unwrap() + component.len() + 8;
+        let mut bytes = signed.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let other = String::from_utf8(bytes).unwrap();
+        let f = failure(&check(&other));
+        assert!(
+            matches!(&f, SignerFailure::Format(m) if m.contains("KeyValue")),
+            "{leaf}: {f:?}"
         );
     }
 }
