@@ -3,6 +3,8 @@ interop tests (tests/tests/verifier/edxml_dsig.rs).
 
   signxml_tool.py sign IN OUT KEY CHAIN_PEM SIGNATURE_ALGORITHM C14N_URI [keyvalue]
       (keyvalue: a ds:KeyValue beside the X509Data). IN has an empty <ds:Signature Id="placeholder"/> where the signature goes.
+  signxml_tool.py xades-sign IN OUT KEY CHAIN_PEM SIGNATURE_ALGORITHM C14N_URI
+      XAdES-BES (XAdESSigner: SigningTime, SigningCertificateV2, KeyValue).
   signxml_tool.py verify IN ROOT_PEM
       exit 0 and "OK" when the envelope verifies against ROOT_PEM, else exit 1.
 """
@@ -10,15 +12,17 @@ import sys
 
 from lxml import etree
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier, methods
+from signxml.xades import XAdESSigner
 
 
-def sign(src, out, key, chain, algorithm, c14n, key_value=False):
+def sign(src, out, key, chain, algorithm, c14n, key_value=False, xades=False):
     root = etree.parse(src).getroot()
     with open(key, "rb") as f:
         key_pem = f.read()
     with open(chain) as f:
         chain_pem = f.read()
-    signed = XMLSigner(
+    signer = XAdESSigner if xades else XMLSigner
+    signed = signer(
         method=methods.enveloped,
         signature_algorithm=algorithm,
         digest_algorithm="sha256",
@@ -46,6 +50,8 @@ def verify(src, root_pem):
 if __name__ == "__main__":
     if sys.argv[1] == "sign":
         sign(*sys.argv[2:8], key_value=sys.argv[8:9] == ["keyvalue"])
+    elif sys.argv[1] == "xades-sign":
+        sign(*sys.argv[2:8], key_value=True, xades=True)
     elif sys.argv[1] == "verify":
         verify(*sys.argv[2:4])
     else:

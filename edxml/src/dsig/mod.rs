@@ -9,6 +9,7 @@ pub mod keyvalue;
 pub mod model;
 pub mod sign;
 pub mod verify;
+pub mod xades;
 
 use roxmltree::{Document, Node};
 

@@ -14,6 +14,7 @@ use roxmltree::{Document, Node};
 
 use super::alg::{self, SignatureMethod};
 use super::model::{self, SignatureModel};
+use super::xades;
 use super::{DSIG_NS, signatures};
 use crate::xml::c14n::{Canonicalization, Mode, canonical_bytes, canonicalize};
 use crate::xml::parse::refuse_comments_and_pis_in_root;
@@ -97,7 +98,13 @@ fn run(
     refuse_comments_and_pis_in_root(doc).map_err(|e| SignerFailure::Format(e.to_string()))?;
     let m = model::read(signature, limits)?;
     out.check.warnings.extend(m.warnings.iter().cloned());
-    let data = check_references(&m)?;
+    let (data, by_id) = check_references(&m)?;
+    // Resolve every ID reference before hashing anything (rule 6).
+    let mut targets = Vec::new();
+    for r in by_id {
+        let (node, target) = xades::resolve(doc, signature, &r.uri, r.kind.as_deref())?;
+        targets.push((r, node, target));
+    }
     let method = m.method.ok_or_else(|| {
         SignerFailure::CryptoConstraints(format!(
             "signature method {:?} is not supported",
@@ -130,6 +137,26 @@ fn run(
         ));
     }
 
+    let mut signed_properties = None;
+    for (r, node, target) in &targets {
+        let d = digest_of(&r.digest_uri, policy, &mut out.check.warnings)?;
+        let c14n = r.c14n.clone().unwrap_or(Canonicalization {
+            mode: Mode::Inclusive10,
+            with_comments: false,
+        });
+        let mut digester = d.digester();
+        canonicalize(*node, None, &c14n, &mut digester);
+        if digester.finish() != r.digest_value {
+            return Err(SignerFailure::HashFailure(format!(
+                "the element {} names does not match its signed digest",
+                r.uri
+            )));
+        }
+        if *target == xades::Target::SignedProperties {
+            signed_properties = Some(*node);
+        }
+    }
+
     // Signature validation over SignedInfo as canonicalised in situ.
     if method.digest() == DigestAlgorithm::Sha1 {
         digest_of(
@@ -139,15 +166,22 @@ fn run(
         )?;
     }
     let signed_info = canonical_bytes(m.signed_info, None, &m.c14n);
-    verify_value(&m, method, &signed_info, policy, out)
+    verify_value(&m, method, &signed_info, policy, out)?;
+    if let (Some(sp), Some(signer)) = (signed_properties, out.check.signer_cert.clone()) {
+        xades::read_properties(sp, &signer, policy.legacy_sha1, &mut out.check)?;
+    }
+    Ok(())
 }
 
-/// Rule 5 and 6: exactly one data Reference `URI=""` with [enveloped(, one C14N)];
-/// ID references are not processed (no XAdES yet), so they are refused.
+/// Rule 5 and 6: exactly one data Reference `URI=""` with [enveloped(, one C14N)]; the
+/// others are ID references (resolved under rule 6 by [`xades::resolve`]); external URIs
+/// are refused.
+#[allow(clippy::type_complexity)]
 fn check_references<'m>(
     m: &'m SignatureModel<'_, '_>,
-) -> std::result::Result<&'m model::Reference, SignerFailure> {
+) -> std::result::Result<(&'m model::Reference, Vec<&'m model::Reference>), SignerFailure> {
     let mut data = None;
+    let mut by_id = Vec::new();
     for r in &m.references {
         if r.uri.is_empty() {
             if data.is_some() {
@@ -161,11 +195,13 @@ fn check_references<'m>(
             }
             data = Some(r);
         } else if r.uri.starts_with('#') {
-            return Err(SignerFailure::Format(format!(
-                "reference URI={:?}: only URI=\"\" (the whole envelope) is accepted; an ID \
-                 reference could sign an element the reader does not use",
-                r.uri
-            )));
+            if r.enveloped {
+                return Err(SignerFailure::Format(format!(
+                    "reference URI={:?}: the enveloped-signature transform on an ID reference",
+                    r.uri
+                )));
+            }
+            by_id.push(r);
         } else {
             return Err(SignerFailure::Format(format!(
                 "reference URI={:?}: external content is never fetched",
@@ -173,7 +209,8 @@ fn check_references<'m>(
             )));
         }
     }
-    data.ok_or_else(|| SignerFailure::Format("no reference URI=\"\"".into()))
+    let data = data.ok_or_else(|| SignerFailure::Format("no reference URI=\"\"".into()))?;
+    Ok((data, by_id))
 }
 
 fn digest_of(

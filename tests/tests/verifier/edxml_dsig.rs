@@ -466,7 +466,15 @@ fn signxml_sign_with(
     std::fs::write(&chain, pem).unwrap();
     let key = pki.leaf_key(leaf);
     let extra = if key_value { "keyvalue" } else { "" };
-    let o = signxml(&[&"sign", &src, &out, &key, &chain, &algorithm, &c14n, &extra]);
+    let command = if algorithm.starts_with("xades:") {
+        "xades-sign"
+    } else {
+        "sign"
+    };
+    let algorithm = algorithm.trim_start_matches("xades:");
+    let o = signxml(&[
+        &command, &src, &out, &key, &chain, &algorithm, &c14n, &extra,
+    ]);
     assert!(o.success(), "signxml sign: {}", o.stderr_str());
     std::fs::read_to_string(&out).unwrap()
 }
@@ -557,6 +565,31 @@ fn a_key_value_must_be_the_signer_key_N6() {
         assert!(
             matches!(&f, SignerFailure::Format(m) if m.contains("KeyValue")),
             "{leaf}: {f:?}"
+        );
+    }
+}
+
+#[test]
+fn xades_signed_properties_are_verified_N6() {
+    let pki = TestPki::get();
+    for (leaf, algorithm) in [
+        ("org-rsa", "xades:rsa-sha256"),
+        ("personal-ec256", "xades:ecdsa-sha256"),
+    ] {
+        let signed = signxml_sign_with(pki, leaf, algorithm, C14N10, false);
+        assert!(signed.contains("SigningCertificateV2"), "{leaf}: XAdES");
+        let c = check(&signed);
+        assert_passes(&c, pki, leaf);
+        assert_eq!(c.check.ess, kyso_pki::cms::EssStatus::V2Matched, "{leaf}");
+        assert!(c.check.signing_time.is_some(), "{leaf}: SigningTime read");
+        // The signing time is signed.
+        let at = signed.find("SigningTime>").unwrap() + "SigningTime>".len();
+        let year = &signed[at..at + 4];
+        let tampered = format!("{}1999{}", &signed[..at], &signed[at + 4..]);
+        assert_ne!(year, "1999");
+        assert!(
+            matches!(failure(&check(&tampered)), SignerFailure::HashFailure(_)),
+            "{leaf}"
         );
     }
 }
