@@ -591,5 +591,18 @@ fn xades_signed_properties_are_verified_N6() {
             matches!(failure(&check(&tampered)), SignerFailure::HashFailure(_)),
             "{leaf}"
         );
+        // An ID that a second element also carries names nothing (signature wrapping).
+        let id_at = signed.find("SignedProperties Id=\"").unwrap() + "SignedProperties Id=\"".len();
+        let id = &signed[id_at..id_at + signed[id_at..].find('"').unwrap()];
+        let wrapped = signed.replacen(
+            "<edXML:Subject>",
+            &format!("<edXML:Subject Id=\"{id}\">"),
+            1,
+        );
+        let f = failure(&check(&wrapped));
+        assert!(
+            matches!(&f, SignerFailure::Format(m) if m.contains("exactly one")),
+            "{leaf}: {f:?}"
+        );
     }
 }
