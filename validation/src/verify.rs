@@ -586,12 +586,12 @@ impl SourcedCheck {
         let mut warnings = Vec::new();
         let mut message_suffix = None;
         match &check.failure {
-            // A signer verified: every other outside candidate did not.
+            // A signer verified: every other outside candidate is named, not used.
             None => {
                 for c in &outside {
                     if check.signer_cert.as_ref() != Some(*c) {
                         warnings.push(format!(
-                            "the supplied certificate {} matches the signer identifier but the signature value does not verify with its key: not used",
+                            "the supplied certificate {} matches the signer identifier but is not the one the signature value verifies with: not used",
                             describe(c)
                         ));
                     }

@@ -323,3 +323,60 @@ pub(crate) fn vgca_dir() -> PathBuf {
     );
     dir
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15 item 3 (part): one JSON shape for every format
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pdf_and_cms_signatures_share_one_json_shape_V2() {
+    use kyso_tests::pdf_fixtures::{BaseOptions, PdfDoc, SignOptions};
+    let a = artifacts();
+    let f = files();
+    let mut doc = PdfDoc::base(&BaseOptions::default());
+    doc.sign(&SignOptions::new("personal-rsa", "Sig1"));
+    let pdf = f.dir.join("signed.pdf");
+    std::fs::write(&pdf, &doc.bytes).expect("write");
+    let mut args = local_flags();
+    args.push(pdf.clone().into());
+    args.push(a.revoked.clone().into());
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let (out, json) = kyso_verify(&refs);
+    assert_eq!(exit_code(&out), 1, "{out}");
+    let json = json.unwrap_or_else(|| panic!("not JSON: {out}"));
+    let sigs = json["signatures"].as_array().expect("signatures");
+    assert_eq!(sigs.len(), 2, "{json:#}");
+    for s in sigs {
+        // indication and sub_indication at the top level of every entry, nothing nested.
+        assert!(s["indication"].is_string(), "{json:#}");
+        assert!(s.get("sub_indication").is_some(), "{json:#}");
+        assert!(s.get("report").is_none(), "{json:#}");
+    }
+    let by_file = |file: &Path| {
+        sigs.iter()
+            .find(|s| s["file"] == file.display().to_string())
+            .unwrap_or_else(|| panic!("{}: {json:#}", file.display()))
+    };
+    let p = by_file(&pdf);
+    assert_eq!(p["indication"], "TOTAL_PASSED", "{json:#}");
+    assert_eq!(p["field_name"], "Sig1", "the PDF fields are kept: {json:#}");
+    assert_eq!(p["signer_certificate_origin"], "EMBEDDED", "{json:#}");
+    let c = by_file(&a.revoked);
+    assert_eq!(
+        (&c["indication"], &c["sub_indication"]),
+        (&Value::from("TOTAL_FAILED"), &Value::from("REVOKED")),
+        "{json:#}"
+    );
+    // The documents list them the same way, with their format.
+    let formats: Vec<&str> = json["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["format"].as_str())
+        .collect();
+    assert_eq!(formats, ["pdf", "cms"], "{json:#}");
+    assert_eq!(
+        json["documents"][0]["signatures"][0]["indication"], "TOTAL_PASSED",
+        "{json:#}"
+    );
+}
