@@ -100,6 +100,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         at: None,
         revocation_policy: 0,
         request_id: String::new(),
+        certificates: Vec::new(),
     };
 
     // The document must verify before it is worth timing.

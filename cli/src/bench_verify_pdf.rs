@@ -143,6 +143,7 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
         pdf: pdf.clone(),
         at: None,
         revocation_policy: 0,
+        certificates: Vec::new(),
     };
 
     // The probe: the document must pass before it is worth timing, and this first request is

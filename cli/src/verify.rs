@@ -1,7 +1,12 @@
 //! `kyso verify`: one report per signature, in-process or through a server.
 //!
 //! A file starting with `%PDF-` is verified as a PDF (every signature, the
-//! revision it covers and what changed after it, V5); anything else as a CMS.
+//! revision it covers and what changed after it, V5); a DER/BER SEQUENCE or a PEM
+//! armour as a CMS; anything else is refused naming the file ([`sniff`]).
+//!
+//! Trust: the given anchors, or by default the government roots pinned by fingerprint
+//! (`kyso_validation::pinned`). Certificates the caller supplies (`--certificates`)
+//! may be the signer's when the signature does not carry it (issue 15 items 8, 9).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,9 +14,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use futures::StreamExt;
+use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::time::{OffsetDateTime, parse_rfc3339};
 use kyso_proto::verifier::v1 as pb;
+use kyso_validation::certsource::{MAX_SUPPLIED_CERTIFICATES, SuppliedCertificates};
 use kyso_validation::config::UrlRewrite;
 use kyso_validation::convert;
 use kyso_validation::pdf::{PdfReport, PdfVerifyOptions};
@@ -33,12 +40,30 @@ pub struct VerifyArgs {
     /// The signed content, for detached signatures.
     #[arg(long)]
     content: Option<PathBuf>,
-    /// Trust anchors (PEM; repeatable). In-process only.
+    /// Trust anchors (PEM; repeatable). In-process only. Without any (here or in
+    /// `--config`), the government roots are trusted, pinned by their published SHA-256
+    /// fingerprints (G1 RootCA, its SHA-1 sub-CAs under the legacy rule, and G2): a
+    /// certificate with a pinned fingerprint is an anchor wherever it is found (in the
+    /// signature, `--certificates`, AIA, or the anchors directory).
     #[arg(long)]
     trust_anchors: Vec<PathBuf>,
-    /// Intermediates (PEM; repeatable). In-process only.
+    /// The anchors directory for the pinned government roots: every `.pem`, `.crt` or
+    /// `.cer` file in it must hold only certificates with a pinned fingerprint, or
+    /// verification stops (fail closed). Default: `$XDG_DATA_HOME/kyso/anchors`
+    /// (`~/.local/share/kyso/anchors`), when it exists. Fill it from the CA's download.
+    #[arg(long, value_name = "DIR")]
+    anchors_dir: Option<PathBuf>,
+    /// Intermediates (PEM; repeatable). In-process only; they are also offered as
+    /// the signer's certificate, as `--certificates` are.
     #[arg(long)]
     intermediates: Vec<PathBuf>,
+    /// Certificates (PEM bundle or DER; repeatable) among which the signer's certificate
+    /// is looked up (issuer and serial, or subject key identifier) when the signature
+    /// does not carry it; also intermediates for its path. Only candidates: the signature
+    /// value decides, and trust still comes from the anchors. In-process and with
+    /// `--server` (sent with the request).
+    #[arg(long)]
+    certificates: Vec<PathBuf>,
     /// A verifier TOML configuration for in-process verification
     /// (anchors, rewrites, caches); flags add to it.
     #[arg(long)]
@@ -100,11 +125,12 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
             if !args.trust_anchors.is_empty()
                 || !args.intermediates.is_empty()
                 || args.config.is_some()
+                || args.anchors_dir.is_some()
                 || !args.url_rewrites.is_empty()
                 || !args.allow_hosts.is_empty()
             {
                 return Err(CliError::Usage(
-                    "--trust-anchors, --intermediates, --config, --url-rewrite and --allow-host apply to in-process verification; the server has its own".into(),
+                    "--trust-anchors, --anchors-dir, --intermediates, --config, --url-rewrite and --allow-host apply to in-process verification; the server has its own".into(),
                 ));
             }
             let channel = args.server.connect(url).await?;
@@ -126,6 +152,8 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
             );
             pb
         });
+    let supplied = supplied_certificates(&args, matches!(backend, Backend::Local(_)))?;
+    let supplied = &supplied;
     let backend = &backend;
     let content = content.as_deref();
     let policy = args.revocation;
@@ -134,7 +162,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
             .map(|path| {
                 let progress = progress.clone();
                 async move {
-                    let r = verify_file(backend, &path, content, at, policy).await;
+                    let r = verify_file(backend, &path, content, supplied, at, policy).await;
                     if let Some(p) = &progress {
                         p.inc(1);
                     }
@@ -186,6 +214,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
                 }
                 documents.push(json!({
                     "file": file,
+                    "format": "cms",
                     "indication": report.indication,
                     "signatures": report.signatures,
                 }));
@@ -254,6 +283,15 @@ fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
         .trust
         .trust_anchors
         .extend(args.trust_anchors.iter().cloned());
+    if config.trust.trust_anchors.is_empty() && config.trust.pinned_anchors.is_empty() {
+        // A clerk's `kyso verify FILE`: the government roots, by fingerprint.
+        let files = anchor_files(args.anchors_dir.as_deref())?;
+        config.trust.pin_government_roots(files);
+    } else if args.anchors_dir.is_some() {
+        return Err(CliError::Usage(
+            "--anchors-dir holds the pinned government roots; it does not apply with --trust-anchors or configured anchors".into(),
+        ));
+    }
     config
         .trust
         .intermediates
@@ -281,26 +319,115 @@ fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
     Ok(Verifier::from_config(loaded.pki, metrics)?)
 }
 
+/// The certificate files of the anchors directory: `dir` if given (it must exist), else
+/// `$XDG_DATA_HOME/kyso/anchors` or `~/.local/share/kyso/anchors` if it exists.
+fn anchor_files(dir: Option<&std::path::Path>) -> Result<Vec<PathBuf>, CliError> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
+                });
+            match base.map(|b| b.join("kyso/anchors")) {
+                Some(d) if d.is_dir() => d,
+                _ => return Ok(Vec::new()),
+            }
+        }
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|source| CliError::File {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for e in entries {
+        let e = e.map_err(|source| CliError::File {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let p = e.path();
+        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or_default();
+        if matches!(ext, "pem" | "crt" | "cer") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What a file holds, judged from its first bytes.
+enum Format {
+    Pdf,
+    Cms,
+}
+
+/// The format of `bytes`, or the error naming `path` and saying what it is not. The one
+/// place a new format (edXML envelopes) is recognised.
+fn sniff(path: &std::path::Path, bytes: &[u8]) -> Result<Format, CliError> {
+    if bytes.starts_with(b"%PDF-") {
+        return Ok(Format::Pdf);
+    }
+    // DER/BER: a SEQUENCE; PEM: an armour line (PKCS7, CMS).
+    let text = bytes.trim_ascii_start();
+    if bytes.first() == Some(&0x30) || text.starts_with(b"-----BEGIN") {
+        return Ok(Format::Cms);
+    }
+    Err(CliError::Usage(format!(
+        "{}: not a signature kyso reads: not CMS (DER, BER or PEM) or PDF (edXML: envelopes are not read yet)",
+        path.display()
+    )))
+}
+
+/// The certificates the caller supplies (`--certificates`, and in-process the
+/// `--intermediates` too): candidates for a signer certificate the signature lacks.
+fn supplied_certificates(args: &VerifyArgs, local: bool) -> Result<SuppliedCertificates, CliError> {
+    let mut certs: Vec<Cert> = Vec::new();
+    let files = args
+        .certificates
+        .iter()
+        .chain(args.intermediates.iter().filter(|_| local));
+    for p in files {
+        let bytes = read_file(p)?;
+        let parsed = Cert::parse_many(&bytes)
+            .map_err(|e| CliError::Usage(format!("--certificates {}: {e}", p.display())))?;
+        for c in parsed {
+            if !certs.contains(&c) {
+                certs.push(c);
+            }
+        }
+    }
+    if certs.len() > MAX_SUPPLIED_CERTIFICATES {
+        return Err(CliError::Usage(format!(
+            "--certificates: {} certificates, at most {MAX_SUPPLIED_CERTIFICATES}",
+            certs.len()
+        )));
+    }
+    Ok(SuppliedCertificates::new(certs))
+}
+
 async fn verify_file(
     backend: &Backend,
     path: &std::path::Path,
     content: Option<&[u8]>,
+    supplied: &SuppliedCertificates,
     at: Option<OffsetDateTime>,
     policy: Option<RevocationPolicy>,
 ) -> Result<FileReport, CliError> {
     let signature = read_file(path)?;
-    if signature.starts_with(b"%PDF-") {
+    if let Format::Pdf = sniff(path, &signature)? {
         if content.is_some() {
             return Err(CliError::Usage(format!(
                 "{}: --content applies to detached CMS signatures; a PDF carries what it signs",
                 path.display()
             )));
         }
-        return verify_pdf(backend, signature, at, policy)
+        return verify_pdf(backend, signature, supplied, at, policy)
             .await
             .map(FileReport::Pdf);
     }
-    verify_cms(backend, signature, content, at, policy)
+    verify_cms(backend, signature, content, supplied, at, policy)
         .await
         .map(FileReport::Cms)
 }
@@ -308,6 +435,7 @@ async fn verify_file(
 async fn verify_pdf(
     backend: &Backend,
     pdf: Vec<u8>,
+    supplied: &SuppliedCertificates,
     at: Option<OffsetDateTime>,
     policy: Option<RevocationPolicy>,
 ) -> Result<PdfReport, CliError> {
@@ -318,7 +446,7 @@ async fn verify_pdf(
                 policy,
                 ..PdfVerifyOptions::default()
             };
-            v.verify_pdf(&pdf, &options, OffsetDateTime::now_utc())
+            v.verify_pdf_with(&pdf, &options, supplied, OffsetDateTime::now_utc())
                 .await
                 .map_err(|e| CliError::Verifier(e.into()))
         }
@@ -327,6 +455,7 @@ async fn verify_pdf(
                 pdf,
                 at: at.map(convert::ts),
                 revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
+                certificates: ders(supplied),
             };
             let resp = client.clone().verify_pdf(req).await?.into_inner();
             Ok(convert::pdf_from_pb(&resp))
@@ -338,6 +467,7 @@ async fn verify_cms(
     backend: &Backend,
     signature: Vec<u8>,
     content: Option<&[u8]>,
+    supplied: &SuppliedCertificates,
     at: Option<OffsetDateTime>,
     policy: Option<RevocationPolicy>,
 ) -> Result<DocumentReport, CliError> {
@@ -347,13 +477,14 @@ async fn verify_cms(
                 Some(c) => Detached::Content(c),
                 None => Detached::None,
             };
-            Ok(v.verify_cms(
+            Ok(v.verify_cms_with(
                 kyso_validation::verify::CmsRequest {
                     signature: &signature,
                     detached,
                     at,
                     policy,
                 },
+                supplied,
                 OffsetDateTime::now_utc(),
             )
             .await?)
@@ -365,11 +496,16 @@ async fn verify_cms(
                 at: at.map(convert::ts),
                 revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
                 request_id: String::new(),
+                certificates: ders(supplied),
             };
             let resp = client.clone().verify_cms(req).await?.into_inner();
             Ok(convert::document_from_pb(&resp))
         }
     }
+}
+
+fn ders(supplied: &SuppliedCertificates) -> Vec<Vec<u8>> {
+    supplied.certs().iter().map(|c| c.der().to_vec()).collect()
 }
 
 fn name_of<T: serde::Serialize>(v: T) -> String {

@@ -146,6 +146,10 @@ pub struct TrustStore {
     /// SHA-256 fingerprints of anchors under which CA certificates may be
     /// signed with SHA-1 (the government G1 root and its sub-CAs are).
     legacy_sha1: HashSet<[u8; 32]>,
+    /// SHA-256 fingerprints of pinned anchors: a certificate with one of them is an
+    /// anchor wherever it was found (the signature, the intermediates, AIA), so that
+    /// the government roots can be trusted without shipping their files.
+    pinned: HashSet<[u8; 32]>,
 }
 
 impl TrustStore {
@@ -156,7 +160,20 @@ impl TrustStore {
             anchors,
             intermediates,
             legacy_sha1: legacy_sha1.iter().copied().collect(),
+            pinned: HashSet::new(),
         }
+    }
+
+    /// The store with these pinned anchor fingerprints added: any certificate whose
+    /// SHA-256 is one of them is an anchor wherever it is found.
+    pub fn with_pinned(mut self, pinned: &[[u8; 32]]) -> Self {
+        self.pinned.extend(pinned.iter().copied());
+        self
+    }
+
+    /// Whether no anchor can ever be found (neither configured nor pinned).
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty() && self.pinned.is_empty()
     }
 
     /// The trust anchors.
@@ -170,7 +187,7 @@ impl TrustStore {
     }
 
     fn is_anchor(&self, c: &Cert) -> bool {
-        self.anchors.iter().any(|a| a == c)
+        self.pinned.contains(c.fingerprint()) || self.anchors.iter().any(|a| a == c)
     }
 }
 
@@ -532,14 +549,19 @@ impl PathBuilder {
         for a in &self.trust.anchors {
             push(&mut out, a, CertSource::Anchor);
         }
-        for c in pool {
+        // A pinned anchor may come with the signature or the intermediates.
+        let or_anchor = |c: &Cert, s: CertSource| {
             if self.trust.is_anchor(c) {
-                continue;
+                CertSource::Anchor
+            } else {
+                s
             }
-            push(&mut out, c, CertSource::Signature);
+        };
+        for c in pool {
+            push(&mut out, c, or_anchor(c, CertSource::Signature));
         }
         for c in &self.trust.intermediates {
-            push(&mut out, c, CertSource::Configured);
+            push(&mut out, c, or_anchor(c, CertSource::Configured));
         }
         if let Some(aki) = aki {
             // Stable sort: among same-source candidates, a matching SKI first.

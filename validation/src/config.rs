@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 pub use kyso_revocation::UrlRewrite;
 
+use crate::pinned::{GOVERNMENT_ROOTS, describe};
 use crate::verify::VerifierConfig;
 
 /// Trust anchors, intermediates and revocation checking, as written in TOML.
@@ -28,6 +29,10 @@ pub struct TrustConfig {
     /// If not empty, every anchor loaded must have one of these SHA-256
     /// fingerprints (hex, colons allowed): a deployment pins its roots.
     pub anchor_fingerprints: Vec<String>,
+    /// SHA-256 fingerprints (hex, colons allowed) of pinned anchors: a certificate with
+    /// one of them is a trust anchor wherever it is found (the signature, the
+    /// intermediates, AIA), without a file (`kyso verify`'s default: the government roots).
+    pub pinned_anchors: Vec<String>,
     /// PEM files of intermediates to use when a signature carries only its leaf.
     pub intermediates: Vec<PathBuf>,
     /// SHA-256 fingerprints of anchors under which SHA-1 CA certificates are
@@ -101,6 +106,7 @@ impl Default for TrustConfig {
         Self {
             trust_anchors: Vec::new(),
             anchor_fingerprints: Vec::new(),
+            pinned_anchors: Vec::new(),
             intermediates: Vec::new(),
             legacy_sha1_roots: Vec::new(),
             fetch_aia: true,
@@ -137,9 +143,12 @@ impl TrustConfig {
         let mut problems = Vec::new();
         let anchors = load_pems(&self.trust_anchors, "trust_anchors", &mut problems);
         let intermediates = load_pems(&self.intermediates, "intermediates", &mut problems);
-        if self.trust_anchors.is_empty() {
-            problems.push("trust_anchors: at least one anchor file is needed".into());
+        if self.trust_anchors.is_empty() && self.pinned_anchors.is_empty() {
+            problems.push(
+                "trust_anchors: at least one anchor file (or pinned_anchors) is needed".into(),
+            );
         }
+        let pinned = parse_fingerprints(&self.pinned_anchors, "pinned_anchors", &mut problems);
         let pins = parse_fingerprints(
             &self.anchor_fingerprints,
             "anchor_fingerprints",
@@ -208,7 +217,8 @@ impl TrustConfig {
             ..RevocationConfig::default()
         };
         Ok(VerifierConfig {
-            trust: TrustStore::new(anchors, intermediates, &legacy),
+            anchor_note: (!pinned.is_empty()).then(|| pinned_note(&pinned)),
+            trust: TrustStore::new(anchors, intermediates, &legacy).with_pinned(&pinned),
             revocation,
             default_policy: self.revocation.policy,
             fetch_aia: self.fetch_aia,
@@ -217,6 +227,40 @@ impl TrustConfig {
                 max_signature_checks: self.path.max_signature_checks,
             },
         })
+    }
+}
+
+/// What a report adds when no path reaches an anchor and anchors are pinned: which.
+fn pinned_note(pinned: &[[u8; 32]]) -> String {
+    let names: Vec<String> = pinned
+        .iter()
+        .map(|fp| {
+            GOVERNMENT_ROOTS
+                .iter()
+                .find(|r| parse_one(r.sha256).as_ref() == Some(fp))
+                .map(|r| describe(std::slice::from_ref(r)))
+                .unwrap_or_else(|| format!("SHA-256 {}", hex::encode_upper(fp)))
+        })
+        .collect();
+    format!(
+        "; the trust anchors are pinned by fingerprint: {}; none was found among the signature's certificates, the given certificates, AIA downloads or the anchor files",
+        names.join(", ")
+    )
+}
+
+impl TrustConfig {
+    /// `kyso verify`'s default trust: the government roots pinned by fingerprint
+    /// ([`GOVERNMENT_ROOTS`]), SHA-1 CA certificates accepted only below the G1 root
+    /// (V2), and `anchor_files` (an anchors directory) each required to be one of them.
+    pub fn pin_government_roots(&mut self, anchor_files: Vec<PathBuf>) {
+        for r in GOVERNMENT_ROOTS {
+            self.pinned_anchors.push(r.sha256.to_owned());
+            self.anchor_fingerprints.push(r.sha256.to_owned());
+            if r.legacy_sha1 {
+                self.legacy_sha1_roots.push(r.sha256.to_owned());
+            }
+        }
+        self.trust_anchors.extend(anchor_files);
     }
 }
 
@@ -234,17 +278,20 @@ fn load_pems(paths: &[PathBuf], what: &str, problems: &mut Vec<String>) -> Vec<C
     out
 }
 
+fn parse_one(f: &str) -> Option<[u8; 32]> {
+    let clean: String = f
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
+    hex::decode(&clean)
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+}
+
 fn parse_fingerprints(list: &[String], what: &str, problems: &mut Vec<String>) -> Vec<[u8; 32]> {
     let mut out = Vec::new();
     for f in list {
-        let clean: String = f
-            .chars()
-            .filter(|c| *c != ':' && !c.is_whitespace())
-            .collect();
-        match hex::decode(&clean)
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        {
+        match parse_one(f) {
             Some(fp) => out.push(fp),
             None => problems.push(format!("{what}: {f:?} is not a SHA-256 fingerprint in hex")),
         }

@@ -10,9 +10,9 @@ use crate::pdf::{
     Modification, ModificationKind, PdfReport, PdfSignatureReport, Revision, SignatureKind,
 };
 use crate::report::{
-    CertKind, CertSource, CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime,
-    RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity,
-    SubIndication, TimeSource,
+    CertKind, CertSource, CertStatus, CertificateOrigin, DocumentReport, Indication, PathEntry,
+    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport,
+    SignerIdentity, SubIndication, TimeSource,
 };
 use crate::verify::CertificateReport;
 
@@ -104,6 +104,17 @@ const POLICIES: &[(RevocationPolicy, pb::RevocationPolicy)] = &[
     (RevocationPolicy::Require, pb::RevocationPolicy::Require),
     (RevocationPolicy::SoftFail, pb::RevocationPolicy::SoftFail),
     (RevocationPolicy::Off, pb::RevocationPolicy::Off),
+];
+
+const ORIGINS: &[(CertificateOrigin, pb::SignerCertificateOrigin)] = &[
+    (
+        CertificateOrigin::Embedded,
+        pb::SignerCertificateOrigin::Embedded,
+    ),
+    (
+        CertificateOrigin::Supplied,
+        pb::SignerCertificateOrigin::Supplied,
+    ),
 ];
 
 const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[
@@ -276,6 +287,10 @@ fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
         ess_signing_certificate_v2: s.ess_signing_certificate_v2,
         detached: s.detached,
         commitment_type: opt(&s.commitment_type),
+        signer_certificate_origin: s
+            .signer_certificate_origin
+            .map(|o| to_pb(ORIGINS, o))
+            .unwrap_or(0),
     }
 }
 
@@ -510,6 +525,7 @@ fn signature_from_pb(s: &pb::SignatureReport) -> SignatureReport {
         ess_signing_certificate_v2: s.ess_signing_certificate_v2,
         detached: s.detached,
         commitment_type: some(s.commitment_type.clone()),
+        signer_certificate_origin: from_pb(ORIGINS, s.signer_certificate_origin),
     }
 }
 

@@ -6,6 +6,9 @@
 //!   certificate: cryptography, path, validity and revocation at the reference time.
 //! - [`pdf`]: `Verifier::verify_pdf`, the CMS checks of each PDF signature over its
 //!   byte range folded with the PDF reader's checks.
+//! - [`certsource`]: where a signer's certificate may come from when the signature
+//!   does not carry it (the caller's certificates; a service's book, behind a trait).
+//! - [`pinned`]: the government roots pinned by fingerprint, the default trust.
 //! - [`report`]: the ETSI EN 319 102-1 style report (indication, sub-indication).
 //! - [`config`]: the trust configuration (`trust_anchors`, `intermediates`,
 //!   `[revocation]`, ...) as the verifier's file and the signer's `[trust]` write it.
@@ -15,8 +18,10 @@
 //! service), parse PDFs itself (`kyso-pdf`) nor fetch anything itself: the HTTP
 //! client and caches of OCSP, CRL and AIA are `kyso-revocation`'s.
 
+pub mod certsource;
 pub mod config;
 pub mod convert;
 pub mod pdf;
+pub mod pinned;
 pub mod report;
 pub mod verify;

@@ -12,11 +12,12 @@ use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
+use crate::certsource::{CertificateSource, SuppliedCertificates};
 use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
-use crate::verify::Verifier;
+use crate::verify::{SourcedCheck, Verifier};
 
 /// The reader's types that appear in this module's API.
 pub use kyso_pdf::{Modification, ModificationKind, PdfError, PdfLimits, Revision, SignatureKind};
@@ -68,7 +69,10 @@ pub struct PdfSignatureReport {
     pub name: Option<String>,
     /// What later revisions changed, each allowed or not.
     pub modifications: Vec<Modification>,
-    /// The verdict, with the same checks as a CMS signature.
+    /// The verdict, with the same checks as a CMS signature. Serialised flat: a PDF
+    /// signature's `indication` and `sub_indication` sit at the top level of its
+    /// entry, where a CMS signature's are (one JSON shape for every format).
+    #[serde(flatten)]
     pub report: SignatureReport,
 }
 
@@ -99,7 +103,20 @@ impl Verifier {
         options: &PdfVerifyOptions,
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
-        self.one_request(self.verify_pdf_inner(pdf, options, now))
+        self.verify_pdf_with(pdf, options, &SuppliedCertificates::default(), now)
+            .await
+    }
+
+    /// [`Verifier::verify_pdf`], with signer certificates also looked up in `source`
+    /// when a signature does not carry its own.
+    pub async fn verify_pdf_with(
+        &self,
+        pdf: &[u8],
+        options: &PdfVerifyOptions,
+        source: &dyn CertificateSource,
+        now: OffsetDateTime,
+    ) -> Result<PdfReport, PdfError> {
+        self.one_request(self.verify_pdf_inner(pdf, options, source, now))
             .await
     }
 
@@ -107,12 +124,15 @@ impl Verifier {
         &self,
         pdf: &[u8],
         options: &PdfVerifyOptions,
+        source: &dyn CertificateSource,
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
         let parsed = parse_signatures(pdf, &options.limits)?;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
-            let report = self.verify_embedded(pdf, sig, i, options, now).await;
+            let report = self
+                .verify_embedded(pdf, sig, i, options, source, now)
+                .await;
             let (revision, whole, br_err) = match &sig.coverage {
                 Ok(b) => (b.revision, b.whole_document, None),
                 Err(e) => (sig.revision, false, Some(e.0.clone())),
@@ -151,10 +171,14 @@ impl Verifier {
         sig: &EmbeddedSignature,
         index: usize,
         options: &PdfVerifyOptions,
+        source: &dyn CertificateSource,
         now: OffsetDateTime,
     ) -> SignatureReport {
         let policy = options.policy.unwrap_or(self.default_policy());
-        let mut report = match self.cms_report(pdf, sig, index, options, policy, now).await {
+        let mut report = match self
+            .cms_report(pdf, sig, index, options, source, policy, now)
+            .await
+        {
             Ok(r) => r,
             Err((indication, sub, message)) => {
                 let mut r = bare_report(
@@ -175,12 +199,14 @@ impl Verifier {
 
     /// The CMS checks over the byte range; `Err` is a verdict reached before
     /// the CMS could be judged.
+    #[allow(clippy::too_many_arguments)]
     async fn cms_report(
         &self,
         pdf: &[u8],
         sig: &EmbeddedSignature,
         index: usize,
         options: &PdfVerifyOptions,
+        source: &dyn CertificateSource,
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Result<SignatureReport, (Indication, SubIndication, String)> {
@@ -264,7 +290,8 @@ impl Verifier {
                 _ => Detached::None,
             }
         };
-        let mut check = cms::check_signer(&msg, 0, &detached, &[]);
+        let sourced = SourcedCheck::run(&msg, 0, &detached, source).await;
+        let mut check = sourced.check;
         check.warnings.extend(extra_warnings);
         let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
         match (check.signing_time, sig.signing_time) {
@@ -281,8 +308,9 @@ impl Verifier {
             _ => {}
         }
         let mut report = self
-            .judge_signer(check, msg.certificates(), options.at, policy, now)
+            .judge_signer(check, &sourced.pool, options.at, policy, now)
             .await;
+        sourced.note.apply(&mut report);
         report.index = u32::try_from(index).unwrap_or(u32::MAX);
         if from_m && report.reference_time.source == TimeSource::SigningTimeAttribute {
             // Say where the claimed time came from: /M is not even under the signature value.
@@ -388,6 +416,7 @@ fn bare_report(
         ess_signing_certificate_v2: false,
         detached: true,
         commitment_type: None,
+        signer_certificate_origin: None,
     }
 }
 

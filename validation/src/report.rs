@@ -4,6 +4,8 @@
 use kyso_pki::time::OffsetDateTime;
 use serde::Serialize;
 
+pub use crate::certsource::CertificateOrigin;
+
 pub use kyso_pki::cert::{CertKind, SignerIdentity};
 pub use kyso_pki::path::{CertSource, PathEntry};
 pub use kyso_revocation::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
@@ -136,6 +138,9 @@ pub struct SignatureReport {
     /// The signed commitment-type indication: what the signer committed to (for kyso's
     /// signatures, the legal form: `proof-of-approval`, `proof-of-origin`, …).
     pub commitment_type: Option<String>,
+    /// Where the signer's certificate was found: in the signature, or among the
+    /// certificates supplied with the request (issue 15 item 8).
+    pub signer_certificate_origin: Option<CertificateOrigin>,
 }
 
 /// The report for one document (all its signatures).

@@ -13,7 +13,7 @@ use futures::future::join_all;
 
 use kyso_pki::Result;
 use kyso_pki::cert::Cert;
-use kyso_pki::cms::{self, Detached, EssStatus, SignerCheck, SignerFailure};
+use kyso_pki::cms::{self, Detached, EssStatus, SignedDataMessage, SignerCheck, SignerFailure};
 use kyso_pki::name::rfc4514;
 use kyso_pki::path::{
     PathBudget, PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure,
@@ -21,6 +21,7 @@ use kyso_pki::path::{
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
 
+use crate::certsource::{CertificateOrigin, CertificateSource, SuppliedCertificates, describe};
 use crate::report::{
     CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
     RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity, SubIndication, TimeSource,
@@ -42,6 +43,9 @@ pub struct VerifierConfig {
     pub fetch_aia: bool,
     /// The work one path build may do (N2).
     pub path_budget: PathBudget,
+    /// Added to a NO_CERTIFICATE_CHAIN_FOUND message: which anchors were looked for
+    /// (the pinned roots), so that a clerk knows what is missing.
+    pub anchor_note: Option<String>,
 }
 
 /// One CMS verification request.
@@ -82,6 +86,7 @@ pub struct CertificateReport {
 #[derive(Clone, Debug)]
 pub struct Verifier {
     paths: PathBuilder,
+    anchor_note: Option<String>,
     revocation: RevocationChecker,
     default_policy: RevocationPolicy,
 }
@@ -120,6 +125,7 @@ impl Verifier {
             paths: PathBuilder::new(Arc::new(cfg.trust), aia).with_budget(cfg.path_budget),
             revocation: RevocationChecker::new(cfg.revocation, fetcher, metrics),
             default_policy: cfg.default_policy,
+            anchor_note: cfg.anchor_note,
         }
     }
 
@@ -155,7 +161,21 @@ impl Verifier {
         req: CmsRequest<'_>,
         now: OffsetDateTime,
     ) -> Result<DocumentReport> {
-        self.one_request(self.verify_cms_inner(req, now)).await
+        self.verify_cms_with(req, &SuppliedCertificates::default(), now)
+            .await
+    }
+
+    /// [`Verifier::verify_cms`], with the signer's certificate also looked up in
+    /// `source` (the caller's certificates, a service's book) when the signature
+    /// does not carry it; `source`'s path certificates serve as intermediates.
+    pub async fn verify_cms_with(
+        &self,
+        req: CmsRequest<'_>,
+        source: &dyn CertificateSource,
+        now: OffsetDateTime,
+    ) -> Result<DocumentReport> {
+        self.one_request(self.verify_cms_inner(req, source, now))
+            .await
     }
 
     /// Runs `f` as one request of the fetch policy: its network fetches (OCSP, CRL,
@@ -168,18 +188,22 @@ impl Verifier {
     async fn verify_cms_inner(
         &self,
         req: CmsRequest<'_>,
+        source: &dyn CertificateSource,
         now: OffsetDateTime,
     ) -> Result<DocumentReport> {
         let msg = cms::parse(req.signature)?;
         let policy = req.policy.unwrap_or(self.default_policy);
-        let checks: Vec<SignerCheck> = (0..msg.signer_count())
-            .map(|i| cms::check_signer(&msg, i, &req.detached, &[]))
-            .collect();
-        let reports = join_all(
-            checks
-                .into_iter()
-                .map(|c| self.judge_signer(c, msg.certificates(), req.at, policy, now)),
+        let checks = join_all(
+            (0..msg.signer_count()).map(|i| SourcedCheck::run(&msg, i, &req.detached, source)),
         )
+        .await;
+        let reports = join_all(checks.into_iter().map(|c| async move {
+            let mut report = self
+                .judge_signer(c.check, &c.pool, req.at, policy, now)
+                .await;
+            c.note.apply(&mut report);
+            report
+        }))
         .await;
         Ok(DocumentReport::new(reports))
     }
@@ -357,6 +381,8 @@ impl Verifier {
             ess_signing_certificate_v2: check.ess == EssStatus::V2Matched,
             detached: check.detached,
             commitment_type: check.commitment_type.clone(),
+            // Set by [`SourceNote::apply`], which knows the message and the source.
+            signer_certificate_origin: None,
         }
     }
 
@@ -375,7 +401,15 @@ impl Verifier {
     ) -> Verdict {
         let vp = match self.paths.build(leaf, pool).await {
             Ok(vp) => vp,
-            Err(f) => return path_failure_verdict(f),
+            Err(f) => {
+                let mut v = path_failure_verdict(f);
+                if v.sub == Some(SubIndication::NoCertificateChainFound)
+                    && let Some(note) = &self.anchor_note
+                {
+                    v.message.push_str(note);
+                }
+                return v;
+            }
         };
         path_out.extend(
             vp.certs
@@ -504,6 +538,103 @@ impl Verifier {
             });
         }
         verdict
+    }
+}
+
+/// A signer's check with the certificates a [`CertificateSource`] offered, and the pool
+/// of certificates its path may be built from.
+pub(crate) struct SourcedCheck {
+    pub(crate) check: SignerCheck,
+    pub(crate) pool: Vec<Cert>,
+    pub(crate) note: SourceNote,
+}
+
+/// What the report says about where the signer's certificate came from.
+pub(crate) struct SourceNote {
+    origin: Option<CertificateOrigin>,
+    warnings: Vec<String>,
+    message_suffix: Option<String>,
+}
+
+impl SourcedCheck {
+    /// Checks signer `index` of `msg` with its own certificates first, then those
+    /// `source` finds for its SignerIdentifier. The signature value decides which
+    /// candidate is the signer's; the others are reported, not used.
+    pub(crate) async fn run(
+        msg: &SignedDataMessage,
+        index: usize,
+        detached: &Detached<'_>,
+        source: &dyn CertificateSource,
+    ) -> SourcedCheck {
+        let candidates = match msg.signer(index) {
+            Some(si) => source.signer_candidates(&si.sid).await,
+            None => Vec::new(),
+        };
+        let check = cms::check_signer(msg, index, detached, &candidates);
+        let embedded = msg.certificates();
+        let origin = check.signer_cert.as_ref().map(|c| {
+            if embedded.contains(c) {
+                CertificateOrigin::Embedded
+            } else {
+                source.origin()
+            }
+        });
+        let outside: Vec<&Cert> = candidates
+            .iter()
+            .filter(|c| !embedded.contains(c))
+            .collect();
+        let mut warnings = Vec::new();
+        let mut message_suffix = None;
+        match &check.failure {
+            // A signer verified: every other outside candidate is named, not used.
+            None => {
+                for c in &outside {
+                    if check.signer_cert.as_ref() != Some(*c) {
+                        warnings.push(format!(
+                            "the supplied certificate {} matches the signer identifier but is not the one the signature value verifies with: not used",
+                            describe(c)
+                        ));
+                    }
+                }
+            }
+            // No candidate verified: say which supplied ones were tried.
+            Some(SignerFailure::SigCrypto(_)) if !outside.is_empty() => {
+                let names: Vec<String> = outside.iter().map(|c| describe(c)).collect();
+                message_suffix = Some(format!(
+                    "; tried the supplied certificate(s) {}: none verifies the signature, none is used",
+                    names.join(", ")
+                ));
+            }
+            _ => {}
+        }
+        let mut pool = embedded.to_vec();
+        for c in source.path_certificates() {
+            if !pool.contains(c) {
+                pool.push(c.clone());
+            }
+        }
+        SourcedCheck {
+            check,
+            pool,
+            note: SourceNote {
+                origin,
+                warnings,
+                message_suffix,
+            },
+        }
+    }
+}
+
+impl SourceNote {
+    /// Writes the origin, warnings and message addition into `report`.
+    pub(crate) fn apply(self, report: &mut SignatureReport) {
+        if report.signer.is_some() {
+            report.signer_certificate_origin = self.origin;
+        }
+        report.warnings.extend(self.warnings);
+        if let Some(s) = self.message_suffix {
+            report.message.push_str(&s);
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use kyso_pki::cert::Cert;
 use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_proto::verifier::v1 as pb;
+use kyso_validation::certsource::SuppliedCertificates;
 use kyso_validation::convert;
 use kyso_validation::pdf::{PdfLimits, PdfVerifyOptions};
 use kyso_validation::verify::{CmsRequest, Verifier};
@@ -15,6 +16,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::Error;
 use crate::metrics::Metrics;
+
+/// The request's `certificates`, bounded in count and size (a bad one is an
+/// INVALID_ARGUMENT naming it; nothing is verified).
+fn supplied_certificates(ders: &[Vec<u8>]) -> Result<SuppliedCertificates, Error> {
+    SuppliedCertificates::from_der(ders).map_err(|e| Error::field("certificates", e))
+}
 
 /// Where "now" comes from; tests substitute a fixed clock.
 pub use kyso_server::Clock;
@@ -141,15 +148,17 @@ impl VerifierService {
             ),
         };
         let policy = convert::policy_from_pb(req.revocation_policy);
+        let supplied = supplied_certificates(&req.certificates)?;
         let report = self
             .verifier
-            .verify_cms(
+            .verify_cms_with(
                 CmsRequest {
                     signature: &req.signature,
                     detached,
                     at,
                     policy,
                 },
+                &supplied,
                 (self.clock)(),
             )
             .await?;
@@ -177,9 +186,10 @@ impl VerifierService {
             policy: convert::policy_from_pb(req.revocation_policy),
             limits: PdfLimits::default(),
         };
+        let supplied = supplied_certificates(&req.certificates)?;
         let report = self
             .verifier
-            .verify_pdf(&req.pdf, &options, (self.clock)())
+            .verify_pdf_with(&req.pdf, &options, &supplied, (self.clock)())
             .await?;
         self.metrics.record(&report.document());
         Ok(convert::pdf_to_pb(&report))

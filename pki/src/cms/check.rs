@@ -438,7 +438,9 @@ fn find_candidates(msg: &SignedDataMessage, sid: &SignerIdentifier, extra: &[Cer
     out
 }
 
-fn matches_sid(cert: &Cert, sid: &SignerIdentifier) -> bool {
+/// Whether `cert` is the one `sid` names (issuer and serial, or subject key
+/// identifier): a candidate only, the signature value decides.
+pub fn matches_sid(cert: &Cert, sid: &SignerIdentifier) -> bool {
     match sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => {
             cert.serial() == ias.serial_number.as_bytes() && cert.issuer() == &ias.issuer

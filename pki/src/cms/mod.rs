@@ -38,7 +38,7 @@ use crate::time::{self as t, OffsetDateTime};
 mod check;
 pub mod commitment;
 
-pub use check::check_signer;
+pub use check::{check_signer, matches_sid};
 
 /// Largest CMS accepted (after PEM decoding).
 pub const MAX_CMS_LEN: usize = 64 * 1024 * 1024;

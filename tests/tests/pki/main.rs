@@ -13,5 +13,6 @@ mod cms_verdicts;
 mod fetch_policy;
 mod harness;
 mod path_budget;
+mod pinned_roots;
 mod revocation_cache;
 mod vgca;

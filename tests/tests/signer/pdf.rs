@@ -138,7 +138,7 @@ async fn approval_then_issue_on_one_pdf_through_the_signer_P1_P2_A6_D2() {
     check_with_peers(&issued.pdf, 2);
     // Each signature carries its legal form as its ETSI commitment type (issue 13).
     let report = c.kyso_verify(&issued.pdf, None);
-    let commitment = |i: usize| report["signatures"][i]["report"]["commitment_type"].clone();
+    let commitment = |i: usize| report["signatures"][i]["commitment_type"].clone();
     assert_eq!(commitment(0), json!("proof-of-approval"), "{report}");
     assert_eq!(commitment(1), json!("proof-of-origin"), "{report}");
 
