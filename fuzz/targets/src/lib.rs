@@ -11,12 +11,14 @@
 
 mod certs;
 mod cms;
+mod edxml;
 mod pdf;
 mod png;
 mod revocation;
 
 pub use certs::certs;
 pub use cms::cms;
+pub use edxml::{edxml_read, edxml_status, organ_id};
 pub use pdf::pdf;
 pub use png::png;
 pub use revocation::revocation;
@@ -33,4 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pdf", pdf),
     ("png", png),
     ("revocation", revocation),
+    ("edxml_read", edxml_read),
+    ("edxml_status", edxml_status),
+    ("organ_id", organ_id),
 ];
