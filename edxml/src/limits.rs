@@ -16,6 +16,10 @@ pub struct EdxmlLimits {
     pub max_namespaces: usize,
     /// Attachments in one envelope.
     pub max_attachments: usize,
+    /// Decoded bytes of one attachment.
+    pub max_attachment_bytes: usize,
+    /// Decoded bytes of all attachments of one envelope.
+    pub max_attachments_total_bytes: usize,
     /// Certificates in the signature's KeyInfo.
     pub max_certificates: usize,
     /// References in one SignedInfo.
@@ -33,6 +37,8 @@ impl Default for EdxmlLimits {
             max_attributes: 32,
             max_namespaces: 32,
             max_attachments: 100,
+            max_attachment_bytes: 48 << 20,
+            max_attachments_total_bytes: 48 << 20,
             max_certificates: 10,
             max_references: 3,
             max_transforms: 2,

@@ -11,6 +11,7 @@
 
 mod certs;
 mod cms;
+mod edxml;
 mod pdf;
 mod png;
 mod revocation;
@@ -18,6 +19,7 @@ mod xml_c14n;
 
 pub use certs::certs;
 pub use cms::cms;
+pub use edxml::{edxml_read, edxml_status, organ_id};
 pub use pdf::pdf;
 pub use png::png;
 pub use revocation::revocation;
@@ -36,4 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("png", png),
     ("revocation", revocation),
     ("xml_c14n", xml_c14n),
+    ("edxml_read", edxml_read),
+    ("edxml_status", edxml_status),
+    ("organ_id", organ_id),
 ];

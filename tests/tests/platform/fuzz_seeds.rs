@@ -1,5 +1,5 @@
 //! The generator of the fuzz seed corpora (`fuzz/corpus/<target>/seed-*`), from the test PKI,
-//! `openssl`, the PDF fixtures and the sample images. Not part of the test run (ignored); run it
+//! `openssl`, the PDF fixtures, the sample images and the edXML writer. Not part of the test run (ignored); run it
 //! with `fuzz/seed.sh`, then fuzz and minimise (docs/FUZZING.md). Keys are fresh at every run,
 //! so the seeds differ from one run to the next; their structure does not.
 
@@ -32,6 +32,7 @@ fn fuzz_seeds_write() {
     revocation_seeds(pki);
     pdf_seeds();
     png_seeds();
+    edxml_seeds();
 }
 
 /// Signatures as `openssl cms` makes them: attached, detached, streamed (BER with indefinite
@@ -379,4 +380,216 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// edXML envelopes and status messages as kyso writes them, with the signature placeholders
+/// the readers must place (one XML-DSig in the header, one in the QCVN namespace, two), other
+/// builders' layouts, and what the reader refuses; organisation codes, exchange addresses and
+/// document identifiers, valid and not (N6).
+fn edxml_seeds() {
+    use kyso_edxml::attachment::Attachment;
+    use kyso_edxml::envelope::model::*;
+    use kyso_edxml::envelope::{write as write_envelope, write_status};
+    use kyso_edxml::organ::OrganId;
+    use kyso_edxml::status::{StatusCode, StatusMessage};
+    use time::{Date, Month, PrimitiveDateTime, Time};
+
+    let organ = |code: &str| OrganId::parse(code).expect("a valid code");
+    let day = Date::from_calendar_date(2026, Month::November, 30).expect("a date");
+    let at = PrimitiveDateTime::new(day, Time::from_hms(8, 15, 0).expect("a time"));
+    let document_id = DocumentId::parse("000.00.12.H41,2026/11/30,1234/QĐ-UBND").expect("an id");
+    let mut from = Organization::new(organ("000.00.12.H41"));
+    from.organ_name = Some("Văn phòng UBND tỉnh".into());
+    from.email = Some("vp@example.gov.vn".into());
+    let envelope = Envelope {
+        header: MessageHeader {
+            from: from.clone(),
+            to: vec![
+                Organization::new(organ("000.00.00.G22")),
+                Organization::new(organ("000.03.12.H34")),
+            ],
+            document_id: document_id.clone(),
+            code: Code {
+                code_number: "1234".into(),
+                code_notation: "QĐ-UBND".into(),
+            },
+            promulgation_info: PromulgationInfo {
+                place: "Huế".into(),
+                promulgation_date: day,
+            },
+            document_type: DocumentType {
+                doc_type: "1".into(),
+                type_detail: Some("2".into()),
+                type_name: Some("Quyết định".into()),
+            },
+            subject: "Về việc A & B <c>".into(),
+            content: Some("Nội dung".into()),
+            signer_info: Some(SignerInfo {
+                competence: Some("TM. Ủy ban nhân dân".into()),
+                position: Some("Chủ tịch".into()),
+                full_name: Some("Nguyễn Văn A".into()),
+            }),
+            due_date: Some("2026/12/31".into()),
+            other_info: Some(OtherInfo {
+                priority: Some("0".into()),
+                page_amount: Some("2".into()),
+                appendixes: vec!["Phụ lục 1".into()],
+                ..OtherInfo::default()
+            }),
+            response_for: vec![ResponseFor {
+                organ_id: organ("000.00.00.G22"),
+                code: "7816/VPCP-TTĐT".into(),
+                document_id: None,
+                promulgation_date: Some(day),
+            }],
+            steering_type: Some("1".into()),
+            to_places: vec!["Lưu: VT".into()],
+        },
+        trace: TraceHeaderList {
+            trace_headers: vec![TraceHeader {
+                organ_id: organ("000.00.12.H41"),
+                timestamp: at,
+            }],
+            bussiness: Some(Bussiness {
+                doc_type: BussinessDocType::New,
+                reason: None,
+                document_id: None,
+                paper: Some("0".into()),
+                staff_info: None,
+            }),
+        },
+        manifest: vec![
+            ManifestReference {
+                content_id: "cid:1".into(),
+                content_type: Some("application/pdf".into()),
+                description: None,
+                attachment_name: Some("qd.pdf".into()),
+            },
+            ManifestReference {
+                content_id: "cid:2".into(),
+                content_type: Some("application/pdf".into()),
+                description: None,
+                attachment_name: Some("phu-luc.docx".into()),
+            },
+        ],
+        attachments: vec![
+            Attachment {
+                content_id: "cid:1".into(),
+                attachment_name: "qd.pdf".into(),
+                description: Some("Văn bản".into()),
+                content_type: "application/pdf".into(),
+                data: b"%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n".to_vec(),
+            },
+            Attachment {
+                content_id: "cid:2".into(),
+                attachment_name: "phu-luc.docx".into(),
+                description: None,
+                content_type: "application/zip".into(),
+                data: b"PK\x03\x04\x14\x00\x00\x00".to_vec(),
+            },
+        ],
+    };
+    let written = write_envelope(&envelope).expect("write the envelope");
+    let sig = r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature>"#;
+    let e = |name: &str, text: &str| write("edxml_read", &format!("{name}.xml"), text.as_bytes());
+    e("envelope", &written.text);
+    e("envelope-signed", &written.with_signature(sig));
+    e(
+        "envelope-qcvn-signature",
+        &written.with_signature(
+            "<Signature><SignedInfo/><SignatureValue>AAAA</SignatureValue></Signature>",
+        ),
+    );
+    e(
+        "envelope-two-signatures",
+        &written.with_signature(&format!("{sig}{sig}")),
+    );
+    e(
+        "envelope-signature-in-message-header",
+        &written.text.replacen(
+            "</edXML:MessageHeader>",
+            &format!("{sig}</edXML:MessageHeader>"),
+            1,
+        ),
+    );
+    e(
+        "envelope-comment",
+        &written.text.replacen("<Subject>", "<Subject><!--x-->", 1),
+    );
+    e(
+        "envelope-repeated-subject",
+        &written
+            .text
+            .replacen("<Subject>", "<Subject>x</Subject><Subject>", 1),
+    );
+    e(
+        "envelope-crlf-unknown-element",
+        &written
+            .text
+            .replacen("<Subject>", "<Novelty>x</Novelty><Subject>", 1)
+            .replace('\n', "\r\n"),
+    );
+    e(
+        "envelope-other-builder",
+        r#"<?xml version="1.0" encoding="utf-8"?><q:edXML xmlns:q="http://www.mic.gov.vn/TBT/QCVN_102_2016"><q:AttachmentEncoded><q:Attachment><q:ContentTransferEncoded>JVBERi0x
+LjcK</q:ContentTransferEncoded><q:ContentType>application/pdf</q:ContentType><q:AttachmentName>a.pdf</q:AttachmentName><q:ContentId>cid:1</q:ContentId></q:Attachment></q:AttachmentEncoded><q:edXMLEnvelope><q:edXMLBody><q:edXMLManifest version="1.0"><q:Reference><q:ContentId>cid:1</q:ContentId></q:Reference></q:edXMLManifest></q:edXMLBody><q:edXMLHeader><q:MessageHeader><q:Subject><![CDATA[A & B]]></q:Subject><q:To><q:OrganId>000.00.00.G22</q:OrganId></q:To><q:From><q:OrganId>000.00.12.H41</q:OrganId></q:From><q:ToPlaces><q:Place>Lưu</q:Place></q:ToPlaces><q:OtherInfo><q:Priority>0</q:Priority></q:OtherInfo><q:DocumentType><q:Type>1</q:Type></q:DocumentType><q:PromulgationInfo><q:PromulgationDate>2026/11/30</q:PromulgationDate><q:Place>Huế</q:Place></q:PromulgationInfo><q:Code><q:CodeNotation>QĐ-UBND</q:CodeNotation><q:CodeNumber>1234</q:CodeNumber></q:Code><q:DocumentId>000.00.12.H41,2026/11/30,1234/QĐ-UBND</q:DocumentId></q:MessageHeader></q:edXMLHeader></q:edXMLEnvelope></q:edXML>"#,
+    );
+
+    let mut status = StatusMessage {
+        from: Organization::new(organ("000.03.12.H34")),
+        response_for: ResponseFor {
+            organ_id: organ("000.00.12.H41"),
+            code: "1234/QĐ-UBND".into(),
+            document_id: Some(document_id),
+            promulgation_date: Some(day),
+        },
+        staff_info: Some(StaffInfo {
+            department: Some("Văn thư".into()),
+            staff: Some("Lê C".into()),
+            email: None,
+            mobile: Some("0900000000".into()),
+        }),
+        status_code: StatusCode::Arrived,
+        description: Some("Thiếu chữ ký cơ quan".into()),
+        timestamp: at,
+    };
+    for code in StatusCode::ALL {
+        status.status_code = code;
+        let written = write_status(&status).expect("write the status message");
+        write(
+            "edxml_status",
+            &format!("status-{code}.xml"),
+            written.text.as_bytes(),
+        );
+        if code == StatusCode::Refused {
+            let signed = written.with_signature(sig);
+            write("edxml_status", "status-02-signed.xml", signed.as_bytes());
+        }
+        if code == StatusCode::Accepted {
+            let unknown = written
+                .text
+                .replacen("<StatusCode>03<", "<StatusCode>07<", 1);
+            write("edxml_status", "status-07-unknown.xml", unknown.as_bytes());
+            let with_body = written.text.replacen(
+                "</edXML:edXMLEnvelope>",
+                "<edXML:edXMLBody/></edXML:edXMLEnvelope>",
+                1,
+            );
+            write("edxml_status", "status-with-body.xml", with_body.as_bytes());
+        }
+    }
+    write("edxml_status", "code-13", b"13");
+
+    for (name, text) in [
+        ("g22", "000.00.00.G22"),
+        ("h41-level4", "123.03.12.H41"),
+        ("gap", "001.00.05.H34"),
+        ("short", "00.00.00.G22"),
+        ("address", "VN:GOV:000.00.12.H41:vbdh"),
+        ("address-bad", "VN:GOV:000.00.12.H41:"),
+        ("document-id", "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"),
+        ("document-id-bad-date", "000.00.00.G22,2015/02/30,7816/VPCP"),
+    ] {
+        write("organ_id", name, text.as_bytes());
+    }
 }
