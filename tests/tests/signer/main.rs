@@ -12,6 +12,7 @@ mod audit;
 mod bench;
 mod consent;
 mod documents;
+mod outside;
 mod hsm;
 mod pdf;
 mod readiness;
