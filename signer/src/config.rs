@@ -422,6 +422,11 @@ impl Config {
         if self.registry.timeout_ms == 0 {
             problems.push("registry.timeout_ms: must be above 0".into());
         }
+        // W5: the exchange's clock may drift a little from ours, not by an hour: a wider
+        // bound would let a backdated receipt judge a revoked signature as valid again.
+        if self.receipt_time_bound_secs > 3600 {
+            problems.push("receipt_time_bound_secs: at most 3600".into());
+        }
         let registry_tls = self.registry_tls(&mut problems);
         if self.audit.path.as_os_str().is_empty() {
             problems.push("audit.path: must name a file".into());

@@ -38,7 +38,13 @@ async fn by_code(svc: &Service, code: &str) -> Vec<(String, String)> {
 /// unique, set and cleared through the admin RPCs, recorded as events, found by code.
 async fn organisation_codes_are_checked_set_and_found_I6(svc: Service) {
     let p = seed(&svc).await;
-    for bad in ["H34", "000.01.00.H34", "000.00.00.h34", "000.00.00.H00", "1.2.3.H34"] {
+    for bad in [
+        "H34",
+        "000.01.00.H34",
+        "000.00.00.h34",
+        "000.00.00.H00",
+        "1.2.3.H34",
+    ] {
         let err = set_code(&svc, &p.ubnd, bad).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{bad}: {err:?}");
         assert_eq!(bad_fields(&err), ["code"], "{bad}: {err:?}");
@@ -49,7 +55,9 @@ async fn organisation_codes_are_checked_set_and_found_I6(svc: Service) {
         [(p.ubnd.clone(), "000.00.00.H34".to_owned())]
     );
     // Unique: another organisation cannot take it.
-    let err = set_code(&svc, &p.sotttt, "000.00.00.H34").await.unwrap_err();
+    let err = set_code(&svc, &p.sotttt, "000.00.00.H34")
+        .await
+        .unwrap_err();
     assert!(err.message().contains("already the code"), "{err:?}");
     // A new organisation with its code; the event carries it.
     let dept = svc
@@ -110,11 +118,15 @@ async fn unknown_signers_are_outside_only_when_nothing_ties_them_here_A4(svc: Se
     let ministry = "CN=Bộ Y tế,O=Bộ Y tế,L=Hà Nội,C=VN";
 
     // Registered: CheckAuthority decides.
-    let r = jurisdiction(&svc, &p.chairman_cert, ministry, "").await.unwrap();
+    let r = jurisdiction(&svc, &p.chairman_cert, ministry, "")
+        .await
+        .unwrap();
     assert!(r.registered && r.managed, "{r:?}");
 
     // Outside: a ministry's certificate, sent under a ministry's code.
-    let r = jurisdiction(&svc, &unknown, ministry, "000.00.00.G15").await.unwrap();
+    let r = jurisdiction(&svc, &unknown, ministry, "000.00.00.G15")
+        .await
+        .unwrap();
     assert!(!r.registered && !r.managed, "{r:?}");
     assert!(r.matches.is_empty());
 
@@ -131,17 +143,27 @@ async fn unknown_signers_are_outside_only_when_nothing_ties_them_here_A4(svc: Se
         .into_inner()
         .certificate
         .unwrap();
-    let r = jurisdiction(&svc, &unknown, &chairman.subject, "").await.unwrap();
+    let r = jurisdiction(&svc, &unknown, &chairman.subject, "")
+        .await
+        .unwrap();
     assert!(r.managed, "{r:?}");
     assert!(r.matches[0].contains("same subject"), "{r:?}");
     assert_eq!(r.organisation_id, p.ubnd);
 
     // The organisation's name in the subject, without marks and in capitals.
-    let r = jurisdiction(&svc, &unknown, "CN=Văn thư,O=UY BAN NHAN DAN TINH KHANH HOA,C=VN", "")
-        .await
-        .unwrap();
+    let r = jurisdiction(
+        &svc,
+        &unknown,
+        "CN=Văn thư,O=UY BAN NHAN DAN TINH KHANH HOA,C=VN",
+        "",
+    )
+    .await
+    .unwrap();
     assert!(r.managed, "{r:?}");
-    assert!(r.matches.iter().any(|m| m.contains("O is the name")), "{r:?}");
+    assert!(
+        r.matches.iter().any(|m| m.contains("O is the name")),
+        "{r:?}"
+    );
 
     // A code under the People's Committee's in the subject.
     let r = jurisdiction(&svc, &unknown, "CN=x,OU=MNS:000.00.05.H34,O=Sở X,C=VN", "")
@@ -151,19 +173,30 @@ async fn unknown_signers_are_outside_only_when_nothing_ties_them_here_A4(svc: Se
     assert!(r.matches[0].contains("000.00.00.H34"), "{r:?}");
 
     // A mail address in the province's domain.
-    let r = jurisdiction(&svc, &unknown, "CN=x,emailAddress=a@so.khanhhoa.gov.vn,C=VN", "")
-        .await
-        .unwrap();
+    let r = jurisdiction(
+        &svc,
+        &unknown,
+        "CN=x,emailAddress=a@so.khanhhoa.gov.vn,C=VN",
+        "",
+    )
+    .await
+    .unwrap();
     assert!(r.managed, "{r:?}");
 
     // The sender's code under a managed one: a ministry-looking subject does not help.
-    let r = jurisdiction(&svc, &unknown, ministry, "001.02.03.H34").await.unwrap();
+    let r = jurisdiction(&svc, &unknown, ministry, "001.02.03.H34")
+        .await
+        .unwrap();
     assert!(r.managed, "{r:?}");
-    let r = jurisdiction(&svc, &unknown, ministry, "000.00.00.H34").await.unwrap();
+    let r = jurisdiction(&svc, &unknown, ministry, "000.00.00.H34")
+        .await
+        .unwrap();
     assert_eq!(r.sender_name, "Ủy ban nhân dân tỉnh Khánh Hòa");
 
     // Malformed questions.
-    let err = jurisdiction(&svc, &unknown, ministry, "H34").await.unwrap_err();
+    let err = jurisdiction(&svc, &unknown, ministry, "H34")
+        .await
+        .unwrap_err();
     assert_eq!(bad_fields(&err), ["sender_code"], "{err:?}");
     let err = jurisdiction(&svc, "xyz", ministry, "").await.unwrap_err();
     assert_eq!(bad_fields(&err), ["fingerprint"], "{err:?}");

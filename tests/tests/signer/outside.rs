@@ -153,8 +153,15 @@ async fn documents_from_outside_are_received_with_authority_not_checked_A4() {
         .registry
         .ok(&["find-organisations"], json!({"code": "000.00.00.H34"}))
         .await;
-    assert_eq!(found["organisations"][0]["id"], json!(c.province.ubnd), "{found}");
-    assert_eq!(found["organisations"][0]["code"], "000.00.00.H34", "{found}");
+    assert_eq!(
+        found["organisations"][0]["id"],
+        json!(c.province.ubnd),
+        "{found}"
+    );
+    assert_eq!(
+        found["organisations"][0]["code"], "000.00.00.H34",
+        "{found}"
+    );
     // The ministry's certificate, but the sender's code is a unit under the People's
     // Committee: managed here, so an unknown certificate is refused (A4).
     let (code, out) = receive(&c, &from_ministry, "000.00.07.H34");
@@ -250,7 +257,9 @@ async fn receipt_time_is_the_service_clock_unless_the_exchange_gives_it_W5() {
     // The exchange an hour away from the clock: refused, W5.
     let mut axis = client("axis").await;
     let err = axis
-        .receive_incoming(request(time::OffsetDateTime::now_utc() - time::Duration::hours(1)))
+        .receive_incoming(request(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+        ))
         .await
         .unwrap_err();
     assert_eq!(status_rules(&err), "W5", "{err:?}");
