@@ -111,38 +111,38 @@ pub async fn check(
                 });
             }
         }
-        if kind.eq_ignore_ascii_case("emailAddress") {
-            if let Some((_, domain)) = value.rsplit_once('@') {
-                let domain = domain.trim().to_ascii_lowercase();
-                let by_domain: Vec<(String, String, String)> = sqlx::query_as(
-                    "SELECT id, name, mail_domain FROM organisations \
-                     WHERE mail_domain = $1 OR $1 LIKE '%.' || mail_domain LIMIT 5",
-                )
-                .bind(&domain)
-                .fetch_all(pool)
-                .await?;
-                for (id, name, d) in by_domain {
-                    found.push(Match {
-                        why: format!("the certificate's mail address is in {name}'s domain {d}"),
-                        id,
-                        name,
-                        exact: false,
-                    });
-                }
+        if kind.eq_ignore_ascii_case("emailAddress")
+            && let Some((_, domain)) = value.rsplit_once('@')
+        {
+            let domain = domain.trim().to_ascii_lowercase();
+            let by_domain: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT id, name, mail_domain FROM organisations \
+                 WHERE mail_domain = $1 OR $1 LIKE '%.' || mail_domain LIMIT 5",
+            )
+            .bind(&domain)
+            .fetch_all(pool)
+            .await?;
+            for (id, name, d) in by_domain {
+                found.push(Match {
+                    why: format!("the certificate's mail address is in {name}'s domain {d}"),
+                    id,
+                    name,
+                    exact: false,
+                });
             }
         }
     }
     let mut sender_name = String::new();
-    if let Some(code) = sender {
-        if let Some(m) = by_code(db, code).await? {
-            if m.exact {
-                sender_name = m.name.clone();
-            }
-            found.push(Match {
-                why: format!("the sender's code {code}: {}", m.why),
-                ..m
-            });
+    if let Some(code) = sender
+        && let Some(m) = by_code(db, code).await?
+    {
+        if m.exact {
+            sender_name = m.name.clone();
         }
+        found.push(Match {
+            why: format!("the sender's code {code}: {}", m.why),
+            ..m
+        });
     }
     let first = found.first();
     Ok(pb::CheckJurisdictionResponse {
@@ -188,10 +188,10 @@ fn attributes(name: &str) -> Vec<(String, String)> {
     let mut cur = String::new();
     let mut chars = name.chars();
     let push = |cur: &mut String, out: &mut Vec<(String, String)>| {
-        if let Some((k, v)) = cur.split_once('=') {
-            if !v.starts_with('#') {
-                out.push((k.trim().to_owned(), v.to_owned()));
-            }
+        if let Some((k, v)) = cur.split_once('=')
+            && !v.starts_with('#')
+        {
+            out.push((k.trim().to_owned(), v.to_owned()));
         }
         cur.clear();
     };
