@@ -107,6 +107,7 @@ async fn seed_api(
                     parent_id: String::new(),
                     managing_agency_id: String::new(),
                     mail_domain: domain,
+                    code: String::new(),
                 })
                 .await
                 .map(|r| r.into_inner().id)

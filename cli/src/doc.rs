@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kyso_proto::documents::v1 as dpb;
 use kyso_proto::documents::v1::documents_client::DocumentsClient;
+use kyso_proto::registry::v1 as rpb;
 use kyso_proto::signer::v1 as pb;
 use serde_json::{Value, json};
 
@@ -94,6 +95,11 @@ pub struct ReceiveArgs {
     /// The sender, for the register and the refusal.
     #[arg(long, default_value = "")]
     pub sender: String,
+    /// The sender's organisation code (Decision 20/2020, e.g. 000.00.00.G22), shown with
+    /// signers from outside the registry; a code the registry manages makes an unknown
+    /// signer certificate a refusal (A4).
+    #[arg(long, default_value = "")]
+    pub sender_code: String,
 }
 
 /// `kyso doc attach`.
@@ -303,6 +309,7 @@ async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
         document_type: a.org.document_type,
         received_at: None,
         idempotency_key: a.org.idempotency_key,
+        sender_code: a.sender_code,
     };
     let mut c = client(&a.server).await?;
     match c.receive_incoming(req).await {
@@ -324,6 +331,20 @@ async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
                 "incoming_number": r.incoming_number,
                 "register_year": r.register_year,
                 "problems": problems,
+                "signatures": r.signatures.iter().map(|s| json!({
+                    "field": s.field_name,
+                    "authority": match rpb::AuthorityOutcome::try_from(s.outcome) {
+                        Ok(rpb::AuthorityOutcome::Allowed) => "allowed",
+                        Ok(rpb::AuthorityOutcome::Outside) => "outside: not checked",
+                        Ok(rpb::AuthorityOutcome::Refused) => "refused",
+                        _ => "unspecified",
+                    },
+                    "rule": s.rule,
+                    "message": s.message,
+                    "subject": s.subject,
+                    "sender_code": s.sender_code,
+                })).collect::<Vec<_>>(),
+                "reference_time": r.reference_time.map(|t| t.seconds),
             }));
             // A refusal is a verdict, not an error: exit 1 like a failed verification.
             Ok(if r.accepted {

@@ -23,6 +23,7 @@ pub mod cms_build;
 pub mod crypto;
 pub mod error;
 pub mod name;
+pub mod orgcode;
 pub mod path;
 pub mod time;
 

@@ -15,8 +15,8 @@ use crate::book::model::{
     NewDocumentType, NewOrganisation, NewPerson, NewRegisterEntry, NewRole, OrganisationMatch,
     OrganisationStatus, OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate,
     Profile, ProfileGrant, RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason,
-    RoleRow, StatusChange, StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome, UnlockRequest,
-    UnlockResolution, UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
+    RoleRow, SignatureOutcome, StatusChange, StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome,
+    UnlockRequest, UnlockResolution, UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
 };
 use crate::book::shared::need;
 use crate::cert;
@@ -187,6 +187,7 @@ pub fn new_organisation(r: &pb::CreateOrganisationRequest) -> Result<(Change, Ne
             mail_domain: need("mail_domain", &r.mail_domain)?,
             parent_id: optional(&r.parent_id),
             managing_agency_id: optional(&r.managing_agency_id),
+            code: optional(&r.code),
         },
     ))
 }
@@ -221,14 +222,16 @@ pub fn organisation_update(
         .transpose()?;
     let managing_agency_id = r.managing_agency_id.as_deref().map(optional);
     let parent_id = r.parent_id.as_deref().map(optional);
+    let code = r.code.as_deref().map(optional);
     if name.is_none()
         && mail_domain.is_none()
         && managing_agency_id.is_none()
         && parent_id.is_none()
+        && code.is_none()
     {
         return Err(Error::field(
             "organisation_id",
-            "nothing to change: give name, mail_domain, managing_agency_id or parent_id",
+            "nothing to change: give name, mail_domain, managing_agency_id, parent_id or code",
         ));
     }
     Ok((
@@ -239,6 +242,7 @@ pub fn organisation_update(
             mail_domain,
             managing_agency_id,
             parent_id,
+            code,
         },
     ))
 }
@@ -536,8 +540,92 @@ pub fn new_register_entry(r: &pb::RegisterDocumentRequest) -> Result<(Change, Ne
             counterparty: r.counterparty.clone(),
             refused: r.refused,
             reason: r.reason.clone(),
+            signatures: signature_outcomes(&r.signatures)?,
         },
     ))
+}
+
+/// At most this many signatures' outcomes on one register entry, each text at most
+/// `MAX_OUTCOME_TEXT` bytes: bad input is bounded.
+const MAX_OUTCOMES: usize = 64;
+const MAX_OUTCOME_TEXT: usize = 4096;
+
+/// The authority outcomes of an incoming document's signatures (A3, A4), checked.
+fn signature_outcomes(v: &[pb::SignatureAuthority]) -> Result<Vec<SignatureOutcome>> {
+    if v.len() > MAX_OUTCOMES {
+        return Err(Error::field(
+            "signatures",
+            format!("at most {MAX_OUTCOMES} signatures"),
+        ));
+    }
+    v.iter()
+        .map(|a| {
+            let outcome = match pb::AuthorityOutcome::try_from(a.outcome) {
+                Ok(pb::AuthorityOutcome::Allowed) => "allowed",
+                Ok(pb::AuthorityOutcome::Outside) => "outside",
+                Ok(pb::AuthorityOutcome::Refused) => "refused",
+                _ => {
+                    return Err(Error::field(
+                        "signatures.outcome",
+                        "required: ALLOWED, OUTSIDE or REFUSED",
+                    ));
+                }
+            };
+            let texts = [
+                &a.field_name,
+                &a.rule,
+                &a.message,
+                &a.subject,
+                &a.fingerprint,
+                &a.organisation_id,
+                &a.organisation_name,
+                &a.sender_code,
+            ];
+            if texts.iter().any(|t| t.len() > MAX_OUTCOME_TEXT) {
+                return Err(Error::field(
+                    "signatures",
+                    format!("a text longer than {MAX_OUTCOME_TEXT} bytes"),
+                ));
+            }
+            if outcome == "refused" && a.rule.trim().is_empty() {
+                return Err(Error::field(
+                    "signatures.rule",
+                    "required for a refused signature",
+                ));
+            }
+            Ok(SignatureOutcome {
+                field_name: a.field_name.clone(),
+                outcome: outcome.into(),
+                rule: a.rule.clone(),
+                message: a.message.clone(),
+                subject: a.subject.clone(),
+                fingerprint: a.fingerprint.clone(),
+                organisation_id: a.organisation_id.clone(),
+                organisation_name: a.organisation_name.clone(),
+                sender_code: a.sender_code.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A stored outcome on the wire.
+fn signature_authority(o: SignatureOutcome) -> pb::SignatureAuthority {
+    pb::SignatureAuthority {
+        field_name: o.field_name,
+        outcome: match o.outcome.as_str() {
+            "allowed" => pb::AuthorityOutcome::Allowed,
+            "outside" => pb::AuthorityOutcome::Outside,
+            "refused" => pb::AuthorityOutcome::Refused,
+            _ => pb::AuthorityOutcome::Unspecified,
+        } as i32,
+        rule: o.rule,
+        message: o.message,
+        subject: o.subject,
+        fingerprint: o.fingerprint,
+        organisation_id: o.organisation_id,
+        organisation_name: o.organisation_name,
+        sender_code: o.sender_code,
+    }
 }
 
 /// `ListRegister`: without a direction, both.
@@ -641,6 +729,7 @@ pub fn register_entry(e: RegisterEntry) -> pb::RegisterEntry {
         refused: e.refused,
         reason: e.reason,
         at: stamp(e.at),
+        signatures: e.signatures.into_iter().map(signature_authority).collect(),
     }
 }
 
@@ -705,6 +794,7 @@ pub fn organisation_match(m: OrganisationMatch) -> pb::OrganisationMatch {
         name: m.name,
         managing_agency_id: m.managing_agency_id.unwrap_or_default(),
         exact: m.exact,
+        code: m.code.unwrap_or_default(),
     }
 }
 

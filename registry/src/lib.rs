@@ -17,6 +17,7 @@ pub mod cert;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod jurisdiction;
 pub mod metrics;
 pub mod policy;
 pub mod seal;

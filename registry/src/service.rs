@@ -382,6 +382,22 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn check_jurisdiction(
+        &self,
+        req: Request<pb::CheckJurisdictionRequest>,
+    ) -> Result<Response<pb::CheckJurisdictionResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::CheckJurisdiction, &req, move |_who| async move {
+            let answer = crate::jurisdiction::check(self.store.db(), rq).await?;
+            self.metrics.record_decision(
+                "CheckJurisdiction",
+                if answer.managed { &["A4"] } else { &[] },
+            );
+            Ok(answer)
+        })
+        .await
+    }
+
     async fn check_seal(
         &self,
         req: Request<pb::CheckSealRequest>,
@@ -492,8 +508,12 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
         let rq = req.get_ref();
         self.call(Call::FindOrganisations, &req, move |_who| async move {
-            let name = need("name", &rq.name)?;
-            let organisations = self.book.find_organisations(&name).await?;
+            let organisations = if rq.code.trim().is_empty() {
+                let name = need("name", &rq.name)?;
+                self.book.find_organisations(&name).await?
+            } else {
+                self.book.find_organisation_by_code(&rq.code).await?
+            };
             Ok(pb::FindOrganisationsResponse {
                 organisations: organisations
                     .into_iter()

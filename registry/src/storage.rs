@@ -86,6 +86,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scanned_issue",
         include_str!("../migrations/0009_scanned_issue.sql"),
     ),
+    (
+        10,
+        "organisation_codes",
+        include_str!("../migrations/0010_organisation_codes.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:

@@ -302,6 +302,10 @@ pub struct Authority {
     pub organisation_name: String,
     /// Why not, when not.
     pub reasons: Vec<String>,
+    /// The registry judged the certificate (it answered); false when it refused the question
+    /// (an unknown certificate or document type): then `CheckJurisdiction` says whether the
+    /// signer is outside this registry (A4).
+    pub judged: bool,
 }
 
 impl Registry {
@@ -337,6 +341,7 @@ impl Registry {
                         .into_iter()
                         .map(|x| format!("{} {}", x.rule, x.reason))
                         .collect(),
+                    judged: true,
                 })
             }
             // A certificate the registry does not know has no authority.
@@ -347,9 +352,34 @@ impl Registry {
                 organisation_id: String::new(),
                 organisation_name: String::new(),
                 reasons: vec![format!("registry: {}", s.message())],
+                judged: false,
             }),
             Err(s) => Err(Error::RegistryUnavailable {
                 reason: format!("{:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+}
+
+impl Registry {
+    /// `CheckJurisdiction` (A4): is a certificate the registry does not know one of an
+    /// organisation it manages? A refused question (a malformed sender code) is the caller's
+    /// fault; no answer is unavailable: the document flow fails closed.
+    pub async fn check_jurisdiction(
+        &self,
+        req: reg::CheckJurisdictionRequest,
+    ) -> Result<reg::CheckJurisdictionResponse> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.check_jurisdiction(request).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if s.code() == Code::InvalidArgument => Err(Error::InvalidField {
+                field: "sender_code",
+                reason: format!("registry: {}", s.message()),
+            }),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("CheckJurisdiction: {:?}: {}", s.code(), s.message()),
             }),
         }
     }

@@ -27,6 +27,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// How far a caller's requested signing time may be from the signer's clock, seconds.
     pub max_clock_skew_secs: u64,
+    /// W5: how far the receipt time an exchange caller (`[[callers]] exchange = true`) gives
+    /// to `ReceiveIncoming` may be from the signer's clock, seconds; further is refused.
+    pub receipt_time_bound_secs: u64,
     /// Largest document accepted in `SignCms`, bytes.
     pub max_content_bytes: usize,
     /// Largest PDF accepted in `SignPdf`, bytes; the gRPC message limit is
@@ -218,6 +221,11 @@ pub struct CallerSection {
     /// audit log. Empty (the default): every personal signature needs the holder's consent.
     #[serde(default)]
     pub sign_on_behalf: Vec<String>,
+    /// W5: the province's document exchange system. Its receipt time (`ReceiveIncoming`
+    /// `received_at`) is used as the reference time when within `receipt_time_bound_secs` of
+    /// the clock; any other caller's is only reported as claimed. Default: false.
+    #[serde(default)]
+    pub exchange: bool,
 }
 
 /// `[limits]`.
@@ -239,6 +247,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50063)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9463))),
             max_clock_skew_secs: 300,
+            receipt_time_bound_secs: 300,
             max_content_bytes: 16 << 20,
             max_pdf_bytes: 32 << 20,
             documents_dir: PathBuf::from("kyso-documents"),
@@ -343,6 +352,8 @@ pub struct Caller {
     pub organisations: Vec<String>,
     /// Organisations whose leaders' personal keys it uses without their one-time code.
     pub sign_on_behalf: Vec<String>,
+    /// The document exchange system (W5): its receipt time is trusted within the bound.
+    pub exchange: bool,
 }
 
 /// A configuration with its files read and checked.
@@ -410,6 +421,11 @@ impl Config {
         }
         if self.registry.timeout_ms == 0 {
             problems.push("registry.timeout_ms: must be above 0".into());
+        }
+        // W5: the exchange's clock may drift a little from ours, not by an hour: a wider
+        // bound would let a backdated receipt judge a revoked signature as valid again.
+        if self.receipt_time_bound_secs > 3600 {
+            problems.push("receipt_time_bound_secs: at most 3600".into());
         }
         let registry_tls = self.registry_tls(&mut problems);
         if self.audit.path.as_os_str().is_empty() {
@@ -519,6 +535,7 @@ impl Config {
                         name: c.name.clone(),
                         organisations: c.organisations.clone(),
                         sign_on_behalf: c.sign_on_behalf.clone(),
+                        exchange: c.exchange,
                     },
                 )),
                 None => problems.push(format!(

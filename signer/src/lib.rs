@@ -204,7 +204,15 @@ pub async fn serve(
     let probe_task = storage.spawn(audit.clone());
     failpoint::announce();
     let documents = kyso_proto::documents::v1::documents_server::DocumentsServer::new(
-        documents::DocumentsService::new(service.clone(), store, journals, storage.clone()),
+        documents::DocumentsService::new(
+            service.clone(),
+            store,
+            journals,
+            storage.clone(),
+            time::Duration::seconds(
+                i64::try_from(config.receipt_time_bound_secs).unwrap_or(i64::MAX),
+            ),
+        ),
     )
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);

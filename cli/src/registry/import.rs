@@ -175,7 +175,10 @@ async fn from_registry(
     let mut org = None;
     if let Some(o) = subject.o.as_deref().filter(|s| !s.trim().is_empty()) {
         let found = c
-            .find_organisations(pb::FindOrganisationsRequest { name: o.into() })
+            .find_organisations(pb::FindOrganisationsRequest {
+                name: o.into(),
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .organisations;
@@ -223,7 +226,10 @@ async fn from_registry(
     }
     if subject.title.is_none() {
         let found: Vec<pb::OrganisationMatch> = c
-            .find_organisations(pb::FindOrganisationsRequest { name: cn.into() })
+            .find_organisations(pb::FindOrganisationsRequest {
+                name: cn.into(),
+                ..Default::default()
+            })
             .await?
             .into_inner()
             .organisations

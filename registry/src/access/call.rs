@@ -47,6 +47,8 @@ calls! {
     LatestUnlock => Sign,
     // The verifier's question (W3).
     CheckAuthority => Check,
+    // A4 for signers from outside (the document flow asks, with the verifier's right).
+    CheckJurisdiction => Check,
     // Lookups and finds.
     GetCertificate => Read,
     ListExpiringCertificates => Read,

@@ -22,7 +22,7 @@ mod people;
 mod registers;
 mod reports;
 mod roles;
-mod search;
+pub(crate) mod search;
 mod titles;
 mod unlocks;
 mod usage;

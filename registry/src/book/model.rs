@@ -224,6 +224,8 @@ pub struct NewOrganisation {
     pub parent_id: Option<String>,
     /// The agency that manages its subscribers (I6).
     pub managing_agency_id: Option<String>,
+    /// Its organisation code (Decision 20/2020), as given.
+    pub code: Option<String>,
 }
 
 /// A change of an organisation's status (I2).
@@ -250,6 +252,8 @@ pub struct OrganisationUpdate {
     pub managing_agency_id: Option<Option<String>>,
     /// A new parent, or none (a top-level body).
     pub parent_id: Option<Option<String>>,
+    /// A new organisation code (Decision 20/2020) as given, or none.
+    pub code: Option<Option<String>>,
 }
 
 /// A new person working in an organisation.
@@ -581,6 +585,32 @@ pub struct NewRegisterEntry {
     pub reason: String,
     /// When (now without).
     pub at: Option<i64>,
+    /// Incoming: the authority outcome of each signature (A3, A4).
+    pub signatures: Vec<SignatureOutcome>,
+}
+
+/// What came of one signer's authority on an incoming document (A3, A4): stored with the
+/// register entry as JSON, so the clerk sees later why a signer was or was not checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignatureOutcome {
+    /// The signature field.
+    pub field_name: String,
+    /// `allowed`, `outside` (not checked) or `refused`.
+    pub outcome: String,
+    /// Refused: the rule.
+    pub rule: String,
+    /// Why, or who.
+    pub message: String,
+    /// The signer certificate's subject (RFC 4514).
+    pub subject: String,
+    /// Its SHA-256, hex.
+    pub fingerprint: String,
+    /// A known certificate's organisation here.
+    pub organisation_id: String,
+    /// Its name.
+    pub organisation_name: String,
+    /// Outside: the sender's organisation code, when given.
+    pub sender_code: String,
 }
 
 /// An entry of a register.
@@ -610,6 +640,8 @@ pub struct RegisterEntry {
     pub reason: String,
     /// When.
     pub at: i64,
+    /// Incoming: the authority outcome of each signature.
+    pub signatures: Vec<SignatureOutcome>,
 }
 
 /// Which entries of a register to list.
@@ -761,6 +793,8 @@ pub struct OrganisationMatch {
     pub name: String,
     /// Its managing agency.
     pub managing_agency_id: Option<String>,
+    /// Its organisation code (Decision 20/2020).
+    pub code: Option<String>,
     /// The whole name matches (not only a part of it).
     #[sqlx(skip)]
     pub exact: bool,

@@ -24,6 +24,30 @@ fn mail_domain(v: &str) -> Result<String> {
     Ok(domain)
 }
 
+/// An organisation code (Decision 20/2020), checked and in its printed form.
+fn code(v: &str) -> Result<String> {
+    kyso_pki::orgcode::OrgCode::parse(v)
+        .map(|c| c.to_string())
+        .map_err(|e| Error::field("code", e.to_string()))
+}
+
+/// A code names one organisation: refused, with the holder named, when another has it.
+async fn code_free(conn: &mut AnyConnection, code: &str, org: &str) -> Result<()> {
+    let holder: Option<(String, String)> =
+        sqlx::query_as("SELECT id, name FROM organisations WHERE code = $1 AND id <> $2")
+            .bind(code)
+            .bind(org)
+            .fetch_optional(conn)
+            .await?;
+    match holder {
+        Some((id, name)) => Err(Error::field(
+            "code",
+            format!("{code} is already the code of {name} ({id})"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The two organisation hierarchies (I6): who manages whose subscribers, and who is part of
 /// whom.
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +122,7 @@ struct Current {
     mail_domain: String,
     managing_agency_id: Option<String>,
     parent_id: Option<String>,
+    code: Option<String>,
 }
 
 impl Book {
@@ -112,8 +137,12 @@ impl Book {
         let domain = mail_domain(&new.mail_domain)?;
         let parent = new.parent_id.as_deref();
         let managing = new.managing_agency_id.as_deref();
+        let org_code = new.code.as_deref().map(code).transpose()?;
         let id = new_id("org");
         let mut tx = self.db.begin_write().await?;
+        if let Some(c) = &org_code {
+            code_free(&mut tx, c, &id).await?;
+        }
         if let Some(p) = parent {
             must_exist(&mut tx, ORG_EXISTS, "organisation", "parent_id", p).await?;
         }
@@ -122,7 +151,8 @@ impl Book {
         }
         sqlx::query(
             "INSERT INTO organisations (id, name, parent_id, managing_agency_id, mail_domain, \
-             status, created_at, search_key) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)",
+             status, created_at, search_key, code) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8)",
         )
         .bind(&id)
         .bind(name)
@@ -131,10 +161,11 @@ impl Book {
         .bind(&domain)
         .bind(now)
         .bind(search_key(name))
+        .bind(org_code.as_deref())
         .execute(&mut *tx)
         .await?;
         let data = json!({"name": name, "parent_id": parent, "managing_agency_id": managing,
-            "mail_domain": domain});
+            "mail_domain": domain, "code": org_code});
         self.commit(tx, change, now, "organisation.created", &id, data)
             .await?;
         Ok(id)
@@ -191,9 +222,14 @@ impl Book {
         let domain = req.mail_domain.as_deref().map(mail_domain).transpose()?;
         let managing = &req.managing_agency_id;
         let parent = &req.parent_id;
+        // "" clears the code (convert.rs makes it None); anything else must be a code.
+        let new_code = match &req.code {
+            Some(Some(c)) => Some(Some(code(c)?)),
+            other => other.clone(),
+        };
         let mut tx = self.db.begin_write().await?;
         let old: Current = sqlx::query_as(
-            "SELECT name, mail_domain, managing_agency_id, parent_id FROM organisations \
+            "SELECT name, mail_domain, managing_agency_id, parent_id, code FROM organisations \
              WHERE id = $1",
         )
         .bind(org)
@@ -237,10 +273,13 @@ impl Book {
                 ));
             }
         }
+        if let Some(Some(c)) = &new_code {
+            code_free(&mut tx, c, org).await?;
+        }
         let new_name = name.clone().unwrap_or_else(|| old.name.clone());
         sqlx::query(
             "UPDATE organisations SET name = $1, search_key = $2, mail_domain = $3, \
-             managing_agency_id = $4, parent_id = $5 WHERE id = $6",
+             managing_agency_id = $4, parent_id = $5, code = $6 WHERE id = $7",
         )
         .bind(&new_name)
         .bind(search_key(&new_name))
@@ -251,6 +290,7 @@ impl Book {
                 .unwrap_or_else(|| old.managing_agency_id.clone()),
         )
         .bind(parent.clone().unwrap_or_else(|| old.parent_id.clone()))
+        .bind(new_code.clone().unwrap_or_else(|| old.code.clone()))
         .bind(org)
         .execute(&mut *tx)
         .await?;
@@ -272,6 +312,10 @@ impl Book {
         if let Some(p) = parent {
             set.insert("parent_id".into(), json!(p));
             previous.insert("parent_id".into(), json!(old.parent_id));
+        }
+        if let Some(c) = &new_code {
+            set.insert("code".into(), json!(c));
+            previous.insert("code".into(), json!(old.code));
         }
         set.insert("previous".into(), serde_json::Value::Object(previous));
         let data = serde_json::Value::Object(set);

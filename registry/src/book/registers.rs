@@ -27,6 +27,7 @@ struct EntryRow {
     refused: i64,
     reason: String,
     at: i64,
+    signatures: String,
 }
 
 impl From<EntryRow> for RegisterEntry {
@@ -48,6 +49,9 @@ impl From<EntryRow> for RegisterEntry {
             refused: r.refused != 0,
             reason: r.reason,
             at: r.at,
+            // Written by this module from a checked list: a row that does not read back is
+            // shown without outcomes rather than failing the whole register.
+            signatures: serde_json::from_str(&r.signatures).unwrap_or_default(),
         }
     }
 }
@@ -98,6 +102,18 @@ impl Book {
         let year = policy::vietnam_date(at)
             .map(|d| i64::from(d.year()))
             .ok_or_else(|| Error::field("at", "impossible date"))?;
+        if req.direction != Direction::Incoming && !req.signatures.is_empty() {
+            return Err(Error::field(
+                "signatures",
+                "only an incoming document's signatures are judged (W3)",
+            ));
+        }
+        let signatures = if req.signatures.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&req.signatures)
+                .map_err(|e| Error::field("signatures", e.to_string()))?
+        };
         let mut tx = self.db.begin_write().await?;
         must_exist(
             &mut tx,
@@ -124,7 +140,8 @@ impl Book {
         sqlx::query(
             "INSERT INTO document_register (id, organisation_id, direction, year, number, \
              document_type, number_and_symbol, sha256, counterparty, refused, reason, at, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             created_at, signatures) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&id)
         .bind(organisation)
@@ -139,6 +156,7 @@ impl Book {
         .bind(&refusal)
         .bind(at)
         .bind(now)
+        .bind(&signatures)
         .execute(&mut *tx)
         .await?;
         let data = json!({
@@ -146,7 +164,7 @@ impl Book {
             "number": number, "document_type": document_type,
             "number_and_symbol": number_and_symbol, "sha256": sha256,
             "counterparty": counterparty, "refused": req.refused,
-            "reason": refusal, "at": at,
+            "reason": refusal, "at": at, "signatures": req.signatures,
         });
         self.commit(tx, change, now, "document.registered", &id, data)
             .await?;
@@ -163,6 +181,7 @@ impl Book {
             refused: req.refused,
             reason: refusal,
             at,
+            signatures: req.signatures.clone(),
         })
     }
 
@@ -172,7 +191,7 @@ impl Book {
         let sha256 = q.sha256.trim().to_ascii_lowercase();
         let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT id, organisation_id, direction, year, number, document_type, \
-             number_and_symbol, sha256, counterparty, refused, reason, at \
+             number_and_symbol, sha256, counterparty, refused, reason, at, signatures \
              FROM document_register WHERE organisation_id = $1 \
              AND ($2 = '' OR direction = $2) AND ($3 = 0 OR year = $3) \
              AND ($4 = '' OR sha256 = $4) \
@@ -198,7 +217,7 @@ impl Book {
         let sha256 = q.sha256.trim().to_ascii_lowercase();
         let row: Option<EntryRow> = sqlx::query_as(
             "SELECT id, organisation_id, direction, year, number, document_type, \
-             number_and_symbol, sha256, counterparty, refused, reason, at \
+             number_and_symbol, sha256, counterparty, refused, reason, at, signatures \
              FROM document_register WHERE organisation_id = $1 AND refused = 0 \
              AND ($2 = '' OR direction = $2) AND ($3 = '' OR sha256 = $3) \
              AND ($4 = '' OR number_and_symbol = $4) \

@@ -101,7 +101,7 @@ impl Book {
     pub async fn find_organisations(&self, name: &str) -> Result<Vec<OrganisationMatch>> {
         let pattern = like_pattern(&search_key(name));
         let mut out: Vec<OrganisationMatch> = sqlx::query_as(
-            "SELECT id, name, managing_agency_id FROM organisations \
+            "SELECT id, name, managing_agency_id, code FROM organisations \
              WHERE search_key LIKE $1 ESCAPE '!' ORDER BY name, id LIMIT 1000",
         )
         .bind(&pattern)
@@ -112,6 +112,23 @@ impl Book {
         }
         out.sort_by_key(|m| !m.exact);
         out.truncate(FIND_LIMIT);
+        Ok(out)
+    }
+
+    /// The organisation with an organisation code (Decision 20/2020), if any.
+    pub async fn find_organisation_by_code(&self, code: &str) -> Result<Vec<OrganisationMatch>> {
+        let code = kyso_pki::orgcode::OrgCode::parse(code)
+            .map_err(|e| crate::error::Error::field("code", e.to_string()))?
+            .to_string();
+        let mut out: Vec<OrganisationMatch> = sqlx::query_as(
+            "SELECT id, name, managing_agency_id, code FROM organisations WHERE code = $1",
+        )
+        .bind(&code)
+        .fetch_all(self.db.pool())
+        .await?;
+        for m in &mut out {
+            m.exact = true;
+        }
         Ok(out)
     }
 }

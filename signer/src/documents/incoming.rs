@@ -13,6 +13,7 @@ use crate::config::Caller;
 use crate::error::{Error, Result};
 use crate::journal::{Run, Step};
 
+use super::receipt::{receipt_time, stamp};
 use super::retry::{Answer, Begun, request_sha256};
 use super::{DocumentsService, OWN, problem, require, sign_pdf};
 
@@ -33,15 +34,15 @@ impl DocumentsService {
                 reason: "send the received PDF".into(),
             });
         }
-        let received_at = match r.received_at {
-            Some(t) => {
-                OffsetDateTime::from_unix_timestamp(t.seconds).map_err(|_| Error::InvalidField {
-                    field: "received_at",
-                    reason: "impossible date".into(),
-                })?
-            }
-            None => now,
-        };
+        if !r.sender_code.trim().is_empty() {
+            kyso_pki::orgcode::OrgCode::parse(&r.sender_code).map_err(|e| Error::InvalidField {
+                field: "sender_code",
+                reason: e.to_string(),
+            })?;
+        }
+        // W5: the reference time is the service's clock, or the exchange system's own
+        // within the bound; checked before anything is stored.
+        let receipt = receipt_time(caller, r.received_at.as_ref(), now, self.receipt_bound)?;
         let key = std::mem::take(&mut r.idempotency_key);
         let hash = request_sha256(&r);
         let mut run = match self.begin(caller, &r.organisation_id, &key, &hash, now)? {
@@ -58,7 +59,8 @@ impl DocumentsService {
         )?;
         // The verdict is journaled: a retry does not verify again (revocation answers and
         // the registry may have moved on) and so cannot reach another decision.
-        let (verification, mut problems) = match run.done("verify") {
+        // The reference time is journaled with it: a retry registers at the first one.
+        let (verification, mut problems, signatures, received_at) = match run.done("verify") {
             Some(s) => {
                 let v = hex::decode(&s.data)
                     .ok()
@@ -66,13 +68,19 @@ impl DocumentsService {
                     .ok_or_else(|| Error::Storage {
                         reason: "the journaled verdict does not decode".into(),
                     })?;
-                (v.verification, v.problems)
+                let at = v
+                    .reference_time
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                    .unwrap_or(receipt.at);
+                (v.verification, v.problems, v.signatures, at)
             }
             None => {
-                let (verification, problems) = self.verify(&r, received_at, now).await?;
+                let (verification, problems, signatures) = self.verify(&r, receipt.at, now).await?;
                 let v = dpb::ReceiveIncomingResponse {
                     verification: verification.clone(),
                     problems: problems.clone(),
+                    signatures: signatures.clone(),
+                    reference_time: Some(stamp(receipt.at)),
                     ..Default::default()
                 };
                 run.save(
@@ -85,9 +93,10 @@ impl DocumentsService {
                 )
                 .map_err(|e| self.journal_error(e))?;
                 crate::failpoint::hit("verified");
-                (verification, problems)
+                (verification, problems, signatures, receipt.at)
             }
         };
+        let claimed_received_at = receipt.claimed.map(stamp);
         if !problems.is_empty() {
             let reason = problems
                 .iter()
@@ -100,14 +109,24 @@ impl DocumentsService {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            self.register_incoming(caller, &mut run, &r, &received_sha256, Some(reason))
-                .await?;
+            self.register_incoming(
+                caller,
+                &mut run,
+                &r,
+                &received_sha256,
+                Some(reason),
+                (received_at, &signatures),
+            )
+            .await?;
             problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
             let answer = dpb::ReceiveIncomingResponse {
                 accepted: false,
                 received_sha256,
                 problems,
                 verification,
+                signatures,
+                reference_time: Some(stamp(received_at)),
+                claimed_received_at,
                 ..Default::default()
             };
             self.finish(&mut run, &answer)?;
@@ -116,9 +135,16 @@ impl DocumentsService {
         // W3: the clerk gives the incoming number, then applies the received stamp (D6).
         // Journaled, the number taken is the one a retry stamps: never a second one.
         let entry = self
-            .register_incoming(caller, &mut run, &r, &received_sha256, None)
+            .register_incoming(
+                caller,
+                &mut run,
+                &r,
+                &received_sha256,
+                None,
+                (received_at, &signatures),
+            )
             .await?;
-        let (stamped, receipt) = self
+        let (stamped, stamp_receipt) = self
             .signed_step(
                 &mut run,
                 "stamp",
@@ -153,7 +179,10 @@ impl DocumentsService {
             register_year: entry.year,
             problems: Vec::new(),
             verification,
-            audit: Some(receipt),
+            audit: Some(stamp_receipt),
+            signatures,
+            reference_time: Some(stamp(received_at)),
+            claimed_received_at,
         };
         self.finish(&mut run, &answer)?;
         answer.pdf = stamped;
@@ -169,22 +198,25 @@ impl DocumentsService {
     ) -> Result<(
         Option<kyso_proto::verifier::v1::VerifyPdfResponse>,
         Vec<dpb::Problem>,
+        Vec<reg::SignatureAuthority>,
     )> {
         let options = PdfVerifyOptions {
-            // W5: the exchange system's time of receipt is the trusted reference time.
+            // W5: the trusted receipt time (receipt.rs) is the reference time.
             at: Some(received_at),
             policy: None,
             limits: PdfLimits::default(),
         };
-        let (report, problems) = match self
+        let (report, problems, signatures) = match self
             .signer
             .verifier()
             .verify_pdf(&r.pdf, &options, now)
             .await
         {
             Ok(report) => {
-                let problems = self.judge(&report, &r.document_type, received_at).await?;
-                (Some(report), problems)
+                let (problems, signatures) = self
+                    .judge(&report, &r.document_type, r.sender_code.trim(), received_at)
+                    .await?;
+                (Some(report), problems, signatures)
             }
             Err(e) => (
                 None,
@@ -193,10 +225,11 @@ impl DocumentsService {
                     "V1",
                     format!("the file cannot be verified: {e}"),
                 )],
+                Vec::new(),
             ),
         };
         let verification = report.as_ref().map(kyso_validation::convert::pdf_to_pb);
-        Ok((verification, problems))
+        Ok((verification, problems, signatures))
     }
 
     /// W3: the incoming register entry, numbered, or refused with the reasons for the sender.
@@ -207,6 +240,7 @@ impl DocumentsService {
         r: &dpb::ReceiveIncomingRequest,
         received_sha256: &str,
         refusal: Option<String>,
+        (at, signatures): (OffsetDateTime, &[reg::SignatureAuthority]),
     ) -> Result<reg::RegisterEntry> {
         let why = if refusal.is_some() {
             "W3: incoming document refused"
@@ -226,91 +260,93 @@ impl DocumentsService {
                 counterparty: r.sender.clone(),
                 refused: refusal.is_some(),
                 reason: refusal.unwrap_or_default(),
-                at: r.received_at,
+                // W5: the trusted receipt time, never the caller's unchecked word.
+                at: Some(stamp(at)),
                 change: Some(reg::Change {
                     actor: caller.name.clone(),
                     reason: why.into(),
                 }),
+                signatures: signatures.to_vec(),
             },
         )
         .await
     }
 
-    /// W3: what is wrong with a verified document, one problem per failed check. Every
-    /// signature must pass (integrity, path, revocation, nothing changed after it, V1-V5);
-    /// the organisation's signature must be there (D2, D3), after the personal one when
-    /// there is one; every signer must be known to the registry with authority at the time
-    /// it signed (A3 for a person, a registered active certificate for an organisation).
+    /// W3: what is wrong with a verified document, one problem per failed check, and the
+    /// authority outcome of every signature. Every signature must pass (integrity, path,
+    /// revocation, nothing changed after it, V1-V5); every signer the registry knows must
+    /// have had authority at the time it signed (A3 for a person, a registered active
+    /// certificate for an organisation, A4); a signer outside the registry is not checked
+    /// (outside.rs). The organisation's signature must be there (D2, D3), after the
+    /// personal one when there is one: judged when every signer is known here, since only
+    /// the registry says which certificate is an organisation's.
     pub(super) async fn judge(
         &self,
         report: &PdfReport,
         document_type: &str,
+        sender_code: &str,
         received_at: OffsetDateTime,
-    ) -> Result<Vec<dpb::Problem>> {
+    ) -> Result<(Vec<dpb::Problem>, Vec<reg::SignatureAuthority>)> {
         let mut problems = Vec::new();
+        let mut outcomes = Vec::new();
         if report.signatures.is_empty() {
             problems.push(problem(
                 "",
                 "W3",
                 "the document carries no signature".into(),
             ));
-            return Ok(problems);
+            return Ok((problems, outcomes));
         }
         let mut organisation_signed = false;
         let mut personal_after_organisation = false;
+        let mut outside = false;
         for sig in &report.signatures {
             let field = sig.field_name.as_str();
             let verdict = &sig.report;
+            let leaf = verdict.path.first();
             if verdict.indication != Indication::TotalPassed {
-                problems.push(problem(
-                    field,
-                    "V1",
-                    format!(
-                        "{:?}{}: {}",
-                        verdict.indication,
-                        verdict
-                            .sub_indication
-                            .map(|s| format!("/{s:?}"))
-                            .unwrap_or_default(),
-                        verdict.message
-                    ),
-                ));
+                let message = format!(
+                    "{:?}{}: {}",
+                    verdict.indication,
+                    verdict
+                        .sub_indication
+                        .map(|s| format!("/{s:?}"))
+                        .unwrap_or_default(),
+                    verdict.message
+                );
+                outcomes.push(refused_outcome(field, leaf, "V1", &message));
+                problems.push(problem(field, "V1", message));
                 continue;
             }
-            let Some(leaf) = verdict.path.first() else {
-                problems.push(problem(field, "V1", "no signer certificate".into()));
+            let Some(leaf) = leaf else {
+                let message = "no signer certificate".to_owned();
+                outcomes.push(refused_outcome(field, None, "V1", &message));
+                problems.push(problem(field, "V1", message));
                 continue;
             };
-            // The time the verdict was reached for: the receipt time given as trusted (W5).
+            // The time the verdict was reached for: the trusted receipt time (W5).
             let at = verdict.reference_time.time.min(received_at);
-            let authority = self
-                .signer
-                .registry()
-                .check_authority(&leaf.fingerprint_sha256, document_type, at)
+            let judged = self
+                .signer_authority(field, leaf, document_type, sender_code, at)
                 .await?;
-            if !authority.authorised {
-                problems.push(problem(
+            match reg::AuthorityOutcome::try_from(judged.outcome.outcome) {
+                Ok(reg::AuthorityOutcome::Allowed) => {
+                    if judged.personal {
+                        personal_after_organisation |= organisation_signed;
+                    } else {
+                        organisation_signed = true;
+                    }
+                }
+                Ok(reg::AuthorityOutcome::Outside) => outside = true,
+                _ => problems.push(problem(
                     field,
-                    if authority.personal { "A3" } else { "A4" },
-                    format!(
-                        "{}: {}",
-                        if authority.holder_name.is_empty() {
-                            leaf.subject.as_str()
-                        } else {
-                            authority.holder_name.as_str()
-                        },
-                        authority.reasons.join("; ")
-                    ),
-                ));
-                continue;
+                    &judged.outcome.rule,
+                    judged.outcome.message.clone(),
+                )),
             }
-            if authority.personal {
-                personal_after_organisation |= organisation_signed;
-            } else {
-                organisation_signed = true;
-            }
+            outcomes.push(judged.outcome);
         }
-        if problems.is_empty() {
+        if problems.is_empty() && !outside {
             if !organisation_signed {
                 problems.push(problem(
                     "",
@@ -325,7 +361,27 @@ impl DocumentsService {
                 ));
             }
         }
-        Ok(problems)
+        Ok((problems, outcomes))
+    }
+}
+
+/// A signature refused before its authority was asked (V1).
+fn refused_outcome(
+    field: &str,
+    leaf: Option<&kyso_validation::report::PathEntry>,
+    rule: &str,
+    message: &str,
+) -> reg::SignatureAuthority {
+    reg::SignatureAuthority {
+        field_name: field.to_owned(),
+        outcome: reg::AuthorityOutcome::Refused as i32,
+        rule: rule.to_owned(),
+        message: message.to_owned(),
+        subject: leaf.map(|l| l.subject.clone()).unwrap_or_default(),
+        fingerprint: leaf
+            .map(|l| l.fingerprint_sha256.clone())
+            .unwrap_or_default(),
+        ..Default::default()
     }
 }
 

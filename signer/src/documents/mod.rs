@@ -12,6 +12,8 @@
 
 mod incoming;
 mod outgoing;
+mod outside;
+mod receipt;
 mod retry;
 
 use kyso_proto::documents::v1 as dpb;
@@ -32,22 +34,27 @@ pub struct DocumentsService {
     store: DocumentStore,
     journals: Journals,
     storage: Storage,
+    /// W5: how far an exchange caller's receipt time may be from the clock.
+    receipt_bound: time::Duration,
 }
 
 impl DocumentsService {
     /// The flow over `signer`, keeping originals in `store`, the requests' journals in
-    /// `journals`, and reporting write failures to `storage` (readiness).
+    /// `journals`, and reporting write failures to `storage` (readiness); an exchange
+    /// caller's receipt time is trusted within `receipt_bound` of the clock (W5).
     pub fn new(
         signer: SignerService,
         store: DocumentStore,
         journals: Journals,
         storage: Storage,
+        receipt_bound: time::Duration,
     ) -> Self {
         Self {
             signer,
             store,
             journals,
             storage,
+            receipt_bound,
         }
     }
 

@@ -116,6 +116,7 @@ impl DocumentsService {
                         actor: caller.name.clone(),
                         reason: "W1: outgoing document issued".into(),
                     }),
+                    signatures: Vec::new(),
                 },
             )
             .await?;

@@ -79,6 +79,8 @@ impl SignerService {
                 name: "anonymous".into(),
                 organisations: Vec::new(),
                 sign_on_behalf: self.inner.anonymous_sign_on_behalf.clone(),
+                // W5: an unidentified caller is never the exchange system.
+                exchange: false,
             }),
             None => Err(Error::Refused(vec![Refusal {
                 rule: "caller".into(),

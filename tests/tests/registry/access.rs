@@ -220,6 +220,7 @@ async fn org(c: &mut RegistryClient<Channel>, name: &str, managing: &str) -> Str
         parent_id: String::new(),
         managing_agency_id: managing.into(),
         mail_domain: DOMAIN.into(),
+        code: String::new(),
     })
     .await
     .unwrap()
@@ -410,6 +411,7 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
             parent_id: orgs.district.clone(),
             managing_agency_id: orgs.district.clone(),
             mail_domain: DOMAIN.into(),
+            code: String::new(),
         })
         .await
         .unwrap()
@@ -428,6 +430,29 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
         })
         .await
         .unwrap();
+    // Its organisation code, inside the subtree: allowed (I6, as every organisation field).
+    agency
+        .update_organisation(pb::UpdateOrganisationRequest {
+            change: change("code"),
+            organisation_id: hamlet.clone(),
+            code: Some("000.00.21.H34".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The code of an organisation outside its subtree: refused (I6).
+    denied(
+        agency
+            .update_organisation(pb::UpdateOrganisationRequest {
+                change: change("code"),
+                organisation_id: orgs.finance.clone(),
+                code: Some("000.00.22.H34".into()),
+                ..Default::default()
+            })
+            .await,
+        "UBND huyện Diên Khánh",
+        "organisation.updated",
+    );
     // One level outside: a sibling department of the same provincial agency.
     let m = denied(
         agency
@@ -486,6 +511,7 @@ async fn I6_an_agency_admin_changes_its_own_organisations_and_nothing_outside(w:
                 parent_id: String::new(),
                 managing_agency_id: orgs.sotttt.clone(),
                 mail_domain: DOMAIN.into(),
+                code: String::new(),
             })
             .await,
         "UBND huyện Diên Khánh",

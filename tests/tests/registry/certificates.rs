@@ -470,6 +470,7 @@ async fn unknown_ids_are_not_found(svc: Service) {
             parent_id: "org_missing".into(),
             managing_agency_id: String::new(),
             mail_domain: "khanhson.khanhhoa.gov.vn".into(),
+            code: String::new(),
         })
         .await
         .unwrap_err();

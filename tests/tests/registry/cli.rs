@@ -424,7 +424,7 @@ async fn cli_import_certificates_guesses_holders_by_unicode_name_in_the_registry
     assert_eq!(
         found["organisations"],
         json!([{"id": org, "name": "ỦY BAN NHÂN DÂN TỈNH KHÁNH HÒA",
-                "managing_agency_id": "", "exact": true}])
+                "managing_agency_id": "", "exact": true, "code": ""}])
     );
 
     let dir = tempfile::tempdir().unwrap();

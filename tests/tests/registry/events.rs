@@ -298,6 +298,7 @@ async fn replay(events: &[pb::Event], into: &Service) -> std::collections::HashM
                     parent_id: id(&ids, "parent_id"),
                     managing_agency_id: id(&ids, "managing_agency_id"),
                     mail_domain: jstr(&v, "mail_domain"),
+                    code: jstr(&v, "code"),
                 })
                 .await
                 .unwrap()
@@ -535,6 +536,7 @@ async fn replay(events: &[pb::Event], into: &Service) -> std::collections::HashM
                     organisation_id: ids[&e.entity_id].clone(),
                     name: text("name"),
                     mail_domain: text("mail_domain"),
+                    code: None,
                     managing_agency_id: org_id("managing_agency_id"),
                     parent_id: org_id("parent_id"),
                 })

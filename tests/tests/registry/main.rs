@@ -18,6 +18,7 @@ mod certificates;
 mod cli;
 mod events;
 mod index;
+mod jurisdiction;
 mod names;
 mod organisations;
 mod reports;

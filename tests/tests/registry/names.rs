@@ -60,6 +60,7 @@ async fn register_org_certificate(c: &mut RegistryClient<Channel>) -> pb::Certif
             parent_id: String::new(),
             managing_agency_id: String::new(),
             mail_domain: "khanhhoa.gov.vn".into(),
+            code: String::new(),
         })
         .await
         .unwrap()

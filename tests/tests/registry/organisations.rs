@@ -33,7 +33,10 @@ async fn find_people(svc: &Service, name: &str, org: &str) -> Vec<(String, bool)
 
 async fn find_organisations(svc: &Service, name: &str) -> Vec<(String, bool)> {
     svc.c()
-        .find_organisations(pb::FindOrganisationsRequest { name: name.into() })
+        .find_organisations(pb::FindOrganisationsRequest {
+            name: name.into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -126,6 +129,7 @@ async fn organisation_update_refuses_a_cycle_of_managing_agencies_I6(svc: Servic
             parent_id: p.ubnd.clone(),
             managing_agency_id: p.ubnd.clone(),
             mail_domain: "khanhson.khanhhoa.gov.vn".into(),
+            code: String::new(),
         })
         .await
         .unwrap()

@@ -24,6 +24,7 @@ async fn create_org(svc: &Service, name: &str, managing: &str) -> String {
             parent_id: String::new(),
             managing_agency_id: managing.to_owned(),
             mail_domain: DOMAIN.into(),
+            code: String::new(),
         })
         .await
         .unwrap()
@@ -197,6 +198,7 @@ async fn register_document(
                 String::new()
             },
             at: at.and_then(ts),
+            signatures: Vec::new(),
         })
         .await
         .map(|r| r.into_inner().entry.unwrap())

@@ -172,6 +172,7 @@ async fn enter(
                 String::new()
             },
             at: ts(now() - DAY),
+            signatures: Vec::new(),
         })
         .await
         .unwrap()

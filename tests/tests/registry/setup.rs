@@ -263,6 +263,7 @@ pub(crate) async fn seed(svc: &Service) -> Province {
             parent_id: String::new(),
             managing_agency_id: String::new(),
             mail_domain: "sotttt.khanhhoa.gov.vn".into(),
+            code: String::new(),
         })
         .await
         .unwrap()
@@ -276,6 +277,7 @@ pub(crate) async fn seed(svc: &Service) -> Province {
             parent_id: String::new(),
             managing_agency_id: sotttt.clone(),
             mail_domain: DOMAIN.into(),
+            code: String::new(),
         })
         .await
         .unwrap()

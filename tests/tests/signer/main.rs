@@ -13,6 +13,7 @@ mod bench;
 mod consent;
 mod documents;
 mod hsm;
+mod outside;
 mod pdf;
 mod readiness;
 mod retry;

@@ -106,6 +106,7 @@ fn receive_request(c: &Cluster, pdf: &[u8], key: &str) -> dpb::ReceiveIncomingRe
         document_type: "QD".into(),
         received_at: None,
         idempotency_key: key.into(),
+        sender_code: String::new(),
     }
 }
 
