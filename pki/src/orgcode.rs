@@ -11,8 +11,9 @@
 
 use std::fmt;
 
-/// A checked organisation code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A checked organisation code: the one parser of the project (the registry, the document
+/// flow and the edXML reader all use it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrgCode {
     /// Level 1: the letter and its two digits (`H`, 41).
     letter: u8,
@@ -29,7 +30,10 @@ pub struct OrgCode {
 pub struct BadCode(&'static str);
 
 /// The national exchange's address prefix (`VN:GOV:<code>:<subsystem>`).
-const ADDRESS_PREFIX: &str = "VN:GOV:";
+pub const ADDRESS_PREFIX: &str = "VN:GOV:";
+
+/// The longest code the decision allows, checked before anything else.
+pub const MAX_LEN: usize = 35;
 
 fn digits<const N: usize>(s: &str) -> Option<u16> {
     (s.len() == N && s.bytes().all(|b| b.is_ascii_digit()))
@@ -37,18 +41,28 @@ fn digits<const N: usize>(s: &str) -> Option<u16> {
 }
 
 impl OrgCode {
-    /// Parses `NNN.NN.NN.Xnn`; the exchange's address form `VN:GOV:<code>[:<subsystem>]` is
-    /// accepted for the code it carries. Surrounding blanks are ignored; the letter must be
-    /// upper case, as the decision writes it.
+    /// Parses a code an operator or a caller typed: surrounding blanks are ignored, and the
+    /// exchange's address form `VN:GOV:<code>[:<subsystem>]` is accepted for the code it
+    /// carries. The code itself is read by [`OrgCode::parse_exact`].
     pub fn parse(text: &str) -> Result<Self, BadCode> {
         let t = text.trim();
-        if t.len() > 35 {
+        if t.len() > MAX_LEN {
             return Err(BadCode("longer than 35 characters"));
         }
         let t = match t.strip_prefix(ADDRESS_PREFIX) {
             Some(rest) => rest.split(':').next().unwrap_or_default(),
             None => t,
         };
+        Self::parse_exact(t)
+    }
+
+    /// Parses exactly `NNN.NN.NN.Xnn`, nothing around it (a document's `OrganId`): the letter
+    /// upper case as the decision writes it, level 1 not zero, no used level under an unused
+    /// one.
+    pub fn parse_exact(t: &str) -> Result<Self, BadCode> {
+        if t.len() > MAX_LEN {
+            return Err(BadCode("longer than 35 characters"));
+        }
         let parts: Vec<&str> = t.split('.').collect();
         let [p4, p3, p2, p1] = parts.as_slice() else {
             return Err(BadCode("four dot-separated levels are needed"));
@@ -83,6 +97,11 @@ impl OrgCode {
         })
     }
 
+    /// How many levels are used (1 to 4).
+    pub fn depth(self) -> u8 {
+        1 + u8::from(self.l2 != 0) + u8::from(self.l3 != 0) + u8::from(self.l4 != 0)
+    }
+
     /// The unit above: the most specific level zeroed; `None` for a level-1 body.
     pub fn parent(self) -> Option<Self> {
         let mut p = self;
@@ -100,13 +119,19 @@ impl OrgCode {
 
     /// This code and every code above it, most specific first.
     pub fn lineage(self) -> Vec<Self> {
-        let mut out = vec![self];
-        let mut at = self;
-        while let Some(p) = at.parent() {
-            out.push(p);
-            at = p;
-        }
-        out
+        std::iter::successors(Some(self), |c| c.parent()).collect()
+    }
+
+    /// Whether `self` is `other` or a unit under it.
+    pub fn is_within(self, other: Self) -> bool {
+        std::iter::successors(Some(self), |c| c.parent()).any(|c| c == other)
+    }
+}
+
+impl std::str::FromStr for OrgCode {
+    type Err = BadCode;
+    fn from_str(s: &str) -> Result<Self, BadCode> {
+        Self::parse_exact(s)
     }
 }
 
@@ -140,6 +165,12 @@ mod tests {
             ]
         );
         assert_eq!(OrgCode::parse("000.00.00.G22").unwrap().parent(), None);
+        assert_eq!(OrgCode::parse("000.00.00.G22").unwrap().depth(), 1);
+        assert_eq!(c.depth(), 4);
+        assert!(c.is_within(OrgCode::parse("000.00.00.H41").unwrap()));
+        assert!(!c.is_within(OrgCode::parse("000.00.00.H34").unwrap()));
+        assert!(OrgCode::parse_exact(" 001.02.03.H41").is_err());
+        assert!(OrgCode::parse_exact("VN:GOV:000.00.12.H41:edoc").is_err());
         assert_eq!(
             OrgCode::parse("VN:GOV:000.00.12.H41:edoc")
                 .unwrap()

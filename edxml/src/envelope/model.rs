@@ -133,7 +133,7 @@ impl DocumentId {
             return Err(bad("an empty number or notation"));
         }
         Ok(Self {
-            organ_id: OrganId::parse(organ)?,
+            organ_id: crate::organ::parse_organ_id(organ)?,
             date: parse_date(date)?,
             number: number.to_owned(),
             notation: notation.to_owned(),

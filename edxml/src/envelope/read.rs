@@ -288,7 +288,7 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     fn organ_id(&self) -> Result<OrganId> {
-        OrganId::parse(&self.text("OrganId")?)
+        crate::organ::parse_organ_id(&self.text("OrganId")?)
     }
 }
 

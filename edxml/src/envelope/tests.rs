@@ -12,7 +12,7 @@ use crate::status::{StatusCode, StatusMessage};
 use crate::{EdxmlError, EdxmlLimits};
 
 fn organ(code: &str) -> OrganId {
-    OrganId::parse(code).unwrap()
+    crate::organ::parse_organ_id(code).unwrap()
 }
 
 fn pdf() -> Vec<u8> {

@@ -75,16 +75,20 @@ pub fn organ_id(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(id) = OrganId::parse(text) {
+    if let Ok(id) = OrganId::parse_exact(text) {
         assert_eq!(id.to_string(), text);
         let mut levels = 1;
         let mut at = id;
         while let Some(parent) = at.parent() {
-            assert!(at.is_within(&parent) && parent.depth() < at.depth());
+            assert!(at.is_within(parent) && parent.depth() < at.depth());
             at = parent;
             levels += 1;
         }
         assert_eq!(levels, id.depth());
+    }
+    // The lenient form (what an operator types) reads the same code as the exact one.
+    if let Ok(id) = OrganId::parse(text) {
+        assert_eq!(OrganId::parse_exact(&id.to_string()), Ok(id));
     }
     if let Ok(address) = ExchangeAddress::parse(text) {
         assert_eq!(address.to_string(), text);

@@ -18,6 +18,8 @@ const LIMITS: EdxmlLimits = EdxmlLimits {
     max_attributes: 16,
     max_namespaces: 16,
     max_attachments: 4,
+    max_attachment_bytes: 32 << 10,
+    max_attachments_total_bytes: 32 << 10,
     max_certificates: 4,
     max_references: 3,
     max_transforms: 2,
