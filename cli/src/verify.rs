@@ -2,7 +2,9 @@
 //!
 //! A file starting with `%PDF-` is verified as a PDF (every signature, the
 //! revision it covers and what changed after it, V5); a DER/BER SEQUENCE or a PEM
-//! armour as a CMS; anything else is refused naming the file ([`sniff`]).
+//! armour as a CMS; an XML document whose root is `edXML` as an edXML envelope or status
+//! message (its XML signature, then each attached PDF or CMS, N6); anything else is refused
+//! naming the file ([`sniff`]).
 //!
 //! Trust: the given anchors, or by default the government roots pinned by fingerprint
 //! (`kyso_validation::pinned`). Certificates the caller supplies (`--certificates`)
@@ -21,6 +23,7 @@ use kyso_proto::verifier::v1 as pb;
 use kyso_validation::certsource::{MAX_SUPPLIED_CERTIFICATES, SuppliedCertificates};
 use kyso_validation::config::UrlRewrite;
 use kyso_validation::convert;
+use kyso_validation::edxml::{EdxmlReport, EdxmlVerifyOptions};
 use kyso_validation::pdf::{PdfReport, PdfVerifyOptions};
 use kyso_validation::report::{DocumentReport, Indication, RevocationPolicy};
 use kyso_validation::verify::Verifier;
@@ -94,6 +97,7 @@ pub struct VerifyArgs {
 enum FileReport {
     Cms(DocumentReport),
     Pdf(PdfReport),
+    Edxml(Box<EdxmlReport>),
 }
 
 impl FileReport {
@@ -101,6 +105,7 @@ impl FileReport {
         match self {
             Self::Cms(r) => r.indication,
             Self::Pdf(r) => r.indication,
+            Self::Edxml(r) => r.indication,
         }
     }
 }
@@ -220,6 +225,19 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
                 }));
                 if !args.json {
                     print_text(&file, report);
+                }
+            }
+            Ok(FileReport::Edxml(report)) => {
+                all_passed &= report.indication == Indication::TotalPassed;
+                signatures.extend(edxml_signatures(&file, report));
+                let mut doc = serde_json::to_value(report).unwrap_or_default();
+                if let Some(o) = doc.as_object_mut() {
+                    o.insert("file".into(), json!(file));
+                    o.insert("format".into(), json!("edxml"));
+                }
+                documents.push(doc);
+                if !args.json {
+                    print_edxml(&file, report);
                 }
             }
             Err(e) => {
@@ -361,6 +379,7 @@ fn anchor_files(dir: Option<&std::path::Path>) -> Result<Vec<PathBuf>, CliError>
 enum Format {
     Pdf,
     Cms,
+    Edxml,
 }
 
 /// The format of `bytes`, or the error naming `path` and saying what it is not. The one
@@ -369,13 +388,16 @@ fn sniff(path: &std::path::Path, bytes: &[u8]) -> Result<Format, CliError> {
     if bytes.starts_with(b"%PDF-") {
         return Ok(Format::Pdf);
     }
+    if kyso_edxml::looks_like_edxml(bytes) {
+        return Ok(Format::Edxml);
+    }
     // DER/BER: a SEQUENCE; PEM: an armour line (PKCS7, CMS).
     let text = bytes.trim_ascii_start();
     if bytes.first() == Some(&0x30) || text.starts_with(b"-----BEGIN") {
         return Ok(Format::Cms);
     }
     Err(CliError::Usage(format!(
-        "{}: not a signature kyso reads: not CMS (DER, BER or PEM) or PDF (edXML: envelopes are not read yet)",
+        "{}: not a signature kyso reads: not CMS (DER, BER or PEM), PDF or edXML (an XML document whose root is edXML)",
         path.display()
     )))
 }
@@ -416,7 +438,19 @@ async fn verify_file(
     policy: Option<RevocationPolicy>,
 ) -> Result<FileReport, CliError> {
     let signature = read_file(path)?;
-    if let Format::Pdf = sniff(path, &signature)? {
+    let format = sniff(path, &signature)?;
+    if let Format::Edxml = format {
+        if content.is_some() {
+            return Err(CliError::Usage(format!(
+                "{}: --content applies to detached CMS signatures; an edXML envelope carries what it signs",
+                path.display()
+            )));
+        }
+        return verify_edxml(backend, path, signature, at, policy)
+            .await
+            .map(|r| FileReport::Edxml(Box::new(r)));
+    }
+    if let Format::Pdf = format {
         if content.is_some() {
             return Err(CliError::Usage(format!(
                 "{}: --content applies to detached CMS signatures; a PDF carries what it signs",
@@ -500,6 +534,116 @@ async fn verify_cms(
             };
             let resp = client.clone().verify_cms(req).await?.into_inner();
             Ok(convert::document_from_pb(&resp))
+        }
+    }
+}
+
+async fn verify_edxml(
+    backend: &Backend,
+    path: &std::path::Path,
+    xml: Vec<u8>,
+    at: Option<OffsetDateTime>,
+    policy: Option<RevocationPolicy>,
+) -> Result<EdxmlReport, CliError> {
+    match backend {
+        Backend::Local(v) => {
+            let options = EdxmlVerifyOptions {
+                at,
+                policy,
+                ..EdxmlVerifyOptions::default()
+            };
+            v.verify_edxml(&xml, &options, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+        }
+        Backend::Remote(_) => Err(CliError::Usage(format!(
+            "{}: edXML is verified in-process only for now; run without --server",
+            path.display()
+        ))),
+    }
+}
+
+/// The envelope's signature and its attachments' signatures, each an entry of the
+/// `signatures` array like a CMS one (indication and sub-indication at the top level),
+/// with the file and the part of the envelope it belongs to.
+fn edxml_signatures(file: &str, report: &EdxmlReport) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut push = |part: String, v: serde_json::Value| {
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("file".into(), json!(file));
+            o.insert("part".into(), json!(part));
+        }
+        out.push(v);
+    };
+    if let Some(s) = &report.signature {
+        push(
+            "envelope".into(),
+            serde_json::to_value(s).unwrap_or_default(),
+        );
+    }
+    for a in &report.attachments {
+        let part = format!("attachment {}", a.name);
+        if let Some(p) = &a.pdf {
+            for s in &p.signatures {
+                push(part.clone(), serde_json::to_value(s).unwrap_or_default());
+            }
+        }
+        if let Some(c) = &a.cms {
+            for s in &c.signatures {
+                push(part.clone(), serde_json::to_value(s).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn print_edxml(file: &str, report: &EdxmlReport) {
+    let s = &report.summary;
+    println!(
+        "{file}: {} (edXML {}, from {}{}, {})",
+        name_of(report.indication),
+        s.kind,
+        s.from,
+        s.from_name
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default(),
+        s.document_id
+    );
+    if let Some(subject) = &s.subject {
+        println!("  subject: {subject}");
+    }
+    if let Some(status) = &s.status {
+        println!("  status: {status}");
+    }
+    match &report.signature {
+        Some(sig) => {
+            let sub = sig
+                .sub_indication
+                .map(|x| format!("/{}", name_of(x)))
+                .unwrap_or_default();
+            println!("  envelope signature: {}{sub}", name_of(sig.indication));
+            print_signer(sig);
+        }
+        None => println!("  envelope signature: none that can be verified"),
+    }
+    for w in &report.warnings {
+        println!("  warning: {w}");
+    }
+    for a in &report.attachments {
+        println!(
+            "  attachment {:?} ({}, {}, {} bytes, SHA-256 {})",
+            a.name, a.content_type, a.sniffed, a.size, a.sha256
+        );
+        if let Some(p) = &a.pdf {
+            print_pdf(&format!("    {}", a.name), p);
+        }
+        if let Some(c) = &a.cms {
+            print_text(&format!("    {}", a.name), c);
+        }
+        if let Some(e) = &a.error {
+            println!("    error: {e}");
         }
     }
 }

@@ -17,9 +17,11 @@ pub mod dsig;
 pub mod envelope;
 pub mod error;
 pub mod limits;
+pub mod open;
 pub mod organ;
 pub mod status;
 pub mod xml;
 
 pub use error::EdxmlError;
 pub use limits::EdxmlLimits;
+pub use open::{Opened, SignatureState, looks_like_edxml, open};

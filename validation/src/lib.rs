@@ -6,6 +6,8 @@
 //!   certificate: cryptography, path, validity and revocation at the reference time.
 //! - [`pdf`]: `Verifier::verify_pdf`, the CMS checks of each PDF signature over its
 //!   byte range folded with the PDF reader's checks.
+//! - [`edxml`]: `Verifier::verify_edxml`, an edXML envelope's XML signature judged like a
+//!   CMS signer, and its attached PDFs and CMS verified as documents of their own.
 //! - [`certsource`]: where a signer's certificate may come from when the signature
 //!   does not carry it (the caller's certificates; a service's book, behind a trait).
 //! - [`pinned`]: the government roots pinned by fingerprint, the default trust.
@@ -21,6 +23,7 @@
 pub mod certsource;
 pub mod config;
 pub mod convert;
+pub mod edxml;
 pub mod pdf;
 pub mod pinned;
 pub mod report;

@@ -120,7 +120,7 @@ impl Verifier {
             .await
     }
 
-    async fn verify_pdf_inner(
+    pub(crate) async fn verify_pdf_inner(
         &self,
         pdf: &[u8],
         options: &PdfVerifyOptions,

@@ -185,7 +185,7 @@ impl Verifier {
         kyso_revocation::policy::per_request(max, f).await
     }
 
-    async fn verify_cms_inner(
+    pub(crate) async fn verify_cms_inner(
         &self,
         req: CmsRequest<'_>,
         source: &dyn CertificateSource,

@@ -606,3 +606,55 @@ fn xades_signed_properties_are_verified_N6() {
         );
     }
 }
+
+/// `kyso verify` recognises an envelope by its content and reports its signature in the
+/// same JSON shape as a CMS one (indication at the top level, the part it belongs to), with
+/// the envelope's header and attachments; a tampered envelope fails on its digest (N6, V5).
+#[test]
+fn kyso_verify_reads_envelopes_N6() {
+    let pki = TestPki::get();
+    let dir = tempfile::tempdir().unwrap();
+    // A real (unsigned) PDF as the attachment: listed with its hash, not judged.
+    let pdf = kyso_tests::pdf_fixtures::classic_pdf(
+        &[
+            "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+            "<< /Type /Pages /Kids [] /Count 0 >>".to_string(),
+        ],
+        "",
+    );
+    let pdf_b64 = {
+        use base64ct::Encoding;
+        base64ct::Base64::encode_string(&pdf)
+    };
+    let unsigned = with_signature(&template("ds:", RSA_SHA256, SHA256)).replace(PDF_B64, &pdf_b64);
+    let signed = xmlsec_sign(pki, "org-rsa", &unsigned);
+    let good = dir.path().join("envelope.edxml");
+    std::fs::write(&good, &signed).unwrap();
+    let (out, json) = crate::cli::local(&[&good]);
+    let json = json.unwrap_or_else(|| panic!("no JSON: {}", out.stderr_str()));
+    assert_eq!(json["indication"], "TOTAL_PASSED", "{json:#}");
+    assert_eq!(json["signatures"][0]["part"], "envelope");
+    assert_eq!(json["signatures"][0]["indication"], "TOTAL_PASSED");
+    let doc = &json["documents"][0];
+    assert_eq!(doc["format"], "edxml");
+    assert_eq!(doc["summary"]["from"], "000.00.15.H34");
+    assert_eq!(
+        doc["summary"]["document_id"],
+        "000.00.15.H34,2026/12/01,1234/QĐ-UBND"
+    );
+    assert_eq!(doc["attachments"][0]["sniffed"], "PDF");
+    assert_eq!(doc["attachments"][0]["size"], pdf.len());
+    assert!(
+        doc["warnings"].to_string().contains("without signatures"),
+        "{doc:#}"
+    );
+    assert!(out.success());
+
+    let tampered = dir.path().join("tampered.edxml");
+    std::fs::write(&tampered, signed.replace("năm 2027", "năm 2028")).unwrap();
+    let (out, json) = crate::cli::local(&[&tampered]);
+    let json = json.unwrap_or_else(|| panic!("no JSON: {}", out.stderr_str()));
+    assert_eq!(json["indication"], "TOTAL_FAILED", "{json:#}");
+    assert_eq!(json["signatures"][0]["sub_indication"], "HASH_FAILURE");
+    assert_eq!(out.status.code(), Some(1));
+}
