@@ -556,10 +556,15 @@ async fn verify_edxml(
                 .await
                 .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
         }
-        Backend::Remote(_) => Err(CliError::Usage(format!(
-            "{}: edXML is verified in-process only for now; run without --server",
-            path.display()
-        ))),
+        Backend::Remote(client) => {
+            let req = pb::VerifyEdxmlRequest {
+                edxml: xml,
+                at: at.map(convert::ts),
+                revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
+            };
+            let resp = client.clone().verify_edxml(req).await?.into_inner();
+            Ok(convert::edxml_from_pb(&resp))
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 use kyso_pki::time::OffsetDateTime;
 use kyso_proto::verifier::v1 as pb;
 
+use crate::edxml::{AttachmentReport, EdxmlReport, EdxmlSummary};
 use crate::pdf::{
     Modification, ModificationKind, PdfReport, PdfSignatureReport, Revision, SignatureKind,
 };
@@ -585,6 +586,76 @@ fn evidence_from_pb(e: &pb::RevocationEvidence) -> RevocationEvidence {
         from_cache: e.from_cache,
         stale: e.stale,
         detail: some(e.detail.clone()),
+    }
+}
+
+/// edXML report → proto.
+pub fn edxml_to_pb(r: &EdxmlReport) -> pb::VerifyEdxmlResponse {
+    let s = &r.summary;
+    pb::VerifyEdxmlResponse {
+        indication: to_pb(INDICATIONS, r.indication),
+        summary: Some(pb::EdxmlSummary {
+            kind: s.kind.clone(),
+            from: s.from.clone(),
+            from_name: opt(&s.from_name),
+            to: s.to.clone(),
+            document_id: s.document_id.clone(),
+            code: opt(&s.code),
+            subject: opt(&s.subject),
+            status: opt(&s.status),
+        }),
+        signature: r.signature.as_ref().map(signature_to_pb),
+        attachments: r
+            .attachments
+            .iter()
+            .map(|a| pb::EdxmlAttachment {
+                content_id: a.content_id.clone(),
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                sniffed: a.sniffed.clone(),
+                size: a.size as u64,
+                sha256: a.sha256.clone(),
+                pdf: a.pdf.as_ref().map(pdf_to_pb),
+                cms: a.cms.as_ref().map(document_to_pb),
+                error: opt(&a.error),
+            })
+            .collect(),
+        warnings: r.warnings.clone(),
+    }
+}
+
+/// Proto → edXML report (for clients that print what a server said).
+pub fn edxml_from_pb(r: &pb::VerifyEdxmlResponse) -> EdxmlReport {
+    let s = r.summary.clone().unwrap_or_default();
+    EdxmlReport {
+        indication: from_pb(INDICATIONS, r.indication).unwrap_or(Indication::Indeterminate),
+        summary: EdxmlSummary {
+            kind: s.kind,
+            from: s.from,
+            from_name: some(s.from_name),
+            to: s.to,
+            document_id: s.document_id,
+            code: some(s.code),
+            subject: some(s.subject),
+            status: some(s.status),
+        },
+        signature: r.signature.as_ref().map(signature_from_pb),
+        attachments: r
+            .attachments
+            .iter()
+            .map(|a| AttachmentReport {
+                content_id: a.content_id.clone(),
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                sniffed: a.sniffed.clone(),
+                size: usize::try_from(a.size).unwrap_or(usize::MAX),
+                sha256: a.sha256.clone(),
+                pdf: a.pdf.as_ref().map(pdf_from_pb),
+                cms: a.cms.as_ref().map(document_from_pb),
+                error: some(a.error.clone()),
+            })
+            .collect(),
+        warnings: r.warnings.clone(),
     }
 }
 

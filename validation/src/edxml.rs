@@ -37,7 +37,7 @@ pub struct EdxmlVerifyOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EdxmlSummary {
     /// `envelope` or `status`.
-    pub kind: &'static str,
+    pub kind: String,
     /// The sender's organisation code.
     pub from: String,
     /// The sender's name, when given.
@@ -64,7 +64,7 @@ pub struct AttachmentReport {
     /// `ContentType` as declared.
     pub content_type: String,
     /// What the bytes are.
-    pub sniffed: &'static str,
+    pub sniffed: String,
     /// Decoded size.
     pub size: usize,
     /// SHA-256 of the decoded content, hex.
@@ -139,7 +139,7 @@ impl Verifier {
         let (summary, attachments) = match &opened.message {
             Message::Envelope(e) => (
                 EdxmlSummary {
-                    kind: "envelope",
+                    kind: "envelope".into(),
                     from: e.header.from.organ_id.to_string(),
                     from_name: e.header.from.organ_name.clone(),
                     to: e.header.to.iter().map(|o| o.organ_id.to_string()).collect(),
@@ -155,7 +155,7 @@ impl Verifier {
             ),
             Message::Status(s) => (
                 EdxmlSummary {
-                    kind: "status",
+                    kind: "status".into(),
                     from: s.from.organ_id.to_string(),
                     from_name: s.from.organ_name.clone(),
                     to: Vec::new(),
@@ -224,7 +224,7 @@ impl Verifier {
             content_id: a.content_id.clone(),
             name: a.attachment_name.clone(),
             content_type: a.content_type.clone(),
-            sniffed: sniffed.describe(),
+            sniffed: sniffed.describe().into(),
             size: a.data.len(),
             sha256: hex::encode(a.sha256()),
             pdf: None,

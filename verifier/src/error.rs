@@ -25,6 +25,9 @@ pub enum Error {
     /// The PDF cannot be read (not a PDF, encrypted, broken, over a limit).
     #[error(transparent)]
     Pdf(#[from] kyso_pdf::PdfError),
+    /// The edXML document cannot be read (not well-formed, ambiguous, unsafe, over a limit).
+    #[error(transparent)]
+    Edxml(#[from] kyso_edxml::EdxmlError),
     /// The service host failed (set-up, TLS, serving).
     #[error(transparent)]
     Server(#[from] kyso_server::Error),
@@ -56,6 +59,8 @@ impl Error {
             Self::InvalidField { .. } | Self::Pki(_) => "invalid_argument",
             Self::Pdf(kyso_pdf::PdfError::TooLarge { .. }) => "resource_exhausted",
             Self::Pdf(_) => "invalid_argument",
+            Self::Edxml(kyso_edxml::EdxmlError::Limit { .. }) => "resource_exhausted",
+            Self::Edxml(_) => "invalid_argument",
             _ => "internal",
         }
     }
@@ -90,6 +95,15 @@ impl From<Error> for Status {
                     _ => Code::InvalidArgument,
                 };
                 Status::with_error_details(code, p.to_string(), details)
+            }
+            Error::Edxml(e) => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation("edxml", e.to_string());
+                let code = match e {
+                    kyso_edxml::EdxmlError::Limit { .. } => Code::ResourceExhausted,
+                    _ => Code::InvalidArgument,
+                };
+                Status::with_error_details(code, e.to_string(), details)
             }
             // Internal details stay in the log, not in the answer.
             other => status::internal("verifier", &other),

@@ -10,6 +10,7 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_proto::verifier::v1 as pb;
 use kyso_validation::certsource::SuppliedCertificates;
 use kyso_validation::convert;
+use kyso_validation::edxml::EdxmlVerifyOptions;
 use kyso_validation::pdf::{PdfLimits, PdfVerifyOptions};
 use kyso_validation::verify::{CmsRequest, Verifier};
 use tonic::{Request, Response, Status, Streaming};
@@ -195,6 +196,41 @@ impl VerifierService {
         Ok(convert::pdf_to_pb(&report))
     }
 
+    async fn verify_edxml_one(
+        &self,
+        req: pb::VerifyEdxmlRequest,
+    ) -> Result<pb::VerifyEdxmlResponse, Error> {
+        if req.edxml.is_empty() {
+            return Err(Error::field(
+                "edxml",
+                "empty: an edXML document is required",
+            ));
+        }
+        let at = match &req.at {
+            None => None,
+            Some(t) => Some(
+                convert::from_ts(t)
+                    .ok_or_else(|| Error::field("at", "not a representable time"))?,
+            ),
+        };
+        let options = EdxmlVerifyOptions {
+            at,
+            policy: convert::policy_from_pb(req.revocation_policy),
+            ..EdxmlVerifyOptions::default()
+        };
+        let report = self
+            .verifier
+            .verify_edxml(&req.edxml, &options, (self.clock)())
+            .await?;
+        if let Some(s) = &report.signature {
+            self.metrics
+                .record(&kyso_validation::report::DocumentReport::new(vec![
+                    s.clone(),
+                ]));
+        }
+        Ok(convert::edxml_to_pb(&report))
+    }
+
     /// One item of a stream: admitted, verified within its deadline.
     async fn verify_item(
         &self,
@@ -295,6 +331,25 @@ impl pb::verifier_server::Verifier for VerifierService {
             Err(e) => e.outcome(),
         };
         self.observe("VerifyPdf", started, outcome);
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    async fn verify_edxml(
+        &self,
+        request: Request<pb::VerifyEdxmlRequest>,
+    ) -> Result<Response<pb::VerifyEdxmlResponse>, Status> {
+        let _g = InFlight::new(&self.metrics);
+        let started = Instant::now();
+        let req = request.into_inner();
+        let size = prost::Message::encoded_len(&req);
+        let result = self
+            .pooled(size, |this| async move { this.verify_edxml_one(req).await })
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.observe("VerifyEdxml", started, outcome);
         result.map(Response::new).map_err(Status::from)
     }
 

@@ -649,6 +649,17 @@ fn kyso_verify_reads_envelopes_N6() {
         "{doc:#}"
     );
     assert!(out.success());
+    // The same through a verifier (VerifyEdxml), in the same shape.
+    let server = crate::cli::Server::start(crate::cli::server_config());
+    let (out, remote) = crate::cli::remote(&server.url, &[], &[&good]);
+    let remote = remote.unwrap_or_else(|| panic!("no JSON: {}", out.stderr_str()));
+    assert_eq!(remote["indication"], "TOTAL_PASSED", "{remote:#}");
+    assert_eq!(remote["signatures"][0]["part"], "envelope");
+    assert_eq!(remote["documents"][0]["summary"], doc["summary"]);
+    assert_eq!(
+        remote["documents"][0]["attachments"][0]["sha256"],
+        doc["attachments"][0]["sha256"]
+    );
 
     let tampered = dir.path().join("tampered.edxml");
     std::fs::write(&tampered, signed.replace("năm 2027", "năm 2028")).unwrap();
