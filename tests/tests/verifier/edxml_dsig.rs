@@ -669,3 +669,37 @@ fn kyso_verify_reads_envelopes_N6() {
     assert_eq!(json["signatures"][0]["sub_indication"], "HASH_FAILURE");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Envelopes whose signature is intact but whose signer must not be trusted get the verdict
+/// a CMS by the same certificate gets: revoked, on hold (N7), expired, or issued by a CA
+/// that chains to no anchor (N6, V1).
+#[test]
+fn untrusted_signers_of_intact_envelopes_are_refused_N6() {
+    let pki = TestPki::get();
+    let dir = tempfile::tempdir().unwrap();
+    for (leaf, indication, sub) in [
+        ("revoked", "TOTAL_FAILED", "REVOKED"),
+        ("onhold", "TOTAL_FAILED", "REVOKED"),
+        ("expired", "INDETERMINATE", "OUT_OF_BOUNDS_NO_POE"),
+        ("rogue", "INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND"),
+    ] {
+        let signed = xmlsec_sign(
+            pki,
+            leaf,
+            &with_signature(&template("ds:", RSA_SHA256, SHA256)),
+        );
+        let c = check(&signed);
+        assert!(c.check.passed(), "{leaf}: the signature itself is intact");
+        let file = dir.path().join(format!("{leaf}.edxml"));
+        std::fs::write(&file, &signed).unwrap();
+        let (out, json) = crate::cli::local(&[&file]);
+        let json = json.unwrap_or_else(|| panic!("no JSON: {}", out.stderr_str()));
+        let s = &json["signatures"][0];
+        assert_eq!(
+            (s["indication"].as_str(), s["sub_indication"].as_str()),
+            (Some(indication), Some(sub)),
+            "{leaf}: {json:#}"
+        );
+        assert_ne!(out.status.code(), Some(0), "{leaf}");
+    }
+}
