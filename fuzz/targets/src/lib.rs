@@ -19,7 +19,7 @@ mod xml_c14n;
 
 pub use certs::certs;
 pub use cms::cms;
-pub use edxml::{edxml_read, edxml_status, organ_id};
+pub use edxml::{edxml_open, edxml_read, edxml_status, organ_id};
 pub use pdf::pdf;
 pub use png::png;
 pub use revocation::revocation;
@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("png", png),
     ("revocation", revocation),
     ("xml_c14n", xml_c14n),
+    ("edxml_open", edxml_open),
     ("edxml_read", edxml_read),
     ("edxml_status", edxml_status),
     ("organ_id", organ_id),

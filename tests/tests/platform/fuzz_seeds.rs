@@ -32,7 +32,7 @@ fn fuzz_seeds_write() {
     revocation_seeds(pki);
     pdf_seeds();
     png_seeds();
-    edxml_seeds();
+    edxml_seeds(pki);
 }
 
 /// Signatures as `openssl cms` makes them: attached, detached, streamed (BER with indefinite
@@ -386,7 +386,7 @@ fn crc32(data: &[u8]) -> u32 {
 /// the readers must place (one XML-DSig in the header, one in the QCVN namespace, two), other
 /// builders' layouts, and what the reader refuses; organisation codes, exchange addresses and
 /// document identifiers, valid and not (N6).
-fn edxml_seeds() {
+fn edxml_seeds(pki: &TestPki) {
     use kyso_edxml::attachment::Attachment;
     use kyso_edxml::envelope::model::*;
     use kyso_edxml::envelope::{write as write_envelope, write_status};
@@ -493,6 +493,7 @@ fn edxml_seeds() {
     let sig = r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature>"#;
     let e = |name: &str, text: &str| write("edxml_read", &format!("{name}.xml"), text.as_bytes());
     e("envelope", &written.text);
+    edxml_open_seeds(pki, &written.text, written.signature_at);
     e("envelope-signed", &written.with_signature(sig));
     e(
         "envelope-qcvn-signature",
@@ -591,5 +592,46 @@ LjcK</q:ContentTransferEncoded><q:ContentType>application/pdf</q:ContentType><q:
         ("document-id-bad-date", "000.00.00.G22,2015/02/30,7816/VPCP"),
     ] {
         write("organ_id", name, text.as_bytes());
+    }
+}
+
+/// Envelopes kyso signs (RSA, ECDSA, RSA-PSS), one with its subject changed after signing
+/// and one with its signature value cut: everything `kyso_edxml::open` verifies.
+fn edxml_open_seeds(pki: &TestPki, unsigned: &str, at: usize) {
+    use kyso_edxml::dsig::{self, alg::SignatureMethod};
+    use kyso_pki::cert::Cert;
+    use kyso_pki::crypto::DigestAlgorithm;
+    for (name, leaf, method) in [
+        (
+            "rsa",
+            "org-rsa",
+            SignatureMethod::RsaPkcs1(DigestAlgorithm::Sha256),
+        ),
+        (
+            "ec256",
+            "personal-ec256",
+            SignatureMethod::Ecdsa(DigestAlgorithm::Sha256),
+        ),
+        (
+            "pss",
+            "personal-pss",
+            SignatureMethod::RsaPss(DigestAlgorithm::Sha256),
+        ),
+    ] {
+        let chain = [
+            Cert::from_der(&pki.leaf_der(leaf)).expect("the leaf"),
+            Cert::from_der(&pki.cert_der(pki.leaf_issuer(leaf))).expect("its issuer"),
+        ];
+        let prepared = dsig::prepare(unsigned, at, &chain, method).expect("prepare");
+        let pss = matches!(method, SignatureMethod::RsaPss(_));
+        let value = pki.sign_digest(leaf, "sha256", pss, prepared.signed_info_digest());
+        let signed = prepared.finish(&value).expect("finish");
+        write("edxml_open", &format!("{name}.xml"), signed.as_bytes());
+        if name == "rsa" {
+            let tampered = signed.replacen("Nội dung", "Nội dunh", 1);
+            write("edxml_open", "rsa-tampered.xml", tampered.as_bytes());
+            let cut = signed.replacen("<ds:SignatureValue>", "<ds:SignatureValue>AA", 1);
+            write("edxml_open", "rsa-value-cut.xml", cut.as_bytes());
+        }
     }
 }
