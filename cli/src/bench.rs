@@ -18,6 +18,8 @@ use crate::{CliError, read_file};
 // Declared here rather than in main.rs so that wiring the bench touches one file.
 #[path = "bench_sign.rs"]
 mod bench_sign;
+#[path = "bench_verify_edxml.rs"]
+mod bench_verify_edxml;
 #[path = "bench_verify_pdf.rs"]
 mod bench_verify_pdf;
 
@@ -35,6 +37,9 @@ pub enum BenchCommand {
     /// (hashing the byte ranges, checking the signature values) and, optionally, pyHanko's
     /// validation of the same file with the same CRLs.
     VerifyPdf(bench_verify_pdf::VerifyPdfBench),
+    /// VerifyEdxml of one signed envelope through a running verifier, against the in-process
+    /// floor (the XML work alone) and, optionally, xmlsec1 verifying the same file.
+    VerifyEdxml(bench_verify_edxml::VerifyEdxmlBench),
 }
 
 /// `kyso bench verify`.
@@ -78,6 +83,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
         BenchCommand::Authorize(b) => crate::bench_authorize::run(b).await,
         BenchCommand::Sign(b) => bench_sign::run(b).await,
         BenchCommand::VerifyPdf(b) => bench_verify_pdf::run(b).await,
+        BenchCommand::VerifyEdxml(b) => bench_verify_edxml::run(b).await,
     }
 }
 

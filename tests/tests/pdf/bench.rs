@@ -219,3 +219,108 @@ async fn bench_verify_pdf_refuses_a_pdf_without_signatures() {
     assert!(out.stdout.is_empty(), "{out}");
     assert!(out.stderr_str().contains("no signature"), "{out}");
 }
+
+/// The ~1 MiB two-signature sample as the attachment of an edXML envelope sealed by
+/// `org-rsa` (kyso's two-phase XML signing, the test PKI's key standing in for the HSM).
+fn signed_envelope() -> &'static Path {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = FILE.get_or_init(|| {
+        use base64ct::Encoding;
+        use kyso_edxml::dsig::{self, alg::SignatureMethod};
+        use kyso_pki::cert::Cert;
+        use kyso_pki::crypto::DigestAlgorithm;
+        let pki = TestPki::get();
+        let pdf = std::fs::read(signed_pdf()).unwrap();
+        let q = "http://www.mic.gov.vn/TBT/QCVN_102_2016";
+        let unsigned = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<edXML xmlns="{q}" xmlns:edXML="{q}"><edXML:edXMLEnvelope><edXML:edXMLHeader><edXML:MessageHeader><edXML:From><edXML:OrganId>000.00.15.H34</edXML:OrganId></edXML:From><edXML:To><edXML:OrganId>000.00.00.G22</edXML:OrganId></edXML:To><edXML:DocumentId>000.00.15.H34,2026/12/01,1234/QĐ-UBND</edXML:DocumentId><edXML:Code><edXML:CodeNumber>1234</edXML:CodeNumber><edXML:CodeNotation>QĐ-UBND</edXML:CodeNotation></edXML:Code><edXML:PromulgationInfo><edXML:Place>Khánh Hòa</edXML:Place><edXML:PromulgationDate>2026/12/01</edXML:PromulgationDate></edXML:PromulgationInfo><edXML:DocumentType><edXML:Type>1</edXML:Type></edXML:DocumentType><edXML:Subject>Kế hoạch năm 2027</edXML:Subject></edXML:MessageHeader></edXML:edXMLHeader><edXML:edXMLBody><edXML:edXMLManifest version="1.0"><edXML:Reference><edXML:ContentId>cid:1</edXML:ContentId><edXML:ContentType>application/pdf</edXML:ContentType><edXML:AttachmentName>1234.pdf</edXML:AttachmentName></edXML:Reference></edXML:edXMLManifest></edXML:edXMLBody></edXML:edXMLEnvelope><AttachmentEncoded><Attachment><ContentId>cid:1</ContentId><AttachmentName>1234.pdf</AttachmentName><ContentType>application/pdf</ContentType><edXML:ContentTransferEncoded>{}</edXML:ContentTransferEncoded></Attachment></AttachmentEncoded></edXML>
+"#,
+            base64ct::Base64::encode_string(&pdf)
+        );
+        let at = unsigned.find("</edXML:edXMLHeader>").unwrap();
+        let chain = [
+            Cert::from_der(&pki.leaf_der("org-rsa")).unwrap(),
+            Cert::from_der(&pki.cert_der(pki.leaf_issuer("org-rsa"))).unwrap(),
+        ];
+        let method = SignatureMethod::RsaPkcs1(DigestAlgorithm::Sha256);
+        let prepared = dsig::prepare(&unsigned, at, &chain, method).unwrap();
+        let value = pki.sign_digest("org-rsa", "sha256", false, prepared.signed_info_digest());
+        let signed = prepared.finish(&value).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envelope.edxml");
+        std::fs::write(&path, signed).unwrap();
+        (dir, path)
+    });
+    path
+}
+
+/// `kyso bench verify-edxml`: the service phase, the floor and xmlsec1 on the same envelope
+/// run, and the JSON has its shape (N6). Shape, not speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_verify_edxml_runs_the_service_the_floor_and_xmlsec1_N6() {
+    let pki = TestPki::get();
+    let (url, _stop) = start_verifier().await;
+    let envelope = signed_envelope().display().to_string();
+    let pid = std::process::id().to_string();
+    let root = pki.root_pem().display().to_string();
+    let issuing = pki.issuing_ca_pem().display().to_string();
+    let args = [
+        "bench",
+        "verify-edxml",
+        "--server",
+        &url,
+        "--envelope",
+        &envelope,
+        "--streams",
+        "2",
+        "--duration-secs",
+        "1",
+        "--warmup-secs",
+        "0",
+        "--floor-secs",
+        "1",
+        "--server-pid",
+        &pid,
+        "--xmlsec1-trusted",
+        &root,
+        "--xmlsec1-untrusted",
+        &issuing,
+    ];
+    let mut cmd = Command::new(workspace_bin("kyso"));
+    cmd.args(args).env_remove("KYSO_SERVER");
+    let out = tokio::task::spawn_blocking(move || {
+        kyso_tests::run(&mut cmd, None, Duration::from_secs(300))
+    })
+    .await
+    .unwrap()
+    .expect_success();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("JSON from kyso bench verify-edxml ({e}): {out}"));
+    assert_eq!(v["bench"], "verify-edxml", "{v}");
+    assert!(v["envelope_bytes"].as_u64().unwrap() > 1_000_000, "{v}");
+    assert_eq!(v["attachments"], 1, "{v}");
+    assert_eq!(v["attachment_signatures"], 2, "{v}");
+    assert!(v["verifications"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["not_passed"], 0, "{v}");
+    assert!(
+        v["server_cpu_ms_per_verification"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    let floor = &v["physical_limit"];
+    assert!(
+        floor["verifications_per_sec"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(
+        floor["cpu_ms_per_verification"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(v["ratio_to_physical_limit"].as_f64().unwrap() > 0.0, "{v}");
+    let x = &v["xmlsec1"];
+    assert!(x["verifications"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(x["failed"], 0, "{v}");
+    assert!(v["speedup_vs_xmlsec1"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["load_average"].is_number(), "{v}");
+}
