@@ -23,6 +23,35 @@ mod bench_verify_edxml;
 #[path = "bench_verify_pdf.rs"]
 mod bench_verify_pdf;
 
+/// The cores this process may use (every bench reports it beside its figures).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// The one-minute load average, where the system tells it (the machines are shared).
+pub(crate) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Latency percentile in milliseconds (`p` in 0..=1) of sorted latencies.
+pub(crate) fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(i)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
 /// `kyso bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -164,7 +193,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
         "raw_rsa2048_verify_per_sec": raw,
         "ratio_to_raw": if raw > 0.0 { throughput / raw } else { 0.0 },
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "cores": cores(),
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(ExitCode::SUCCESS)

@@ -467,7 +467,7 @@ pub async fn run(b: AuthorizeBench) -> Result<std::process::ExitCode, CliError> 
             "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
             "latency_from_send_ms": { "p50": sent_pct(0.50), "p90": sent_pct(0.90),
                 "p99": sent_pct(0.99), "max": sent_pct(1.0) },
-            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "cores": crate::bench::cores(),
         }));
     }
     let out = if outs.len() == 1 {

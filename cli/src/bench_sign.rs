@@ -123,14 +123,7 @@ impl Phase {
 
     /// Latency percentile in milliseconds (`p` in 0..=1).
     fn pct_ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies
-            .get(i)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
+        super::pct_ms(&self.latencies, p)
     }
 
     fn error_count(&self) -> u64 {
@@ -180,16 +173,6 @@ fn random_digest() -> Result<Vec<u8>, CliError> {
 /// Progress on stderr, one line per phase (stdout is the JSON).
 fn phase(name: &str, secs: u64) {
     eprintln!("kyso bench sign: {name} phase, {secs} s");
-}
-
-/// The one-minute load-average, where the system tells it.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// `concurrency` closed-loop callers for `duration`; each request takes the next target (round
@@ -578,8 +561,8 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         "ratio": ratio,
         "target": TARGET,
         "met": ratio >= TARGET,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "load_average_1m": load_average(),
+        "cores": super::cores(),
+        "load_average_1m": super::load_average(),
     });
     eprintln!("kyso bench sign: done");
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

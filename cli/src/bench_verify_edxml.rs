@@ -19,6 +19,7 @@ use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
+use super::{cores, load_average, pct_ms};
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
@@ -59,21 +60,6 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 
 fn progress(msg: &str) {
     eprintln!("kyso bench verify-edxml: {msg}");
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// CPU seconds of a process from `/proc/PID/stat`: (own user + system, waited-for
@@ -169,16 +155,6 @@ async fn drive(
     }
     total.elapsed = start.elapsed();
     Ok(total)
-}
-
-fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted
-        .get(i.min(sorted.len() - 1))
-        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 /// The floor: `kyso_edxml::open` of the envelope on one thread per core for `secs`.

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use tonic::transport::Channel;
 
+use super::{cores, load_average, pct_ms};
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
@@ -89,22 +90,6 @@ pub struct VerifyPdfBench {
 
 fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-/// The one-minute load average, where the system tells it (the machines are shared).
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Progress on stderr (stdout is the JSON).
@@ -262,18 +247,6 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
     );
     progress("done");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Latency percentile in milliseconds (`p` in 0..=1) of sorted latencies.
-fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted
-        .get(i)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
 }
 
 /// `Ok` when the document and every one of its `expected` signatures passed.
