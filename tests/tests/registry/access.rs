@@ -319,6 +319,14 @@ async fn a_caller_without_a_client_certificate_is_refused(w: World) {
         "CN=kyso verifier",
         "CheckAuthority",
     );
+    // CheckJurisdiction (A4) needs the same right as CheckAuthority.
+    denied(
+        nobody
+            .check_jurisdiction(pb::CheckJurisdictionRequest::default())
+            .await,
+        "CN=kyso verifier",
+        "CheckJurisdiction",
+    );
     r.stop().await;
 }
 
