@@ -27,6 +27,14 @@ pub enum DocCommand {
     Attach(AttachArgs),
     /// D7: a stored original by its SHA-256.
     Get(GetArgs),
+    /// N6, W3: an edXML envelope from the exchange: verified, registered and stamped, or
+    /// refused; the signed status messages for the sender (01, then 03 or 02) written out.
+    ReceiveEnvelope(crate::doc_exchange::ReceiveEnvelopeArgs),
+    /// N6, W4: a signed status message from the other side, entered in the document's
+    /// history; a take-back request (13) is answered (15 or 16), written out.
+    Status(crate::doc_exchange::StatusArgs),
+    /// W4: ask every recipient of a sent document to take it back (13, written out).
+    TakeBack(crate::doc_exchange::TakeBackArgs),
 }
 
 /// `kyso doc issue`.
@@ -179,7 +187,7 @@ fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-async fn client(
+pub(crate) async fn client(
     server: &ServerArgs,
 ) -> Result<DocumentsClient<tonic::transport::Channel>, CliError> {
     let url = server
@@ -206,6 +214,9 @@ pub async fn run(cmd: DocCommand) -> Result<ExitCode, CliError> {
         DocCommand::Issue(a) => issue(*a).await,
         DocCommand::Receive(a) => receive(a).await,
         DocCommand::Attach(a) => attach(a).await,
+        DocCommand::ReceiveEnvelope(a) => crate::doc_exchange::receive_envelope(a).await,
+        DocCommand::Status(a) => crate::doc_exchange::status(a).await,
+        DocCommand::TakeBack(a) => crate::doc_exchange::take_back(a).await,
         DocCommand::Get(a) => {
             let mut c = client(&a.server).await?;
             let r = c

@@ -9,6 +9,7 @@ mod bench_authorize;
 mod client;
 mod dev;
 mod doc;
+mod doc_exchange;
 mod registry;
 mod sign;
 mod signer_cmd;

@@ -2,6 +2,8 @@
 //! (the registry's `Authorize`, A1-A7), and can this key's certificate sign
 //! now (N1: validity, path, revocation at signing time).
 
+mod exchange;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -356,6 +356,13 @@ pub struct Caller {
     pub exchange: bool,
 }
 
+impl Caller {
+    /// Whether it may act for `organisation_id` (a caller with none listed acts for any).
+    pub fn acts_for(&self, organisation_id: &str) -> bool {
+        self.organisations.is_empty() || self.organisations.iter().any(|o| o == organisation_id)
+    }
+}
+
 /// A configuration with its files read and checked.
 #[derive(Debug)]
 pub struct Loaded {

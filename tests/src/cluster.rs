@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kyso_proto::signer::v1 as pb;
@@ -30,6 +31,64 @@ pub const PIN: &str = "246810";
 pub const PERSONAL_SUBJ: &str = "/C=VN/L=Khánh Hòa/O=Ủy ban nhân dân tỉnh Khánh Hòa/title=Chủ tịch/CN=Nguyễn Văn An/emailAddress=an.nv@khanhhoa.gov.vn";
 pub const ORG_SUBJ: &str =
     "/C=VN/L=Khánh Hòa/O=Ủy ban nhân dân tỉnh Khánh Hòa/CN=Ủy ban nhân dân tỉnh Khánh Hòa";
+/// Who a province is: its organisations, people and certificate subjects. Two sites on one
+/// test PKI are two provinces' clusters under the same root (the exchange between them, N6).
+#[derive(Clone, Copy, Debug)]
+pub struct Site {
+    /// Prefix of its leaves in the test PKI and of its keys' HSM labels ("" for the first).
+    pub prefix: &'static str,
+    pub province: &'static str,
+    pub sotttt: &'static str,
+    pub sotttt_domain: &'static str,
+    pub ubnd: &'static str,
+    pub other_org: &'static str,
+    pub domain: &'static str,
+    /// The People's Committee's organisation code (Decision 20/2020), if it has one.
+    pub code: Option<&'static str>,
+    pub org_subj: &'static str,
+    pub personal_subj: &'static str,
+    /// Chairman, clerk, deputy: (full name, mail).
+    pub people: [(&'static str, &'static str); 3],
+}
+
+/// The sample province every cluster test uses.
+pub const KHANH_HOA: Site = Site {
+    prefix: "",
+    province: "Khánh Hòa",
+    sotttt: "Sở Thông tin và Truyền thông tỉnh Khánh Hòa",
+    sotttt_domain: "sotttt.khanhhoa.gov.vn",
+    ubnd: "Ủy ban nhân dân tỉnh Khánh Hòa",
+    other_org: "Sở Tài chính tỉnh Khánh Hòa",
+    domain: DOMAIN,
+    code: None,
+    org_subj: ORG_SUBJ,
+    personal_subj: PERSONAL_SUBJ,
+    people: [
+        ("Nguyễn Văn An", "an.nv@khanhhoa.gov.vn"),
+        ("Lê Văn Cường", "cuong.lv@khanhhoa.gov.vn"),
+        ("Trần Thị Bình", "binh.tt@khanhhoa.gov.vn"),
+    ],
+};
+
+/// A second province, for the exchange between two clusters.
+pub const PHU_YEN: Site = Site {
+    prefix: "py-",
+    province: "Phú Yên",
+    sotttt: "Sở Thông tin và Truyền thông tỉnh Phú Yên",
+    sotttt_domain: "sotttt.phuyen.gov.vn",
+    ubnd: "Ủy ban nhân dân tỉnh Phú Yên",
+    other_org: "Sở Tài chính tỉnh Phú Yên",
+    domain: "phuyen.gov.vn",
+    code: Some("000.00.00.H54"),
+    org_subj: "/C=VN/L=Phú Yên/O=Ủy ban nhân dân tỉnh Phú Yên/CN=Ủy ban nhân dân tỉnh Phú Yên",
+    personal_subj: "/C=VN/L=Phú Yên/O=Ủy ban nhân dân tỉnh Phú Yên/title=Chủ tịch/CN=Phạm Văn Dũng/emailAddress=dung.pv@phuyen.gov.vn",
+    people: [
+        ("Phạm Văn Dũng", "dung.pv@phuyen.gov.vn"),
+        ("Võ Thị Hoa", "hoa.vt@phuyen.gov.vn"),
+        ("Đặng Văn Hải", "hai.dv@phuyen.gov.vn"),
+    ],
+};
+
 pub const P11_CLIENT: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so";
 
 // ------------------------------------------------------------------ the registry, in-process
@@ -56,18 +115,24 @@ pub struct Province {
 }
 
 pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
+    build_site(r, &KHANH_HOA, certs).await
+}
+
+/// The province of `site` in registry `r`, with `certs` registered (kind, PEM file).
+pub async fn build_site(r: &Registry, site: &Site, certs: &[(&str, &Path)]) -> Province {
     let sotttt = id(&r
         .ok(
             &["create-organisation"],
-            json!({"change": change("set-up"), "name": "Sở Thông tin và Truyền thông tỉnh Khánh Hòa",
-                   "mail_domain": "sotttt.khanhhoa.gov.vn"}),
+            json!({"change": change("set-up"), "name": site.sotttt,
+                   "mail_domain": site.sotttt_domain}),
         )
         .await);
     let ubnd = id(&r
         .ok(
             &["create-organisation"],
-            json!({"change": change("set-up"), "name": "Ủy ban nhân dân tỉnh Khánh Hòa",
-                   "managing_agency_id": sotttt, "mail_domain": DOMAIN}),
+            json!({"change": change("set-up"), "name": site.ubnd,
+                   "managing_agency_id": sotttt, "mail_domain": site.domain,
+                   "code": site.code.unwrap_or_default()}),
         )
         .await);
     let chairman_title = id(&r
@@ -92,24 +157,12 @@ pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
         json!({"change": change("staff"), "full_name": name, "email": mail,
                "organisation_id": ubnd, "service_end": "2045-01-01T00:00:00Z"})
     };
+    let [chairman, clerk, deputy] = site.people;
     let chairman = id(&r
-        .ok(
-            &["create-person"],
-            person("Nguyễn Văn An", "an.nv@khanhhoa.gov.vn"),
-        )
+        .ok(&["create-person"], person(chairman.0, chairman.1))
         .await);
-    let clerk = id(&r
-        .ok(
-            &["create-person"],
-            person("Lê Văn Cường", "cuong.lv@khanhhoa.gov.vn"),
-        )
-        .await);
-    let deputy = id(&r
-        .ok(
-            &["create-person"],
-            person("Trần Thị Bình", "binh.tt@khanhhoa.gov.vn"),
-        )
-        .await);
+    let clerk = id(&r.ok(&["create-person"], person(clerk.0, clerk.1)).await);
+    let deputy = id(&r.ok(&["create-person"], person(deputy.0, deputy.1)).await);
     for (p, t) in [
         (&chairman, &chairman_title),
         (&clerk, &clerk_title),
@@ -175,8 +228,8 @@ pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
     let other_org = id(&r
         .ok(
             &["create-organisation"],
-            json!({"change": change("set-up"), "name": "Sở Tài chính tỉnh Khánh Hòa",
-                   "managing_agency_id": sotttt, "mail_domain": DOMAIN}),
+            json!({"change": change("set-up"), "name": site.other_org,
+                   "managing_agency_id": sotttt, "mail_domain": site.domain}),
         )
         .await);
     Province {
@@ -312,8 +365,11 @@ pub fn totp_step() -> u64 {
 // ------------------------------------------------------------------ the cluster
 
 pub struct Cluster {
-    pub pki: TestPki,
-    pub servers: PkiServers,
+    /// Shared by the clusters of several provinces under one root (`start_neighbour`).
+    pub pki: Arc<TestPki>,
+    pub servers: Arc<PkiServers>,
+    /// Which province this cluster serves.
+    pub site: Site,
     pub hsm: SoftHsm,
     pub p11: P11KitServer,
     pub registry: Registry,
@@ -371,7 +427,33 @@ impl Cluster {
         registry_database: Option<&str>,
         on_behalf: bool,
     ) -> Cluster {
-        let pki = TestPki::generate();
+        Self::start_site(KHANH_HOA, None, extra_config, registry_database, on_behalf).await
+    }
+
+    /// The cluster of province `site` on a PKI of its own.
+    pub async fn start_province(site: Site) -> Cluster {
+        Self::start_site(site, None, "", None, true).await
+    }
+
+    /// The cluster of another province (`site`: its own registry, HSM and signer) under this
+    /// cluster's PKI: one trust root, two provinces (the exchange between them, N6).
+    pub async fn start_neighbour(&self, site: Site, extra_config: &str) -> Cluster {
+        let shared = (Arc::clone(&self.pki), Arc::clone(&self.servers));
+        Self::start_site(site, Some(shared), extra_config, None, true).await
+    }
+
+    async fn start_site(
+        site: Site,
+        shared: Option<(Arc<TestPki>, Arc<PkiServers>)>,
+        extra_config: &str,
+        registry_database: Option<&str>,
+        on_behalf: bool,
+    ) -> Cluster {
+        let (pki, servers) = match shared {
+            Some((pki, servers)) => (pki, Some(servers)),
+            None => (Arc::new(TestPki::generate()), None),
+        };
+        let leaf = |name: &str| format!("{}{name}", site.prefix);
         let dir = tempfile::tempdir().unwrap();
         let hsm = SoftHsm::new();
         hsm.init_token(TOKEN, PIN, "13579024");
@@ -379,41 +461,63 @@ impl Cluster {
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
         let seal = make_key(
-            &pki, &p11, &pin_file, TOKEN, "seal", "01", "rsa2048", ORG_SUBJ,
+            &pki,
+            &p11,
+            &pin_file,
+            TOKEN,
+            &leaf("seal"),
+            "01",
+            "rsa2048",
+            site.org_subj,
         );
         let personal = make_key(
             &pki,
             &p11,
             &pin_file,
             TOKEN,
-            "chairman",
+            &leaf("chairman"),
             "02",
             "p256",
-            PERSONAL_SUBJ,
+            site.personal_subj,
         );
         let chairman_otp = enroll_otp(&p11, &pin_file, TOKEN, "02");
         let revoked = make_key(
-            &pki, &p11, &pin_file, TOKEN, "old-seal", "03", "rsa2048", ORG_SUBJ,
+            &pki,
+            &p11,
+            &pin_file,
+            TOKEN,
+            &leaf("old-seal"),
+            "03",
+            "rsa2048",
+            site.org_subj,
         );
-        pki.revoke("old-seal", "superseded");
+        pki.revoke(&leaf("old-seal"), "superseded");
         // The audit-seal key: its own HSM object, which no caller can name.
         make_key(
             &pki,
             &p11,
             &pin_file,
             TOKEN,
-            AUDIT_SEAL,
+            &leaf(AUDIT_SEAL),
             "a5",
             "p256",
             "/C=VN/O=kyso test/CN=kyso audit seal",
         );
-        let servers = PkiServers::start(&pki);
+        let servers = match servers {
+            Some(s) => {
+                // The responder learns of the new leaves (and the revocation).
+                s.ocsp.refresh();
+                s
+            }
+            None => Arc::new(PkiServers::start(&pki)),
+        };
         let registry = match registry_database {
             Some(url) => Registry::start_with(url).await,
             None => Registry::start().await,
         };
-        let province = build_province(
+        let province = build_site(
             &registry,
+            &site,
             &[
                 ("ORGANISATION", seal.as_path()),
                 ("PERSONAL", personal.as_path()),
@@ -425,6 +529,7 @@ impl Cluster {
         let mut c = Cluster {
             pki,
             servers,
+            site,
             hsm,
             p11,
             registry,
@@ -455,6 +560,13 @@ impl Cluster {
     /// The signer's document store (`documents_dir`).
     pub fn documents_dir(&self) -> PathBuf {
         self.data().join("documents")
+    }
+
+    /// The certificate of this site's key `name` ("seal", "chairman", "old-seal", the audit
+    /// seal).
+    pub fn leaf_pem(&self, name: &str) -> PathBuf {
+        self.pki
+            .path(format!("leaves/{}{name}.pem", self.site.prefix))
     }
 
     pub fn config(&self) -> String {
@@ -535,10 +647,10 @@ slots = ["hsm-1"]
             inter = pki.intermediates_pem(),
             rewrites = rewrites.join(", "),
             pin = self.dir.path().join("pin"),
-            seal = pki.path("leaves/seal.pem"),
-            chairman = pki.path("leaves/chairman.pem"),
-            old = pki.path("leaves/old-seal.pem"),
-            audit_seal = pki.path(format!("leaves/{AUDIT_SEAL}.pem")),
+            seal = self.leaf_pem("seal"),
+            chairman = self.leaf_pem("chairman"),
+            old = self.leaf_pem("old-seal"),
+            audit_seal = self.leaf_pem(AUDIT_SEAL),
             ca = pki.issuing_ca_pem(),
             extra = self.extra_config,
             on_behalf = if self.on_behalf {
@@ -679,7 +791,7 @@ slots = ["hsm-1"]
         cmd.args(["audit", "verify", "--json"])
             .arg(log)
             .arg("--certificate")
-            .arg(self.pki.path(format!("leaves/{AUDIT_SEAL}.pem")));
+            .arg(self.leaf_pem(AUDIT_SEAL));
         crate::run(&mut cmd, None, Duration::from_secs(60))
     }
 

@@ -366,7 +366,7 @@ impl DocumentsService {
 }
 
 /// A signature refused before its authority was asked (V1).
-fn refused_outcome(
+pub(super) fn refused_outcome(
     field: &str,
     leaf: Option<&kyso_validation::report::PathEntry>,
     rule: &str,

@@ -1,5 +1,7 @@
-//! The document flow (`kyso.documents.v1`): outgoing (W1), incoming (W3) and attachments
-//! (D5) on top of the signer's own `SignPdf` path, the PDF verifier and the registry.
+//! The document flow (`kyso.documents.v1`): outgoing (W1), incoming (W3), attachments (D5)
+//! and the exchange axis (`exchange`: edXML envelopes received and answered, status
+//! messages, take-back; N6, W4) on top of the signer's own `SignPdf` and XML seal paths,
+//! the verifier and the registry.
 //!
 //! Every signature goes through the same checks as a direct `SignPdf` call (caller,
 //! A1-A7, W2, N1, HSM, audit record): this service only sequences them, keeps the
@@ -10,6 +12,7 @@
 //! With an idempotency key each request is journaled step by step (`retry`, `crate::journal`)
 //! and a retry resumes it; without one it runs as a whole and is not safe to retry.
 
+mod exchange;
 mod incoming;
 mod outgoing;
 mod outside;
@@ -132,6 +135,36 @@ impl dpb::documents_server::Documents for DocumentsService {
     ) -> std::result::Result<Response<dpb::SignAttachmentsResponse>, Status> {
         answer(self, req, |c, r, now| async move {
             DocumentsService::sign_attachments(self, &c, r, now).await
+        })
+        .await
+    }
+
+    async fn receive_envelope(
+        &self,
+        req: Request<dpb::ReceiveEnvelopeRequest>,
+    ) -> std::result::Result<Response<dpb::ReceiveEnvelopeResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::receive_envelope(self, &c, r, now).await
+        })
+        .await
+    }
+
+    async fn receive_status(
+        &self,
+        req: Request<dpb::ReceiveStatusRequest>,
+    ) -> std::result::Result<Response<dpb::ReceiveStatusResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::receive_status(self, &c, r, now).await
+        })
+        .await
+    }
+
+    async fn take_back(
+        &self,
+        req: Request<dpb::TakeBackRequest>,
+    ) -> std::result::Result<Response<dpb::TakeBackResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::take_back(self, &c, r, now).await
         })
         .await
     }

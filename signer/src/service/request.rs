@@ -189,8 +189,7 @@ impl SignerService {
                 }
             }
         }
-        if !caller.organisations.is_empty() && !caller.organisations.contains(&ctx.organisation_id)
-        {
+        if !caller.acts_for(&ctx.organisation_id) {
             refusals.push(Refusal {
                 rule: "caller".into(),
                 reason: format!(

@@ -12,6 +12,7 @@ mod audit;
 mod bench;
 mod consent;
 mod documents;
+mod exchange;
 mod hsm;
 mod outside;
 mod pdf;

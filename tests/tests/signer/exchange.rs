@@ -1,0 +1,296 @@
+//! The exchange axis end to end (N6, W3, W4, V5, N5): two provinces' clusters under one test
+//! root (two registries, two signers, two SoftHSM tokens behind their own `p11-kit server`),
+//! the envelopes and status messages carried between them by the test as the exchange would.
+//! Province A (Khánh Hòa) issues and sends; province B (Phú Yên) receives, stamps and
+//! answers 03; a tampered envelope is answered 02 with its reasons, which reach A's register;
+//! A takes a document back and B confirms 15; an envelope from a third organisation that
+//! neither registry holds (a ministry, signed with `xmlsec1`) is accepted with "authority
+//! not checked".
+
+use std::process::Command;
+
+use kyso_proto::documents::v1 as dpb;
+use kyso_proto::documents::v1::documents_client::DocumentsClient;
+use kyso_proto::registry::v1 as reg;
+use kyso_tests::cluster::{Cluster, KHANH_HOA, PHU_YEN, Site};
+use kyso_tests::hsm::workspace_bin;
+use kyso_tests::pdf_peers::{Peers, SampleKind};
+use serde_json::Value;
+
+const A_CODE: &str = "000.00.00.H41";
+const B_CODE: &str = "000.00.00.H54";
+
+async fn documents(c: &Cluster) -> DocumentsClient<tonic::transport::Channel> {
+    DocumentsClient::connect(format!("http://{}", c.addr))
+        .await
+        .unwrap()
+}
+
+async fn registry(c: &Cluster) -> reg::registry_client::RegistryClient<tonic::transport::Channel> {
+    reg::registry_client::RegistryClient::connect(c.registry.url())
+        .await
+        .unwrap()
+}
+
+/// W1 through `kyso doc issue`: the sample decision approved by the Chairman and sealed by
+/// the clerk of the People's Committee; its SHA-256.
+fn issue(c: &Cluster, number: &str) -> String {
+    let peers = Peers::get();
+    let sample = peers.sample(SampleKind::Decision);
+    let dir = c.dir.path();
+    let input = dir.join(format!("{}.pdf", number.replace('/', "_")));
+    std::fs::write(&input, &sample.bytes).unwrap();
+    let b = &sample.signature_block.signature_box;
+    let rect = format!(
+        "{},{},{},{},{}",
+        sample.signature_block.page, b.x1, b.y1, b.x2, b.y2
+    );
+    let issued = dir.join(format!("issued-{}.pdf", number.replace('/', "_")));
+    let out = Command::new(workspace_bin("kyso"))
+        .args(["doc", "issue", "--server"])
+        .arg(format!("http://{}", c.addr))
+        .arg(&input)
+        .arg("--out")
+        .arg(&issued)
+        .args(["--organisation", &c.province.ubnd])
+        .args(["--document-type", "QD", "--number", number])
+        .args(["--issue-date", &Cluster::today()])
+        .args(["--approval-key", "chairman", "--approver", &c.province.chairman])
+        .args(["--approval-rect", &rect])
+        .args(["--seal-key", "seal", "--custodian", &c.province.clerk])
+        .args(["--recipients", PHU_YEN.ubnd])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::String(format!(
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )));
+    assert!(out.status.success(), "kyso doc issue: {v}");
+    v["sha256"].as_str().unwrap().to_owned()
+}
+
+/// A sends the issued document `sha256` to `to` on the exchange: the sealed envelope.
+async fn send(a: &Cluster, sha256: &str, to: &[&str]) -> Vec<u8> {
+    documents(a)
+        .await
+        .send_outgoing(dpb::SendOutgoingRequest {
+            organisation_id: a.province.ubnd.clone(),
+            sha256: sha256.to_owned(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            seal_key: "seal".into(),
+            custodian_person_id: a.province.clerk.clone(),
+            subject: "Quyết định về việc ban hành quy chế".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .envelope
+}
+
+async fn receive(b: &Cluster, envelope: Vec<u8>) -> dpb::ReceiveEnvelopeResponse {
+    documents(b)
+        .await
+        .receive_envelope(dpb::ReceiveEnvelopeRequest {
+            envelope,
+            organisation_id: b.province.ubnd.clone(),
+            seal_key: "seal".into(),
+            custodian_person_id: b.province.clerk.clone(),
+            document_type: "QD".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn status(
+    c: &Cluster,
+    message: &dpb::SignedStatus,
+) -> Result<dpb::ReceiveStatusResponse, tonic::Status> {
+    documents(c)
+        .await
+        .receive_status(dpb::ReceiveStatusRequest {
+            status: message.xml.clone(),
+            organisation_id: c.province.ubnd.clone(),
+            seal_key: "seal".into(),
+            custodian_person_id: c.province.clerk.clone(),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn history(c: &Cluster, entry: &str) -> Vec<(String, i32, String, String)> {
+    registry(c)
+        .await
+        .list_document_status(reg::ListDocumentStatusRequest {
+            organisation_id: c.province.ubnd.clone(),
+            register_entry_id: entry.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses
+        .into_iter()
+        .map(|s| (s.code, s.direction, s.counterparty_code, s.description))
+        .collect()
+}
+
+async fn unconfirmed(c: &Cluster) -> Vec<(String, String, String)> {
+    registry(c)
+        .await
+        .list_unconfirmed(reg::ListUnconfirmedRequest {
+            organisation_id: c.province.ubnd.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .documents
+        .into_iter()
+        .map(|u| {
+            (
+                u.entry.map(|e| e.sha256).unwrap_or_default(),
+                u.counterparty_code,
+                u.last_code,
+            )
+        })
+        .collect()
+}
+
+/// The statuses' codes.
+fn codes(s: &[dpb::SignedStatus]) -> Vec<&str> {
+    s.iter().map(|s| s.code.as_str()).collect()
+}
+
+const SENT: i32 = reg::StatusDirection::Sent as i32;
+const RECEIVED: i32 = reg::StatusDirection::Received as i32;
+
+/// Two provinces on one root: send, receive and 03; a tampered envelope and its 02 with
+/// the reasons in the sender's register; the sender's unconfirmed view (W4) until the
+/// answer; take-back 13 and its 15, the copies deleted; an unknown status code refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
+    let a = Cluster::start_province(Site {
+        code: Some(A_CODE),
+        ..KHANH_HOA
+    })
+    .await;
+    let b = a.start_neighbour(PHU_YEN, "").await;
+
+    // A issues and sends; until B answers, A's unconfirmed view holds it (W4).
+    let first = issue(&a, "15/QĐ-UBND");
+    let envelope = send(&a, &first, &[B_CODE]).await;
+    assert_eq!(unconfirmed(&a).await, [(first.clone(), B_CODE.to_owned(), String::new())]);
+
+    // B receives: 01 then 03 with the incoming number; A's signers are outside B's registry.
+    let got = receive(&b, envelope.clone()).await;
+    assert!(got.accepted, "{:?}", got.problems);
+    assert_eq!(codes(&got.statuses), ["01", "03"]);
+    assert_eq!((got.sender_code.as_str(), got.incoming_number), (A_CODE, 1));
+    assert_eq!(got.number_and_symbol, "15/QĐ-UBND");
+    assert!(
+        got.signatures
+            .iter()
+            .all(|s| s.outcome == reg::AuthorityOutcome::Outside as i32),
+        "{:?}",
+        got.signatures
+    );
+    assert_eq!(got.signatures[0].field_name, "edXML");
+    assert!(!got.pdf.is_empty());
+
+    // A takes 01 (still unconfirmed) then 03 (confirmed): W4.
+    let r01 = status(&a, &got.statuses[0]).await.unwrap();
+    assert_eq!(r01.code, "01");
+    assert_eq!(unconfirmed(&a).await.len(), 1);
+    assert_eq!(unconfirmed(&a).await[0].2, "01");
+    status(&a, &got.statuses[1]).await.unwrap();
+    assert!(unconfirmed(&a).await.is_empty());
+    let sent_entry = r01.register_entry_id.clone();
+
+    // A tampered envelope (a header text changed after signing): 02 with the reasons, which
+    // reach A's register; B registers it as refused.
+    let second = issue(&a, "16/QĐ-UBND");
+    let envelope2 = send(&a, &second, &[B_CODE]).await;
+    let text = String::from_utf8(envelope2).unwrap();
+    let tampered = text.replacen("ban hành quy chế", "ban hành quy chế mới", 1);
+    assert_ne!(text, tampered);
+    let refused = receive(&b, tampered.into_bytes()).await;
+    assert!(!refused.accepted);
+    assert_eq!(codes(&refused.statuses), ["01", "02"]);
+    assert!(
+        refused
+            .problems
+            .iter()
+            .any(|p| p.field_name == "edXML" && p.rule == "V1"),
+        "{:?}",
+        refused.problems
+    );
+    let r02 = status(&a, &refused.statuses[1]).await.unwrap();
+    let h = history(&a, &r02.register_entry_id).await;
+    let answer = h.iter().find(|s| s.0 == "02").expect("02 in A's history");
+    assert_eq!((answer.1, answer.2.as_str()), (RECEIVED, B_CODE));
+    assert!(answer.3.contains("V1"), "the reasons reach A: {answer:?}");
+
+    // Take-back: 13 to B, B deletes its copies and answers 15, A records it.
+    let back = documents(&a)
+        .await
+        .take_back(dpb::TakeBackRequest {
+            organisation_id: a.province.ubnd.clone(),
+            sha256: first.clone(),
+            reason: "Sai sót về thể thức".into(),
+            seal_key: "seal".into(),
+            custodian_person_id: a.province.clerk.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(codes(&back.statuses), ["13"]);
+    let at_b = status(&b, &back.statuses[0]).await.unwrap();
+    let reply = at_b.answer.expect("an answer to 13");
+    assert_eq!(reply.code, "15");
+    assert_eq!(at_b.register_entry_id, got.register_entry_id);
+    let gone = documents(&b)
+        .await
+        .get_document(dpb::GetDocumentRequest {
+            sha256: got.sha256.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound, "{gone:?}");
+    status(&a, &reply).await.unwrap();
+    let h: Vec<(String, i32)> = history(&a, &sent_entry)
+        .await
+        .into_iter()
+        .map(|s| (s.0, s.1))
+        .collect();
+    let want: Vec<(String, i32)> = [("", SENT), ("01", RECEIVED), ("03", RECEIVED), ("13", SENT), ("15", RECEIVED)]
+        .iter()
+        .map(|(c, d)| (c.to_string(), *d))
+        .collect();
+    assert_eq!(h, want);
+    let hb: Vec<String> = history(&b, &got.register_entry_id)
+        .await
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(hb, ["", "01", "03", "13", "15"]);
+
+    // N6: a status code without a known meaning is refused, nothing recorded.
+    let text = String::from_utf8(got.statuses[1].xml.clone()).unwrap();
+    let unknown = text.replacen(">03<", ">07<", 1);
+    assert_ne!(text, unknown);
+    let err = status(
+        &a,
+        &dpb::SignedStatus {
+            xml: unknown.into_bytes(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert_eq!(history(&a, &sent_entry).await.len(), 5);
+}
