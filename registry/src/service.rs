@@ -508,7 +508,9 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
         let rq = req.get_ref();
         self.call(Call::FindOrganisations, &req, move |_who| async move {
-            let organisations = if rq.code.trim().is_empty() {
+            let organisations = if !rq.id.trim().is_empty() {
+                self.book.find_organisation_by_id(&rq.id).await?
+            } else if rq.code.trim().is_empty() {
                 let name = need("name", &rq.name)?;
                 self.book.find_organisations(&name).await?
             } else {

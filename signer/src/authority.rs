@@ -180,6 +180,32 @@ impl Registry {
         }
     }
 
+    /// `FindOrganisations` by registry ID: the organisation's name and code (Decision
+    /// 20/2020), for the `From` of an edXML envelope (N6). Unknown: refused as bad input.
+    pub async fn organisation(&self, organisation_id: &str) -> Result<reg::OrganisationMatch> {
+        let mut request = tonic::Request::new(reg::FindOrganisationsRequest {
+            id: organisation_id.to_owned(),
+            ..Default::default()
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        let found = match client.find_organisations(request).await {
+            Ok(r) => r.into_inner().organisations,
+            Err(s) => {
+                return Err(Error::RegistryUnavailable {
+                    reason: format!("FindOrganisations: {:?}: {}", s.code(), s.message()),
+                });
+            }
+        };
+        found
+            .into_iter()
+            .find(|o| o.id == organisation_id)
+            .ok_or_else(|| Error::InvalidField {
+                field: "organisation_id",
+                reason: format!("no organisation {organisation_id:?} in the registry"),
+            })
+    }
+
     /// `LatestUnlock` (I5): when the last unlock of the key device of the certificate
     /// `fingerprint` was done (Unix seconds), if ever. Fails closed: no answer, no unlock.
     pub async fn latest_unlock(&self, fingerprint: &str) -> Result<Option<i64>> {

@@ -167,6 +167,10 @@ stored_enum! {
         Received => "PROFILE_RECEIVED",
         /// A comment.
         Comment => "PROFILE_COMMENT",
+        /// The seal over an edXML envelope of an outgoing document (N6, W1).
+        Exchange => "PROFILE_EXCHANGE",
+        /// The seal over an edXML status message (N6, W4).
+        Status => "PROFILE_STATUS",
     }
 }
 

@@ -1,5 +1,5 @@
-//! The document flow (`kyso.documents.v1`): outgoing (W1), incoming (W3) and attachments
-//! (D5) on top of the signer's own `SignPdf` path, the PDF verifier and the registry.
+//! The document flow (`kyso.documents.v1`): outgoing (W1), incoming (W3), attachments (D5)
+//! and sending an issued document as a sealed edXML envelope (N6) on top of the signer's own `SignPdf` path, the PDF verifier and the registry.
 //!
 //! Every signature goes through the same checks as a direct `SignPdf` call (caller,
 //! A1-A7, W2, N1, HSM, audit record): this service only sequences them, keeps the
@@ -15,6 +15,7 @@ mod outgoing;
 mod outside;
 mod receipt;
 mod retry;
+mod send;
 
 use kyso_proto::documents::v1 as dpb;
 use kyso_proto::signer::v1 as pb;
@@ -132,6 +133,16 @@ impl dpb::documents_server::Documents for DocumentsService {
     ) -> std::result::Result<Response<dpb::SignAttachmentsResponse>, Status> {
         answer(self, req, |c, r, now| async move {
             DocumentsService::sign_attachments(self, &c, r, now).await
+        })
+        .await
+    }
+
+    async fn send_outgoing(
+        &self,
+        req: Request<dpb::SendOutgoingRequest>,
+    ) -> std::result::Result<Response<dpb::SendOutgoingResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::send_outgoing(self, &c, r, now).await
         })
         .await
     }
