@@ -144,7 +144,9 @@ pub async fn build_province(r: &Registry, certs: &[(&str, &Path)]) -> Province {
                "organisation_profiles": [
                    {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_ISSUE"},
                    {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_RECEIVED"},
-                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_APPENDIX"}]}),
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_APPENDIX"},
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_EXCHANGE"},
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_STATUS"}]}),
     )
     .await;
     for (kind, path) in certs {

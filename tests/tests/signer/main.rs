@@ -12,6 +12,7 @@ mod audit;
 mod bench;
 mod consent;
 mod documents;
+mod exchange_seal;
 mod hsm;
 mod outside;
 mod pdf;
