@@ -275,7 +275,7 @@ fn build_envelope(o: &Outgoing<'_>) -> Result<Envelope> {
         reason: format!("the organisation's code in the registry: {e}"),
     })?;
     let (number, notation) = split_number(&o.entry.number_and_symbol)?;
-    let mut from = Organization::new(code.clone());
+    let mut from = Organization::new(code);
     from.organ_name = Some(o.sender.name.clone());
     let sent = o.sent_at.to_offset(VN);
     let content_id = "cid:1".to_owned();
@@ -290,7 +290,7 @@ fn build_envelope(o: &Outgoing<'_>) -> Result<Envelope> {
                 .map(Organization::new)
                 .collect(),
             document_id: DocumentId {
-                organ_id: code.clone(),
+                organ_id: code,
                 date: o.issue_date,
                 number: number.clone(),
                 notation: notation.clone(),

@@ -173,14 +173,40 @@ async fn issued_documents_are_sent_as_sealed_envelopes_the_peers_verify_W1_N6() 
         assert!(!signxml_verify(&c.pki, &tampered), "{what}: signxml");
     }
 
-    // A retry with the same key: the same envelope, no second seal.
-    let again = docs
-        .send_outgoing(send_request(&c, &issued_sha))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(again.envelope, sent.envelope);
-    assert_eq!(again.audit, sent.audit);
+    // A retry with the same key, through `kyso doc send`: the same envelope, no second seal.
+    let again = c.dir.path().join("again.edxml");
+    let (code, out) = kyso_doc(
+        &c,
+        &[
+            "send",
+            &issued_sha,
+            "--out",
+            again.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+            "--to",
+            RECIPIENTS[0],
+            "--to",
+            RECIPIENTS[1],
+            "--subject",
+            "Về việc ban hành quy chế & <thử>",
+            "--place",
+            "Khánh Hòa",
+            "--idempotency-key",
+            &format!("send-{issued_sha}"),
+        ],
+    );
+    assert_eq!(code, 0, "kyso doc send: {out}");
+    assert_eq!(std::fs::read(&again).unwrap(), sent.envelope);
+    assert_eq!(out["envelope_sha256"], json!(sent.envelope_sha256));
+    assert_eq!(
+        out["audit_sequence"],
+        json!(sent.audit.as_ref().unwrap().sequence)
+    );
 
     // D7: the envelope is kept with the organisation's originals.
     let stored = docs
