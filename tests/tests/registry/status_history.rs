@@ -595,3 +595,43 @@ mod rights {
 
     on_both!(recording_a_status_needs_the_record_right_W4);
 }
+
+/// Certificates registered before migration 0011 have no subject key identifier: the
+/// registry fills it from their DER when it starts, once, and finds them by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_registered_before_get_their_key_identifier_at_start_V5() {
+    use kyso_tests::registry::Registry;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("registry.db").display());
+    let mut registry = Registry::start_with(&url).await;
+    crate::names::register_org_certificate(&mut registry.client().await).await;
+    registry.stop().await;
+
+    // What an older registry stored: no key identifier.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE certificates SET subject_key_identifier = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let mut registry = Registry::start_with(&url).await;
+    let found = registry
+        .client()
+        .await
+        .find_certificates(pb::FindCertificatesRequest {
+            subject_key_identifier: openssl_ski("org-rsa"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .der;
+    assert_eq!(found, vec![TestPki::get().leaf_der("org-rsa")]);
+    registry.stop().await;
+}
