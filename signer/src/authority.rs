@@ -169,6 +169,7 @@ impl Registry {
             direction: direction as i32,
             year: 0,
             sha256: sha256.to_owned(),
+            number_and_symbol: String::new(),
         });
         request.set_timeout(self.timeout);
         let mut client = self.client.clone();
@@ -406,6 +407,25 @@ impl Registry {
             }),
             Err(s) => Err(Error::RegistryUnavailable {
                 reason: format!("CheckJurisdiction: {:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+}
+
+impl Registry {
+    /// `FindCertificates` (issue 15, item 8): the DER of the certificates in the registry's
+    /// book by issuer and serial or by subject key identifier (certbook.rs).
+    pub async fn find_certificates(
+        &self,
+        req: reg::FindCertificatesRequest,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.find_certificates(request).await {
+            Ok(r) => Ok(r.into_inner().der),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("FindCertificates: {:?}: {}", s.code(), s.message()),
             }),
         }
     }

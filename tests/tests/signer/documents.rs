@@ -40,6 +40,7 @@ pub(crate) async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg:
             direction: direction as i32,
             year: 0,
             sha256: String::new(),
+            number_and_symbol: String::new(),
         })
         .await
         .unwrap()

@@ -10,6 +10,7 @@
 mod anchors;
 mod audit;
 mod bench;
+mod certbook;
 mod consent;
 mod documents;
 mod exchange_seal;
