@@ -1,6 +1,6 @@
 //! `kyso doc`: the document flow of the signer's `Documents` service — issue an outgoing
-//! document (W1), receive an incoming one (W3), sign attachments (D5), fetch an original
-//! (D7). Each prints a JSON summary on stdout; signed files are written where `--out`
+//! document (W1), send it as a sealed edXML envelope (N6), receive an incoming one (W3), sign
+//! attachments (D5), fetch an original (D7). Each prints a JSON summary on stdout; signed files are written where `--out`
 //! says.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ use crate::{CliError, read_file};
 pub enum DocCommand {
     /// W1: the competent person's approval, then the seal, then the outgoing register.
     Issue(Box<IssueArgs>),
+    /// W1 -> send (N6): an issued document in an edXML envelope sealed by the organisation.
+    Send(SendArgs),
     /// W3: verify every signature and signer; accepted: incoming number and received stamp.
     Receive(ReceiveArgs),
     /// D5: sign each separate attachment as an appendix of the main document.
@@ -84,6 +86,41 @@ pub struct IssueArgs {
     /// Recipients, for the register.
     #[arg(long, default_value = "")]
     pub recipients: String,
+}
+
+/// `kyso doc send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// SHA-256 of the issued original (as `kyso doc issue` printed it), in the organisation's
+    /// outgoing register (W1).
+    pub sha256: String,
+    /// Where to write the sealed envelope.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The sending organisation (registry id).
+    #[arg(long)]
+    pub organisation: String,
+    /// The organisation's key.
+    #[arg(long)]
+    pub seal_key: String,
+    /// Its custodian (registry id).
+    #[arg(long)]
+    pub custodian: String,
+    /// A recipient's organisation code (Decision 20/2020, e.g. 000.00.00.G22); repeat for
+    /// each recipient.
+    #[arg(long = "to", required = true)]
+    pub recipients: Vec<String>,
+    /// The envelope's Subject (trích yếu).
+    #[arg(long)]
+    pub subject: String,
+    /// Where the document was issued (PromulgationInfo/Place).
+    #[arg(long, default_value = "")]
+    pub place: String,
+    /// Makes the request safe to retry: the same key returns the first envelope.
+    #[arg(long, default_value = "")]
+    pub idempotency_key: String,
 }
 
 /// `kyso doc receive`.
@@ -212,6 +249,7 @@ fn document_info(document_type: &str, number: &str, issue_date: &str) -> pb::Doc
 pub async fn run(cmd: DocCommand) -> Result<ExitCode, CliError> {
     match cmd {
         DocCommand::Issue(a) => issue(*a).await,
+        DocCommand::Send(a) => send(a).await,
         DocCommand::Receive(a) => receive(a).await,
         DocCommand::Attach(a) => attach(a).await,
         DocCommand::ReceiveEnvelope(a) => crate::doc_exchange::receive_envelope(a).await,
@@ -363,6 +401,37 @@ async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Err(s) => Ok(crate::registry::report_status(&s)),
+    }
+}
+
+async fn send(a: SendArgs) -> Result<ExitCode, CliError> {
+    let req = dpb::SendOutgoingRequest {
+        organisation_id: a.organisation,
+        sha256: a.sha256,
+        recipients: a.recipients,
+        seal_key: a.seal_key,
+        custodian_person_id: a.custodian,
+        subject: a.subject,
+        sent_at: None,
+        idempotency_key: a.idempotency_key,
+        place: a.place,
+    };
+    let mut c = client(&a.server).await?;
+    match c.send_outgoing(req).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            write(&a.out, &r.envelope)?;
+            print(&json!({
+                "out": a.out.display().to_string(),
+                "envelope_sha256": r.envelope_sha256,
+                "register_entry_id": r.register_entry_id,
+                "register_number": r.register_number,
+                "register_year": r.register_year,
+                "audit_sequence": r.audit.map(|x| x.sequence),
+            }));
+            Ok(ExitCode::SUCCESS)
         }
         Err(s) => Ok(crate::registry::report_status(&s)),
     }

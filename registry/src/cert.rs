@@ -24,6 +24,8 @@ pub struct Parsed {
     pub not_before: i64,
     /// notAfter, unix seconds.
     pub not_after: i64,
+    /// The subject key identifier, lowercase hex ([`subject_key_identifier`]).
+    pub subject_key_identifier: String,
 }
 
 /// Parses a DER certificate; anything else (PEM, BER, trailing bytes) is refused
@@ -59,7 +61,62 @@ pub fn parse(der: &[u8], field: &'static str) -> Result<Parsed> {
         subject: rfc4514(&tbs.subject),
         not_before,
         not_after,
+        subject_key_identifier: subject_key_identifier(&cert),
     })
+}
+
+/// The subject key identifier a CMS SignerIdentifier names the certificate by (issue 15,
+/// item 8), lowercase hex: the extension's value, or RFC 5280 §4.2.1.2 method 1 (SHA-1 of
+/// the subject public key) for a certificate without it, as `kyso_pki::cms::matches_sid`
+/// matches it. An extension that does not decode gives method 1 as well.
+pub fn subject_key_identifier(cert: &Certificate) -> String {
+    use der::oid::AssociatedOid;
+    use x509_cert::ext::pkix::SubjectKeyIdentifier;
+    let tbs = &cert.tbs_certificate;
+    let from_extension = tbs
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == SubjectKeyIdentifier::OID)
+        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok());
+    match from_extension {
+        Some(ski) => hex::encode(ski.0.as_bytes()),
+        None => {
+            let key = tbs.subject_public_key_info.subject_public_key.raw_bytes();
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, key);
+            hex::encode(digest.as_ref())
+        }
+    }
+}
+
+/// [`subject_key_identifier`] of a stored certificate (`der_hex`); `None` when the stored
+/// bytes are not a certificate.
+pub fn subject_key_identifier_of_hex(der_hex: &str) -> Option<String> {
+    let der = hex::decode(der_hex).ok()?;
+    let cert = Certificate::from_der(&der).ok()?;
+    Some(subject_key_identifier(&cert))
+}
+
+/// Normalises a subject key identifier given by a client: hex, colons and spaces ignored,
+/// any case; 1 to 64 bytes.
+pub fn normalise_ski(s: &str, field: &'static str) -> Result<String> {
+    let clean: String = s
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if clean.is_empty()
+        || clean.len() > 128
+        || clean.len() % 2 == 1
+        || !clean.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Err(Error::field(
+            field,
+            "not a subject key identifier (1 to 64 bytes in hex)",
+        ));
+    }
+    Ok(clean)
 }
 
 /// Issuer and subject of a stored certificate (`der_hex`), rendered as [`parse`] renders

@@ -9,14 +9,16 @@ use kyso_proto::signer::v1 as spb;
 use prost_types::Timestamp;
 
 use crate::book::model::{
-    AppointmentEnd, AuditAnchor, Certificate, CertificateKind, CertificateStatus, Change,
-    Classification, CustodianAssignment, DelegationMode, DelegationRevocation, Direction, Grants,
-    Granularity, LogEntry, NewAppointment, NewAuditAnchor, NewCertificate, NewDelegation,
-    NewDocumentType, NewOrganisation, NewPerson, NewRegisterEntry, NewRole, OrganisationMatch,
-    OrganisationStatus, OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate,
-    Profile, ProfileGrant, RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason,
-    RoleRow, SignatureOutcome, StatusChange, StatusEntry, TitleGrant, UnlockFiling, UnlockOutcome,
-    UnlockRequest, UnlockResolution, UnlockStatus, UsageBatch, UsageEntry, UsageRecorded,
+    AppointmentEnd, AuditAnchor, Certificate, CertificateKind, CertificateLookup,
+    CertificateStatus, Change, Classification, CustodianAssignment, DelegationMode,
+    DelegationRevocation, Direction, DocumentStatus, Grants, Granularity, LogEntry, NewAppointment,
+    NewAuditAnchor, NewCertificate, NewDelegation, NewDocumentStatus, NewDocumentType,
+    NewOrganisation, NewPerson, NewRegisterEntry, NewRole, OrganisationMatch, OrganisationStatus,
+    OrganisationStatusChange, OrganisationUpdate, PersonMatch, PersonUpdate, Profile, ProfileGrant,
+    RegisterEntry, RegisterQuery, ReportQuery, ReportRow, RevocationReason, RoleRow,
+    SignatureOutcome, StatusChange, StatusDirection, StatusEntry, TitleGrant, Unconfirmed,
+    UnlockFiling, UnlockOutcome, UnlockRequest, UnlockResolution, UnlockStatus, UsageBatch,
+    UsageEntry, UsageRecorded,
 };
 use crate::book::shared::need;
 use crate::cert;
@@ -635,7 +637,85 @@ pub fn register_query(r: &pb::ListRegisterRequest) -> Result<RegisterQuery> {
         direction: direction(r.direction),
         year: r.year,
         sha256: r.sha256.clone(),
+        number_and_symbol: r.number_and_symbol.clone(),
     })
+}
+
+/// `RecordDocumentStatus` (W4, N6).
+pub fn new_document_status(
+    r: &pb::RecordDocumentStatusRequest,
+) -> Result<(Change, NewDocumentStatus)> {
+    let direction = match pb::StatusDirection::try_from(r.direction) {
+        Ok(pb::StatusDirection::Sent) => StatusDirection::Sent,
+        Ok(pb::StatusDirection::Received) => StatusDirection::Received,
+        _ => return Err(Error::field("direction", "required: SENT or RECEIVED")),
+    };
+    Ok((
+        change(&r.change)?,
+        NewDocumentStatus {
+            organisation_id: need("organisation_id", &r.organisation_id)?,
+            register_entry_id: need("register_entry_id", &r.register_entry_id)?,
+            counterparty_code: need("counterparty_code", &r.counterparty_code)?,
+            direction,
+            code: r.code.clone(),
+            description: r.description.clone(),
+            envelope_sha256: r.envelope_sha256.clone(),
+            document_sha256: r.document_sha256.clone(),
+            at: ts("at", &r.at)?,
+        },
+    ))
+}
+
+/// `FindCertificates`: by subject key identifier, or by issuer and serial; not both.
+pub fn certificate_lookup(r: &pb::FindCertificatesRequest) -> Result<CertificateLookup> {
+    let by_name = !r.issuer.trim().is_empty() || !r.serial.trim().is_empty();
+    if !r.subject_key_identifier.trim().is_empty() {
+        if by_name {
+            return Err(Error::field(
+                "subject_key_identifier",
+                "either subject_key_identifier or issuer and serial, not both",
+            ));
+        }
+        return Ok(CertificateLookup::SubjectKeyIdentifier(
+            cert::normalise_ski(&r.subject_key_identifier, "subject_key_identifier")?,
+        ));
+    }
+    Ok(CertificateLookup::IssuerSerial {
+        issuer: need("issuer", &r.issuer)?,
+        serial: cert::normalise_serial(&r.serial, "serial")?,
+    })
+}
+
+/// A recorded message about a document.
+pub fn document_status(d: DocumentStatus) -> pb::DocumentStatus {
+    pb::DocumentStatus {
+        id: d.id,
+        organisation_id: d.organisation_id,
+        register_entry_id: d.register_entry_id,
+        counterparty_code: d.counterparty_code,
+        direction: match d.direction {
+            Some(StatusDirection::Sent) => pb::StatusDirection::Sent,
+            Some(StatusDirection::Received) => pb::StatusDirection::Received,
+            None => pb::StatusDirection::Unspecified,
+        } as i32,
+        code: d.code,
+        description: d.description,
+        envelope_sha256: d.envelope_sha256,
+        document_sha256: d.document_sha256,
+        at: stamp(d.at),
+        actor: d.actor,
+    }
+}
+
+/// An outgoing document not yet confirmed (W4).
+pub fn unconfirmed(u: Unconfirmed) -> pb::Unconfirmed {
+    pb::Unconfirmed {
+        entry: Some(register_entry(u.entry)),
+        counterparty_code: u.counterparty_code,
+        last_code: u.last_code,
+        sent_at: stamp(u.sent_at),
+        last_at: stamp(u.last_at),
+    }
 }
 
 /// `RequestUnlock`.
@@ -688,6 +768,7 @@ pub fn certificate(c: Certificate) -> pb::Certificate {
         history: c.history.into_iter().map(status_entry).collect(),
         renewal_count: c.renewal_count,
         renewal_of: c.renewal_of.unwrap_or_default(),
+        der: c.der,
     }
 }
 

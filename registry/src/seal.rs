@@ -8,7 +8,10 @@
 //! - COPY (A6 "copies it made itself", P3): of a document of the sealing organisation's own
 //!   outgoing or incoming register, found by the SHA-256 of its stored original (D7);
 //! - APPENDIX (D5, P4): with the number and symbol of a document of the sealing
-//!   organisation's outgoing register.
+//!   organisation's outgoing register;
+//! - EXCHANGE (W1 -> send, N6): the edXML envelope carries a document of the sealing
+//!   organisation's outgoing register, found by the SHA-256 of its stored original: the seal
+//!   sends only what the organisation issued and entered there.
 //!
 //! Every failed rule is collected, as `Authorize` does. The facts are read from the database
 //! (not the in-memory index): these forms are rare next to ISSUE and APPROVAL, and the
@@ -34,13 +37,13 @@ use crate::storage::Db;
 pub struct SealQuery {
     /// The sealing organisation.
     pub organisation_id: String,
-    /// SCANNED_ISSUE, COPY or APPENDIX.
+    /// SCANNED_ISSUE, COPY, APPENDIX or EXCHANGE.
     pub profile: spb::Profile,
     /// Document type code.
     pub document_type: String,
     /// SCANNED_ISSUE: who signed the paper original.
     pub competent_person_id: String,
-    /// COPY: the copied document's SHA-256, lower-case hex.
+    /// COPY: the copied document's SHA-256; EXCHANGE: the sent document's; lower-case hex.
     pub sha256: String,
     /// APPENDIX: the main document's number and symbol.
     pub number_and_symbol: String,
@@ -65,7 +68,7 @@ impl SealQuery {
             spb::Profile::ScannedIssue => {
                 q.competent_person_id = need("competent_person_id", &req.competent_person_id)?;
             }
-            spb::Profile::Copy => {
+            spb::Profile::Copy | spb::Profile::Exchange => {
                 q.sha256 = cert::normalise_fingerprint(&req.sha256, "sha256")?;
             }
             spb::Profile::Appendix => {
@@ -74,7 +77,7 @@ impl SealQuery {
             _ => {
                 return Err(Error::field(
                     "profile",
-                    "CheckSeal answers for SCANNED_ISSUE, COPY and APPENDIX",
+                    "CheckSeal answers for SCANNED_ISSUE, COPY, APPENDIX and EXCHANGE",
                 ));
             }
         }
@@ -143,6 +146,25 @@ pub async fn check_seal(db: &Db, book: &Book, q: &SealQuery) -> Result<SealCheck
                     format!(
                         "{} is not in the outgoing register of the sealing organisation: an attachment is sealed only with the number of a registered outgoing document (D5, P4)",
                         q.number_and_symbol
+                    ),
+                ));
+            }
+        }
+        spb::Profile::Exchange => {
+            out.entry = book
+                .find_entry(&EntryLookup {
+                    organisation_id: q.organisation_id.clone(),
+                    direction: Some(Direction::Outgoing),
+                    sha256: q.sha256.clone(),
+                    number_and_symbol: String::new(),
+                })
+                .await?;
+            if out.entry.is_none() {
+                out.refusals.push(Refusal::new(
+                    Rule::W1,
+                    format!(
+                        "the document in the envelope (SHA-256 {}) is not in the outgoing register of the sealing organisation: the seal sends only documents the organisation issued and registered (W1, N6)",
+                        q.sha256
                     ),
                 ));
             }

@@ -447,6 +447,70 @@ impl Registry for RegistryService {
         .await
     }
 
+    async fn find_certificates(
+        &self,
+        req: Request<pb::FindCertificatesRequest>,
+    ) -> Result<Response<pb::FindCertificatesResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::FindCertificates, &req, move |_who| async move {
+            let lookup = convert::certificate_lookup(rq)?;
+            let der = self.book.find_certificates(&lookup).await?;
+            Ok(pb::FindCertificatesResponse { der })
+        })
+        .await
+    }
+
+    async fn record_document_status(
+        &self,
+        req: Request<pb::RecordDocumentStatusRequest>,
+    ) -> Result<Response<pb::RecordDocumentStatusResponse>, Status> {
+        let now = self.now();
+        let rq = req.get_ref();
+        self.call(Call::RecordDocumentStatus, &req, move |who| async move {
+            let (change, new) = convert::new_document_status(rq)?;
+            let change = who.stamp(change);
+            let status = self.book.record_document_status(&change, &new, now).await?;
+            Ok(pb::RecordDocumentStatusResponse {
+                status: Some(convert::document_status(status)),
+            })
+        })
+        .await
+    }
+
+    async fn list_document_status(
+        &self,
+        req: Request<pb::ListDocumentStatusRequest>,
+    ) -> Result<Response<pb::ListDocumentStatusResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::ListDocumentStatus, &req, move |_who| async move {
+            let organisation = need("organisation_id", &rq.organisation_id)?;
+            let entry = need("register_entry_id", &rq.register_entry_id)?;
+            let statuses = self
+                .book
+                .list_document_status(&organisation, &entry)
+                .await?;
+            Ok(pb::ListDocumentStatusResponse {
+                statuses: statuses.into_iter().map(convert::document_status).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn list_unconfirmed(
+        &self,
+        req: Request<pb::ListUnconfirmedRequest>,
+    ) -> Result<Response<pb::ListUnconfirmedResponse>, Status> {
+        let rq = req.get_ref();
+        self.call(Call::ListUnconfirmed, &req, move |_who| async move {
+            let organisation = need("organisation_id", &rq.organisation_id)?;
+            let documents = self.book.list_unconfirmed(&organisation).await?;
+            Ok(pb::ListUnconfirmedResponse {
+                documents: documents.into_iter().map(convert::unconfirmed).collect(),
+            })
+        })
+        .await
+    }
+
     async fn list_expiring_certificates(
         &self,
         req: Request<pb::ListExpiringCertificatesRequest>,
@@ -508,7 +572,9 @@ impl Registry for RegistryService {
     ) -> Result<Response<pb::FindOrganisationsResponse>, Status> {
         let rq = req.get_ref();
         self.call(Call::FindOrganisations, &req, move |_who| async move {
-            let organisations = if rq.code.trim().is_empty() {
+            let organisations = if !rq.id.trim().is_empty() {
+                self.book.find_organisation_by_id(&rq.id).await?
+            } else if rq.code.trim().is_empty() {
                 let name = need("name", &rq.name)?;
                 self.book.find_organisations(&name).await?
             } else {

@@ -91,6 +91,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "organisation_codes",
         include_str!("../migrations/0010_organisation_codes.sql"),
     ),
+    (
+        11,
+        "document_status",
+        include_str!("../migrations/0011_document_status.sql"),
+    ),
 ];
 
 /// The marker of a backend section in a migration: `-- backend: sqlite`, `-- backend:
@@ -150,6 +155,7 @@ pub const TABLES: &[&str] = &[
     "roles",
     "audit_logs",
     "audit_anchors",
+    "document_status",
 ];
 
 /// Key of the PostgreSQL advisory lock that serialises writers ("kyso" in ASCII).
@@ -230,6 +236,7 @@ impl Db {
         };
         migrator.run(&pool).await?;
         rerender_certificate_names(&pool).await?;
+        fill_subject_key_identifiers(&pool).await?;
         Ok(Self {
             pool,
             backend,
@@ -422,6 +429,35 @@ async fn rerender_certificate_names(pool: &AnyPool) -> Result<()> {
         tracing::info!(updated, "certificate names re-rendered (RFC 4514, UTF-8)");
     }
     Ok(())
+}
+
+/// Fills the subject key identifier (migration 11) of certificates registered before it,
+/// from their DER, in batches; a row whose bytes are not a certificate gets '' so it is
+/// looked at once. Not an event: the certificate is the same, only an index is added.
+async fn fill_subject_key_identifiers(pool: &AnyPool) -> Result<()> {
+    const BATCH: i64 = 500;
+    loop {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, der_hex FROM certificates WHERE subject_key_identifier IS NULL \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        for (id, der_hex) in &rows {
+            let ski = crate::cert::subject_key_identifier_of_hex(der_hex).unwrap_or_default();
+            sqlx::query("UPDATE certificates SET subject_key_identifier = $1 WHERE id = $2")
+                .bind(&ski)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
 }
 
 #[cfg(test)]

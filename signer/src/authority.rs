@@ -171,6 +171,7 @@ impl Registry {
             direction: direction as i32,
             year: 0,
             sha256: sha256.to_owned(),
+            number_and_symbol: String::new(),
         });
         request.set_timeout(self.timeout);
         let mut client = self.client.clone();
@@ -180,6 +181,32 @@ impl Registry {
                 reason: format!("ListRegister: {:?}: {}", s.code(), s.message()),
             }),
         }
+    }
+
+    /// `FindOrganisations` by registry ID: the organisation's name and code (Decision
+    /// 20/2020), for the `From` of an edXML envelope (N6). Unknown: refused as bad input.
+    pub async fn organisation(&self, organisation_id: &str) -> Result<reg::OrganisationMatch> {
+        let mut request = tonic::Request::new(reg::FindOrganisationsRequest {
+            id: organisation_id.to_owned(),
+            ..Default::default()
+        });
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        let found = match client.find_organisations(request).await {
+            Ok(r) => r.into_inner().organisations,
+            Err(s) => {
+                return Err(Error::RegistryUnavailable {
+                    reason: format!("FindOrganisations: {:?}: {}", s.code(), s.message()),
+                });
+            }
+        };
+        found
+            .into_iter()
+            .find(|o| o.id == organisation_id)
+            .ok_or_else(|| Error::InvalidField {
+                field: "organisation_id",
+                reason: format!("no organisation {organisation_id:?} in the registry"),
+            })
     }
 
     /// `LatestUnlock` (I5): when the last unlock of the key device of the certificate
@@ -382,6 +409,25 @@ impl Registry {
             }),
             Err(s) => Err(Error::RegistryUnavailable {
                 reason: format!("CheckJurisdiction: {:?}: {}", s.code(), s.message()),
+            }),
+        }
+    }
+}
+
+impl Registry {
+    /// `FindCertificates` (issue 15, item 8): the DER of the certificates in the registry's
+    /// book by issuer and serial or by subject key identifier (certbook.rs).
+    pub async fn find_certificates(
+        &self,
+        req: reg::FindCertificatesRequest,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.find_certificates(request).await {
+            Ok(r) => Ok(r.into_inner().der),
+            Err(s) => Err(Error::RegistryUnavailable {
+                reason: format!("FindCertificates: {:?}: {}", s.code(), s.message()),
             }),
         }
     }

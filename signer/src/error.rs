@@ -72,6 +72,9 @@ pub enum Error {
     /// A request with the same idempotency key is running now.
     #[error("{0}")]
     InFlight(String),
+    /// An edXML message could not be written or signed (N6).
+    #[error("edXML: {0}")]
+    Edxml(#[from] kyso_edxml::EdxmlError),
     /// Building the CMS failed.
     #[error("building the CMS: {0}")]
     Cms(#[from] kyso_pki::cms_build::BuildError),

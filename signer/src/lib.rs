@@ -15,6 +15,7 @@
 pub mod anchor;
 pub mod audit;
 pub mod authority;
+pub mod certbook;
 pub mod config;
 pub mod consent;
 pub mod csr;

@@ -197,7 +197,9 @@ pub async fn build_site(r: &Registry, site: &Site, certs: &[(&str, &Path)]) -> P
                "organisation_profiles": [
                    {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_ISSUE"},
                    {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_RECEIVED"},
-                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_APPENDIX"}]}),
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_APPENDIX"},
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_EXCHANGE"},
+                   {"organisation_id": ubnd, "document_type": "QD", "profile": "PROFILE_STATUS"}]}),
     )
     .await;
     for (kind, path) in certs {
@@ -265,6 +267,28 @@ pub fn make_key(
     algorithm: &str,
     subject: &str,
 ) -> PathBuf {
+    make_key_as(
+        pki,
+        server,
+        (pin_file, token),
+        (name, name),
+        id_hex,
+        algorithm,
+        subject,
+    )
+}
+
+/// [`make_key`] with an HSM label (`label`) other than the leaf's name in the PKI (`leaf`):
+/// two provinces' keys on one PKI, each token with the labels its signer's config names.
+pub fn make_key_as(
+    pki: &TestPki,
+    server: &P11KitServer,
+    (pin_file, token): (&Path, &str),
+    (label, name): (&str, &str),
+    id_hex: &str,
+    algorithm: &str,
+    subject: &str,
+) -> PathBuf {
     let pin = pin_file.to_str().unwrap();
     kyso_signer(
         server,
@@ -277,7 +301,7 @@ pub fn make_key(
             "--pin-file",
             pin,
             "--label",
-            name,
+            label,
             "--id",
             id_hex,
             "--algorithm",
@@ -460,45 +484,41 @@ impl Cluster {
         let p11 = P11KitServer::start(&hsm, TOKEN);
         let pin_file = dir.path().join("pin");
         std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
-        let seal = make_key(
+        let seal = make_key_as(
             &pki,
             &p11,
-            &pin_file,
-            TOKEN,
-            &leaf("seal"),
+            (&pin_file, TOKEN),
+            ("seal", &leaf("seal")),
             "01",
             "rsa2048",
             site.org_subj,
         );
-        let personal = make_key(
+        let personal = make_key_as(
             &pki,
             &p11,
-            &pin_file,
-            TOKEN,
-            &leaf("chairman"),
+            (&pin_file, TOKEN),
+            ("chairman", &leaf("chairman")),
             "02",
             "p256",
             site.personal_subj,
         );
         let chairman_otp = enroll_otp(&p11, &pin_file, TOKEN, "02");
-        let revoked = make_key(
+        let revoked = make_key_as(
             &pki,
             &p11,
-            &pin_file,
-            TOKEN,
-            &leaf("old-seal"),
+            (&pin_file, TOKEN),
+            ("old-seal", &leaf("old-seal")),
             "03",
             "rsa2048",
             site.org_subj,
         );
         pki.revoke(&leaf("old-seal"), "superseded");
         // The audit-seal key: its own HSM object, which no caller can name.
-        make_key(
+        make_key_as(
             &pki,
             &p11,
-            &pin_file,
-            TOKEN,
-            &leaf(AUDIT_SEAL),
+            (&pin_file, TOKEN),
+            (AUDIT_SEAL, &leaf(AUDIT_SEAL)),
             "a5",
             "p256",
             "/C=VN/O=kyso test/CN=kyso audit seal",
@@ -513,7 +533,7 @@ impl Cluster {
         };
         let registry = match registry_database {
             Some(url) => Registry::start_with(url).await,
-            None => Registry::start().await,
+            None => Registry::start_for_domain(site.domain).await,
         };
         let province = build_site(
             &registry,

@@ -34,6 +34,7 @@ pub mod pg;
 mod pki;
 mod process;
 pub mod registry;
+pub mod xml_peers;
 
 pub use cms::{
     CmsSign, CmsVerify, cms_sign_in, openssl_cms_sign, openssl_cms_verify,

@@ -41,9 +41,20 @@ impl Registry {
     }
 
     async fn start_in(dir: tempfile::TempDir, database_url: &str) -> Registry {
+        Self::start_for(dir, database_url, DOMAIN).await
+    }
+
+    /// A province's registry whose organisations' mail is under `mail_domain` (I1).
+    pub async fn start_for_domain(mail_domain: &str) -> Registry {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite:{}", dir.path().join("registry.db").display());
+        Self::start_for(dir, &url, mail_domain).await
+    }
+
+    async fn start_for(dir: tempfile::TempDir, database_url: &str, mail_domain: &str) -> Registry {
         let config = Config {
             database_url: database_url.into(),
-            mail_domain: DOMAIN.into(),
+            mail_domain: mail_domain.into(),
             access: kyso_registry::config::AccessSection {
                 development_plaintext: true,
                 ..kyso_registry::config::AccessSection::default()

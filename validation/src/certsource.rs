@@ -30,6 +30,8 @@ pub enum CertificateOrigin {
     Embedded,
     /// Among the certificates the caller supplied with the request.
     Supplied,
+    /// In the registry's certificate book (a service's own [`CertificateSource`]).
+    Registry,
 }
 
 /// A place to look up the signer's certificate by its SignerIdentifier.

@@ -116,6 +116,10 @@ const ORIGINS: &[(CertificateOrigin, pb::SignerCertificateOrigin)] = &[
         CertificateOrigin::Supplied,
         pb::SignerCertificateOrigin::Supplied,
     ),
+    (
+        CertificateOrigin::Registry,
+        pb::SignerCertificateOrigin::Registry,
+    ),
 ];
 
 const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[

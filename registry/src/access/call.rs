@@ -43,6 +43,8 @@ calls! {
     CheckSeal => Sign,
     RecordUsage => Record,
     RegisterDocument => Record,
+    // W4, N6: the status history of a registered document, recorded like the register.
+    RecordDocumentStatus => Record,
     // Holder consent: the signer lifts a one-time-code lock after an approved unlock (I5).
     LatestUnlock => Sign,
     // The verifier's question (W3).
@@ -55,6 +57,11 @@ calls! {
     FindPeople => Read,
     FindOrganisations => Read,
     ListRegister => Read,
+    // The status history and the sender's unconfirmed view (W4), read like the register.
+    ListDocumentStatus => Read,
+    ListUnconfirmed => Read,
+    // Issue 15, item 8: a signer certificate a signature does not carry, from the book.
+    FindCertificates => Read,
     ListOverdueUnlocks => Read,
     ListHolidays => Read,
     // Changes inside a managing agency's subtree (I6); the subtree is checked in the

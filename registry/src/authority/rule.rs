@@ -36,6 +36,8 @@ pub enum Rule {
     V3,
     /// On hold (suspended): not active from the moment of the hold until it is lifted.
     N7,
+    /// Outgoing: what is sent is a document entered in the outgoing register.
+    W1,
 }
 
 impl Rule {
@@ -55,6 +57,7 @@ impl Rule {
             Self::V1 => "V1",
             Self::V3 => "V3",
             Self::N7 => "N7",
+            Self::W1 => "W1",
         }
     }
 }

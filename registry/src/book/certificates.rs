@@ -6,8 +6,8 @@ use sqlx::AnyConnection;
 
 use super::Book;
 use super::model::{
-    Certificate, CertificateKind, CertificateStatus, Change, NewCertificate, RevocationReason,
-    StatusChange, StatusEntry,
+    Certificate, CertificateKind, CertificateLookup, CertificateStatus, Change, NewCertificate,
+    RevocationReason, StatusChange, StatusEntry,
 };
 use super::shared::{dup, need};
 use crate::cert;
@@ -31,10 +31,11 @@ pub(super) struct CertRow {
     pub(super) renewal_of: Option<String>,
     pub(super) renewal_count: i64,
     pub(super) status: String,
+    pub(super) der_hex: String,
 }
 
 const CERT_COLUMNS: &str = "id, fingerprint, serial, issuer, subject, kind, person_id, \
-    organisation_id, not_before, not_after, renewal_of, renewal_count, status";
+    organisation_id, not_before, not_after, renewal_of, renewal_count, status, der_hex";
 
 /// A certificate by fingerprint, or NotFound naming `field`.
 pub(super) async fn cert_by_fingerprint(
@@ -49,6 +50,9 @@ pub(super) async fn cert_by_fingerprint(
         .await?
         .ok_or_else(|| Error::not_found("certificate", field, fp))
 }
+
+/// At most this many certificates in one `FindCertificates` answer.
+const MAX_FOUND: i64 = 32;
 
 /// One entry of the status history as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -133,6 +137,9 @@ async fn certificate(conn: &mut AnyConnection, c: CertRow, now: i64) -> Result<C
         history,
         renewal_count: c.renewal_count,
         renewal_of,
+        // Written by this module from the DER it parsed: a row that does not read back is
+        // shown without it rather than failing the look-up.
+        der: hex::decode(&c.der_hex).unwrap_or_default(),
     })
 }
 
@@ -310,8 +317,8 @@ impl Book {
         sqlx::query(
             "INSERT INTO certificates (id, fingerprint, der_hex, serial, issuer, subject, kind, \
              person_id, organisation_id, not_before, not_after, renewal_of, renewal_count, status, \
-             registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-             'active', $14)",
+             registered_at, subject_key_identifier) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, 'active', $14, $15)",
         )
         .bind(&id)
         .bind(&parsed.fingerprint)
@@ -327,6 +334,7 @@ impl Book {
         .bind(renewal_id.as_deref())
         .bind(renewal_count)
         .bind(now)
+        .bind(&parsed.subject_key_identifier)
         .execute(&mut *tx)
         .await
         .map_err(dup("certificate", "der", &parsed.fingerprint))?;
@@ -498,6 +506,40 @@ impl Book {
                 )
             })?;
         certificate(&mut conn, c, now).await
+    }
+
+    /// The DER of the certificates `q` names (issue 15, item 8): by issuer and serial (at
+    /// most one, the pair is unique) or by subject key identifier (a re-keyed certificate
+    /// may share it, so several). Candidates only: the caller's signature value decides.
+    pub async fn find_certificates(&self, q: &CertificateLookup) -> Result<Vec<Vec<u8>>> {
+        let rows: Vec<(String,)> = match q {
+            CertificateLookup::IssuerSerial { issuer, serial } => {
+                sqlx::query_as(
+                    "SELECT der_hex FROM certificates WHERE issuer = $1 AND serial = $2 \
+                     ORDER BY registered_at, id LIMIT $3",
+                )
+                .bind(issuer)
+                .bind(serial)
+                .bind(MAX_FOUND)
+                .fetch_all(self.db.pool())
+                .await?
+            }
+            CertificateLookup::SubjectKeyIdentifier(ski) => {
+                sqlx::query_as(
+                    "SELECT der_hex FROM certificates WHERE subject_key_identifier = $1 \
+                     ORDER BY registered_at, id LIMIT $2",
+                )
+                .bind(ski)
+                .bind(MAX_FOUND)
+                .fetch_all(self.db.pool())
+                .await?
+            }
+        };
+        // Written by this module from DER it parsed; a row that does not decode is left out.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(h,)| hex::decode(h).ok())
+            .collect())
     }
 
     /// Active or suspended certificates whose validity ends within `days` of `at`, counted

@@ -23,6 +23,7 @@ mod registers;
 mod reports;
 mod roles;
 pub(crate) mod search;
+mod statuses;
 mod titles;
 mod unlocks;
 mod usage;

@@ -167,6 +167,10 @@ stored_enum! {
         Received => "PROFILE_RECEIVED",
         /// A comment.
         Comment => "PROFILE_COMMENT",
+        /// The seal over an edXML envelope of an outgoing document (N6, W1).
+        Exchange => "PROFILE_EXCHANGE",
+        /// The seal over an edXML status message (N6, W4).
+        Status => "PROFILE_STATUS",
     }
 }
 
@@ -177,6 +181,16 @@ stored_enum! {
         Outgoing => "outgoing",
         /// Received by it.
         Incoming => "incoming",
+    }
+}
+
+stored_enum! {
+    /// Which way a message about a registered document went (W4, N6).
+    StatusDirection {
+        /// From the organisation to the counterparty.
+        Sent => "sent",
+        /// From the counterparty to the organisation.
+        Received => "received",
     }
 }
 
@@ -429,6 +443,8 @@ pub struct Certificate {
     pub renewal_count: i64,
     /// The fingerprint of the certificate it renews.
     pub renewal_of: Option<String>,
+    /// The DER as registered.
+    pub der: Vec<u8>,
 }
 
 /// The assignment of an organisation certificate's custodian (A5).
@@ -655,6 +671,8 @@ pub struct RegisterQuery {
     pub year: i32,
     /// One document by its SHA-256, as given, or every one ("").
     pub sha256: String,
+    /// The documents with this number and symbol, or every one ("").
+    pub number_and_symbol: String,
 }
 
 /// One document looked up in an organisation's registers (`Book::find_entry`).
@@ -881,4 +899,84 @@ pub struct AuditAnchor {
     pub writer_subject: String,
     /// When the registry wrote it.
     pub recorded_at: i64,
+}
+
+/// A message about a registered document to record (W4, N6): the document's envelope (code
+/// '') or a status message, sent or received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDocumentStatus {
+    /// The organisation whose register holds the entry.
+    pub organisation_id: String,
+    /// The entry.
+    pub register_entry_id: String,
+    /// The other organisation's code, as given.
+    pub counterparty_code: String,
+    /// Which way it went.
+    pub direction: StatusDirection,
+    /// '' or the N6 code, as given.
+    pub code: String,
+    /// Why (a refusal, a take-back), as given.
+    pub description: String,
+    /// SHA-256 of the envelope or status message as exchanged, as given ('' when none).
+    pub envelope_sha256: String,
+    /// SHA-256 of the copy of the document kept with it, as given ('' when none).
+    pub document_sha256: String,
+    /// When (now without).
+    pub at: Option<i64>,
+}
+
+/// A recorded message about a registered document (W4, N6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentStatus {
+    /// Registry id.
+    pub id: String,
+    /// The organisation.
+    pub organisation_id: String,
+    /// The register entry.
+    pub register_entry_id: String,
+    /// The other organisation's code (Decision 20/2020).
+    pub counterparty_code: String,
+    /// Which way it went.
+    pub direction: Option<StatusDirection>,
+    /// '' for the envelope, else the N6 code.
+    pub code: String,
+    /// Why.
+    pub description: String,
+    /// SHA-256 of what was exchanged, hex, or ''.
+    pub envelope_sha256: String,
+    /// SHA-256 of the copy of the document kept with it (a stamped copy), hex, or ''.
+    pub document_sha256: String,
+    /// When.
+    pub at: i64,
+    /// Who recorded it: the caller's certificate subject.
+    pub actor: String,
+}
+
+/// An outgoing document a counterparty has not confirmed (W4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unconfirmed {
+    /// The outgoing register entry.
+    pub entry: RegisterEntry,
+    /// The counterparty it was sent to.
+    pub counterparty_code: String,
+    /// The counterparty's last answer, '' for none.
+    pub last_code: String,
+    /// When it was first sent to it.
+    pub sent_at: i64,
+    /// The last message either way.
+    pub last_at: i64,
+}
+
+/// What `FindCertificates` looks for (issue 15, item 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateLookup {
+    /// Issuer (RFC 4514, as the registry renders it) and serial (normalised hex).
+    IssuerSerial {
+        /// The issuer.
+        issuer: String,
+        /// The serial.
+        serial: String,
+    },
+    /// The subject key identifier (normalised hex).
+    SubjectKeyIdentifier(String),
 }

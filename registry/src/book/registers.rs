@@ -14,7 +14,7 @@ use crate::storage::new_id;
 
 /// A register entry as stored.
 #[derive(Debug, sqlx::FromRow)]
-struct EntryRow {
+pub(super) struct EntryRow {
     id: String,
     organisation_id: String,
     direction: String,
@@ -29,6 +29,11 @@ struct EntryRow {
     at: i64,
     signatures: String,
 }
+
+/// The columns of [`EntryRow`], of `document_register` named `d`.
+pub(super) const ENTRY_COLUMNS_D: &str = "d.id, d.organisation_id, d.direction, d.year, \
+    d.number, d.document_type, d.number_and_symbol, d.sha256, d.counterparty, d.refused, \
+    d.reason, d.at, d.signatures";
 
 impl From<EntryRow> for RegisterEntry {
     fn from(r: EntryRow) -> Self {
@@ -194,13 +199,14 @@ impl Book {
              number_and_symbol, sha256, counterparty, refused, reason, at, signatures \
              FROM document_register WHERE organisation_id = $1 \
              AND ($2 = '' OR direction = $2) AND ($3 = 0 OR year = $3) \
-             AND ($4 = '' OR sha256 = $4) \
+             AND ($4 = '' OR sha256 = $4) AND ($5 = '' OR number_and_symbol = $5) \
              ORDER BY year, direction, number, at LIMIT 10000",
         )
         .bind(&q.organisation_id)
         .bind(direction)
         .bind(i64::from(q.year))
         .bind(&sha256)
+        .bind(q.number_and_symbol.trim())
         .fetch_all(self.db.pool())
         .await?;
         Ok(rows.into_iter().map(RegisterEntry::from).collect())

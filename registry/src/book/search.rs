@@ -131,4 +131,19 @@ impl Book {
         }
         Ok(out)
     }
+
+    /// The organisation with a registry ID, if any (the document flow reads its name and
+    /// code for an edXML envelope's `From`, N6).
+    pub async fn find_organisation_by_id(&self, id: &str) -> Result<Vec<OrganisationMatch>> {
+        let mut out: Vec<OrganisationMatch> = sqlx::query_as(
+            "SELECT id, name, managing_agency_id, code FROM organisations WHERE id = $1",
+        )
+        .bind(id.trim())
+        .fetch_all(self.db.pool())
+        .await?;
+        for m in &mut out {
+            m.exact = true;
+        }
+        Ok(out)
+    }
 }

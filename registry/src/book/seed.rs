@@ -320,6 +320,7 @@ pub async fn province(db: &Db, spec: &ProvinceSpec, change: &Change, now: i64) -
             I(0),
             S("active".into()),
             I(now),
+            S(parsed.subject_key_identifier),
         ]);
         signers.push(Signer {
             fingerprint: parsed.fingerprint,
@@ -373,6 +374,7 @@ pub async fn province(db: &Db, spec: &ProvinceSpec, change: &Change, now: i64) -
             "renewal_count",
             "status",
             "registered_at",
+            "subject_key_identifier",
         ],
         certs,
     )

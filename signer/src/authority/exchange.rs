@@ -1,5 +1,5 @@
-//! What the exchange flow asks the registry: the organisation's code, register entries by
-//! number and symbol, and the documents' status history (N6, W4).
+//! What the exchange flow asks the registry: register entries by number and symbol, and the
+//! documents' status history (N6, W4).
 
 use kyso_proto::registry::v1 as reg;
 use tonic::Code;
@@ -22,30 +22,6 @@ fn answer_error(rpc: &str, s: &tonic::Status) -> Error {
 }
 
 impl Registry {
-    /// The code (Decision 20/2020) and name of organisation `organisation_id`.
-    pub async fn organisation_code(&self, organisation_id: &str) -> Result<(String, String)> {
-        let mut request = tonic::Request::new(reg::FindOrganisationsRequest {
-            id: organisation_id.to_owned(),
-            ..Default::default()
-        });
-        request.set_timeout(self.timeout);
-        let mut client = self.client.clone();
-        let found = client
-            .find_organisations(request)
-            .await
-            .map_err(|s| answer_error("FindOrganisations", &s))?
-            .into_inner()
-            .organisations;
-        found
-            .into_iter()
-            .find(|o| o.id == organisation_id)
-            .map(|o| (o.code, o.name))
-            .ok_or_else(|| Error::InvalidField {
-                field: "organisation_id",
-                reason: format!("no organisation {organisation_id} in the registry"),
-            })
-    }
-
     /// The entries of `organisation_id`'s register in `direction` with this number and
     /// symbol.
     pub async fn entries_by_number(

@@ -206,12 +206,16 @@ impl DocumentsService {
             policy: None,
             limits: PdfLimits::default(),
         };
-        let (report, problems, signatures) = match self
+        // Issue 15, item 8: a signer certificate the CMS does not carry comes from the
+        // registry's book (certbook.rs); a lookup not answered is no verdict (UNAVAILABLE).
+        let book = crate::certbook::RegistryBook::new(self.signer.registry().clone());
+        let verified = self
             .signer
             .verifier()
-            .verify_pdf(&r.pdf, &options, now)
-            .await
-        {
+            .verify_pdf_with(&r.pdf, &options, &book, now)
+            .await;
+        book.answered()?;
+        let (report, problems, signatures) = match verified {
             Ok(report) => {
                 let (problems, signatures) = self
                     .judge(&report, &r.document_type, r.sender_code.trim(), received_at)

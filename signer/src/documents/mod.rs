@@ -169,6 +169,16 @@ impl dpb::documents_server::Documents for DocumentsService {
         .await
     }
 
+    async fn send_outgoing(
+        &self,
+        req: Request<dpb::SendOutgoingRequest>,
+    ) -> std::result::Result<Response<dpb::SendOutgoingResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::send_outgoing(self, &c, r, now).await
+        })
+        .await
+    }
+
     async fn get_document(
         &self,
         req: Request<dpb::GetDocumentRequest>,

@@ -200,7 +200,7 @@ impl DocumentsService {
     /// A killed attempt began step `begun` and may have signed: every `signed` record of
     /// that key, caller and input after the step began, not yet marked, gets a
     /// `not_returned` record saying the signature was never given out.
-    async fn record_lost_signatures(
+    pub(super) async fn record_lost_signatures(
         &self,
         run: &Run,
         caller: &Caller,

@@ -123,7 +123,10 @@ pub(super) fn signatory(d: Decision) -> pb::Signatory {
 /// - the received stamp (RECEIVED) is applied only by `ReceiveIncoming`, after the incoming
 ///   document's signatures were verified (W3, D6): a caller cannot stamp anything it likes;
 /// - a raw signature over a digest (`SignDigest`) is never made with an organisation's key:
-///   the seal is made only as a CMS or PDF whose legal form was checked (A6).
+///   the seal is made only as a CMS or PDF whose legal form was checked (A6);
+/// - the seal over an edXML envelope or status message (EXCHANGE, STATUS) is made only by the
+///   exchange flow, over the message it built itself from the outgoing register (N6, W1):
+///   never by SignPdf, SignCms or SignDigest, which would seal whatever a caller sends.
 fn side_doors(job: &Job<'_>, ctx: &pb::SigningContext, origin: Origin) -> Result<()> {
     let refuse = |rule: &str, reason: &str| {
         Err(Error::Refused(vec![Refusal {
@@ -135,6 +138,14 @@ fn side_doors(job: &Job<'_>, ctx: &pb::SigningContext, origin: Origin) -> Result
         return refuse(
             "W3",
             "the received stamp (RECEIVED) is applied only by ReceiveIncoming, after the incoming document's signatures were verified (W3, D6)",
+        );
+    }
+    let xml =
+        ctx.profile == pb::Profile::Exchange as i32 || ctx.profile == pb::Profile::Status as i32;
+    if xml && origin != Origin::Exchange {
+        return refuse(
+            "N6",
+            "the seal over an edXML envelope or status message (EXCHANGE, STATUS) is made only by the exchange flow, over the message it built (N6, W1)",
         );
     }
     if job.raw && job.key.certificate.kind() == kyso_pki::cert::CertKind::Organisation {

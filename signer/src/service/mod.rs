@@ -13,7 +13,8 @@
 //! The steps live in modules of their own, shared by the flows: `request` (1-2: the caller,
 //! the key, the context and the signer's own rules), `authorise` (2-4, and A6 through
 //! `approval`), `record` (5-6: the HSM signature and the audit record); the flows are
-//! `cms` (SignCms, SignDigest) and `pdf` (SignPdf). This module holds the service's state,
+//! `cms` (SignCms, SignDigest), `pdf` (SignPdf) and `xml` (the seal over an edXML envelope
+//! or status message, for the document flow only). This module holds the service's state,
 //! the thin gRPC handlers (ListKeys, SignDigest, SignCms, SignPdf: identify the caller, run the
 //! flow, count and time it) and what the document flow (`documents.rs`) calls.
 
@@ -25,6 +26,10 @@ mod pdf;
 mod record;
 mod request;
 mod seal;
+mod xml;
+
+pub(crate) use request::Origin;
+pub(crate) use xml::{XmlSealRequest, XmlSealed};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -272,7 +277,7 @@ impl SignerService {
         let started = Instant::now();
         let (key, ctx) = (r.key.clone(), r.context.clone());
         let out = self
-            .sign_pdf_inner(caller, r, request::Origin::ReceiveIncoming, now)
+            .sign_pdf_inner(caller, r, Origin::ReceiveIncoming, now)
             .await;
         self.count(
             &key,
@@ -332,9 +337,7 @@ impl pb::signer_server::Signer for SignerService {
         let now = (self.inner.clock)();
         let r = req.into_inner();
         let (key, ctx) = (r.key.clone(), r.context.clone());
-        let out = self
-            .sign_pdf_inner(&caller, r, request::Origin::Caller, now)
-            .await;
+        let out = self.sign_pdf_inner(&caller, r, Origin::Caller, now).await;
         self.answer("SignPdf", &key, ctx.as_ref(), started, out)
     }
 

@@ -20,13 +20,17 @@ const VN_OFFSET: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) {
 };
 
 /// Where a signing request comes from: a caller of the Signer service, or the signer's own
-/// document flow after its checks (the received stamp of `ReceiveIncoming`).
+/// document flow after its checks (the received stamp of `ReceiveIncoming`, the seal over an
+/// edXML message it built).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// SignCms, SignDigest, SignPdf.
     Caller,
     /// `ReceiveIncoming`, after the incoming document's signatures were verified (W3).
     ReceiveIncoming,
+    /// The exchange flow (`SendOutgoing`, status messages): the seal over an edXML envelope
+    /// or status message it built (EXCHANGE, STATUS; N6), made only through `seal_xml_as`.
+    Exchange,
 }
 
 /// The signer's view of one request, after parsing.
@@ -54,7 +58,8 @@ pub(super) struct SealSubject {
     pub(super) competent_person_id: String,
     /// COPY: the SHA-256 of what is sealed (the PDF as sent, or the CMS content), which must
     /// be the stored original of a document in the organisation's registers (A6, P3); None
-    /// when only a digest of another algorithm was sent.
+    /// when only a digest of another algorithm was sent. EXCHANGE: the SHA-256 of the issued
+    /// original the envelope carries, which must be in the outgoing register (W1).
     pub(super) content_sha256: Option<Vec<u8>>,
 }
 
@@ -126,7 +131,7 @@ impl SignerService {
         if profile == pb::Profile::Unspecified {
             return Err(Error::InvalidField {
                 field: "context.profile",
-                reason: "state the legal form: APPROVAL, ISSUE, SCANNED_ISSUE, COPY, APPENDIX, RECEIVED or COMMENT".into(),
+                reason: "state the legal form: APPROVAL, ISSUE, SCANNED_ISSUE, COPY, APPENDIX, RECEIVED, COMMENT, EXCHANGE or STATUS".into(),
             });
         }
         let mode = pb::SigningMode::try_from(ctx.mode).unwrap_or(pb::SigningMode::Unspecified);
@@ -269,6 +274,7 @@ pub(super) fn legal_form(profile: i32) -> Option<kyso_pades::Profile> {
         pb::Profile::Appendix => P::Appendix,
         pb::Profile::Received => P::Received,
         pb::Profile::Comment => P::Comment,
-        pb::Profile::Unspecified => return None,
+        // Not forms of a PDF or CMS: the seal over an edXML message (N6), `super::xml`.
+        pb::Profile::Unspecified | pb::Profile::Exchange | pb::Profile::Status => return None,
     })
 }

@@ -9,7 +9,9 @@
 //! - COPY (A6 "copies it made itself", P3): what is sealed is the stored original of a
 //!   document in the organisation's outgoing or incoming register (by its SHA-256);
 //! - APPENDIX (D5, P4): the document's number and symbol is in the organisation's outgoing
-//!   register (SignPdf, SignCms and the documents flow's SignAttachments alike).
+//!   register (SignPdf, SignCms and the documents flow's SignAttachments alike);
+//! - EXCHANGE (W1 -> send, N6): the issued original an edXML envelope carries is in the
+//!   organisation's outgoing register (by its SHA-256).
 
 use kyso_proto::registry::v1 as reg;
 use kyso_proto::signer::v1 as pb;
@@ -20,8 +22,9 @@ use super::SignerService;
 use super::request::Job;
 
 impl SignerService {
-    /// The registry's `CheckSeal` for SCANNED_ISSUE, COPY and APPENDIX; nothing for the
-    /// other profiles (ISSUE is checked by its approval, RECEIVED by its origin).
+    /// The registry's `CheckSeal` for SCANNED_ISSUE, COPY, APPENDIX and EXCHANGE; nothing for
+    /// the other profiles (ISSUE is checked by its approval, RECEIVED and STATUS by their
+    /// origin).
     pub(super) async fn check_seal(&self, job: &Job<'_>) -> Result<()> {
         match seal_request(job)? {
             Some(req) => self.inner.registry.check_seal(req).await.map(|_| ()),
@@ -55,6 +58,15 @@ pub(super) fn seal_request(job: &Job<'_>) -> Result<Option<reg::CheckSealRequest
                 });
             }
             req.competent_person_id = job.seal.competent_person_id.trim().to_owned();
+        }
+        pb::Profile::Exchange => {
+            let Some(sha256) = &job.seal.content_sha256 else {
+                return Err(Error::InvalidField {
+                    field: "content_sha256",
+                    reason: "EXCHANGE: the SHA-256 of the issued original the envelope carries is required (W1)".into(),
+                });
+            };
+            req.sha256 = hex::encode(sha256);
         }
         pb::Profile::Copy => {
             let Some(sha256) = &job.seal.content_sha256 else {

@@ -54,6 +54,28 @@ async fn organisation_codes_are_checked_set_and_found_I6(svc: Service) {
         by_code(&svc, "000.00.00.H34").await,
         [(p.ubnd.clone(), "000.00.00.H34".to_owned())]
     );
+    // By registry ID (what the signer asks for an envelope's From, N6): that one exactly,
+    // with its code; an unknown ID finds nothing.
+    let by_id = |id: String| {
+        let mut c = svc.c();
+        async move {
+            c.find_organisations(pb::FindOrganisationsRequest {
+                id,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .organisations
+        }
+    };
+    let found = by_id(p.ubnd.clone()).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].id.as_str(), found[0].code.as_str(), found[0].exact),
+        (p.ubnd.as_str(), "000.00.00.H34", true)
+    );
+    assert!(by_id("ORG-NONE".into()).await.is_empty());
     // Unique: another organisation cannot take it.
     let err = set_code(&svc, &p.sotttt, "000.00.00.H34")
         .await

@@ -3,8 +3,8 @@
 //! registry`.
 //!
 //! The service's end-to-end scenarios are split by topic (`authority`, `certificates`,
-//! `events`, `organisations`, `reports`, `unlock`) over one shared `setup`: the service on
-//! either backend, the sample province and the request helpers.
+//! `events`, `organisations`, `reports`, `status_history`, `unlock`) over one shared `setup`:
+//! the service on either backend, the sample province and the request helpers.
 //!
 //! One test binary per area (modules inside): each binary is linked once, which is most of
 //! the test gate's build time.
@@ -25,4 +25,5 @@ mod reports;
 mod seal;
 mod seed;
 mod setup;
+mod status_history;
 mod unlock;

@@ -52,7 +52,7 @@ async fn reported_signer() -> SignerIdentity {
 }
 
 /// Registers `org-rsa` for a new organisation.
-async fn register_org_certificate(c: &mut RegistryClient<Channel>) -> pb::Certificate {
+pub(crate) async fn register_org_certificate(c: &mut RegistryClient<Channel>) -> pb::Certificate {
     let org = c
         .create_organisation(pb::CreateOrganisationRequest {
             change: change("province set-up"),

@@ -360,6 +360,7 @@ async fn report_counts_signatures_and_exchange_volumes_R2(svc: Service) {
             direction: Outgoing as i32,
             year: o1.year,
             sha256: String::new(),
+            number_and_symbol: String::new(),
         })
         .await
         .unwrap()

@@ -6,6 +6,8 @@
 //! - COPY: only of a document in the sealing organisation's own outgoing or incoming
 //!   register, by the SHA-256 of its stored original (A6, P3).
 //! - APPENDIX: only with the number and symbol of a document of its outgoing register (D5).
+//! - EXCHANGE: an edXML envelope only over a document of its OUTGOING register, by the
+//!   SHA-256 of its stored original (W1, N6).
 
 use kyso_proto::registry::v1 as pb;
 use kyso_proto::signer::v1::{Classification, Profile};
@@ -267,7 +269,60 @@ async fn copies_and_appendices_only_from_the_organisations_own_registers_P3_D5_A
     svc.stop().await;
 }
 
+async fn envelopes_only_over_the_organisations_outgoing_register_W1_N6(svc: Service) {
+    let p = seed(&svc).await;
+    let (out_sha, in_sha, other_sha) = ("a1".repeat(32), "b2".repeat(32), "d4".repeat(32));
+    let outgoing = enter(
+        &svc,
+        &p.ubnd,
+        pb::Direction::Outgoing,
+        "12/QĐ-UBND",
+        &out_sha,
+        false,
+    )
+    .await;
+    enter(
+        &svc,
+        &p.ubnd,
+        pb::Direction::Incoming,
+        "7/QĐ-BTC",
+        &in_sha,
+        false,
+    )
+    .await;
+    enter(
+        &svc,
+        &p.sotttt,
+        pb::Direction::Outgoing,
+        "5/QĐ-STTTT",
+        &other_sha,
+        false,
+    )
+    .await;
+    let exchange = |sha: &str| pb::CheckSealRequest {
+        sha256: sha.into(),
+        ..ask(&p.ubnd, Profile::Exchange, "QD")
+    };
+    // The organisation's own issued and registered document (W1).
+    let r = check(&svc, exchange(&out_sha)).await;
+    assert!(r.allowed, "{r:?}");
+    assert_eq!(r.entry.map(|e| e.id), Some(outgoing.id));
+    // Not a document it received, another body's outgoing one, or one never registered.
+    for sha in [&in_sha, &other_sha, &"e5".repeat(32)] {
+        let r = check(&svc, exchange(sha)).await;
+        assert!(!r.allowed && r.entry.is_none(), "{r:?}");
+        assert_eq!(rules(&r), ["W1"], "{r:?}");
+    }
+    // No SHA-256: a bad question; STATUS has no side door here (the signer's origin check).
+    for req in [exchange(""), ask(&p.ubnd, Profile::Status, "QD")] {
+        let e = svc.c().check_seal(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+    svc.stop().await;
+}
+
 on_both_backends!(
     scanned_issue_needs_the_competent_person_and_the_form_D2_D3_A3_A6,
     copies_and_appendices_only_from_the_organisations_own_registers_P3_D5_A6,
+    envelopes_only_over_the_organisations_outgoing_register_W1_N6,
 );

@@ -12,7 +12,7 @@ use kyso_tests::pdf_peers::{NssDb, Peers, SampleKind, Tamper, ValidateOptions, p
 use serde_json::Value;
 
 /// `kyso doc ARGS` against the cluster's signer: exit code and the JSON it printed.
-fn kyso_doc(c: &Cluster, args: &[&str]) -> (i32, Value) {
+pub(crate) fn kyso_doc(c: &Cluster, args: &[&str]) -> (i32, Value) {
     let out = Command::new(workspace_bin("kyso"))
         .arg("doc")
         .args(&args[..1])
@@ -40,6 +40,7 @@ pub(crate) async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg:
             direction: direction as i32,
             year: 0,
             sha256: String::new(),
+            number_and_symbol: String::new(),
         })
         .await
         .unwrap()
@@ -47,7 +48,7 @@ pub(crate) async fn register(c: &Cluster, direction: reg::Direction) -> Vec<reg:
         .entries
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(kyso_pki::crypto::sha256(bytes))
 }
 

@@ -55,7 +55,12 @@ fn issue(c: &Cluster, number: &str) -> String {
         .args(["--organisation", &c.province.ubnd])
         .args(["--document-type", "QD", "--number", number])
         .args(["--issue-date", &Cluster::today()])
-        .args(["--approval-key", "chairman", "--approver", &c.province.chairman])
+        .args([
+            "--approval-key",
+            "chairman",
+            "--approver",
+            &c.province.chairman,
+        ])
         .args(["--approval-rect", &rect])
         .args(["--seal-key", "seal", "--custodian", &c.province.clerk])
         .args(["--recipients", PHU_YEN.ubnd])
@@ -182,7 +187,10 @@ async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
     // A issues and sends; until B answers, A's unconfirmed view holds it (W4).
     let first = issue(&a, "15/QĐ-UBND");
     let envelope = send(&a, &first, &[B_CODE]).await;
-    assert_eq!(unconfirmed(&a).await, [(first.clone(), B_CODE.to_owned(), String::new())]);
+    assert_eq!(
+        unconfirmed(&a).await,
+        [(first.clone(), B_CODE.to_owned(), String::new())]
+    );
 
     // B receives: 01 then 03 with the incoming number; A's signers are outside B's registry.
     let got = receive(&b, envelope.clone()).await;
@@ -266,10 +274,16 @@ async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
         .into_iter()
         .map(|s| (s.0, s.1))
         .collect();
-    let want: Vec<(String, i32)> = [("", SENT), ("01", RECEIVED), ("03", RECEIVED), ("13", SENT), ("15", RECEIVED)]
-        .iter()
-        .map(|(c, d)| (c.to_string(), *d))
-        .collect();
+    let want: Vec<(String, i32)> = [
+        ("", SENT),
+        ("01", RECEIVED),
+        ("03", RECEIVED),
+        ("13", SENT),
+        ("15", RECEIVED),
+    ]
+    .iter()
+    .map(|(c, d)| (c.to_string(), *d))
+    .collect();
     assert_eq!(h, want);
     let hb: Vec<String> = history(&b, &got.register_entry_id)
         .await
@@ -293,4 +307,118 @@ async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
     .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert_eq!(history(&a, &sent_entry).await.len(), 5);
+}
+
+/// The ministry's unsigned envelope to province B carrying `pdf`, with an xmlsec1 signature
+/// template as the header's last child (as the exchange's own builders lay it out).
+fn ministry_envelope(pdf: &[u8]) -> String {
+    use base64ct::Encoding;
+    let b64 = base64ct::Base64::encode_string(pdf);
+    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+7));
+    let date = format!(
+        "{:04}/{:02}/{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<edXML:edXML xmlns:edXML="http://www.mic.gov.vn/TBT/QCVN_102_2016">
+  <edXML:edXMLEnvelope>
+    <edXML:edXMLHeader>
+      <edXML:MessageHeader>
+        <edXML:From><edXML:OrganId>000.00.00.G15</edXML:OrganId><edXML:OrganName>Bộ Y tế</edXML:OrganName></edXML:From>
+        <edXML:To><edXML:OrganId>{B_CODE}</edXML:OrganId></edXML:To>
+        <edXML:DocumentId>000.00.00.G15,{date},77/BYT-KCB</edXML:DocumentId>
+        <edXML:Code><edXML:CodeNumber>77</edXML:CodeNumber><edXML:CodeNotation>BYT-KCB</edXML:CodeNotation></edXML:Code>
+        <edXML:PromulgationInfo><edXML:Place>Hà Nội</edXML:Place><edXML:PromulgationDate>{date}</edXML:PromulgationDate></edXML:PromulgationInfo>
+        <edXML:DocumentType><edXML:Type>1</edXML:Type><edXML:TypeName>Quyết định</edXML:TypeName></edXML:DocumentType>
+        <edXML:Subject>Về việc hướng dẫn khám chữa bệnh</edXML:Subject>
+      </edXML:MessageHeader>
+<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>
+ <ds:CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>
+ <ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/>
+ <ds:Reference URI=""><ds:Transforms>
+  <ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>
+  <ds:Transform Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/></ds:Transforms>
+  <ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/>
+ </ds:Reference></ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo>
+</ds:Signature>
+    </edXML:edXMLHeader>
+    <edXML:edXMLBody>
+      <edXML:edXMLManifest version="1.0">
+        <edXML:Reference><edXML:ContentId>cid:1</edXML:ContentId><edXML:ContentType>application/pdf</edXML:ContentType><edXML:AttachmentName>77-BYT-KCB.pdf</edXML:AttachmentName></edXML:Reference>
+      </edXML:edXMLManifest>
+    </edXML:edXMLBody>
+  </edXML:edXMLEnvelope>
+  <edXML:AttachmentEncoded>
+    <edXML:Attachment><edXML:ContentId>cid:1</edXML:ContentId><edXML:AttachmentName>77-BYT-KCB.pdf</edXML:AttachmentName><edXML:ContentType>application/pdf</edXML:ContentType><edXML:ContentTransferEncoded>{b64}</edXML:ContentTransferEncoded></edXML:Attachment>
+  </edXML:AttachmentEncoded>
+</edXML:edXML>
+"#
+    )
+}
+
+/// A4, N6: an envelope from a ministry neither registry holds (its seal from the same root,
+/// the envelope signed with `xmlsec1`, the PDF inside with pyHanko) is verified and accepted
+/// at B with "outside this registry: authority not checked" for both signatures, the 03
+/// addressed to the ministry; the same envelope addressed elsewhere is refused (N5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_from_an_organisation_no_registry_holds_is_accepted_unchecked_N6_N5() {
+    let b = Cluster::start_province(PHU_YEN).await;
+    let ministry = crate::outside::outside_leaf(&b, "moh", crate::outside::MINISTRY);
+    let pdf = std::fs::read(crate::outside::signed_sample(&b, &ministry, "moh.pdf")).unwrap();
+    let sign = |doc: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let tmpl = dir.path().join("tmpl.xml");
+        let out = dir.path().join("out.xml");
+        std::fs::write(&tmpl, doc).unwrap();
+        let keys = format!(
+            "{},{},{}",
+            ministry.key.display(),
+            ministry.cert.display(),
+            ministry.chain[0].display()
+        );
+        let o = kyso_tests::xml_peers::xmlsec1(&[
+            &"--sign",
+            &"--privkey-pem",
+            &keys,
+            &"--output",
+            &out,
+            &tmpl,
+        ]);
+        assert!(o.success(), "xmlsec1 --sign: {}", o.stderr_str());
+        std::fs::read(&out).unwrap()
+    };
+    let envelope = sign(&ministry_envelope(&pdf));
+
+    let got = receive(&b, envelope).await;
+    assert!(got.accepted, "{:?}", got.problems);
+    assert_eq!(got.sender_code, "000.00.00.G15");
+    assert_eq!(got.signatures.len(), 2, "{:?}", got.signatures);
+    for s in &got.signatures {
+        assert_eq!(s.outcome, reg::AuthorityOutcome::Outside as i32, "{s:?}");
+        assert!(s.message.contains("authority not checked"), "{s:?}");
+        assert!(s.subject.contains("O=Bộ Y tế"), "{s:?}");
+    }
+    assert_eq!(codes(&got.statuses), ["01", "03"]);
+    assert!(
+        got.statuses
+            .iter()
+            .all(|s| s.counterparty_code == "000.00.00.G15")
+    );
+    // The 03 B signed verifies with xmlsec1 under the same root.
+    let answer = String::from_utf8(got.statuses[1].xml.clone()).unwrap();
+    assert!(kyso_tests::xml_peers::xmlsec_verify(&b.pki, &answer));
+
+    // Misaddressed (N5): sent to another province, refused with the reason.
+    let elsewhere = ministry_envelope(&pdf).replacen(B_CODE, "000.00.00.H41", 1);
+    let refused = receive(&b, sign(&elsewhere)).await;
+    assert!(!refused.accepted);
+    assert!(
+        refused.problems.iter().any(|p| p.rule == "N5"),
+        "{:?}",
+        refused.problems
+    );
+    assert_eq!(codes(&refused.statuses), ["01", "02"]);
 }

@@ -10,9 +10,11 @@
 mod anchors;
 mod audit;
 mod bench;
+mod certbook;
 mod consent;
 mod documents;
 mod exchange;
+mod exchange_seal;
 mod hsm;
 mod outside;
 mod pdf;

@@ -17,11 +17,11 @@ use crate::documents::register;
 use crate::sign::{callers_config, make_tls, mtls_channel, status_rules};
 
 /// The Ministry of Health: an organisation this registry does not hold.
-const MINISTRY: &str = "/C=VN/L=Hà Nội/O=Bộ Y tế/CN=Bộ Y tế";
+pub(crate) const MINISTRY: &str = "/C=VN/L=Hà Nội/O=Bộ Y tế/CN=Bộ Y tế";
 
 /// A leaf of the test PKI's issuing CA for `subject`, its key on disk (the sender signs with
 /// pyHanko); the OCSP responder is told about it.
-fn outside_leaf(c: &Cluster, name: &str, subject: &str) -> PyhankoSign {
+pub(crate) fn outside_leaf(c: &Cluster, name: &str, subject: &str) -> PyhankoSign {
     let key = c.pki.path(format!("leaves/{name}.key"));
     let csr = c.pki.path(format!("{name}.csr"));
     let run = |args: &[&str]| {
@@ -58,7 +58,7 @@ fn outside_leaf(c: &Cluster, name: &str, subject: &str) -> PyhankoSign {
 }
 
 /// The sample decision signed by `who`, written to the cluster's directory.
-fn signed_sample(c: &Cluster, who: &PyhankoSign, file: &str) -> PathBuf {
+pub(crate) fn signed_sample(c: &Cluster, who: &PyhankoSign, file: &str) -> PathBuf {
     let peers = Peers::get();
     let sample = peers.sample(SampleKind::Decision);
     let signed = peers.pyhanko_sign(&sample.bytes, who);

@@ -4,15 +4,14 @@
 //! signs (two-phase, the test PKI's key files standing in for the HSM) pass
 //! `xmlsec1 --verify`.
 
-use std::process::Command;
-
 use kyso_edxml::EdxmlLimits;
 use kyso_edxml::dsig::{self, DsigCheck, DsigPolicy, alg::SignatureMethod};
 use kyso_edxml::xml::parse::Source;
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::SignerFailure;
 use kyso_pki::crypto::DigestAlgorithm;
-use kyso_tests::{COMMAND_TIMEOUT, Output, TestPki, run};
+use kyso_tests::TestPki;
+use kyso_tests::xml_peers::{signxml, signxml_verify, xmlsec_verify, xmlsec1};
 
 const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 const C14N10: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
@@ -92,14 +91,6 @@ const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
 const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
-fn xmlsec1(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new("xmlsec1");
-    for a in args {
-        cmd.arg(a);
-    }
-    run(&mut cmd, None, COMMAND_TIMEOUT)
-}
-
 /// Signs `template_doc` with xmlsec1 and `leaf`'s key; the chain goes into X509Data.
 fn xmlsec_sign(pki: &TestPki, leaf: &str, template_doc: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -115,26 +106,6 @@ fn xmlsec_sign(pki: &TestPki, leaf: &str, template_doc: &str) -> String {
     let o = xmlsec1(&[&"--sign", &"--privkey-pem", &keys, &"--output", &out, &tmpl]);
     assert!(o.success(), "xmlsec1 --sign: {}", o.stderr_str());
     std::fs::read_to_string(&out).unwrap()
-}
-
-/// `xmlsec1 --verify` against the test PKI's root.
-fn xmlsec_verify(pki: &TestPki, signed: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("signed.xml");
-    std::fs::write(&file, signed).unwrap();
-    let o = xmlsec1(&[
-        &"--verify",
-        &"--trusted-pem",
-        &pki.root_pem(),
-        &"--untrusted-pem",
-        &pki.issuing_ca_pem(),
-        &"--enabled-reference-uris",
-        &"empty",
-        &"--enabled-key-data",
-        &"x509",
-        &file,
-    ]);
-    o.success()
 }
 
 fn check_with(text: &str, policy: DsigPolicy) -> DsigCheck {
@@ -428,17 +399,6 @@ fn signing_refuses_what_it_cannot_sign_exactly_N6() {
     assert!(prepared.finish(&wrong).is_err());
 }
 
-/// `tests/peers/signxml_tool.py` in the peers' venv.
-fn signxml(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let peers = kyso_tests::pdf_peers::Peers::get();
-    let mut cmd = Command::new(peers.python());
-    cmd.arg(kyso_tests::pdf_peers::peers_dir().join("signxml_tool.py"));
-    for a in args {
-        cmd.arg(a);
-    }
-    run(&mut cmd, None, COMMAND_TIMEOUT)
-}
-
 fn signxml_sign(pki: &TestPki, leaf: &str, algorithm: &str, c14n: &str) -> String {
     signxml_sign_with(pki, leaf, algorithm, c14n, false)
 }
@@ -477,14 +437,6 @@ fn signxml_sign_with(
     ]);
     assert!(o.success(), "signxml sign: {}", o.stderr_str());
     std::fs::read_to_string(&out).unwrap()
-}
-
-fn signxml_verify(pki: &TestPki, signed: &str) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("signed.xml");
-    std::fs::write(&file, signed).unwrap();
-    let o = signxml(&[&"verify", &file, &pki.root_pem()]);
-    o.success()
 }
 
 #[test]

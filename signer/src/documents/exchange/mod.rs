@@ -7,6 +7,7 @@
 //! document's status history in the register (W4), each step journaled for a retry.
 
 mod receive;
+mod send;
 mod status;
 
 use kyso_edxml::envelope::model::{Organization, ResponseFor};
@@ -21,19 +22,21 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use crate::config::Caller;
 use crate::error::{Error, Result};
 use crate::journal::{Run, Step};
-use crate::service::{Origin, XmlSealRequest};
+use crate::service::XmlSealRequest;
 
 use super::DocumentsService;
 use super::receipt::stamp;
 
 /// Vietnam's time: the exchange writes local timestamps (`yyyy/MM/dd HH:mm:ss`).
-const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
+pub(super) const VIETNAM: time::UtcOffset = time::macros::offset!(+7);
 
 /// The organisation's seal as a request names it: key and custodian (A5).
 pub(super) struct Seal<'a> {
     pub organisation_id: &'a str,
     pub key: &'a str,
     pub custodian_person_id: &'a str,
+    /// The document's type: the registry grants PROFILE_STATUS per type.
+    pub document_type: &'a str,
 }
 
 /// An organisation on the exchange: its registry id, its code and its name.
@@ -95,12 +98,9 @@ impl DocumentsService {
     /// This organisation on the exchange: it must have a code in the registry (N6: the
     /// exchange addresses organisations by code only).
     pub(super) async fn party(&self, organisation_id: &str) -> Result<Party> {
-        let (code, name) = self
-            .signer
-            .registry()
-            .organisation_code(organisation_id)
-            .await?;
-        let code = OrganId::parse(&code).map_err(|e| Error::InvalidField {
+        let found = self.signer.registry().organisation(organisation_id).await?;
+        let name = found.name;
+        let code = OrganId::parse(&found.code).map_err(|e| Error::InvalidField {
             field: "organisation_id",
             reason: format!(
                 "organisation {organisation_id} has no usable organisation code in the registry \
@@ -121,11 +121,16 @@ impl DocumentsService {
             at: Some(at),
             ..EdxmlVerifyOptions::default()
         };
-        self.signer.verifier().verify_edxml(xml, &options, now).await
+        self.signer
+            .verifier()
+            .verify_edxml(xml, &options, now)
+            .await
     }
 
-    /// A status message sealed with the organisation's seal (profile STATUS), kept (D7), as
-    /// step `step` of the run: the journaled one when done.
+    /// A status message sealed with the organisation's seal (profile STATUS, for the
+    /// document's type, which the registry must grant the organisation) and kept (D7), as
+    /// step `step` of the run (the seal journaled like the envelope's: `sealed_step`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn status_step(
         &self,
         run: &mut Run,
@@ -136,32 +141,17 @@ impl DocumentsService {
         status: &StatusMessage,
         now: OffsetDateTime,
     ) -> Result<dpb::SignedStatus> {
-        let code = status.status_code.as_str().to_owned();
-        if let Some(s) = run.done(step) {
-            let xml = self.original(&s.output_sha256)?;
-            return Ok(dpb::SignedStatus {
-                code,
-                counterparty_code: to.to_string(),
-                xml,
-                sha256: s.output_sha256.clone(),
-                audit: Some(pb::AuditReceipt {
-                    sequence: s.audit_seq,
-                    record_hash: s.audit_hash.clone(),
-                }),
-            });
-        }
-        let written = kyso_edxml::envelope::write_status(status).map_err(|e| Error::InvalidField {
-            field: "status",
-            reason: format!("the status message cannot be written: {e}"),
-        })?;
-        let sealed = self
-            .signer
-            .seal_xml_as(
+        let written = kyso_edxml::envelope::write_status(status)?;
+        let (xml, audit) = self
+            .sealed_step(
+                run,
+                step,
                 caller,
                 XmlSealRequest {
                     key: seal.key.to_owned(),
                     context: pb::SigningContext {
                         document: Some(pb::DocumentInfo {
+                            document_type: seal.document_type.to_owned(),
                             number_and_symbol: status.response_for.code.clone(),
                             classification: pb::Classification::None as i32,
                             ..Default::default()
@@ -175,31 +165,18 @@ impl DocumentsService {
                     signature_at: written.signature_at,
                     content_sha256: None,
                 },
-                Origin::Exchange,
                 now,
             )
             .await?;
-        let xml = sealed.xml.into_bytes();
-        let sha256 = self
-            .store
-            .put_for(&xml, seal.organisation_id)
-            .map_err(|e| self.store_error(e))?;
-        let audit = sealed.audit;
-        run.save(
-            step,
-            Step {
-                done: true,
-                key: seal.key.to_owned(),
-                output_sha256: sha256.clone(),
-                audit_seq: audit.sequence,
-                audit_hash: audit.record_hash.clone(),
-                ..Step::default()
-            },
-        )
-        .map_err(|e| self.journal_error(e))?;
-        crate::failpoint::hit(&format!("{step}-sealed"));
+        let sha256 = self.stored_step(
+            run,
+            &format!("{step}-store"),
+            "status-stored",
+            &xml,
+            seal.organisation_id,
+        )?;
         Ok(dpb::SignedStatus {
-            code,
+            code: status.status_code.as_str().to_owned(),
             counterparty_code: to.to_string(),
             xml,
             sha256,

@@ -91,6 +91,7 @@ impl DocumentsService {
             organisation_id: &r.organisation_id,
             key: &r.seal_key,
             custodian_person_id: &r.custodian_person_id,
+            document_type: &r.document_type,
         };
         let header = &envelope.header;
         let sender = header.from.organ_id;
@@ -229,7 +230,6 @@ impl DocumentsService {
         )
         .await?;
         let mut answer = dpb::ReceiveEnvelopeResponse {
-            accepted: refusal.is_none(),
             sender_code: sender.to_string(),
             sender_name: header.from.organ_name.clone().unwrap_or_default(),
             number_and_symbol,
@@ -244,13 +244,6 @@ impl DocumentsService {
         };
         let mut stamped = Vec::new();
         let (code, description) = match (refusal, document) {
-            (Some(reasons), _) | (None, None) => {
-                // W3, N5: refused, every reason back to the sender.
-                let reasons = reasons_or_default(reasons);
-                problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
-                answer.problems = problems;
-                (StatusCode::Refused, reasons)
-            }
             (None, Some(pdf)) => {
                 // W3, D6: numbered, then stamped.
                 let (pdf, _) = self
@@ -288,7 +281,15 @@ impl DocumentsService {
                     format!("Số đến {}/{}", entry.number, entry.year),
                 )
             }
+            (reasons, _) => {
+                // W3, N5: refused, every reason back to the sender.
+                let reasons = reasons_or_default(reasons);
+                problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
+                answer.problems = problems;
+                (StatusCode::Refused, reasons)
+            }
         };
+        answer.accepted = code == StatusCode::Accepted;
         let last = status_message(&us, about, code, Some(description.clone()), receipt.at);
         let signed = self
             .status_step(&mut run, "status-final", caller, &seal, sender, &last, now)
@@ -446,7 +447,9 @@ impl DocumentsService {
                     problems.extend(p);
                     signatures.extend(s);
                 }
-                (Some(pdf), _) if !pdf.signatures.is_empty() && pdf.indication != Indication::TotalPassed => {
+                (Some(pdf), _)
+                    if !pdf.signatures.is_empty() && pdf.indication != Indication::TotalPassed =>
+                {
                     problems.push(problem(
                         &a.name,
                         "V1",

@@ -37,8 +37,8 @@ fn refuse<T>(rule: &str, reason: String) -> Result<T> {
 enum Side {
     /// It sent the document: the entry of its outgoing register.
     Sender(reg::RegisterEntry),
-    /// It received the document from the status's sender: the incoming entry, when held.
-    Receiver(Option<reg::RegisterEntry>),
+    /// It received the document from the status's sender: the incoming entry.
+    Receiver(reg::RegisterEntry),
 }
 
 impl DocumentsService {
@@ -102,10 +102,9 @@ impl DocumentsService {
         }
         let side = self.side(&r.organisation_id, &us, &status).await?;
         let entry = match &side {
-            Side::Sender(e) => Some(e),
-            Side::Receiver(e) => e.as_ref(),
+            Side::Sender(e) | Side::Receiver(e) => e,
         };
-        if let (Some(leaf), Some(entry)) = (sig.path.first(), entry) {
+        if let Some(leaf) = sig.path.first() {
             let at = sig.reference_time.time.min(receipt.at);
             let judged = self
                 .signer_authority(
@@ -131,11 +130,11 @@ impl DocumentsService {
         let mut answer = dpb::ReceiveStatusResponse {
             code: code.as_str().to_owned(),
             from_code: from.to_string(),
-            register_entry_id: entry.map(|e| e.id.clone()).unwrap_or_default(),
+            register_entry_id: entry.id.clone(),
             verification: Some(kyso_validation::convert::edxml_to_pb(&report)),
             ..Default::default()
         };
-        if let Some(entry) = entry {
+        {
             let recorded = self
                 .history_step(
                     &mut run,
@@ -155,31 +154,32 @@ impl DocumentsService {
             answer.recorded = recorded;
         }
         if let Side::Receiver(entry) = side {
-            // W4, N5 art. 18.4b: the copies deleted and the sender told (15); a document not
-            // held here cannot be taken back (16, with the reason).
+            // W4, N5 art. 18.4b: the copies deleted and the sender told (15). A document
+            // refused on arrival (02) was never entered with a number: there is nothing to
+            // take back, and the sender is told so (16, with the reason).
             let seal = Seal {
                 organisation_id: &r.organisation_id,
                 key: &r.seal_key,
                 custodian_person_id: &r.custodian_person_id,
+                document_type: &entry.document_type,
             };
-            let (reply, why) = match &entry {
-                Some(entry) => {
-                    self.delete_copies(&r.organisation_id, entry).await?;
-                    (
-                        StatusCode::TakeBackAccepted,
-                        format!(
-                            "Đã xóa văn bản {} (số đến {}/{})",
-                            entry.number_and_symbol, entry.number, entry.year
-                        ),
-                    )
-                }
-                None => (
+            let (reply, why) = if entry.refused {
+                (
                     StatusCode::TakeBackRefused,
                     format!(
-                        "W4: no document {} from {from} is held here",
-                        status.response_for.code
+                        "W4: văn bản {} đã bị từ chối khi nhận (02), không vào sổ: {}",
+                        entry.number_and_symbol, entry.reason
                     ),
-                ),
+                )
+            } else {
+                self.delete_copies(&r.organisation_id, &entry).await?;
+                (
+                    StatusCode::TakeBackAccepted,
+                    format!(
+                        "Đã xóa văn bản {} (số đến {}/{})",
+                        entry.number_and_symbol, entry.number, entry.year
+                    ),
+                )
             };
             let message = status_message(
                 &us,
@@ -189,9 +189,17 @@ impl DocumentsService {
                 receipt.at,
             );
             let signed = self
-                .status_step(&mut run, "status-answer", caller, &seal, from, &message, now)
+                .status_step(
+                    &mut run,
+                    "status-answer",
+                    caller,
+                    &seal,
+                    from,
+                    &message,
+                    now,
+                )
                 .await?;
-            if let Some(entry) = &entry {
+            {
                 self.history_step(
                     &mut run,
                     "history-answer",
@@ -282,6 +290,7 @@ impl DocumentsService {
             organisation_id: &r.organisation_id,
             key: &r.seal_key,
             custodian_person_id: &r.custodian_person_id,
+            document_type: &entry.document_type,
         };
         let mut statuses = Vec::with_capacity(sent.len());
         for (to, _) in &sent {
@@ -293,7 +302,15 @@ impl DocumentsService {
                 now,
             );
             let signed = self
-                .status_step(&mut run, &format!("status-13-{to}"), caller, &seal, *to, &message, now)
+                .status_step(
+                    &mut run,
+                    &format!("status-13-{to}"),
+                    caller,
+                    &seal,
+                    *to,
+                    &message,
+                    now,
+                )
                 .await?;
             self.history_step(
                 &mut run,
@@ -325,7 +342,12 @@ impl DocumentsService {
     }
 
     /// The register entry a status message is about, and which side this organisation is on.
-    async fn side(&self, organisation_id: &str, us: &Party, status: &StatusMessage) -> Result<Side> {
+    async fn side(
+        &self,
+        organisation_id: &str,
+        us: &Party,
+        status: &StatusMessage,
+    ) -> Result<Side> {
         let from = status.from.organ_id;
         let about = &status.response_for;
         let code = status.status_code;
@@ -334,7 +356,9 @@ impl DocumentsService {
             if code == StatusCode::TakeBackRequested {
                 return refuse(
                     "N6",
-                    format!("a take-back request (13) about this organisation's own document comes from {from}, not from its sender"),
+                    format!(
+                        "a take-back request (13) about this organisation's own document comes from {from}, not from its sender"
+                    ),
                 );
             }
             // A document this organisation sent to `from`.
@@ -342,7 +366,9 @@ impl DocumentsService {
                 .entries_by_number(organisation_id, reg::Direction::Outgoing, &about.code)
                 .await?
             {
-                let history = registry.document_statuses(organisation_id, &entry.id).await?;
+                let history = registry
+                    .document_statuses(organisation_id, &entry.id)
+                    .await?;
                 if history.iter().any(|s| {
                     s.direction == reg::StatusDirection::Sent as i32
                         && s.code.is_empty()
@@ -353,7 +379,10 @@ impl DocumentsService {
             }
             return refuse(
                 "W4",
-                format!("no document {} of this organisation was sent to {from}", about.code),
+                format!(
+                    "no document {} of this organisation was sent to {from}",
+                    about.code
+                ),
             );
         }
         if about.organ_id == from {
@@ -371,16 +400,21 @@ impl DocumentsService {
                 .entries_by_number(organisation_id, reg::Direction::Incoming, &about.code)
                 .await?
             {
-                let history = registry.document_statuses(organisation_id, &entry.id).await?;
+                let history = registry
+                    .document_statuses(organisation_id, &entry.id)
+                    .await?;
                 if history.iter().any(|s| {
                     s.direction == reg::StatusDirection::Received as i32
                         && s.code.is_empty()
                         && s.counterparty_code == from.to_string()
                 }) {
-                    return Ok(Side::Receiver(Some(entry)));
+                    return Ok(Side::Receiver(entry));
                 }
             }
-            return Ok(Side::Receiver(None));
+            return refuse(
+                "W4",
+                format!("no document {} from {from} is held here", about.code),
+            );
         }
         refuse(
             "N6",
