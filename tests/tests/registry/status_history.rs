@@ -59,6 +59,7 @@ fn status(
         envelope_sha256: "cd".repeat(32),
         at: ts(at),
         change: change("trục liên thông"),
+        document_sha256: String::new(),
     }
 }
 
