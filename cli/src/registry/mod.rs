@@ -272,6 +272,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 37);
+        assert_eq!(named, 41);
     }
 }
