@@ -101,8 +101,20 @@ pub enum Call {
     /// RegisterDocument (W1, W3): {change, organisation_id, direction: OUTGOING|INCOMING,
     /// document_type, number_and_symbol, sha256, counterparty, refused, reason, at}.
     RegisterDocument(JsonIn),
-    /// ListRegister: {organisation_id, direction, year, sha256}.
+    /// ListRegister: {organisation_id, direction, year, sha256, number_and_symbol}.
     ListRegister(JsonIn),
+    /// RecordDocumentStatus (N6, W4): {change, organisation_id, register_entry_id,
+    /// counterparty_code, direction: SENT|RECEIVED, code ('' for the envelope, else 01-06,
+    /// 13, 15, 16), description, envelope_sha256, at}.
+    RecordDocumentStatus(JsonIn),
+    /// ListDocumentStatus: {organisation_id, register_entry_id}; by time, then as recorded.
+    ListDocumentStatus(JsonIn),
+    /// ListUnconfirmed (W4): {organisation_id}; what it sent that a counterparty has not
+    /// confirmed (no answer 02-06 or 15), oldest first.
+    ListUnconfirmed(JsonIn),
+    /// FindCertificates: {subject_key_identifier} or {issuer, serial}; the DER the registry
+    /// holds (base64).
+    FindCertificates(JsonIn),
     /// GrantRole (provincial-admin): {change, fingerprint, subject, role, agency_id,
     /// valid_from, valid_to}; roles: signer, verifier, reader, agency-admin (with agency_id),
     /// provincial-admin, auditor.

@@ -35,7 +35,7 @@ struct Rpc {
     /// The method of `kyso.registry.v1.Registry`.
     method: &'static str,
     /// The field of the answer printed alone: `register-document` prints the entry,
-    /// `request-unlock` and `resolve-unlock` the request.
+    /// `record-document-status` the status, `request-unlock` and `resolve-unlock` the request.
     unwrap: Option<&'static str>,
     /// The boolean of the answer that, false, is a refusal (exit 1).
     verdict: Option<&'static str>,
@@ -91,6 +91,10 @@ fn rpc(call: &Call) -> Option<(Rpc, &JsonIn)> {
         Call::RecordUsage(i) => (plain("RecordUsage"), i),
         Call::RegisterDocument(i) => (unwrap("RegisterDocument", "entry"), i),
         Call::ListRegister(i) => (plain("ListRegister"), i),
+        Call::RecordDocumentStatus(i) => (unwrap("RecordDocumentStatus", "status"), i),
+        Call::ListDocumentStatus(i) => (plain("ListDocumentStatus"), i),
+        Call::ListUnconfirmed(i) => (plain("ListUnconfirmed"), i),
+        Call::FindCertificates(i) => (plain("FindCertificates"), i),
         Call::GrantRole(i) => (plain("GrantRole"), i),
         Call::RevokeRole(i) => (plain("RevokeRole"), i),
         Call::ListRoles(i) => (plain("ListRoles"), i),
@@ -268,6 +272,6 @@ mod tests {
                 named += 1;
             }
         }
-        assert_eq!(named, 37);
+        assert_eq!(named, 41);
     }
 }

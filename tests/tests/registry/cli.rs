@@ -898,3 +898,90 @@ async fn cli_sets_and_lists_holidays_and_refuses_a_second_open_unlock_I5() {
     );
     r.stop().await;
 }
+
+/// The status history and the sender's view through `kyso registry` (N6, W4): an outgoing
+/// document sent to two counterparties, one accepts (03): the other is left; an unknown code
+/// (07) is an input error naming N6 (exit 2); the book by key identifier prints the DER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_records_status_history_and_lists_the_unconfirmed_N6_W4() {
+    let mut r = Registry::start().await;
+    let p = build_province(&r).await;
+    let entry = r
+        .ok(
+            &["register-document"],
+            json!({"change": change("vào sổ"), "organisation_id": p.ubnd,
+                   "direction": "OUTGOING", "document_type": "QD",
+                   "number_and_symbol": "7/QĐ-UBND", "sha256": "ab".repeat(32)}),
+        )
+        .await;
+    let status = |to: &str, direction: &str, code: &str| {
+        json!({"change": change("trục liên thông"), "organisation_id": p.ubnd,
+               "register_entry_id": entry["id"], "counterparty_code": to,
+               "direction": direction, "code": code})
+    };
+    for to in ["000.00.01.H34", "000.00.02.H34"] {
+        let s = r
+            .ok(&["record-document-status"], status(to, "SENT", ""))
+            .await;
+        assert_eq!(s["direction"], json!("STATUS_DIRECTION_SENT"), "{s}");
+    }
+    r.ok(
+        &["record-document-status"],
+        status("000.00.01.H34", "RECEIVED", "03"),
+    )
+    .await;
+    let (code, out, err) = r
+        .kyso(
+            &["record-document-status"],
+            &status("000.00.02.H34", "RECEIVED", "07"),
+        )
+        .await;
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("N6"), "{err}");
+    let left = r
+        .ok(&["list-unconfirmed"], json!({"organisation_id": p.ubnd}))
+        .await;
+    let documents = left["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 1, "{left}");
+    assert_eq!(documents[0]["counterparty_code"], json!("000.00.02.H34"));
+    assert_eq!(documents[0]["entry"]["id"], entry["id"]);
+    let history = r
+        .ok(
+            &["list-document-status"],
+            json!({"organisation_id": p.ubnd, "register_entry_id": entry["id"]}),
+        )
+        .await;
+    assert_eq!(
+        history["statuses"].as_array().unwrap().len(),
+        3,
+        "{history}"
+    );
+    let registered = r
+        .ok(&["get-certificate"], json!({"fingerprint": p.org_cert}))
+        .await;
+    let ski = {
+        let pki = TestPki::get();
+        let out = pki.openssl([
+            "x509",
+            "-in",
+            pki.leaf_cert("org-rsa").to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines().nth(1).unwrap_or_default().trim().to_owned()
+    };
+    let found = r
+        .ok(
+            &["find-certificates"],
+            json!({"subject_key_identifier": ski}),
+        )
+        .await;
+    assert_eq!(
+        found["der"],
+        json!([registered["certificate"]["der"]]),
+        "{found}"
+    );
+    r.stop().await;
+}
