@@ -411,14 +411,41 @@ async fn an_envelope_from_an_organisation_no_registry_holds_is_accepted_unchecke
     let answer = String::from_utf8(got.statuses[1].xml.clone()).unwrap();
     assert!(kyso_tests::xml_peers::xmlsec_verify(&b.pki, &answer));
 
-    // Misaddressed (N5): sent to another province, refused with the reason.
+    // Misaddressed (N5): sent to another province, refused with the reason, through
+    // `kyso doc receive-envelope`, which writes the two status messages for the exchange.
     let elsewhere = ministry_envelope(&pdf).replacen(B_CODE, "000.00.00.H41", 1);
-    let refused = receive(&b, sign(&elsewhere)).await;
-    assert!(!refused.accepted);
+    let file = b.dir.path().join("elsewhere.edxml");
+    std::fs::write(&file, sign(&elsewhere)).unwrap();
+    let out_dir = b.dir.path().join("answers");
+    let out = Command::new(workspace_bin("kyso"))
+        .args(["doc", "receive-envelope", "--server"])
+        .arg(format!("http://{}", b.addr))
+        .arg(&file)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .args(["--organisation", &b.province.ubnd, "--document-type", "QD"])
+        .args(["--seal-key", "seal", "--custodian", &b.province.clerk])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "a refusal is a verdict: {v}");
+    assert_eq!(v["accepted"], false, "{v}");
     assert!(
-        refused.problems.iter().any(|p| p.rule == "N5"),
-        "{:?}",
-        refused.problems
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["rule"] == "N5"),
+        "{v}"
     );
-    assert_eq!(codes(&refused.statuses), ["01", "02"]);
+    let codes: Vec<&str> = v["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["01", "02"]);
+    let refusal = std::fs::read_to_string(out_dir.join("02-000.00.00.G15.xml")).unwrap();
+    assert!(refusal.contains("N5"), "the 02 carries the reason");
+    assert!(kyso_tests::xml_peers::xmlsec_verify(&b.pki, &refusal));
 }
