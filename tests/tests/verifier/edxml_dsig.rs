@@ -655,3 +655,65 @@ fn untrusted_signers_of_intact_envelopes_are_refused_N6() {
         assert_ne!(out.status.code(), Some(0), "{leaf}");
     }
 }
+
+/// Envelope wrapping (the signed header moved aside, an unsigned one where the reader looks):
+/// a second, unsigned envelope or header beside the signed one is refused by the reader as
+/// ambiguous, the signed one wrapped inside an unknown element fails the digest over the
+/// whole document, and an ID reference that would let the signature cover only the moved
+/// header is refused before hashing. `kyso verify` never reports the forged header as
+/// signed; xmlsec1 agrees that none of them verifies (N6).
+#[test]
+fn an_envelope_wrapping_attack_is_refused_N6() {
+    let pki = TestPki::get();
+    let dir = tempfile::tempdir().unwrap();
+    let signed = xmlsec_sign(
+        pki,
+        "org-rsa",
+        &with_signature(&template("ds:", RSA_SHA256, SHA256)),
+    );
+    let forged = "<edXML:MessageHeader><edXML:From><edXML:OrganId>000.00.00.G22</edXML:OrganId></edXML:From><edXML:To><edXML:OrganId>000.00.00.H34</edXML:OrganId></edXML:To><edXML:DocumentId>000.00.00.G22,2026/12/01,9/VPCP</edXML:DocumentId><edXML:Code><edXML:CodeNumber>9</edXML:CodeNumber><edXML:CodeNotation>VPCP</edXML:CodeNotation></edXML:Code><edXML:PromulgationInfo><edXML:Place>Hà Nội</edXML:Place><edXML:PromulgationDate>2026/12/01</edXML:PromulgationDate></edXML:PromulgationInfo><edXML:DocumentType><edXML:Type>1</edXML:Type></edXML:DocumentType><edXML:Subject>Giả mạo</edXML:Subject></edXML:MessageHeader>";
+    let header_start = signed.find("<edXML:edXMLHeader>").unwrap();
+    let header_end = signed.find("</edXML:edXMLHeader>").unwrap() + "</edXML:edXMLHeader>".len();
+    let signed_header = &signed[header_start..header_end];
+    let cases = [
+        (
+            "a second, unsigned envelope after the signed one",
+            signed.replacen(
+                "</edXML:edXMLEnvelope>",
+                &format!(
+                    "</edXML:edXMLEnvelope><edXML:edXMLEnvelope><edXML:edXMLHeader>{forged}</edXML:edXMLHeader></edXML:edXMLEnvelope>"
+                ),
+                1,
+            ),
+        ),
+        (
+            "a second, unsigned header before the signed one",
+            signed.replacen(
+                "<edXML:edXMLEnvelope>",
+                &format!("<edXML:edXMLEnvelope><edXML:edXMLHeader>{forged}</edXML:edXMLHeader>"),
+                1,
+            ),
+        ),
+        (
+            "the signed header wrapped in an unknown element, a forged one in its place",
+            signed.replacen(
+                signed_header,
+                &format!(
+                    "<edXML:edXMLHeader>{forged}<Wrapper xmlns=\"urn:x\">{signed_header}</Wrapper></edXML:edXMLHeader>"
+                ),
+                1,
+            ),
+        ),
+    ];
+    for (what, attack) in cases {
+        assert_ne!(attack, signed, "{what}: the edit applied");
+        assert!(!xmlsec_verify(pki, &attack), "{what}: xmlsec1 agrees");
+        let file = dir.path().join("wrapped.edxml");
+        std::fs::write(&file, &attack).unwrap();
+        let (out, json) = crate::cli::local(&[&file]);
+        assert_ne!(out.status.code(), Some(0), "{what}: refused");
+        if let Some(json) = json {
+            assert_ne!(json["indication"], "TOTAL_PASSED", "{what}: {json:#}");
+        }
+    }
+}
