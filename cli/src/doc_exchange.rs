@@ -40,11 +40,10 @@ pub struct ReceiveEnvelopeArgs {
     /// Where the stamped document and the status messages for the sender go.
     #[arg(long)]
     pub out_dir: PathBuf,
+    /// The receiving organisation, the document type the clerk files it under (A3), the
+    /// seal for the stamp and the status messages.
     #[command(flatten)]
-    pub seal: Seal,
-    /// The document type the clerk files it under (A3).
-    #[arg(long)]
-    pub document_type: String,
+    pub org: crate::doc::OrgSeal,
 }
 
 /// `kyso doc status`.
@@ -120,12 +119,12 @@ fn authority(outcome: i32) -> &'static str {
 pub async fn receive_envelope(a: ReceiveEnvelopeArgs) -> Result<ExitCode, CliError> {
     let req = dpb::ReceiveEnvelopeRequest {
         envelope: read_file(&a.input)?,
-        organisation_id: a.seal.organisation,
-        seal_key: a.seal.seal_key,
-        custodian_person_id: a.seal.custodian,
-        document_type: a.document_type,
+        organisation_id: a.org.organisation,
+        seal_key: a.org.seal_key,
+        custodian_person_id: a.org.custodian,
+        document_type: a.org.document_type,
         received_at: None,
-        idempotency_key: a.seal.idempotency_key,
+        idempotency_key: a.org.idempotency_key,
     };
     let mut c = super::doc::client(&a.server).await?;
     let r = match c.receive_envelope(req).await {

@@ -98,17 +98,7 @@ impl DocumentsService {
         };
         let claimed_received_at = receipt.claimed.map(stamp);
         if !problems.is_empty() {
-            let reason = problems
-                .iter()
-                .map(|p| {
-                    if p.field_name.is_empty() {
-                        format!("{}: {}", p.rule, p.message)
-                    } else {
-                        format!("{} {}: {}", p.field_name, p.rule, p.message)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let reason = reasons(&problems);
             self.register_incoming(
                 caller,
                 &mut run,
@@ -145,27 +135,17 @@ impl DocumentsService {
             )
             .await?;
         let (stamped, stamp_receipt) = self
-            .signed_step(
+            .stamp_step(
                 &mut run,
-                "stamp",
-                "stamp",
                 caller,
-                pb::SignPdfRequest {
-                    incoming_number: entry.number.to_string(),
-                    ..sign_pdf(
-                        &r.seal_key,
-                        pb::DocumentInfo {
-                            document_type: r.document_type.clone(),
-                            classification: pb::Classification::None as i32,
-                            ..Default::default()
-                        },
-                        pb::Profile::Received,
-                        OWN,
-                        &r.custodian_person_id,
-                        &r.organisation_id,
-                        std::mem::take(&mut r.pdf),
-                    )
+                Stamp {
+                    seal_key: &r.seal_key,
+                    custodian_person_id: &r.custodian_person_id,
+                    organisation_id: &r.organisation_id,
+                    document_type: &r.document_type,
+                    number: entry.number,
                 },
+                std::mem::take(&mut r.pdf),
                 now,
             )
             .await?;
@@ -367,6 +347,69 @@ impl DocumentsService {
         }
         Ok((problems, outcomes))
     }
+}
+
+/// Who stamps an accepted incoming document, with which number (W3, D6).
+pub(super) struct Stamp<'a> {
+    pub seal_key: &'a str,
+    pub custodian_person_id: &'a str,
+    pub organisation_id: &'a str,
+    pub document_type: &'a str,
+    pub number: i64,
+}
+
+impl DocumentsService {
+    /// W3, D6: the RECEIVED stamp with the incoming number, by the organisation's seal
+    /// (journaled step "stamp"; SignPdf's path with the origin `ReceiveIncoming`).
+    pub(super) async fn stamp_step(
+        &self,
+        run: &mut Run,
+        caller: &Caller,
+        s: Stamp<'_>,
+        pdf: Vec<u8>,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<u8>, pb::AuditReceipt)> {
+        self.signed_step(
+            run,
+            "stamp",
+            "stamp",
+            caller,
+            pb::SignPdfRequest {
+                incoming_number: s.number.to_string(),
+                ..sign_pdf(
+                    s.seal_key,
+                    pb::DocumentInfo {
+                        document_type: s.document_type.to_owned(),
+                        classification: pb::Classification::None as i32,
+                        ..Default::default()
+                    },
+                    pb::Profile::Received,
+                    OWN,
+                    s.custodian_person_id,
+                    s.organisation_id,
+                    pdf,
+                )
+            },
+            now,
+        )
+        .await
+    }
+}
+
+/// Every problem on one line each, with its rule: the refusal's reason for the sender and
+/// the register (W3, N5 art. 21.2).
+pub(super) fn reasons(problems: &[dpb::Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            if p.field_name.is_empty() {
+                format!("{}: {}", p.rule, p.message)
+            } else {
+                format!("{} {}: {}", p.field_name, p.rule, p.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A signature refused before its authority was asked (V1).

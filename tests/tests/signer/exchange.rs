@@ -14,7 +14,6 @@ use kyso_proto::documents::v1::documents_client::DocumentsClient;
 use kyso_proto::registry::v1 as reg;
 use kyso_tests::cluster::{Cluster, KHANH_HOA, PHU_YEN, Site};
 use kyso_tests::hsm::workspace_bin;
-use kyso_tests::pdf_peers::{Peers, SampleKind};
 use serde_json::Value;
 
 const A_CODE: &str = "000.00.00.H41";
@@ -32,47 +31,12 @@ async fn registry(c: &Cluster) -> reg::registry_client::RegistryClient<tonic::tr
         .unwrap()
 }
 
-/// W1 through `kyso doc issue`: the sample decision approved by the Chairman and sealed by
-/// the clerk of the People's Committee; its SHA-256.
+/// W1 through `kyso doc issue` (approved by the Chairman, sealed by the clerk, in the
+/// outgoing register): the issued original's SHA-256.
 fn issue(c: &Cluster, number: &str) -> String {
-    let peers = Peers::get();
-    let sample = peers.sample(SampleKind::Decision);
-    let dir = c.dir.path();
-    let input = dir.join(format!("{}.pdf", number.replace('/', "_")));
-    std::fs::write(&input, &sample.bytes).unwrap();
-    let b = &sample.signature_block.signature_box;
-    let rect = format!(
-        "{},{},{},{},{}",
-        sample.signature_block.page, b.x1, b.y1, b.x2, b.y2
-    );
-    let issued = dir.join(format!("issued-{}.pdf", number.replace('/', "_")));
-    let out = Command::new(workspace_bin("kyso"))
-        .args(["doc", "issue", "--server"])
-        .arg(format!("http://{}", c.addr))
-        .arg(&input)
-        .arg("--out")
-        .arg(&issued)
-        .args(["--organisation", &c.province.ubnd])
-        .args(["--document-type", "QD", "--number", number])
-        .args(["--issue-date", &Cluster::today()])
-        .args([
-            "--approval-key",
-            "chairman",
-            "--approver",
-            &c.province.chairman,
-        ])
-        .args(["--approval-rect", &rect])
-        .args(["--seal-key", "seal", "--custodian", &c.province.clerk])
-        .args(["--recipients", PHU_YEN.ubnd])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::String(format!(
-        "{} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )));
-    assert!(out.status.success(), "kyso doc issue: {v}");
-    v["sha256"].as_str().unwrap().to_owned()
+    hex::encode(kyso_pki::crypto::sha256(&crate::exchange_seal::issue(
+        c, number,
+    )))
 }
 
 /// A sends the issued document `sha256` to `to` on the exchange: the sealed envelope.

@@ -26,7 +26,7 @@ const RECIPIENTS: [&str; 2] = ["000.00.00.G22", "000.00.00.G09"];
 
 /// The sample decision issued by the People's Committee through `kyso doc issue` (W1): the
 /// chairman's approval, the clerk's seal, the outgoing register; the issued original.
-fn issue(c: &Cluster, number: &str) -> Vec<u8> {
+pub(crate) fn issue(c: &Cluster, number: &str) -> Vec<u8> {
     let peers = Peers::get();
     let sample = peers.sample(SampleKind::Decision);
     let dir = c.dir.path();

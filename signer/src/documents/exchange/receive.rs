@@ -10,7 +10,6 @@ use kyso_edxml::envelope::model::Envelope;
 use kyso_edxml::status::StatusCode;
 use kyso_proto::documents::v1 as dpb;
 use kyso_proto::registry::v1 as reg;
-use kyso_proto::signer::v1 as pb;
 use kyso_validation::edxml::EdxmlReport;
 use kyso_validation::report::Indication;
 use prost::Message as _;
@@ -20,9 +19,10 @@ use crate::config::Caller;
 use crate::error::{Error, Result};
 use crate::journal::Step;
 
+use super::super::incoming::{Stamp, reasons};
 use super::super::receipt::{receipt_time, stamp};
 use super::super::retry::{Answer, Begun, request_sha256};
-use super::super::{DocumentsService, OWN, problem, require, sign_pdf};
+use super::super::{DocumentsService, problem, require};
 use super::{Party, Seal, response_for, status_message};
 
 /// The field name of the envelope's own signature in problems and outcomes.
@@ -247,27 +247,17 @@ impl DocumentsService {
             (None, Some(pdf)) => {
                 // W3, D6: numbered, then stamped.
                 let (pdf, _) = self
-                    .signed_step(
+                    .stamp_step(
                         &mut run,
-                        "stamp",
-                        "stamp",
                         caller,
-                        pb::SignPdfRequest {
-                            incoming_number: entry.number.to_string(),
-                            ..sign_pdf(
-                                &r.seal_key,
-                                pb::DocumentInfo {
-                                    document_type: r.document_type.clone(),
-                                    classification: pb::Classification::None as i32,
-                                    ..Default::default()
-                                },
-                                pb::Profile::Received,
-                                OWN,
-                                &r.custodian_person_id,
-                                &r.organisation_id,
-                                pdf.to_vec(),
-                            )
+                        Stamp {
+                            seal_key: &r.seal_key,
+                            custodian_person_id: &r.custodian_person_id,
+                            organisation_id: &r.organisation_id,
+                            document_type: &r.document_type,
+                            number: entry.number,
                         },
+                        pdf.to_vec(),
                         now,
                     )
                     .await?;
@@ -484,22 +474,6 @@ fn main_document(envelope: &Envelope) -> Option<&[u8]> {
         .iter()
         .find(|a| a.sniff() == kyso_edxml::attachment::Sniffed::Pdf)
         .map(|a| a.data.as_slice())
-}
-
-/// Every problem on one line each, with its rule: the 02's description and the register's
-/// reason (W3, N5 art. 21.2).
-pub(super) fn reasons(problems: &[dpb::Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| {
-            if p.field_name.is_empty() {
-                format!("{}: {}", p.rule, p.message)
-            } else {
-                format!("{} {}: {}", p.field_name, p.rule, p.message)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn reasons_or_default(reasons: Option<String>) -> String {
