@@ -6,12 +6,11 @@ use kyso_proto::registry::v1 as reg;
 use kyso_proto::signer::v1 as pb;
 use kyso_validation::pdf::{PdfLimits, PdfReport, PdfVerifyOptions};
 use kyso_validation::report::Indication;
-use prost::Message;
 use time::OffsetDateTime;
 
 use crate::config::Caller;
 use crate::error::{Error, Result};
-use crate::journal::{Run, Step};
+use crate::journal::Run;
 
 use super::receipt::{receipt_time, stamp};
 use super::retry::{Answer, Begun, request_sha256};
@@ -60,42 +59,23 @@ impl DocumentsService {
         // The verdict is journaled: a retry does not verify again (revocation answers and
         // the registry may have moved on) and so cannot reach another decision.
         // The reference time is journaled with it: a retry registers at the first one.
-        let (verification, mut problems, signatures, received_at) = match run.done("verify") {
-            Some(s) => {
-                let v = hex::decode(&s.data)
-                    .ok()
-                    .and_then(|b| dpb::ReceiveIncomingResponse::decode(b.as_slice()).ok())
-                    .ok_or_else(|| Error::Storage {
-                        reason: "the journaled verdict does not decode".into(),
-                    })?;
-                let at = v
-                    .reference_time
-                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-                    .unwrap_or(receipt.at);
-                (v.verification, v.problems, v.signatures, at)
-            }
-            None => {
+        let v: dpb::ReceiveIncomingResponse = self
+            .verdict_step(&mut run, async {
                 let (verification, problems, signatures) = self.verify(&r, receipt.at, now).await?;
-                let v = dpb::ReceiveIncomingResponse {
-                    verification: verification.clone(),
-                    problems: problems.clone(),
-                    signatures: signatures.clone(),
+                Ok(dpb::ReceiveIncomingResponse {
+                    verification,
+                    problems,
+                    signatures,
                     reference_time: Some(stamp(receipt.at)),
                     ..Default::default()
-                };
-                run.save(
-                    "verify",
-                    Step {
-                        done: true,
-                        data: hex::encode(v.encode_to_vec()),
-                        ..Step::default()
-                    },
-                )
-                .map_err(|e| self.journal_error(e))?;
-                crate::failpoint::hit("verified");
-                (verification, problems, signatures, receipt.at)
-            }
-        };
+                })
+            })
+            .await?;
+        let received_at = v
+            .reference_time
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+            .unwrap_or(receipt.at);
+        let (verification, mut problems, signatures) = (v.verification, v.problems, v.signatures);
         let claimed_received_at = receipt.claimed.map(stamp);
         if !problems.is_empty() {
             let reason = reasons(&problems);

@@ -330,6 +330,36 @@ impl DocumentsService {
         Ok(entry)
     }
 
+    /// The verdict on a received document as step "verify": on a retry the journaled one
+    /// (revocation answers and the registry may have moved on, so a retry cannot reach
+    /// another decision), otherwise `judge`'s, journaled before anything is decided on it.
+    pub(super) async fn verdict_step<M, Fut>(&self, run: &mut Run, judge: Fut) -> Result<M>
+    where
+        M: Message + Default,
+        Fut: Future<Output = Result<M>>,
+    {
+        if let Some(s) = run.done("verify") {
+            return hex::decode(&s.data)
+                .ok()
+                .and_then(|b| M::decode(b.as_slice()).ok())
+                .ok_or_else(|| Error::Storage {
+                    reason: "the journaled verdict does not decode".into(),
+                });
+        }
+        let verdict = judge.await?;
+        run.save(
+            "verify",
+            Step {
+                done: true,
+                data: hex::encode(verdict.encode_to_vec()),
+                ..Step::default()
+            },
+        )
+        .map_err(|e| self.journal_error(e))?;
+        failpoint::hit("verified");
+        Ok(verdict)
+    }
+
     /// Records the answer (its PDFs left out: they are originals in the store).
     pub(super) fn finish<M: Message>(&self, run: &mut Run, answer: &M) -> Result<()> {
         run.finish(&answer.encode_to_vec())

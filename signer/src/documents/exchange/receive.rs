@@ -12,12 +12,10 @@ use kyso_proto::documents::v1 as dpb;
 use kyso_proto::registry::v1 as reg;
 use kyso_validation::edxml::EdxmlReport;
 use kyso_validation::report::Indication;
-use prost::Message as _;
 use time::OffsetDateTime;
 
 use crate::config::Caller;
 use crate::error::{Error, Result};
-use crate::journal::Step;
 
 use super::super::incoming::{Stamp, reasons};
 use super::super::receipt::{receipt_time, stamp};
@@ -111,49 +109,27 @@ impl DocumentsService {
             self.status_step(&mut run, "status-01", caller, &seal, sender, &arrived, now)
                 .await?,
         ];
-        // The verdict is journaled: a retry does not judge again (ReceiveIncoming's reason).
-        let verdict = match run.done("verify") {
-            Some(s) => {
-                let v = hex::decode(&s.data)
-                    .ok()
-                    .and_then(|b| dpb::ReceiveEnvelopeResponse::decode(b.as_slice()).ok())
-                    .ok_or_else(|| Error::Storage {
-                        reason: "the journaled verdict does not decode".into(),
-                    })?;
-                Verdict {
-                    verification: v.verification,
-                    problems: v.problems,
-                    signatures: v.signatures,
-                }
-            }
-            None => {
+        // The verdict is journaled with its reference time: a retry does not judge again
+        // and registers at the first time (ReceiveIncoming's reasons).
+        let v: dpb::ReceiveEnvelopeResponse = self
+            .verdict_step(&mut run, async {
                 let v = self
                     .judge_envelope(&r, &envelope, &us, receipt.at, now)
                     .await?;
-                let saved = dpb::ReceiveEnvelopeResponse {
-                    verification: v.verification.clone(),
-                    problems: v.problems.clone(),
-                    signatures: v.signatures.clone(),
+                Ok(dpb::ReceiveEnvelopeResponse {
+                    verification: v.verification,
+                    problems: v.problems,
+                    signatures: v.signatures,
+                    reference_time: Some(stamp(receipt.at)),
                     ..Default::default()
-                };
-                run.save(
-                    "verify",
-                    Step {
-                        done: true,
-                        data: hex::encode(saved.encode_to_vec()),
-                        ..Step::default()
-                    },
-                )
-                .map_err(|e| self.journal_error(e))?;
-                crate::failpoint::hit("verified");
-                v
-            }
-        };
-        let Verdict {
-            verification,
-            mut problems,
-            signatures,
-        } = verdict;
+                })
+            })
+            .await?;
+        let at = v
+            .reference_time
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+            .unwrap_or(receipt.at);
+        let (verification, mut problems, signatures) = (v.verification, v.problems, v.signatures);
         let document = main_document(&envelope);
         // D7: the document inside as received (the register's file).
         let received_sha256 = match document {
@@ -185,7 +161,7 @@ impl DocumentsService {
                     counterparty: sender_label,
                     refused: refusal.is_some(),
                     reason: refusal.clone().unwrap_or_default(),
-                    at: Some(stamp(receipt.at)),
+                    at: Some(stamp(at)),
                     change: Some(reg::Change {
                         actor: caller.name.clone(),
                         reason: if refusal.is_some() {
@@ -211,7 +187,7 @@ impl DocumentsService {
             "",
             &envelope_sha256,
             "",
-            receipt.at,
+            at,
         )
         .await?;
         self.history_step(
@@ -226,7 +202,7 @@ impl DocumentsService {
             "",
             &statuses[0].sha256,
             "",
-            receipt.at,
+            at,
         )
         .await?;
         let mut answer = dpb::ReceiveEnvelopeResponse {
@@ -238,7 +214,7 @@ impl DocumentsService {
             envelope_sha256,
             register_entry_id: entry.id.clone(),
             register_year: entry.year,
-            reference_time: Some(stamp(receipt.at)),
+            reference_time: Some(stamp(at)),
             claimed_received_at: receipt.claimed.map(stamp),
             ..Default::default()
         };
@@ -280,7 +256,7 @@ impl DocumentsService {
             }
         };
         answer.accepted = code == StatusCode::Accepted;
-        let last = status_message(&us, about, code, Some(description.clone()), receipt.at);
+        let last = status_message(&us, about, code, Some(description.clone()), at);
         let signed = self
             .status_step(&mut run, "status-final", caller, &seal, sender, &last, now)
             .await?;
@@ -296,7 +272,7 @@ impl DocumentsService {
             &description,
             &signed.sha256,
             &answer.sha256,
-            receipt.at,
+            at,
         )
         .await?;
         statuses.push(signed);
