@@ -413,3 +413,74 @@ async fn an_envelope_from_an_organisation_no_registry_holds_is_accepted_unchecke
     assert!(refusal.contains("N5"), "the 02 carries the reason");
     assert!(kyso_tests::xml_peers::xmlsec_verify(&b.pki, &refusal));
 }
+
+/// Who may call the exchange RPCs: a caller known by its client certificate acting for the
+/// organisation it names. A stranger's certificate and a caller bound to another
+/// organisation are refused before anything is read, kept, sealed or registered (N6, W4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_rpcs_answer_only_callers_acting_for_the_organisation_N6_W4() {
+    use crate::sign::{callers_config, make_tls, mtls_channel, status_rules};
+    let tls = make_tls(&["dms", "dms-other", "stranger"]);
+    let c = Cluster::start_with(&callers_config(&tls)).await;
+    let audit_before = std::fs::read(c.audit_path()).unwrap_or_default();
+    for (who, code, rule) in [
+        ("stranger", tonic::Code::PermissionDenied, "caller"),
+        ("dms-other", tonic::Code::PermissionDenied, "caller"),
+    ] {
+        let channel = mtls_channel(c.addr, tls.path(), Some(who)).await.unwrap();
+        let mut d = DocumentsClient::new(channel);
+        let org = c.province.ubnd.clone();
+        let clerk = c.province.clerk.clone();
+        let errors = [
+            d.receive_envelope(dpb::ReceiveEnvelopeRequest {
+                envelope: b"<edXML/>".to_vec(),
+                organisation_id: org.clone(),
+                seal_key: "seal".into(),
+                custodian_person_id: clerk.clone(),
+                document_type: "QD".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            d.receive_status(dpb::ReceiveStatusRequest {
+                status: b"<edXML/>".to_vec(),
+                organisation_id: org.clone(),
+                seal_key: "seal".into(),
+                custodian_person_id: clerk.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+            d.take_back(dpb::TakeBackRequest {
+                organisation_id: org.clone(),
+                sha256: "ab".repeat(32),
+                reason: "x".into(),
+                seal_key: "seal".into(),
+                custodian_person_id: clerk.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+        ];
+        for err in errors {
+            assert_eq!(err.code(), code, "{who}: {err:?}");
+            assert_eq!(status_rules(&err), rule, "{who}: {err:?}");
+        }
+    }
+    assert_eq!(
+        std::fs::read(c.audit_path()).unwrap_or_default(),
+        audit_before,
+        "nothing sealed, nothing recorded"
+    );
+    let mut r = registry(&c).await;
+    let entries = r
+        .list_register(reg::ListRegisterRequest {
+            organisation_id: c.province.ubnd.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(entries.is_empty(), "{entries:?}");
+}
