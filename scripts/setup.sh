@@ -14,6 +14,7 @@ packages=(
   qpdf           # `qpdf --check` on signed PDFs; object-stream and encrypted sample variants
   xmlsec1        # XML signature peer: signs and verifies edXML envelopes (interop tests)
   libnss3-tools  # certutil: the NSS trust database pdfsig reads the test root from
+  valgrind       # callgrind: `kyso bench instructions` counts instructions per operation
 )
 
 missing=()

@@ -69,6 +69,9 @@ pub enum BenchCommand {
     /// VerifyEdxml of one signed envelope through a running verifier, against the in-process
     /// floor (the XML work alone) and, optionally, xmlsec1 verifying the same file.
     VerifyEdxml(bench_verify_edxml::VerifyEdxmlBench),
+    /// Instructions per warm in-process verification and per raw signature check, counted
+    /// by callgrind (repeatable on a busy machine).
+    Instructions(crate::bench_instructions::InstructionsBench),
 }
 
 /// `kyso bench verify`.
@@ -113,6 +116,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
         BenchCommand::Sign(b) => bench_sign::run(b).await,
         BenchCommand::VerifyPdf(b) => bench_verify_pdf::run(b).await,
         BenchCommand::VerifyEdxml(b) => bench_verify_edxml::run(b).await,
+        BenchCommand::Instructions(b) => crate::bench_instructions::run(b).await,
     }
 }
 

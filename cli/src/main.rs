@@ -6,6 +6,7 @@
 mod audit_cmd;
 mod bench;
 mod bench_authorize;
+mod bench_instructions;
 mod client;
 mod dev;
 mod doc;

@@ -90,7 +90,7 @@ pub struct VerifyArgs {
     json: bool,
     /// The signature files (CMS, DER/BER/PEM) or signed PDFs.
     #[arg(required = true)]
-    files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// The report of one file.
@@ -277,6 +277,49 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// In-process only, for `kyso bench instructions`: verifies every file once to warm the
+/// caches, then `count` more times in turn; the worst indication of the last round.
+pub(crate) async fn repeat_local(
+    args: &VerifyArgs,
+    count: usize,
+) -> Result<&'static str, CliError> {
+    if args.server.server.is_some() {
+        return Err(CliError::Usage(
+            "kyso bench instructions verifies in-process: no --server".into(),
+        ));
+    }
+    let at = match &args.at {
+        Some(s) => Some(parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?),
+        None => None,
+    };
+    let content = match &args.content {
+        Some(p) => Some(read_file(p)?),
+        None => None,
+    };
+    let backend = Backend::Local(local_verifier(args)?);
+    let supplied = supplied_certificates(args, true)?;
+    let mut last = Vec::new();
+    for _ in 0..=count {
+        last.clear();
+        for path in &args.files {
+            let r = verify_file(
+                &backend,
+                path,
+                content.as_deref(),
+                &supplied,
+                at,
+                args.revocation,
+            )
+            .await;
+            last.push((path.clone(), r));
+        }
+    }
+    if let Some((path, Err(e))) = last.iter().find(|(_, r)| r.is_err()) {
+        return Err(CliError::Usage(format!("{}: {e}", path.display())));
+    }
+    Ok(worst(&last))
 }
 
 fn worst(results: &[(PathBuf, Result<FileReport, CliError>)]) -> &'static str {

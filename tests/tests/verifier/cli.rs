@@ -629,3 +629,35 @@ fn unreachable_server_exits_2() {
     let (out, _) = remote(&format!("http://127.0.0.1:{port}"), &[], &[&a.pass]);
     assert_eq!(exit_code(&out), 2, "{out}");
 }
+
+/// `kyso bench instructions`: callgrind counts the instructions of one warm in-process
+/// verification (the server side of VerifyCms without gRPC) and of one raw RSA-2048 check,
+/// each as the difference between a warm-up-only run and a run with three more; a
+/// verification costs more than its signature check, and the ratio says how far from the
+/// floor it is (issue 17's repeatable figure, docs/BENCHMARKS.md).
+#[test]
+fn bench_instructions_counts_a_warm_verification_against_the_raw_check_V2() {
+    let a = artifacts();
+    let mut cmd = Command::new(workspace_bin("kyso"));
+    cmd.args(["bench", "instructions", "--count", "3"])
+        .args(local_flags())
+        .arg(&a.pass)
+        .env("KYSO_LOG", "warn")
+        .env("XDG_DATA_HOME", "/nonexistent");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verify = v["verify_instructions_per_op"].as_f64().unwrap();
+    let raw = v["raw_instructions_per_op"].as_f64().unwrap();
+    assert!(
+        raw > 100_000.0,
+        "an RSA-2048 check is hundreds of thousands: {v}"
+    );
+    assert!(
+        verify > raw,
+        "a verification includes its signature check: {v}"
+    );
+    let ratio = v["ratio_raw_to_verify"].as_f64().unwrap();
+    assert!(ratio > 0.0 && ratio < 1.0, "{v}");
+    eprintln!("{v}");
+}
