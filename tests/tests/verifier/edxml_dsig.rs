@@ -18,7 +18,7 @@ const C14N10: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
 const HEADER_END: &str = "</edXML:edXMLHeader>";
 
 /// A small PDF, base64 (the attachment).
-const PDF_B64: &str = "JVBERi0xLjQKMSAwIG9iajw8L1R5cGUvQ2F0YWxvZy9QYWdlcyAyIDAgUj4+ZW5kb2JqIDIgMCBvYmo8PC9UeXBlL1BhZ2VzL0tpZHNbXS9Db3VudCAwPj5lbmRvYmoKdHJhaWxlcjw8L1Jvb3QgMSAwIFI+PgolJUVPRgo=";
+pub(crate) const PDF_B64: &str = "JVBERi0xLjQKMSAwIG9iajw8L1R5cGUvQ2F0YWxvZy9QYWdlcyAyIDAgUj4+ZW5kb2JqIDIgMCBvYmo8PC9UeXBlL1BhZ2VzL0tpZHNbXS9Db3VudCAwPj5lbmRvYmoKdHJhaWxlcjw8L1Jvb3QgMSAwIFI+PgolJUVPRgo=";
 
 /// An unsigned envelope as the exchange's builders write it (EDXML.md): the root in the
 /// QCVN namespace bound both as default and as `edXML:`, header, trace, manifest,
@@ -58,13 +58,13 @@ fn envelope() -> String {
 }
 
 /// The envelope with `signature` as the last child of the header.
-fn with_signature(signature: &str) -> String {
+pub(crate) fn with_signature(signature: &str) -> String {
     envelope().replacen(HEADER_END, &format!("{signature}{HEADER_END}"), 1)
 }
 
 /// An xmlsec1 template: `prefix` is `ds:` or `""` (a default-namespace Signature, as
 /// .NET-style builders write it).
-fn template(prefix: &str, method: &str, digest: &str) -> String {
+pub(crate) fn template(prefix: &str, method: &str, digest: &str) -> String {
     let decl = if prefix.is_empty() {
         format!(r#"xmlns="{DSIG}""#)
     } else {
@@ -84,15 +84,15 @@ fn template(prefix: &str, method: &str, digest: &str) -> String {
     )
 }
 
-const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+pub(crate) const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
 const ECDSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384";
 const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
-const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub(crate) const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
 /// Signs `template_doc` with xmlsec1 and `leaf`'s key; the chain goes into X509Data.
-fn xmlsec_sign(pki: &TestPki, leaf: &str, template_doc: &str) -> String {
+pub(crate) fn xmlsec_sign(pki: &TestPki, leaf: &str, template_doc: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let tmpl = dir.path().join("tmpl.xml");
     let out = dir.path().join("out.xml");
