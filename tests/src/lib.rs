@@ -34,6 +34,7 @@ pub mod pg;
 mod pki;
 mod process;
 pub mod registry;
+mod tsa;
 pub mod xml_peers;
 
 pub use cms::{
@@ -48,6 +49,7 @@ pub use pki::{
     self_signed_ec,
 };
 pub use process::{COMMAND_TIMEOUT, Output, openssl, peak_rss, run};
+pub use tsa::{TSA_OTHER_POLICY, TSA_POLICY, TSA_SUBJECT, TestTsa, TsaSigner};
 
 /// URL rewrites from the prefixes inside the test certificates to local servers:
 /// `http://ocsp.kyso.test/` → `ocsp_url/`, `http://crl.kyso.test/` → `crl_url/`,

@@ -7,9 +7,9 @@ use der::{Any, Decode, Encode, Sequence, Tag};
 use x509_cert::ext::Extensions;
 use x509_cert::ext::pkix::name::GeneralName;
 
+use super::MAX_RESPONSE_LEN;
 use super::error::TspError;
 use super::req::MessageImprint;
-use super::MAX_RESPONSE_LEN;
 use crate::ber::{self, Limits};
 use crate::time::OffsetDateTime;
 
@@ -120,12 +120,12 @@ impl TimeStampResp {
             max_len: MAX_RESPONSE_LEN,
             ..Limits::default()
         };
-        let der = ber::to_der(input, limits)
-            .map_err(|e| TspError::malformed("TimeStampResp", e))?;
+        let der =
+            ber::to_der(input, limits).map_err(|e| TspError::malformed("TimeStampResp", e))?;
         ber::check_set_sizes(&der, ber::MAX_SET_ELEMENTS, limits.max_depth)
             .map_err(|e| TspError::malformed("TimeStampResp", e))?;
-        let wire =
-            TimeStampRespWire::from_der(&der).map_err(|e| TspError::malformed("TimeStampResp", e))?;
+        let wire = TimeStampRespWire::from_der(&der)
+            .map_err(|e| TspError::malformed("TimeStampResp", e))?;
         let token = match wire.token {
             Some(t) => Some(
                 t.to_der()
@@ -142,9 +142,7 @@ impl TimeStampResp {
     /// The token of a granted response; the refusal otherwise.
     pub fn into_token(self) -> Result<Vec<u8>, TspError> {
         match self.status.status() {
-            PkiStatus::Granted | PkiStatus::GrantedWithMods => {
-                self.token.ok_or(TspError::NoToken)
-            }
+            PkiStatus::Granted | PkiStatus::GrantedWithMods => self.token.ok_or(TspError::NoToken),
             PkiStatus::Other(status) => Err(TspError::Rejected {
                 status,
                 fail_info: self.status.fail_info_names().join(", "),
@@ -253,11 +251,17 @@ impl TstInfo {
             ("micros", w.accuracy.and_then(|a| a.micros)),
         ] {
             if v.is_some_and(|v| !(1..=999).contains(&v)) {
-                return Err(TspError::malformed(WHAT, format!("accuracy {name} not in 1..999")));
+                return Err(TspError::malformed(
+                    WHAT,
+                    format!("accuracy {name} not in 1..999"),
+                ));
             }
         }
         if der::Tagged::tag(&w.gen_time) != Tag::GeneralizedTime {
-            return Err(TspError::malformed(WHAT, "genTime is not a GeneralizedTime"));
+            return Err(TspError::malformed(
+                WHAT,
+                "genTime is not a GeneralizedTime",
+            ));
         }
         let gen_time = parse_generalized(w.gen_time.value())
             .ok_or_else(|| TspError::malformed(WHAT, "genTime is not YYYYMMDDhhmmss[.s...]Z"))?;

@@ -190,8 +190,9 @@ fn check_eku(cert: &Cert) -> Result<(), TspError> {
             "has a non-critical extendedKeyUsage".into(),
         ));
     }
-    let eku = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes())
-        .map_err(|e| TspError::NotTimestampingCert(format!("has a malformed extendedKeyUsage: {e}")))?;
+    let eku = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(|e| {
+        TspError::NotTimestampingCert(format!("has a malformed extendedKeyUsage: {e}"))
+    })?;
     if eku.0.as_slice() != [oid::KP_TIME_STAMPING] {
         return Err(TspError::NotTimestampingCert(format!(
             "has extendedKeyUsage {:?}",

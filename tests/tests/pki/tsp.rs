@@ -1,0 +1,265 @@
+//! RFC 3161 timestamps (N1): tokens of a real TSA (`openssl ts -reply` behind HTTP, its own
+//! chain) verified by kyso-pki and by `openssl ts -verify`; each tampering refused with the
+//! RFC reason.
+
+use der::asn1::ObjectIdentifier;
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::tsp::{
+    Expected, TimeStampReq, TimeStampResp, TspError, verify_response, verify_token,
+};
+use kyso_tests::{TSA_OTHER_POLICY, TSA_POLICY, TSA_SUBJECT, TestTsa, TsaSigner, exchange};
+
+/// A fresh nonce: the hash of the clock and a counter (the client uses a CSPRNG).
+fn nonce() -> [u8; 16] {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = format!(
+        "{:?}{}",
+        std::time::SystemTime::now(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let h = kyso_pki::crypto::sha256(seed.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
+struct Stamp {
+    query: Vec<u8>,
+    reply: Vec<u8>,
+    digest: Vec<u8>,
+    nonce: [u8; 16],
+}
+
+impl Stamp {
+    fn expected(&self, algorithm: DigestAlgorithm) -> Expected<'_> {
+        Expected {
+            algorithm,
+            digest: &self.digest,
+            nonce: Some(&self.nonce),
+            policy: None,
+        }
+    }
+
+    fn token(&self) -> Vec<u8> {
+        TimeStampResp::parse(&self.reply)
+            .expect("the reply parses")
+            .into_token()
+            .expect("granted")
+    }
+}
+
+/// A query for `data` POSTed to the TSA over HTTP.
+fn stamp(tsa: &TestTsa, algorithm: DigestAlgorithm, data: &[u8], policy: Option<&str>) -> Stamp {
+    let digest = algorithm.digest(data);
+    let nonce = nonce();
+    let policy = policy.map(|p| ObjectIdentifier::new_unwrap(p));
+    let query = TimeStampReq::new(algorithm, &digest, &nonce, policy)
+        .expect("request")
+        .to_der_bytes()
+        .expect("DER");
+    let addr = tsa.addr();
+    let resp = exchange(
+        addr,
+        "POST",
+        "/",
+        Some("application/timestamp-query"),
+        &query,
+        std::time::Duration::from_secs(30),
+    )
+    .expect("the TSA answers");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        resp.content_type.as_deref(),
+        Some("application/timestamp-reply")
+    );
+    Stamp {
+        query,
+        reply: resp.body,
+        digest,
+        nonce,
+    }
+}
+
+#[test]
+fn real_tsa_token_verified_imprint_nonce_ess_eku_N1() {
+    let tsa = TestTsa::start();
+    for alg in [
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512,
+    ] {
+        let s = stamp(&tsa, alg, b"van ban can dau thoi gian", None);
+        let before = time::OffsetDateTime::now_utc();
+        let v = verify_response(&s.reply, &s.expected(alg), &[]).expect("the token verifies");
+        assert_eq!(v.tsa_cert.der(), tsa.cert_der("tsa").as_slice());
+        assert!(
+            v.pool
+                .iter()
+                .any(|c| c.der() == tsa.cert_der("root").as_slice())
+        );
+        assert_eq!(v.tst_info.policy.to_string(), TSA_POLICY);
+        assert!(v.tst_info.ordering);
+        // accuracy secs:1 millisecs:500 microsecs:100 → genTime ± 1.5001 s.
+        assert_eq!(
+            v.latest() - v.gen_time(),
+            time::Duration::microseconds(1_500_100)
+        );
+        assert_eq!(
+            v.gen_time() - v.earliest(),
+            time::Duration::microseconds(1_500_100)
+        );
+        assert!((before - v.gen_time()).abs() < time::Duration::minutes(2));
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        let tsa_name = format!("{:?}", v.tst_info.tsa);
+        assert!(
+            tsa_name.contains("DirectoryName"),
+            "{tsa_name}; {TSA_SUBJECT}"
+        );
+    }
+}
+
+#[test]
+fn openssl_ts_verify_agrees_on_the_same_token_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(&tsa, DigestAlgorithm::Sha256, b"openssl agrees", None);
+    let token = s.token();
+    verify_token(&token, &s.expected(DigestAlgorithm::Sha256), &[]).expect("kyso accepts");
+    let out = tsa.openssl_verify_token(&token, &s.query);
+    assert!(
+        out.success() && String::from_utf8_lossy(&out.stdout).contains("Verification: OK"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same token with one bit of the signature flipped: both refuse.
+    let mut bad = token.clone();
+    let last = bad.len() - 3;
+    bad[last] ^= 0x01;
+    let ours = verify_token(&bad, &s.expected(DigestAlgorithm::Sha256), &[]);
+    assert!(matches!(ours, Err(TspError::Signature(_))), "{ours:?}");
+    assert!(!tsa.openssl_verify_token(&bad, &s.query).success());
+}
+
+#[test]
+fn imprint_mismatch_refused_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(&tsa, DigestAlgorithm::Sha256, b"the datum", None);
+    let other = DigestAlgorithm::Sha256.digest(b"another datum");
+    let r = verify_response(
+        &s.reply,
+        &Expected {
+            digest: &other,
+            ..s.expected(DigestAlgorithm::Sha256)
+        },
+        &[],
+    );
+    assert!(matches!(r, Err(TspError::ImprintMismatch(_))), "{r:?}");
+    // The same digest bytes claimed under another algorithm.
+    let r = verify_response(&s.reply, &s.expected(DigestAlgorithm::Sha384), &[]);
+    assert!(matches!(r, Err(TspError::ImprintMismatch(_))), "{r:?}");
+}
+
+#[test]
+fn nonce_mismatch_refused_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(&tsa, DigestAlgorithm::Sha256, b"the datum", None);
+    let other = nonce();
+    let r = verify_response(
+        &s.reply,
+        &Expected {
+            nonce: Some(&other),
+            ..s.expected(DigestAlgorithm::Sha256)
+        },
+        &[],
+    );
+    assert_eq!(r.err(), Some(TspError::NonceMismatch));
+}
+
+#[test]
+fn policy_checked_and_unaccepted_policy_rejection_status_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(
+        &tsa,
+        DigestAlgorithm::Sha256,
+        b"policy",
+        Some(TSA_OTHER_POLICY),
+    );
+    let other = ObjectIdentifier::new_unwrap(TSA_OTHER_POLICY);
+    let ok = verify_response(
+        &s.reply,
+        &Expected {
+            policy: Some(other),
+            ..s.expected(DigestAlgorithm::Sha256)
+        },
+        &[],
+    )
+    .expect("the asked policy");
+    assert_eq!(ok.tst_info.policy, other);
+    let wanted = ObjectIdentifier::new_unwrap(TSA_POLICY);
+    let r = verify_response(
+        &s.reply,
+        &Expected {
+            policy: Some(wanted),
+            ..s.expected(DigestAlgorithm::Sha256)
+        },
+        &[],
+    );
+    assert!(matches!(r, Err(TspError::PolicyMismatch { .. })), "{r:?}");
+
+    // A policy the TSA does not serve: the TSA answers rejection / unacceptedPolicy.
+    let s = stamp(
+        &tsa,
+        DigestAlgorithm::Sha256,
+        b"policy",
+        Some("1.3.6.1.4.1.59420.3161.99"),
+    );
+    let r = verify_response(&s.reply, &s.expected(DigestAlgorithm::Sha256), &[]);
+    match r {
+        Err(TspError::Rejected {
+            status, fail_info, ..
+        }) => {
+            assert_eq!(status, 2, "rejection");
+            assert!(fail_info.contains("unacceptedPolicy"), "{fail_info}");
+        }
+        other => panic!("expected the rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn tsa_certificate_without_critical_timestamping_eku_refused_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(&tsa, DigestAlgorithm::Sha256, b"eku", None);
+    let token = s.token();
+    let expected = s.expected(DigestAlgorithm::Sha256);
+    // Control: the TSTInfo re-signed by the TSA's own certificate verifies.
+    let control = tsa.resign(&token, TsaSigner::Tsa);
+    verify_token(&control, &expected, &[]).expect("the re-signed control verifies");
+    for signer in [TsaSigner::NoEku, TsaSigner::NonCriticalEku] {
+        let bad = tsa.resign(&token, signer);
+        let r = verify_token(&bad, &expected, &[]);
+        assert!(
+            matches!(r, Err(TspError::NotTimestampingCert(_))),
+            "{signer:?}: {r:?}"
+        );
+        assert!(
+            !tsa.openssl_verify_token(&bad, &s.query).success(),
+            "{signer:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_and_oversized_responses_refused_N1() {
+    let r = TimeStampResp::parse(&[0x30, 0x03, 0x02, 0x01]);
+    assert!(matches!(r, Err(TspError::Malformed { .. })), "{r:?}");
+    let big = vec![0u8; kyso_pki::tsp::MAX_RESPONSE_LEN + 1];
+    assert!(matches!(
+        TimeStampResp::parse(&big),
+        Err(TspError::TooLarge { .. })
+    ));
+    // Granted without a token.
+    let r = TimeStampResp::parse(&[0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00])
+        .expect("parses")
+        .into_token();
+    assert_eq!(r.err(), Some(TspError::NoToken));
+}
