@@ -7,7 +7,14 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::tsp::{
     Expected, TimeStampReq, TimeStampResp, TspError, verify_response, verify_token,
 };
-use kyso_tests::{TSA_OTHER_POLICY, TSA_POLICY, TSA_SUBJECT, TestTsa, TsaSigner, exchange};
+use std::time::{Duration, Instant};
+
+use kyso_revocation::fetch::{BreakerConfig, FetchConfig, FetchError, Fetcher, UrlRewrite};
+use kyso_revocation::metrics::PkiMetrics;
+use kyso_revocation::tsa::{TsaClient, TsaConfig, TsaError};
+use kyso_tests::{
+    DownMode, TSA_OTHER_POLICY, TSA_POLICY, TSA_SUBJECT, TestTsa, TsaSigner, exchange,
+};
 
 /// A fresh nonce: the hash of the clock and a counter (the client uses a CSPRNG).
 fn nonce() -> [u8; 16] {
@@ -64,7 +71,7 @@ fn stamp(tsa: &TestTsa, algorithm: DigestAlgorithm, data: &[u8], policy: Option<
         "/",
         Some("application/timestamp-query"),
         &query,
-        std::time::Duration::from_secs(30),
+        Duration::from_secs(30),
     )
     .expect("the TSA answers");
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
@@ -262,4 +269,184 @@ fn malformed_and_oversized_responses_refused_N1() {
         .expect("parses")
         .into_token();
     assert_eq!(r.err(), Some(TspError::NoToken));
+}
+
+/// A client of `tsa` configured at a name that the fetcher rewrites to the loopback server.
+fn client(
+    tsa: &TestTsa,
+    cfg: impl FnOnce(&mut TsaConfig),
+    breaker: BreakerConfig,
+) -> (TsaClient, PkiMetrics) {
+    let metrics = PkiMetrics::unregistered().expect("metrics");
+    let fetcher = Fetcher::new(
+        FetchConfig {
+            url_rewrites: vec![UrlRewrite {
+                from: "http://tsa.kyso.test/".into(),
+                to: tsa.url(),
+            }],
+            breaker,
+            ..FetchConfig::default()
+        },
+        metrics.clone(),
+    )
+    .expect("fetcher");
+    let mut c = TsaConfig::new("http://tsa.kyso.test/");
+    cfg(&mut c);
+    (TsaClient::new(c, fetcher), metrics)
+}
+
+fn fetches(m: &PkiMetrics, outcome: &str) -> u64 {
+    m.fetches.with_label_values(&["tsa", outcome]).get()
+}
+
+#[tokio::test]
+async fn tsa_client_returns_a_verified_token_and_counts_it_N1() {
+    let tsa = TestTsa::start();
+    let (c, m) = client(
+        &tsa,
+        |c| c.policy = Some(ObjectIdentifier::new_unwrap(TSA_OTHER_POLICY)),
+        BreakerConfig::default(),
+    );
+    let digest = DigestAlgorithm::Sha256.digest(b"client");
+    let v = c
+        .timestamp(DigestAlgorithm::Sha256, &digest, &[])
+        .await
+        .expect("a verified token");
+    assert_eq!(
+        v.tst_info.message_imprint.hashed_message.as_bytes(),
+        digest.as_slice()
+    );
+    assert_eq!(v.tst_info.policy.to_string(), TSA_OTHER_POLICY);
+    assert!(v.tst_info.nonce.is_some());
+    assert_eq!(fetches(&m, "ok"), 1);
+    assert_eq!(
+        m.fetch_duration
+            .with_label_values(&["tsa"])
+            .get_sample_count(),
+        1
+    );
+    // The embedded token is what openssl verifies too (no query: imprint given by hand).
+    let out = kyso_tests::openssl([
+        "ts",
+        "-verify",
+        "-token_in",
+        "-digest",
+        &hex::encode(&digest),
+        "-in",
+        &{
+            let p = tsa.dir().join("client-token.der");
+            std::fs::write(&p, &v.token).unwrap();
+            p.to_str().unwrap().to_owned()
+        },
+        "-CAfile",
+        tsa.root_pem().to_str().unwrap(),
+    ]);
+    assert!(out.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn tsa_client_deadline_with_the_slow_tsa_N1() {
+    let tsa = TestTsa::start();
+    tsa.set_delay(Duration::from_secs(2));
+    let (c, m) = client(
+        &tsa,
+        |c| {
+            c.deadline = Duration::from_millis(400);
+            c.attempts = 2;
+            c.backoff = Duration::from_millis(50);
+        },
+        BreakerConfig::default(),
+    );
+    let digest = DigestAlgorithm::Sha256.digest(b"slow");
+    let started = Instant::now();
+    let r = c.timestamp(DigestAlgorithm::Sha256, &digest, &[]).await;
+    let took = started.elapsed();
+    match r {
+        Err(TsaError::Fetch {
+            error: FetchError::Timeout(d),
+            attempts: 2,
+            ..
+        }) => assert_eq!(d, Duration::from_millis(400)),
+        other => panic!("expected two timed-out attempts, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_millis(1500),
+        "{took:?}: the deadline bounds each attempt"
+    );
+    assert_eq!(fetches(&m, "ok"), 0);
+    // The same slow TSA within a longer deadline answers.
+    let (c, _) = client(
+        &tsa,
+        |c| c.deadline = Duration::from_secs(10),
+        BreakerConfig::default(),
+    );
+    c.timestamp(DigestAlgorithm::Sha256, &digest, &[])
+        .await
+        .expect("within the deadline");
+}
+
+#[tokio::test]
+async fn tsa_client_retries_then_the_breaker_opens_on_the_dead_tsa_N1() {
+    let tsa = TestTsa::start();
+    tsa.set_down_mode(DownMode::Status(503));
+    tsa.set_down(true);
+    let breaker = BreakerConfig {
+        failure_threshold: 3,
+        cool_down: Duration::from_secs(600),
+    };
+    let (c, m) = client(
+        &tsa,
+        |c| {
+            c.attempts = 3;
+            c.backoff = Duration::from_millis(10);
+        },
+        breaker,
+    );
+    let digest = DigestAlgorithm::Sha256.digest(b"dead");
+    let r = c.timestamp(DigestAlgorithm::Sha256, &digest, &[]).await;
+    assert!(
+        matches!(
+            r,
+            Err(TsaError::Fetch {
+                error: FetchError::Status(503),
+                attempts: 3,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(tsa.requests(), 3, "three attempts");
+    // Three failures opened the circuit: the next call costs nothing and is not retried.
+    let r = c.timestamp(DigestAlgorithm::Sha256, &digest, &[]).await;
+    assert!(
+        matches!(
+            r,
+            Err(TsaError::Fetch {
+                error: FetchError::CircuitOpen(_),
+                attempts: 1,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(tsa.requests(), 3, "no request through an open circuit");
+    assert_eq!(fetches(&m, "circuit_open"), 1);
+
+    // Connection refused: a transport failure, retried, then reported.
+    let tsa = TestTsa::start();
+    tsa.set_down_mode(DownMode::Refuse);
+    tsa.set_down(true);
+    let (c, _) = client(&tsa, |c| c.attempts = 2, BreakerConfig::default());
+    let r = c.timestamp(DigestAlgorithm::Sha256, &digest, &[]).await;
+    assert!(
+        matches!(
+            r,
+            Err(TsaError::Fetch {
+                error: FetchError::Transport(_),
+                attempts: 2,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
 }
