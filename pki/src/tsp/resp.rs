@@ -319,6 +319,7 @@ fn parse_generalized(v: &[u8]) -> Option<OffsetDateTime> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -59,7 +59,7 @@ impl Stamp {
 fn stamp(tsa: &TestTsa, algorithm: DigestAlgorithm, data: &[u8], policy: Option<&str>) -> Stamp {
     let digest = algorithm.digest(data);
     let nonce = nonce();
-    let policy = policy.map(|p| ObjectIdentifier::new_unwrap(p));
+    let policy = policy.map(ObjectIdentifier::new_unwrap);
     let query = TimeStampReq::new(algorithm, &digest, &nonce, policy)
         .expect("request")
         .to_der_bytes()
