@@ -6,6 +6,8 @@
 //!   so concurrent test processes never share one); `tests/pki/README.md` has the layout.
 //! - [`HttpServer`], [`OcspResponder`] and [`CountingProxy`] stop on drop; every wait is
 //!   bounded; nothing they spawn outlives the test process.
+//! - [`TestTsa`] is an RFC 3161 timestamp authority of its own chain (`openssl ts -reply` behind
+//!   HTTP), which can be made slow or dead.
 //! - [`rewrites`] maps the URL prefixes inside the certificates onto the loopback servers.
 //!
 //! ```no_run
