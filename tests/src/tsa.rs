@@ -36,6 +36,9 @@ pub enum TsaSigner {
     NoEku,
     /// A certificate of the same root with a non-critical EKU timeStamping.
     NonCriticalEku,
+    /// A second certificate of the TSA's key (serial 5, critical EKU timeStamping); the
+    /// TSA's own certificate is embedded beside it.
+    Twin,
 }
 
 /// A running test TSA; stops on drop.
@@ -92,6 +95,17 @@ impl TestTsa {
                 &d.join(format!("{name}.pem")),
             );
         }
+        // The TSA's key and name in a second certificate (serial 5): a token whose ESS names one
+        // certificate while its signer identifier names the other.
+        std::fs::copy(d.join("tsa.key"), d.join("twin.key")).expect("twin key");
+        issue(
+            &d.join("twin.key"),
+            TSA_SUBJECT,
+            (&ca.0, &ca.1),
+            5,
+            Some(&d.join("tsa.ext")),
+            &d.join("twin.pem"),
+        );
         std::fs::write(d.join("tsaserial"), "01\n").expect("serial file");
         std::fs::write(d.join("tsa.cnf"), config(d)).expect("TSA configuration");
         let front = Front::start(Handler::Tsa {
@@ -126,7 +140,7 @@ impl TestTsa {
         self.dir.path().join("tsa.pem")
     }
 
-    /// A certificate (DER) of the TSA's directory: `root`, `tsa`, `noeku`, `noncritical`.
+    /// A certificate (DER) of the TSA's directory: `root`, `tsa`, `noeku`, `noncritical`, `twin`.
     pub fn cert_der(&self, name: &str) -> Vec<u8> {
         let pem = std::fs::read(self.dir.path().join(format!("{name}.pem"))).expect("cert");
         kyso_pki::cert::Cert::parse_many(&pem)
@@ -192,11 +206,15 @@ impl TestTsa {
             TsaSigner::Tsa => "tsa",
             TsaSigner::NoEku => "noeku",
             TsaSigner::NonCriticalEku => "noncritical",
+            TsaSigner::Twin => "twin",
         };
         let msg = kyso_pki::cms::parse(token).expect("the token parses");
         let tst_info = msg.content().expect("the token encapsulates its TSTInfo");
         let cert = self.cert_der(name);
-        let chain = vec![self.cert_der("root")];
+        let mut chain = vec![self.cert_der("root")];
+        if signer == TsaSigner::Twin {
+            chain.push(self.cert_der("tsa"));
+        }
         let prepared = prepare(CadesRequest {
             digest_algorithm: DigestAlgorithm::Sha256,
             content: Content::Attached(tst_info),

@@ -256,6 +256,33 @@ fn tsa_certificate_without_critical_timestamping_eku_refused_N1() {
 }
 
 #[test]
+fn ess_signing_certificate_naming_another_certificate_refused_N1() {
+    let tsa = TestTsa::start();
+    let s = stamp(&tsa, DigestAlgorithm::Sha256, b"ess", None);
+    let expected = s.expected(DigestAlgorithm::Sha256);
+    let twin = tsa.resign(&s.token(), TsaSigner::Twin);
+    // Control: signed by the twin, named by ESS and by the signer identifier: it verifies.
+    let v = verify_token(&twin, &expected, &[]).expect("the twin's token verifies");
+    assert_eq!(v.tsa_cert.der(), tsa.cert_der("twin").as_slice());
+    // The signer identifier (unsigned) moved to the TSA's own certificate, serial 2: the same
+    // key verifies the signature, and the ESS attribute (signed) still names the twin.
+    let sha256_alg = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    let at = (0..twin.len() - 16)
+        .find(|&i| {
+            twin[i..i + 3] == [0x02, 0x01, 0x05]
+                && twin[i + 3] == 0x30
+                && twin[i + 5..i + 16] == sha256_alg
+        })
+        .expect("the signer identifier's serial, before the digest algorithm");
+    let mut moved = twin.clone();
+    moved[at + 2] = 0x02;
+    let r = verify_token(&moved, &expected, &[]);
+    assert!(matches!(r, Err(TspError::SigningCertificate(_))), "{r:?}");
+}
+
+#[test]
 fn malformed_and_oversized_responses_refused_N1() {
     let r = TimeStampResp::parse(&[0x30, 0x03, 0x02, 0x01]);
     assert!(matches!(r, Err(TspError::Malformed { .. })), "{r:?}");
