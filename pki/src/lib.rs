@@ -15,6 +15,7 @@
 //! - [`name`]: the one text rendering of X.509 names (RFC 4514, UTF-8).
 //! - [`path`]: certification path building and RFC 5280 checks.
 //! - [`time`]: ASN.1 times and RFC 3339.
+//! - [`tsp`]: RFC 3161 timestamp requests, responses and token verification.
 
 pub mod ber;
 pub mod cert;
@@ -26,5 +27,6 @@ pub mod name;
 pub mod orgcode;
 pub mod path;
 pub mod time;
+pub mod tsp;
 
 pub use error::{Error, Result};

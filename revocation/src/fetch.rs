@@ -32,6 +32,8 @@ pub enum FetchSource {
     Crl,
     /// An AIA caIssuers certificate download.
     Aia,
+    /// An RFC 3161 timestamp request (`tsa.rs`).
+    Tsa,
 }
 
 impl FetchSource {
@@ -41,6 +43,7 @@ impl FetchSource {
             Self::Ocsp => "ocsp",
             Self::Crl => "crl",
             Self::Aia => "aia",
+            Self::Tsa => "tsa",
         }
     }
 }
@@ -401,7 +404,19 @@ impl Fetcher {
 
     /// GET `url` (rewritten first) and return its body.
     pub async fn get(&self, url: &str, source: FetchSource) -> Result<Bytes, FetchError> {
-        self.request(url, None, source).await
+        self.request(url, None, source).await.map(|(b, _)| b)
+    }
+
+    /// As [`Fetcher::post`], with the answer's `Content-Type` (when it has one).
+    pub async fn post_typed(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: impl Into<Bytes>,
+        source: FetchSource,
+    ) -> Result<(Bytes, Option<String>), FetchError> {
+        self.request(url, Some((content_type, body.into())), source)
+            .await
     }
 
     /// POST `body` with `content_type` to `url` (rewritten first) and return the answer's body.
@@ -414,6 +429,7 @@ impl Fetcher {
     ) -> Result<Bytes, FetchError> {
         self.request(url, Some((content_type, body.into())), source)
             .await
+            .map(|(b, _)| b)
     }
 
     async fn request(
@@ -421,7 +437,7 @@ impl Fetcher {
         url: &str,
         body: Option<(&str, Bytes)>,
         source: FetchSource,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<(Bytes, Option<String>), FetchError> {
         let inner = &*self.0;
         let label = source.as_str();
         let result = self.request_inner(url, body, source).await;
@@ -445,7 +461,7 @@ impl Fetcher {
         url: &str,
         body: Option<(&str, Bytes)>,
         source: FetchSource,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<(Bytes, Option<String>), FetchError> {
         let inner = &*self.0;
         let (target, rewritten) = self.rewritten(url);
         let parsed = reqwest::Url::parse(&target).map_err(|e| FetchError::InvalidUrl {
@@ -490,7 +506,7 @@ impl Fetcher {
         &self,
         url: reqwest::Url,
         body: Option<(&str, Bytes)>,
-    ) -> Result<Bytes, FetchError> {
+    ) -> Result<(Bytes, Option<String>), FetchError> {
         let inner = &*self.0;
         let req = match body {
             None => inner.client.get(url),
@@ -514,6 +530,11 @@ impl Fetcher {
         if status != 200 {
             return Err(FetchError::Status(status));
         }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let limit = inner.cfg.max_body_bytes;
         if resp
             .content_length()
@@ -528,7 +549,7 @@ impl Fetcher {
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        Ok((buf.freeze(), content_type))
     }
 }
 

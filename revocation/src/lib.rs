@@ -17,6 +17,7 @@
 //!   [`IssuerSource`](kyso_pki::path::IssuerSource)).
 //! - [`evidence`]: what was found, as the reports show it.
 //! - [`metrics`]: cache and fetch counters.
+//! - [`tsa`]: the RFC 3161 timestamp authority client (N1), tokens verified by `kyso_pki::tsp`.
 //! - `ocsp`, `crl`: request building, parsing and verification.
 //! - `cache`: the caches, one fetch in flight per key.
 //!
@@ -32,6 +33,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod metrics;
 pub mod policy;
+pub mod tsa;
 
 mod cache;
 mod crl;

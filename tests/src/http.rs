@@ -92,6 +92,12 @@ pub(crate) enum Handler {
         lock: tokio::sync::Mutex<()>,
         timeout: Duration,
     },
+    /// Answer `application/timestamp-query` POSTs with `openssl ts -reply` run in `dir`, one at
+    /// a time (it keeps a serial number file).
+    Tsa {
+        dir: PathBuf,
+        lock: tokio::sync::Mutex<()>,
+    },
 }
 
 #[derive(Debug)]
@@ -364,6 +370,26 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 
     match &shared.handler {
+        Handler::Tsa { dir, lock } => {
+            let is_query = req
+                .headers()
+                .get(CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == b"application/timestamp-query");
+            if req.method() != Method::POST || !is_query {
+                return response(415, "text/plain", "POST application/timestamp-query\n");
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return response(400, "text/plain", "bad request body\n"),
+            };
+            let _guard = lock.lock().await;
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || crate::tsa::reply(&dir, &body)).await {
+                Ok(Ok(reply)) => response(200, "application/timestamp-reply", reply),
+                Ok(Err(e)) => response(500, "text/plain", format!("{e}\n")),
+                Err(e) => response(500, "text/plain", format!("TSA task: {e}\n")),
+            }
+        }
         Handler::Files { root, overrides } => {
             if req.method() != Method::GET && req.method() != Method::HEAD {
                 return response(405, "text/plain", "method not allowed\n");

@@ -6,6 +6,8 @@
 //!   so concurrent test processes never share one); `tests/pki/README.md` has the layout.
 //! - [`HttpServer`], [`OcspResponder`] and [`CountingProxy`] stop on drop; every wait is
 //!   bounded; nothing they spawn outlives the test process.
+//! - [`TestTsa`] is an RFC 3161 timestamp authority of its own chain (`openssl ts -reply` behind
+//!   HTTP), which can be made slow or dead.
 //! - [`rewrites`] maps the URL prefixes inside the certificates onto the loopback servers.
 //!
 //! ```no_run
@@ -34,6 +36,7 @@ pub mod pg;
 mod pki;
 mod process;
 pub mod registry;
+mod tsa;
 pub mod xml_peers;
 
 pub use cms::{
@@ -48,6 +51,7 @@ pub use pki::{
     self_signed_ec,
 };
 pub use process::{COMMAND_TIMEOUT, Output, openssl, peak_rss, run};
+pub use tsa::{TSA_OTHER_POLICY, TSA_POLICY, TSA_SUBJECT, TestTsa, TsaSigner};
 
 /// URL rewrites from the prefixes inside the test certificates to local servers:
 /// `http://ocsp.kyso.test/` → `ocsp_url/`, `http://crl.kyso.test/` → `crl_url/`,

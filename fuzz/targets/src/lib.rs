@@ -15,6 +15,7 @@ mod edxml;
 mod pdf;
 mod png;
 mod revocation;
+mod tsp;
 mod xml_c14n;
 
 pub use certs::certs;
@@ -23,6 +24,7 @@ pub use edxml::{edxml_open, edxml_read, edxml_status, organ_id};
 pub use pdf::pdf;
 pub use png::png;
 pub use revocation::revocation;
+pub use tsp::tsp;
 pub use xml_c14n::xml_c14n;
 
 /// A target's body: arbitrary bytes in, nothing out; a panic is a finding.
@@ -37,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pdf", pdf),
     ("png", png),
     ("revocation", revocation),
+    ("tsp", tsp),
     ("xml_c14n", xml_c14n),
     ("edxml_open", edxml_open),
     ("edxml_read", edxml_read),

@@ -15,4 +15,5 @@ mod harness;
 mod path_budget;
 mod pinned_roots;
 mod revocation_cache;
+mod tsp;
 mod vgca;

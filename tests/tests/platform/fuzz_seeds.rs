@@ -33,6 +33,61 @@ fn fuzz_seeds_write() {
     pdf_seeds();
     png_seeds();
     edxml_seeds(pki);
+    tsp_seeds();
+}
+
+#[test]
+#[ignore = "writes the tsp seed corpus only; run when the TSA harness changes"]
+fn fuzz_seeds_write_tsp() {
+    tsp_seeds();
+}
+
+/// `TimeStampResp`s of the test TSA (`openssl ts -reply`): granted over SHA-256 and SHA-512,
+/// granted under the other policy, a rejection (unaccepted policy), and a bare TSTInfo.
+fn tsp_seeds() {
+    use kyso_pki::crypto::DigestAlgorithm;
+    use kyso_pki::tsp::{TimeStampReq, TimeStampResp};
+    let tsa = kyso_tests::TestTsa::start();
+    let query = |alg: DigestAlgorithm, policy: Option<&str>| {
+        TimeStampReq::new(
+            alg,
+            &alg.digest(b"Quyet dinh so 123/QD-UBND\n"),
+            &[0x5a; 16],
+            policy.map(der::asn1::ObjectIdentifier::new_unwrap),
+        )
+        .expect("request")
+        .to_der_bytes()
+        .expect("DER")
+    };
+    let granted = tsa.reply(&query(DigestAlgorithm::Sha256, None));
+    write("tsp", "granted-sha256.der", &granted);
+    write(
+        "tsp",
+        "granted-sha512.der",
+        &tsa.reply(&query(DigestAlgorithm::Sha512, None)),
+    );
+    write(
+        "tsp",
+        "other-policy.der",
+        &tsa.reply(&query(
+            DigestAlgorithm::Sha384,
+            Some(kyso_tests::TSA_OTHER_POLICY),
+        )),
+    );
+    write(
+        "tsp",
+        "rejection.der",
+        &tsa.reply(&query(
+            DigestAlgorithm::Sha256,
+            Some("1.3.6.1.4.1.59420.3161.99"),
+        )),
+    );
+    let token = TimeStampResp::parse(&granted)
+        .expect("parses")
+        .into_token()
+        .expect("granted");
+    let msg = kyso_pki::cms::parse(&token).expect("token");
+    write("tsp", "tstinfo.der", msg.content().expect("TSTInfo"));
 }
 
 /// Signatures as `openssl cms` makes them: attached, detached, streamed (BER with indefinite
