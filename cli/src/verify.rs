@@ -117,14 +117,7 @@ enum Backend {
 
 /// Runs `kyso verify`.
 pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
-    let at = match &args.at {
-        Some(s) => Some(parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?),
-        None => None,
-    };
-    let content = match &args.content {
-        Some(p) => Some(read_file(p)?),
-        None => None,
-    };
+    let (at, content) = time_and_content(&args)?;
     let backend = match &args.server.server {
         Some(url) => {
             if !args.trust_anchors.is_empty()
@@ -279,6 +272,21 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// `--at` and `--content`, read.
+fn time_and_content(
+    args: &VerifyArgs,
+) -> Result<(Option<OffsetDateTime>, Option<Vec<u8>>), CliError> {
+    let at = match &args.at {
+        Some(s) => Some(parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?),
+        None => None,
+    };
+    let content = match &args.content {
+        Some(p) => Some(read_file(p)?),
+        None => None,
+    };
+    Ok((at, content))
+}
+
 /// In-process only, for `kyso bench instructions`: verifies every file once to warm the
 /// caches, then `count` more times in turn; the worst indication of the last round.
 pub(crate) async fn repeat_local(
@@ -290,14 +298,7 @@ pub(crate) async fn repeat_local(
             "kyso bench instructions verifies in-process: no --server".into(),
         ));
     }
-    let at = match &args.at {
-        Some(s) => Some(parse_rfc3339(s).map_err(|e| CliError::Usage(format!("--at {s:?}: {e}")))?),
-        None => None,
-    };
-    let content = match &args.content {
-        Some(p) => Some(read_file(p)?),
-        None => None,
-    };
+    let (at, content) = time_and_content(args)?;
     let backend = Backend::Local(local_verifier(args)?);
     let supplied = supplied_certificates(args, true)?;
     let mut last = Vec::new();

@@ -12,7 +12,7 @@ use crate::config::Caller;
 use crate::error::{Error, Result};
 use crate::journal::Run;
 
-use super::receipt::{receipt_time, stamp};
+use super::receipt::{receipt_time, stamp, unstamp};
 use super::retry::{Answer, Begun, request_sha256};
 use super::{DocumentsService, OWN, problem, require, sign_pdf};
 
@@ -71,10 +71,7 @@ impl DocumentsService {
                 })
             })
             .await?;
-        let received_at = v
-            .reference_time
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-            .unwrap_or(receipt.at);
+        let received_at = unstamp(v.reference_time, receipt.at);
         let (verification, mut problems, signatures) = (v.verification, v.problems, v.signatures);
         let claimed_received_at = receipt.claimed.map(stamp);
         if !problems.is_empty() {

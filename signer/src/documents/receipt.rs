@@ -59,6 +59,12 @@ pub(super) fn receipt_time(
     })
 }
 
+/// A time from the wire (a journaled reference time), or `or` when there is none.
+pub(super) fn unstamp(t: Option<prost_types::Timestamp>, or: OffsetDateTime) -> OffsetDateTime {
+    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .unwrap_or(or)
+}
+
 /// A time on the wire.
 pub(super) fn stamp(t: OffsetDateTime) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -10,6 +10,7 @@ mod receive;
 mod send;
 mod status;
 
+use kyso_edxml::envelope::Message;
 use kyso_edxml::envelope::model::{Organization, ResponseFor};
 use kyso_edxml::organ::OrganId;
 use kyso_edxml::status::{StatusCode, StatusMessage};
@@ -235,6 +236,21 @@ impl DocumentsService {
         .map_err(|e| self.journal_error(e))?;
         Ok(Some(recorded))
     }
+}
+
+/// One bounded read of an edXML document (`field` names it in the refusal); its signature
+/// is judged by the verifier, not here.
+pub(super) fn read_message(xml: &[u8], field: &'static str) -> Result<Message> {
+    kyso_edxml::open(
+        xml,
+        &kyso_edxml::EdxmlLimits::default(),
+        &kyso_edxml::dsig::DsigPolicy::default(),
+    )
+    .map(|o| o.message)
+    .map_err(|e| Error::InvalidField {
+        field,
+        reason: format!("not an edXML document kyso can read (N6): {e}"),
+    })
 }
 
 /// What a status message answers: the document by its sender's code, its number and

@@ -18,10 +18,10 @@ use crate::config::Caller;
 use crate::error::{Error, Result};
 
 use super::super::incoming::{Stamp, reasons};
-use super::super::receipt::{receipt_time, stamp};
+use super::super::receipt::{receipt_time, stamp, unstamp};
 use super::super::retry::{Answer, Begun, request_sha256};
 use super::super::{DocumentsService, problem, require};
-use super::{Party, Seal, response_for, status_message};
+use super::{Party, Seal, read_message, response_for, status_message};
 
 /// The field name of the envelope's own signature in problems and outcomes.
 pub(super) const ENVELOPE_FIELD: &str = "edXML";
@@ -57,25 +57,12 @@ impl DocumentsService {
         // One bounded read of the envelope (the verifier reads it again with its
         // signature): what cannot be read is bad input, nothing is kept or answered (there is
         // no sender to answer). A status message is not a document.
-        let envelope = match kyso_edxml::open(
-            &r.envelope,
-            &kyso_edxml::EdxmlLimits::default(),
-            &kyso_edxml::dsig::DsigPolicy::default(),
-        ) {
-            Ok(o) => match o.message {
-                Message::Envelope(e) => e,
-                Message::Status(_) => {
-                    return Err(Error::InvalidField {
-                        field: "envelope",
-                        reason: "a status message, not a document: ReceiveStatus takes it (N6)"
-                            .into(),
-                    });
-                }
-            },
-            Err(e) => {
+        let envelope = match read_message(&r.envelope, "envelope")? {
+            Message::Envelope(e) => e,
+            Message::Status(_) => {
                 return Err(Error::InvalidField {
                     field: "envelope",
-                    reason: format!("not an edXML envelope kyso can read (N6): {e}"),
+                    reason: "a status message, not a document: ReceiveStatus takes it (N6)".into(),
                 });
             }
         };
@@ -125,10 +112,7 @@ impl DocumentsService {
                 })
             })
             .await?;
-        let at = v
-            .reference_time
-            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-            .unwrap_or(receipt.at);
+        let at = unstamp(v.reference_time, receipt.at);
         let (verification, mut problems, signatures) = (v.verification, v.problems, v.signatures);
         let document = main_document(&envelope);
         // D7: the document inside as received (the register's file).

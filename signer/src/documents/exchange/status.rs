@@ -24,7 +24,7 @@ use super::super::receipt::receipt_time;
 use super::super::retry::{Answer, Begun, request_sha256};
 use super::super::{DocumentsService, require};
 use super::receive::ENVELOPE_FIELD;
-use super::{Party, Seal, response_for, status_message};
+use super::{Party, Seal, read_message, response_for, status_message};
 
 fn refuse<T>(rule: &str, reason: String) -> Result<T> {
     Err(Error::Refused(vec![Refusal {
@@ -458,19 +458,6 @@ impl DocumentsService {
             }),
         }
     }
-}
-
-fn read_message(xml: &[u8], field: &'static str) -> Result<Message> {
-    kyso_edxml::open(
-        xml,
-        &kyso_edxml::EdxmlLimits::default(),
-        &kyso_edxml::dsig::DsigPolicy::default(),
-    )
-    .map(|o| o.message)
-    .map_err(|e| Error::InvalidField {
-        field,
-        reason: format!("not an edXML document kyso can read (N6): {e}"),
-    })
 }
 
 /// A status message as received (N6: unknown codes are refused by the reader).
