@@ -194,6 +194,11 @@ pub struct GetArgs {
     pub sha256: String,
     #[arg(long)]
     pub out: PathBuf,
+    /// N3: also write the verification evidence kept when the document was received, each
+    /// report as kept (`<sha256>.evidence.pb`, a `kyso.documents.v1.VerificationEvidence`:
+    /// its SHA-256 is the audit record's digest) into this directory; a summary is printed.
+    #[arg(long)]
+    pub evidence_dir: Option<PathBuf>,
 }
 
 /// `PAGE,X0,Y0,X1,Y1`.
@@ -211,6 +216,42 @@ fn parse_rect(s: &str) -> Result<pb::PdfRect, CliError> {
         x1: n(x1)?,
         y1: n(y1)?,
     })
+}
+
+/// N3: each kept report written as kept, and what a reader needs to find it in the audit log.
+fn write_evidence(dir: &Path, kept: &[dpb::KeptEvidence]) -> Result<Vec<Value>, CliError> {
+    std::fs::create_dir_all(dir).map_err(|source| CliError::File {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    kept.iter()
+        .map(|k| {
+            let file = dir.join(format!("{}.evidence.pb", k.sha256));
+            write(&file, &k.evidence)?;
+            let report =
+                <dpb::VerificationEvidence as prost::Message>::decode(k.evidence.as_slice())
+                    .map_err(|e| CliError::Usage(format!("evidence {}: {e}", k.sha256)))?;
+            Ok(json!({
+                "sha256": k.sha256,
+                "file": file.display().to_string(),
+                "audit_sequence": k.audit.as_ref().map(|a| a.sequence),
+                "audit_record_hash": k.audit.as_ref().map(|a| a.record_hash.clone()),
+                "accepted": report.accepted,
+                "report": match report.report {
+                    Some(dpb::verification_evidence::Report::Pdf(_)) => "pdf",
+                    Some(dpb::verification_evidence::Report::Edxml(_)) => "edxml",
+                    None => "none",
+                },
+                "received_sha256": report.received_sha256,
+                "reference_time": report.reference_time.map(|t| t.seconds),
+                "verified_at": report.verified_at.map(|t| t.seconds),
+                "caller": report.caller,
+                "problems": report.problems.iter().map(|p| json!({
+                    "field": p.field_name, "rule": p.rule, "message": p.message
+                })).collect::<Vec<_>>(),
+            }))
+        })
+        .collect()
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -262,7 +303,11 @@ pub async fn run(cmd: DocCommand) -> Result<ExitCode, CliError> {
                 .await;
             match r {
                 Ok(r) => {
-                    write(&a.out, &r.into_inner().pdf)?;
+                    let r = r.into_inner();
+                    write(&a.out, &r.pdf)?;
+                    if let Some(dir) = &a.evidence_dir {
+                        print(&json!({ "evidence": write_evidence(dir, &r.evidence)? }));
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(s) => Ok(crate::registry::report_status(&s)),
@@ -394,6 +439,10 @@ async fn receive(a: ReceiveArgs) -> Result<ExitCode, CliError> {
                     "sender_code": s.sender_code,
                 })).collect::<Vec<_>>(),
                 "reference_time": r.reference_time.map(|t| t.seconds),
+                "evidence": r.evidence.as_ref().map(|e| json!({
+                    "sha256": e.sha256,
+                    "audit_sequence": e.audit.as_ref().map(|a| a.sequence),
+                })),
             }));
             // A refusal is a verdict, not an error: exit 1 like a failed verification.
             Ok(if r.accepted {

@@ -13,6 +13,11 @@
 //! line (the issuing, receiving or appending one; the same bytes kept for two organisations
 //! list both): `GetDocument` gives an original only to a caller acting for one of them (R1).
 //! It is rewritten whole (temporary file, fsync, rename) when an organisation is added.
+//!
+//! N3: the verification of a received document is kept too: the report, content-addressed
+//! like the originals (`ab/abcdef….evidence`), and beside each document it is about an
+//! index (`ab/abcdef….evidence-index`, one line per report: its SHA-256 and the sequence
+//! number and hash of its audit record), rewritten whole when a report is added.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,7 +73,13 @@ impl DocumentStore {
     }
 
     fn path_of(&self, sha256: &str) -> PathBuf {
-        self.root.join(&sha256[..2]).join(format!("{sha256}.pdf"))
+        self.file_of(sha256, "pdf")
+    }
+
+    fn file_of(&self, sha256: &str, extension: &str) -> PathBuf {
+        self.root
+            .join(&sha256[..2])
+            .join(format!("{sha256}.{extension}"))
     }
 
     fn orgs_of(&self, sha256: &str) -> PathBuf {
@@ -109,8 +120,85 @@ impl DocumentStore {
     /// Keeps `bytes` durably and returns their SHA-256 (hex). The same bytes stored twice
     /// are one file.
     pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        self.put_as(bytes, "pdf")
+    }
+
+    /// N3: keeps a verification report (content-addressed like the originals) and returns
+    /// its SHA-256; [`DocumentStore::link_evidence`] ties it to the documents it is about.
+    pub fn put_evidence(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        self.put_as(bytes, EVIDENCE)
+    }
+
+    /// Adds a kept report to a document's evidence index (once).
+    pub fn link_evidence(
+        &self,
+        document_sha256: &str,
+        evidence: &EvidenceRef,
+    ) -> Result<(), StoreError> {
+        let doc = checked(document_sha256)?;
+        let mut kept = self.evidence_index(&doc)?;
+        if kept.iter().any(|k| k.sha256 == evidence.sha256) {
+            return Ok(());
+        }
+        kept.push(evidence.clone());
+        let text: String = kept
+            .iter()
+            .map(|k| format!("{} {} {}\n", k.sha256, k.sequence, k.record_hash))
+            .collect();
+        write_atomic(&self.file_of(&doc, EVIDENCE_INDEX), text.as_bytes()).map_err(io_error)
+    }
+
+    /// The reports kept about a document, in the order they were kept, each read back and
+    /// checked against its hash (an altered report is an error, never served).
+    pub fn evidence_of(
+        &self,
+        document_sha256: &str,
+    ) -> Result<Vec<(EvidenceRef, Vec<u8>)>, StoreError> {
+        let doc = checked(document_sha256)?;
+        self.evidence_index(&doc)?
+            .into_iter()
+            .map(|k| {
+                let bytes = self.read_checked(&k.sha256, EVIDENCE)?;
+                Ok((k, bytes))
+            })
+            .collect()
+    }
+
+    fn evidence_index(&self, doc: &str) -> Result<Vec<EvidenceRef>, StoreError> {
+        let path = self.file_of(doc, EVIDENCE_INDEX);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let mut parts = line.split(' ');
+                let parsed = (|| {
+                    let sha256 = checked(parts.next()?).ok()?;
+                    let sequence = parts.next()?.parse().ok()?;
+                    let record_hash = checked(parts.next()?).ok()?;
+                    Some(EvidenceRef {
+                        sha256,
+                        sequence,
+                        record_hash,
+                    })
+                })();
+                parsed.ok_or_else(|| StoreError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("not an evidence line: {line:?}"),
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    fn put_as(&self, bytes: &[u8], extension: &str) -> Result<String, StoreError> {
         let sha = hex::encode(kyso_pki::crypto::sha256(bytes));
-        let path = self.path_of(&sha);
+        let path = self.file_of(&sha, extension);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -141,7 +229,12 @@ impl DocumentStore {
     /// The original with this SHA-256, checked against its name.
     pub fn get(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
         let sha = checked(sha256)?;
-        let path = self.path_of(&sha);
+        self.read_checked(&sha, "pdf")
+    }
+
+    fn read_checked(&self, sha: &str, extension: &str) -> Result<Vec<u8>, StoreError> {
+        let sha = sha.to_owned();
+        let path = self.file_of(&sha, extension);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -158,6 +251,22 @@ impl DocumentStore {
         }
         Ok(bytes)
     }
+}
+
+/// The extension of a kept verification report (N3).
+const EVIDENCE: &str = "evidence";
+/// The extension of a document's list of kept reports (N3).
+const EVIDENCE_INDEX: &str = "evidence-index";
+
+/// A kept verification report (N3): its SHA-256 and its audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRef {
+    /// SHA-256 of the report's bytes, hex.
+    pub sha256: String,
+    /// The audit record's sequence number.
+    pub sequence: u64,
+    /// The audit record's hash, hex.
+    pub record_hash: String,
 }
 
 /// A SHA-256 as given, lower-cased, or why it is not one.
@@ -237,5 +346,30 @@ mod tests {
         assert_eq!(store.organisations(&a).unwrap(), ["ubnd", "so-tc"]);
         let b = store.put(b"%PDF-1.7 b").unwrap();
         assert!(store.organisations(&b).unwrap().is_empty());
+    }
+
+    #[test]
+    fn verification_evidence_is_kept_once_per_document_and_checked_n3() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DocumentStore::open(dir.path()).unwrap();
+        let doc = store.put_for(b"%PDF-1.7 received", "ubnd").unwrap();
+        assert!(store.evidence_of(&doc).unwrap().is_empty());
+        let ev = store.put_evidence(b"report one").unwrap();
+        let kept = EvidenceRef {
+            sha256: ev.clone(),
+            sequence: 7,
+            record_hash: "ab".repeat(32),
+        };
+        store.link_evidence(&doc, &kept).unwrap();
+        store.link_evidence(&doc, &kept).unwrap();
+        let got = store.evidence_of(&doc).unwrap();
+        assert_eq!(got, vec![(kept.clone(), b"report one".to_vec())]);
+        // A report is not an original: GetDocument's read does not find it.
+        assert!(matches!(store.get(&ev), Err(StoreError::NotFound(_))));
+        std::fs::write(store.file_of(&ev, EVIDENCE), b"report 0ne").unwrap();
+        assert!(matches!(
+            store.evidence_of(&doc),
+            Err(StoreError::Altered { .. })
+        ));
     }
 }

@@ -148,7 +148,7 @@ mod tests {
     use crate::registry::calls::{dynamic, message_type};
     use kyso_proto::registry::v1 as pb;
 
-    fn json_of<M: prost_reflect::prost::Message>(name: &str, m: &M) -> Value {
+    fn json_of<M: prost::Message>(name: &str, m: &M) -> Value {
         to_json(&dynamic(message_type(name).unwrap(), m).unwrap()).unwrap()
     }
 

@@ -51,7 +51,10 @@
 //!     `authorised` (AuthorizeSignature: the holder's one-time code accepted
 //!     for these digests, an activation token issued; `digest_alg` is then
 //!     `sha256` for one digest or `sha256xN` for a batch of N, and `digest` the
-//!     N digests one after another);
+//!     N digests one after another), or `evidence` (N3, D7: the verification
+//!     of a received document kept in the document store; no key: `key` and
+//!     `cert_sha256` are `""`, `digest_alg` is `sha256` and `digest` the SHA-256
+//!     of the kept report, `reason` names the documents it is about);
 //!   * `rules`: the rule IDs that refused (an array of strings, empty unless
 //!     `refused`); `reason`: free text (empty when `signed`);
 //!   * `factor` (version 2 only, always present): what made a personal

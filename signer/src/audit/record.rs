@@ -48,6 +48,13 @@ pub enum Decision {
     /// The holder authorised these digests with a personal key (AuthorizeSignature, A1):
     /// an activation token was issued (format version 2).
     Authorised,
+    /// N3, D7: the verification of a received document was kept (no key used); the entry's
+    /// digest is the SHA-256 of the kept report, the reason names the documents it is about
+    /// (format version 2).
+    Evidence {
+        /// What the report is about.
+        reason: String,
+    },
 }
 
 /// One signature, refusal or failure to record.
@@ -313,8 +320,12 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                 }
                 (_, Some(_)) => {}
             }
-            if rec.v == FORMAT_VERSION_1 && e.decision == "authorised" {
-                return Err("entry.decision authorised in a version 1 record".into());
+            if rec.v == FORMAT_VERSION_1 && matches!(e.decision.as_str(), "authorised" | "evidence")
+            {
+                return Err(format!(
+                    "entry.decision {} in a version 1 record",
+                    e.decision
+                ));
             }
             if !(e.cert_sha256.is_empty() || is_hex(&e.cert_sha256, 64)) {
                 return Err("entry.cert_sha256 is not 64 lowercase hex digits".into());
@@ -323,12 +334,19 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                 return Err("entry.digest is not lowercase hex".into());
             }
             match e.decision.as_str() {
-                "signed" | "failed" | "not_returned" | "authorised" if !e.rules.is_empty() => {
+                "signed" | "failed" | "not_returned" | "authorised" | "evidence"
+                    if !e.rules.is_empty() =>
+                {
                     Err(format!("entry.rules given for decision {}", e.decision))
                 }
-                "signed" | "refused" | "failed" | "not_returned" | "authorised" => Ok(()),
+                "evidence" if !is_hex(&e.digest, 64) || e.digest_alg != "sha256" => {
+                    Err("entry.digest of an evidence record is not a SHA-256".into())
+                }
+                "signed" | "refused" | "failed" | "not_returned" | "authorised" | "evidence" => {
+                    Ok(())
+                }
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/evidence"
                 )),
             }
         }
@@ -365,6 +383,7 @@ impl AuditEntry {
             Decision::Failed { reason } => ("failed", Vec::new(), reason.clone()),
             Decision::NotReturned { reason } => ("not_returned", Vec::new(), reason.clone()),
             Decision::Authorised => ("authorised", Vec::new(), String::new()),
+            Decision::Evidence { reason } => ("evidence", Vec::new(), reason.clone()),
         };
         let rec = EntryRecord {
             caller: self.caller.clone(),

@@ -86,6 +86,24 @@ impl DocumentsService {
             )
             .await?;
             problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
+            let evidence = self
+                .evidence_step(
+                    &mut run,
+                    caller,
+                    dpb::VerificationEvidence {
+                        received_sha256: received_sha256.clone(),
+                        organisation_id: r.organisation_id.clone(),
+                        reference_time: Some(stamp(received_at)),
+                        problems: problems.clone(),
+                        signatures: signatures.clone(),
+                        report: verification
+                            .clone()
+                            .map(dpb::verification_evidence::Report::Pdf),
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await?;
             let answer = dpb::ReceiveIncomingResponse {
                 accepted: false,
                 received_sha256,
@@ -94,6 +112,7 @@ impl DocumentsService {
                 signatures,
                 reference_time: Some(stamp(received_at)),
                 claimed_received_at,
+                evidence: Some(evidence),
                 ..Default::default()
             };
             self.finish(&mut run, &answer)?;
@@ -127,6 +146,25 @@ impl DocumentsService {
             )
             .await?;
         let sha256 = self.stored_step(&mut run, "store", "stored", &stamped, &r.organisation_id)?;
+        let evidence = self
+            .evidence_step(
+                &mut run,
+                caller,
+                dpb::VerificationEvidence {
+                    received_sha256: received_sha256.clone(),
+                    sha256: sha256.clone(),
+                    organisation_id: r.organisation_id.clone(),
+                    reference_time: Some(stamp(received_at)),
+                    accepted: true,
+                    signatures: signatures.clone(),
+                    report: verification
+                        .clone()
+                        .map(dpb::verification_evidence::Report::Pdf),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
         let mut answer = dpb::ReceiveIncomingResponse {
             accepted: true,
             pdf: Vec::new(),
@@ -140,6 +178,7 @@ impl DocumentsService {
             signatures,
             reference_time: Some(stamp(received_at)),
             claimed_received_at,
+            evidence: Some(evidence),
         };
         self.finish(&mut run, &answer)?;
         answer.pdf = stamped;

@@ -12,6 +12,7 @@
 //! With an idempotency key each request is journaled step by step (`retry`, `crate::journal`)
 //! and a retry resumes it; without one it runs as a whole and is not safe to retry.
 
+mod evidence;
 mod exchange;
 mod incoming;
 mod outgoing;
@@ -210,7 +211,9 @@ impl dpb::documents_server::Documents for DocumentsService {
             }
         }
         let pdf = self.store.get(sha256).map_err(status)?;
-        Ok(Response::new(dpb::GetDocumentResponse { pdf }))
+        // N3: what was checked when it was received, as kept (the same R1 check covers it).
+        let evidence = self.kept_evidence(sha256)?;
+        Ok(Response::new(dpb::GetDocumentResponse { pdf, evidence }))
     }
 }
 

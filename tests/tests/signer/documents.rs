@@ -58,7 +58,7 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// the incoming number and adds the received stamp (D6); a tampered copy is refused with
 /// the reason and entered as refused; every file is kept by its SHA-256 (D7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused() {
+async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused_evidence_kept_N3() {
     let c = Cluster::start().await;
     let peers = Peers::get();
     let sample = peers.sample(SampleKind::Decision);
@@ -170,6 +170,8 @@ async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused() {
     assert_eq!(out["received_sha256"], sha256_hex(&issued_pdf));
     let stamped = std::fs::read(&received).unwrap();
     assert!(stamped.starts_with(&issued_pdf));
+    let stamped_sha256 = out["sha256"].as_str().unwrap().to_owned();
+    let accepted_evidence = out["evidence"]["sha256"].as_str().unwrap().to_owned();
     let verdicts = peers.pyhanko_validate(&stamped, &ValidateOptions::online(&c.pki, &c.servers));
     assert_eq!(verdicts.len(), 3, "{verdicts:?}");
     assert!(verdicts.iter().all(|v| v.intact && v.valid && v.trusted));
@@ -187,10 +189,82 @@ async fn outgoing_then_incoming_W1_W3_with_peers_and_a_tampered_copy_refused() {
         "every signature is reported: {out}"
     );
     assert!(!dir.join("never.pdf").exists());
+    let refused_sha256 = out["received_sha256"].as_str().unwrap().to_owned();
+    let refused_evidence = out["evidence"]["sha256"].as_str().unwrap().to_owned();
     let flipped = dir.join("flipped.pdf");
     std::fs::write(&flipped, peers.tamper(&issued_pdf, Tamper::FlipByte)).unwrap();
     let (code, out) = receive(&flipped, &dir.join("never.pdf"));
     assert_eq!((code, &out["accepted"]), (1, &Value::Bool(false)), "{out}");
+
+    // N3, D7: what was checked on receipt is kept with the original and chained in the audit
+    // log before the answer: GetDocument returns it, for the stamped and the refused file.
+    let evidence_of = |sha256: &str, name: &str| {
+        let (code, out) = kyso_doc(
+            &c,
+            &[
+                "get",
+                sha256,
+                "--out",
+                dir.join(format!("{name}.pdf")).to_str().unwrap(),
+                "--evidence-dir",
+                dir.join(format!("{name}-evidence")).to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        out["evidence"].as_array().unwrap().clone()
+    };
+    let kept = evidence_of(&stamped_sha256, "stamped");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["sha256"], accepted_evidence, "{kept:?}");
+    assert_eq!(kept[0]["accepted"], true);
+    assert_eq!(kept[0]["received_sha256"], sha256_hex(&issued_pdf));
+    // The original as received (also the issued original: its own issue kept none) carries
+    // the same report.
+    let of_received = evidence_of(&sha256_hex(&issued_pdf), "issued");
+    assert_eq!(of_received.len(), 1);
+    assert_eq!(of_received[0]["sha256"], kept[0]["sha256"]);
+    let refused_kept = evidence_of(&refused_sha256, "refused");
+    assert_eq!(refused_kept.len(), 1);
+    assert_eq!(refused_kept[0]["sha256"], refused_evidence);
+    assert_eq!(refused_kept[0]["accepted"], false);
+    assert!(
+        refused_kept[0]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["rule"] == "V1"),
+        "{refused_kept:?}"
+    );
+    // Each report as kept hashes to its audit record's digest, and the log still verifies.
+    let log = std::fs::read_to_string(c.audit_path()).unwrap();
+    for k in kept.iter().chain(&refused_kept) {
+        let bytes = std::fs::read(k["file"].as_str().unwrap()).unwrap();
+        assert_eq!(sha256_hex(&bytes), k["sha256"].as_str().unwrap());
+        assert_eq!(k["report"], "pdf", "{k}");
+        assert!(k["verified_at"].as_i64().is_some(), "{k}");
+        let record: Value = log
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["seq"] == k["audit_sequence"])
+            .unwrap();
+        assert_eq!(record["hash"], k["audit_record_hash"], "{record}");
+        assert_eq!(record["entry"]["decision"], "evidence", "{record}");
+        assert_eq!(record["entry"]["digest"], k["sha256"], "{record}");
+        assert_eq!(record["entry"]["key"], "", "no key is used: {record}");
+    }
+    let verified = Command::new(workspace_bin("kyso"))
+        .args(["audit", "verify", "--json"])
+        .arg(c.audit_path())
+        .arg("--certificate")
+        .arg(c.leaf_pem(kyso_tests::cluster::AUDIT_SEAL))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
 
     // The registers and R2 agree.
     let outgoing = register(&c, reg::Direction::Outgoing).await;

@@ -140,7 +140,7 @@ const RECEIVED: i32 = reg::StatusDirection::Received as i32;
 /// the reasons in the sender's register; the sender's unconfirmed view (W4) until the
 /// answer; take-back 13 and its 15, the copies deleted; an unknown status code refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
+async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5_N3() {
     let a = Cluster::start_province(Site {
         code: Some(A_CODE),
         ..KHANH_HOA
@@ -171,6 +171,29 @@ async fn two_provinces_exchange_envelopes_and_statuses_N6_W3_W4_V5_N5() {
     );
     assert_eq!(got.signatures[0].field_name, "edXML");
     assert!(!got.pdf.is_empty());
+    // N3, D7: the verification is kept with the envelope and the stamped document, in the
+    // audit log before the answer, and GetDocument returns it.
+    let kept = got.evidence.clone().expect("evidence kept");
+    let report: dpb::VerificationEvidence =
+        prost::Message::decode(kept.evidence.as_slice()).unwrap();
+    assert!(report.accepted);
+    assert_eq!(
+        (report.received_sha256.as_str(), report.sha256.as_str()),
+        (got.envelope_sha256.as_str(), got.sha256.as_str())
+    );
+    assert!(matches!(
+        report.report,
+        Some(dpb::verification_evidence::Report::Edxml(_))
+    ));
+    let stored = documents(&b)
+        .await
+        .get_document(dpb::GetDocumentRequest {
+            sha256: got.envelope_sha256.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.evidence, [kept]);
 
     // A takes 01 (still unconfirmed) then 03 (confirmed): W4.
     let r01 = status(&a, &got.statuses[0]).await.unwrap();

@@ -261,6 +261,30 @@ impl DocumentsService {
         .await?;
         statuses.push(signed);
         answer.statuses = statuses;
+        // N3: what was checked, kept with the envelope and the document before the answer.
+        answer.evidence = Some(
+            self.evidence_step(
+                &mut run,
+                caller,
+                dpb::VerificationEvidence {
+                    received_sha256: answer.envelope_sha256.clone(),
+                    document_sha256: received_sha256.clone(),
+                    sha256: answer.sha256.clone(),
+                    organisation_id: r.organisation_id.clone(),
+                    reference_time: Some(stamp(at)),
+                    accepted: answer.accepted,
+                    problems: answer.problems.clone(),
+                    signatures: answer.signatures.clone(),
+                    report: answer
+                        .verification
+                        .clone()
+                        .map(dpb::verification_evidence::Report::Edxml),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?,
+        );
         let mut journaled = answer.clone();
         for s in &mut journaled.statuses {
             s.xml.clear();
