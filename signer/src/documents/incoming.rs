@@ -86,25 +86,7 @@ impl DocumentsService {
             )
             .await?;
             problems.sort_by(|a, b| a.field_name.cmp(&b.field_name));
-            let evidence = self
-                .evidence_step(
-                    &mut run,
-                    caller,
-                    dpb::VerificationEvidence {
-                        received_sha256: received_sha256.clone(),
-                        organisation_id: r.organisation_id.clone(),
-                        reference_time: Some(stamp(received_at)),
-                        problems: problems.clone(),
-                        signatures: signatures.clone(),
-                        report: verification
-                            .clone()
-                            .map(dpb::verification_evidence::Report::Pdf),
-                        ..Default::default()
-                    },
-                    now,
-                )
-                .await?;
-            let answer = dpb::ReceiveIncomingResponse {
+            let mut answer = dpb::ReceiveIncomingResponse {
                 accepted: false,
                 received_sha256,
                 problems,
@@ -112,9 +94,12 @@ impl DocumentsService {
                 signatures,
                 reference_time: Some(stamp(received_at)),
                 claimed_received_at,
-                evidence: Some(evidence),
                 ..Default::default()
             };
+            answer.evidence = Some(
+                self.keep_evidence(&mut run, caller, &answer, &r, now)
+                    .await?,
+            );
             self.finish(&mut run, &answer)?;
             return Ok(answer);
         }
@@ -146,25 +131,6 @@ impl DocumentsService {
             )
             .await?;
         let sha256 = self.stored_step(&mut run, "store", "stored", &stamped, &r.organisation_id)?;
-        let evidence = self
-            .evidence_step(
-                &mut run,
-                caller,
-                dpb::VerificationEvidence {
-                    received_sha256: received_sha256.clone(),
-                    sha256: sha256.clone(),
-                    organisation_id: r.organisation_id.clone(),
-                    reference_time: Some(stamp(received_at)),
-                    accepted: true,
-                    signatures: signatures.clone(),
-                    report: verification
-                        .clone()
-                        .map(dpb::verification_evidence::Report::Pdf),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
         let mut answer = dpb::ReceiveIncomingResponse {
             accepted: true,
             pdf: Vec::new(),
@@ -178,11 +144,41 @@ impl DocumentsService {
             signatures,
             reference_time: Some(stamp(received_at)),
             claimed_received_at,
-            evidence: Some(evidence),
+            evidence: None,
         };
+        answer.evidence = Some(
+            self.keep_evidence(&mut run, caller, &answer, &r, now)
+                .await?,
+        );
         self.finish(&mut run, &answer)?;
         answer.pdf = stamped;
         Ok(answer)
+    }
+
+    /// N3: the answer's verification kept with the files it is about, before the answer.
+    async fn keep_evidence(
+        &self,
+        run: &mut Run,
+        caller: &Caller,
+        answer: &dpb::ReceiveIncomingResponse,
+        r: &dpb::ReceiveIncomingRequest,
+        now: OffsetDateTime,
+    ) -> Result<dpb::KeptEvidence> {
+        let evidence = dpb::VerificationEvidence {
+            received_sha256: answer.received_sha256.clone(),
+            sha256: answer.sha256.clone(),
+            organisation_id: r.organisation_id.clone(),
+            reference_time: answer.reference_time,
+            accepted: answer.accepted,
+            problems: answer.problems.clone(),
+            signatures: answer.signatures.clone(),
+            report: answer
+                .verification
+                .clone()
+                .map(dpb::verification_evidence::Report::Pdf),
+            ..Default::default()
+        };
+        self.evidence_step(run, caller, evidence, now).await
     }
 
     /// Verifies the received file (W3, W5) and judges it: the verdict and the problems.
