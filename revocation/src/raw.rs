@@ -11,8 +11,9 @@ use kyso_pki::cert::Cert;
 use kyso_pki::time::OffsetDateTime;
 
 use crate::fetch::FetchSource;
-use crate::{DistributionPoint, RevocationChecker, RevocationPolicy, crl, crl_points, ocsp,
-    ocsp_urls};
+use crate::{
+    DistributionPoint, RevocationChecker, RevocationPolicy, crl, crl_points, ocsp, ocsp_urls,
+};
 
 /// What was fetched for one certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,7 +73,12 @@ impl RevocationChecker {
                     for url in urls.iter().take(cap) {
                         let body = match inner
                             .fetcher
-                            .post(url, ocsp::REQUEST_CONTENT_TYPE, req.der.clone(), FetchSource::Ocsp)
+                            .post(
+                                url,
+                                ocsp::REQUEST_CONTENT_TYPE,
+                                req.der.clone(),
+                                FetchSource::Ocsp,
+                            )
                             .await
                         {
                             Ok(b) => b,
@@ -86,9 +92,9 @@ impl RevocationChecker {
                                 out.ocsps.push(body.to_vec());
                                 return out;
                             }
-                            Ok(_) => out
-                                .errors
-                                .push(format!("OCSP {url}: the responder does not know the certificate")),
+                            Ok(_) => out.errors.push(format!(
+                                "OCSP {url}: the responder does not know the certificate"
+                            )),
                             Err(e) => out.errors.push(format!("OCSP {url}: {e}")),
                         }
                     }

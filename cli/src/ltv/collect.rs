@@ -72,8 +72,10 @@ pub(crate) async fn collect(
                         });
                     }
                 } else {
-                    c.problems
-                        .push(format!("{}: no signer certificate in the CMS", s.field_name));
+                    c.problems.push(format!(
+                        "{}: no signer certificate in the CMS",
+                        s.field_name
+                    ));
                 }
                 for token in signature_timestamps(&msg) {
                     c.signature_timestamp = true;

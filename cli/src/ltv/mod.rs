@@ -18,8 +18,9 @@
 //! `--force`.
 //!
 //! Resumable: `--state` (default `.kyso-ltv-state.json` in the first folder
-//! given, else in the current directory) records the SHA-256 of every finished
-//! file; a rerun skips them. A file that fails (unreadable, a failed signature,
+//! given, else in the current directory) records the SHA-256 of every file this
+//! command extended; a rerun skips them (an up-to-date file is looked at again:
+//! the renewal window moves). A file that fails (unreadable, a failed signature,
 //! the TSA down, a token that does not verify) is reported and left unchanged;
 //! the others go on.
 //!
@@ -269,10 +270,10 @@ async fn extend_one(
         && let Some(last) = &last
         && still_good(last, now, args.renew_before)
     {
+        // Not recorded in the state: the renewal window moves, the next run looks again.
         r.status = "up-to-date";
         r.level_after = r.level_before;
-        r.sha256_after = Some(hash.clone());
-        record(state, hash, file, "up-to-date", now)?;
+        r.sha256_after = Some(hash);
         return Ok(());
     }
     for c in &collected {

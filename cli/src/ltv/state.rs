@@ -1,5 +1,5 @@
 //! The resume state of `kyso ltv extend`: the SHA-256 of every file this command
-//! wrote (or found up to date), so a second run, or a run after an interruption,
+//! wrote, so a second run, or a run after an interruption,
 //! skips what is finished and continues with the rest. A file whose bytes changed
 //! since (a new signature) has another hash and is extended again.
 //!
@@ -27,7 +27,7 @@ pub(crate) struct Finished {
     pub file: String,
     /// RFC 3339.
     pub at: String,
-    /// `extended` or `up-to-date`.
+    /// `extended`.
     pub outcome: String,
 }
 
@@ -41,9 +41,8 @@ impl StateFile {
     /// Loads `path`, or starts empty when it does not exist.
     pub(crate) fn load(path: &Path) -> Result<Self, CliError> {
         let state = match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                CliError::Usage(format!("the state file {}: {e}", path.display()))
-            })?,
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| CliError::Usage(format!("the state file {}: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(source) => {
                 return Err(CliError::File {
