@@ -1,6 +1,8 @@
 //! Unit tests of the DSS and document time-stamp writers on the sample decree;
 //! `qpdf --check` judges the structure of what they write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::*;
 use crate::PadesLimits;
 use kyso_pki::crypto::DigestAlgorithm;

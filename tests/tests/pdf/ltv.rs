@@ -390,8 +390,7 @@ fn replaying_tsa(body: Vec<u8>) -> String {
             // Read the headers and the body the Content-Length announces.
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
-            loop {
-                let Ok(n) = s.read(&mut chunk) else { break };
+            while let Ok(n) = s.read(&mut chunk) {
                 if n == 0 {
                     break;
                 }
