@@ -11,6 +11,7 @@ mod client;
 mod dev;
 mod doc;
 mod doc_exchange;
+mod ltv;
 mod registry;
 mod sign;
 mod signer_cmd;
@@ -48,6 +49,9 @@ enum Command {
     /// The document flow: issue (W1), receive (W3), attachments (D5), originals (D7).
     #[command(subcommand)]
     Doc(doc::DocCommand),
+    /// Archive care: validation data and fresh document time-stamps for signed PDFs.
+    #[command(subcommand)]
+    Ltv(ltv::LtvCommand),
     /// The local cluster on embedded defaults (SQLite, SoftHSM2 behind p11-kit, a dev PKI).
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Signer(c) => signer_cmd::run(c).await,
             Command::Audit(c) => audit_cmd::run(c).await,
             Command::Doc(c) => doc::run(c).await,
+            Command::Ltv(c) => ltv::run(c).await,
             Command::Dev(c) => dev::run(c),
         }
     });

@@ -383,7 +383,7 @@ fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
 
 /// The certificate files of the anchors directory: `dir` if given (it must exist), else
 /// `$XDG_DATA_HOME/kyso/anchors` or `~/.local/share/kyso/anchors` if it exists.
-fn anchor_files(dir: Option<&std::path::Path>) -> Result<Vec<PathBuf>, CliError> {
+pub(crate) fn anchor_files(dir: Option<&std::path::Path>) -> Result<Vec<PathBuf>, CliError> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => {

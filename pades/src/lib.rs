@@ -32,6 +32,7 @@
 
 mod appearance;
 mod font;
+pub mod ltv;
 mod marker;
 mod png;
 mod serialize;
@@ -328,6 +329,10 @@ pub enum PadesError {
         /// The room reserved.
         available: usize,
     },
+    /// A time-stamp token that does not verify against the document's digest
+    /// (signature, ESS, EKU, imprint): it is never written.
+    #[error("time-stamp token refused: {0}")]
+    Timestamp(String),
     /// Writing the update failed (a bug or an absurd size).
     #[error("encoding the update: {0}")]
     Encoding(String),

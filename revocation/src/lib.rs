@@ -33,6 +33,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod metrics;
 pub mod policy;
+pub mod raw;
 pub mod tsa;
 
 mod cache;

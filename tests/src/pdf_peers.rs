@@ -645,6 +645,41 @@ impl Peers {
     /// pyHanko signs `pdf` (incrementally); returns the signed file.
     #[track_caller]
     pub fn pyhanko_sign(&self, pdf: &[u8], req: &PyhankoSign) -> Vec<u8> {
+        self.pyhanko_sign_inner(pdf, req, None)
+    }
+
+    /// pyHanko signs `pdf` with a signature time-stamp from the TSA at `tsa_url` (PAdES B-T).
+    #[track_caller]
+    pub fn pyhanko_sign_timestamped(
+        &self,
+        pdf: &[u8],
+        req: &PyhankoSign,
+        tsa_url: &str,
+    ) -> Vec<u8> {
+        self.pyhanko_sign_inner(pdf, req, Some(tsa_url))
+    }
+
+    /// pyHanko's PAdES long-term validation (B-LTA, ETSI EN 319 102-1 §5.6.3) of every
+    /// signature, trusting `roots`, with only the document's own validation data (no
+    /// fetching): `{"signatures": [{field, indication, sub_indication, passed, ...}],
+    /// "document_timestamps": [{field}]}`.
+    #[track_caller]
+    pub fn pyhanko_validate_ltv(&self, pdf: &[u8], roots: &[PathBuf], others: &[PathBuf]) -> Value {
+        let dir = workdir();
+        let input = put(dir.path(), "in.pdf", pdf);
+        let mut cmd = self.command("validate");
+        cmd.arg("--in").arg(&input).arg("--ltv");
+        for r in roots {
+            cmd.arg("--root").arg(r);
+        }
+        for o in others {
+            cmd.arg("--intermediate").arg(o);
+        }
+        self.tool(&mut cmd, PYHANKO_TIMEOUT)
+    }
+
+    #[track_caller]
+    fn pyhanko_sign_inner(&self, pdf: &[u8], req: &PyhankoSign, tsa_url: Option<&str>) -> Vec<u8> {
         let dir = workdir();
         let input = put(dir.path(), "in.pdf", pdf);
         let output = dir.path().join("signed.pdf");
@@ -678,6 +713,9 @@ impl Peers {
         }
         if let Some(p) = &req.password {
             cmd.arg("--password").arg(p);
+        }
+        if let Some(u) = tsa_url {
+            cmd.arg("--tsa-url").arg(u);
         }
         self.tool(&mut cmd, PYHANKO_TIMEOUT);
         read(&output)
