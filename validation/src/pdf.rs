@@ -13,10 +13,12 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
 use crate::certsource::{CertificateSource, SuppliedCertificates};
+use crate::poe::SignatureTimes;
 use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
+use crate::timestamps::earliest_proof;
 use crate::verify::{SourcedCheck, Verifier};
 
 /// The reader's types that appear in this module's API.
@@ -33,7 +35,7 @@ const TST_INFO: const_oid::ObjectIdentifier =
 /// How to verify a PDF.
 #[derive(Clone, Debug, Default)]
 pub struct PdfVerifyOptions {
-    /// A trusted reference time (W5), instead of the claimed signing time.
+    /// A trusted reference time (W5), which wins over every proof of existence.
     pub at: Option<OffsetDateTime>,
     /// The revocation policy, or the verifier's default.
     pub policy: Option<RevocationPolicy>,
@@ -182,7 +184,13 @@ impl Verifier {
             Ok(r) => r,
             Err((indication, sub, message)) => {
                 let mut r = bare_report(
-                    index, indication, sub, message, policy, sig, options.at, now,
+                    index,
+                    indication,
+                    sub,
+                    message,
+                    policy,
+                    sig,
+                    SignatureTimes::caller(options.at).reference(now),
                 );
                 // Who signed is worth saying even when the signature fails.
                 if let Ok(msg) = cms::parse(&sig.contents) {
@@ -294,6 +302,21 @@ impl Verifier {
         let mut check = sourced.check;
         check.warnings.extend(extra_warnings);
         let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
+        // PAdES B-T: the signature timestamp in the CMS is the signature's proof of existence.
+        let timestamps = if tst {
+            Vec::new()
+        } else {
+            self.signature_timestamps(&msg, 0, policy, now).await
+        };
+        let times = SignatureTimes {
+            at: options.at,
+            poe: earliest_proof(&timestamps),
+            claim_source: if from_m {
+                TimeSource::PdfSignatureDictionary
+            } else {
+                TimeSource::SigningTimeAttribute
+            },
+        };
         match (check.signing_time, sig.signing_time) {
             (None, Some(m)) if !tst => {
                 check.signing_time = Some(m);
@@ -308,14 +331,11 @@ impl Verifier {
             _ => {}
         }
         let mut report = self
-            .judge_signer(check, &sourced.pool, options.at, policy, now)
+            .judge_signer(check, &sourced.pool, times, policy, now)
             .await;
+        report.timestamps = timestamps;
         sourced.note.apply(&mut report);
         report.index = u32::try_from(index).unwrap_or(u32::MAX);
-        if from_m && report.reference_time.source == TimeSource::SigningTimeAttribute {
-            // Say where the claimed time came from: /M is not even under the signature value.
-            report.reference_time.source = TimeSource::PdfSignatureDictionary;
-        }
         if report.indication == Indication::TotalPassed && !range.whole_document {
             report
                 .warnings
@@ -381,23 +401,8 @@ fn bare_report(
     message: String,
     policy: RevocationPolicy,
     sig: &EmbeddedSignature,
-    at: Option<OffsetDateTime>,
-    now: OffsetDateTime,
+    reference_time: ReferenceTime,
 ) -> SignatureReport {
-    let reference_time = match (at, sig.signing_time) {
-        (Some(t), _) => ReferenceTime {
-            time: t,
-            source: TimeSource::Caller,
-        },
-        (None, Some(t)) => ReferenceTime {
-            time: t,
-            source: TimeSource::PdfSignatureDictionary,
-        },
-        (None, None) => ReferenceTime {
-            time: now,
-            source: TimeSource::ValidationTime,
-        },
-    };
     SignatureReport {
         index: u32::try_from(index).unwrap_or(u32::MAX),
         indication,
@@ -417,6 +422,7 @@ fn bare_report(
         detached: true,
         commitment_type: None,
         signer_certificate_origin: None,
+        timestamps: Vec::new(),
     }
 }
 

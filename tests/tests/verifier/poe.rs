@@ -1,0 +1,153 @@
+//! Validation in the past (issue 16 item 4): the reference time is the best proof of
+//! existence, never the signer's claim. A CAdES B-T signature (a CMS whose SignerInfo carries
+//! an `id-aa-signatureTimeStampToken` from the real test TSA, `openssl ts -reply`) is judged at
+//! the token's genTime; a token over another signature's value proves nothing and the
+//! signature is judged now.
+
+use cms::cert::x509::attr::Attribute;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerInfos};
+use der::asn1::SetOfVec;
+use der::{Any, Decode, Encode};
+use kyso_pki::cms::Detached;
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::time::OffsetDateTime;
+use kyso_pki::tsp::{TimeStampReq, TimeStampResp, TstInfo};
+use kyso_tests::{CmsSign, TestTsa, openssl_cms_sign};
+use kyso_validation::report::{
+    Indication, RevocationPolicy, SignatureReport, SubIndication, TimeSource, TimestampKind,
+};
+use kyso_validation::verify::{CmsRequest, Verifier};
+
+const CONTENT: &[u8] = b"Cong van so 16/CV: luu tru dai han (kyso test)\n";
+const SIGNATURE_TIME_STAMP_TOKEN: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// The test PKI's verifier with the TSA's root as one more anchor.
+fn verifier(tsa: &TestTsa) -> Verifier {
+    let mut cfg = kyso_tests::trust_config(kyso_tests::shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    kyso_tests::verifier_from(&cfg)
+}
+
+/// A token from the TSA over the SHA-256 of `datum`.
+fn token_over(tsa: &TestTsa, datum: &[u8]) -> Vec<u8> {
+    let digest = DigestAlgorithm::Sha256.digest(datum);
+    let query = TimeStampReq::new(DigestAlgorithm::Sha256, &digest, &[7, 1, 16], None)
+        .expect("request")
+        .to_der_bytes()
+        .expect("DER");
+    TimeStampResp::parse(&tsa.reply(&query))
+        .expect("a response")
+        .into_token()
+        .expect("granted")
+}
+
+fn signature_value(sig: &[u8]) -> Vec<u8> {
+    let ci = ContentInfo::from_der(sig).expect("DER ContentInfo");
+    let sd: SignedData = ci.content.decode_as().expect("SignedData");
+    sd.signer_infos.0.as_slice()[0]
+        .signature
+        .as_bytes()
+        .to_vec()
+}
+
+/// `sig` with `token` added as the first signer's signature timestamp (an unsigned attribute:
+/// the signed bytes do not change, as a B-T upgrade does it).
+fn with_timestamp(sig: &[u8], token: &[u8]) -> Vec<u8> {
+    let ci = ContentInfo::from_der(sig).expect("DER ContentInfo");
+    let mut sd: SignedData = ci.content.decode_as().expect("SignedData");
+    let mut infos = sd.signer_infos.0.into_vec();
+    let attr = Attribute {
+        oid: SIGNATURE_TIME_STAMP_TOKEN,
+        values: SetOfVec::try_from(vec![Any::from_der(token).expect("token as Any")])
+            .expect("one value"),
+    };
+    infos[0].unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).expect("attributes"));
+    sd.signer_infos = SignerInfos::try_from(infos).expect("signer infos");
+    ContentInfo {
+        content_type: ci.content_type,
+        content: Any::encode_from(&sd).expect("SignedData DER"),
+    }
+    .to_der()
+    .expect("ContentInfo DER")
+}
+
+fn gen_time(token: &[u8]) -> OffsetDateTime {
+    let msg = kyso_pki::cms::parse(token).expect("token");
+    TstInfo::from_der(msg.content().expect("TSTInfo"))
+        .expect("TSTInfo")
+        .gen_time
+}
+
+async fn judge(v: &Verifier, sig: &[u8]) -> SignatureReport {
+    let r = v
+        .verify_cms(
+            CmsRequest {
+                signature: sig,
+                detached: Detached::None,
+                at: None,
+                // The test TSA publishes no revocation status for its certificate.
+                policy: Some(RevocationPolicy::SoftFail),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("a CMS");
+    r.signatures[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cades_t_signature_timestamp_is_the_proof_of_existence_N1_N3() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = with_timestamp(&sig, &token);
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.timestamps.len(), 1, "{s:#?}");
+    let t = &s.timestamps[0];
+    assert_eq!(t.kind, TimestampKind::Signature);
+    assert_eq!(t.indication, Indication::TotalPassed, "{t:#?}");
+    assert_eq!(t.gen_time, Some(gen_time(&token)));
+    assert!(t.path.last().is_some_and(|p| p.trust_anchor), "{t:#?}");
+    assert_eq!(
+        t.tsa.as_ref().and_then(|i| i.common_name.as_deref()),
+        Some("Kyso Test Timestamping")
+    );
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert_eq!(s.reference_time.time, gen_time(&token));
+    assert!(s.claimed_signing_time.is_some());
+
+    // Without the TSA's root the token proves nothing; the signature is judged now.
+    let plain = kyso_tests::verifier_from(&kyso_tests::trust_config(kyso_tests::shared_servers()));
+    let s = judge(&plain, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    assert_eq!(
+        s.timestamps[0].sub_indication,
+        Some(SubIndication::NoCertificateChainFound),
+        "{s:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_over_another_signature_gives_no_proof_of_existence_N3() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let other = openssl_cms_sign(&CmsSign::new("personal-rsa", b"another document".to_vec()));
+    let stolen = token_over(&tsa, &signature_value(&other));
+    let s = judge(&v, &with_timestamp(&sig, &stolen)).await;
+    // The signature itself is intact and valid now: it is not failed for the token.
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    let t = &s.timestamps[0];
+    assert_eq!(
+        (t.indication, t.sub_indication),
+        (Indication::TotalFailed, Some(SubIndication::HashFailure)),
+        "{t:#?}"
+    );
+    assert!(t.message.contains("signature value"), "{}", t.message);
+}
