@@ -18,7 +18,7 @@ use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
-use crate::timestamps::earliest_proof;
+use crate::timestamps::{TimestampKind, TimestampReport, earliest_proof};
 use crate::verify::{SourcedCheck, Verifier};
 
 /// The reader's types that appear in this module's API.
@@ -130,11 +130,32 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
         let parsed = parse_signatures(pdf, &options.limits)?;
+        let doc_stamps = self
+            .document_timestamps(pdf, &parsed.signatures, options, now)
+            .await;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
-            let report = self
-                .verify_embedded(pdf, sig, i, options, source, now)
+            // The document timestamps applied in later revisions cover this signature.
+            let covering: Vec<TimestampReport> = match (&sig.coverage, is_doc_stamp(sig)) {
+                (Ok(range), false) => doc_stamps
+                    .iter()
+                    .filter(|d| d.revision > range.revision)
+                    .map(|d| d.report.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut report = self
+                .verify_embedded(pdf, sig, i, options, source, &covering, now)
                 .await;
+            if is_doc_stamp(sig) {
+                // Its own token's verdict as a proof of existence.
+                report.timestamps.extend(
+                    doc_stamps
+                        .iter()
+                        .filter(|d| d.index == i)
+                        .map(|d| d.report.clone()),
+                );
+            }
             let (revision, whole, br_err) = match &sig.coverage {
                 Ok(b) => (b.revision, b.whole_document, None),
                 Err(e) => (sig.revision, false, Some(e.0.clone())),
@@ -167,6 +188,42 @@ impl Verifier {
         })
     }
 
+    /// The document timestamps (B-LTA), each judged as a proof of existence of the
+    /// revisions its byte range covers (earlier signatures, the DSS).
+    async fn document_timestamps(
+        &self,
+        pdf: &[u8],
+        signatures: &[EmbeddedSignature],
+        options: &PdfVerifyOptions,
+        now: OffsetDateTime,
+    ) -> Vec<DocStamp> {
+        let policy = options.policy.unwrap_or(self.default_policy());
+        let mut out = Vec::new();
+        for (index, sig) in signatures.iter().enumerate() {
+            let Ok(range) = &sig.coverage else { continue };
+            if !is_doc_stamp(sig) || sig.sub_filter != RFC3161_SUB_FILTER {
+                continue;
+            }
+            let imprint = |a: DigestAlgorithm| sig.digest(pdf, a);
+            let report = self
+                .judge_timestamp(
+                    TimestampKind::Document,
+                    &sig.contents,
+                    &imprint,
+                    policy,
+                    now,
+                )
+                .await;
+            out.push(DocStamp {
+                index,
+                revision: range.revision,
+                report,
+            });
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn verify_embedded(
         &self,
         pdf: &[u8],
@@ -174,11 +231,12 @@ impl Verifier {
         index: usize,
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
+        covering: &[TimestampReport],
         now: OffsetDateTime,
     ) -> SignatureReport {
         let policy = options.policy.unwrap_or(self.default_policy());
         let mut report = match self
-            .cms_report(pdf, sig, index, options, source, policy, now)
+            .cms_report(pdf, sig, index, options, source, covering, policy, now)
             .await
         {
             Ok(r) => r,
@@ -215,10 +273,11 @@ impl Verifier {
         index: usize,
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
+        covering: &[TimestampReport],
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Result<SignatureReport, (Indication, SubIndication, String)> {
-        let tst = sig.kind == SignatureKind::DocTimeStamp || sig.sub_filter == RFC3161_SUB_FILTER;
+        let tst = is_doc_stamp(sig);
         if tst && sig.sub_filter != RFC3161_SUB_FILTER {
             return Err((
                 Indication::Indeterminate,
@@ -302,12 +361,14 @@ impl Verifier {
         let mut check = sourced.check;
         check.warnings.extend(extra_warnings);
         let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
-        // PAdES B-T: the signature timestamp in the CMS is the signature's proof of existence.
-        let timestamps = if tst {
+        // PAdES B-T: the signature timestamp in the CMS is the signature's proof of
+        // existence; B-LTA: so are the document timestamps of later revisions.
+        let mut timestamps = if tst {
             Vec::new()
         } else {
             self.signature_timestamps(&msg, 0, policy, now).await
         };
+        timestamps.extend(covering.iter().cloned());
         let times = SignatureTimes {
             at: options.at,
             poe: earliest_proof(&timestamps),
@@ -343,6 +404,18 @@ impl Verifier {
         }
         Ok(report)
     }
+}
+
+/// A judged document timestamp: signature `index` of the file, applied in `revision`.
+struct DocStamp {
+    index: usize,
+    revision: usize,
+    report: TimestampReport,
+}
+
+/// Whether a signature dictionary is a document time-stamp (by type or sub-filter).
+fn is_doc_stamp(sig: &EmbeddedSignature) -> bool {
+    sig.kind == SignatureKind::DocTimeStamp || sig.sub_filter == RFC3161_SUB_FILTER
 }
 
 /// The messageImprint of a document time-stamp must be the byte range's digest.

@@ -71,8 +71,8 @@ fn verifier() -> kyso_validation::verify::Verifier {
     kyso_tests::verifier_from(&kyso_tests::trust_config(shared_servers()))
 }
 
-/// kyso's verdict at the claimed time (`/M`), revocation required and fetched from the test
-/// servers, as the verifier service is configured for the test PKI.
+/// kyso's verdict (at the validation time: `/M` is only claimed), revocation required and
+/// fetched from the test servers, as the verifier service is configured for the test PKI.
 async fn kyso_verify(pdf: &[u8]) -> PdfReport {
     verifier()
         .verify_pdf(pdf, &PdfVerifyOptions::default(), OffsetDateTime::now_utc())

@@ -8,6 +8,7 @@
 
 mod bench;
 mod interop;
+mod ltv;
 mod pades;
 mod pades_render;
 mod peers;
