@@ -12,8 +12,8 @@ use crate::pdf::{
 };
 use crate::report::{
     CertKind, CertSource, CertStatus, CertificateOrigin, DocumentReport, Indication, PathEntry,
-    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport,
-    SignerIdentity, SubIndication, TimeSource, TimestampKind, TimestampReport,
+    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureLevel,
+    SignatureReport, SignerIdentity, SubIndication, TimeSource, TimestampKind, TimestampReport,
 };
 use crate::verify::CertificateReport;
 
@@ -305,8 +305,18 @@ fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
             .map(|o| to_pb(ORIGINS, o))
             .unwrap_or(0),
         timestamps: s.timestamps.iter().map(timestamp_to_pb).collect(),
+        poe_time: s.poe.map(|p| ts(p.time)),
+        poe_source: s.poe.map(|p| to_pb(TIME_SOURCES, p.source)).unwrap_or(0),
+        level: to_pb(LEVELS, s.level),
     }
 }
+
+const LEVELS: &[(SignatureLevel, pb::SignatureLevel)] = &[
+    (SignatureLevel::BB, pb::SignatureLevel::BB),
+    (SignatureLevel::BT, pb::SignatureLevel::BT),
+    (SignatureLevel::BLt, pb::SignatureLevel::BLt),
+    (SignatureLevel::BLta, pb::SignatureLevel::BLta),
+];
 
 const TIMESTAMP_KINDS: &[(TimestampKind, pb::TimestampKind)] = &[
     (TimestampKind::Signature, pb::TimestampKind::Signature),
@@ -574,6 +584,13 @@ fn signature_from_pb(s: &pb::SignatureReport) -> SignatureReport {
         commitment_type: some(s.commitment_type.clone()),
         signer_certificate_origin: from_pb(ORIGINS, s.signer_certificate_origin),
         timestamps: s.timestamps.iter().filter_map(timestamp_from_pb).collect(),
+        poe: s.poe_time.as_ref().and_then(|t| {
+            Some(ReferenceTime {
+                time: from_ts(t)?,
+                source: from_pb(TIME_SOURCES, s.poe_source)?,
+            })
+        }),
+        level: from_pb(LEVELS, s.level).unwrap_or_default(),
     }
 }
 

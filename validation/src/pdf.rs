@@ -18,7 +18,7 @@ use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
-use crate::timestamps::{TimestampKind, TimestampReport, earliest_proof};
+use crate::timestamps::{SignatureLevel, TimestampKind, TimestampReport, earliest_proof};
 use crate::verify::{SourcedCheck, Verifier};
 
 /// The reader's types that appear in this module's API.
@@ -394,6 +394,14 @@ impl Verifier {
         let mut report = self
             .judge_signer(check, &sourced.pool, times, policy, now)
             .await;
+        report.poe = times.poe;
+        // B-LT: a DSS added after the signature (PAdES), or CAdES revocation values.
+        let dss = sig
+            .modifications
+            .iter()
+            .any(|m| m.kind == ModificationKind::Dss && m.allowed);
+        report.level =
+            SignatureLevel::of(&timestamps, dss || Verifier::cms_validation_data(&msg, 0));
         report.timestamps = timestamps;
         sourced.note.apply(&mut report);
         report.index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -496,6 +504,8 @@ fn bare_report(
         commitment_type: None,
         signer_certificate_origin: None,
         timestamps: Vec::new(),
+        poe: None,
+        level: SignatureLevel::BB,
     }
 }
 

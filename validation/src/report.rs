@@ -5,7 +5,7 @@ use kyso_pki::time::OffsetDateTime;
 use serde::Serialize;
 
 pub use crate::certsource::CertificateOrigin;
-pub use crate::timestamps::{TimestampKind, TimestampReport};
+pub use crate::timestamps::{SignatureLevel, TimestampKind, TimestampReport};
 
 pub use kyso_pki::cert::{CertKind, SignerIdentity};
 pub use kyso_pki::path::{CertSource, PathEntry};
@@ -152,6 +152,11 @@ pub struct SignatureReport {
     /// The timestamps that may prove when the signature existed (its own signature
     /// timestamps, then PDF document timestamps covering it), each with its verdict.
     pub timestamps: Vec<TimestampReport>,
+    /// The earliest time a verified timestamp proves the signature existed at (whether
+    /// or not a caller's time took precedence as the reference time).
+    pub poe: Option<ReferenceTime>,
+    /// The level the signature carries and verifies (B-B, B-T, B-LT, B-LTA).
+    pub level: SignatureLevel,
 }
 
 /// The report for one document (all its signatures).

@@ -91,6 +91,48 @@ impl TimestampReport {
     }
 }
 
+/// The AdES baseline level a signature carries AND verifies (ETSI EN 319 122-1 / 319 142-1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum SignatureLevel {
+    /// Basic: no timestamp that verifies.
+    #[default]
+    #[serde(rename = "B_B")]
+    BB,
+    /// A signature timestamp that verifies.
+    #[serde(rename = "B_T")]
+    BT,
+    /// B-T and validation data embedded (a PDF DSS; CAdES revocation values or
+    /// SignedData.crls).
+    #[serde(rename = "B_LT")]
+    BLt,
+    /// B-LT and a document timestamp that verifies over it.
+    #[serde(rename = "B_LTA")]
+    BLta,
+}
+
+impl SignatureLevel {
+    /// The level of a signature with these judged `timestamps` (its own signature
+    /// timestamps and the document timestamps covering it) and whether validation data is
+    /// embedded with it.
+    pub fn of(timestamps: &[TimestampReport], validation_data: bool) -> Self {
+        let passed = |k: TimestampKind| {
+            timestamps
+                .iter()
+                .any(|t| t.kind == k && t.indication == Indication::TotalPassed)
+        };
+        match (
+            passed(TimestampKind::Signature),
+            validation_data,
+            passed(TimestampKind::Document),
+        ) {
+            (false, _, _) => Self::BB,
+            (true, false, _) => Self::BT,
+            (true, true, false) => Self::BLt,
+            (true, true, true) => Self::BLta,
+        }
+    }
+}
+
 /// The earliest proof among `reports` (ETSI's best-signature-time).
 pub fn earliest_proof(reports: &[TimestampReport]) -> Option<ReferenceTime> {
     reports
@@ -204,6 +246,25 @@ impl Verifier {
             revocation,
             warnings,
         }
+    }
+
+    /// Whether signer `index` of `msg` carries revocation data (CAdES B-LT's
+    /// revocation-values, or CRLs in SignedData.crls).
+    pub(crate) fn cms_validation_data(msg: &cms::SignedDataMessage, index: usize) -> bool {
+        const REVOCATION_VALUES: const_oid::ObjectIdentifier =
+            const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.24");
+        let in_attrs = msg.signer(index).is_some_and(|si| {
+            si.unsigned_attrs
+                .iter()
+                .flat_map(|a| a.iter())
+                .any(|a| a.oid == REVOCATION_VALUES)
+        });
+        in_attrs
+            || msg
+                .signed_data()
+                .crls
+                .as_ref()
+                .is_some_and(|c| !c.0.is_empty())
     }
 
     /// The signature timestamps of signer `index` of `msg`, each judged.

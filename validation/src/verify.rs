@@ -24,7 +24,7 @@ use crate::report::{
     CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
     RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity, SubIndication, TimeSource,
 };
-use crate::timestamps::earliest_proof;
+use crate::timestamps::{SignatureLevel, earliest_proof};
 
 /// Vietnam's offset: signing tools that write local time as UTC are off by this.
 const VIETNAM_OFFSET: time::Duration = time::Duration::hours(7);
@@ -210,9 +210,13 @@ impl Verifier {
                 poe: earliest_proof(&timestamps),
                 ..SignatureTimes::caller(req.at)
             };
+            let index = c.check.index;
             let mut report = self
                 .judge_signer(c.check, &c.pool, times, policy, now)
                 .await;
+            report.poe = times.poe;
+            report.level =
+                SignatureLevel::of(&timestamps, Verifier::cms_validation_data(msg, index));
             report.timestamps = timestamps;
             c.note.apply(&mut report);
             report
@@ -392,6 +396,8 @@ impl Verifier {
             signer_certificate_origin: None,
             // Set by the caller, which judged them before the signer (they set its POE).
             timestamps: Vec::new(),
+            poe: None,
+            level: SignatureLevel::BB,
         }
     }
 

@@ -8,7 +8,9 @@ use kyso_pki::time::OffsetDateTime;
 use kyso_tests::pdf_peers::{Peers, PyhankoLevel, PyhankoSign, SampleKind};
 use kyso_tests::{TestPki, TestTsa, shared_servers};
 use kyso_validation::pdf::{ModificationKind, PdfReport, PdfVerifyOptions, SignatureKind};
-use kyso_validation::report::{Indication, RevocationPolicy, TimeSource, TimestampKind};
+use kyso_validation::report::{
+    Indication, RevocationPolicy, SignatureLevel, TimeSource, TimestampKind,
+};
 
 /// The test PKI's verifier with the TSA's root as one more anchor.
 fn verifier(tsa: &TestTsa) -> kyso_validation::verify::Verifier {
@@ -67,6 +69,30 @@ async fn pyhanko_b_t_is_judged_at_its_signature_timestamp_N1_N3() {
     );
     assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
     assert_eq!(Some(s.reference_time.time), t.gen_time);
+    assert_eq!(s.level, SignatureLevel::BT);
+    assert_eq!(s.poe.map(|p| p.time), t.gen_time);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pyhanko_b_lt_dss_is_an_allowed_update_and_the_level_is_b_lt_N3_R1() {
+    let tsa = TestTsa::start();
+    let pdf = sign(&tsa, true, false);
+    let r = kyso_verify(&tsa, &pdf).await;
+    assert_eq!(r.indication, Indication::TotalPassed, "{r:#?}");
+    assert_eq!(r.signatures.len(), 1, "{r:#?}");
+    let sig = &r.signatures[0];
+    assert!(
+        sig.modifications
+            .iter()
+            .any(|m| m.kind == ModificationKind::Dss && m.allowed),
+        "{:#?}",
+        sig.modifications
+    );
+    assert_eq!(sig.report.level, SignatureLevel::BLt, "{:#?}", sig.report);
+    assert_eq!(
+        sig.report.reference_time.source,
+        TimeSource::SignatureTimestamp
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -129,4 +155,5 @@ async fn pyhanko_b_lta_document_timestamp_covers_the_signature_and_the_dss_N3_R1
         Some(sig.report.reference_time.time),
         sig.report.timestamps[0].gen_time
     );
+    assert_eq!(sig.report.level, SignatureLevel::BLta);
 }

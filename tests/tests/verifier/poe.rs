@@ -15,7 +15,8 @@ use kyso_pki::time::OffsetDateTime;
 use kyso_pki::tsp::{TimeStampReq, TimeStampResp, TstInfo};
 use kyso_tests::{CmsSign, TestTsa, openssl_cms_sign};
 use kyso_validation::report::{
-    Indication, RevocationPolicy, SignatureReport, SubIndication, TimeSource, TimestampKind,
+    Indication, RevocationPolicy, SignatureLevel, SignatureReport, SubIndication, TimeSource,
+    TimestampKind,
 };
 use kyso_validation::verify::{CmsRequest, Verifier};
 
@@ -150,4 +151,66 @@ async fn token_over_another_signature_gives_no_proof_of_existence_N3() {
         "{t:#?}"
     );
     assert!(t.message.contains("signature value"), "{}", t.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cades_t_level_and_proof_of_existence_reported_N3_R1() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = with_timestamp(&sig, &token);
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.level, SignatureLevel::BT, "{s:#?}");
+    let poe = s.poe.expect("a proof of existence");
+    assert_eq!(poe.source, TimeSource::SignatureTimestamp);
+    assert_eq!(poe.time, gen_time(&token));
+    // A B-B signature: no proof, level B-B.
+    let s = judge(&v, &sig).await;
+    assert_eq!((s.level, s.poe), (SignatureLevel::BB, None), "{s:#?}");
+
+    // `kyso verify` says the same, in JSON and in text.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("b-t.p7s");
+    std::fs::write(&file, &b_t).expect("write");
+    let mut args = crate::cli::local_flags();
+    args.extend([
+        "--trust-anchors".into(),
+        tsa.root_pem().into_os_string(),
+        "--revocation".into(),
+        "soft-fail".into(),
+    ]);
+    let mut json_args = args.clone();
+    json_args.push(file.clone().into_os_string());
+    let refs: Vec<&std::ffi::OsStr> = json_args.iter().map(|a| a.as_os_str()).collect();
+    let (out, json) = crate::cli::kyso_verify(&refs);
+    let json = json.unwrap_or_else(|| panic!("JSON: {out}"));
+    let s = &json["signatures"][0];
+    assert_eq!(s["indication"], "TOTAL_PASSED", "{json:#}");
+    assert_eq!(s["level"], "B_T", "{json:#}");
+    assert_eq!(s["poe"]["source"], "SIGNATURE_TIMESTAMP", "{json:#}");
+    assert_eq!(
+        s["reference_time"]["source"], "SIGNATURE_TIMESTAMP",
+        "{json:#}"
+    );
+    assert_eq!(s["timestamps"][0]["kind"], "SIGNATURE", "{json:#}");
+
+    let mut cmd = std::process::Command::new(kyso_tests::hsm::workspace_bin("kyso"));
+    cmd.arg("verify").args(&args).arg(&file);
+    for var in [
+        "KYSO_SERVER",
+        "KYSO_TLS_CA",
+        "KYSO_TLS_CERT",
+        "KYSO_TLS_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = kyso_tests::run(&mut cmd, None, std::time::Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("level: B_T"), "{text}");
+    assert!(
+        text.contains("proof of existence: ") && text.contains("(SIGNATURE_TIMESTAMP)"),
+        "{text}"
+    );
+    assert!(text.contains("signature timestamp at "), "{text}");
 }
