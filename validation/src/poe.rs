@@ -267,15 +267,19 @@ pub(crate) fn revocation_verdict(
                 rfc3339(reference.time)
             ),
         )),
-        TimeSource::SignatureTimestamp | TimeSource::DocumentTimestamp => Some(Verdict::fail(
-            Indication::Indeterminate,
-            no_poe,
-            format!(
-                "{who} was {what} at {at}{why}; the earliest proof that the signature existed, {} {}, is not before it (N2 c)",
-                reference_words(reference),
-                rfc3339(reference.time)
-            ),
-        )),
+        TimeSource::SignatureTimestamp | TimeSource::DocumentTimestamp
+            if claim.is_none_or(|c| c.time < revoked) =>
+        {
+            Some(Verdict::fail(
+                Indication::Indeterminate,
+                no_poe,
+                format!(
+                    "{who} was {what} at {at}{why}; the earliest proof that the signature existed, {} {}, is not before it (N2 c)",
+                    reference_words(reference),
+                    rfc3339(reference.time)
+                ),
+            ))
+        }
         _ => match claim {
             Some(c) if c.time < revoked => Some(Verdict::fail(
                 Indication::Indeterminate,

@@ -214,3 +214,38 @@ async fn cades_t_level_and_proof_of_existence_reported_N3_R1() {
     );
     assert!(text.contains("signature timestamp at "), "{text}");
 }
+
+/// A timestamp made after the signer's certificate was revoked proves only that the
+/// signature existed after the revocation: it does not rescue it (ETSI EN 319 102-1 5.6.2.4,
+/// REVOKED_NO_POE); one whose signer claims a time after the revocation is REVOKED.
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamp_after_the_revocation_does_not_rescue_the_signature_N3_R1() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    // No signing-time attribute: nothing is claimed.
+    let sig = openssl_cms_sign(&CmsSign::new("revoked", CONTENT).noattr());
+    let stamped = with_timestamp(&sig, &token_over(&tsa, &signature_value(&sig)));
+    let s = judge(&v, &stamped).await;
+    assert_eq!(
+        s.timestamps[0].indication,
+        Indication::TotalPassed,
+        "{s:#?}"
+    );
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::RevokedNoPoe)),
+        "{s:#?}"
+    );
+    assert!(s.message.contains("is not before it"), "{}", s.message);
+
+    // Claimed (signing-time now) after the revocation, stamped after it too: REVOKED.
+    let sig = openssl_cms_sign(&CmsSign::new("revoked", CONTENT));
+    let stamped = with_timestamp(&sig, &token_over(&tsa, &signature_value(&sig)));
+    let s = judge(&v, &stamped).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::TotalFailed, Some(SubIndication::Revoked)),
+        "{s:#?}"
+    );
+}
