@@ -249,3 +249,241 @@ async fn timestamp_after_the_revocation_does_not_rescue_the_signature_N3_R1() {
         "{s:#?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signatures from the past, made under faketime
+// ---------------------------------------------------------------------------------------------
+
+/// `openssl ARGS` run with the clock set `offset` (libfaketime's format, e.g. `-100d`) away.
+fn openssl_at(offset: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) {
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.current_dir(dir)
+        .args(["-f", offset, "openssl"])
+        .args(args);
+    let out = kyso_tests::run(&mut cmd, None, std::time::Duration::from_secs(60));
+    assert!(out.success(), "faketime {offset} openssl {args:?}: {out}");
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+/// A TSA whose chain was made 200 days ago (valid ten years), stamping with the clock `offset`.
+struct PastTsa {
+    dir: tempfile::TempDir,
+}
+
+impl PastTsa {
+    fn new() -> PastTsa {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let d = dir.path();
+        let then = "-200d";
+        for key in ["root.key", "tsa.key"] {
+            openssl_at(
+                then,
+                d,
+                &[
+                    os("genpkey"),
+                    os("-algorithm"),
+                    os("EC"),
+                    os("-pkeyopt"),
+                    os("ec_paramgen_curve:P-256"),
+                    os("-out"),
+                    os(key),
+                ],
+            );
+        }
+        openssl_at(
+            then,
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "root.key",
+                "-subj",
+                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past TSA Root",
+                "-days",
+                "3650",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                "root.pem",
+            ]
+            .map(os),
+        );
+        std::fs::write(
+            d.join("tsa.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n\
+             extendedKeyUsage=critical,timeStamping\n",
+        )
+        .expect("extensions");
+        openssl_at(
+            then,
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "tsa.key",
+                "-subj",
+                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past Timestamping",
+                "-out",
+                "tsa.csr",
+            ]
+            .map(os),
+        );
+        openssl_at(
+            then,
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-set_serial",
+                "2",
+                "-days",
+                "3650",
+                "-extfile",
+                "tsa.ext",
+                "-out",
+                "tsa.pem",
+            ]
+            .map(os),
+        );
+        std::fs::write(d.join("tsaserial"), "01\n").expect("serial");
+        std::fs::write(
+            d.join("tsa.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {}\n\
+                 serial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
+                 certs = $dir/root.pem\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\n\
+                 default_policy = {}\ndigests = sha256\naccuracy = secs:1\n\
+                 ess_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                d.display(),
+                kyso_tests::TSA_POLICY
+            ),
+        )
+        .expect("TSA configuration");
+        PastTsa { dir }
+    }
+
+    fn root_pem(&self) -> std::path::PathBuf {
+        self.dir.path().join("root.pem")
+    }
+
+    /// A token over the SHA-256 of `datum`, stamped with the clock `offset` away.
+    fn token_over(&self, offset: &str, datum: &[u8]) -> Vec<u8> {
+        let d = self.dir.path();
+        let digest = DigestAlgorithm::Sha256.digest(datum);
+        let query = TimeStampReq::new(DigestAlgorithm::Sha256, &digest, &[9, 9], None)
+            .expect("request")
+            .to_der_bytes()
+            .expect("DER");
+        std::fs::write(d.join("q.tsq"), query).expect("query");
+        openssl_at(
+            offset,
+            d,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                "tsa.cnf",
+                "-queryfile",
+                "q.tsq",
+                "-token_out",
+                "-out",
+                "token.der",
+            ]
+            .map(os),
+        );
+        std::fs::read(d.join("token.der")).expect("token")
+    }
+}
+
+/// The `expired` leaf (valid from 400 to 30 days ago) really signing 100 days ago, under
+/// faketime, and a TSA stamping its signature then: judged at the token's genTime it passes,
+/// with that proof of existence reported; the same signature without the token (B-B) does not,
+/// although its signing-time attribute says the same time.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_signature_made_under_faketime_passes_with_its_timestamp_b_b_does_not_N3_R1() {
+    let pki = kyso_tests::TestPki::get();
+    let tsa = PastTsa::new();
+    let work = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(work.path().join("content.txt"), CONTENT).expect("content");
+    let (cert, key, issuer) = (
+        pki.leaf_cert("expired"),
+        pki.leaf_key("expired"),
+        pki.leaf_issuer("expired"),
+    );
+    openssl_at(
+        "-100d",
+        work.path(),
+        &[
+            os("cms"),
+            os("-sign"),
+            os("-binary"),
+            os("-nodetach"),
+            os("-md"),
+            os("sha256"),
+            os("-signer"),
+            cert.as_os_str(),
+            os("-inkey"),
+            key.as_os_str(),
+            os("-certfile"),
+            issuer.as_os_str(),
+            os("-in"),
+            os("content.txt"),
+            os("-outform"),
+            os("DER"),
+            os("-out"),
+            os("sig.der"),
+        ],
+    );
+    let b_b = std::fs::read(work.path().join("sig.der")).expect("signature");
+    let token = tsa.token_over("-100d", &signature_value(&b_b));
+    let b_t = with_timestamp(&b_b, &token);
+
+    let mut cfg = kyso_tests::trust_config(kyso_tests::shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    let v = kyso_tests::verifier_from(&cfg);
+
+    let s = judge(&v, &b_b).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (
+            Indication::Indeterminate,
+            Some(SubIndication::OutOfBoundsNoPoe)
+        ),
+        "{s:#?}"
+    );
+    let claimed = s
+        .claimed_signing_time
+        .expect("openssl writes a signing time");
+    let ago = OffsetDateTime::now_utc() - claimed;
+    assert!(
+        ago > time::Duration::days(99) && ago < time::Duration::days(101),
+        "signed 100 days ago: {claimed}"
+    );
+
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.level, SignatureLevel::BT);
+    let poe = s.poe.expect("a proof of existence");
+    assert_eq!(poe.source, TimeSource::SignatureTimestamp);
+    assert_eq!(poe.time, gen_time(&token));
+    assert_eq!(s.reference_time, poe);
+    assert!(
+        (poe.time - claimed).abs() < time::Duration::minutes(5),
+        "{poe:?} vs {claimed}"
+    );
+}
