@@ -79,7 +79,7 @@ pub struct VerifyArgs {
     /// In-process only.
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
-    /// A trusted reference time (RFC 3339), instead of the signing time.
+    /// A trusted reference time (RFC 3339), instead of the proof of existence a timestamp gives.
     #[arg(long)]
     at: Option<String>,
     /// Revocation policy.
