@@ -15,6 +15,7 @@ packages=(
   xmlsec1        # XML signature peer: signs and verifies edXML envelopes (interop tests)
   libnss3-tools  # certutil: the NSS trust database pdfsig reads the test root from
   valgrind       # callgrind: `kyso bench instructions` counts instructions per operation
+  faketime       # signatures and timestamps made in the past (validation in the past tests)
 )
 
 missing=()

@@ -79,7 +79,7 @@ pub struct VerifyArgs {
     /// In-process only.
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
-    /// A trusted reference time (RFC 3339), instead of the signing time.
+    /// A trusted reference time (RFC 3339), instead of the proof of existence a timestamp gives.
     #[arg(long)]
     at: Option<String>,
     /// Revocation policy.
@@ -771,11 +771,53 @@ fn print_signer(s: &kyso_validation::report::SignatureReport) {
     if let Some(c) = &s.commitment_type {
         println!("    commitment: {c}");
     }
+    let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     println!(
-        "    reference time: {} ({:?})",
+        "    reference time: {} ({})",
         kyso_pki::time::rfc3339(s.reference_time.time),
-        s.reference_time.source
+        name(serde_json::to_value(s.reference_time.source).unwrap_or_default())
     );
+    println!(
+        "    level: {}",
+        name(serde_json::to_value(s.level).unwrap_or_default())
+    );
+    if let Some(p) = &s.poe {
+        println!(
+            "    proof of existence: {} ({})",
+            kyso_pki::time::rfc3339(p.time),
+            name(serde_json::to_value(p.source).unwrap_or_default())
+        );
+    }
+    if let Some(c) = s.claimed_signing_time {
+        println!(
+            "    claimed signing time: {} (not proof)",
+            kyso_pki::time::rfc3339(c)
+        );
+    }
+    for t in &s.timestamps {
+        println!(
+            "    {} timestamp{}: {} {}",
+            match t.kind {
+                kyso_validation::report::TimestampKind::Signature => "signature",
+                kyso_validation::report::TimestampKind::Document => "document",
+            },
+            t.gen_time
+                .map(|g| format!(" at {}", kyso_pki::time::rfc3339(g)))
+                .unwrap_or_default(),
+            name(serde_json::to_value(t.indication).unwrap_or_default()),
+            t.message
+        );
+    }
+    for e in &s.revocation {
+        if let Some(url) = &e.url {
+            println!(
+                "    revocation: {} {} from {url}{}",
+                name(serde_json::to_value(e.source).unwrap_or_default()),
+                name(serde_json::to_value(e.status).unwrap_or_default()),
+                if e.from_cache { " (cached)" } else { "" }
+            );
+        }
+    }
     println!("    {}", s.message);
     for w in &s.warnings {
         println!("    warning: {w}");

@@ -5,7 +5,11 @@ Subcommands (every one prints one JSON document on stdout; errors go to stderr, 
 
   sign      PAdES-sign a PDF (ETSI.CAdES.detached, SHA-256) as an incremental update: a new
             field, optionally visible (a solid-colour stamp, so a rendered page shows exactly
-            where pyHanko put it); --tsa-url adds a signature time-stamp (PAdES B-T).
+            where pyHanko put it). Levels: --timestamp-url (or --tsa-url) adds a signature
+            timestamp (B-T);
+            --embed-validation-info a DSS with the paths' certificates and revocation data
+            fetched through --rewrite (B-LT, trusting --root); --use-pades-lta then a document
+            timestamp (B-LTA).
   validate  validate every signature of a PDF against given trust roots, intermediates and
             revocation data; --repeat N times the validation for benchmarks. With --ltv,
             the PAdES long-term validation instead (ETSI EN 319 102-1 §5.6.3, pyHanko's
@@ -22,6 +26,7 @@ allowed with --rewrite FROM=TO pairs that map the URL prefixes inside the test c
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -104,6 +109,24 @@ def cmd_sign(a):
         location=a.location,
     )
     rect = parse_rect(a.rect) if a.rect else None
+    timestamper = None
+    if a.timestamp_url:
+        from pyhanko.sign.timestamps import HTTPTimeStamper
+
+        timestamper = HTTPTimeStamper(a.timestamp_url)
+    backend = None
+    if a.embed_validation_info or a.use_pades_lta:
+        if not timestamper and a.use_pades_lta:
+            fail("--use-pades-lta needs --timestamp-url")
+        a.moment, a.retroactive_revinfo = None, False
+        a.revocation_mode = "soft-fail"
+        vc, backend = make_context(a, load_certs(a.root), [], [], [])
+        meta = dataclasses.replace(
+            meta,
+            embed_validation_info=True,
+            use_pades_lta=a.use_pades_lta,
+            validation_context=vc,
+        )
     with open(a.input, "rb") as inf:
         w = IncrementalPdfFileWriter(inf, strict=False)
         if w.prev.encrypted:
@@ -111,11 +134,6 @@ def cmd_sign(a):
         field_spec = fields.SigFieldSpec(
             sig_field_name=a.field, on_page=a.page - 1, box=rect
         )
-        timestamper = None
-        if a.tsa_url:
-            from pyhanko.sign.timestamps import HTTPTimeStamper
-
-            timestamper = HTTPTimeStamper(a.tsa_url)
         pdf_signer = signers.PdfSigner(
             meta,
             signer=signer,
@@ -123,8 +141,16 @@ def cmd_sign(a):
             stamp_style=solid_stamp(a.color) if rect else None,
             new_field_spec=field_spec,
         )
-        with open(a.output, "wb") as outf:
-            pdf_signer.sign_pdf(w, output=outf)
+
+        async def run():
+            try:
+                with open(a.output, "wb") as outf:
+                    await pdf_signer.async_sign_pdf(w, output=outf)
+            finally:
+                if backend is not None:
+                    await backend.close()
+
+        asyncio.run(run())
     print(
         json.dumps(
             {
@@ -511,7 +537,15 @@ def main():
     s.add_argument("--reason")
     s.add_argument("--location")
     s.add_argument("--password", default="", help="user password of an encrypted input")
-    s.add_argument("--tsa-url", help="RFC 3161 TSA: add a signature time-stamp (B-T)")
+    s.add_argument(
+        "--timestamp-url", "--tsa-url", help="RFC 3161 TSA: a signature timestamp (B-T)"
+    )
+    s.add_argument("--embed-validation-info", action="store_true", help="a DSS (B-LT)")
+    s.add_argument("--use-pades-lta", action="store_true", help="a document timestamp (B-LTA)")
+    s.add_argument("--root", action="append", default=[], help="trust roots for B-LT (PEM/DER)")
+    s.add_argument(
+        "--rewrite", action="append", default=[], help="FROM=TO URL prefix for B-LT fetching"
+    )
     s.set_defaults(func=cmd_sign)
 
     v = sub.add_parser("validate")

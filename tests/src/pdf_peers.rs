@@ -501,6 +501,21 @@ pub struct PyhankoSign {
     pub password: Option<String>,
 }
 
+/// The PAdES level pyHanko signs at (B-B by default).
+#[derive(Clone, Debug, Default)]
+pub struct PyhankoLevel {
+    /// The TSA's URL: a signature timestamp (B-T), and the document timestamp of B-LTA.
+    pub timestamp_url: Option<String>,
+    /// A DSS with the certificates and revocation data of the paths (B-LT).
+    pub embed_validation_info: bool,
+    /// A document timestamp after the DSS (B-LTA).
+    pub use_pades_lta: bool,
+    /// Trust roots for the paths of B-LT (the signer's and the TSA's).
+    pub roots: Vec<PathBuf>,
+    /// URL prefix rewrites onto the loopback OCSP/CRL servers (B-LT fetches through them).
+    pub rewrites: Vec<(String, String)>,
+}
+
 impl PyhankoSign {
     /// An invisible signature by a leaf of the test PKI, its issuer embedded.
     pub fn leaf(pki: &TestPki, leaf: &str, field: &str) -> PyhankoSign {
@@ -645,7 +660,7 @@ impl Peers {
     /// pyHanko signs `pdf` (incrementally); returns the signed file.
     #[track_caller]
     pub fn pyhanko_sign(&self, pdf: &[u8], req: &PyhankoSign) -> Vec<u8> {
-        self.pyhanko_sign_inner(pdf, req, None)
+        self.pyhanko_sign_level(pdf, req, &PyhankoLevel::default())
     }
 
     /// pyHanko signs `pdf` with a signature time-stamp from the TSA at `tsa_url` (PAdES B-T).
@@ -656,7 +671,14 @@ impl Peers {
         req: &PyhankoSign,
         tsa_url: &str,
     ) -> Vec<u8> {
-        self.pyhanko_sign_inner(pdf, req, Some(tsa_url))
+        self.pyhanko_sign_level(
+            pdf,
+            req,
+            &PyhankoLevel {
+                timestamp_url: Some(tsa_url.to_owned()),
+                ..PyhankoLevel::default()
+            },
+        )
     }
 
     /// pyHanko's PAdES long-term validation (B-LTA, ETSI EN 319 102-1 §5.6.3) of every
@@ -678,8 +700,16 @@ impl Peers {
         self.tool(&mut cmd, PYHANKO_TIMEOUT)
     }
 
+    /// [`PeerTools::pyhanko_sign`] at a PAdES level above B-B: a signature timestamp from a
+    /// TSA (B-T), a DSS of the validation data pyHanko fetched (B-LT), a document timestamp
+    /// (B-LTA).
     #[track_caller]
-    fn pyhanko_sign_inner(&self, pdf: &[u8], req: &PyhankoSign, tsa_url: Option<&str>) -> Vec<u8> {
+    pub fn pyhanko_sign_level(
+        &self,
+        pdf: &[u8],
+        req: &PyhankoSign,
+        level: &PyhankoLevel,
+    ) -> Vec<u8> {
         let dir = workdir();
         let input = put(dir.path(), "in.pdf", pdf);
         let output = dir.path().join("signed.pdf");
@@ -714,8 +744,20 @@ impl Peers {
         if let Some(p) = &req.password {
             cmd.arg("--password").arg(p);
         }
-        if let Some(u) = tsa_url {
-            cmd.arg("--tsa-url").arg(u);
+        if let Some(u) = &level.timestamp_url {
+            cmd.arg("--timestamp-url").arg(u);
+        }
+        if level.embed_validation_info {
+            cmd.arg("--embed-validation-info");
+        }
+        if level.use_pades_lta {
+            cmd.arg("--use-pades-lta");
+        }
+        for r in &level.roots {
+            cmd.arg("--root").arg(r);
+        }
+        for (from, to) in &level.rewrites {
+            cmd.arg("--rewrite").arg(format!("{from}={to}"));
         }
         self.tool(&mut cmd, PYHANKO_TIMEOUT);
         read(&output)

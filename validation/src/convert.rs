@@ -12,8 +12,8 @@ use crate::pdf::{
 };
 use crate::report::{
     CertKind, CertSource, CertStatus, CertificateOrigin, DocumentReport, Indication, PathEntry,
-    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureReport,
-    SignerIdentity, SubIndication, TimeSource,
+    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureLevel,
+    SignatureReport, SignerIdentity, SubIndication, TimeSource, TimestampKind, TimestampReport,
 };
 use crate::verify::CertificateReport;
 
@@ -132,6 +132,14 @@ const TIME_SOURCES: &[(TimeSource, pb::TimeSource)] = &[
     (
         TimeSource::PdfSignatureDictionary,
         pb::TimeSource::PdfSignatureDictionary,
+    ),
+    (
+        TimeSource::SignatureTimestamp,
+        pb::TimeSource::SignatureTimestamp,
+    ),
+    (
+        TimeSource::DocumentTimestamp,
+        pb::TimeSource::DocumentTimestamp,
     ),
 ];
 
@@ -296,7 +304,51 @@ fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
             .signer_certificate_origin
             .map(|o| to_pb(ORIGINS, o))
             .unwrap_or(0),
+        timestamps: s.timestamps.iter().map(timestamp_to_pb).collect(),
+        poe_time: s.poe.map(|p| ts(p.time)),
+        poe_source: s.poe.map(|p| to_pb(TIME_SOURCES, p.source)).unwrap_or(0),
+        level: to_pb(LEVELS, s.level),
     }
+}
+
+const LEVELS: &[(SignatureLevel, pb::SignatureLevel)] = &[
+    (SignatureLevel::BB, pb::SignatureLevel::BB),
+    (SignatureLevel::BT, pb::SignatureLevel::BT),
+    (SignatureLevel::BLt, pb::SignatureLevel::BLt),
+    (SignatureLevel::BLta, pb::SignatureLevel::BLta),
+];
+
+const TIMESTAMP_KINDS: &[(TimestampKind, pb::TimestampKind)] = &[
+    (TimestampKind::Signature, pb::TimestampKind::Signature),
+    (TimestampKind::Document, pb::TimestampKind::Document),
+];
+
+fn timestamp_to_pb(t: &TimestampReport) -> pb::TimestampReport {
+    pb::TimestampReport {
+        kind: to_pb(TIMESTAMP_KINDS, t.kind),
+        indication: to_pb(INDICATIONS, t.indication),
+        sub_indication: t.sub_indication.map(|x| to_pb(SUBS, x)).unwrap_or(0),
+        message: t.message.clone(),
+        gen_time: t.gen_time.map(ts),
+        tsa: t.tsa.as_ref().map(identity_to_pb),
+        path: t.path.iter().map(path_to_pb).collect(),
+        revocation: t.revocation.iter().map(evidence_to_pb).collect(),
+        warnings: t.warnings.clone(),
+    }
+}
+
+fn timestamp_from_pb(t: &pb::TimestampReport) -> Option<TimestampReport> {
+    Some(TimestampReport {
+        kind: from_pb(TIMESTAMP_KINDS, t.kind)?,
+        indication: from_pb(INDICATIONS, t.indication).unwrap_or(Indication::Indeterminate),
+        sub_indication: from_pb(SUBS, t.sub_indication),
+        message: t.message.clone(),
+        gen_time: t.gen_time.as_ref().and_then(from_ts),
+        tsa: t.tsa.as_ref().map(identity_from_pb),
+        path: t.path.iter().map(path_from_pb).collect(),
+        revocation: t.revocation.iter().map(evidence_from_pb).collect(),
+        warnings: t.warnings.clone(),
+    })
 }
 
 /// PDF report → proto.
@@ -531,6 +583,14 @@ fn signature_from_pb(s: &pb::SignatureReport) -> SignatureReport {
         detached: s.detached,
         commitment_type: some(s.commitment_type.clone()),
         signer_certificate_origin: from_pb(ORIGINS, s.signer_certificate_origin),
+        timestamps: s.timestamps.iter().filter_map(timestamp_from_pb).collect(),
+        poe: s.poe_time.as_ref().and_then(|t| {
+            Some(ReferenceTime {
+                time: from_ts(t)?,
+                source: from_pb(TIME_SOURCES, s.poe_source)?,
+            })
+        }),
+        level: from_pb(LEVELS, s.level).unwrap_or_default(),
     }
 }
 

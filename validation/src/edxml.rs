@@ -121,8 +121,14 @@ impl Verifier {
         let revocation = options.policy.unwrap_or(self.default_policy());
         let signature = match opened.signature {
             SignatureState::Checked(d) => Some(
-                self.judge_signer(d.check, &d.pool, options.at, revocation, now)
-                    .await,
+                self.judge_signer(
+                    d.check,
+                    &d.pool,
+                    crate::poe::SignatureTimes::caller(options.at),
+                    revocation,
+                    now,
+                )
+                .await,
             ),
             SignatureState::NotVerifiable(why) => {
                 warnings.push(why);

@@ -10,7 +10,11 @@
 //!   CMS signer, and its attached PDFs and CMS verified as documents of their own.
 //! - [`certsource`]: where a signer's certificate may come from when the signature
 //!   does not carry it (the caller's certificates; a service's book, behind a trait).
+//! - `poe`: the reference time (the best proof of existence, never the claimed time)
+//!   and the claimed time's plausibility (issue 16 item 4).
 //! - [`pinned`]: the government roots pinned by fingerprint, the default trust.
+//! - [`timestamps`]: signature and document timestamps judged as proofs of existence
+//!   (the token, its TSA's path and revocation at genTime).
 //! - [`report`]: the ETSI EN 319 102-1 style report (indication, sub-indication).
 //! - [`config`]: the trust configuration (`trust_anchors`, `intermediates`,
 //!   `[revocation]`, ...) as the verifier's file and the signer's `[trust]` write it.
@@ -26,5 +30,7 @@ pub mod convert;
 pub mod edxml;
 pub mod pdf;
 pub mod pinned;
+mod poe;
 pub mod report;
+pub mod timestamps;
 pub mod verify;

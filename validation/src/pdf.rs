@@ -13,10 +13,12 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
 use crate::certsource::{CertificateSource, SuppliedCertificates};
+use crate::poe::SignatureTimes;
 use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
     SubIndication, TimeSource,
 };
+use crate::timestamps::{SignatureLevel, TimestampKind, TimestampReport, earliest_proof};
 use crate::verify::{SourcedCheck, Verifier};
 
 /// The reader's types that appear in this module's API.
@@ -33,7 +35,7 @@ const TST_INFO: const_oid::ObjectIdentifier =
 /// How to verify a PDF.
 #[derive(Clone, Debug, Default)]
 pub struct PdfVerifyOptions {
-    /// A trusted reference time (W5), instead of the claimed signing time.
+    /// A trusted reference time (W5), which wins over every proof of existence.
     pub at: Option<OffsetDateTime>,
     /// The revocation policy, or the verifier's default.
     pub policy: Option<RevocationPolicy>,
@@ -128,11 +130,32 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
         let parsed = parse_signatures(pdf, &options.limits)?;
+        let doc_stamps = self
+            .document_timestamps(pdf, &parsed.signatures, options, now)
+            .await;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
-            let report = self
-                .verify_embedded(pdf, sig, i, options, source, now)
+            // The document timestamps applied in later revisions cover this signature.
+            let covering: Vec<TimestampReport> = match (&sig.coverage, is_doc_stamp(sig)) {
+                (Ok(range), false) => doc_stamps
+                    .iter()
+                    .filter(|d| d.revision > range.revision)
+                    .map(|d| d.report.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut report = self
+                .verify_embedded(pdf, sig, i, options, source, &covering, now)
                 .await;
+            if is_doc_stamp(sig) {
+                // Its own token's verdict as a proof of existence.
+                report.timestamps.extend(
+                    doc_stamps
+                        .iter()
+                        .filter(|d| d.index == i)
+                        .map(|d| d.report.clone()),
+                );
+            }
             let (revision, whole, br_err) = match &sig.coverage {
                 Ok(b) => (b.revision, b.whole_document, None),
                 Err(e) => (sig.revision, false, Some(e.0.clone())),
@@ -165,6 +188,42 @@ impl Verifier {
         })
     }
 
+    /// The document timestamps (B-LTA), each judged as a proof of existence of the
+    /// revisions its byte range covers (earlier signatures, the DSS).
+    async fn document_timestamps(
+        &self,
+        pdf: &[u8],
+        signatures: &[EmbeddedSignature],
+        options: &PdfVerifyOptions,
+        now: OffsetDateTime,
+    ) -> Vec<DocStamp> {
+        let policy = options.policy.unwrap_or(self.default_policy());
+        let mut out = Vec::new();
+        for (index, sig) in signatures.iter().enumerate() {
+            let Ok(range) = &sig.coverage else { continue };
+            if !is_doc_stamp(sig) || sig.sub_filter != RFC3161_SUB_FILTER {
+                continue;
+            }
+            let imprint = |a: DigestAlgorithm| sig.digest(pdf, a);
+            let report = self
+                .judge_timestamp(
+                    TimestampKind::Document,
+                    &sig.contents,
+                    &imprint,
+                    policy,
+                    now,
+                )
+                .await;
+            out.push(DocStamp {
+                index,
+                revision: range.revision,
+                report,
+            });
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn verify_embedded(
         &self,
         pdf: &[u8],
@@ -172,17 +231,24 @@ impl Verifier {
         index: usize,
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
+        covering: &[TimestampReport],
         now: OffsetDateTime,
     ) -> SignatureReport {
         let policy = options.policy.unwrap_or(self.default_policy());
         let mut report = match self
-            .cms_report(pdf, sig, index, options, source, policy, now)
+            .cms_report(pdf, sig, index, options, source, covering, policy, now)
             .await
         {
             Ok(r) => r,
             Err((indication, sub, message)) => {
                 let mut r = bare_report(
-                    index, indication, sub, message, policy, sig, options.at, now,
+                    index,
+                    indication,
+                    sub,
+                    message,
+                    policy,
+                    sig,
+                    SignatureTimes::caller(options.at).reference(now),
                 );
                 // Who signed is worth saying even when the signature fails.
                 if let Ok(msg) = cms::parse(&sig.contents) {
@@ -207,10 +273,11 @@ impl Verifier {
         index: usize,
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
+        covering: &[TimestampReport],
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Result<SignatureReport, (Indication, SubIndication, String)> {
-        let tst = sig.kind == SignatureKind::DocTimeStamp || sig.sub_filter == RFC3161_SUB_FILTER;
+        let tst = is_doc_stamp(sig);
         if tst && sig.sub_filter != RFC3161_SUB_FILTER {
             return Err((
                 Indication::Indeterminate,
@@ -294,6 +361,23 @@ impl Verifier {
         let mut check = sourced.check;
         check.warnings.extend(extra_warnings);
         let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
+        // PAdES B-T: the signature timestamp in the CMS is the signature's proof of
+        // existence; B-LTA: so are the document timestamps of later revisions.
+        let mut timestamps = if tst {
+            Vec::new()
+        } else {
+            self.signature_timestamps(&msg, 0, policy, now).await
+        };
+        timestamps.extend(covering.iter().cloned());
+        let times = SignatureTimes {
+            at: options.at,
+            poe: earliest_proof(&timestamps),
+            claim_source: if from_m {
+                TimeSource::PdfSignatureDictionary
+            } else {
+                TimeSource::SigningTimeAttribute
+            },
+        };
         match (check.signing_time, sig.signing_time) {
             (None, Some(m)) if !tst => {
                 check.signing_time = Some(m);
@@ -308,14 +392,19 @@ impl Verifier {
             _ => {}
         }
         let mut report = self
-            .judge_signer(check, &sourced.pool, options.at, policy, now)
+            .judge_signer(check, &sourced.pool, times, policy, now)
             .await;
+        report.poe = times.poe;
+        // B-LT: a DSS added after the signature (PAdES), or CAdES revocation values.
+        let dss = sig
+            .modifications
+            .iter()
+            .any(|m| m.kind == ModificationKind::Dss && m.allowed);
+        report.level =
+            SignatureLevel::of(&timestamps, dss || Verifier::cms_validation_data(&msg, 0));
+        report.timestamps = timestamps;
         sourced.note.apply(&mut report);
         report.index = u32::try_from(index).unwrap_or(u32::MAX);
-        if from_m && report.reference_time.source == TimeSource::SigningTimeAttribute {
-            // Say where the claimed time came from: /M is not even under the signature value.
-            report.reference_time.source = TimeSource::PdfSignatureDictionary;
-        }
         if report.indication == Indication::TotalPassed && !range.whole_document {
             report
                 .warnings
@@ -323,6 +412,18 @@ impl Verifier {
         }
         Ok(report)
     }
+}
+
+/// A judged document timestamp: signature `index` of the file, applied in `revision`.
+struct DocStamp {
+    index: usize,
+    revision: usize,
+    report: TimestampReport,
+}
+
+/// Whether a signature dictionary is a document time-stamp (by type or sub-filter).
+fn is_doc_stamp(sig: &EmbeddedSignature) -> bool {
+    sig.kind == SignatureKind::DocTimeStamp || sig.sub_filter == RFC3161_SUB_FILTER
 }
 
 /// The messageImprint of a document time-stamp must be the byte range's digest.
@@ -381,23 +482,8 @@ fn bare_report(
     message: String,
     policy: RevocationPolicy,
     sig: &EmbeddedSignature,
-    at: Option<OffsetDateTime>,
-    now: OffsetDateTime,
+    reference_time: ReferenceTime,
 ) -> SignatureReport {
-    let reference_time = match (at, sig.signing_time) {
-        (Some(t), _) => ReferenceTime {
-            time: t,
-            source: TimeSource::Caller,
-        },
-        (None, Some(t)) => ReferenceTime {
-            time: t,
-            source: TimeSource::PdfSignatureDictionary,
-        },
-        (None, None) => ReferenceTime {
-            time: now,
-            source: TimeSource::ValidationTime,
-        },
-    };
     SignatureReport {
         index: u32::try_from(index).unwrap_or(u32::MAX),
         indication,
@@ -417,6 +503,9 @@ fn bare_report(
         detached: true,
         commitment_type: None,
         signer_certificate_origin: None,
+        timestamps: Vec::new(),
+        poe: None,
+        level: SignatureLevel::BB,
     }
 }
 

@@ -5,6 +5,7 @@ use kyso_pki::time::OffsetDateTime;
 use serde::Serialize;
 
 pub use crate::certsource::CertificateOrigin;
+pub use crate::timestamps::{SignatureLevel, TimestampKind, TimestampReport};
 
 pub use kyso_pki::cert::{CertKind, SignerIdentity};
 pub use kyso_pki::path::{CertSource, PathEntry};
@@ -80,11 +81,18 @@ pub enum SubIndication {
 pub enum TimeSource {
     /// Given by the caller (a trusted time, e.g. the exchange receipt, W5).
     Caller,
-    /// The signed signing-time attribute: claimed by the signer, not proven.
+    /// The signed signing-time attribute: claimed by the signer, not proven. Never a
+    /// reference time since issue 16 (a claim is no proof); kept in the wire enum.
     SigningTimeAttribute,
     /// A PDF signature dictionary's `/M` (PAdES signs no signing-time attribute): claimed
     /// by the signer and not even covered by the signature value, so never proof.
     PdfSignatureDictionary,
+    /// The genTime of a verified signature timestamp over the signature value (B-T):
+    /// the signature existed then.
+    SignatureTimestamp,
+    /// The genTime of a verified document timestamp covering the signature's revision
+    /// (PAdES B-LTA): the signature existed then.
+    DocumentTimestamp,
     /// Nothing else: the moment of validation.
     ValidationTime,
 }
@@ -141,6 +149,14 @@ pub struct SignatureReport {
     /// Where the signer's certificate was found: in the signature, or among the
     /// certificates supplied with the request (issue 15 item 8).
     pub signer_certificate_origin: Option<CertificateOrigin>,
+    /// The timestamps that may prove when the signature existed (its own signature
+    /// timestamps, then PDF document timestamps covering it), each with its verdict.
+    pub timestamps: Vec<TimestampReport>,
+    /// The earliest time a verified timestamp proves the signature existed at (whether
+    /// or not a caller's time took precedence as the reference time).
+    pub poe: Option<ReferenceTime>,
+    /// The level the signature carries and verifies (B-B, B-T, B-LT, B-LTA).
+    pub level: SignatureLevel,
 }
 
 /// The report for one document (all its signatures).

@@ -14,18 +14,17 @@ use futures::future::join_all;
 use kyso_pki::Result;
 use kyso_pki::cert::Cert;
 use kyso_pki::cms::{self, Detached, EssStatus, SignedDataMessage, SignerCheck, SignerFailure};
-use kyso_pki::name::rfc4514;
-use kyso_pki::path::{
-    PathBudget, PathBuilder, PathFailure, TrustStore, ValidPath, ValidityFailure,
-};
+use kyso_pki::path::{PathBudget, PathBuilder, PathFailure, TrustStore, ValidPath};
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
 
 use crate::certsource::{CertificateOrigin, CertificateSource, SuppliedCertificates, describe};
+use crate::poe::{self, Claim, SignatureTimes};
 use crate::report::{
     CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
     RevocationPolicy, RevocationSource, SignatureReport, SignerIdentity, SubIndication, TimeSource,
 };
+use crate::timestamps::{SignatureLevel, earliest_proof};
 
 /// Vietnam's offset: signing tools that write local time as UTC are off by this.
 const VIETNAM_OFFSET: time::Duration = time::Duration::hours(7);
@@ -92,21 +91,25 @@ pub struct Verifier {
 }
 
 /// A verdict under construction: the first failure recorded wins.
-struct Verdict {
-    indication: Indication,
-    sub: Option<SubIndication>,
-    message: String,
+pub(crate) struct Verdict {
+    pub(crate) indication: Indication,
+    pub(crate) sub: Option<SubIndication>,
+    pub(crate) message: String,
 }
 
 impl Verdict {
-    fn passed() -> Self {
+    pub(crate) fn passed() -> Self {
         Self {
             indication: Indication::TotalPassed,
             sub: None,
             message: String::new(),
         }
     }
-    fn fail(indication: Indication, sub: SubIndication, message: impl Into<String>) -> Self {
+    pub(crate) fn fail(
+        indication: Indication,
+        sub: SubIndication,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             indication,
             sub: Some(sub),
@@ -197,10 +200,24 @@ impl Verifier {
             (0..msg.signer_count()).map(|i| SourcedCheck::run(&msg, i, &req.detached, source)),
         )
         .await;
+        let msg = &msg;
         let reports = join_all(checks.into_iter().map(|c| async move {
-            let mut report = self
-                .judge_signer(c.check, &c.pool, req.at, policy, now)
+            // Proofs of existence: the signer's own signature timestamps (B-T).
+            let timestamps = self
+                .signature_timestamps(msg, c.check.index, policy, now)
                 .await;
+            let times = SignatureTimes {
+                poe: earliest_proof(&timestamps),
+                ..SignatureTimes::caller(req.at)
+            };
+            let index = c.check.index;
+            let mut report = self
+                .judge_signer(c.check, &c.pool, times, policy, now)
+                .await;
+            report.poe = times.poe;
+            report.level =
+                SignatureLevel::of(&timestamps, Verifier::cms_validation_data(msg, index));
+            report.timestamps = timestamps;
             c.note.apply(&mut report);
             report
         }))
@@ -251,6 +268,7 @@ impl Verifier {
                 leaf,
                 chain.get(1..).unwrap_or_default(),
                 reference_time,
+                None,
                 policy,
                 now,
                 &mut path,
@@ -274,28 +292,20 @@ impl Verifier {
         &self,
         check: SignerCheck,
         pool: &[Cert],
-        at: Option<OffsetDateTime>,
+        times: SignatureTimes,
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> SignatureReport {
-        let reference_time = match (at, check.signing_time) {
-            (Some(t), _) => ReferenceTime {
-                time: t,
-                source: TimeSource::Caller,
-            },
-            (None, Some(t)) => ReferenceTime {
-                time: t,
-                source: TimeSource::SigningTimeAttribute,
-            },
-            (None, None) => ReferenceTime {
-                time: now,
-                source: TimeSource::ValidationTime,
-            },
-        };
+        // Never the claimed time: it is reported and checked, not proof (issue 16).
+        let reference_time = times.reference(now);
+        let claim = check.signing_time.map(|time| Claim {
+            time,
+            source: times.claim_source,
+        });
         let mut warnings = check.warnings.clone();
         if let Some(st) = check.signing_time {
-            let against = at.unwrap_or(now);
-            if let Some(w) = local_time_warning(st, against, at.is_some()) {
+            let against = times.at.unwrap_or(now);
+            if let Some(w) = local_time_warning(st, against, times.at.is_some()) {
                 warnings.push(w);
             }
         }
@@ -313,6 +323,7 @@ impl Verifier {
                     leaf,
                     pool,
                     reference_time,
+                    claim,
                     policy,
                     now,
                     &mut path,
@@ -383,16 +394,21 @@ impl Verifier {
             commitment_type: check.commitment_type.clone(),
             // Set by [`SourceNote::apply`], which knows the message and the source.
             signer_certificate_origin: None,
+            // Set by the caller, which judged them before the signer (they set its POE).
+            timestamps: Vec::new(),
+            poe: None,
+            level: SignatureLevel::BB,
         }
     }
 
     /// Path, validity and revocation of `leaf` at the reference time.
     #[allow(clippy::too_many_arguments)]
-    async fn judge_certificate(
+    pub(crate) async fn judge_certificate(
         &self,
         leaf: &Cert,
         pool: &[Cert],
         reference: ReferenceTime,
+        claim: Option<Claim>,
         policy: RevocationPolicy,
         now: OffsetDateTime,
         path_out: &mut Vec<PathEntry>,
@@ -416,17 +432,19 @@ impl Verifier {
                 .iter()
                 .map(|pc| PathEntry::new(&pc.cert, pc.source.clone())),
         );
-        if let Err(f) = vp.check_validity(reference.time) {
-            return validity_verdict(&vp, f, reference);
+        if let Some(v) = poe::validity(&vp, reference, claim, warnings) {
+            return v;
         }
-        self.judge_revocation(&vp, reference, policy, now, evidence_out, warnings)
+        self.judge_revocation(&vp, reference, claim, policy, now, evidence_out, warnings)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn judge_revocation(
         &self,
         vp: &ValidPath,
         reference: ReferenceTime,
+        claim: Option<Claim>,
         policy: RevocationPolicy,
         now: OffsetDateTime,
         evidence_out: &mut Vec<RevocationEvidence>,
@@ -470,37 +488,10 @@ impl Verifier {
                         _ => "revoked",
                     };
                     let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                    if time <= reference.time {
-                        verdict = Verdict::fail(
-                            Indication::TotalFailed,
-                            SubIndication::Revoked,
-                            format!(
-                                "{who} was {what} at {}{why}, at or before the reference time {} (N2 c)",
-                                rfc3339(time),
-                                rfc3339(reference.time)
-                            ),
-                        );
-                    } else if reference.source == TimeSource::Caller {
-                        // A trusted time before the revocation: the certificate
-                        // was active when it mattered (N2 c).
-                        warnings.push(format!(
-                            "{who} was {what} at {}{why}, after the reference time",
-                            rfc3339(time)
-                        ));
-                    } else {
-                        let sub = if i == 0 {
-                            SubIndication::RevokedNoPoe
-                        } else {
-                            SubIndication::RevokedCaNoPoe
-                        };
-                        verdict = Verdict::fail(
-                            Indication::Indeterminate,
-                            sub,
-                            format!(
-                                "{who} was {what} at {}{why}; the signing time before it is only claimed, not proven",
-                                rfc3339(time)
-                            ),
-                        );
+                    if let Some(v) = poe::revocation_verdict(
+                        &who, what, &why, i, time, reference, claim, warnings,
+                    ) {
+                        verdict = v;
                     }
                 }
                 Status::Unknown => match policy {
@@ -686,67 +677,6 @@ fn path_failure_verdict(f: PathFailure) -> Verdict {
         PathFailure::Crypto(m) => {
             Verdict::fail(Indeterminate, SubIndication::CryptoConstraintsFailure, m)
         }
-    }
-}
-
-/// N2 a: the signing time must lie in the validity period. A time the
-/// signer claims (or a trusted time) outside it is a definite failure; when
-/// there is no signing time at all, the validation time being past notAfter
-/// proves nothing about when the signature was made.
-fn validity_verdict(vp: &ValidPath, f: ValidityFailure, reference: ReferenceTime) -> Verdict {
-    let who = |index: usize| {
-        vp.certs
-            .get(index)
-            .map(|pc| {
-                if index == 0 {
-                    "the signer's certificate".to_owned()
-                } else {
-                    format!("the CA certificate {}", rfc4514(pc.cert.subject()))
-                }
-            })
-            .unwrap_or_default()
-    };
-    let when = match reference.source {
-        TimeSource::Caller => "the given reference time",
-        TimeSource::SigningTimeAttribute => "the signing time",
-        TimeSource::PdfSignatureDictionary => "the claimed signing time (/M)",
-        TimeSource::ValidationTime => "the validation time",
-    };
-    match f {
-        ValidityFailure::Expired { index, not_after } => {
-            if reference.source == TimeSource::ValidationTime {
-                Verdict::fail(
-                    Indication::Indeterminate,
-                    SubIndication::OutOfBoundsNoPoe,
-                    format!(
-                        "{} expired at {} and nothing proves the signature was made before (N2 a)",
-                        who(index),
-                        rfc3339(not_after)
-                    ),
-                )
-            } else {
-                Verdict::fail(
-                    Indication::TotalFailed,
-                    SubIndication::Expired,
-                    format!(
-                        "{} expired at {}, before {when} {} (N2 a)",
-                        who(index),
-                        rfc3339(not_after),
-                        rfc3339(reference.time)
-                    ),
-                )
-            }
-        }
-        ValidityFailure::NotYetValid { index, not_before } => Verdict::fail(
-            Indication::TotalFailed,
-            SubIndication::NotYetValid,
-            format!(
-                "{} is valid only from {}, after {when} {} (N2 a)",
-                who(index),
-                rfc3339(not_before),
-                rfc3339(reference.time)
-            ),
-        ),
     }
 }
 

@@ -9,6 +9,7 @@
 mod bench;
 mod interop;
 mod ltv;
+mod poe;
 mod pades;
 mod pades_render;
 mod peers;

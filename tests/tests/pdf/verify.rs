@@ -98,11 +98,8 @@ async fn one_signature_classic_xref_passes_V2() {
     let br = s.byte_range.expect("byte range");
     assert_eq!(br[0], 0);
     assert_eq!(br[2] + br[3], doc.bytes.len() as u64);
-    // PAdES signs no signing-time: /M is the claimed time.
-    assert_eq!(
-        s.report.reference_time.source,
-        TimeSource::PdfSignatureDictionary
-    );
+    // PAdES signs no signing-time: /M is the claimed time, reported, never proof (N3).
+    assert_eq!(s.report.reference_time.source, TimeSource::ValidationTime);
     assert_eq!(s.report.claimed_signing_time, s.signing_time);
     assert!(s.signing_time.is_some());
     assert!(

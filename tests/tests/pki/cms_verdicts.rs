@@ -237,8 +237,10 @@ async fn attached_der_signature_passes_with_full_path_and_evidence_V2_N3() {
         !s.ess_signing_certificate_v2,
         "plain openssl -sign has no ESS v2"
     );
-    assert_eq!(s.reference_time.source, TimeSource::SigningTimeAttribute);
-    assert_eq!(s.claimed_signing_time, Some(s.reference_time.time));
+    // The claimed signing time is reported, never the reference time (N3: a claim is
+    // no proof of existence): without a timestamp the certificate is judged now.
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    assert!(s.claimed_signing_time.is_some());
     assert_eq!(s.digest_algorithm.as_deref(), Some("SHA-256"));
     // leaf (from the signature) → issuing CA (configured) → root (anchor).
     assert_eq!(s.path.len(), 3, "{:#?}", s.path);
@@ -491,11 +493,46 @@ async fn sha1_ca_certificate_refused_without_a_legacy_root_V2() {
 async fn signing_time_after_not_after_is_total_failed_expired_N2_V1() {
     let v = verifier();
     let sig = sign(CmsSign::new("expired", CONTENT));
+    // The signer's own claim puts the signature after the expiry: failed on its word.
     let s = Case::new("expired", &sig)
         .expect(Indication::TotalFailed, SubIndication::Expired)
         .run(&v)
         .await;
-    assert_eq!(s.reference_time.source, TimeSource::SigningTimeAttribute);
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    assert!(s.message.contains("claimed signing time"), "{}", s.message);
+}
+
+/// Issue 16: a claimed signing time inside an expired certificate's validity used to make
+/// the signature pass; anyone holding the old key can write that claim. Without a
+/// timestamp (or a caller's trusted time) nothing proves the signature was made in time.
+#[tokio::test(flavor = "multi_thread")]
+async fn claimed_time_inside_an_expired_validity_is_out_of_bounds_no_poe_N3_R1() {
+    let pki = TestPki::get();
+    let v = verifier();
+    let sig = sign(CmsSign::new("expired", CONTENT));
+    // The `expired` leaf was valid from 400 to 30 days before generation.
+    let claimed = pki.generated_at - Duration::from_secs(100 * 86_400);
+    let backdated = with_signing_time("expired", &sig, claimed);
+    let s = Case::new("expired, claimed inside the validity", &backdated)
+        .expect(Indication::Indeterminate, SubIndication::OutOfBoundsNoPoe)
+        .run(&v)
+        .await;
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    assert_eq!(
+        s.claimed_signing_time.map(|t| t.unix_timestamp()),
+        Some(OffsetDateTime::from(claimed).unix_timestamp())
+    );
+    assert!(s.message.contains("claimed, not proven"), "{}", s.message);
+
+    // The same claim given as the caller's trusted time (W5) is proof: it passes.
+    Case::new("expired, caller time inside the validity", &backdated)
+        .at(OffsetDateTime::from(claimed))
+        .differs(
+            false,
+            "openssl judges the certificate now, kyso at the caller's trusted time",
+        )
+        .run(&v)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -685,7 +722,7 @@ async fn revoked_after_a_claimed_signing_time_is_revoked_no_poe_N2() {
     .expect(Indication::Indeterminate, SubIndication::RevokedNoPoe)
     .run(&v)
     .await;
-    assert_eq!(s.reference_time.source, TimeSource::SigningTimeAttribute);
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
     assert_eq!(
         s.claimed_signing_time.map(|t| t.unix_timestamp()),
         Some(OffsetDateTime::from(claimed).unix_timestamp())

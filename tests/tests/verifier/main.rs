@@ -10,4 +10,5 @@ mod clerk;
 mod cli;
 mod edxml_dsig;
 mod hostile;
+mod poe;
 mod service;

@@ -364,7 +364,8 @@ async fn verify_cms_attached_passes_with_identity_path_and_ocsp_evidence_V5_N2()
         "{s:#?}"
     );
     let rt = s.reference_time.as_ref().expect("reference time");
-    assert_eq!(rt.source(), pb::TimeSource::SigningTimeAttribute, "{s:#?}");
+    // The claimed time is reported, never proof: judged at the validation time (N3).
+    assert_eq!(rt.source(), pb::TimeSource::ValidationTime, "{s:#?}");
     assert!(s.claimed_signing_time.is_some(), "{s:#?}");
     assert_eq!(
         s.revocation_policy(),

@@ -1,0 +1,489 @@
+//! Validation in the past (issue 16 item 4): the reference time is the best proof of
+//! existence, never the signer's claim. A CAdES B-T signature (a CMS whose SignerInfo carries
+//! an `id-aa-signatureTimeStampToken` from the real test TSA, `openssl ts -reply`) is judged at
+//! the token's genTime; a token over another signature's value proves nothing and the
+//! signature is judged now.
+
+use cms::cert::x509::attr::Attribute;
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerInfos};
+use der::asn1::SetOfVec;
+use der::{Any, Decode, Encode};
+use kyso_pki::cms::Detached;
+use kyso_pki::crypto::DigestAlgorithm;
+use kyso_pki::time::OffsetDateTime;
+use kyso_pki::tsp::{TimeStampReq, TimeStampResp, TstInfo};
+use kyso_tests::{CmsSign, TestTsa, openssl_cms_sign};
+use kyso_validation::report::{
+    Indication, RevocationPolicy, SignatureLevel, SignatureReport, SubIndication, TimeSource,
+    TimestampKind,
+};
+use kyso_validation::verify::{CmsRequest, Verifier};
+
+const CONTENT: &[u8] = b"Cong van so 16/CV: luu tru dai han (kyso test)\n";
+const SIGNATURE_TIME_STAMP_TOKEN: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// The test PKI's verifier with the TSA's root as one more anchor.
+fn verifier(tsa: &TestTsa) -> Verifier {
+    let mut cfg = kyso_tests::trust_config(kyso_tests::shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    kyso_tests::verifier_from(&cfg)
+}
+
+/// A token from the TSA over the SHA-256 of `datum`.
+fn token_over(tsa: &TestTsa, datum: &[u8]) -> Vec<u8> {
+    let digest = DigestAlgorithm::Sha256.digest(datum);
+    let query = TimeStampReq::new(DigestAlgorithm::Sha256, &digest, &[7, 1, 16], None)
+        .expect("request")
+        .to_der_bytes()
+        .expect("DER");
+    TimeStampResp::parse(&tsa.reply(&query))
+        .expect("a response")
+        .into_token()
+        .expect("granted")
+}
+
+fn signature_value(sig: &[u8]) -> Vec<u8> {
+    let ci = ContentInfo::from_der(sig).expect("DER ContentInfo");
+    let sd: SignedData = ci.content.decode_as().expect("SignedData");
+    sd.signer_infos.0.as_slice()[0]
+        .signature
+        .as_bytes()
+        .to_vec()
+}
+
+/// `sig` with `token` added as the first signer's signature timestamp (an unsigned attribute:
+/// the signed bytes do not change, as a B-T upgrade does it).
+fn with_timestamp(sig: &[u8], token: &[u8]) -> Vec<u8> {
+    let ci = ContentInfo::from_der(sig).expect("DER ContentInfo");
+    let mut sd: SignedData = ci.content.decode_as().expect("SignedData");
+    let mut infos = sd.signer_infos.0.into_vec();
+    let attr = Attribute {
+        oid: SIGNATURE_TIME_STAMP_TOKEN,
+        values: SetOfVec::try_from(vec![Any::from_der(token).expect("token as Any")])
+            .expect("one value"),
+    };
+    infos[0].unsigned_attrs = Some(SetOfVec::try_from(vec![attr]).expect("attributes"));
+    sd.signer_infos = SignerInfos::try_from(infos).expect("signer infos");
+    ContentInfo {
+        content_type: ci.content_type,
+        content: Any::encode_from(&sd).expect("SignedData DER"),
+    }
+    .to_der()
+    .expect("ContentInfo DER")
+}
+
+fn gen_time(token: &[u8]) -> OffsetDateTime {
+    let msg = kyso_pki::cms::parse(token).expect("token");
+    TstInfo::from_der(msg.content().expect("TSTInfo"))
+        .expect("TSTInfo")
+        .gen_time
+}
+
+async fn judge(v: &Verifier, sig: &[u8]) -> SignatureReport {
+    let r = v
+        .verify_cms(
+            CmsRequest {
+                signature: sig,
+                detached: Detached::None,
+                at: None,
+                // The test TSA publishes no revocation status for its certificate.
+                policy: Some(RevocationPolicy::SoftFail),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("a CMS");
+    r.signatures[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cades_t_signature_timestamp_is_the_proof_of_existence_N1_N3() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = with_timestamp(&sig, &token);
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.timestamps.len(), 1, "{s:#?}");
+    let t = &s.timestamps[0];
+    assert_eq!(t.kind, TimestampKind::Signature);
+    assert_eq!(t.indication, Indication::TotalPassed, "{t:#?}");
+    assert_eq!(t.gen_time, Some(gen_time(&token)));
+    assert!(t.path.last().is_some_and(|p| p.trust_anchor), "{t:#?}");
+    assert_eq!(
+        t.tsa.as_ref().and_then(|i| i.common_name.as_deref()),
+        Some("Kyso Test Timestamping")
+    );
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert_eq!(s.reference_time.time, gen_time(&token));
+    assert!(s.claimed_signing_time.is_some());
+
+    // Without the TSA's root the token proves nothing; the signature is judged now.
+    let plain = kyso_tests::verifier_from(&kyso_tests::trust_config(kyso_tests::shared_servers()));
+    let s = judge(&plain, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    assert_eq!(
+        s.timestamps[0].sub_indication,
+        Some(SubIndication::NoCertificateChainFound),
+        "{s:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_over_another_signature_gives_no_proof_of_existence_N3() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let other = openssl_cms_sign(&CmsSign::new("personal-rsa", b"another document".to_vec()));
+    let stolen = token_over(&tsa, &signature_value(&other));
+    let s = judge(&v, &with_timestamp(&sig, &stolen)).await;
+    // The signature itself is intact and valid now: it is not failed for the token.
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::ValidationTime);
+    let t = &s.timestamps[0];
+    assert_eq!(
+        (t.indication, t.sub_indication),
+        (Indication::TotalFailed, Some(SubIndication::HashFailure)),
+        "{t:#?}"
+    );
+    assert!(t.message.contains("signature value"), "{}", t.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cades_t_level_and_proof_of_existence_reported_N3_R1() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = with_timestamp(&sig, &token);
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.level, SignatureLevel::BT, "{s:#?}");
+    let poe = s.poe.expect("a proof of existence");
+    assert_eq!(poe.source, TimeSource::SignatureTimestamp);
+    assert_eq!(poe.time, gen_time(&token));
+    // A B-B signature: no proof, level B-B.
+    let s = judge(&v, &sig).await;
+    assert_eq!((s.level, s.poe), (SignatureLevel::BB, None), "{s:#?}");
+
+    // `kyso verify` says the same, in JSON and in text.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("b-t.p7s");
+    std::fs::write(&file, &b_t).expect("write");
+    let mut args = crate::cli::local_flags();
+    args.extend([
+        "--trust-anchors".into(),
+        tsa.root_pem().into_os_string(),
+        "--revocation".into(),
+        "soft-fail".into(),
+    ]);
+    let mut json_args = args.clone();
+    json_args.push(file.clone().into_os_string());
+    let refs: Vec<&std::ffi::OsStr> = json_args.iter().map(|a| a.as_os_str()).collect();
+    let (out, json) = crate::cli::kyso_verify(&refs);
+    let json = json.unwrap_or_else(|| panic!("JSON: {out}"));
+    let s = &json["signatures"][0];
+    assert_eq!(s["indication"], "TOTAL_PASSED", "{json:#}");
+    assert_eq!(s["level"], "B_T", "{json:#}");
+    assert_eq!(s["poe"]["source"], "SIGNATURE_TIMESTAMP", "{json:#}");
+    assert_eq!(
+        s["reference_time"]["source"], "SIGNATURE_TIMESTAMP",
+        "{json:#}"
+    );
+    assert_eq!(s["timestamps"][0]["kind"], "SIGNATURE", "{json:#}");
+
+    let mut cmd = std::process::Command::new(kyso_tests::hsm::workspace_bin("kyso"));
+    cmd.arg("verify").args(&args).arg(&file);
+    for var in [
+        "KYSO_SERVER",
+        "KYSO_TLS_CA",
+        "KYSO_TLS_CERT",
+        "KYSO_TLS_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = kyso_tests::run(&mut cmd, None, std::time::Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("level: B_T"), "{text}");
+    assert!(
+        text.contains("proof of existence: ") && text.contains("(SIGNATURE_TIMESTAMP)"),
+        "{text}"
+    );
+    assert!(text.contains("signature timestamp at "), "{text}");
+}
+
+/// A timestamp made after the signer's certificate was revoked proves only that the
+/// signature existed after the revocation: it does not rescue it (ETSI EN 319 102-1 5.6.2.4,
+/// REVOKED_NO_POE); one whose signer claims a time after the revocation is REVOKED.
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamp_after_the_revocation_does_not_rescue_the_signature_N3_R1() {
+    let tsa = TestTsa::start();
+    let v = verifier(&tsa);
+    // No signing-time attribute: nothing is claimed.
+    let sig = openssl_cms_sign(&CmsSign::new("revoked", CONTENT).noattr());
+    let stamped = with_timestamp(&sig, &token_over(&tsa, &signature_value(&sig)));
+    let s = judge(&v, &stamped).await;
+    assert_eq!(
+        s.timestamps[0].indication,
+        Indication::TotalPassed,
+        "{s:#?}"
+    );
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::RevokedNoPoe)),
+        "{s:#?}"
+    );
+    assert!(s.message.contains("is not before it"), "{}", s.message);
+
+    // Claimed (signing-time now) after the revocation, stamped after it too: REVOKED.
+    let sig = openssl_cms_sign(&CmsSign::new("revoked", CONTENT));
+    let stamped = with_timestamp(&sig, &token_over(&tsa, &signature_value(&sig)));
+    let s = judge(&v, &stamped).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::TotalFailed, Some(SubIndication::Revoked)),
+        "{s:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures from the past, made under faketime
+// ---------------------------------------------------------------------------------------------
+
+/// `openssl ARGS` run with the clock set `offset` (libfaketime's format, e.g. `-100d`) away.
+fn openssl_at(offset: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) {
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.current_dir(dir)
+        .args(["-f", offset, "openssl"])
+        .args(args);
+    let out = kyso_tests::run(&mut cmd, None, std::time::Duration::from_secs(60));
+    assert!(out.success(), "faketime {offset} openssl {args:?}: {out}");
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+/// A TSA whose chain was made 200 days ago (valid ten years), stamping with the clock `offset`.
+struct PastTsa {
+    dir: tempfile::TempDir,
+}
+
+impl PastTsa {
+    fn new() -> PastTsa {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let d = dir.path();
+        let then = "-200d";
+        for key in ["root.key", "tsa.key"] {
+            openssl_at(
+                then,
+                d,
+                &[
+                    os("genpkey"),
+                    os("-algorithm"),
+                    os("EC"),
+                    os("-pkeyopt"),
+                    os("ec_paramgen_curve:P-256"),
+                    os("-out"),
+                    os(key),
+                ],
+            );
+        }
+        openssl_at(
+            then,
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "root.key",
+                "-subj",
+                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past TSA Root",
+                "-days",
+                "3650",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                "root.pem",
+            ]
+            .map(os),
+        );
+        std::fs::write(
+            d.join("tsa.ext"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n\
+             extendedKeyUsage=critical,timeStamping\n",
+        )
+        .expect("extensions");
+        openssl_at(
+            then,
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "tsa.key",
+                "-subj",
+                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past Timestamping",
+                "-out",
+                "tsa.csr",
+            ]
+            .map(os),
+        );
+        openssl_at(
+            then,
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-set_serial",
+                "2",
+                "-days",
+                "3650",
+                "-extfile",
+                "tsa.ext",
+                "-out",
+                "tsa.pem",
+            ]
+            .map(os),
+        );
+        std::fs::write(d.join("tsaserial"), "01\n").expect("serial");
+        std::fs::write(
+            d.join("tsa.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {}\n\
+                 serial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
+                 certs = $dir/root.pem\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\n\
+                 default_policy = {}\ndigests = sha256\naccuracy = secs:1\n\
+                 ess_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                d.display(),
+                kyso_tests::TSA_POLICY
+            ),
+        )
+        .expect("TSA configuration");
+        PastTsa { dir }
+    }
+
+    fn root_pem(&self) -> std::path::PathBuf {
+        self.dir.path().join("root.pem")
+    }
+
+    /// A token over the SHA-256 of `datum`, stamped with the clock `offset` away.
+    fn token_over(&self, offset: &str, datum: &[u8]) -> Vec<u8> {
+        let d = self.dir.path();
+        let digest = DigestAlgorithm::Sha256.digest(datum);
+        let query = TimeStampReq::new(DigestAlgorithm::Sha256, &digest, &[9, 9], None)
+            .expect("request")
+            .to_der_bytes()
+            .expect("DER");
+        std::fs::write(d.join("q.tsq"), query).expect("query");
+        openssl_at(
+            offset,
+            d,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                "tsa.cnf",
+                "-queryfile",
+                "q.tsq",
+                "-token_out",
+                "-out",
+                "token.der",
+            ]
+            .map(os),
+        );
+        std::fs::read(d.join("token.der")).expect("token")
+    }
+}
+
+/// The `expired` leaf (valid from 400 to 30 days ago) really signing 100 days ago, under
+/// faketime, and a TSA stamping its signature then: judged at the token's genTime it passes,
+/// with that proof of existence reported; the same signature without the token (B-B) does not,
+/// although its signing-time attribute says the same time.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_signature_made_under_faketime_passes_with_its_timestamp_b_b_does_not_N3_R1() {
+    let pki = kyso_tests::TestPki::get();
+    let tsa = PastTsa::new();
+    let work = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(work.path().join("content.txt"), CONTENT).expect("content");
+    let (cert, key, issuer) = (
+        pki.leaf_cert("expired"),
+        pki.leaf_key("expired"),
+        pki.leaf_issuer("expired"),
+    );
+    openssl_at(
+        "-100d",
+        work.path(),
+        &[
+            os("cms"),
+            os("-sign"),
+            os("-binary"),
+            os("-nodetach"),
+            os("-md"),
+            os("sha256"),
+            os("-signer"),
+            cert.as_os_str(),
+            os("-inkey"),
+            key.as_os_str(),
+            os("-certfile"),
+            issuer.as_os_str(),
+            os("-in"),
+            os("content.txt"),
+            os("-outform"),
+            os("DER"),
+            os("-out"),
+            os("sig.der"),
+        ],
+    );
+    let b_b = std::fs::read(work.path().join("sig.der")).expect("signature");
+    let token = tsa.token_over("-100d", &signature_value(&b_b));
+    let b_t = with_timestamp(&b_b, &token);
+
+    let mut cfg = kyso_tests::trust_config(kyso_tests::shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    let v = kyso_tests::verifier_from(&cfg);
+
+    let s = judge(&v, &b_b).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (
+            Indication::Indeterminate,
+            Some(SubIndication::OutOfBoundsNoPoe)
+        ),
+        "{s:#?}"
+    );
+    let claimed = s
+        .claimed_signing_time
+        .expect("openssl writes a signing time");
+    let ago = OffsetDateTime::now_utc() - claimed;
+    assert!(
+        ago > time::Duration::days(99) && ago < time::Duration::days(101),
+        "signed 100 days ago: {claimed}"
+    );
+
+    let s = judge(&v, &b_t).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.level, SignatureLevel::BT);
+    let poe = s.poe.expect("a proof of existence");
+    assert_eq!(poe.source, TimeSource::SignatureTimestamp);
+    assert_eq!(poe.time, gen_time(&token));
+    assert_eq!(s.reference_time, poe);
+    assert!(
+        (poe.time - claimed).abs() < time::Duration::minutes(5),
+        "{poe:?} vs {claimed}"
+    );
+}
