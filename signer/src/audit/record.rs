@@ -48,6 +48,24 @@ pub enum Decision {
     /// The holder authorised these digests with a personal key (AuthorizeSignature, A1):
     /// an activation token was issued (format version 2).
     Authorised,
+    /// A signature returned below its requested level was raised later (N1, D7): the stored
+    /// original `before` (SHA-256, hex) became `after`; `digest` is the signed content's.
+    Upgraded {
+        /// SHA-256 (hex) of the original before.
+        before_sha256: String,
+        /// SHA-256 (hex) of the original after.
+        after_sha256: String,
+    },
+}
+
+/// The signature level asked for and the level returned (`B_B`, `B_T`, ...): an entry of a
+/// request that named or defaulted to a level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelNote {
+    /// The level the request asked for (or its profile's).
+    pub requested: String,
+    /// The level the returned signature reaches.
+    pub reached: String,
 }
 
 /// One signature, refusal or failure to record.
@@ -81,6 +99,8 @@ pub struct AuditEntry {
     pub decision: Decision,
     /// The holder's consent factor (A1): `totp`, `on_behalf`, or empty.
     pub factor: String,
+    /// The signature level asked for and reached; `None` for entries without one.
+    pub level: Option<LevelNote>,
 }
 
 /// The `entry` member of a record, as written.
@@ -106,6 +126,18 @@ pub struct EntryRecord {
     /// `""` (no personal key, or refused before consent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<String>,
+    /// The signature level asked for (`B_B`, `B_T`, ...), when the entry has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_requested: Option<String>,
+    /// The level the returned (or upgraded) signature reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_reached: Option<String>,
+    /// `upgraded`: SHA-256 (hex) of the stored original before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_sha256: Option<String>,
+    /// `upgraded`: SHA-256 (hex) of the stored original after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sha256: Option<String>,
 }
 
 /// The `seal` member of a record, as written.
@@ -322,13 +354,28 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
             if !is_hex(&e.digest, 0) {
                 return Err("entry.digest is not lowercase hex".into());
             }
+            let upgraded = e.decision == "upgraded";
+            let hashes = [&e.before_sha256, &e.after_sha256];
+            if upgraded
+                && (rec.v == FORMAT_VERSION_1
+                    || !hashes.iter().all(|h| h.as_deref().is_some_and(|h| is_hex(h, 64))))
+            {
+                return Err("entry.decision upgraded needs before_sha256 and after_sha256".into());
+            }
+            if !upgraded && hashes.iter().any(|h| h.is_some()) {
+                return Err("entry.before_sha256/after_sha256 only for decision upgraded".into());
+            }
             match e.decision.as_str() {
-                "signed" | "failed" | "not_returned" | "authorised" if !e.rules.is_empty() => {
+                "signed" | "failed" | "not_returned" | "authorised" | "upgraded"
+                    if !e.rules.is_empty() =>
+                {
                     Err(format!("entry.rules given for decision {}", e.decision))
                 }
-                "signed" | "refused" | "failed" | "not_returned" | "authorised" => Ok(()),
+                "signed" | "refused" | "failed" | "not_returned" | "authorised" | "upgraded" => {
+                    Ok(())
+                }
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/upgraded"
                 )),
             }
         }
@@ -365,6 +412,17 @@ impl AuditEntry {
             Decision::Failed { reason } => ("failed", Vec::new(), reason.clone()),
             Decision::NotReturned { reason } => ("not_returned", Vec::new(), reason.clone()),
             Decision::Authorised => ("authorised", Vec::new(), String::new()),
+            Decision::Upgraded { .. } => ("upgraded", Vec::new(), String::new()),
+        };
+        let (before_sha256, after_sha256) = match &self.decision {
+            Decision::Upgraded {
+                before_sha256,
+                after_sha256,
+            } => (
+                Some(before_sha256.to_ascii_lowercase()),
+                Some(after_sha256.to_ascii_lowercase()),
+            ),
+            _ => (None, None),
         };
         let rec = EntryRecord {
             caller: self.caller.clone(),
@@ -382,6 +440,10 @@ impl AuditEntry {
             rules,
             reason,
             factor: Some(self.factor.clone()),
+            level_requested: self.level.as_ref().map(|l| l.requested.clone()),
+            level_reached: self.level.as_ref().map(|l| l.reached.clone()),
+            before_sha256,
+            after_sha256,
         };
         Ok((rec, format_time(self.time)?))
     }

@@ -209,7 +209,9 @@ impl dpb::documents_server::Documents for DocumentsService {
                 }])));
             }
         }
-        let pdf = self.store.get(sha256).map_err(status)?;
+        // D7: the original as it is now (raised to its requested level once the background
+        // upgrade added the signature timestamp), found by the hash first handed out.
+        let pdf = self.store.current(sha256).map_err(status)?;
         Ok(Response::new(dpb::GetDocumentResponse { pdf }))
     }
 }
