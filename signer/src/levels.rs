@@ -268,7 +268,7 @@ pub fn load(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, non_snake_case)]
 mod tests {
     use super::*;
 

@@ -116,13 +116,11 @@ impl SignerService {
         // and is journaled for the background upgrade (D7) before the reply.
         let mut raised = self.raise_cms(cms, requested).await;
         self.journal_below_level(
-            "cms",
-            &raised.cms,
+            &mut raised,
+            None,
             caller,
             &job,
-            raised.level,
             requested,
-            &mut raised.warnings,
             now,
         );
         // The reply waits for the record: no signature leaves unrecorded.

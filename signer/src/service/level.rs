@@ -129,19 +129,21 @@ impl SignerService {
         }
     }
 
-    /// Journals a signature returned below its level (D7): a CMS for the background upgrade,
-    /// a PDF for `kyso ltv extend`. A failure is a warning: the signature itself is good.
+    /// Journals a signature returned below its level (D7): a CMS (`raised.cms`) for the
+    /// background upgrade, a PDF (`pdf`, which carries `raised.cms`) for `kyso ltv extend`. A failure is a warning: the signature itself is good.
     pub(super) fn journal_below_level(
         &self,
-        kind: &str,
-        original: &[u8],
+        raised: &mut Raised,
+        pdf: Option<&[u8]>,
         caller: &Caller,
         job: &Job<'_>,
-        raised_level: SignatureLevel,
         requested: SignatureLevel,
-        warnings: &mut Vec<String>,
         now: OffsetDateTime,
     ) {
+        let raised_level = raised.level;
+        let kind = if pdf.is_some() { "pdf" } else { "cms" };
+        let original = pdf.unwrap_or(&raised.cms).to_vec();
+        let warnings = &mut raised.warnings;
         if raised_level >= requested {
             return;
         }
@@ -164,7 +166,7 @@ impl SignerService {
             since: rfc3339(now),
             reason: warnings.join("; "),
         };
-        match upgrades.enqueue(original, pending) {
+        match upgrades.enqueue(&original, pending) {
             Ok(sha) if kind == "pdf" => warnings.push(format!(
                 "D7: the stored original {sha} is listed for a document timestamp (`kyso ltv extend`)"
             )),

@@ -159,13 +159,11 @@ impl SignerService {
         };
         // A PDF below its level is listed for a document timestamp (`kyso ltv extend`, D7).
         self.journal_below_level(
-            "pdf",
-            &pdf,
+            &mut raised,
+            Some(&pdf),
             caller,
             &job,
-            raised.level,
             requested,
-            &mut raised.warnings,
             now,
         );
         let audit = self
