@@ -411,7 +411,11 @@ pub(crate) async fn authorize(
 /// The level the signature reached, and why it is lower than asked, on stderr.
 fn levels_reached(level: i32, warnings: &[String]) {
     let name = pb::SignatureLevel::try_from(level)
-        .map(|l| l.as_str_name().trim_start_matches("SIGNATURE_LEVEL_").to_owned())
+        .map(|l| {
+            l.as_str_name()
+                .trim_start_matches("SIGNATURE_LEVEL_")
+                .to_owned()
+        })
         .unwrap_or_else(|_| level.to_string());
     eprintln!("level {name}");
     for w in warnings {

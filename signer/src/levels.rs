@@ -284,7 +284,10 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("N1"), "{problems:?}");
         assert!(problems[0].contains("levels.default"), "{problems:?}");
-        assert!(problems[0].contains("levels.profiles.issue"), "{problems:?}");
+        assert!(
+            problems[0].contains("levels.profiles.issue"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -312,7 +315,10 @@ mod tests {
         let approval = Profile::Approval as i32;
         assert_eq!(l.resolve(0, issue), SignatureLevel::BT);
         assert_eq!(l.resolve(0, approval), SignatureLevel::BB);
-        assert_eq!(l.resolve(SignatureLevel::BB as i32, issue), SignatureLevel::BB);
+        assert_eq!(
+            l.resolve(SignatureLevel::BB as i32, issue),
+            SignatureLevel::BB
+        );
         let mut p = Vec::new();
         let bad = LevelsSection {
             default: Some("b-x".into()),

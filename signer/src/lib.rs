@@ -325,9 +325,8 @@ pub async fn serve(
         ))
     });
     // D7: signatures returned below their level are raised as soon as the TSA answers.
-    let upgrade_task = stamper.map(|s| {
-        upgrades.spawn(s, audit.clone(), clock.clone(), stop_tx.subscribe())
-    });
+    let upgrade_task =
+        stamper.map(|s| upgrades.spawn(s, audit.clone(), clock.clone(), stop_tx.subscribe()));
     let result = host.serve(listeners, shutdown).await;
     // An upgrade cut short stays journaled and is done again at the next start.
     if let Some(t) = upgrade_task {

@@ -146,7 +146,12 @@ impl Upgrades {
     }
 
     /// One pass over the CMS journal; whether some entry failed.
-    async fn round(&self, stamper: &Stamper, audit: &AuditLog, clock: &crate::service::Clock) -> bool {
+    async fn round(
+        &self,
+        stamper: &Stamper,
+        audit: &AuditLog,
+        clock: &crate::service::Clock,
+    ) -> bool {
         let mut failed = false;
         for p in self.pending("cms").into_iter().take(MAX_PER_ROUND) {
             if let Err(e) = self.upgrade_one(&p, stamper, audit, clock).await {
@@ -165,8 +170,8 @@ impl Upgrades {
         clock: &crate::service::Clock,
     ) -> Result<(), String> {
         let before = self.store.get(&p.sha256).map_err(|e| e.to_string())?;
-        let value =
-            kyso_pki::cms_build::unsigned::signature_value(&before, 0).map_err(|e| e.to_string())?;
+        let value = kyso_pki::cms_build::unsigned::signature_value(&before, 0)
+            .map_err(|e| e.to_string())?;
         let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
         let after = kyso_pki::cms_build::add_signature_timestamp(&before, 0, &token.token)
             .map_err(|e| e.to_string())?;
@@ -232,7 +237,9 @@ fn read_entries(dir: &Path) -> Vec<Pending> {
             .and_then(|b| serde_json::from_slice::<Pending>(&b).map_err(|e| e.to_string()))
         {
             Ok(p) => out.push(p),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable upgrade entry"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable upgrade entry")
+            }
         }
     }
     out.sort_by(|a, b| a.since.cmp(&b.since));

@@ -358,7 +358,9 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
             let hashes = [&e.before_sha256, &e.after_sha256];
             if upgraded
                 && (rec.v == FORMAT_VERSION_1
-                    || !hashes.iter().all(|h| h.as_deref().is_some_and(|h| is_hex(h, 64))))
+                    || !hashes
+                        .iter()
+                        .all(|h| h.as_deref().is_some_and(|h| is_hex(h, 64))))
             {
                 return Err("entry.decision upgraded needs before_sha256 and after_sha256".into());
             }

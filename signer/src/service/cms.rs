@@ -115,14 +115,7 @@ impl SignerService {
         // N1: the signature timestamp, within the budget; below it the CMS goes out at B-B
         // and is journaled for the background upgrade (D7) before the reply.
         let mut raised = self.raise_cms(cms, requested).await;
-        self.journal_below_level(
-            &mut raised,
-            None,
-            caller,
-            &job,
-            requested,
-            now,
-        );
+        self.journal_below_level(&mut raised, None, caller, &job, requested, now);
         // The reply waits for the record: no signature leaves unrecorded.
         let audit = self
             .record_signed_level(caller, &job, now, None, requested, raised.level)

@@ -158,14 +158,7 @@ impl SignerService {
             ..job
         };
         // A PDF below its level is listed for a document timestamp (`kyso ltv extend`, D7).
-        self.journal_below_level(
-            &mut raised,
-            Some(&pdf),
-            caller,
-            &job,
-            requested,
-            now,
-        );
+        self.journal_below_level(&mut raised, Some(&pdf), caller, &job, requested, now);
         let audit = self
             .record_signed_level(
                 caller,
