@@ -355,3 +355,94 @@ fn der_prefix(b: &[u8]) -> &[u8] {
     };
     &b[..hdr + len]
 }
+
+/// The certificates of a PEM file, DER.
+fn pem_ders(path: &std::path::Path) -> Vec<Vec<u8>> {
+    kyso_pki::cert::Cert::parse_many(&std::fs::read(path).unwrap())
+        .unwrap()
+        .iter()
+        .map(|c| c.der().to_vec())
+        .collect()
+}
+
+/// N1 (B-LT building block): certificate-values and revocation-values added to a signer's
+/// B-T CMS as unsigned attributes (kyso-pki `add_validation_data`): nothing signed moves,
+/// `openssl cms -verify` still accepts it, the token still verifies, `openssl cms -cmsout
+/// -print` shows both attributes, and `kyso_pki::cms::embedded` gives the same DER back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_data_added_to_a_b_t_cms_keeps_it_valid_and_reads_back_N1() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&tsa_config(&tsa, 5_000, true)).await;
+    let mut req = c.approval(b"B-LT material");
+    req.level = pb::SignatureLevel::BT as i32;
+    let resp = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(
+        resp.level,
+        pb::SignatureLevel::BT as i32,
+        "{:?}",
+        resp.warnings
+    );
+
+    let mut certificates = pem_ders(&c.leaf_pem("chairman"));
+    certificates.extend(pem_ders(&c.pki.issuing_ca_pem()));
+    certificates.extend(pem_ders(&c.pki.root_pem()));
+    let crls = vec![
+        std::fs::read(c.pki.crl("issuing-ca")).unwrap(),
+        std::fs::read(c.pki.crl("root")).unwrap(),
+    ];
+    let data = kyso_pki::cms_build::ValidationData {
+        certificates: certificates.clone(),
+        crls: crls.clone(),
+        ocsp: Vec::new(),
+    };
+    let lt = kyso_pki::cms_build::add_validation_data(&resp.cms, 0, &data).unwrap();
+    assert_ne!(lt, resp.cms);
+    assert_eq!(
+        signature_value_sha256(&lt),
+        signature_value_sha256(&resp.cms)
+    );
+    c.openssl_verify(&lt, None);
+    let e = embedded(&lt);
+    assert_eq!(e.certificates, certificates);
+    assert_eq!(e.crls, crls);
+    assert_eq!(e.timestamp_tokens.len(), 1);
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    let out = tsa.openssl_verify_token_digest(&e.timestamp_tokens[0], &signature_value_sha256(&lt));
+    assert!(out.success(), "openssl ts -verify: {}", out.stderr_str());
+
+    let p = c.documents_dir().join("lt.p7s");
+    std::fs::write(&p, &lt).unwrap();
+    let printed = c.pki.openssl(&[
+        "cms".into(),
+        "-cmsout".into(),
+        "-print".into(),
+        "-inform".into(),
+        "DER".into(),
+        "-in".into(),
+        p.display().to_string(),
+    ]);
+    assert!(printed.success(), "{}", printed.stderr_str());
+    let text = printed.stdout_str();
+    for name in [
+        "id-smime-aa-ets-certValues",
+        "id-smime-aa-ets-revocationValues",
+        "id-smime-aa-timeStampToken",
+    ] {
+        assert!(text.contains(name), "{name} not in openssl's print");
+    }
+
+    // A BER input is refused, not re-encoded (the signed bytes could move).
+    let skip = if lt[1] < 0x80 {
+        2
+    } else {
+        2 + usize::from(lt[1] & 0x7f)
+    };
+    let mut ber = vec![0x30, 0x80]; // the outer SEQUENCE with an indefinite length
+    ber.extend_from_slice(&lt[skip..]);
+    ber.extend_from_slice(&[0, 0]);
+    assert!(
+        kyso_pki::cms::parse(&ber).is_ok(),
+        "the BER form is a readable CMS"
+    );
+    assert!(kyso_pki::cms_build::add_signature_timestamp(&ber, 0, &e.timestamp_tokens[0]).is_err());
+}
