@@ -180,6 +180,13 @@ impl Upgrades {
             .supersede(&p.sha256, &after)
             .map_err(|e| e.to_string())?;
         let msg = kyso_pki::cms::parse(&before).map_err(|e| e.to_string())?;
+        // The record names the signed content as the signing record did: the signer's
+        // digest algorithm (`sha256`, ...) and its message digest.
+        let digest_algorithm = msg
+            .signer(0)
+            .and_then(|s| kyso_pki::crypto::DigestAlgorithm::from_oid(&s.digest_alg.oid))
+            .map(|d| d.name().to_ascii_lowercase().replace('-', ""))
+            .unwrap_or_default();
         let digest = msg
             .signer(0)
             .and_then(|s| s.signed_attrs.as_ref())
@@ -195,7 +202,7 @@ impl Upgrades {
             caller: p.caller.clone(),
             key: p.key.clone(),
             certificate_fingerprint: p.cert_sha256.clone(),
-            digest_algorithm: "sha256".into(),
+            digest_algorithm,
             digest,
             acting_person_id: p.acting_person_id.clone(),
             organisation_id: p.organisation_id.clone(),
