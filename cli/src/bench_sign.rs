@@ -620,6 +620,8 @@ impl SignContext {
             // SCANNED_ISSUE is not benchmarked: its competent person is a registry fact.
             competent_person_id: String::new(),
             activation_token: String::new(),
+            // The signer's level for the profile ([levels]): a B-T profile measures the TSA.
+            level: 0,
         }
     }
 }

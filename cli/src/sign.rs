@@ -12,6 +12,32 @@ use kyso_proto::signer::v1::signer_client::SignerClient;
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
+/// The signature level (N1): B-B, plus a signature timestamp (B-T), plus validation data
+/// (B-LT); absent: the signer's level for the profile.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LevelArg {
+    /// No timestamp.
+    #[value(name = "b-b")]
+    BB,
+    /// With the signature timestamp of the signer's TSA.
+    #[value(name = "b-t")]
+    BT,
+    /// B-T with the certificates and revocation data embedded.
+    #[value(name = "b-lt")]
+    BLt,
+}
+
+impl LevelArg {
+    fn proto(level: Option<Self>) -> i32 {
+        (match level {
+            None => pb::SignatureLevel::Unspecified,
+            Some(Self::BB) => pb::SignatureLevel::BB,
+            Some(Self::BT) => pb::SignatureLevel::BT,
+            Some(Self::BLt) => pb::SignatureLevel::BLt,
+        }) as i32
+    }
+}
+
 /// The legal form of the signature (DOMAIN.md P1-P4, D3, D6).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ProfileArg {
@@ -139,6 +165,10 @@ pub struct SignArgs {
     /// then signed with the activation token.
     #[arg(long)]
     pub otp: Option<String>,
+    /// The signature level (N1); the signer returns a lower one, with a warning, when its
+    /// timestamp authority does not answer in time.
+    #[arg(long, value_enum)]
+    pub level: Option<LevelArg>,
     /// The document (for an attached signature over a CMS, give the CMS's content).
     #[arg(required_unless_present = "list_keys")]
     pub input: Option<PathBuf>,
@@ -266,9 +296,11 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
                 field_name: String::new(),
                 competent_person_id: args.competent_person.clone(),
                 activation_token,
+                level: LevelArg::proto(args.level),
             })
             .await?
             .into_inner();
+        levels_reached(resp.level, &resp.warnings);
         std::fs::write(&out, &resp.pdf).map_err(|source| CliError::File {
             path: out.display().to_string(),
             source,
@@ -329,9 +361,11 @@ pub async fn run(args: SignArgs) -> Result<ExitCode, CliError> {
             },
             competent_person_id: args.competent_person,
             activation_token,
+            level: LevelArg::proto(args.level),
         })
         .await?
         .into_inner();
+    levels_reached(resp.level, &resp.warnings);
     let cms = match existing {
         Some(e) => kyso_pki::cms_build::add_signers(&e, &resp.cms)
             .map_err(|e| CliError::Usage(format!("--add-to: {e}")))?,
@@ -372,6 +406,21 @@ pub(crate) async fn authorize(
         .await?
         .into_inner()
         .activation_token)
+}
+
+/// The level the signature reached, and why it is lower than asked, on stderr.
+fn levels_reached(level: i32, warnings: &[String]) {
+    let name = pb::SignatureLevel::try_from(level)
+        .map(|l| {
+            l.as_str_name()
+                .trim_start_matches("SIGNATURE_LEVEL_")
+                .to_owned()
+        })
+        .unwrap_or_else(|_| level.to_string());
+    eprintln!("level {name}");
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 fn report(who: pb::Signatory, audit: pb::AuditReceipt, out: &str) {

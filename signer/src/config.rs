@@ -69,6 +69,10 @@ pub struct Config {
     pub limits: Limits,
     /// TLS; absent means plaintext (only for loopback and tests).
     pub tls: Option<TlsSection>,
+    /// The timestamp authority for B-T and above (N1); absent: B-B only.
+    pub tsa: Option<crate::levels::TsaSection>,
+    /// The level each profile signs at when a request names none.
+    pub levels: crate::levels::LevelsSection,
 }
 
 /// `[registry]`.
@@ -264,6 +268,8 @@ impl Default for Config {
             consent: crate::consent::ConsentConfig::default(),
             limits: Limits::default(),
             tls: None,
+            tsa: None,
+            levels: crate::levels::LevelsSection::default(),
         }
     }
 }
@@ -380,6 +386,10 @@ pub struct Loaded {
     pub registry_tls: Option<tonic::transport::ClientTlsConfig>,
     /// The audit-seal key (in `hsm` too, never in `keys`).
     pub seal: Option<KeySpec>,
+    /// `[tsa]`, read.
+    pub tsa: Option<crate::levels::LoadedTsa>,
+    /// `[levels]`, read.
+    pub levels: crate::levels::Levels,
 }
 
 impl Config {
@@ -587,6 +597,12 @@ impl Config {
                 "tls: without TLS no caller can be identified; configure [tls] with client_ca, or allow_anonymous = true for a loopback dev cluster".into(),
             );
         }
+        let (tsa, levels) = crate::levels::load(
+            self.tsa.as_ref(),
+            &self.levels,
+            &self.trust.trust_anchors,
+            &mut problems,
+        );
         let (Some(pki), true) = (pki, problems.is_empty()) else {
             return Err(Error::Config(problems));
         };
@@ -603,6 +619,8 @@ impl Config {
             callers,
             registry_tls,
             seal: seal.map(|(_, spec)| spec),
+            tsa,
+            levels,
         })
     }
 

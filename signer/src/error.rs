@@ -42,6 +42,15 @@ pub enum Error {
         /// What the check found.
         reason: String,
     },
+    /// The signature level asked for cannot be reached by this signer (N1): refused before
+    /// anything is signed.
+    #[error("N1: level {level} cannot be reached: {reason}")]
+    LevelUnavailable {
+        /// The level (`B_T`, ...).
+        level: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The registry did not answer: the signer fails closed.
     #[error("the registry cannot answer ({reason}); no signature without an authority decision")]
     RegistryUnavailable {
@@ -169,6 +178,11 @@ impl From<Error> for Status {
             Error::OwnCertificate { key, reason } => {
                 let mut details = ErrorDetails::new();
                 details.add_precondition_failure_violation("N1", key, reason);
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::LevelUnavailable { level, reason } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation("N1", level, reason);
                 Status::with_error_details(Code::FailedPrecondition, message, details)
             }
             Error::RegistryUnavailable { .. } => Status::unavailable(message),

@@ -24,10 +24,13 @@ pub mod error;
 pub mod failpoint;
 pub mod hsm;
 pub mod journal;
+pub mod levels;
 pub mod metrics;
 pub mod readiness;
 pub mod service;
 pub mod store;
+pub mod timestamp;
+pub mod upgrade;
 pub mod usage;
 
 /// Room in a SignPdf message beyond the PDF: images, context, and in the
@@ -159,6 +162,34 @@ pub async fn serve(
         )
     });
 
+    // N1: the TSA has a fetcher of its own (its own keep-alive pool and breaker, shared by
+    // every request in flight); the configured URL is the operator's, so it is fetched like a
+    // URL rewrite target (the outbound policy lets the operator name any host).
+    let stamper = match &loaded.tsa {
+        Some(t) => {
+            let mut fetch = loaded.pki.revocation.fetch.clone();
+            fetch.url_rewrites.insert(
+                0,
+                kyso_revocation::UrlRewrite {
+                    from: t.client.url.clone(),
+                    to: t.client.url.clone(),
+                },
+            );
+            let tsa_fetcher = Fetcher::new(fetch, pki_metrics.clone())?;
+            Some(timestamp::Stamper::new(
+                kyso_revocation::tsa::TsaClient::new(t.client.clone(), tsa_fetcher),
+                t.anchors.clone(),
+                t.budget,
+                t.digest,
+                t.pdf_reserve,
+            ))
+        }
+        None => None,
+    };
+    let store = store::DocumentStore::open(&config.documents_dir)
+        .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
+    let upgrades = upgrade::Upgrades::open(store.clone())
+        .map_err(|e| Error::Config(vec![format!("documents_dir: upgrades: {e}")]))?;
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), pki_metrics.clone())?;
     let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, pki_metrics);
     let own = authority::OwnCheck::new(verifier, Duration::from_secs(config.own_check_ttl_secs));
@@ -189,6 +220,9 @@ pub async fn serve(
         max_skew: time::Duration::seconds(
             i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX),
         ),
+        stamper: stamper.clone(),
+        levels: loaded.levels.clone(),
+        upgrades: Some(upgrades.clone()),
     });
 
     // A SignPdf request carries the whole PDF, and its reply the PDF plus
@@ -198,8 +232,6 @@ pub async fn serve(
         .max_message_bytes
         .max(config.max_pdf_bytes.saturating_add(PDF_MESSAGE_OVERHEAD));
     // The document flow signs through the same service (same checks, same audit log).
-    let store = store::DocumentStore::open(&config.documents_dir)
-        .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
     let journals = journal::Journals::open(&config.documents_dir)
         .map_err(|e| Error::Config(vec![format!("documents_dir: {e}")]))?;
     let probe_task = storage.spawn(audit.clone());
@@ -292,7 +324,14 @@ pub async fn serve(
             stop_tx.subscribe(),
         ))
     });
+    // D7: signatures returned below their level are raised as soon as the TSA answers.
+    let upgrade_task =
+        stamper.map(|s| upgrades.spawn(s, audit.clone(), clock.clone(), stop_tx.subscribe()));
     let result = host.serve(listeners, shutdown).await;
+    // An upgrade cut short stays journaled and is done again at the next start.
+    if let Some(t) = upgrade_task {
+        t.abort();
+    }
     if let Some(t) = health_task {
         t.abort();
     }

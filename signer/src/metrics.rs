@@ -19,6 +19,9 @@ pub struct Metrics {
     pub hsm_seconds: HistogramVec,
     /// `Authorize` latency by outcome.
     pub registry_seconds: HistogramVec,
+    /// Time a signing request spent on the signature timestamp (N1), by outcome (`ok`,
+    /// `below_level`: returned under its level).
+    pub tsa_seconds: HistogramVec,
     /// Audit append latency (durable).
     pub audit_seconds: HistogramVec,
     /// 1 when a slot can serve a key, 0 when it is down.
@@ -62,6 +65,14 @@ impl Metrics {
             .buckets(buckets()),
             &["key", "outcome"],
         )?;
+        let tsa_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "kyso_signer_timestamp_seconds",
+                "Time a signing request spent on the signature timestamp, within its budget",
+            )
+            .buckets(buckets()),
+            &["outcome"],
+        )?;
         let registry_seconds = HistogramVec::new(
             HistogramOpts::new("kyso_signer_registry_seconds", "Authorize latency")
                 .buckets(buckets()),
@@ -104,6 +115,7 @@ impl Metrics {
         registry.register(Box::new(registry_seconds.clone()))?;
         registry.register(Box::new(audit_seconds.clone()))?;
         registry.register(Box::new(slot_up.clone()))?;
+        registry.register(Box::new(tsa_seconds.clone()))?;
         Ok(Self {
             registry,
             signatures,
@@ -111,6 +123,7 @@ impl Metrics {
             request_seconds,
             hsm_seconds,
             registry_seconds,
+            tsa_seconds,
             audit_seconds,
             slot_up,
             pool_wait_seconds,

@@ -18,6 +18,11 @@
 //! like the originals (`ab/abcdef….evidence`), and beside each document it is about an
 //! index (`ab/abcdef….evidence-index`, one line per report: its SHA-256 and the sequence
 //! number and hash of its audit record), rewritten whole when a report is added.
+//!
+//! An original raised to a higher signature level later (a CAdES signature timestamp added
+//! by the background upgrade, N1) is a new file; `ab/abcdef….next` beside the old one names
+//! the new one's SHA-256, so `GetDocument` by the hash handed out first gives the current
+//! original ([`DocumentStore::current`]). The old file stays: nothing stored is rewritten.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -224,6 +229,44 @@ impl DocumentStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(StoreError::Io { path, source }),
         }
+    }
+
+    fn next_of(&self, sha256: &str) -> PathBuf {
+        self.root.join(&sha256[..2]).join(format!("{sha256}.next"))
+    }
+
+    /// Keeps `after` as the successor of the original `before` (the same original at a
+    /// higher signature level), for every organisation `before` belongs to; returns the
+    /// successor's SHA-256.
+    pub fn supersede(&self, before: &str, after: &[u8]) -> Result<String, StoreError> {
+        let before = checked(before)?;
+        let orgs = self.organisations(&before)?;
+        let sha = self.put(after)?;
+        for o in &orgs {
+            self.put_for(after, o)?;
+        }
+        write_atomic(&self.next_of(&before), sha.as_bytes()).map_err(io_error)?;
+        Ok(sha)
+    }
+
+    /// The current original for `sha256`: its latest successor ([`Self::supersede`]), or
+    /// itself; checked against its name as [`Self::get`].
+    pub fn current(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let mut sha = checked(sha256)?;
+        // A few levels at most (B-B → B-T → B-LT → B-LTA); a longer chain is a loop.
+        for _ in 0..8 {
+            match std::fs::read_to_string(self.next_of(&sha)) {
+                Ok(next) => sha = checked(next.trim())?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: self.next_of(&sha),
+                        source,
+                    });
+                }
+            }
+        }
+        self.get(&sha)
     }
 
     /// The original with this SHA-256, checked against its name.

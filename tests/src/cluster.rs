@@ -871,6 +871,7 @@ slots = ["hsm-1"]
             approval: Vec::new(),
             competent_person_id: String::new(),
             activation_token: String::new(),
+            level: 0,
         }
     }
 

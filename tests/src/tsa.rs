@@ -199,6 +199,24 @@ impl TestTsa {
         )
     }
 
+    /// `openssl ts -verify` of a token against a SHA-256 `digest` of the datum (`-digest`: a
+    /// CAdES signature timestamp is over the signature value), trusting the TSA's root. The
+    /// nonce is not checked (it is the requester's).
+    pub fn openssl_verify_token_digest(&self, token: &[u8], digest: &[u8]) -> Output {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let t = tmp.path().join("token.der");
+        std::fs::write(&t, token).expect("token");
+        process::run(
+            Command::new("openssl")
+                .args(["ts", "-verify", "-token_in", "-in"])
+                .arg(&t)
+                .args(["-digest", &hex::encode(digest), "-CAfile"])
+                .arg(self.root_pem()),
+            None,
+            COMMAND_TIMEOUT,
+        )
+    }
+
     /// The TSTInfo of `token` signed again, as a token, by `signer` (ECDSA SHA-256, ESS
     /// signing-certificate-v2 of that certificate, no other certificate embedded but the root).
     pub fn resign(&self, token: &[u8], signer: TsaSigner) -> Vec<u8> {

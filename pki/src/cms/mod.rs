@@ -37,8 +37,10 @@ use crate::time::{self as t, OffsetDateTime};
 
 mod check;
 pub mod commitment;
+mod embedded;
 
 pub use check::{check_signer, matches_sid};
+pub use embedded::{Embedded, embedded, signature_value};
 
 /// Largest CMS accepted (after PEM decoding).
 pub const MAX_CMS_LEN: usize = 64 * 1024 * 1024;

@@ -48,8 +48,10 @@ use crate::cms::{EssCertIdV2, IssuerSerial, MAX_CMS_LEN, SigningCertificateV2, o
 use crate::crypto::{self, AlgorithmPolicy, DigestAlgorithm, oid as alg_oid};
 
 mod merge;
+pub mod unsigned;
 
 pub use merge::add_signers;
+pub use unsigned::{ValidationData, add_signature_timestamp, add_validation_data};
 
 /// The signature scheme the HSM will use, with its hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -140,7 +140,7 @@ mod verify;
 
 pub use anchor::{Anchor, AnchorMismatch, AnchorMismatchKind, SealedHead, check_anchors};
 pub use log::{AuditConfig, AuditLog, AuditReceipt, OpenInfo};
-pub use record::{AuditEntry, AuditRecord, Decision, EntryRecord, GENESIS, SealRecord};
+pub use record::{AuditEntry, AuditRecord, Decision, EntryRecord, GENESIS, LevelNote, SealRecord};
 pub use seal::{SealError, SealSignature, Sealer, seal_message};
 pub use verify::{
     Problem, ProblemKind, SealKey, SealKeyError, VerifyReport, verify_log, verify_reader,

@@ -55,6 +55,24 @@ pub enum Decision {
         /// What the report is about.
         reason: String,
     },
+    /// A signature returned below its requested level was raised later (N1, D7): the stored
+    /// original `before` (SHA-256, hex) became `after`; `digest` is the signed content's.
+    Upgraded {
+        /// SHA-256 (hex) of the original before.
+        before_sha256: String,
+        /// SHA-256 (hex) of the original after.
+        after_sha256: String,
+    },
+}
+
+/// The signature level asked for and the level returned (`B_B`, `B_T`, ...): an entry of a
+/// request that named or defaulted to a level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelNote {
+    /// The level the request asked for (or its profile's).
+    pub requested: String,
+    /// The level the returned signature reaches.
+    pub reached: String,
 }
 
 /// One signature, refusal or failure to record.
@@ -88,6 +106,8 @@ pub struct AuditEntry {
     pub decision: Decision,
     /// The holder's consent factor (A1): `totp`, `on_behalf`, or empty.
     pub factor: String,
+    /// The signature level asked for and reached; `None` for entries without one.
+    pub level: Option<LevelNote>,
 }
 
 /// The `entry` member of a record, as written.
@@ -113,6 +133,18 @@ pub struct EntryRecord {
     /// `""` (no personal key, or refused before consent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<String>,
+    /// The signature level asked for (`B_B`, `B_T`, ...), when the entry has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_requested: Option<String>,
+    /// The level the returned (or upgraded) signature reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_reached: Option<String>,
+    /// `upgraded`: SHA-256 (hex) of the stored original before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_sha256: Option<String>,
+    /// `upgraded`: SHA-256 (hex) of the stored original after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sha256: Option<String>,
 }
 
 /// The `seal` member of a record, as written.
@@ -333,8 +365,21 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
             if !is_hex(&e.digest, 0) {
                 return Err("entry.digest is not lowercase hex".into());
             }
+            let upgraded = e.decision == "upgraded";
+            let hashes = [&e.before_sha256, &e.after_sha256];
+            if upgraded
+                && (rec.v == FORMAT_VERSION_1
+                    || !hashes
+                        .iter()
+                        .all(|h| h.as_deref().is_some_and(|h| is_hex(h, 64))))
+            {
+                return Err("entry.decision upgraded needs before_sha256 and after_sha256".into());
+            }
+            if !upgraded && hashes.iter().any(|h| h.is_some()) {
+                return Err("entry.before_sha256/after_sha256 only for decision upgraded".into());
+            }
             match e.decision.as_str() {
-                "signed" | "failed" | "not_returned" | "authorised" | "evidence"
+                "signed" | "failed" | "not_returned" | "authorised" | "evidence" | "upgraded"
                     if !e.rules.is_empty() =>
                 {
                     Err(format!("entry.rules given for decision {}", e.decision))
@@ -342,11 +387,10 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                 "evidence" if !is_hex(&e.digest, 64) || e.digest_alg != "sha256" => {
                     Err("entry.digest of an evidence record is not a SHA-256".into())
                 }
-                "signed" | "refused" | "failed" | "not_returned" | "authorised" | "evidence" => {
-                    Ok(())
-                }
+                "signed" | "refused" | "failed" | "not_returned" | "authorised" | "evidence"
+                | "upgraded" => Ok(()),
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/evidence"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/evidence/upgraded"
                 )),
             }
         }
@@ -384,6 +428,17 @@ impl AuditEntry {
             Decision::NotReturned { reason } => ("not_returned", Vec::new(), reason.clone()),
             Decision::Authorised => ("authorised", Vec::new(), String::new()),
             Decision::Evidence { reason } => ("evidence", Vec::new(), reason.clone()),
+            Decision::Upgraded { .. } => ("upgraded", Vec::new(), String::new()),
+        };
+        let (before_sha256, after_sha256) = match &self.decision {
+            Decision::Upgraded {
+                before_sha256,
+                after_sha256,
+            } => (
+                Some(before_sha256.to_ascii_lowercase()),
+                Some(after_sha256.to_ascii_lowercase()),
+            ),
+            _ => (None, None),
         };
         let rec = EntryRecord {
             caller: self.caller.clone(),
@@ -401,6 +456,10 @@ impl AuditEntry {
             rules,
             reason,
             factor: Some(self.factor.clone()),
+            level_requested: self.level.as_ref().map(|l| l.requested.clone()),
+            level_reached: self.level.as_ref().map(|l| l.reached.clone()),
+            before_sha256,
+            after_sha256,
         };
         Ok((rec, format_time(self.time)?))
     }

@@ -33,6 +33,7 @@ fn entry(i: u64) -> AuditEntry {
         profile: "PROFILE_ISSUE".into(),
         mode: "SIGNING_MODE_OWN".into(),
         factor: ["", "totp", "on_behalf"][(i % 3) as usize].into(),
+        level: None,
         decision: match i % 4 {
             0 => Decision::Signed,
             1 => Decision::Refused {

@@ -210,7 +210,9 @@ impl dpb::documents_server::Documents for DocumentsService {
                 }])));
             }
         }
-        let pdf = self.store.get(sha256).map_err(status)?;
+        // D7: the original as it is now (raised to its requested level once the background
+        // upgrade added the signature timestamp), found by the hash first handed out.
+        let pdf = self.store.current(sha256).map_err(status)?;
         // N3: what was checked when it was received, as kept (the same R1 check covers it).
         let evidence = self.kept_evidence(sha256)?;
         Ok(Response::new(dpb::GetDocumentResponse { pdf, evidence }))

@@ -232,6 +232,7 @@ impl DocumentsService {
                 profile: e.profile,
                 mode: e.mode,
                 factor: e.factor.unwrap_or_default(),
+                level: None,
                 decision: Decision::NotReturned {
                     reason: format!(
                         "{} {seq}: the signer stopped before the document flow kept this \

@@ -26,6 +26,8 @@ impl SignerService {
         let key = self.key(&r.key)?;
         let digest_algorithm = Self::digest_algorithm(&r.digest_algorithm)?;
         let signing_time = self.signing_time(r.signing_time, now)?;
+        let profile = r.context.as_ref().map_or(0, |c| c.profile);
+        let requested = self.requested_level(r.level, profile, false)?;
         let content = match &r.payload {
             Some(pb::sign_cms_request::Payload::Content(c)) => {
                 if c.len() > self.inner.max_content_bytes {
@@ -110,14 +112,20 @@ impl SignerService {
                 return Err(self.record_not_returned(caller, &job, e.into(), now).await);
             }
         };
+        // N1: the signature timestamp, within the budget; below it the CMS goes out at B-B
+        // and is journaled for the background upgrade (D7) before the reply.
+        let mut raised = self.raise_cms(cms, requested).await;
+        self.journal_below_level(&mut raised, None, caller, &job, requested, now);
         // The reply waits for the record: no signature leaves unrecorded.
         let audit = self
-            .record(caller, &job, AuditDecision::Signed, now)
+            .record_signed_level(caller, &job, now, None, requested, raised.level)
             .await?;
         Ok(pb::SignCmsResponse {
-            cms,
+            cms: raised.cms,
             audit: Some(audit),
             signatory: Some(signatory(decision)),
+            level: raised.level as i32,
+            warnings: raised.warnings,
         })
     }
 

@@ -22,6 +22,7 @@ mod approval;
 mod authorise;
 mod cms;
 mod consent;
+mod level;
 mod pdf;
 mod record;
 mod request;
@@ -78,6 +79,12 @@ struct Inner {
     /// One authorisation at a time per personal key in this replica (the attempt counter is
     /// read and written on the token).
     credentials: HashMap<String, tokio::sync::Mutex<()>>,
+    /// The TSA for B-T and above (N1); `None` without `[tsa]`.
+    stamper: Option<crate::timestamp::Stamper>,
+    /// The level of a request that names none.
+    levels: crate::levels::Levels,
+    /// Where signatures returned below their level wait for the background upgrade (D7).
+    upgrades: Option<crate::upgrade::Upgrades>,
 }
 
 impl std::fmt::Debug for SignerService {
@@ -121,6 +128,12 @@ pub struct Parts {
     pub max_skew: time::Duration,
     /// Holder consent (A1, I5).
     pub consent: crate::consent::ConsentConfig,
+    /// The TSA for B-T and above (N1).
+    pub stamper: Option<crate::timestamp::Stamper>,
+    /// The levels by profile.
+    pub levels: crate::levels::Levels,
+    /// The upgrade journal (D7).
+    pub upgrades: Option<crate::upgrade::Upgrades>,
 }
 
 impl SignerService {
@@ -150,6 +163,9 @@ impl SignerService {
                 max_content_bytes: p.max_content_bytes,
                 max_pdf_bytes: p.max_pdf_bytes,
                 max_skew: p.max_skew,
+                stamper: p.stamper,
+                levels: p.levels,
+                upgrades: p.upgrades,
             }),
         }
     }

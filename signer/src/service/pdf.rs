@@ -8,7 +8,6 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_proto::signer::v1 as pb;
 use time::OffsetDateTime;
 
-use crate::audit::Decision as AuditDecision;
 use crate::config::Caller;
 use crate::consent::Factor;
 use crate::error::{Error, Result};
@@ -45,6 +44,9 @@ impl SignerService {
             });
         }
         let signing_time = self.signing_time(r.signing_time, now)?;
+        let profile = r.context.as_ref().map_or(0, |c| c.profile);
+        let requested = self.requested_level(r.level, profile, true)?;
+        let token_reserve = self.token_reserve(requested);
         // PAdES here is SHA-256 (what VGCA-signed PDFs use); the audit
         // digest is the input's until the output exists.
         let digest_algorithm = DigestAlgorithm::Sha256;
@@ -81,7 +83,15 @@ impl SignerService {
             let max_pdf_bytes = self.inner.max_pdf_bytes;
             let r = r.clone();
             tokio::task::spawn_blocking(move || {
-                prepare_pdf(&r, &ctx, &certificate, &chain, signing_time, max_pdf_bytes)
+                prepare_pdf(
+                    &r,
+                    &ctx,
+                    &certificate,
+                    &chain,
+                    signing_time,
+                    max_pdf_bytes,
+                    token_reserve,
+                )
             })
             .await
             .map_err(|e| Error::InvalidField {
@@ -109,15 +119,34 @@ impl SignerService {
         // From here the HSM has signed: a document that cannot be built is recorded as a
         // signature made and not returned.
         let field_name = prepared.field_name().to_owned();
-        let built = cms.finish(&signature).map_err(Error::from).and_then(|cms| {
-            prepared.finish(&cms).map_err(|e| Error::InvalidField {
-                field: "pdf",
-                reason: e.to_string(),
-            })
-        });
+        let plain = match cms.finish(&signature) {
+            Ok(c) => c,
+            Err(e) => return Err(self.record_not_returned(caller, &job, e.into(), now).await),
+        };
+        // PAdES B-T (N1): the signature timestamp inside the signature's CMS, within the
+        // budget; /Contents was sized for it (`tsa.pdf_reserve_bytes`). A token that does not
+        // fit leaves the signature at B-B with a warning naming the setting.
+        let mut raised = self.raise_cms(plain.clone(), requested).await;
+        if raised.cms.len() > prepared.capacity() {
+            raised.warnings.push(format!(
+                "returned at B_B: the timestamped CMS of {} bytes does not fit the signature's \
+                 /Contents of {} bytes (raise tsa.pdf_reserve_bytes)",
+                raised.cms.len(),
+                prepared.capacity()
+            ));
+            raised.level = pb::SignatureLevel::BB;
+            raised.cms = plain;
+        }
+        let built = prepared.finish(&raised.cms);
         let pdf = match built {
             Ok(pdf) => pdf,
-            Err(e) => return Err(self.record_not_returned(caller, &job, e, now).await),
+            Err(e) => {
+                let e = Error::InvalidField {
+                    field: "pdf",
+                    reason: e.to_string(),
+                };
+                return Err(self.record_not_returned(caller, &job, e, now).await);
+            }
         };
         let output_sha256 = kyso_pki::crypto::sha256(&pdf).to_vec();
         // The record binds both files: the input's SHA-256 then the
@@ -128,8 +157,17 @@ impl SignerService {
             document_digest: both,
             ..job
         };
+        // A PDF below its level is listed for a document timestamp (`kyso ltv extend`, D7).
+        self.journal_below_level(&mut raised, Some(&pdf), caller, &job, requested, now);
         let audit = self
-            .record_as(caller, &job, AuditDecision::Signed, now, "sha256-in-out")
+            .record_signed_level(
+                caller,
+                &job,
+                now,
+                Some("sha256-in-out"),
+                requested,
+                raised.level,
+            )
             .await?;
         Ok(pb::SignPdfResponse {
             pdf,
@@ -137,6 +175,8 @@ impl SignerService {
             signatory: Some(signatory(decision)),
             sha256: output_sha256,
             field_name,
+            level: raised.level as i32,
+            warnings: raised.warnings,
         })
     }
 }
@@ -148,6 +188,7 @@ fn prepare_pdf(
     chain: &[Vec<u8>],
     signing_time: OffsetDateTime,
     max_pdf_bytes: usize,
+    token_reserve: usize,
 ) -> Result<pades::PreparedPdf> {
     let profile = legal_form(ctx.profile).ok_or_else(|| Error::InvalidField {
         field: "context.profile",
@@ -155,6 +196,10 @@ fn prepare_pdf(
     })?;
     let mut req = pades::PadesRequest::new(profile, certificate, chain, signing_time);
     req.limits.max_bytes = max_pdf_bytes;
+    if token_reserve > 0 {
+        // B-T: room for the signature timestamp token beside the CMS itself.
+        req.placeholder_size = Some(pades::placeholder_size(certificate, chain) + token_reserve);
+    }
     req.placement = match r.placement.as_ref().and_then(|p| p.r#where.as_ref()) {
         None => pades::Placement::Auto,
         Some(pb::pdf_placement::Where::Rect(x)) => pades::Placement::Rect {

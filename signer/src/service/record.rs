@@ -9,7 +9,7 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_proto::signer::v1 as pb;
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEntry, Decision as AuditDecision};
+use crate::audit::{AuditEntry, Decision as AuditDecision, LevelNote};
 use crate::config::{Caller, KeySpec};
 use crate::error::{Error, Result};
 
@@ -66,6 +66,20 @@ impl SignerService {
         now: OffsetDateTime,
         digest_label: &str,
     ) -> Result<pb::AuditReceipt> {
+        self.record_level(caller, job, decision, now, digest_label, None)
+            .await
+    }
+
+    /// [`Self::record_as`] with the signature level asked for and reached (N1).
+    pub(super) async fn record_level(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        decision: AuditDecision,
+        now: OffsetDateTime,
+        digest_label: &str,
+        level: Option<LevelNote>,
+    ) -> Result<pb::AuditReceipt> {
         let doc = job.ctx.document.clone().unwrap_or_default();
         let entry = AuditEntry {
             time: now,
@@ -86,6 +100,7 @@ impl SignerService {
             digest: job.document_digest.clone(),
             decision,
             factor: job.factor.as_str().to_owned(),
+            level,
         };
         let started = Instant::now();
         let r = self.inner.audit.append(entry).await;

@@ -9,8 +9,8 @@
 mod bench;
 mod interop;
 mod ltv;
-mod poe;
 mod pades;
 mod pades_render;
 mod peers;
+mod poe;
 mod verify;

@@ -87,6 +87,7 @@ fn entry(i: u64) -> AuditEntry {
         document_type: "CV".into(),
         number_and_symbol: format!("{i}/STTTT-VP"),
         factor: String::new(),
+        level: None,
         profile: "PROFILE_ISSUE".into(),
         mode: if i.is_multiple_of(2) {
             "SIGNING_MODE_OWN"

@@ -31,7 +31,7 @@ pub(crate) fn sample_pdf() -> Vec<u8> {
     kyso_tests::pdf_fixtures::classic_pdf(&objects, "")
 }
 
-fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfRequest {
+pub(crate) fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfRequest {
     pb::SignPdfRequest {
         key: key.into(),
         context: Some(ctx),
@@ -48,10 +48,11 @@ fn pdf_request(key: &str, ctx: pb::SigningContext, pdf: Vec<u8>) -> pb::SignPdfR
         field_name: String::new(),
         competent_person_id: String::new(),
         activation_token: String::new(),
+        level: 0,
     }
 }
 
-fn approval(c: &Cluster, pdf: Vec<u8>) -> pb::SignPdfRequest {
+pub(crate) fn approval(c: &Cluster, pdf: Vec<u8>) -> pb::SignPdfRequest {
     let mut r = pdf_request(
         "chairman",
         c.ctx(pb::Profile::Approval, &c.province.chairman),

@@ -1,0 +1,210 @@
+//! The signature level of a request (N1): which level it asks for, whether this signer can
+//! reach it at all (refused before anything is signed), and raising a built CMS to B-T within
+//! the TSA budget. Past the budget, or when the TSA fails or its token does not pass every
+//! check, the signature goes out at B-B with a warning, and the reply and the audit record
+//! say so: a level is never claimed that the bytes do not carry. A signature returned below
+//! its level is journaled for the background upgrade (`crate::upgrade`, D7).
+
+use kyso_pki::cms_build::{add_signature_timestamp, unsigned};
+use kyso_proto::signer::v1::{self as pb, SignatureLevel};
+use time::OffsetDateTime;
+
+use crate::audit::{Decision as AuditDecision, LevelNote};
+use crate::config::Caller;
+use crate::error::{Error, Result};
+use crate::timestamp::level_name;
+use crate::upgrade::{Pending, rfc3339};
+
+use super::SignerService;
+use super::request::Job;
+
+/// A signature after the timestamp step.
+#[derive(Debug)]
+pub(super) struct Raised {
+    /// The CMS (B-B or B-T).
+    pub(super) cms: Vec<u8>,
+    /// The level it reaches.
+    pub(super) level: SignatureLevel,
+    /// Why it is below the level asked for, if it is.
+    pub(super) warnings: Vec<String>,
+}
+
+impl SignerService {
+    /// The level a request asks for: its own, else its profile's (`[levels]`), else B-B.
+    /// Refused here, before the registry or the HSM, when this signer cannot reach it.
+    pub(super) fn requested_level(
+        &self,
+        level: i32,
+        profile: i32,
+        pdf: bool,
+    ) -> Result<SignatureLevel> {
+        if SignatureLevel::try_from(level).is_err() {
+            return Err(Error::InvalidField {
+                field: "level",
+                reason: format!("{level} is not a SignatureLevel"),
+            });
+        }
+        let l = self.inner.levels.resolve(level, profile);
+        match l {
+            SignatureLevel::Unspecified | SignatureLevel::BB => Ok(SignatureLevel::BB),
+            SignatureLevel::BLta => Err(Error::InvalidField {
+                field: "level",
+                reason: "B-LTA is an archive/document timestamp added later to a stored \
+                         original (`kyso ltv extend`), not a signing level"
+                    .into(),
+            }),
+            SignatureLevel::BLt if pdf => Err(Error::InvalidField {
+                field: "level",
+                reason: "a PDF's B-LT validation data is a DSS revision added to the stored \
+                         original (`kyso ltv extend`); sign at B-T"
+                    .into(),
+            }),
+            SignatureLevel::BLt => Err(Error::LevelUnavailable {
+                level: level_name(l),
+                reason: "this signer does not embed validation data yet; sign at B-T".into(),
+            }),
+            SignatureLevel::BT if self.inner.stamper.is_none() => Err(Error::LevelUnavailable {
+                level: level_name(l),
+                reason: "a signature timestamp needs a timestamp authority, and this signer \
+                         has no [tsa] configured"
+                    .into(),
+            }),
+            SignatureLevel::BT => Ok(l),
+        }
+    }
+
+    /// The bytes to reserve in a PDF's /Contents for a token at `level` (0 for B-B).
+    pub(super) fn token_reserve(&self, level: SignatureLevel) -> usize {
+        match (&self.inner.stamper, level) {
+            (Some(s), SignatureLevel::BT) => s.pdf_reserve(),
+            _ => 0,
+        }
+    }
+
+    /// Raises a built CMS (one signer) to `requested`, within the TSA budget.
+    pub(super) async fn raise_cms(&self, cms: Vec<u8>, requested: SignatureLevel) -> Raised {
+        let below = |cms: Vec<u8>, why: String| {
+            tracing::warn!(reason = %why, "signature returned at B-B");
+            Raised {
+                cms,
+                level: SignatureLevel::BB,
+                warnings: vec![format!(
+                    "returned at B_B, not {}: {why}",
+                    level_name(requested)
+                )],
+            }
+        };
+        let stamper = match (&self.inner.stamper, requested) {
+            (_, SignatureLevel::BB) => {
+                return Raised {
+                    cms,
+                    level: SignatureLevel::BB,
+                    warnings: Vec::new(),
+                };
+            }
+            (Some(s), _) => s,
+            (None, _) => return below(cms, "N1: no [tsa] configured".into()),
+        };
+        let value = match unsigned::signature_value(&cms, 0) {
+            Ok(v) => v,
+            Err(e) => return below(cms, e.to_string()),
+        };
+        let started = std::time::Instant::now();
+        let r = stamper.stamp_within_budget(&value).await;
+        self.inner
+            .metrics
+            .tsa_seconds
+            .with_label_values(&[if r.is_ok() { "ok" } else { "below_level" }])
+            .observe(started.elapsed().as_secs_f64());
+        match r {
+            Ok(token) => match add_signature_timestamp(&cms, 0, &token.token) {
+                Ok(stamped) => Raised {
+                    cms: stamped,
+                    level: SignatureLevel::BT,
+                    warnings: Vec::new(),
+                },
+                Err(e) => below(cms, e.to_string()),
+            },
+            Err(e) => below(cms, e.to_string()),
+        }
+    }
+
+    /// Journals a signature returned below its level (D7): a CMS (`raised.cms`) for the
+    /// background upgrade, a PDF (`pdf`, which carries `raised.cms`) for `kyso ltv extend`. A failure is a warning: the signature itself is good.
+    pub(super) fn journal_below_level(
+        &self,
+        raised: &mut Raised,
+        pdf: Option<&[u8]>,
+        caller: &Caller,
+        job: &Job<'_>,
+        requested: SignatureLevel,
+        now: OffsetDateTime,
+    ) {
+        let raised_level = raised.level;
+        let kind = if pdf.is_some() { "pdf" } else { "cms" };
+        let original = pdf.unwrap_or(&raised.cms).to_vec();
+        let warnings = &mut raised.warnings;
+        if raised_level >= requested {
+            return;
+        }
+        let Some(upgrades) = &self.inner.upgrades else {
+            return;
+        };
+        let pending = Pending {
+            kind: kind.to_owned(),
+            sha256: String::new(),
+            requested: level_name(requested).to_owned(),
+            reached: level_name(raised_level).to_owned(),
+            organisation_id: job.ctx.organisation_id.clone(),
+            caller: caller.name.clone(),
+            key: job.key.name.clone(),
+            cert_sha256: job.key.certificate.fingerprint_hex().to_ascii_lowercase(),
+            profile: pb::Profile::try_from(job.ctx.profile)
+                .map(|p| p.as_str_name().to_owned())
+                .unwrap_or_default(),
+            acting_person_id: job.ctx.acting_person_id.clone(),
+            since: rfc3339(now),
+            reason: warnings.join("; "),
+        };
+        match upgrades.enqueue(&original, pending) {
+            Ok(sha) if kind == "pdf" => warnings.push(format!(
+                "D7: the stored original {sha} is listed for a document timestamp (`kyso ltv extend`)"
+            )),
+            Ok(sha) => warnings.push(format!(
+                "D7: the stored original {sha} is raised to {} when the timestamp authority answers (GetDocument)",
+                level_name(requested)
+            )),
+            Err(e) => warnings.push(format!("D7: the upgrade could not be journaled: {e}")),
+        }
+    }
+
+    /// The audit record of a signature with its levels.
+    pub(super) async fn record_signed_level(
+        &self,
+        caller: &Caller,
+        job: &Job<'_>,
+        now: OffsetDateTime,
+        label: Option<&str>,
+        requested: SignatureLevel,
+        reached: SignatureLevel,
+    ) -> Result<pb::AuditReceipt> {
+        let own;
+        let label = match label {
+            Some(l) => l,
+            None => {
+                own = job
+                    .digest_algorithm
+                    .name()
+                    .to_ascii_lowercase()
+                    .replace('-', "");
+                &own
+            }
+        };
+        let note = LevelNote {
+            requested: level_name(requested).to_owned(),
+            reached: level_name(reached).to_owned(),
+        };
+        self.record_level(caller, job, AuditDecision::Signed, now, label, Some(note))
+            .await
+    }
+}

@@ -1,0 +1,259 @@
+//! The background upgrade (N1, D7): a signature returned below its requested level, because
+//! the timestamp authority did not answer within the request's budget, is kept in the
+//! document store and raised later, as soon as the TSA answers.
+//!
+//! Each such signature is a journal entry, one JSON file per stored original, written
+//! durably before the reply (`<documents_dir>/upgrades/cms/<sha256>.json`). The task
+//! retries the TSA for every entry (no budget; doubling pause after a failed round, 30 s at
+//! most), adds the signature timestamp to the stored CMS (`kyso_pki::cms_build::unsigned`:
+//! nothing signed changes), keeps the result as the original's successor
+//! (`DocumentStore::supersede`: `GetDocument` by the first hash gives the upgraded bytes),
+//! appends an `upgraded` audit record with the SHA-256 before and after, and only then
+//! removes the entry. A crash in between leaves the entry, and the next round does it again
+//! (the store keeps the same bytes once; a second token would only add a second record).
+//!
+//! A PDF cannot take a timestamp inside its signature's /Contents without signing again: a
+//! PDF returned below B-T is journaled under `upgrades/pdf/` for `kyso ltv extend`, which
+//! adds a document timestamp revision (PAdES B-LTA); this task does not touch them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::audit::{AuditEntry, AuditLog, Decision, LevelNote};
+use crate::store::{DocumentStore, write_atomic};
+use crate::timestamp::Stamper;
+
+/// One signature waiting for its level.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pending {
+    /// `cms` or `pdf`.
+    pub kind: String,
+    /// SHA-256 (hex) of the original as returned and stored.
+    pub sha256: String,
+    /// The level asked for (`B_T`, ...).
+    pub requested: String,
+    /// The level returned (`B_B`).
+    pub reached: String,
+    /// The organisation the original belongs to.
+    pub organisation_id: String,
+    /// The caller, key, certificate and profile of the signing request (for the record).
+    pub caller: String,
+    /// The signer key.
+    pub key: String,
+    /// SHA-256 of the key's certificate, hex.
+    pub cert_sha256: String,
+    /// The request's profile (proto name).
+    pub profile: String,
+    /// The acting person.
+    pub acting_person_id: String,
+    /// When the signature was returned below its level (RFC 3339).
+    pub since: String,
+    /// Why no timestamp then.
+    pub reason: String,
+}
+
+/// The journal of pending upgrades and the task that works it off.
+#[derive(Clone, Debug)]
+pub struct Upgrades {
+    root: PathBuf,
+    store: DocumentStore,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// Most entries one round takes on (the rest wait for the next round).
+const MAX_PER_ROUND: usize = 256;
+
+impl Upgrades {
+    /// The journal under `<store root>/upgrades`.
+    pub fn open(store: DocumentStore) -> std::io::Result<Self> {
+        let root = store.root().join("upgrades");
+        std::fs::create_dir_all(root.join("cms"))?;
+        std::fs::create_dir_all(root.join("pdf"))?;
+        Ok(Self {
+            root,
+            store,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The store the originals are kept in.
+    pub fn store(&self) -> &DocumentStore {
+        &self.store
+    }
+
+    /// Keeps `original` in the store for its organisation and journals it, durably, before
+    /// the reply; wakes the task for a CMS.
+    pub fn enqueue(&self, original: &[u8], mut p: Pending) -> Result<String, String> {
+        let sha = self
+            .store
+            .put_for(original, &p.organisation_id)
+            .map_err(|e| e.to_string())?;
+        p.sha256 = sha.clone();
+        let json = serde_json::to_vec_pretty(&p).map_err(|e| e.to_string())?;
+        let path = self.entry_path(&p.kind, &sha);
+        write_atomic(&path, &json).map_err(|(path, e)| format!("{}: {e}", path.display()))?;
+        if p.kind == "cms" {
+            self.wake.notify_one();
+        }
+        Ok(sha)
+    }
+
+    fn entry_path(&self, kind: &str, sha: &str) -> PathBuf {
+        let dir = if kind == "pdf" { "pdf" } else { "cms" };
+        self.root.join(dir).join(format!("{sha}.json"))
+    }
+
+    /// The entries waiting in `kind`'s journal (`cms`, or `pdf` for `kyso ltv extend`).
+    pub fn pending(&self, kind: &str) -> Vec<Pending> {
+        read_entries(&self.root.join(if kind == "pdf" { "pdf" } else { "cms" }))
+    }
+
+    /// Runs the upgrade rounds until `stop` turns true.
+    pub fn spawn(
+        self,
+        stamper: Stamper,
+        audit: AuditLog,
+        clock: crate::service::Clock,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let first = Duration::from_millis(250);
+            let mut pause = first;
+            loop {
+                let failed = self.round(&stamper, &audit, &clock).await;
+                pause = if failed {
+                    (pause * 2).min(Duration::from_secs(30))
+                } else {
+                    first
+                };
+                let waiting = !self.pending("cms").is_empty();
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(pause), if waiting => {}
+                }
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// One pass over the CMS journal; whether some entry failed.
+    async fn round(
+        &self,
+        stamper: &Stamper,
+        audit: &AuditLog,
+        clock: &crate::service::Clock,
+    ) -> bool {
+        let mut failed = false;
+        for p in self.pending("cms").into_iter().take(MAX_PER_ROUND) {
+            if let Err(e) = self.upgrade_one(&p, stamper, audit, clock).await {
+                tracing::info!(sha256 = %p.sha256, error = %e, "signature upgrade pending (N1, D7)");
+                failed = true;
+            }
+        }
+        failed
+    }
+
+    async fn upgrade_one(
+        &self,
+        p: &Pending,
+        stamper: &Stamper,
+        audit: &AuditLog,
+        clock: &crate::service::Clock,
+    ) -> Result<(), String> {
+        let before = self.store.get(&p.sha256).map_err(|e| e.to_string())?;
+        let value = kyso_pki::cms_build::unsigned::signature_value(&before, 0)
+            .map_err(|e| e.to_string())?;
+        let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
+        let after = kyso_pki::cms_build::add_signature_timestamp(&before, 0, &token.token)
+            .map_err(|e| e.to_string())?;
+        let after_sha = self
+            .store
+            .supersede(&p.sha256, &after)
+            .map_err(|e| e.to_string())?;
+        let msg = kyso_pki::cms::parse(&before).map_err(|e| e.to_string())?;
+        // The record names the signed content as the signing record did: the signer's
+        // digest algorithm (`sha256`, ...) and its message digest.
+        let digest_algorithm = msg
+            .signer(0)
+            .and_then(|s| kyso_pki::crypto::DigestAlgorithm::from_oid(&s.digest_alg.oid))
+            .map(|d| d.name().to_ascii_lowercase().replace('-', ""))
+            .unwrap_or_default();
+        let digest = msg
+            .signer(0)
+            .and_then(|s| s.signed_attrs.as_ref())
+            .and_then(|a| {
+                a.iter()
+                    .find(|a| a.oid == kyso_pki::cms::oid::MESSAGE_DIGEST)
+                    .and_then(|a| a.values.get(0))
+                    .map(|v| v.value().to_vec())
+            })
+            .unwrap_or_default();
+        let entry = AuditEntry {
+            time: clock(),
+            caller: p.caller.clone(),
+            key: p.key.clone(),
+            certificate_fingerprint: p.cert_sha256.clone(),
+            digest_algorithm,
+            digest,
+            acting_person_id: p.acting_person_id.clone(),
+            organisation_id: p.organisation_id.clone(),
+            document_type: String::new(),
+            number_and_symbol: String::new(),
+            profile: p.profile.clone(),
+            mode: String::new(),
+            decision: Decision::Upgraded {
+                before_sha256: p.sha256.clone(),
+                after_sha256: after_sha.clone(),
+            },
+            factor: String::new(),
+            level: Some(LevelNote {
+                requested: p.requested.clone(),
+                reached: p.requested.clone(),
+            }),
+        };
+        audit.append(entry).await.map_err(|e| e.to_string())?;
+        let path = self.entry_path("cms", &p.sha256);
+        std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(before = %p.sha256, after = %after_sha, "signature upgraded to {} (N1, D7)", p.requested);
+        Ok(())
+    }
+}
+
+/// The journal entries of `dir` (unreadable files are skipped and logged).
+fn read_entries(dir: &Path) -> Vec<Pending> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Pending>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable upgrade entry")
+            }
+        }
+    }
+    out.sort_by(|a, b| a.since.cmp(&b.since));
+    out
+}
+
+/// RFC 3339 of `t` (for [`Pending::since`]).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
