@@ -89,6 +89,7 @@ impl DocumentsService {
                 ),
             },
             factor: String::new(),
+            level: None,
         };
         let receipt = self
             .signer
