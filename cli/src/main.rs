@@ -15,6 +15,7 @@ mod ltv;
 mod registry;
 mod sign;
 mod signer_cmd;
+mod trust;
 mod verify;
 
 use std::process::ExitCode;

@@ -21,7 +21,6 @@ use kyso_pki::cms::Detached;
 use kyso_pki::time::{OffsetDateTime, parse_rfc3339};
 use kyso_proto::verifier::v1 as pb;
 use kyso_validation::certsource::{MAX_SUPPLIED_CERTIFICATES, SuppliedCertificates};
-use kyso_validation::config::UrlRewrite;
 use kyso_validation::convert;
 use kyso_validation::edxml::{EdxmlReport, EdxmlVerifyOptions};
 use kyso_validation::pdf::{PdfReport, PdfVerifyOptions};
@@ -30,6 +29,7 @@ use kyso_validation::verify::Verifier;
 use serde_json::json;
 
 use crate::client::ServerArgs;
+use crate::trust::TrustArgs;
 use crate::{CliError, read_file};
 
 /// Documents verified at once.
@@ -43,23 +43,6 @@ pub struct VerifyArgs {
     /// The signed content, for detached signatures.
     #[arg(long)]
     content: Option<PathBuf>,
-    /// Trust anchors (PEM; repeatable). In-process only. Without any (here or in
-    /// `--config`), the government roots are trusted, pinned by their published SHA-256
-    /// fingerprints (G1 RootCA, its SHA-1 sub-CAs under the legacy rule, and G2): a
-    /// certificate with a pinned fingerprint is an anchor wherever it is found (in the
-    /// signature, `--certificates`, AIA, or the anchors directory).
-    #[arg(long)]
-    trust_anchors: Vec<PathBuf>,
-    /// The anchors directory for the pinned government roots: every `.pem`, `.crt` or
-    /// `.cer` file in it must hold only certificates with a pinned fingerprint, or
-    /// verification stops (fail closed). Default: `$XDG_DATA_HOME/kyso/anchors`
-    /// (`~/.local/share/kyso/anchors`), when it exists. Fill it from the CA's download.
-    #[arg(long, value_name = "DIR")]
-    anchors_dir: Option<PathBuf>,
-    /// Intermediates (PEM; repeatable). In-process only; they are also offered as
-    /// the signer's certificate, as `--certificates` are.
-    #[arg(long)]
-    intermediates: Vec<PathBuf>,
     /// Certificates (PEM bundle or DER; repeatable) among which the signer's certificate
     /// is looked up (issuer and serial, or subject key identifier) when the signature
     /// does not carry it; also intermediates for its path. Only candidates: the signature
@@ -67,18 +50,9 @@ pub struct VerifyArgs {
     /// `--server` (sent with the request).
     #[arg(long)]
     certificates: Vec<PathBuf>,
-    /// A verifier TOML configuration for in-process verification
-    /// (anchors, rewrites, caches); flags add to it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Rewrite an AIA/CDP URL prefix, FROM=TO (repeatable). In-process only.
-    #[arg(long = "url-rewrite", value_name = "FROM=TO")]
-    url_rewrites: Vec<String>,
-    /// A host OCSP, CRL and AIA fetches may reach (`host`, `host:port`, `*.suffix`;
-    /// repeatable); without it, the hosts the trust anchors and intermediates name.
-    /// In-process only.
-    #[arg(long = "allow-host", value_name = "HOST")]
-    allow_hosts: Vec<String>,
+    /// Trust for in-process verification.
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// A trusted reference time (RFC 3339), instead of the proof of existence a timestamp gives.
     #[arg(long)]
     at: Option<String>,
@@ -120,13 +94,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let (at, content) = time_and_content(&args)?;
     let backend = match &args.server.server {
         Some(url) => {
-            if !args.trust_anchors.is_empty()
-                || !args.intermediates.is_empty()
-                || args.config.is_some()
-                || args.anchors_dir.is_some()
-                || !args.url_rewrites.is_empty()
-                || !args.allow_hosts.is_empty()
-            {
+            if args.trust.any_given() {
                 return Err(CliError::Usage(
                     "--trust-anchors, --anchors-dir, --intermediates, --config, --url-rewrite and --allow-host apply to in-process verification; the server has its own".into(),
                 ));
@@ -337,86 +305,7 @@ fn worst(results: &[(PathBuf, Result<FileReport, CliError>)]) -> &'static str {
 }
 
 fn local_verifier(args: &VerifyArgs) -> Result<Verifier, CliError> {
-    let mut config = match &args.config {
-        Some(p) => kyso_verifier::Config::from_file(p)?,
-        None => kyso_verifier::Config::default(),
-    };
-    config
-        .trust
-        .trust_anchors
-        .extend(args.trust_anchors.iter().cloned());
-    if config.trust.trust_anchors.is_empty() && config.trust.pinned_anchors.is_empty() {
-        // A clerk's `kyso verify FILE`: the government roots, by fingerprint.
-        let files = anchor_files(args.anchors_dir.as_deref())?;
-        config.trust.pin_government_roots(files);
-    } else if args.anchors_dir.is_some() {
-        return Err(CliError::Usage(
-            "--anchors-dir holds the pinned government roots; it does not apply with --trust-anchors or configured anchors".into(),
-        ));
-    }
-    config
-        .trust
-        .intermediates
-        .extend(args.intermediates.iter().cloned());
-    for r in &args.url_rewrites {
-        let (from, to) = r
-            .split_once('=')
-            .ok_or_else(|| CliError::Usage(format!("--url-rewrite {r:?}: expected FROM=TO")))?;
-        config.trust.revocation.url_rewrites.push(UrlRewrite {
-            from: from.into(),
-            to: to.into(),
-        });
-    }
-    if !args.allow_hosts.is_empty() {
-        config
-            .trust
-            .revocation
-            .allowed_hosts
-            .get_or_insert_with(Vec::new)
-            .extend(args.allow_hosts.iter().cloned());
-    }
-    let loaded = config.load()?;
-    let metrics = kyso_revocation::PkiMetrics::unregistered()
-        .map_err(|e| CliError::Usage(format!("metrics: {e}")))?;
-    Ok(Verifier::from_config(loaded.pki, metrics)?)
-}
-
-/// The certificate files of the anchors directory: `dir` if given (it must exist), else
-/// `$XDG_DATA_HOME/kyso/anchors` or `~/.local/share/kyso/anchors` if it exists.
-pub(crate) fn anchor_files(dir: Option<&std::path::Path>) -> Result<Vec<PathBuf>, CliError> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let base = std::env::var_os("XDG_DATA_HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
-                });
-            match base.map(|b| b.join("kyso/anchors")) {
-                Some(d) if d.is_dir() => d,
-                _ => return Ok(Vec::new()),
-            }
-        }
-    };
-    let entries = std::fs::read_dir(&dir).map_err(|source| CliError::File {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let mut files = Vec::new();
-    for e in entries {
-        let e = e.map_err(|source| CliError::File {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let p = e.path();
-        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or_default();
-        if matches!(ext, "pem" | "crt" | "cer") && p.is_file() {
-            files.push(p);
-        }
-    }
-    files.sort();
-    Ok(files)
+    args.trust.verifier()
 }
 
 /// What a file holds, judged from its first bytes.
@@ -453,7 +342,7 @@ fn supplied_certificates(args: &VerifyArgs, local: bool) -> Result<SuppliedCerti
     let files = args
         .certificates
         .iter()
-        .chain(args.intermediates.iter().filter(|_| local));
+        .chain(args.trust.intermediates.iter().filter(|_| local));
     for p in files {
         let bytes = read_file(p)?;
         let parsed = Cert::parse_many(&bytes)

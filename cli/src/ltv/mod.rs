@@ -29,7 +29,6 @@
 
 mod collect;
 mod state;
-mod trust;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,7 +47,7 @@ use kyso_validation::verify::Verifier;
 use serde::Serialize;
 
 use crate::CliError;
-use trust::{TrustArgs, local_verifier_from};
+use crate::trust::TrustArgs;
 
 /// `kyso ltv`.
 #[derive(Debug, Subcommand)]
@@ -155,7 +154,7 @@ async fn extend(args: ExtendArgs) -> Result<ExitCode, CliError> {
             .join(".kyso-ltv-state.json"),
     };
     let mut state = state::StateFile::load(&state_path)?;
-    let verifier = local_verifier_from(&args.trust)?;
+    let verifier = args.trust.verifier()?;
     let tsa = tsa_client(&args.tsa)?;
     let policy = args.revocation;
 
