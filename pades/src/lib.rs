@@ -34,6 +34,7 @@ mod appearance;
 mod font;
 pub mod ltv;
 mod marker;
+mod placeholder;
 mod png;
 mod serialize;
 mod source;
@@ -48,6 +49,8 @@ use time::OffsetDateTime;
 use kyso_pki::cms_build::{CadesRequest, Content, SigningAlgorithm};
 use kyso_pki::crypto::DigestAlgorithm;
 
+use placeholder::BYTE_RANGE_PLACEHOLDER;
+pub use placeholder::Prepared;
 use serialize::{rect as rect_str, text_string, write_dict, write_object};
 use source::{FieldInfo, Source};
 use writer::{Objects, Trailer};
@@ -344,64 +347,29 @@ impl From<PadesError> for kyso_pki::Error {
     }
 }
 
-/// The PDF with its update appended and `/Contents` still zeros.
+/// The PDF with its update appended and `/Contents` still zeros; the digest, byte
+/// range and room are those of any [`Prepared`] document.
 #[derive(Clone)]
 pub struct PreparedPdf {
-    pdf: Vec<u8>,
-    /// Offsets of `<` and just after `>` of `/Contents`.
-    contents: (usize, usize),
-    digest_algorithm: DigestAlgorithm,
-    digest: Vec<u8>,
-    field_name: String,
+    prepared: Prepared,
     signing_time: OffsetDateTime,
-    original_len: usize,
     profile: Profile,
 }
 
 impl std::fmt::Debug for PreparedPdf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedPdf")
-            .field("len", &self.pdf.len())
-            .field("byte_range", &self.byte_range())
-            .field("field_name", &self.field_name)
-            .field("digest", &hex::encode(&self.digest))
-            .finish_non_exhaustive()
+        self.prepared.fmt(f)
+    }
+}
+
+impl std::ops::Deref for PreparedPdf {
+    type Target = Prepared;
+    fn deref(&self) -> &Prepared {
+        &self.prepared
     }
 }
 
 impl PreparedPdf {
-    /// The digest of the signed byte ranges: the CMS's message digest.
-    pub fn digest(&self) -> &[u8] {
-        &self.digest
-    }
-
-    /// The digest algorithm.
-    pub fn digest_algorithm(&self) -> DigestAlgorithm {
-        self.digest_algorithm
-    }
-
-    /// `/ByteRange`: `[0, a, b, len - b]`, everything but `/Contents`.
-    pub fn byte_range(&self) -> [usize; 4] {
-        let (a, b) = self.contents;
-        [0, a, b, self.pdf.len() - b]
-    }
-
-    /// The name of the signature field.
-    pub fn field_name(&self) -> &str {
-        &self.field_name
-    }
-
-    /// How many CMS bytes fit in `/Contents`.
-    pub fn capacity(&self) -> usize {
-        (self.contents.1 - self.contents.0 - 2) / 2
-    }
-
-    /// The length of the original PDF (the update starts there, or one
-    /// line end later).
-    pub fn original_len(&self) -> usize {
-        self.original_len
-    }
-
     /// The CAdES request for this signature: detached over the byte-range
     /// digest, without the signing-time attribute (ETSI EN 319 142-1
     /// §5.2.1: the time is `/M`), ESS signing-certificate-v2 included, and the
@@ -413,8 +381,8 @@ impl PreparedPdf {
         signature_algorithm: SigningAlgorithm,
     ) -> CadesRequest<'c> {
         CadesRequest {
-            digest_algorithm: self.digest_algorithm,
-            content: Content::Digest(&self.digest),
+            digest_algorithm: self.digest_algorithm(),
+            content: Content::Digest(self.digest()),
             signer_certificate,
             chain,
             signing_time: None,
@@ -431,21 +399,7 @@ impl PreparedPdf {
 
     /// Writes the DER CMS into `/Contents` (hex, zero padded).
     pub fn finish(self, cms: &[u8]) -> Result<Vec<u8>, PadesError> {
-        let available = self.capacity();
-        if cms.is_empty() || cms.len() > available {
-            return Err(PadesError::Placeholder {
-                needed: cms.len(),
-                available,
-            });
-        }
-        let mut pdf = self.pdf;
-        let hex = hex::encode_upper(cms);
-        let start = self.contents.0 + 1;
-        let slot = pdf
-            .get_mut(start..start + hex.len())
-            .ok_or_else(|| PadesError::Encoding("the placeholder moved".into()))?;
-        slot.copy_from_slice(hex.as_bytes());
-        Ok(pdf)
+        self.prepared.fill(cms)
     }
 }
 
@@ -533,43 +487,20 @@ pub fn prepare(pdf: &[u8], req: &PadesRequest<'_>) -> Result<PreparedPdf, PadesE
     let sig_at = *starts
         .get(&sig_id)
         .ok_or_else(|| PadesError::Encoding("the signature dictionary was not written".into()))?;
-    let find = |needle: &[u8]| -> Result<usize, PadesError> {
-        out.get(sig_at..)
-            .and_then(|s| s.windows(needle.len()).position(|w| w == needle))
-            .map(|p| sig_at + p)
-            .ok_or_else(|| PadesError::Encoding("placeholder not found".into()))
-    };
-    let br_at = find(BYTE_RANGE_PLACEHOLDER.as_bytes())?;
-    let contents_at = find(b"/Contents <")? + b"/Contents ".len();
-    let contents_end = contents_at + contents_hex_len + 2;
-    let mut out = out;
-    let range = [0, contents_at, contents_end, out.len() - contents_end];
-    let written = format!("[{} {} {} {}", range[0], range[1], range[2], range[3]);
-    let width = BYTE_RANGE_PLACEHOLDER.len() - "/ByteRange ".len() - 1;
-    if written.len() > width {
-        return Err(PadesError::Encoding("the byte range does not fit".into()));
-    }
-    let patched = format!("/ByteRange {written:<width$}]");
-    out.get_mut(br_at..br_at + patched.len())
-        .ok_or_else(|| PadesError::Encoding("the byte range placeholder moved".into()))?
-        .copy_from_slice(patched.as_bytes());
-
-    let mut d = req.digest_algorithm.digester();
-    d.update(&out[..contents_at]);
-    d.update(&out[contents_end..]);
-    Ok(PreparedPdf {
-        digest: d.finish(),
-        pdf: out,
-        contents: (contents_at, contents_end),
-        digest_algorithm: req.digest_algorithm,
+    let prepared = placeholder::patch(
+        out,
+        sig_at,
+        contents_hex_len,
+        req.digest_algorithm,
         field_name,
+        pdf.len(),
+    )?;
+    Ok(PreparedPdf {
+        prepared,
         signing_time: req.signing_time,
-        original_len: pdf.len(),
         profile: req.profile,
     })
 }
-
-const BYTE_RANGE_PLACEHOLDER: &str = "/ByteRange [0 0000000000 0000000000 0000000000]";
 
 /// The widget entries of a field filled in place.
 fn widget_entries(d: &mut Dictionary, form: u32, page: ObjectId) {

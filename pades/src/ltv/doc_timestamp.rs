@@ -17,7 +17,7 @@ use kyso_pki::cert::Cert;
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::tsp::{Expected, VerifiedTimestamp, verify_token};
 
-use super::placeholder::{self, BYTE_RANGE_PLACEHOLDER};
+use crate::placeholder::{self, BYTE_RANGE_PLACEHOLDER, Prepared};
 use crate::serialize::text_string;
 use crate::source::Source;
 use crate::writer::{Objects, write_update};
@@ -51,63 +51,22 @@ impl Default for DocTimestampRequest {
     }
 }
 
-/// The document with the time-stamp field appended and `/Contents` still zeros.
-#[derive(Clone)]
-pub struct PreparedDocTimestamp {
-    pdf: Vec<u8>,
-    contents: (usize, usize),
-    digest_algorithm: DigestAlgorithm,
-    digest: Vec<u8>,
-    field_name: String,
-    original_len: usize,
-}
+/// The document with the time-stamp field appended and `/Contents` still zeros; the
+/// digest, byte range and room are those of any [`Prepared`] document.
+#[derive(Clone, Debug)]
+pub struct PreparedDocTimestamp(Prepared);
 
-impl std::fmt::Debug for PreparedDocTimestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreparedDocTimestamp")
-            .field("len", &self.pdf.len())
-            .field("byte_range", &self.byte_range())
-            .field("field_name", &self.field_name)
-            .field("digest", &hex::encode(&self.digest))
-            .finish_non_exhaustive()
+impl std::ops::Deref for PreparedDocTimestamp {
+    type Target = Prepared;
+    fn deref(&self) -> &Prepared {
+        &self.0
     }
 }
 
 impl PreparedDocTimestamp {
-    /// The digest of the byte ranges: the message imprint to ask the TSA for.
-    pub fn digest(&self) -> &[u8] {
-        &self.digest
-    }
-
-    /// The imprint's algorithm.
-    pub fn digest_algorithm(&self) -> DigestAlgorithm {
-        self.digest_algorithm
-    }
-
-    /// `/ByteRange`: everything but `/Contents`.
-    pub fn byte_range(&self) -> [usize; 4] {
-        let (a, b) = self.contents;
-        [0, a, b, self.pdf.len() - b]
-    }
-
-    /// The field's name.
-    pub fn field_name(&self) -> &str {
-        &self.field_name
-    }
-
-    /// How many token bytes fit.
-    pub fn capacity(&self) -> usize {
-        (self.contents.1 - self.contents.0 - 2) / 2
-    }
-
-    /// The length of the document before the update.
-    pub fn original_len(&self) -> usize {
-        self.original_len
-    }
-
     /// The prepared bytes, `/Contents` still zeros (for checks before the token).
     pub fn into_prepared_bytes(self) -> Vec<u8> {
-        self.pdf
+        self.0.into_prepared_bytes()
     }
 
     /// Verifies `token` (a DER `TimeStampToken`) against this digest, then writes
@@ -121,15 +80,14 @@ impl PreparedDocTimestamp {
         extra_certs: &[Cert],
     ) -> Result<(Vec<u8>, VerifiedTimestamp), PadesError> {
         let expected = Expected {
-            algorithm: self.digest_algorithm,
-            digest: &self.digest,
+            algorithm: self.digest_algorithm(),
+            digest: self.digest(),
             nonce: None,
             policy: None,
         };
         let verified = verify_token(token, &expected, extra_certs)
             .map_err(|e| PadesError::Timestamp(e.to_string()))?;
-        let mut pdf = self.pdf;
-        placeholder::fill(&mut pdf, self.contents, &verified.token)?;
+        let pdf = self.0.fill(&verified.token)?;
         Ok((pdf, verified))
     }
 }
@@ -202,17 +160,17 @@ pub fn prepare_document_timestamp(
     );
     src.add_annot(&mut objs, page, widget)?;
     src.update_acroform(&mut objs, Some(widget))?;
-    let (mut out, starts) = write_update(pdf, objs, &src.trailer)?;
+    let (out, starts) = write_update(pdf, objs, &src.trailer)?;
     let sig_at = *starts
         .get(&sig_id)
         .ok_or_else(|| PadesError::Encoding("the time-stamp dictionary was not written".into()))?;
-    let patched = placeholder::patch(&mut out, sig_at, hex_len, req.digest_algorithm)?;
-    Ok(PreparedDocTimestamp {
-        pdf: out,
-        contents: patched.contents,
-        digest_algorithm: req.digest_algorithm,
-        digest: patched.digest,
+    let prepared = placeholder::patch(
+        out,
+        sig_at,
+        hex_len,
+        req.digest_algorithm,
         field_name,
-        original_len: pdf.len(),
-    })
+        pdf.len(),
+    )?;
+    Ok(PreparedDocTimestamp(prepared))
 }

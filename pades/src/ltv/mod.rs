@@ -10,7 +10,6 @@
 
 pub mod doc_timestamp;
 pub mod dss;
-mod placeholder;
 
 pub use doc_timestamp::{DocTimestampRequest, PreparedDocTimestamp, prepare_document_timestamp};
 pub use dss::{
