@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{AuditEntry, AuditLog, Decision, LevelNote};
+use crate::ltdata::ValidationSource;
 use crate::store::{DocumentStore, write_atomic};
 use crate::timestamp::Stamper;
 
@@ -118,6 +119,7 @@ impl Upgrades {
     pub fn spawn(
         self,
         stamper: Stamper,
+        validation: Option<ValidationSource>,
         audit: AuditLog,
         clock: crate::service::Clock,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -126,7 +128,9 @@ impl Upgrades {
             let first = Duration::from_millis(250);
             let mut pause = first;
             loop {
-                let failed = self.round(&stamper, &audit, &clock).await;
+                let failed = self
+                    .round(&stamper, validation.as_ref(), &audit, &clock)
+                    .await;
                 pause = if failed {
                     (pause * 2).min(Duration::from_secs(30))
                 } else {
@@ -149,12 +153,16 @@ impl Upgrades {
     async fn round(
         &self,
         stamper: &Stamper,
+        validation: Option<&ValidationSource>,
         audit: &AuditLog,
         clock: &crate::service::Clock,
     ) -> bool {
         let mut failed = false;
         for p in self.pending("cms").into_iter().take(MAX_PER_ROUND) {
-            if let Err(e) = self.upgrade_one(&p, stamper, audit, clock).await {
+            if let Err(e) = self
+                .upgrade_one(&p, stamper, validation, audit, clock)
+                .await
+            {
                 tracing::info!(sha256 = %p.sha256, error = %e, "signature upgrade pending (N1, D7)");
                 failed = true;
             }
@@ -166,20 +174,38 @@ impl Upgrades {
         &self,
         p: &Pending,
         stamper: &Stamper,
+        validation: Option<&ValidationSource>,
         audit: &AuditLog,
         clock: &crate::service::Clock,
     ) -> Result<(), String> {
         let before = self.store.get(&p.sha256).map_err(|e| e.to_string())?;
-        let value = kyso_pki::cms_build::unsigned::signature_value(&before, 0)
-            .map_err(|e| e.to_string())?;
-        let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
-        let after = kyso_pki::cms_build::add_signature_timestamp(&before, 0, &token.token)
-            .map_err(|e| e.to_string())?;
+        let msg = kyso_pki::cms::parse(&before).map_err(|e| e.to_string())?;
+        let has = kyso_pki::cms::embedded(&msg, 0).ok_or("the CMS has no signer")?;
+        let mut after = before.clone();
+        // B-T: the signature timestamp, unless the signature went out with one already.
+        if !has.has_timestamp() {
+            let value = kyso_pki::cms_build::unsigned::signature_value(&before, 0)
+                .map_err(|e| e.to_string())?;
+            let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
+            after = kyso_pki::cms_build::add_signature_timestamp(&after, 0, &token.token)
+                .map_err(|e| e.to_string())?;
+        }
+        // B-LT (R1): the signer's path and its revocation DER, unless already there.
+        if p.requested == "B_LT" && has.certificates.is_empty() {
+            let source = validation.ok_or("no source of validation data")?;
+            let leaf = msg
+                .certificates()
+                .iter()
+                .find(|c| c.fingerprint_hex().eq_ignore_ascii_case(&p.cert_sha256))
+                .ok_or("the signer's certificate is not in the CMS")?;
+            let data = source.get(leaf, msg.certificates(), clock()).await?;
+            after = kyso_pki::cms_build::add_validation_data(&after, 0, &data.cades())
+                .map_err(|e| e.to_string())?;
+        }
         let after_sha = self
             .store
             .supersede(&p.sha256, &after)
             .map_err(|e| e.to_string())?;
-        let msg = kyso_pki::cms::parse(&before).map_err(|e| e.to_string())?;
         // The record names the signed content as the signing record did: the signer's
         // digest algorithm (`sha256`, ...) and its message digest.
         let digest_algorithm = msg

@@ -5,7 +5,7 @@
 //! say so: a level is never claimed that the bytes do not carry. A signature returned below
 //! its level is journaled for the background upgrade (`crate::upgrade`, D7).
 
-use kyso_pki::cms_build::{add_signature_timestamp, unsigned};
+use kyso_pki::cms_build::{add_signature_timestamp, add_validation_data, unsigned};
 use kyso_proto::signer::v1::{self as pb, SignatureLevel};
 use time::OffsetDateTime;
 
@@ -59,17 +59,21 @@ impl SignerService {
                          original (`kyso ltv extend`); sign at B-T"
                     .into(),
             }),
-            SignatureLevel::BLt => Err(Error::LevelUnavailable {
-                level: level_name(l),
-                reason: "this signer does not embed validation data yet; sign at B-T".into(),
-            }),
-            SignatureLevel::BT if self.inner.stamper.is_none() => Err(Error::LevelUnavailable {
-                level: level_name(l),
-                reason: "a signature timestamp needs a timestamp authority, and this signer \
+            SignatureLevel::BLt if self.inner.validation.is_none() => {
+                Err(Error::LevelUnavailable {
+                    level: level_name(l),
+                    reason: "this signer has no source of validation data; sign at B-T".into(),
+                })
+            }
+            SignatureLevel::BT | SignatureLevel::BLt if self.inner.stamper.is_none() => {
+                Err(Error::LevelUnavailable {
+                    level: level_name(l),
+                    reason: "a signature timestamp needs a timestamp authority, and this signer \
                          has no [tsa] configured"
-                    .into(),
-            }),
-            SignatureLevel::BT => Ok(l),
+                        .into(),
+                })
+            }
+            SignatureLevel::BT | SignatureLevel::BLt => Ok(l),
         }
     }
 
@@ -81,8 +85,17 @@ impl SignerService {
         }
     }
 
-    /// Raises a built CMS (one signer) to `requested`, within the TSA budget.
-    pub(super) async fn raise_cms(&self, cms: Vec<u8>, requested: SignatureLevel) -> Raised {
+    /// Raises a built CMS (one signer, certificate `cert` with `chain`) to `requested`,
+    /// within the TSA budget: the signature timestamp (B-T), then for B-LT the certificate
+    /// and revocation values of the signer's path (R1), in what is left of the budget.
+    pub(super) async fn raise_cms(
+        &self,
+        cms: Vec<u8>,
+        requested: SignatureLevel,
+        cert: &kyso_pki::cert::Cert,
+        chain: &[kyso_pki::cert::Cert],
+        now: OffsetDateTime,
+    ) -> Raised {
         let below = |cms: Vec<u8>, why: String| {
             tracing::warn!(reason = %why, "signature returned at B-B");
             Raised {
@@ -116,17 +129,49 @@ impl SignerService {
             .tsa_seconds
             .with_label_values(&[if r.is_ok() { "ok" } else { "below_level" }])
             .observe(started.elapsed().as_secs_f64());
-        match r {
+        let stamped = match r {
             Ok(token) => match add_signature_timestamp(&cms, 0, &token.token) {
-                Ok(stamped) => Raised {
-                    cms: stamped,
-                    level: SignatureLevel::BT,
-                    warnings: Vec::new(),
-                },
-                Err(e) => below(cms, e.to_string()),
+                Ok(stamped) => stamped,
+                Err(e) => return below(cms, e.to_string()),
             },
-            Err(e) => below(cms, e.to_string()),
+            Err(e) => return below(cms, e.to_string()),
+        };
+        let at_bt = |cms: Vec<u8>, warnings: Vec<String>| Raised {
+            cms,
+            level: SignatureLevel::BT,
+            warnings,
+        };
+        if requested < SignatureLevel::BLt {
+            return at_bt(stamped, Vec::new());
         }
+        let Some(source) = &self.inner.validation else {
+            return at_bt(
+                stamped,
+                vec!["returned at B_T, not B_LT: no source of validation data".into()],
+            );
+        };
+        // B-LT (R1): the path and its revocation DER, cached per certificate; a fetch that
+        // does not fit what is left of the budget leaves the signature at B-T (D7 later).
+        let left = stamper.budget().saturating_sub(started.elapsed());
+        let why = match tokio::time::timeout(left, source.get(cert, chain, now)).await {
+            Ok(Ok(data)) => match add_validation_data(&stamped, 0, &data.cades()) {
+                Ok(lt) => {
+                    return Raised {
+                        cms: lt,
+                        level: SignatureLevel::BLt,
+                        warnings: Vec::new(),
+                    };
+                }
+                Err(e) => e.to_string(),
+            },
+            Ok(Err(e)) => e,
+            Err(_) => format!(
+                "N1: the validation data was not fetched within the budget of {:?}",
+                stamper.budget()
+            ),
+        };
+        tracing::warn!(reason = %why, "signature returned at B-T, not B-LT");
+        at_bt(stamped, vec![format!("returned at B_T, not B_LT: {why}")])
     }
 
     /// Journals a signature returned below its level (D7): a CMS (`raised.cms`) for the
@@ -171,7 +216,7 @@ impl SignerService {
                 "D7: the stored original {sha} is listed for a document timestamp (`kyso ltv extend`)"
             )),
             Ok(sha) => warnings.push(format!(
-                "D7: the stored original {sha} is raised to {} when the timestamp authority answers (GetDocument)",
+                "D7: the stored original {sha} is raised to {} in the background (GetDocument)",
                 level_name(requested)
             )),
             Err(e) => warnings.push(format!("D7: the upgrade could not be journaled: {e}")),

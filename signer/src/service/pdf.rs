@@ -126,7 +126,15 @@ impl SignerService {
         // PAdES B-T (N1): the signature timestamp inside the signature's CMS, within the
         // budget; /Contents was sized for it (`tsa.pdf_reserve_bytes`). A token that does not
         // fit leaves the signature at B-B with a warning naming the setting.
-        let mut raised = self.raise_cms(plain.clone(), requested).await;
+        let mut raised = self
+            .raise_cms(
+                plain.clone(),
+                requested.min(pb::SignatureLevel::BT),
+                &key.certificate,
+                &key.chain,
+                now,
+            )
+            .await;
         if raised.cms.len() > prepared.capacity() {
             raised.warnings.push(format!(
                 "returned at B_B: the timestamped CMS of {} bytes does not fit the signature's \

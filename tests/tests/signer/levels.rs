@@ -446,3 +446,63 @@ async fn validation_data_added_to_a_b_t_cms_keeps_it_valid_and_reads_back_N1() {
     );
     assert!(kyso_pki::cms_build::add_signature_timestamp(&ber, 0, &e.timestamp_tokens[0]).is_err());
 }
+
+/// N1, R1: SignCms at B-LT carries, besides the signature timestamp, the signer's path as
+/// certificate-values and the OCSP/CRL DER of every certificate on it as revocation-values,
+/// fetched by the signer itself (`kyso_pki::cms::embedded` reads them back: the leaf, its CA,
+/// and the CRLs the test PKI publishes); `openssl cms -verify` and `openssl ts -verify` still
+/// accept it; a second signature with the same key reuses the cached data (same DER).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cms_b_lt_embeds_certificate_and_revocation_values_openssl_accepts_N1_R1() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&tsa_config(&tsa, 5_000, true)).await;
+    let mut req = c.approval(b"Quyet dinh so 13/QD-UBND: B-LT");
+    req.level = pb::SignatureLevel::BLt as i32;
+    let resp = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(
+        resp.level,
+        pb::SignatureLevel::BLt as i32,
+        "{:?}",
+        resp.warnings
+    );
+    assert!(resp.warnings.is_empty(), "{:?}", resp.warnings);
+    let e = embedded(&resp.cms);
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    assert_eq!(e.timestamp_tokens.len(), 1);
+    let leaf = pem_ders(&c.leaf_pem("chairman"));
+    let ca = pem_ders(&c.pki.issuing_ca_pem());
+    assert!(
+        e.certificates.contains(&leaf[0]),
+        "the leaf is not embedded"
+    );
+    assert!(e.certificates.contains(&ca[0]), "the CA is not embedded");
+    assert!(
+        !e.crls.is_empty() || !e.ocsp.is_empty(),
+        "no revocation values: {e:?}"
+    );
+    let published = std::fs::read(c.pki.crl("issuing-ca")).unwrap();
+    assert!(
+        e.crls.contains(&published) || !e.ocsp.is_empty(),
+        "the issuing CA's CRL is not the one embedded"
+    );
+    c.openssl_verify(&resp.cms, None);
+    let out =
+        tsa.openssl_verify_token_digest(&e.timestamp_tokens[0], &signature_value_sha256(&resp.cms));
+    assert!(out.success(), "openssl ts -verify: {}", out.stderr_str());
+
+    let mut req = c.approval(b"second B-LT");
+    req.level = pb::SignatureLevel::BLt as i32;
+    let again = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(again.level, pb::SignatureLevel::BLt as i32);
+    let e2 = embedded(&again.cms);
+    assert_eq!((e2.crls, e2.ocsp), (e.crls, e.ocsp));
+
+    let lines = audit_lines(&c.audit_path());
+    let last = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.get("entry"))
+        .expect("an entry record");
+    assert_eq!(last["level_requested"], "B_LT");
+    assert_eq!(last["level_reached"], "B_LT");
+}
