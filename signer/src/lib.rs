@@ -27,6 +27,7 @@ pub mod journal;
 pub mod levels;
 pub mod ltdata;
 pub mod metrics;
+pub mod pades_lt;
 pub mod readiness;
 pub mod service;
 pub mod store;

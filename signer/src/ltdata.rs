@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kyso_pki::cert::Cert;
+use kyso_pki::path::PathBuilder;
 use kyso_validation::report::RevocationPolicy;
 use kyso_validation::verify::Verifier;
 use time::OffsetDateTime;
@@ -75,6 +76,18 @@ impl ValidationSource {
         pool: &[Cert],
         now: OffsetDateTime,
     ) -> Result<Arc<PathData>, String> {
+        self.get_with(None, cert, pool, now).await
+    }
+
+    /// [`Self::get`] with the path built by `paths` instead of the `[trust]` anchors (a TSA
+    /// certificate, whose roots are `[tsa] tsa_roots`); the revocation data is fetched alike.
+    pub async fn get_with(
+        &self,
+        paths: Option<&PathBuilder>,
+        cert: &Cert,
+        pool: &[Cert],
+        now: OffsetDateTime,
+    ) -> Result<Arc<PathData>, String> {
         if let Some(d) = self.cached(cert, now) {
             return Ok(d);
         }
@@ -82,9 +95,15 @@ impl ValidationSource {
         if policy == RevocationPolicy::Off {
             return Err("the [trust] revocation policy is off: no revocation data to embed".into());
         }
-        let path =
-            self.verifier.paths().build(cert, pool).await.map_err(|e| {
-                format!("no path to a trust anchor for the signing certificate: {e:?}")
+        let path = paths
+            .unwrap_or(self.verifier.paths())
+            .build(cert, pool)
+            .await
+            .map_err(|e| {
+                format!(
+                    "no path to a trust anchor for {}: {e:?}",
+                    cert.entry_names().subject
+                )
             })?;
         let mut data = PathData::default();
         for pc in &path.certs {
@@ -107,7 +126,7 @@ impl ValidationSource {
                         raw.errors.join("; ")
                     ));
                 }
-                if i == 0 {
+                if i == 0 && paths.is_none() {
                     return Err("the signing certificate names no OCSP responder and no CRL".into());
                 }
                 continue;

@@ -47,25 +47,21 @@ impl SignerService {
         let l = self.inner.levels.resolve(level, profile);
         match l {
             SignatureLevel::Unspecified | SignatureLevel::BB => Ok(SignatureLevel::BB),
-            SignatureLevel::BLta => Err(Error::InvalidField {
+            SignatureLevel::BLta if !pdf => Err(Error::InvalidField {
                 field: "level",
-                reason: "B-LTA is an archive/document timestamp added later to a stored \
-                         original (`kyso ltv extend`), not a signing level"
+                reason: "B-LTA for a CMS is an archive timestamp added later to a stored \
+                         original, not a signing level (a PDF takes a document timestamp)"
                     .into(),
             }),
-            SignatureLevel::BLt if pdf => Err(Error::InvalidField {
-                field: "level",
-                reason: "a PDF's B-LT validation data is a DSS revision added to the stored \
-                         original (`kyso ltv extend`); sign at B-T"
-                    .into(),
-            }),
-            SignatureLevel::BLt if self.inner.validation.is_none() => {
+            SignatureLevel::BLt | SignatureLevel::BLta if self.inner.validation.is_none() => {
                 Err(Error::LevelUnavailable {
                     level: level_name(l),
                     reason: "this signer has no source of validation data; sign at B-T".into(),
                 })
             }
-            SignatureLevel::BT | SignatureLevel::BLt if self.inner.stamper.is_none() => {
+            SignatureLevel::BT | SignatureLevel::BLt | SignatureLevel::BLta
+                if self.inner.stamper.is_none() =>
+            {
                 Err(Error::LevelUnavailable {
                     level: level_name(l),
                     reason: "a signature timestamp needs a timestamp authority, and this signer \
@@ -73,14 +69,14 @@ impl SignerService {
                         .into(),
                 })
             }
-            SignatureLevel::BT | SignatureLevel::BLt => Ok(l),
+            SignatureLevel::BT | SignatureLevel::BLt | SignatureLevel::BLta => Ok(l),
         }
     }
 
     /// The bytes to reserve in a PDF's /Contents for a token at `level` (0 for B-B).
     pub(super) fn token_reserve(&self, level: SignatureLevel) -> usize {
         match (&self.inner.stamper, level) {
-            (Some(s), SignatureLevel::BT) => s.pdf_reserve(),
+            (Some(s), l) if l >= SignatureLevel::BT => s.pdf_reserve(),
             _ => 0,
         }
     }
@@ -174,6 +170,56 @@ impl SignerService {
         at_bt(stamped, vec![format!("returned at B_T, not B_LT: {why}")])
     }
 
+    /// Raises a signed PDF at B-T to `requested` (B-LT: the DSS; B-LTA: and a document
+    /// timestamp) in what is `left` of the budget; below it the PDF stays at B-T with a
+    /// warning (the background upgrade finishes it, D7).
+    pub(super) async fn raise_pdf(
+        &self,
+        pdf: Vec<u8>,
+        raised: &mut Raised,
+        requested: SignatureLevel,
+        key: &crate::config::KeySpec,
+        left: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Vec<u8> {
+        if raised.level != SignatureLevel::BT || requested < SignatureLevel::BLt {
+            return pdf;
+        }
+        let (Some(stamper), Some(source)) = (&self.inner.stamper, &self.inner.validation) else {
+            return pdf;
+        };
+        let limits = kyso_pades::PadesLimits {
+            max_bytes: self.inner.max_pdf_bytes.saturating_mul(2),
+            ..Default::default()
+        };
+        let work = crate::pades_lt::extend(
+            &pdf,
+            &key.certificate,
+            &key.chain,
+            requested == SignatureLevel::BLta,
+            crate::pades_lt::With { stamper, source },
+            &limits,
+            now,
+        );
+        let why = match tokio::time::timeout(left, work).await {
+            Ok(Ok(x)) => {
+                raised.level = requested;
+                return x.pdf;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => format!(
+                "N1: the validation data and timestamps did not fit the budget of {:?}",
+                stamper.budget()
+            ),
+        };
+        tracing::warn!(reason = %why, "PDF returned at B-T, not {}", level_name(requested));
+        raised.warnings.push(format!(
+            "returned at B_T, not {}: {why}",
+            level_name(requested)
+        ));
+        pdf
+    }
+
     /// Journals a signature returned below its level (D7): a CMS (`raised.cms`) for the
     /// background upgrade, a PDF (`pdf`, which carries `raised.cms`) for `kyso ltv extend`. A failure is a warning: the signature itself is good.
     pub(super) fn journal_below_level(
@@ -212,9 +258,6 @@ impl SignerService {
             reason: warnings.join("; "),
         };
         match upgrades.enqueue(&original, pending) {
-            Ok(sha) if kind == "pdf" => warnings.push(format!(
-                "D7: the stored original {sha} is listed for a document timestamp (`kyso ltv extend`)"
-            )),
             Ok(sha) => warnings.push(format!(
                 "D7: the stored original {sha} is raised to {} in the background (GetDocument)",
                 level_name(requested)
