@@ -28,7 +28,7 @@ pub enum LevelArg {
 }
 
 impl LevelArg {
-    fn proto(level: Option<Self>) -> i32 {
+    pub(crate) fn proto(level: Option<Self>) -> i32 {
         (match level {
             None => pb::SignatureLevel::Unspecified,
             Some(Self::BB) => pb::SignatureLevel::BB,
