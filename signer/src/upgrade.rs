@@ -12,9 +12,14 @@
 //! removes the entry. A crash in between leaves the entry, and the next round does it again
 //! (the store keeps the same bytes once; a second token would only add a second record).
 //!
+//! A CMS asked at B-LT also gets the signer's certificate and revocation values
+//! (`crate::ltdata`) when it went out without them.
+//!
 //! A PDF cannot take a timestamp inside its signature's /Contents without signing again: a
-//! PDF returned below B-T is journaled under `upgrades/pdf/` for `kyso ltv extend`, which
-//! adds a document timestamp revision (PAdES B-LTA); this task does not touch them.
+//! PDF returned below its level is journaled under `upgrades/pdf/`, and this task adds a DSS
+//! (the signer's and the TSA's validation data) and a document timestamp revision
+//! (`crate::pades_lt`; ETSI EN 319 142-1 lets the document timestamp give a B-B signature
+//! its proof of existence), both incremental updates, and keeps the result as for a CMS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

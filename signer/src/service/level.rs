@@ -1,6 +1,6 @@
 //! The signature level of a request (N1): which level it asks for, whether this signer can
-//! reach it at all (refused before anything is signed), and raising a built CMS to B-T within
-//! the TSA budget. Past the budget, or when the TSA fails or its token does not pass every
+//! reach it at all (refused before anything is signed), and raising a built CMS to B-T and
+//! B-LT, a signed PDF to B-LT and B-LTA (DSS, document timestamp), within the TSA budget. Past the budget, or when the TSA fails or its token does not pass every
 //! check, the signature goes out at B-B with a warning, and the reply and the audit record
 //! say so: a level is never claimed that the bytes do not carry. A signature returned below
 //! its level is journaled for the background upgrade (`crate::upgrade`, D7).
@@ -220,8 +220,8 @@ impl SignerService {
         pdf
     }
 
-    /// Journals a signature returned below its level (D7): a CMS (`raised.cms`) for the
-    /// background upgrade, a PDF (`pdf`, which carries `raised.cms`) for `kyso ltv extend`. A failure is a warning: the signature itself is good.
+    /// Journals a signature returned below its level (D7) for the background upgrade: a CMS
+    /// (`raised.cms`) or a PDF (`pdf`, which carries `raised.cms`). A failure is a warning: the signature itself is good.
     pub(super) fn journal_below_level(
         &self,
         raised: &mut Raised,

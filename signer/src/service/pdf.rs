@@ -178,7 +178,8 @@ impl SignerService {
             document_digest: both,
             ..job
         };
-        // A PDF below its level is listed for a document timestamp (`kyso ltv extend`, D7).
+        // A PDF below its level is journaled: the background upgrade adds the DSS and the
+        // document timestamp (D7).
         self.journal_below_level(&mut raised, Some(&pdf), caller, &job, requested, now);
         let audit = self
             .record_signed_level(
