@@ -648,3 +648,81 @@ async fn slow_tsa_pdf_b_b_within_budget_then_the_stored_original_gets_dss_and_do
     let pending = c.documents_dir().join("upgrades").join("pdf");
     assert_eq!(std::fs::read_dir(pending).unwrap().count(), 0);
 }
+
+/// N1, D7: the document flow with `[levels] ISSUE = "b-lta"`: `kyso doc issue` (IssueOutgoing)
+/// gets the seal at B-LTA (the DSS and a document timestamp after it), and the file stored
+/// as the original, which GetDocument returns, is that file: the draft is its prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_outgoing_at_b_lta_stores_the_file_with_dss_and_document_timestamp_N1_D7() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&format!(
+        "{}\n[levels]\n[levels.profiles]\nISSUE = \"b-lta\"\n",
+        tsa_config(&tsa, 10_000, true)
+    ))
+    .await;
+    let draft = crate::pdf::sample_pdf();
+    let dir = c.dir.path();
+    let input = dir.join("draft.pdf");
+    std::fs::write(&input, &draft).unwrap();
+    let issued = dir.join("issued.pdf");
+    let today = Cluster::today();
+    let (code, out) = crate::documents::kyso_doc(
+        &c,
+        &[
+            "issue",
+            input.to_str().unwrap(),
+            "--out",
+            issued.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--document-type",
+            "QD",
+            "--number",
+            "124/QĐ-UBND",
+            "--issue-date",
+            &today,
+            "--approval-key",
+            "chairman",
+            "--approver",
+            &c.province.chairman,
+            "--approval-rect",
+            "1,100,100,300,200",
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+            "--recipients",
+            "Sở Tài chính",
+        ],
+    );
+    assert_eq!(code, 0, "kyso doc issue: {out}");
+    let issued_pdf = std::fs::read(&issued).unwrap();
+    assert!(issued_pdf.starts_with(&draft));
+    let sigs = pdf_signatures(&issued_pdf);
+    assert_eq!(
+        sigs.iter().filter(|s| !s.document_timestamp).count(),
+        2,
+        "{sigs:?}"
+    );
+    assert!(
+        sigs.last().is_some_and(|s| s.document_timestamp),
+        "{sigs:?}"
+    );
+    assert!(
+        kyso_pades::ltv::read_dss(&issued_pdf, &kyso_pades::PadesLimits::default())
+            .unwrap()
+            .is_some()
+    );
+    let fetched = dir.join("fetched.pdf");
+    let (code, _) = crate::documents::kyso_doc(
+        &c,
+        &[
+            "get",
+            out["sha256"].as_str().unwrap(),
+            "--out",
+            fetched.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&fetched).unwrap(), issued_pdf);
+}
