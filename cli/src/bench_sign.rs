@@ -94,6 +94,11 @@ pub struct SignBench {
     /// Concurrent callers in both phases; default: 2 × the sessions of the keys' slots.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// The level each request asks for (N1: b-b, b-t with the signer's TSA, b-lt with the
+    /// validation data too); absent: the signer's level for the profile. The result counts
+    /// the levels the replies reached (a slow TSA gives B-B within the budget).
+    #[arg(long, value_enum)]
+    level: Option<crate::sign::LevelArg>,
 }
 
 /// One key under load, with its signing context.
@@ -253,6 +258,7 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         issue_date: b.issue_date.clone().unwrap_or_else(today_vn),
         approvals: Vec::new(),
         next_approval: AtomicUsize::new(0),
+        level: crate::sign::LevelArg::proto(b.level),
     };
 
     // The signer's configuration: keys, their mechanisms, their slots' sessions.
@@ -468,19 +474,30 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         Err(h) => drop(h),
     }
 
-    // gRPC phase.
+    // gRPC phase. The levels the replies reached, by name (reset after the warm-up).
+    let reached: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
     let grpc_call = {
         let client = client.clone();
         let targets = shared.clone();
         let ctx = ctx.clone();
+        let reached = reached.clone();
         move |i: usize, digest: Vec<u8>| {
             let mut client = client.clone();
             let targets = targets.clone();
             let ctx = ctx.clone();
+            let reached = reached.clone();
             async move {
                 let req = ctx.request(&targets[i], digest);
                 match client.sign_cms(req).await {
-                    Ok(r) if !r.get_ref().cms.is_empty() => Ok(()),
+                    Ok(r) if !r.get_ref().cms.is_empty() => {
+                        let level = pb::SignatureLevel::try_from(r.get_ref().level)
+                            .map(kyso_signer::timestamp::level_name)
+                            .unwrap_or("UNKNOWN");
+                        if let Ok(mut m) = reached.lock() {
+                            *m.entry(level.to_owned()).or_default() += 1;
+                        }
+                        Ok(())
+                    }
                     Ok(_) => Err(("EmptyCms".to_owned(), "empty CMS".to_owned())),
                     Err(s) => Err((format!("{:?}", s.code()), s.message().to_owned())),
                 }
@@ -500,6 +517,9 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         .ok;
     }
     signed_outside += warm_signed;
+    if let Ok(mut m) = reached.lock() {
+        m.clear();
+    }
     phase("grpc", b.duration_secs);
     let grpc = drive(
         concurrency,
@@ -557,6 +577,11 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
             // Signatures made outside the measured window (one probe per key, the warm-up):
             // with `signatures`, the number of `signed` records this run added to the audit log.
             "signed_outside_measurement": signed_outside,
+            // The level asked for and, per level, how many replies reached it.
+            "level_requested": pb::SignatureLevel::try_from(ctx.level)
+                .map(kyso_signer::timestamp::level_name)
+                .unwrap_or("UNSPECIFIED"),
+            "levels_reached": reached.lock().map(|m| m.clone()).unwrap_or_default(),
         },
         "ratio": ratio,
         "target": TARGET,
@@ -585,6 +610,8 @@ struct SignContext {
     /// Approved documents (digest, approval CMS) that ISSUE requests seal, in turn.
     approvals: Vec<(Vec<u8>, Vec<u8>)>,
     next_approval: AtomicUsize,
+    /// The level asked for (0: the signer's for the profile).
+    level: i32,
 }
 
 impl SignContext {
@@ -620,8 +647,8 @@ impl SignContext {
             // SCANNED_ISSUE is not benchmarked: its competent person is a registry fact.
             competent_person_id: String::new(),
             activation_token: String::new(),
-            // The signer's level for the profile ([levels]): a B-T profile measures the TSA.
-            level: 0,
+            // `--level`, else the signer's level for the profile ([levels]).
+            level: self.level,
         }
     }
 }

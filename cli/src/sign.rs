@@ -13,7 +13,8 @@ use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
 /// The signature level (N1): B-B, plus a signature timestamp (B-T), plus validation data
-/// (B-LT); absent: the signer's level for the profile.
+/// (B-LT), plus a document timestamp (B-LTA, a PDF only); absent: the signer's level for the
+/// profile.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LevelArg {
     /// No timestamp.
@@ -22,18 +23,22 @@ pub enum LevelArg {
     /// With the signature timestamp of the signer's TSA.
     #[value(name = "b-t")]
     BT,
-    /// B-T with the certificates and revocation data embedded.
+    /// B-T with the certificates and revocation data embedded (a PDF: in a DSS).
     #[value(name = "b-lt")]
     BLt,
+    /// A PDF: B-LT and a document timestamp over it.
+    #[value(name = "b-lta")]
+    BLta,
 }
 
 impl LevelArg {
-    fn proto(level: Option<Self>) -> i32 {
+    pub(crate) fn proto(level: Option<Self>) -> i32 {
         (match level {
             None => pb::SignatureLevel::Unspecified,
             Some(Self::BB) => pb::SignatureLevel::BB,
             Some(Self::BT) => pb::SignatureLevel::BT,
             Some(Self::BLt) => pb::SignatureLevel::BLt,
+            Some(Self::BLta) => pb::SignatureLevel::BLta,
         }) as i32
     }
 }

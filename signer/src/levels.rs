@@ -18,6 +18,9 @@
 //! ISSUE = "b-t"                       # proto Profile names, with or without PROFILE_
 //! ```
 //!
+//! B-LT (CMS and PDF) and B-LTA (PDF) also embed the signer's validation data
+//! (`crate::ltdata`), within the same budget.
+//!
 //! Fail closed: a level that needs a timestamp (B-T, B-LT, B-LTA) named here without a
 //! `[tsa]` stops the start, with every other configuration problem.
 

@@ -25,7 +25,9 @@ pub mod failpoint;
 pub mod hsm;
 pub mod journal;
 pub mod levels;
+pub mod ltdata;
 pub mod metrics;
+pub mod pades_lt;
 pub mod readiness;
 pub mod service;
 pub mod store;
@@ -192,6 +194,12 @@ pub async fn serve(
         .map_err(|e| Error::Config(vec![format!("documents_dir: upgrades: {e}")]))?;
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), pki_metrics.clone())?;
     let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, pki_metrics);
+    // B-LT (N1, R1): the path and revocation DER of the signer's own certificates, fetched
+    // under the same [trust] and kept as long as the own-certificate check keeps a pass.
+    let validation = ltdata::ValidationSource::new(
+        verifier.clone(),
+        Duration::from_secs(config.own_check_ttl_secs),
+    );
     let own = authority::OwnCheck::new(verifier, Duration::from_secs(config.own_check_ttl_secs));
     let usage_registry = registry.clone();
     // Readiness follows the volumes of the audit log and the store as well as the slots,
@@ -223,6 +231,7 @@ pub async fn serve(
         stamper: stamper.clone(),
         levels: loaded.levels.clone(),
         upgrades: Some(upgrades.clone()),
+        validation: Some(validation.clone()),
     });
 
     // A SignPdf request carries the whole PDF, and its reply the PDF plus
@@ -325,8 +334,15 @@ pub async fn serve(
         ))
     });
     // D7: signatures returned below their level are raised as soon as the TSA answers.
-    let upgrade_task =
-        stamper.map(|s| upgrades.spawn(s, audit.clone(), clock.clone(), stop_tx.subscribe()));
+    let upgrade_task = stamper.map(|s| {
+        upgrades.spawn(
+            s,
+            Some(validation),
+            audit.clone(),
+            clock.clone(),
+            stop_tx.subscribe(),
+        )
+    });
     let result = host.serve(listeners, shutdown).await;
     // An upgrade cut short stays journaled and is done again at the next start.
     if let Some(t) = upgrade_task {

@@ -80,9 +80,25 @@ impl Stamper {
     /// value), without a budget (the background upgrade).
     pub async fn stamp(&self, signature_value: &[u8]) -> Result<VerifiedTimestamp, StampError> {
         let digest = self.digest.digest(signature_value);
+        self.stamp_digest(&digest).await
+    }
+
+    /// The imprint's algorithm (a document timestamp's digest is computed with it).
+    pub fn digest_algorithm(&self) -> DigestAlgorithm {
+        self.digest
+    }
+
+    /// The TSA path builder (its trust anchors: `tsa_roots`, else `[trust]`'s).
+    pub fn paths(&self) -> &PathBuilder {
+        &self.paths
+    }
+
+    /// A verified, trusted token over `digest` (computed with [`Self::digest_algorithm`]),
+    /// without a budget: a PAdES document timestamp's imprint.
+    pub async fn stamp_digest(&self, digest: &[u8]) -> Result<VerifiedTimestamp, StampError> {
         let token = self
             .client
-            .timestamp(self.digest, &digest, &[])
+            .timestamp(self.digest, digest, &[])
             .await
             .map_err(|e| StampError::Tsa(e.to_string()))?;
         let path = self

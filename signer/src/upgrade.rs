@@ -12,9 +12,14 @@
 //! removes the entry. A crash in between leaves the entry, and the next round does it again
 //! (the store keeps the same bytes once; a second token would only add a second record).
 //!
+//! A CMS asked at B-LT also gets the signer's certificate and revocation values
+//! (`crate::ltdata`) when it went out without them.
+//!
 //! A PDF cannot take a timestamp inside its signature's /Contents without signing again: a
-//! PDF returned below B-T is journaled under `upgrades/pdf/` for `kyso ltv extend`, which
-//! adds a document timestamp revision (PAdES B-LTA); this task does not touch them.
+//! PDF returned below its level is journaled under `upgrades/pdf/`, and this task adds a DSS
+//! (the signer's and the TSA's validation data) and a document timestamp revision
+//! (`crate::pades_lt`; ETSI EN 319 142-1 lets the document timestamp give a B-B signature
+//! its proof of existence), both incremental updates, and keeps the result as for a CMS.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::audit::{AuditEntry, AuditLog, Decision, LevelNote};
+use crate::ltdata::ValidationSource;
 use crate::store::{DocumentStore, write_atomic};
 use crate::timestamp::Stamper;
 
@@ -98,9 +104,7 @@ impl Upgrades {
         let json = serde_json::to_vec_pretty(&p).map_err(|e| e.to_string())?;
         let path = self.entry_path(&p.kind, &sha);
         write_atomic(&path, &json).map_err(|(path, e)| format!("{}: {e}", path.display()))?;
-        if p.kind == "cms" {
-            self.wake.notify_one();
-        }
+        self.wake.notify_one();
         Ok(sha)
     }
 
@@ -118,6 +122,7 @@ impl Upgrades {
     pub fn spawn(
         self,
         stamper: Stamper,
+        validation: Option<ValidationSource>,
         audit: AuditLog,
         clock: crate::service::Clock,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -126,13 +131,15 @@ impl Upgrades {
             let first = Duration::from_millis(250);
             let mut pause = first;
             loop {
-                let failed = self.round(&stamper, &audit, &clock).await;
+                let failed = self
+                    .round(&stamper, validation.as_ref(), &audit, &clock)
+                    .await;
                 pause = if failed {
                     (pause * 2).min(Duration::from_secs(30))
                 } else {
                     first
                 };
-                let waiting = !self.pending("cms").is_empty();
+                let waiting = !self.pending("cms").is_empty() || !self.pending("pdf").is_empty();
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = self.wake.notified() => {}
@@ -149,12 +156,18 @@ impl Upgrades {
     async fn round(
         &self,
         stamper: &Stamper,
+        validation: Option<&ValidationSource>,
         audit: &AuditLog,
         clock: &crate::service::Clock,
     ) -> bool {
         let mut failed = false;
-        for p in self.pending("cms").into_iter().take(MAX_PER_ROUND) {
-            if let Err(e) = self.upgrade_one(&p, stamper, audit, clock).await {
+        let mut all = self.pending("cms");
+        all.extend(self.pending("pdf"));
+        for p in all.into_iter().take(MAX_PER_ROUND) {
+            if let Err(e) = self
+                .upgrade_one(&p, stamper, validation, audit, clock)
+                .await
+            {
                 tracing::info!(sha256 = %p.sha256, error = %e, "signature upgrade pending (N1, D7)");
                 failed = true;
             }
@@ -166,37 +179,26 @@ impl Upgrades {
         &self,
         p: &Pending,
         stamper: &Stamper,
+        validation: Option<&ValidationSource>,
         audit: &AuditLog,
         clock: &crate::service::Clock,
     ) -> Result<(), String> {
         let before = self.store.get(&p.sha256).map_err(|e| e.to_string())?;
-        let value = kyso_pki::cms_build::unsigned::signature_value(&before, 0)
-            .map_err(|e| e.to_string())?;
-        let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
-        let after = kyso_pki::cms_build::add_signature_timestamp(&before, 0, &token.token)
-            .map_err(|e| e.to_string())?;
+        let (after, digest_algorithm, digest) = if p.kind == "pdf" {
+            let source = validation.ok_or("no source of validation data")?;
+            let after = pdf_after(&before, p, stamper, source, clock()).await?;
+            // The record names the upgraded file by its SHA-256, as the signing record
+            // named the output.
+            let digest = kyso_pki::crypto::sha256(&after).to_vec();
+            (after, "sha256".to_owned(), digest)
+        } else {
+            self.cms_after(&before, p, stamper, validation, clock)
+                .await?
+        };
         let after_sha = self
             .store
             .supersede(&p.sha256, &after)
             .map_err(|e| e.to_string())?;
-        let msg = kyso_pki::cms::parse(&before).map_err(|e| e.to_string())?;
-        // The record names the signed content as the signing record did: the signer's
-        // digest algorithm (`sha256`, ...) and its message digest.
-        let digest_algorithm = msg
-            .signer(0)
-            .and_then(|s| kyso_pki::crypto::DigestAlgorithm::from_oid(&s.digest_alg.oid))
-            .map(|d| d.name().to_ascii_lowercase().replace('-', ""))
-            .unwrap_or_default();
-        let digest = msg
-            .signer(0)
-            .and_then(|s| s.signed_attrs.as_ref())
-            .and_then(|a| {
-                a.iter()
-                    .find(|a| a.oid == kyso_pki::cms::oid::MESSAGE_DIGEST)
-                    .and_then(|a| a.values.get(0))
-                    .map(|v| v.value().to_vec())
-            })
-            .unwrap_or_default();
         let entry = AuditEntry {
             time: clock(),
             caller: p.caller.clone(),
@@ -221,11 +223,107 @@ impl Upgrades {
             }),
         };
         audit.append(entry).await.map_err(|e| e.to_string())?;
-        let path = self.entry_path("cms", &p.sha256);
+        let path = self.entry_path(&p.kind, &p.sha256);
         std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        tracing::info!(before = %p.sha256, after = %after_sha, "signature upgraded to {} (N1, D7)", p.requested);
+        tracing::info!(before = %p.sha256, after = %after_sha, "{} upgraded to {} (N1, D7)", p.kind, p.requested);
         Ok(())
     }
+
+    /// The CMS raised: the signature timestamp and, for B-LT, the validation data, with
+    /// the record's digest algorithm and message digest.
+    async fn cms_after(
+        &self,
+        before: &[u8],
+        p: &Pending,
+        stamper: &Stamper,
+        validation: Option<&ValidationSource>,
+        clock: &crate::service::Clock,
+    ) -> Result<(Vec<u8>, String, Vec<u8>), String> {
+        let msg = kyso_pki::cms::parse(before).map_err(|e| e.to_string())?;
+        let has = kyso_pki::cms::embedded(&msg, 0).ok_or("the CMS has no signer")?;
+        let mut after = before.to_vec();
+        // B-T: the signature timestamp, unless the signature went out with one already.
+        if !has.has_timestamp() {
+            let value = kyso_pki::cms_build::unsigned::signature_value(before, 0)
+                .map_err(|e| e.to_string())?;
+            let token = stamper.stamp(&value).await.map_err(|e| e.to_string())?;
+            after = kyso_pki::cms_build::add_signature_timestamp(&after, 0, &token.token)
+                .map_err(|e| e.to_string())?;
+        }
+        // B-LT (R1): the signer's path and its revocation DER, unless already there.
+        if p.requested == "B_LT" && has.certificates.is_empty() {
+            let source = validation.ok_or("no source of validation data")?;
+            let leaf = msg
+                .certificates()
+                .iter()
+                .find(|c| c.fingerprint_hex().eq_ignore_ascii_case(&p.cert_sha256))
+                .ok_or("the signer's certificate is not in the CMS")?;
+            let data = source.get(leaf, msg.certificates(), clock()).await?;
+            after = kyso_pki::cms_build::add_validation_data(&after, 0, &data.cades())
+                .map_err(|e| e.to_string())?;
+        }
+        // The record names the signed content as the signing record did: the signer's
+        // digest algorithm (`sha256`, ...) and its message digest.
+        let digest_algorithm = msg
+            .signer(0)
+            .and_then(|s| kyso_pki::crypto::DigestAlgorithm::from_oid(&s.digest_alg.oid))
+            .map(|d| d.name().to_ascii_lowercase().replace('-', ""))
+            .unwrap_or_default();
+        let digest = msg
+            .signer(0)
+            .and_then(|s| s.signed_attrs.as_ref())
+            .and_then(|a| {
+                a.iter()
+                    .find(|a| a.oid == kyso_pki::cms::oid::MESSAGE_DIGEST)
+                    .and_then(|a| a.values.get(0))
+                    .map(|v| v.value().to_vec())
+            })
+            .unwrap_or_default();
+        Ok((after, digest_algorithm, digest))
+    }
+}
+
+/// A stored PDF raised (N1, D7): the DSS of its last signature and a document timestamp
+/// (`pades_lt::extend`; a signature returned at B-B cannot take a signature timestamp
+/// inside its CMS without being signed again, so the document timestamp gives it its proof
+/// of existence).
+async fn pdf_after(
+    before: &[u8],
+    p: &Pending,
+    stamper: &Stamper,
+    source: &ValidationSource,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>, String> {
+    let limits = kyso_pades::PadesLimits {
+        max_bytes: before.len().saturating_mul(2).max(1 << 20),
+        ..Default::default()
+    };
+    let sigs = kyso_pades::ltv::signature_contents(before, &limits)
+        .map_err(|e| format!("signatures: {e}"))?;
+    let sig = sigs
+        .iter()
+        .rev()
+        .find(|s| !s.document_timestamp)
+        .ok_or("the stored PDF has no signature")?;
+    let msg = kyso_pki::cms::parse(crate::pades_lt::trim_padding(&sig.contents))
+        .map_err(|e| e.to_string())?;
+    let leaf = msg
+        .certificates()
+        .iter()
+        .find(|c| c.fingerprint_hex().eq_ignore_ascii_case(&p.cert_sha256))
+        .ok_or("the signer's certificate is not in the signature")?;
+    let doc_timestamp = p.requested == "B_LTA";
+    let x = crate::pades_lt::extend(
+        before,
+        leaf,
+        msg.certificates(),
+        doc_timestamp,
+        crate::pades_lt::With { stamper, source },
+        &limits,
+        now,
+    )
+    .await?;
+    Ok(x.pdf)
 }
 
 /// The journal entries of `dir` (unreadable files are skipped and logged).

@@ -114,7 +114,9 @@ impl SignerService {
         };
         // N1: the signature timestamp, within the budget; below it the CMS goes out at B-B
         // and is journaled for the background upgrade (D7) before the reply.
-        let mut raised = self.raise_cms(cms, requested).await;
+        let mut raised = self
+            .raise_cms(cms, requested, &key.certificate, &key.chain, now)
+            .await;
         self.journal_below_level(&mut raised, None, caller, &job, requested, now);
         // The reply waits for the record: no signature leaves unrecorded.
         let audit = self

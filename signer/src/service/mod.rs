@@ -85,6 +85,8 @@ struct Inner {
     levels: crate::levels::Levels,
     /// Where signatures returned below their level wait for the background upgrade (D7).
     upgrades: Option<crate::upgrade::Upgrades>,
+    /// The validation data of the signer's certificates (B-LT); `None`: B-LT refused.
+    validation: Option<crate::ltdata::ValidationSource>,
 }
 
 impl std::fmt::Debug for SignerService {
@@ -134,6 +136,8 @@ pub struct Parts {
     pub levels: crate::levels::Levels,
     /// The upgrade journal (D7).
     pub upgrades: Option<crate::upgrade::Upgrades>,
+    /// The validation data of the signer's certificates (B-LT, N1/R1).
+    pub validation: Option<crate::ltdata::ValidationSource>,
 }
 
 impl SignerService {
@@ -166,6 +170,7 @@ impl SignerService {
                 stamper: p.stamper,
                 levels: p.levels,
                 upgrades: p.upgrades,
+                validation: p.validation,
             }),
         }
     }

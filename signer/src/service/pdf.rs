@@ -126,7 +126,16 @@ impl SignerService {
         // PAdES B-T (N1): the signature timestamp inside the signature's CMS, within the
         // budget; /Contents was sized for it (`tsa.pdf_reserve_bytes`). A token that does not
         // fit leaves the signature at B-B with a warning naming the setting.
-        let mut raised = self.raise_cms(plain.clone(), requested).await;
+        let started = std::time::Instant::now();
+        let mut raised = self
+            .raise_cms(
+                plain.clone(),
+                requested.min(pb::SignatureLevel::BT),
+                &key.certificate,
+                &key.chain,
+                now,
+            )
+            .await;
         if raised.cms.len() > prepared.capacity() {
             raised.warnings.push(format!(
                 "returned at B_B: the timestamped CMS of {} bytes does not fit the signature's \
@@ -148,6 +157,18 @@ impl SignerService {
                 return Err(self.record_not_returned(caller, &job, e, now).await);
             }
         };
+        // PAdES B-LT / B-LTA (N1, R1): the DSS and the document timestamp as incremental
+        // updates after the signature, in what is left of the budget.
+        let left = self
+            .inner
+            .stamper
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |s| {
+                s.budget().saturating_sub(started.elapsed())
+            });
+        let pdf = self
+            .raise_pdf(pdf, &mut raised, requested, key, left, now)
+            .await;
         let output_sha256 = kyso_pki::crypto::sha256(&pdf).to_vec();
         // The record binds both files: the input's SHA-256 then the
         // output's (the signed original, D7), as `sha256-in-out`.
@@ -157,7 +178,8 @@ impl SignerService {
             document_digest: both,
             ..job
         };
-        // A PDF below its level is listed for a document timestamp (`kyso ltv extend`, D7).
+        // A PDF below its level is journaled: the background upgrade adds the DSS and the
+        // document timestamp (D7).
         self.journal_below_level(&mut raised, Some(&pdf), caller, &job, requested, now);
         let audit = self
             .record_signed_level(

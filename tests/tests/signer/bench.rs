@@ -374,3 +374,44 @@ async fn bench_sign_release_measurement() {
         }
     }
 }
+
+/// N1: `kyso bench sign --level b-lt` asks every request for B-LT and counts the levels the
+/// replies reached: with a TSA that answers in time, every measured signature is B_LT; with
+/// `--level b-b`, every one is B_B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sign_level_counts_the_levels_reached_N1() {
+    let tsa = kyso_tests::TestTsa::start();
+    let c = Cluster::start_with(&format!(
+        "\n[tsa]\nurl = {:?}\nbudget_ms = 10000\ntimeout_ms = 5000\ntsa_roots = {:?}\n",
+        tsa.url(),
+        tsa.root_pem()
+    ))
+    .await;
+    let p = c.province.clone();
+    for (level, name) in [("b-lt", "B_LT"), ("b-b", "B_B")] {
+        let v = bench(
+            &c,
+            &[
+                "--duration".into(),
+                "1".into(),
+                "--warmup".into(),
+                "0".into(),
+                "--concurrency".into(),
+                "2".into(),
+                "--level".into(),
+                level.into(),
+                "--key".into(),
+                format!("chairman:approval:{}", p.chairman),
+            ],
+        )
+        .await;
+        let grpc = v["grpc"]["signatures"].as_u64().unwrap();
+        assert!(grpc > 0, "{v}");
+        assert_eq!(v["grpc"]["level_requested"], name, "{v}");
+        assert_eq!(
+            v["grpc"]["levels_reached"],
+            serde_json::json!({ name: grpc }),
+            "{v}"
+        );
+    }
+}

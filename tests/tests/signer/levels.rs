@@ -446,3 +446,283 @@ async fn validation_data_added_to_a_b_t_cms_keeps_it_valid_and_reads_back_N1() {
     );
     assert!(kyso_pki::cms_build::add_signature_timestamp(&ber, 0, &e.timestamp_tokens[0]).is_err());
 }
+
+/// N1, R1: SignCms at B-LT carries, besides the signature timestamp, the signer's path as
+/// certificate-values and the OCSP/CRL DER of every certificate on it as revocation-values,
+/// fetched by the signer itself (`kyso_pki::cms::embedded` reads them back: the leaf, its CA,
+/// and the CRLs the test PKI publishes); `openssl cms -verify` and `openssl ts -verify` still
+/// accept it; a second signature with the same key reuses the cached data (same DER).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cms_b_lt_embeds_certificate_and_revocation_values_openssl_accepts_N1_R1() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&tsa_config(&tsa, 5_000, true)).await;
+    let mut req = c.approval(b"Quyet dinh so 13/QD-UBND: B-LT");
+    req.level = pb::SignatureLevel::BLt as i32;
+    let resp = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(
+        resp.level,
+        pb::SignatureLevel::BLt as i32,
+        "{:?}",
+        resp.warnings
+    );
+    assert!(resp.warnings.is_empty(), "{:?}", resp.warnings);
+    let e = embedded(&resp.cms);
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
+    assert_eq!(e.timestamp_tokens.len(), 1);
+    let leaf = pem_ders(&c.leaf_pem("chairman"));
+    let ca = pem_ders(&c.pki.issuing_ca_pem());
+    assert!(
+        e.certificates.contains(&leaf[0]),
+        "the leaf is not embedded"
+    );
+    assert!(e.certificates.contains(&ca[0]), "the CA is not embedded");
+    assert!(
+        !e.crls.is_empty() || !e.ocsp.is_empty(),
+        "no revocation values: {e:?}"
+    );
+    let published = std::fs::read(c.pki.crl("issuing-ca")).unwrap();
+    assert!(
+        e.crls.contains(&published) || !e.ocsp.is_empty(),
+        "the issuing CA's CRL is not the one embedded"
+    );
+    c.openssl_verify(&resp.cms, None);
+    let out =
+        tsa.openssl_verify_token_digest(&e.timestamp_tokens[0], &signature_value_sha256(&resp.cms));
+    assert!(out.success(), "openssl ts -verify: {}", out.stderr_str());
+
+    let mut req = c.approval(b"second B-LT");
+    req.level = pb::SignatureLevel::BLt as i32;
+    let again = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(again.level, pb::SignatureLevel::BLt as i32);
+    let e2 = embedded(&again.cms);
+    assert_eq!((e2.crls, e2.ocsp), (e.crls, e.ocsp));
+
+    let lines = audit_lines(&c.audit_path());
+    let last = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.get("entry"))
+        .expect("an entry record");
+    assert_eq!(last["level_requested"], "B_LT");
+    assert_eq!(last["level_reached"], "B_LT");
+}
+
+/// The signature dictionaries of a PDF (field, document timestamp or not).
+fn pdf_signatures(pdf: &[u8]) -> Vec<kyso_pades::ltv::SignatureContents> {
+    kyso_pades::ltv::signature_contents(pdf, &kyso_pades::PadesLimits::default()).unwrap()
+}
+
+/// N1, R1, D7: SignPdf at B-LTA: the signature (with its signature timestamp), then a DSS
+/// revision with the signer's path and revocation DER and the TSA's certificates, then a
+/// document timestamp; pyHanko's long-term validation, with the test roots and no fetching
+/// (the DSS must suffice), passes; `pdfsig` lists the document timestamp; the signed bytes
+/// are the prefix of the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdf_b_lta_dss_and_document_timestamp_pyhanko_ltv_passes_pdfsig_lists_it_N1_R1_D7() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&tsa_config(&tsa, 10_000, true)).await;
+    let mut req = crate::pdf::approval(&c, crate::pdf::sample_pdf());
+    req.level = pb::SignatureLevel::BLta as i32;
+    let resp = c
+        .client()
+        .await
+        .max_decoding_message_size(64 << 20)
+        .sign_pdf(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.level,
+        pb::SignatureLevel::BLta as i32,
+        "{:?}",
+        resp.warnings
+    );
+    assert!(resp.warnings.is_empty(), "{:?}", resp.warnings);
+    assert_eq!(resp.sha256, kyso_pki::crypto::sha256(&resp.pdf).to_vec());
+    let sigs = pdf_signatures(&resp.pdf);
+    assert!(sigs.iter().any(|s| s.document_timestamp), "{sigs:?}");
+    let dss = kyso_pades::ltv::read_dss(&resp.pdf, &kyso_pades::PadesLimits::default())
+        .unwrap()
+        .expect("a DSS");
+    assert!(!dss.certs.is_empty(), "{dss:?}");
+    assert!(!dss.crls.is_empty() || !dss.ocsps.is_empty(), "{dss:?}");
+
+    let v = kyso_tests::pdf_peers::Peers::get().pyhanko_validate_ltv(
+        &resp.pdf,
+        &[c.pki.root_pem(), tsa.root_pem()],
+        &[c.pki.intermediates_pem()],
+    );
+    let list = v["signatures"].as_array().expect("signatures");
+    assert!(!list.is_empty(), "{v:#}");
+    for s in list {
+        assert_eq!(s["passed"], true, "pyHanko's LTA validation: {v:#}");
+    }
+    let db = kyso_tests::pdf_peers::NssDb::for_test_pki(&c.pki);
+    let listed = kyso_tests::pdf_peers::pdfsig(&resp.pdf, &db);
+    let field = sigs
+        .iter()
+        .find(|s| s.document_timestamp)
+        .map(|s| s.field_name.clone())
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|s| s.field.as_deref() == Some(field.as_str())),
+        "pdfsig does not list the document timestamp: {listed:#?}"
+    );
+}
+
+/// N1, D7: a PDF asked at B-T from a TSA slower than the budget: SignPdf answers in time at
+/// B-B with a warning; the background upgrade then adds the DSS and a document timestamp
+/// to the stored original (a B-B signature cannot take a signature timestamp without being
+/// signed again), GetDocument by the first hash returns it, the signed bytes are its
+/// prefix, and the audit log has the `upgraded` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_tsa_pdf_b_b_within_budget_then_the_stored_original_gets_dss_and_document_timestamp_N1_D7()
+ {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&tsa_config(&tsa, 500, true)).await;
+    let mut client = c.client().await.max_decoding_message_size(64 << 20);
+    client.sign_cms(c.approval(b"warm-up")).await.unwrap();
+    tsa.set_delay(Duration::from_secs(2));
+    let mut req = crate::pdf::approval(&c, crate::pdf::sample_pdf());
+    req.level = pb::SignatureLevel::BT as i32;
+    let started = Instant::now();
+    let resp = client.sign_pdf(req).await.unwrap().into_inner();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1_800), "SignPdf took {took:?}");
+    assert_eq!(
+        resp.level,
+        pb::SignatureLevel::BB as i32,
+        "{:?}",
+        resp.warnings
+    );
+    let before = hex::encode(&resp.sha256);
+    assert!(
+        resp.warnings.iter().any(|w| w.contains(&before)),
+        "{:?}",
+        resp.warnings
+    );
+
+    let mut documents = DocumentsClient::connect(format!("http://{}", c.addr))
+        .await
+        .unwrap()
+        .max_decoding_message_size(64 << 20);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let upgraded = loop {
+        let got = documents
+            .get_document(dpb::GetDocumentRequest {
+                sha256: before.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .pdf;
+        if got != resp.pdf {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the stored PDF was not upgraded");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(upgraded.starts_with(&resp.pdf), "the signed bytes moved");
+    let sigs = pdf_signatures(&upgraded);
+    assert!(sigs.iter().any(|s| s.document_timestamp), "{sigs:?}");
+    assert!(
+        kyso_pades::ltv::read_dss(&upgraded, &kyso_pades::PadesLimits::default())
+            .unwrap()
+            .is_some(),
+        "no DSS"
+    );
+    let db = kyso_tests::pdf_peers::NssDb::for_test_pki(&c.pki);
+    let listed = kyso_tests::pdf_peers::pdfsig(&upgraded, &db);
+    assert!(listed.len() >= 2, "{listed:#?}");
+    let after = hex::encode(kyso_pki::crypto::sha256(&upgraded));
+    let lines = audit_lines(&c.audit_path());
+    let up = lines
+        .iter()
+        .filter_map(|l| l.get("entry"))
+        .find(|e| e["decision"] == "upgraded")
+        .expect("an upgrade record");
+    assert_eq!(up["before_sha256"], before.as_str());
+    assert_eq!(up["after_sha256"], after.as_str());
+    let pending = c.documents_dir().join("upgrades").join("pdf");
+    assert_eq!(std::fs::read_dir(pending).unwrap().count(), 0);
+}
+
+/// N1, D7: the document flow with `[levels] ISSUE = "b-lta"`: `kyso doc issue` (IssueOutgoing)
+/// gets the seal at B-LTA (the DSS and a document timestamp after it), and the file stored
+/// as the original, which GetDocument returns, is that file: the draft is its prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_outgoing_at_b_lta_stores_the_file_with_dss_and_document_timestamp_N1_D7() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&format!(
+        "{}\n[levels]\n[levels.profiles]\nISSUE = \"b-lta\"\n",
+        tsa_config(&tsa, 10_000, true)
+    ))
+    .await;
+    let draft = crate::pdf::sample_pdf();
+    let dir = c.dir.path();
+    let input = dir.join("draft.pdf");
+    std::fs::write(&input, &draft).unwrap();
+    let issued = dir.join("issued.pdf");
+    let today = Cluster::today();
+    let (code, out) = crate::documents::kyso_doc(
+        &c,
+        &[
+            "issue",
+            input.to_str().unwrap(),
+            "--out",
+            issued.to_str().unwrap(),
+            "--organisation",
+            &c.province.ubnd,
+            "--document-type",
+            "QD",
+            "--number",
+            "124/QĐ-UBND",
+            "--issue-date",
+            &today,
+            "--approval-key",
+            "chairman",
+            "--approver",
+            &c.province.chairman,
+            "--approval-rect",
+            "1,100,100,300,200",
+            "--seal-key",
+            "seal",
+            "--custodian",
+            &c.province.clerk,
+            "--recipients",
+            "Sở Tài chính",
+        ],
+    );
+    assert_eq!(code, 0, "kyso doc issue: {out}");
+    let issued_pdf = std::fs::read(&issued).unwrap();
+    assert!(issued_pdf.starts_with(&draft));
+    let sigs = pdf_signatures(&issued_pdf);
+    assert_eq!(
+        sigs.iter().filter(|s| !s.document_timestamp).count(),
+        2,
+        "{sigs:?}"
+    );
+    assert!(
+        sigs.last().is_some_and(|s| s.document_timestamp),
+        "{sigs:?}"
+    );
+    assert!(
+        kyso_pades::ltv::read_dss(&issued_pdf, &kyso_pades::PadesLimits::default())
+            .unwrap()
+            .is_some()
+    );
+    let fetched = dir.join("fetched.pdf");
+    let (code, _) = crate::documents::kyso_doc(
+        &c,
+        &[
+            "get",
+            out["sha256"].as_str().unwrap(),
+            "--out",
+            fetched.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&fetched).unwrap(), issued_pdf);
+}
