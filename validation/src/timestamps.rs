@@ -251,20 +251,7 @@ impl Verifier {
     /// Whether signer `index` of `msg` carries revocation data (CAdES B-LT's
     /// revocation-values, or CRLs in SignedData.crls).
     pub(crate) fn cms_validation_data(msg: &cms::SignedDataMessage, index: usize) -> bool {
-        const REVOCATION_VALUES: const_oid::ObjectIdentifier =
-            const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.24");
-        let in_attrs = msg.signer(index).is_some_and(|si| {
-            si.unsigned_attrs
-                .iter()
-                .flat_map(|a| a.iter())
-                .any(|a| a.oid == REVOCATION_VALUES)
-        });
-        in_attrs
-            || msg
-                .signed_data()
-                .crls
-                .as_ref()
-                .is_some_and(|c| !c.0.is_empty())
+        cms::embedded(msg, index).is_some_and(|e| !e.crls.is_empty() || !e.ocsp.is_empty())
     }
 
     /// The signature timestamps of signer `index` of `msg`, each judged.
@@ -275,7 +262,10 @@ impl Verifier {
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Vec<TimestampReport> {
-        let (tokens, value) = msg.signature_timestamps(index);
+        let tokens = cms::embedded(msg, index)
+            .map(|e| e.timestamp_tokens)
+            .unwrap_or_default();
+        let value = cms::signature_value(msg, index).unwrap_or_default();
         let imprint = |a: DigestAlgorithm| Some(a.digest(value));
         let mut out = Vec::with_capacity(tokens.len());
         for t in &tokens {
