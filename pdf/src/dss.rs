@@ -73,7 +73,9 @@ pub(crate) fn read(file: &PdfFile<'_>) -> Result<Option<DssContents>, PdfError> 
     let Some(d) = catalog.dict().and_then(|c| c.get_key("DSS")) else {
         return Ok(None);
     };
-    let dss = file.resolve(rev, d)?.ok_or_else(|| malformed("/DSS is null"))?;
+    let dss = file
+        .resolve(rev, d)?
+        .ok_or_else(|| malformed("/DSS is null"))?;
     let dss = dss
         .dict()
         .ok_or_else(|| malformed("/DSS is not a dictionary"))?;
