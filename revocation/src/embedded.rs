@@ -5,10 +5,11 @@
 //! the certificate's serial, CRL scope); one that does not verify, or speaks about
 //! another certificate, is no evidence and is named in the warnings instead.
 //!
-//! Embedded evidence settles a certificate's status when it was issued at or after
-//! the reference time (the proof of existence): a "good" issued after the POE says the
-//! certificate was not revoked before it; a "revoked" settles it whatever its date (the
-//! revocation time is compared with the POE by the caller).
+//! Embedded evidence settles a certificate's status when it speaks about the reference
+//! time (the proof of existence): a "good" issued at or after the POE says the
+//! certificate was not revoked before it, and so does one whose validity window
+//! (thisUpdate to nextUpdate) spans the POE; a "revoked" settles it whatever its date
+//! (the revocation time is compared with the POE by the caller).
 
 use kyso_pki::cert::Cert;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
@@ -66,6 +67,7 @@ impl RevocationChecker {
         }
         let base = Evidence::new(cert);
         let sig = &self.0.sig;
+        let skew = sig.clock_skew;
         let who = cert.entry_names().subject.clone();
         let mut too_old = false;
         let mut notes = Vec::new();
@@ -89,14 +91,16 @@ impl RevocationChecker {
                 OcspStatus::Revoked { time, reason } => {
                     revoked(&mut ev, time, reason, reference_time)
                 }
-                OcspStatus::Good if answer.this_update >= reference_time => {
+                OcspStatus::Good
+                    if speaks_for(answer.this_update, answer.next_update, reference_time, skew) =>
+                {
                     ev.status = CertStatus::Good;
                     Status::Good
                 }
                 OcspStatus::Good => {
                     ev.status = CertStatus::Good;
                     ev.detail = Some(format!(
-                        "embedded, but issued at {}, before the reference time {}: it says nothing about it",
+                        "embedded, but issued at {} and valid until before the reference time {}: it says nothing about it",
                         rfc3339(answer.this_update),
                         rfc3339(reference_time)
                     ));
@@ -157,14 +161,16 @@ impl RevocationChecker {
                 Ok(Some(entry)) => {
                     revoked(&mut ev, entry.revocation_date, entry.reason, reference_time)
                 }
-                Ok(None) if index.this_update >= reference_time => {
+                Ok(None)
+                    if speaks_for(index.this_update, index.next_update, reference_time, skew) =>
+                {
                     ev.status = CertStatus::Good;
                     Status::Good
                 }
                 Ok(None) => {
                     ev.status = CertStatus::Good;
                     ev.detail = Some(format!(
-                        "embedded, but issued at {}, before the reference time {}: it says nothing about it",
+                        "embedded, but issued at {} and valid until before the reference time {}: it says nothing about it",
                         rfc3339(index.this_update),
                         rfc3339(reference_time)
                     ));
@@ -187,6 +193,18 @@ impl RevocationChecker {
         }
         None
     }
+}
+
+/// Whether a "good" issued at `this_update` says something about `reference`: issued
+/// at or after it (within the clock skew), or valid across it (its nextUpdate, the
+/// issuer's promise that the status holds until then, is not before it).
+fn speaks_for(
+    this_update: OffsetDateTime,
+    next_update: Option<OffsetDateTime>,
+    reference: OffsetDateTime,
+    skew: time::Duration,
+) -> bool {
+    this_update + skew >= reference || next_update.is_some_and(|n| n >= reference)
 }
 
 fn origin_name(o: EvidenceOrigin) -> &'static str {
