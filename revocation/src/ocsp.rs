@@ -258,6 +258,13 @@ pub(crate) fn verify_embedded(
         .map_err(|e| format!("malformed BasicOCSPResponse: {e}"))?;
     let tbs = tbs_bytes(basic_der).map_err(|e| format!("malformed BasicOCSPResponse: {e}"))?;
     let data = &basic.tbs_response_data;
+    // The cheap test first: a DSS holds answers about many certificates.
+    let serial = normalise_serial(cert.serial());
+    let single = data
+        .responses
+        .iter()
+        .find(|s| cert_id_matches(&s.cert_id, &serial, cert, issuer))
+        .ok_or("the OCSP response does not answer for this certificate")?;
     let produced_at = t::from_generalized(&data.produced_at.0);
     verify_signer(&basic, tbs, issuer, produced_at, check)?;
     for ext in data.response_extensions.iter().flatten() {
@@ -268,12 +275,6 @@ pub(crate) fn verify_embedded(
             ));
         }
     }
-    let serial = normalise_serial(cert.serial());
-    let single = data
-        .responses
-        .iter()
-        .find(|s| cert_id_matches(&s.cert_id, &serial, cert, issuer))
-        .ok_or("the OCSP response does not answer for this certificate")?;
     judge_single(single, data.produced_at.0, now, check)
 }
 

@@ -12,6 +12,10 @@ use kyso_revocation::{EmbeddedItem, EmbeddedRevocation, EvidenceOrigin};
 use crate::report::{CertStatus, RevocationEvidence, SignatureReport};
 use crate::timestamps::{SignatureLevel, TimestampReport};
 
+/// At most this many certificates, OCSP responses and CRLs (each) are taken from one
+/// place: each item may cost a signature check per certificate of a path.
+const MAX_ITEMS: usize = 256;
+
 /// What one signature brings with it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EmbeddedData {
@@ -80,6 +84,11 @@ impl EmbeddedData {
         origin: EvidenceOrigin,
         place: &str,
     ) {
+        let (certs, ocsps, crls) = (
+            capped(certs, place, "certificates", &mut self.warnings),
+            capped(ocsps, place, "OCSP responses", &mut self.warnings),
+            capped(crls, place, "CRLs", &mut self.warnings),
+        );
         for der in certs {
             match Cert::from_der(der) {
                 Ok(c) if !self.certs.contains(&c) => self.certs.push(c),
@@ -109,6 +118,22 @@ impl EmbeddedData {
             && decisive.iter().all(|e| e.origin != EvidenceOrigin::Fetched)
             && !evidence.iter().any(|e| e.status == CertStatus::Unknown)
     }
+}
+
+/// The first [`MAX_ITEMS`] of `items`, with a warning when there were more.
+fn capped<'a>(
+    items: &'a [Vec<u8>],
+    place: &str,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> &'a [Vec<u8>] {
+    if items.len() > MAX_ITEMS {
+        warnings.push(format!(
+            "{place} holds {} {what}; only the first {MAX_ITEMS} were used",
+            items.len()
+        ));
+    }
+    &items[..items.len().min(MAX_ITEMS)]
 }
 
 /// The level the signature reaches: B-LT (and B-LTA) only when the embedded data
