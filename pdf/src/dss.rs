@@ -143,3 +143,115 @@ pub(crate) fn read(file: &PdfFile<'_>) -> Result<Option<DssContents>, PdfError> 
     }
     Ok(Some(out))
 }
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A one-page PDF whose catalog has `/DSS 3 0 R`, with `dss` as object 3 and
+    /// `extra` as objects 4.. (each given whole, `obj`..`endobj` excluded).
+    fn pdf_with_dss(dss: &str, extra: &[Vec<u8>]) -> Vec<u8> {
+        let mut objects: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R /DSS 3 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [] /Count 0 >>".to_vec(),
+            dss.as_bytes().to_vec(),
+        ];
+        objects.extend(extra.iter().cloned());
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            writeln!(out, "{} 0 obj", i + 1).expect("write");
+            out.extend_from_slice(o);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        writeln!(out, "xref\n0 {}\n0000000000 65535 f ", objects.len() + 1).expect("write");
+        for off in offsets {
+            writeln!(out, "{off:010} 00000 n ").expect("write");
+        }
+        write!(
+            out,
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .expect("write");
+        out
+    }
+
+    fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut s = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
+        s.extend_from_slice(data);
+        s.extend_from_slice(b"\nendstream");
+        s
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("deflate");
+        e.finish().expect("deflate")
+    }
+
+    #[test]
+    fn reads_items_decoded_and_vri_counts() {
+        let pdf = pdf_with_dss(
+            "<< /Certs [4 0 R] /OCSPs [5 0 R] /VRI << /ABCD << /Cert [4 0 R] /OCSP [5 0 R] /TU (D:20260101000000Z) >> >> >>",
+            &[
+                stream("", b"cert-der"),
+                stream("/Filter /FlateDecode", &deflate(b"ocsp-der")),
+            ],
+        );
+        let dss = read_dss(&pdf, &PdfLimits::default())
+            .expect("reads")
+            .expect("a DSS");
+        assert_eq!(dss.certs, [b"cert-der".to_vec()]);
+        assert_eq!(dss.ocsps, [b"ocsp-der".to_vec()]);
+        assert!(dss.crls.is_empty());
+        let vri = dss.vri.get("ABCD").expect("the VRI entry");
+        assert_eq!((vri.certs, vri.ocsps, vri.crls), (1, 1, 0));
+        assert_eq!(vri.tu.as_deref(), Some("D:20260101000000Z"));
+    }
+
+    #[test]
+    fn strict_not_repaired_and_bounded() {
+        // An item that is no stream is refused, not skipped.
+        let pdf = pdf_with_dss("<< /Certs [(not a stream)] >>", &[]);
+        assert!(read_dss(&pdf, &PdfLimits::default()).is_err());
+        // A /VRI that is no dictionary.
+        let pdf = pdf_with_dss("<< /VRI [1 2] >>", &[]);
+        assert!(read_dss(&pdf, &PdfLimits::default()).is_err());
+        // A small stream inflating past the decoding budget.
+        let bomb = deflate(&vec![0u8; 1 << 20]);
+        let pdf = pdf_with_dss(
+            "<< /CRLs [4 0 R] >>",
+            &[stream("/Filter /FlateDecode", &bomb)],
+        );
+        let limits = PdfLimits {
+            max_decoded_bytes: 64 << 10,
+            ..PdfLimits::default()
+        };
+        assert!(matches!(
+            read_dss(&pdf, &limits),
+            Err(PdfError::TooLarge { .. })
+        ));
+        // No DSS at all.
+        let plain = pdf_with_dss("<< >>", &[]).replace_dss_ref();
+        assert_eq!(read_dss(&plain, &PdfLimits::default()), Ok(None));
+    }
+
+    trait NoDss {
+        fn replace_dss_ref(self) -> Vec<u8>;
+    }
+    impl NoDss for Vec<u8> {
+        /// The same bytes with the catalog's `/DSS` key renamed (same length).
+        fn replace_dss_ref(mut self) -> Vec<u8> {
+            if let Some(i) = self.windows(4).position(|w| w == b"/DSS") {
+                self[i + 1..i + 4].copy_from_slice(b"XYZ");
+            }
+            self
+        }
+    }
+}
