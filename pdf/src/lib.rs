@@ -14,6 +14,7 @@
 //! [`PdfLimits`]; nothing is repaired; no `unwrap` on input data.
 
 mod diff;
+pub mod dss;
 mod file;
 pub mod syntax;
 
@@ -28,6 +29,7 @@ use kyso_pki::crypto::{DigestAlgorithm, Digester};
 use syntax::{DictExt, ObjRef, Object};
 
 pub use diff::{Modification, ModificationKind};
+pub use dss::{DssContents, VriCounts, read_dss};
 
 /// Everything that makes a PDF unreadable for verification. A signature that
 /// can be read and fails is not an error: it is a report.

@@ -54,6 +54,20 @@ pub enum RevocationSource {
     None,
 }
 
+/// Where a piece of revocation evidence was found (ETSI EN 319 102-1 past validation:
+/// evidence embedded with the signature counts like fetched evidence once verified).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EvidenceOrigin {
+    /// Fetched from the source the certificate names (or the cache of such fetches).
+    #[default]
+    Fetched,
+    /// A PDF's Document Security Store (PAdES B-LT).
+    EmbeddedDss,
+    /// A CAdES signer's revocation-values, or `SignedData.crls` (CAdES B-LT).
+    EmbeddedCms,
+}
+
 /// The status a source gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -101,4 +115,6 @@ pub struct RevocationEvidence {
     pub stale: bool,
     /// Why a source failed, when it did.
     pub detail: Option<String>,
+    /// Fetched, or embedded with the signature (and where).
+    pub origin: EvidenceOrigin,
 }

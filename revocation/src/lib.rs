@@ -28,6 +28,7 @@
 //! and OCSP keep no history. Delta CRLs (where removeFromCRL appears) are not
 //! supported.
 
+pub mod embedded;
 pub mod error;
 pub mod evidence;
 pub mod fetch;
@@ -58,8 +59,11 @@ use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlReason};
 use kyso_pki::cert::Cert;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
+pub use embedded::{EmbeddedItem, EmbeddedRevocation};
 pub use error::{Error, Result};
-pub use evidence::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
+pub use evidence::{
+    CertStatus, EvidenceOrigin, RevocationEvidence, RevocationPolicy, RevocationSource,
+};
 pub use fetch::{BreakerConfig, FetchConfig, FetchError, FetchSource, Fetcher, UrlRewrite};
 pub use metrics::PkiMetrics;
 pub use policy::{FetchPolicy, HostPattern, PolicyRefusal};
@@ -679,7 +683,7 @@ impl RevocationChecker {
 }
 
 /// Fills the revoked status of `ev` and returns it.
-fn revoked(
+pub(crate) fn revoked(
     ev: &mut RevocationEvidence,
     time: OffsetDateTime,
     reason: Option<CrlReason>,
@@ -726,20 +730,20 @@ fn push_detail(ev: &mut RevocationEvidence, text: &str) {
 }
 
 /// Evidence about one certificate, filled per source.
-struct Evidence {
+pub(crate) struct Evidence {
     subject: String,
     serial: String,
 }
 
 impl Evidence {
-    fn new(cert: &Cert) -> Self {
+    pub(crate) fn new(cert: &Cert) -> Self {
         Self {
             subject: cert.entry_names().subject.clone(),
             serial: cert.entry_names().serial_hex.clone(),
         }
     }
 
-    fn blank(
+    pub(crate) fn blank(
         &self,
         source: RevocationSource,
         url: Option<String>,
@@ -759,6 +763,7 @@ impl Evidence {
             from_cache: false,
             stale: false,
             detail: None,
+            origin: EvidenceOrigin::Fetched,
         }
     }
 

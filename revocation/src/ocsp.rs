@@ -212,8 +212,69 @@ pub(crate) fn verify_response(
     let single = data
         .responses
         .iter()
-        .find(|s| cert_id_matches(&s.cert_id, req, cert, issuer))
+        .find(|s| cert_id_matches(&s.cert_id, &req.serial, cert, issuer))
         .ok_or("OCSP response does not answer for the certificate asked about")?;
+    judge_single(single, data.produced_at.0, now, check)
+}
+
+/// Decodes and verifies an OCSP response embedded with a signature (a DSS
+/// `OCSPResponse`, or a CAdES revocation-values `BasicOCSPResponse`) about `cert`:
+/// signed by `issuer` or its delegated responder (valid at producedAt, when the
+/// response was made), answering for `cert`'s serial under `issuer`, thisUpdate not
+/// in the future at `now`. No nonce: it was not fetched for this request.
+pub(crate) fn verify_embedded(
+    body: &[u8],
+    cert: &Cert,
+    issuer: &Cert,
+    now: OffsetDateTime,
+    check: &SigCheck,
+) -> Result<OcspAnswer, String> {
+    kyso_pki::ber::check_set_sizes(body, kyso_pki::ber::MAX_SET_ELEMENTS, 64)
+        .map_err(|e| format!("malformed OCSP response: {e}"))?;
+    let full;
+    let basic_der: &[u8] = match OcspResponse::from_der(body) {
+        Ok(resp) => {
+            if resp.response_status != OcspResponseStatus::Successful {
+                return Err(format!(
+                    "the OCSP response says {}",
+                    status_name(resp.response_status)
+                ));
+            }
+            let bytes = resp
+                .response_bytes
+                .ok_or("OCSP response is successful but carries no response")?;
+            if bytes.response_type != ID_PKIX_OCSP_BASIC {
+                return Err(format!(
+                    "unsupported OCSP response type {}",
+                    bytes.response_type
+                ));
+            }
+            full = bytes.response.as_bytes().to_vec();
+            &full
+        }
+        Err(_) => body,
+    };
+    let basic = BasicOcspResponse::from_der(basic_der)
+        .map_err(|e| format!("malformed BasicOCSPResponse: {e}"))?;
+    let tbs = tbs_bytes(basic_der).map_err(|e| format!("malformed BasicOCSPResponse: {e}"))?;
+    let data = &basic.tbs_response_data;
+    // The cheap test first: a DSS holds answers about many certificates.
+    let serial = normalise_serial(cert.serial());
+    let single = data
+        .responses
+        .iter()
+        .find(|s| cert_id_matches(&s.cert_id, &serial, cert, issuer))
+        .ok_or("the OCSP response does not answer for this certificate")?;
+    let produced_at = t::from_generalized(&data.produced_at.0);
+    verify_signer(&basic, tbs, issuer, produced_at, check)?;
+    for ext in data.response_extensions.iter().flatten() {
+        if ext.critical && ext.extn_id != ID_PKIX_OCSP_NONCE {
+            return Err(format!(
+                "OCSP response carries the unsupported critical extension {}",
+                ext.extn_id
+            ));
+        }
+    }
     judge_single(single, data.produced_at.0, now, check)
 }
 
@@ -264,8 +325,8 @@ fn judge_single(
     })
 }
 
-fn cert_id_matches(id: &CertId, req: &PreparedRequest, cert: &Cert, issuer: &Cert) -> bool {
-    if *normalise_serial(id.serial_number.as_bytes()) != *req.serial {
+fn cert_id_matches(id: &CertId, serial: &[u8], cert: &Cert, issuer: &Cert) -> bool {
+    if *normalise_serial(id.serial_number.as_bytes()) != *serial {
         return false;
     }
     let alg = id.hash_algorithm.oid;

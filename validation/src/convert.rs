@@ -11,9 +11,10 @@ use crate::pdf::{
     Modification, ModificationKind, PdfReport, PdfSignatureReport, Revision, SignatureKind,
 };
 use crate::report::{
-    CertKind, CertSource, CertStatus, CertificateOrigin, DocumentReport, Indication, PathEntry,
-    ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource, SignatureLevel,
-    SignatureReport, SignerIdentity, SubIndication, TimeSource, TimestampKind, TimestampReport,
+    CertKind, CertSource, CertStatus, CertificateOrigin, DocumentReport, EvidenceOrigin,
+    Indication, PathEntry, ReferenceTime, RevocationEvidence, RevocationPolicy, RevocationSource,
+    SignatureLevel, SignatureReport, SignerIdentity, SubIndication, TimeSource, TimestampKind,
+    TimestampReport,
 };
 use crate::verify::CertificateReport;
 
@@ -153,6 +154,12 @@ const REV_SOURCES: &[(RevocationSource, pb::RevocationSource)] = &[
     (RevocationSource::Ocsp, pb::RevocationSource::Ocsp),
     (RevocationSource::Crl, pb::RevocationSource::Crl),
     (RevocationSource::None, pb::RevocationSource::None),
+];
+
+const EVIDENCE_ORIGINS: &[(EvidenceOrigin, pb::EvidenceOrigin)] = &[
+    (EvidenceOrigin::Fetched, pb::EvidenceOrigin::Fetched),
+    (EvidenceOrigin::EmbeddedDss, pb::EvidenceOrigin::EmbeddedDss),
+    (EvidenceOrigin::EmbeddedCms, pb::EvidenceOrigin::EmbeddedCms),
 ];
 
 const STATUSES: &[(CertStatus, pb::CertStatus)] = &[
@@ -543,6 +550,7 @@ fn evidence_to_pb(e: &RevocationEvidence) -> pb::RevocationEvidence {
         from_cache: e.from_cache,
         stale: e.stale,
         detail: opt(&e.detail),
+        origin: to_pb(EVIDENCE_ORIGINS, e.origin),
     }
 }
 
@@ -650,6 +658,7 @@ fn evidence_from_pb(e: &pb::RevocationEvidence) -> RevocationEvidence {
         from_cache: e.from_cache,
         stale: e.stale,
         detail: some(e.detail.clone()),
+        origin: from_pb(EVIDENCE_ORIGINS, e.origin).unwrap_or_default(),
     }
 }
 

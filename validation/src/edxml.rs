@@ -124,6 +124,7 @@ impl Verifier {
                 self.judge_signer(
                     d.check,
                     &d.pool,
+                    &crate::embedded::EmbeddedData::default(),
                     crate::poe::SignatureTimes::caller(options.at),
                     revocation,
                     now,

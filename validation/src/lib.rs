@@ -28,6 +28,7 @@ pub mod certsource;
 pub mod config;
 pub mod convert;
 pub mod edxml;
+mod embedded;
 pub mod pdf;
 pub mod pinned;
 mod poe;

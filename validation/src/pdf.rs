@@ -13,6 +13,7 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
 use crate::certsource::{CertificateSource, SuppliedCertificates};
+use crate::embedded::{EmbeddedData, level_reached};
 use crate::poe::SignatureTimes;
 use crate::report::{
     DocumentReport, Indication, ReferenceTime, RevocationPolicy, SignatureReport, SignerIdentity,
@@ -130,8 +131,17 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
         let parsed = parse_signatures(pdf, &options.limits)?;
+        // The DSS (PAdES B-LT): validation data for every signature and timestamp.
+        let dss = match kyso_pdf::read_dss(pdf, &options.limits) {
+            Ok(Some(d)) => EmbeddedData::from_dss(&d),
+            Ok(None) => EmbeddedData::default(),
+            Err(e) => EmbeddedData {
+                warnings: vec![format!("the DSS is unreadable and was not used: {e}")],
+                ..EmbeddedData::default()
+            },
+        };
         let doc_stamps = self
-            .document_timestamps(pdf, &parsed.signatures, options, now)
+            .document_timestamps(pdf, &parsed.signatures, options, &dss, now)
             .await;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
@@ -145,7 +155,7 @@ impl Verifier {
                 _ => Vec::new(),
             };
             let mut report = self
-                .verify_embedded(pdf, sig, i, options, source, &covering, now)
+                .verify_embedded(pdf, sig, i, options, source, &covering, &dss, now)
                 .await;
             if is_doc_stamp(sig) {
                 // Its own token's verdict as a proof of existence.
@@ -195,6 +205,7 @@ impl Verifier {
         pdf: &[u8],
         signatures: &[EmbeddedSignature],
         options: &PdfVerifyOptions,
+        dss: &EmbeddedData,
         now: OffsetDateTime,
     ) -> Vec<DocStamp> {
         let policy = options.policy.unwrap_or(self.default_policy());
@@ -210,6 +221,7 @@ impl Verifier {
                     TimestampKind::Document,
                     &sig.contents,
                     &imprint,
+                    dss,
                     policy,
                     now,
                 )
@@ -232,11 +244,12 @@ impl Verifier {
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
         covering: &[TimestampReport],
+        dss: &EmbeddedData,
         now: OffsetDateTime,
     ) -> SignatureReport {
         let policy = options.policy.unwrap_or(self.default_policy());
         let mut report = match self
-            .cms_report(pdf, sig, index, options, source, covering, policy, now)
+            .cms_report(pdf, sig, index, options, source, covering, dss, policy, now)
             .await
         {
             Ok(r) => r,
@@ -274,6 +287,7 @@ impl Verifier {
         options: &PdfVerifyOptions,
         source: &dyn CertificateSource,
         covering: &[TimestampReport],
+        dss: &EmbeddedData,
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Result<SignatureReport, (Indication, SubIndication, String)> {
@@ -363,10 +377,13 @@ impl Verifier {
         let from_m = check.signing_time.is_none() && sig.signing_time.is_some() && !tst;
         // PAdES B-T: the signature timestamp in the CMS is the signature's proof of
         // existence; B-LTA: so are the document timestamps of later revisions.
+        // Validation data: the DSS and what the CMS itself embeds.
+        let embedded = EmbeddedData::from_cms(&msg, 0).with(dss);
         let mut timestamps = if tst {
             Vec::new()
         } else {
-            self.signature_timestamps(&msg, 0, policy, now).await
+            self.signature_timestamps(&msg, 0, &embedded, policy, now)
+                .await
         };
         timestamps.extend(covering.iter().cloned());
         let times = SignatureTimes {
@@ -392,16 +409,12 @@ impl Verifier {
             _ => {}
         }
         let mut report = self
-            .judge_signer(check, &sourced.pool, times, policy, now)
+            .judge_signer(check, &sourced.pool, &embedded, times, policy, now)
             .await;
         report.poe = times.poe;
-        // B-LT: a DSS added after the signature (PAdES), or CAdES revocation values.
-        let dss = sig
-            .modifications
-            .iter()
-            .any(|m| m.kind == ModificationKind::Dss && m.allowed);
-        report.level =
-            SignatureLevel::of(&timestamps, dss || Verifier::cms_validation_data(&msg, 0));
+        // B-LT: the DSS or CAdES revocation values settled the signer's path.
+        report.level = level_reached(&timestamps, &embedded, &mut report);
+        report.warnings.extend(embedded.warnings.iter().cloned());
         report.timestamps = timestamps;
         sourced.note.apply(&mut report);
         report.index = u32::try_from(index).unwrap_or(u32::MAX);

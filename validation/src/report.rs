@@ -9,7 +9,9 @@ pub use crate::timestamps::{SignatureLevel, TimestampKind, TimestampReport};
 
 pub use kyso_pki::cert::{CertKind, SignerIdentity};
 pub use kyso_pki::path::{CertSource, PathEntry};
-pub use kyso_revocation::{CertStatus, RevocationEvidence, RevocationPolicy, RevocationSource};
+pub use kyso_revocation::{
+    CertStatus, EvidenceOrigin, RevocationEvidence, RevocationPolicy, RevocationSource,
+};
 
 /// The main verdict (ETSI EN 319 102-1, 5.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

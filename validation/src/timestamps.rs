@@ -13,6 +13,7 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_pki::tsp::{self, Expected, TspError, TstInfo};
 
+use crate::embedded::EmbeddedData;
 use crate::report::{
     Indication, PathEntry, ReferenceTime, RevocationEvidence, RevocationPolicy, SignerIdentity,
     SubIndication, TimeSource,
@@ -101,8 +102,8 @@ pub enum SignatureLevel {
     /// A signature timestamp that verifies.
     #[serde(rename = "B_T")]
     BT,
-    /// B-T and validation data embedded (a PDF DSS; CAdES revocation values or
-    /// SignedData.crls).
+    /// B-T and embedded validation data (a PDF DSS; CAdES revocation values or
+    /// SignedData.crls) that settled the revocation of the signer's path.
     #[serde(rename = "B_LT")]
     BLt,
     /// B-LT and a document timestamp that verifies over it.
@@ -153,6 +154,7 @@ impl Verifier {
         kind: TimestampKind,
         token: &[u8],
         imprint: Imprint<'_>,
+        embedded: &EmbeddedData,
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> TimestampReport {
@@ -215,6 +217,7 @@ impl Verifier {
             .judge_certificate(
                 &vt.tsa_cert,
                 &vt.pool,
+                embedded,
                 at,
                 None,
                 policy,
@@ -248,39 +251,24 @@ impl Verifier {
         }
     }
 
-    /// Whether signer `index` of `msg` carries revocation data (CAdES B-LT's
-    /// revocation-values, or CRLs in SignedData.crls).
-    pub(crate) fn cms_validation_data(msg: &cms::SignedDataMessage, index: usize) -> bool {
-        const REVOCATION_VALUES: const_oid::ObjectIdentifier =
-            const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.24");
-        let in_attrs = msg.signer(index).is_some_and(|si| {
-            si.unsigned_attrs
-                .iter()
-                .flat_map(|a| a.iter())
-                .any(|a| a.oid == REVOCATION_VALUES)
-        });
-        in_attrs
-            || msg
-                .signed_data()
-                .crls
-                .as_ref()
-                .is_some_and(|c| !c.0.is_empty())
-    }
-
     /// The signature timestamps of signer `index` of `msg`, each judged.
     pub(crate) async fn signature_timestamps(
         &self,
         msg: &cms::SignedDataMessage,
         index: usize,
+        embedded: &EmbeddedData,
         policy: RevocationPolicy,
         now: OffsetDateTime,
     ) -> Vec<TimestampReport> {
-        let (tokens, value) = msg.signature_timestamps(index);
+        let tokens = cms::embedded(msg, index)
+            .map(|e| e.timestamp_tokens)
+            .unwrap_or_default();
+        let value = cms::signature_value(msg, index).unwrap_or_default();
         let imprint = |a: DigestAlgorithm| Some(a.digest(value));
         let mut out = Vec::with_capacity(tokens.len());
         for t in &tokens {
             out.push(
-                self.judge_timestamp(TimestampKind::Signature, t, &imprint, policy, now)
+                self.judge_timestamp(TimestampKind::Signature, t, &imprint, embedded, policy, now)
                     .await,
             );
         }

@@ -19,6 +19,7 @@ use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
 
 use crate::certsource::{CertificateOrigin, CertificateSource, SuppliedCertificates, describe};
+use crate::embedded::{EmbeddedData, level_reached};
 use crate::poe::{self, Claim, SignatureTimes};
 use crate::report::{
     CertStatus, DocumentReport, Indication, PathEntry, ReferenceTime, RevocationEvidence,
@@ -202,21 +203,23 @@ impl Verifier {
         .await;
         let msg = &msg;
         let reports = join_all(checks.into_iter().map(|c| async move {
+            // Validation data embedded by the signer (CAdES B-LT), for the signer's
+            // and the TSA's paths.
+            let embedded = EmbeddedData::from_cms(msg, c.check.index);
             // Proofs of existence: the signer's own signature timestamps (B-T).
             let timestamps = self
-                .signature_timestamps(msg, c.check.index, policy, now)
+                .signature_timestamps(msg, c.check.index, &embedded, policy, now)
                 .await;
             let times = SignatureTimes {
                 poe: earliest_proof(&timestamps),
                 ..SignatureTimes::caller(req.at)
             };
-            let index = c.check.index;
             let mut report = self
-                .judge_signer(c.check, &c.pool, times, policy, now)
+                .judge_signer(c.check, &c.pool, &embedded, times, policy, now)
                 .await;
             report.poe = times.poe;
-            report.level =
-                SignatureLevel::of(&timestamps, Verifier::cms_validation_data(msg, index));
+            report.level = level_reached(&timestamps, &embedded, &mut report);
+            report.warnings.extend(embedded.warnings.iter().cloned());
             report.timestamps = timestamps;
             c.note.apply(&mut report);
             report
@@ -267,6 +270,7 @@ impl Verifier {
             .judge_certificate(
                 leaf,
                 chain.get(1..).unwrap_or_default(),
+                &EmbeddedData::default(),
                 reference_time,
                 None,
                 policy,
@@ -292,6 +296,7 @@ impl Verifier {
         &self,
         check: SignerCheck,
         pool: &[Cert],
+        embedded: &EmbeddedData,
         times: SignatureTimes,
         policy: RevocationPolicy,
         now: OffsetDateTime,
@@ -322,6 +327,7 @@ impl Verifier {
                 self.judge_certificate(
                     leaf,
                     pool,
+                    embedded,
                     reference_time,
                     claim,
                     policy,
@@ -407,6 +413,7 @@ impl Verifier {
         &self,
         leaf: &Cert,
         pool: &[Cert],
+        embedded: &EmbeddedData,
         reference: ReferenceTime,
         claim: Option<Claim>,
         policy: RevocationPolicy,
@@ -415,6 +422,19 @@ impl Verifier {
         evidence_out: &mut Vec<RevocationEvidence>,
         warnings: &mut Vec<String>,
     ) -> Verdict {
+        // Embedded certificates (DSS, certificate-values) are candidates for the path,
+        // never anchors.
+        let joined: Vec<Cert>;
+        let pool = if embedded.certs.is_empty() {
+            pool
+        } else {
+            joined = pool
+                .iter()
+                .chain(embedded.certs.iter().filter(|c| !pool.contains(c)))
+                .cloned()
+                .collect();
+            &joined
+        };
         let vp = match self.paths.build(leaf, pool).await {
             Ok(vp) => vp,
             Err(f) => {
@@ -435,14 +455,24 @@ impl Verifier {
         if let Some(v) = poe::validity(&vp, reference, claim, warnings) {
             return v;
         }
-        self.judge_revocation(&vp, reference, claim, policy, now, evidence_out, warnings)
-            .await
+        self.judge_revocation(
+            &vp,
+            embedded,
+            reference,
+            claim,
+            policy,
+            now,
+            evidence_out,
+            warnings,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn judge_revocation(
         &self,
         vp: &ValidPath,
+        embedded: &EmbeddedData,
         reference: ReferenceTime,
         claim: Option<Claim>,
         policy: RevocationPolicy,
@@ -460,11 +490,38 @@ impl Verifier {
             .windows(2)
             .map(|w| (&w[0].cert, &w[1].cert))
             .collect();
+        // Embedded evidence first (past validation: the source may no longer answer);
+        // a certificate it does not settle is checked online, as always.
         let outcomes = join_all(pairs.iter().map(|(c, issuer)| {
-            self.revocation
-                .check(c, issuer, reference.time, now, policy)
+            let mut ignored = Vec::new();
+            let settled = self.revocation.check_embedded(
+                c,
+                issuer,
+                &embedded.revocation,
+                reference.time,
+                now,
+                &mut ignored,
+            );
+            async move {
+                match settled {
+                    Some(o) => (o, ignored),
+                    None => (
+                        self.revocation
+                            .check(c, issuer, reference.time, now, policy)
+                            .await,
+                        ignored,
+                    ),
+                }
+            }
         }))
         .await;
+        let outcomes: Vec<_> = outcomes
+            .into_iter()
+            .map(|(o, ignored)| {
+                warnings.extend(ignored);
+                o
+            })
+            .collect();
         let mut verdict = Verdict::passed();
         for (i, ((cert, _), outcome)) in pairs.iter().zip(outcomes).enumerate() {
             evidence_out.extend(outcome.evidence);
@@ -524,6 +581,7 @@ impl Verifier {
                 revocation_time: None,
                 revocation_reason: None,
                 from_cache: false,
+                origin: Default::default(),
                 stale: false,
                 detail: Some("no certificate to check".into()),
             });

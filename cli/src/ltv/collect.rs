@@ -5,7 +5,6 @@
 //! fetch policy. Signature time-stamps inside the CMS (B-T) are covered too: their
 //! TSA's path and revocation data go into the same VRI entry.
 
-use der::Encode;
 use kyso_pades::PadesLimits;
 use kyso_pades::ltv::{SignatureValidationData, signature_contents};
 use kyso_pki::cert::Cert;
@@ -13,10 +12,6 @@ use kyso_pki::cms::{self, Detached};
 use kyso_pki::time::OffsetDateTime;
 use kyso_validation::report::RevocationPolicy;
 use kyso_validation::verify::Verifier;
-
-/// id-aa-signatureTimeStampToken (RFC 3161 appendix A).
-const SIGNATURE_TIME_STAMP: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
 
 /// What was gathered for one signature field.
 pub(crate) struct Collected {
@@ -120,18 +115,9 @@ fn trim_padding(contents: &[u8]) -> &[u8] {
 
 /// The DER tokens of the first signer's signature time-stamp attributes.
 fn signature_timestamps(msg: &cms::SignedDataMessage) -> Vec<Vec<u8>> {
-    let Some(si) = msg.signer(0) else {
-        return Vec::new();
-    };
-    let Some(attrs) = &si.unsigned_attrs else {
-        return Vec::new();
-    };
-    attrs
-        .iter()
-        .filter(|a| a.oid == SIGNATURE_TIME_STAMP)
-        .flat_map(|a| a.values.iter())
-        .filter_map(|v| v.to_der().ok())
-        .collect()
+    cms::embedded(msg, 0)
+        .map(|e| e.timestamp_tokens)
+        .unwrap_or_default()
 }
 
 /// Adds the path of `leaf` (to the anchor) and the revocation data of every

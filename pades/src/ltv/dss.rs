@@ -16,13 +16,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use kyso_pdf::{DssContents, VriCounts};
+
 use lopdf::{Dictionary, Object, ObjectId};
 use time::OffsetDateTime;
 
 use kyso_pki::crypto::{DigestAlgorithm, sha256};
 
 use crate::serialize::{flate_stream, write_dict};
-use crate::source::{Source, decode_text};
+use crate::source::Source;
 use crate::writer::{Objects, write_update};
 use crate::{PadesError, PadesLimits};
 
@@ -335,105 +337,18 @@ pub(crate) fn pdf_date(t: OffsetDateTime) -> Result<String, PadesError> {
     Ok(format!("D:{s}Z"))
 }
 
-/// Reads back the DSS of a document: per kind, the decoded items; per VRI key, the
-/// number of items listed. For tests and reports.
+/// Reads back the DSS of a document with the strict reader of `kyso-pdf`: per kind, the
+/// decoded items; per VRI key, the number of items listed.
 pub fn read_dss(pdf: &[u8], limits: &PadesLimits) -> Result<Option<DssContents>, PadesError> {
-    let src = Source::load(pdf, limits)?;
-    let catalog = src.dict(src.root)?;
-    let Ok(d) = catalog.get(b"DSS") else {
-        return Ok(None);
+    if pdf.len() > limits.max_bytes {
+        return Err(PadesError::TooLarge {
+            size: pdf.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let pdf_limits = kyso_pdf::PdfLimits {
+        max_bytes: limits.max_bytes,
+        ..kyso_pdf::PdfLimits::default()
     };
-    let dss = src
-        .deref(d)?
-        .as_dict()
-        .map_err(|_| PadesError::Malformed("/DSS is not a dictionary".into()))?;
-    let mut out = DssContents::default();
-    for kind in Kind::ALL {
-        let Ok(list) = dss.get(kind.dss_key().as_bytes()) else {
-            continue;
-        };
-        let list = src
-            .deref(list)?
-            .as_array()
-            .map_err(|_| PadesError::Malformed("a DSS array is not an array".into()))?;
-        for item in list {
-            let stream = src
-                .deref(item)?
-                .as_stream()
-                .map_err(|_| PadesError::Malformed("a DSS item is not a stream".into()))?;
-            let body = if stream.dict.has(b"Filter") {
-                stream
-                    .decompressed_content()
-                    .map_err(|e| PadesError::Malformed(format!("DSS stream: {e}")))?
-            } else {
-                stream.content.clone()
-            };
-            match kind {
-                Kind::Cert => out.certs.push(body),
-                Kind::Ocsp => out.ocsps.push(body),
-                Kind::Crl => out.crls.push(body),
-            }
-        }
-    }
-    if let Ok(v) = dss.get(b"VRI") {
-        let v = src
-            .deref(v)?
-            .as_dict()
-            .map_err(|_| PadesError::Malformed("/VRI is not a dictionary".into()))?;
-        for (key, entry) in v.iter() {
-            let entry = src
-                .deref(entry)?
-                .as_dict()
-                .map_err(|_| PadesError::Malformed("a VRI entry is not a dictionary".into()))?;
-            let count = |k: &[u8]| {
-                entry
-                    .get(k)
-                    .ok()
-                    .and_then(|a| src.deref(a).ok())
-                    .and_then(|a| a.as_array().ok())
-                    .map_or(0, Vec::len)
-            };
-            let tu = entry
-                .get(b"TU")
-                .ok()
-                .and_then(|t| t.as_str().ok())
-                .map(decode_text);
-            out.vri.insert(
-                String::from_utf8_lossy(key).into_owned(),
-                VriCounts {
-                    certs: count(b"Cert"),
-                    ocsps: count(b"OCSP"),
-                    crls: count(b"CRL"),
-                    tu,
-                },
-            );
-        }
-    }
-    Ok(Some(out))
-}
-
-/// A document's DSS, decoded ([`read_dss`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DssContents {
-    /// Certificates, DER.
-    pub certs: Vec<Vec<u8>>,
-    /// OCSP responses, DER.
-    pub ocsps: Vec<Vec<u8>>,
-    /// CRLs, DER.
-    pub crls: Vec<Vec<u8>>,
-    /// VRI entries by key.
-    pub vri: BTreeMap<String, VriCounts>,
-}
-
-/// What one VRI entry lists.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VriCounts {
-    /// Certificates.
-    pub certs: usize,
-    /// OCSP responses.
-    pub ocsps: usize,
-    /// CRLs.
-    pub crls: usize,
-    /// `/TU`.
-    pub tu: Option<String>,
+    kyso_pdf::read_dss(pdf, &pdf_limits).map_err(|e| PadesError::Malformed(e.to_string()))
 }

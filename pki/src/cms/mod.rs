@@ -70,9 +70,6 @@ pub mod oid {
     pub const SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");
     /// id-ce-subjectKeyIdentifier.
     pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
-    /// id-aa-signatureTimeStampToken (RFC 3161 appendix A, CAdES B-T): an unsigned
-    /// attribute whose values are timestamp tokens over the signature value.
-    pub const SIGNATURE_TIME_STAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.14");
 }
 
 /// ESS `SigningCertificateV2` (RFC 5035 §3).
@@ -246,24 +243,6 @@ impl SignedDataMessage {
     /// Oddities found while parsing (skipped certificates, ...).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// The signature timestamp tokens (DER ContentInfo each, in attribute order) in
-    /// signer `index`'s unsigned attributes, with the signature value they must be
-    /// over. Unverified: the token's checks are `tsp::verify_token`'s.
-    pub fn signature_timestamps(&self, index: usize) -> (Vec<Vec<u8>>, &[u8]) {
-        let Some(si) = self.signer(index) else {
-            return (Vec::new(), &[]);
-        };
-        let tokens = si
-            .unsigned_attrs
-            .iter()
-            .flat_map(|attrs| attrs.iter())
-            .filter(|a| a.oid == oid::SIGNATURE_TIME_STAMP_TOKEN)
-            .flat_map(|a| a.values.iter())
-            .filter_map(|v| v.to_der().ok())
-            .collect();
-        (tokens, si.signature.as_bytes())
     }
 }
 

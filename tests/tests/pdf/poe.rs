@@ -9,7 +9,8 @@ use kyso_tests::pdf_peers::{Peers, PyhankoLevel, PyhankoSign, SampleKind};
 use kyso_tests::{TestPki, TestTsa, shared_servers};
 use kyso_validation::pdf::{ModificationKind, PdfReport, PdfVerifyOptions, SignatureKind};
 use kyso_validation::report::{
-    Indication, RevocationPolicy, SignatureLevel, TimeSource, TimestampKind,
+    CertStatus, EvidenceOrigin, Indication, RevocationPolicy, SignatureLevel, SubIndication,
+    TimeSource, TimestampKind,
 };
 
 /// The test PKI's verifier with the TSA's root as one more anchor.
@@ -156,4 +157,67 @@ async fn pyhanko_b_lta_document_timestamp_covers_the_signature_and_the_dss_N3_R1
         sig.report.timestamps[0].gen_time
     );
     assert_eq!(sig.report.level, SignatureLevel::BLta);
+}
+
+/// [`verifier`] whose every revocation and AIA URL is rewritten to a closed port: the
+/// sources no longer answer, as years after signing.
+fn verifier_offline(tsa: &TestTsa) -> kyso_validation::verify::Verifier {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        format!("http://{}/", l.local_addr().expect("address"))
+    };
+    let mut cfg = kyso_tests::trust_config(shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    cfg.revocation.url_rewrites = kyso_tests::rewrites(&closed, &closed, &closed)
+        .into_iter()
+        .map(|(from, to)| kyso_validation::config::UrlRewrite { from, to })
+        .collect();
+    kyso_tests::verifier_from(&cfg)
+}
+
+async fn verify_with(
+    v: &kyso_validation::verify::Verifier,
+    pdf: &[u8],
+    policy: RevocationPolicy,
+) -> PdfReport {
+    let options = PdfVerifyOptions {
+        policy: Some(policy),
+        ..PdfVerifyOptions::default()
+    };
+    v.verify_pdf(pdf, &options, OffsetDateTime::now_utc())
+        .await
+        .unwrap_or_else(|e| panic!("kyso refused to read the PDF: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pyhanko_b_lt_passes_with_revocation_sources_down_from_its_dss_N2_N3_R1() {
+    let tsa = TestTsa::start();
+    let offline = verifier_offline(&tsa);
+
+    let b_lt = sign(&tsa, true, false);
+    // Soft-fail only for the TSA, which publishes no status; the signer's path must be
+    // settled by the DSS alone.
+    let r = verify_with(&offline, &b_lt, RevocationPolicy::SoftFail).await;
+    assert_eq!(r.indication, Indication::TotalPassed, "{r:#?}");
+    let s = &r.signatures[0].report;
+    assert_eq!(s.level, SignatureLevel::BLt, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert!(!s.revocation.is_empty(), "{s:#?}");
+    assert!(
+        s.revocation
+            .iter()
+            .all(|e| e.origin == EvidenceOrigin::EmbeddedDss && e.status == CertStatus::Good),
+        "{:#?}",
+        s.revocation
+    );
+
+    // The same kind of file without a DSS (B-T): nothing settles the signer's status.
+    let b_t = sign(&tsa, false, false);
+    let r = verify_with(&offline, &b_t, RevocationPolicy::Require).await;
+    let s = &r.signatures[0].report;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::TryLater)),
+        "{s:#?}"
+    );
 }

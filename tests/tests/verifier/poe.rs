@@ -15,8 +15,8 @@ use kyso_pki::time::OffsetDateTime;
 use kyso_pki::tsp::{TimeStampReq, TimeStampResp, TstInfo};
 use kyso_tests::{CmsSign, TestTsa, openssl_cms_sign};
 use kyso_validation::report::{
-    Indication, RevocationPolicy, SignatureLevel, SignatureReport, SubIndication, TimeSource,
-    TimestampKind,
+    CertStatus, EvidenceOrigin, Indication, RevocationPolicy, SignatureLevel, SignatureReport,
+    SubIndication, TimeSource, TimestampKind,
 };
 use kyso_validation::verify::{CmsRequest, Verifier};
 
@@ -485,5 +485,150 @@ async fn past_signature_made_under_faketime_passes_with_its_timestamp_b_b_does_n
     assert!(
         (poe.time - claimed).abs() < time::Duration::minutes(5),
         "{poe:?} vs {claimed}"
+    );
+}
+
+/// A verifier of the test PKI (and the TSA's root) whose every revocation and AIA URL is
+/// rewritten to a closed port: the sources no longer answer, as years after signing.
+fn verifier_offline(tsa: &TestTsa) -> Verifier {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        format!("http://{}/", l.local_addr().expect("address"))
+    };
+    let mut cfg = kyso_tests::trust_config(kyso_tests::shared_servers());
+    cfg.trust_anchors.push(tsa.root_pem());
+    cfg.revocation.url_rewrites = kyso_tests::rewrites(&closed, &closed, &closed)
+        .into_iter()
+        .map(|(from, to)| kyso_validation::config::UrlRewrite { from, to })
+        .collect();
+    kyso_tests::verifier_from(&cfg)
+}
+
+async fn judge_with(v: &Verifier, sig: &[u8], policy: RevocationPolicy) -> SignatureReport {
+    let r = v
+        .verify_cms(
+            CmsRequest {
+                signature: sig,
+                detached: Detached::None,
+                at: None,
+                policy: Some(policy),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .expect("a CMS");
+    r.signatures[0].clone()
+}
+
+/// The raw OCSP responses and CRLs of `leaf`'s path (leaf by its issuing CA, the CA by
+/// the root), fetched from the live test servers, with the issuing CA's certificate.
+async fn validation_data(v: &Verifier, leaf: &str) -> kyso_pki::cms_build::ValidationData {
+    let pki = kyso_tests::TestPki::get();
+    let cert = kyso_pki::cert::Cert::from_der(&pki.leaf_der(leaf)).expect("leaf");
+    let ca_der = pki.cert_der(pki.leaf_issuer(leaf));
+    let ca = kyso_pki::cert::Cert::from_der(&ca_der).expect("CA");
+    let root = kyso_pki::cert::Cert::from_der(&pki.cert_der(pki.root_pem())).expect("root");
+    let now = OffsetDateTime::now_utc();
+    let mut data = kyso_pki::cms_build::ValidationData {
+        certificates: vec![ca_der],
+        ..Default::default()
+    };
+    for (c, issuer) in [(&cert, &ca), (&ca, &root)] {
+        let raw = v
+            .revocation()
+            .fetch_raw(c, issuer, now, RevocationPolicy::Require)
+            .await;
+        assert!(!raw.is_empty(), "no revocation data: {:?}", raw.errors);
+        data.ocsp.extend(raw.ocsps);
+        data.crls.extend(raw.crls);
+    }
+    data
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cades_b_lt_passes_with_revocation_sources_down_evidence_embedded_cms_N2_N3_R1() {
+    let tsa = TestTsa::start();
+    let online = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = kyso_pki::cms_build::add_signature_timestamp(&sig, 0, &token).expect("B-T");
+    let data = validation_data(&online, "personal-rsa").await;
+    let b_lt = kyso_pki::cms_build::add_validation_data(&b_t, 0, &data).expect("B-LT");
+
+    let offline = verifier_offline(&tsa);
+    // Soft-fail only for the TSA, which publishes no status: the signer's path is settled
+    // by the embedded data, and the level says so.
+    let s = judge_with(&offline, &b_lt, RevocationPolicy::SoftFail).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert_eq!(s.level, SignatureLevel::BLt, "{s:#?}");
+    assert_eq!(s.reference_time.source, TimeSource::SignatureTimestamp);
+    assert_eq!(s.revocation.len(), 2, "{:#?}", s.revocation);
+    assert!(
+        s.revocation
+            .iter()
+            .all(|e| e.origin == EvidenceOrigin::EmbeddedCms && e.status == CertStatus::Good),
+        "{:#?}",
+        s.revocation
+    );
+
+    // Fail closed still holds: required, the embedded evidence is enough for the signer ...
+    let s = judge_with(&offline, &b_lt, RevocationPolicy::Require).await;
+    assert_eq!(s.indication, Indication::TotalPassed, "{s:#?}");
+    assert!(
+        s.revocation
+            .iter()
+            .all(|e| e.origin == EvidenceOrigin::EmbeddedCms),
+        "{:#?}",
+        s.revocation
+    );
+    // ... and without it nothing settles the status: TRY_LATER.
+    let s = judge_with(&offline, &b_t, RevocationPolicy::Require).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::TryLater)),
+        "{s:#?}"
+    );
+    assert_eq!(s.level, SignatureLevel::BB, "{s:#?}");
+
+    // Online, the same B-LT file: the embedded data is used first, nothing is fetched for it.
+    let s = judge_with(&online, &b_lt, RevocationPolicy::SoftFail).await;
+    assert_eq!(
+        (s.indication, s.level),
+        (Indication::TotalPassed, SignatureLevel::BLt),
+        "{s:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_ocsp_for_another_certificate_is_no_evidence_and_is_reported_N2_R1() {
+    let tsa = TestTsa::start();
+    let online = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = kyso_pki::cms_build::add_signature_timestamp(&sig, 0, &token).expect("B-T");
+    // The path data of ANOTHER leaf of the same CA: the CA's status is right, the leaf's
+    // answer is about someone else.
+    let mut data = validation_data(&online, "personal-ec256").await;
+    data.crls.clear();
+    let b_lt = kyso_pki::cms_build::add_validation_data(&b_t, 0, &data).expect("B-LT");
+    let s = judge_with(&verifier_offline(&tsa), &b_lt, RevocationPolicy::Require).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::TryLater)),
+        "{s:#?}"
+    );
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("is no evidence") && w.contains("does not answer for")),
+        "{:#?}",
+        s.warnings
+    );
+    assert!(
+        s.revocation
+            .iter()
+            .all(|e| e.origin == EvidenceOrigin::Fetched || e.status != CertStatus::Good),
+        "{:#?}",
+        s.revocation
     );
 }
