@@ -63,7 +63,7 @@ pub async fn extend(
     merge(&mut data, &own);
     // The TSA of the signature timestamp: its certificates and their revocation data,
     // the path built to the TSA anchors.
-    let tokens = signature_tokens(&sig.contents);
+    let tokens = signature_tokens(sig.cms());
     // A signature without its own timestamp gets its proof of existence from a document
     // timestamp (ETSI EN 319 142-1: B-LTA's, over the signature and the DSS).
     let doc_timestamp = doc_timestamp || tokens.is_empty();
@@ -127,31 +127,12 @@ fn merge(data: &mut SignatureValidationData, d: &crate::ltdata::PathData) {
     }
 }
 
-/// The signature timestamp tokens inside a signature's `/Contents` (zero padded CMS).
-fn signature_tokens(contents: &[u8]) -> Vec<Vec<u8>> {
-    let der = trim_padding(contents);
+/// The signature timestamp tokens of a signature's CMS (`/Contents` without its padding).
+fn signature_tokens(der: &[u8]) -> Vec<Vec<u8>> {
     let Ok(msg) = kyso_pki::cms::parse(der) else {
         return Vec::new();
     };
     kyso_pki::cms::embedded(&msg, 0)
         .map(|e| e.timestamp_tokens)
         .unwrap_or_default()
-}
-
-/// `/Contents` without the zero padding: the outer SEQUENCE's definite length says where
-/// the DER ends (an indefinite length keeps it all).
-pub(crate) fn trim_padding(contents: &[u8]) -> &[u8] {
-    let len = match contents {
-        [0x30, l, ..] if *l < 0x80 => Some(2 + usize::from(*l)),
-        [0x30, l, rest @ ..] if *l > 0x80 && *l <= 0x84 => {
-            let n = usize::from(*l & 0x7f);
-            rest.get(..n)
-                .map(|b| b.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x)) + 2 + n)
-        }
-        _ => None,
-    };
-    match len {
-        Some(l) if l <= contents.len() => &contents[..l],
-        _ => contents,
-    }
 }

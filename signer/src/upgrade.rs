@@ -305,8 +305,7 @@ async fn pdf_after(
         .rev()
         .find(|s| !s.document_timestamp)
         .ok_or("the stored PDF has no signature")?;
-    let msg = kyso_pki::cms::parse(crate::pades_lt::trim_padding(&sig.contents))
-        .map_err(|e| e.to_string())?;
+    let msg = kyso_pki::cms::parse(sig.cms()).map_err(|e| e.to_string())?;
     let leaf = msg
         .certificates()
         .iter()

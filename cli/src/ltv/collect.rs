@@ -51,7 +51,7 @@ pub(crate) async fn collect(
             },
             problems: Vec::new(),
         };
-        let cms_bytes = trim_padding(&s.contents);
+        let cms_bytes = s.cms();
         match cms::parse(cms_bytes) {
             Err(e) => c
                 .problems
@@ -93,24 +93,6 @@ pub(crate) async fn collect(
         out.push(c);
     }
     Ok((out, last))
-}
-
-/// `/Contents` without the zero padding after the DER: the outer SEQUENCE's
-/// definite length says where it ends (an indefinite length keeps it all).
-fn trim_padding(contents: &[u8]) -> &[u8] {
-    let len = match contents {
-        [0x30, l, ..] if *l < 0x80 => Some(2 + usize::from(*l)),
-        [0x30, l, rest @ ..] if *l > 0x80 && *l <= 0x84 => {
-            let n = usize::from(*l & 0x7f);
-            rest.get(..n)
-                .map(|b| b.iter().fold(0usize, |a, x| (a << 8) | usize::from(*x)) + 2 + n)
-        }
-        _ => None,
-    };
-    match len {
-        Some(l) if l <= contents.len() => &contents[..l],
-        _ => contents,
-    }
 }
 
 /// The DER tokens of the first signer's signature time-stamp attributes.

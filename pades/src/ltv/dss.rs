@@ -53,6 +53,18 @@ pub struct SignatureContents {
     pub contents: Vec<u8>,
 }
 
+impl SignatureContents {
+    /// The CMS (or time-stamp token) in `/Contents`, without the zero padding after it:
+    /// the first BER element, as the reader takes it (`kyso_pki::ber::element_len`); all
+    /// of `/Contents` when that cannot be measured (the CMS parser then says what is wrong).
+    pub fn cms(&self) -> &[u8] {
+        match kyso_pki::ber::element_len(&self.contents, kyso_pki::ber::Limits::default()) {
+            Ok(n) => &self.contents[..n.min(self.contents.len())],
+            Err(_) => &self.contents,
+        }
+    }
+}
+
 /// How many new items the update wrote (items already in the DSS are not counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DssAdded {
