@@ -92,11 +92,12 @@ pub(crate) enum Handler {
         lock: tokio::sync::Mutex<()>,
         timeout: Duration,
     },
-    /// Answer `application/timestamp-query` POSTs with `openssl ts -reply` run in `dir`, one at
-    /// a time (it keeps a serial number file).
+    /// Answer `application/timestamp-query` POSTs with `openssl ts -reply` run in `dir` by a
+    /// pool of workers, each one query at a time (each keeps its own serial number file).
     Tsa {
         dir: PathBuf,
-        lock: tokio::sync::Mutex<()>,
+        idle: Mutex<Vec<u64>>,
+        ready: tokio::sync::Semaphore,
     },
 }
 
@@ -370,7 +371,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 
     match &shared.handler {
-        Handler::Tsa { dir, lock } => {
+        Handler::Tsa { dir, idle, ready } => {
             let is_query = req
                 .headers()
                 .get(CONTENT_TYPE)
@@ -382,9 +383,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
                 Ok(b) => b.to_bytes(),
                 Err(_) => return response(400, "text/plain", "bad request body\n"),
             };
-            let _guard = lock.lock().await;
+            let Ok(_permit) = ready.acquire().await else {
+                return response(503, "text/plain", "TSA closed\n");
+            };
+            // A permit guarantees an idle worker.
+            let Some(k) = idle.lock().expect("TSA pool").pop() else {
+                return response(500, "text/plain", "TSA pool empty\n");
+            };
             let dir = dir.clone();
-            match tokio::task::spawn_blocking(move || crate::tsa::reply(&dir, &body)).await {
+            let answer =
+                tokio::task::spawn_blocking(move || crate::tsa::reply(&dir, k, &body)).await;
+            idle.lock().expect("TSA pool").push(k);
+            match answer {
                 Ok(Ok(reply)) => response(200, "application/timestamp-reply", reply),
                 Ok(Err(e)) => response(500, "text/plain", format!("{e}\n")),
                 Err(e) => response(500, "text/plain", format!("TSA task: {e}\n")),

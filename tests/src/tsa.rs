@@ -106,11 +106,21 @@ impl TestTsa {
             Some(&d.join("tsa.ext")),
             &d.join("twin.pem"),
         );
-        std::fs::write(d.join("tsaserial"), "01\n").expect("serial file");
-        std::fs::write(d.join("tsa.cnf"), config(d)).expect("TSA configuration");
+        // One configuration and serial file per worker, the serials in disjoint ranges
+        // (worker k counts from k * 2^32), so the workers stamp in parallel as a real TSA does.
+        for k in 0..TSA_WORKERS {
+            std::fs::write(
+                d.join(format!("tsaserial-{k}")),
+                format!("{:016x}\n", (k << 32) | 1),
+            )
+            .expect("serial file");
+            std::fs::write(d.join(format!("tsa-{k}.cnf")), config(d, k))
+                .expect("TSA configuration");
+        }
         let front = Front::start(Handler::Tsa {
             dir: d.to_path_buf(),
-            lock: tokio::sync::Mutex::new(()),
+            idle: std::sync::Mutex::new((0..TSA_WORKERS).collect()),
+            ready: tokio::sync::Semaphore::new(TSA_WORKERS as usize),
         });
         TestTsa { front, dir }
     }
@@ -172,7 +182,7 @@ impl TestTsa {
 
     /// `openssl ts -reply` on a query, directly (not through HTTP).
     pub fn reply(&self, query: &[u8]) -> Vec<u8> {
-        reply(self.dir.path(), query).unwrap_or_else(|e| panic!("{e}"))
+        reply(self.dir.path(), 0, query).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `openssl ts -verify` of a token (DER ContentInfo) against the query that asked for it,
@@ -259,12 +269,16 @@ impl TestTsa {
     }
 }
 
-/// The `openssl ts` configuration: SHA-256 ESSCertIDv2, accuracy 1.5001 s, ordering, the tsa
-/// name, the root in the token when certReq is set.
-fn config(d: &Path) -> String {
+/// How many `openssl ts -reply` run at once: the TSA's capacity is not one process at a time
+/// (a benchmark against it measures the signer, not a queue in front of one process).
+pub(crate) const TSA_WORKERS: u64 = 4;
+
+/// The `openssl ts` configuration of worker `k`: SHA-256 ESSCertIDv2, accuracy 1.5001 s,
+/// ordering, the tsa name, the root in the token when certReq is set.
+fn config(d: &Path, k: u64) -> String {
     format!(
         "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {dir}\n\
-         serial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
+         serial = $dir/tsaserial-{k}\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
          certs = $dir/root.pem\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\n\
          default_policy = {TSA_POLICY}\nother_policies = {TSA_OTHER_POLICY}\n\
          digests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500, microsecs:100\n\
@@ -274,15 +288,17 @@ fn config(d: &Path) -> String {
     )
 }
 
-/// One `openssl ts -reply` run (the server calls it one query at a time: the serial file).
-pub(crate) fn reply(dir: &Path, query: &[u8]) -> Result<Vec<u8>, String> {
+/// One `openssl ts -reply` run by worker `k` (one query at a time per worker: its serial file).
+pub(crate) fn reply(dir: &Path, k: u64, query: &[u8]) -> Result<Vec<u8>, String> {
     let tmp = tempfile::tempdir_in(dir).map_err(|e| e.to_string())?;
     let (q, r) = (tmp.path().join("q.tsq"), tmp.path().join("r.tsr"));
     std::fs::write(&q, query).map_err(|e| e.to_string())?;
     let out = process::run(
         Command::new("openssl")
             .current_dir(dir)
-            .args(["ts", "-reply", "-config", "tsa.cnf", "-queryfile"])
+            .args(["ts", "-reply", "-config"])
+            .arg(format!("tsa-{k}.cnf"))
+            .arg("-queryfile")
             .arg(&q)
             .arg("-out")
             .arg(&r),

@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! cargo build --release -p kyso -p kyso-signer
-//! cargo test --release -p kyso-tests --test bench_sign -- --ignored --nocapture
+//! cargo test --release -p kyso-tests --test signer -- bench_sign --ignored --nocapture
 //! ```
 
 use std::collections::BTreeMap;
@@ -320,57 +320,127 @@ async fn bench_sign_release_measurement() {
             "--approve-with".into(),
             format!("chairman:{}", p.chairman),
         ];
-        let mut cmd = bench_command(&c, &args);
-        println!(
-            "== {what}: {} {}",
-            workspace_bin("kyso").display(),
-            args.join(" ")
-        );
-        let metrics_before = scrape(&c);
-        let (stdout, marks) = tokio::task::spawn_blocking(move || {
-            let mut child = cmd
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdout = child.stdout.take().unwrap();
-            let reader = std::thread::spawn(move || {
-                let mut s = String::new();
-                stdout.read_to_string(&mut s).unwrap();
-                s
-            });
-            // CPU by process at each phase boundary the bench announces on stderr.
-            let mut marks = vec![("start".to_owned(), cpu_by_process())];
-            for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-                let line = line.unwrap();
-                eprintln!("{line}");
-                marks.push((line, cpu_by_process()));
+        measure(&c, what, &args).await;
+    }
+}
+
+/// One measured `kyso bench sign` run: its JSON, the CPU seconds of every process in each
+/// phase and the signer's `/metrics` histograms over the run, printed.
+async fn measure(c: &Cluster, what: &str, args: &[String]) -> Value {
+    let mut cmd = bench_command(c, args);
+    println!(
+        "== {what}: {} {}",
+        workspace_bin("kyso").display(),
+        args.join(" ")
+    );
+    let metrics_before = scrape(c);
+    let (stdout, marks) = tokio::task::spawn_blocking(move || {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            stdout.read_to_string(&mut s).unwrap();
+            s
+        });
+        // CPU by process at each phase boundary the bench announces on stderr.
+        let mut marks = vec![("start".to_owned(), cpu_by_process())];
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            eprintln!("{line}");
+            marks.push((line, cpu_by_process()));
+        }
+        assert!(child.wait().unwrap().success());
+        (reader.join().unwrap(), marks)
+    })
+    .await
+    .unwrap();
+    let metrics_after = scrape(c);
+    println!("{stdout}");
+    let find = |m: &str| {
+        marks
+            .iter()
+            .find(|(l, _)| l.contains(m))
+            .map(|(_, c)| c.clone())
+            .unwrap()
+    };
+    println!(
+        "CPU s by process, raw phase: {:?}",
+        cpu_delta(&find("raw phase,"), &find("raw phase done"))
+    );
+    println!(
+        "CPU s by process, gRPC phase: {:?}",
+        cpu_delta(&find("grpc phase,"), &find("sign: done"))
+    );
+    println!("signer /metrics over the gRPC warm-up and phase (and the probe):");
+    for h in histograms(&metrics_before, &metrics_after) {
+        println!("  {h}");
+    }
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// N1: the measurement of docs/BENCHMARKS.md "B-T against a 50 ms TSA": P-256 and RSA-2048
+/// signatures at B-B and at B-T through the same cluster, the test TSA (`openssl ts -reply`,
+/// a pool of workers) answering every query 50 ms late. If the TSA's latency stacked (one
+/// query at a time), B-T could not pass 20 signatures/s; with the shared client every request
+/// waits for its own token only, so B-T's latency is B-B's plus ~50 ms and its throughput
+/// follows the concurrency. Prints each run's JSON, CPU by process and the TSA's queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (minutes, release build): run with --ignored --nocapture"]
+async fn bench_sign_b_t_against_a_50_ms_tsa_release_measurement_N1() {
+    let tsa = kyso_tests::TestTsa::start();
+    tsa.set_delay(Duration::from_millis(50));
+    let c = Cluster::start_with(&format!(
+        "\n[tsa]\nurl = {:?}\nbudget_ms = 1500\ntimeout_ms = 5000\ntsa_roots = {:?}\n",
+        tsa.url(),
+        tsa.root_pem()
+    ))
+    .await;
+    let p = c.province.clone();
+    let secs = std::env::var("KYSO_BENCH_SIGN_SECS").unwrap_or_else(|_| "10".into());
+    let concurrency: Vec<String> = std::env::var("KYSO_BENCH_SIGN_CONCURRENCY")
+        .unwrap_or_else(|_| "4,32".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let keys = [
+        (
+            "P-256 chairman",
+            format!("chairman:approval:{}", p.chairman),
+        ),
+        ("RSA-2048 seal", format!("seal:issue:{}", p.clerk)),
+    ];
+    for (what, key) in keys {
+        for n in &concurrency {
+            for level in ["b-b", "b-t"] {
+                let args: Vec<String> = vec![
+                    "--duration".into(),
+                    secs.clone(),
+                    "--warmup".into(),
+                    "2".into(),
+                    "--concurrency".into(),
+                    n.clone(),
+                    "--level".into(),
+                    level.into(),
+                    "--key".into(),
+                    key.clone(),
+                    "--approve-with".into(),
+                    format!("chairman:{}", p.chairman),
+                ];
+                let before = tsa.requests();
+                let v = measure(&c, &format!("{what}, {level}, {n} callers"), &args).await;
+                println!(
+                    "TSA queries in the run: {}; grpc {} signatures/s, p50 {} ms, p99 {} ms, levels {}",
+                    tsa.requests() - before,
+                    v["grpc"]["ops_per_sec"],
+                    v["grpc"]["p50_ms"],
+                    v["grpc"]["p99_ms"],
+                    v["grpc"]["levels_reached"]
+                );
             }
-            assert!(child.wait().unwrap().success());
-            (reader.join().unwrap(), marks)
-        })
-        .await
-        .unwrap();
-        let metrics_after = scrape(&c);
-        println!("{stdout}");
-        let find = |m: &str| {
-            marks
-                .iter()
-                .find(|(l, _)| l.contains(m))
-                .map(|(_, c)| c.clone())
-                .unwrap()
-        };
-        println!(
-            "CPU s by process, raw phase: {:?}",
-            cpu_delta(&find("raw phase,"), &find("raw phase done"))
-        );
-        println!(
-            "CPU s by process, gRPC phase: {:?}",
-            cpu_delta(&find("grpc phase,"), &find("sign: done"))
-        );
-        println!("signer /metrics over the gRPC warm-up and phase (and the probe):");
-        for h in histograms(&metrics_before, &metrics_after) {
-            println!("  {h}");
         }
     }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The Authorize measurement of docs/BENCHMARKS.md (issue 17 item 5): a release registry on
+# SQLite and on PostgreSQL, 10 000 organisations and 100 000 personal certificates seeded
+# straight into its database, then `kyso bench authorize` closed loop and open loop at the
+# given rates. Around every run it prints the load average, the registry's CPU seconds per
+# call (from /proc) and the registry's own latency histogram for Authorize (its /metrics), so
+# the time spent in the registry can be told from the time spent around it.
+#
+#   cargo build --release --locked -p kyso -p kyso-registry
+#   scripts/bench-authorize.sh [sqlite|postgres|both] [RATE ...]     (default: both 0 2000)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BIN=${KYSO_BIN_DIR:-target/release}
+WHICH=${1:-both}
+shift || true
+RATES=("$@")
+[ ${#RATES[@]} -eq 0 ] && RATES=(0 2000)
+SECS=${KYSO_BENCH_SECS:-10}
+WORK=$(mktemp -d /tmp/kyso-bench-authorize.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [ -d "$WORK/pg" ]; then
+        runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$WORK/pg" -m immediate stop \
+            >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+cpu_of() { # utime + stime of a process, in seconds
+    awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
+}
+
+histogram() { # the registry's Authorize duration histogram, one line per bucket
+    curl -s "http://$1/metrics" |
+        grep '^kyso_registry_request_duration_seconds_\(bucket\|count\|sum\){method="Authorize"' || true
+}
+
+run_backend() {
+    local name=$1 url=$2
+    local port metrics
+    port=$(free_port)
+    metrics=$(free_port)
+    echo "== $name: registry on 127.0.0.1:$port ($url)"
+    "$BIN/kyso-registry" --database-url "$url" --mail-domain khanhhoa.gov.vn \
+        --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" \
+        --development-plaintext >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do
+        curl -s "http://127.0.0.1:$metrics/metrics" >/dev/null && break
+        sleep 0.2
+    done
+    # Seed and run the closed-loop warm-up once (the seed's output is the first result).
+    "$BIN/kyso" bench authorize --server "http://127.0.0.1:$port" --seed-database-url "$url" \
+        --organisations 10000 --certificates 100000 --streams 8 --duration-secs 3 \
+        --warmup-secs 1 --rate 0 >"$WORK/$name-seed.json"
+    echo "seeded: $(head -c 400 "$WORK/$name-seed.json")"
+    for rate in "${RATES[@]}"; do
+        local cpu0 cpu1 h0 h1
+        h0=$(histogram "127.0.0.1:$metrics")
+        cpu0=$(cpu_of "$pid")
+        echo "-- rate $rate (0: closed loop), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+        "$BIN/kyso" bench authorize --server "http://127.0.0.1:$port" \
+            --organisations 0 --certificates 0 --streams 8 --duration-secs "$SECS" \
+            --warmup-secs 2 --rate "$rate" | tee "$WORK/$name-$rate.json"
+        cpu1=$(cpu_of "$pid")
+        h1=$(histogram "127.0.0.1:$metrics")
+        echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "registry CPU s over the run (warm-up included): $(awk "BEGIN { print $cpu1 - $cpu0 }")"
+        echo "registry Authorize histogram over the run (bucket: calls at or under):"
+        paste <(echo "$h0") <(echo "$h1") | awk '{ print $3, $4 - $2 }'
+    done
+}
+
+if [ "$WHICH" = sqlite ] || [ "$WHICH" = both ]; then
+    run_backend sqlite "sqlite:$WORK/registry.db"
+fi
+if [ "$WHICH" = postgres ] || [ "$WHICH" = both ]; then
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -n1)
+    mkdir -p "$WORK/pg" && chown postgres: "$WORK/pg"
+    runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -A trust -U kyso --locale=C >/dev/null
+    PGPORT=$(free_port)
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" -w \
+        -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    runuser -u postgres -- "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U kyso registry
+    run_backend postgres "postgres://kyso@127.0.0.1:$PGPORT/registry"
+fi
