@@ -11,4 +11,5 @@ mod cli;
 mod edxml_dsig;
 mod hostile;
 mod poe;
+mod scaleout;
 mod service;
