@@ -277,7 +277,12 @@ impl Drop for Fabric {
         for ns in &self.namespaces {
             if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                    if pid.bytes().all(|b| b.is_ascii_digit()) {
+                        // The shell's builtin: no procps needed.
+                        let _ = Command::new("sh")
+                            .args(["-c", &format!("kill -KILL {pid}")])
+                            .status();
+                    }
                 }
             }
         }
@@ -379,6 +384,8 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, counters: Arc<
     let mut conns = JoinSet::new();
     loop {
         let Ok((client, _)) = listener.accept().await else {
+            // Out of descriptors or the like: do not spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         counters.connections.fetch_add(1, Ordering::SeqCst);

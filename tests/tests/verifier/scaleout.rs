@@ -246,9 +246,10 @@ fn two_replicas_behind_one_address_share_the_load_and_one_can_stop() {
     eprintln!(
         "scale-out: {total} verifications, shares {shares:?}; outbound: OCSP {ocsp_requests} \
          requests {ocsp_bytes} B ({} B up, {} B down), CRL {crl_requests} requests \
-         {crl_bytes} B, AIA {} requests {aia_bytes} B; per verification {:.1} B",
+         ({} of /root.crl) {crl_bytes} B, AIA {} requests {aia_bytes} B; per verification {:.1} B",
         ocsp.bytes_up(),
         ocsp.bytes_down(),
+        servers.crl.count("/root.crl"),
         servers.aia.total(),
         (ocsp_bytes + crl_bytes + aia_bytes) as f64 / total as f64,
     );
@@ -267,6 +268,11 @@ fn two_replicas_behind_one_address_share_the_load_and_one_can_stop() {
     // go to the other, which answers them all.
     let before = replicas[1].passed();
     replicas[0].process.stop();
+    let gone = SocketAddr::from((net.replica_addr(0), GRPC_PORT));
+    assert!(
+        std::net::TcpStream::connect_timeout(&gone, Duration::from_secs(2)).is_err(),
+        "replica 0 still accepts connections after being stopped"
+    );
     net.balance(GRPC_PORT, &[1]);
     rt.block_on(drive(service, 4, 5, &docs));
     assert_eq!(
