@@ -183,6 +183,7 @@ async fn drive(service: SocketAddr, connections: usize, each: usize, docs: &[Vec
 
 #[test]
 fn two_replicas_behind_one_address_share_the_load_and_one_can_stop() {
+    let _turn = crate::MACHINE.blocking_lock();
     let Some(net) = Fabric::create(2) else {
         return;
     };
