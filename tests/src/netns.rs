@@ -18,7 +18,8 @@
 //!   count the bytes, which is the outbound traffic of the replicas.
 //! - Everything is torn down on drop (also while a panic unwinds): processes left in the
 //!   namespaces are killed, the namespaces deleted, which removes their interfaces, the host
-//!   end of the uplink and the host route with them.
+//!   end of the uplink and the host route with them. The namespaces of a test process killed
+//!   before its drops ran (`kyso-PID-…`, PID gone) are deleted by the next [`Fabric::create`].
 //!
 //! Needs root, `ip` (iproute2) and `iptables` (`scripts/setup.sh` installs them).
 //! [`Fabric::create`] returns `None`, after saying why, only when the kernel refuses to make
@@ -26,6 +27,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -72,6 +74,7 @@ impl Fabric {
             namespaces: Vec::new(),
         };
         let lb = fabric.lb();
+        sweep_stale();
         match ip(&["netns", "add", &lb]) {
             Ok(()) => fabric.namespaces.push(lb.clone()),
             Err(e) if forbidden(&e) => {
@@ -263,7 +266,7 @@ impl Fabric {
 
     /// `program args` inside replica `i`'s namespace (`ip netns exec`, which execs the
     /// program: the child's id is the program's).
-    pub fn command_in(&self, i: usize, program: &std::path::Path) -> Command {
+    pub fn command_in(&self, i: usize, program: &Path) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.replica_ns(i)]).arg(program);
         c
@@ -275,20 +278,52 @@ impl Drop for Fabric {
         // Whatever still runs in a namespace keeps it (and its links) alive: stop it first.
         // These are the test's own children (started through `command_in`).
         for ns in &self.namespaces {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if pid.bytes().all(|b| b.is_ascii_digit()) {
-                        // The shell's builtin: no procps needed.
-                        let _ = Command::new("sh")
-                            .args(["-c", &format!("kill -KILL {pid}")])
-                            .status();
-                    }
-                }
-            }
+            kill_all_in(ns);
         }
         for ns in self.namespaces.iter().rev() {
             if let Err(e) = ip(&["netns", "del", ns]) {
                 eprintln!("netns: could not delete {ns}: {e}");
+            }
+        }
+    }
+}
+
+/// Deletes the namespaces of fabrics whose test process is gone (killed before its drops
+/// ran): `kyso-PID-N-*` with no process PID. Only this harness makes such names.
+fn sweep_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("kyso-")
+            .and_then(|rest| rest.split('-').next())
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        kill_all_in(name);
+        if let Err(e) = ip(&["netns", "del", name]) {
+            eprintln!("netns: could not delete the stale {name}: {e}");
+        }
+    }
+}
+
+/// Kills every process left in namespace `ns` (the harness's own children).
+fn kill_all_in(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if pid.bytes().all(|b| b.is_ascii_digit()) {
+                // The shell's builtin: no procps needed.
+                let _ = Command::new("sh")
+                    .args(["-c", &format!("kill -KILL {pid}")])
+                    .status();
             }
         }
     }
