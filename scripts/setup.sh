@@ -16,6 +16,8 @@ packages=(
   libnss3-tools  # certutil: the NSS trust database pdfsig reads the test root from
   valgrind       # callgrind: `kyso bench instructions` counts instructions per operation
   faketime       # signatures and timestamps made in the past (validation in the past tests)
+  iproute2       # `ip netns`, veth pairs: the scale-out test's replicas in network namespaces
+  iptables       # DNAT across the replicas behind one service address (tests/src/netns.rs)
 )
 
 missing=()

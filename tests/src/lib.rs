@@ -29,6 +29,7 @@ pub mod hostile;
 pub mod hsm;
 mod http;
 pub mod mtls;
+pub mod netns;
 mod ocsp;
 pub mod pdf_fixtures;
 pub mod pdf_peers;

@@ -16,6 +16,7 @@ use crate::service::{CONTENT, RPC_DEADLINE, Service, config, request, sign};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_documents_are_answered_promptly_and_ordinary_ones_meanwhile_N2() {
+    let _turn = crate::MACHINE.lock().await;
     let pki = TestPki::get();
     let servers = PkiServers::start(pki);
     let service = Service::start(config(pki, &servers)).await;

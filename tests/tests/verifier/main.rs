@@ -11,4 +11,10 @@ mod cli;
 mod edxml_dsig;
 mod hostile;
 mod poe;
+mod scaleout;
 mod service;
+
+/// Tests that load the machine with processes of their own (`scaleout`: two verifier
+/// processes under load) and tests that bound latencies (`hostile`) take turns: on two cores
+/// the first would break the second's bounds.
+pub(crate) static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
