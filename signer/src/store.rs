@@ -458,6 +458,29 @@ mod tests {
     }
 
     #[test]
+    fn originals_lists_first_hashes_not_successors_nor_loose_files_paged_r1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DocumentStore::open(dir.path()).unwrap();
+        let a = store.put_for(b"%PDF-1.7 a", "ubnd").unwrap();
+        let b = store.put_for(b"%PDF-1.7 b", "so-tc").unwrap();
+        store.put(b"%PDF-1.7 journal copy").unwrap();
+        std::fs::create_dir_all(dir.path().join("upgrades").join("pdf")).unwrap();
+        let a2 = store.supersede(&a, b"%PDF-1.7 a + DSS").unwrap();
+        let a3 = store.supersede(&a2, b"%PDF-1.7 a + DSS + timestamp").unwrap();
+        assert_eq!(store.current_sha256(&a).unwrap(), a3);
+        assert_eq!(store.current_sha256(&b).unwrap(), b);
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(store.originals("", 10).unwrap(), (want.clone(), false));
+        let (first, more) = store.originals("", 1).unwrap();
+        assert_eq!((first.as_slice(), more), (&want[..1], true));
+        assert_eq!(
+            store.originals(&first[0], 1).unwrap(),
+            (want[1..].to_vec(), false)
+        );
+    }
+
+    #[test]
     fn verification_evidence_is_kept_once_per_document_and_checked_n3() {
         let dir = tempfile::tempdir().unwrap();
         let store = DocumentStore::open(dir.path()).unwrap();
