@@ -466,7 +466,9 @@ mod tests {
         store.put(b"%PDF-1.7 journal copy").unwrap();
         std::fs::create_dir_all(dir.path().join("upgrades").join("pdf")).unwrap();
         let a2 = store.supersede(&a, b"%PDF-1.7 a + DSS").unwrap();
-        let a3 = store.supersede(&a2, b"%PDF-1.7 a + DSS + timestamp").unwrap();
+        let a3 = store
+            .supersede(&a2, b"%PDF-1.7 a + DSS + timestamp")
+            .unwrap();
         assert_eq!(store.current_sha256(&a).unwrap(), a3);
         assert_eq!(store.current_sha256(&b).unwrap(), b);
         let mut want = vec![a.clone(), b.clone()];

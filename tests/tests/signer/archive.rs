@@ -19,24 +19,29 @@ use kyso_validation::report::{Indication, RevocationPolicy, SignatureLevel};
 use serde_json::Value;
 use tonic::Code;
 
-use crate::sign::{audit_lines, callers_config, make_tls, mtls_channel, status_rules};
+use crate::sign::{
+    audit_lines, callers_config, let_dms_sign_on_behalf, make_tls, mtls_channel, status_rules,
+};
 
 /// The signer with the test TSA (its own root), documents issued at B-T, the callers of
 /// [`callers_config`] and the archive operator "archive" (client certificate "archive").
 async fn cluster(tsa: &TestTsa, tls: &Mtls) -> Cluster {
-    Cluster::start_with(&format!(
+    let mut c = Cluster::start_with(&format!(
         "\n[tsa]\nurl = {:?}\nbudget_ms = 10000\ntimeout_ms = 5000\nretries = 1\ntsa_roots = {:?}\n\
-         \n[levels]\n[levels.profiles]\nISSUE = \"b-t\"\n{}\n[[callers]]\nname = \"archive\"\n\
+         \n[levels]\n[levels.profiles]\nAPPROVAL = \"b-t\"\nISSUE = \"b-t\"\n{}\n[[callers]]\nname = \"archive\"\n\
          fingerprint = \"{}\"\narchive = true\n",
         tsa.url(),
         tsa.root_pem(),
         callers_config(tls),
         tls.fingerprint("archive"),
     ))
-    .await
+    .await;
+    // The document system issues (the seal and the approval on the leaders' behalf, A1).
+    let_dms_sign_on_behalf(&mut c).await;
+    c
 }
 
-/// `kyso doc issue` over TLS (no client certificate: the dev cluster's anonymous caller).
+/// `kyso doc issue` over TLS as the document system "dms-ubnd".
 fn issue(c: &Cluster, tls: &Path, number: &str) {
     let dir = c.dir.path();
     let input = dir.join(format!("draft-{}.pdf", number.replace('/', "-")));
@@ -46,6 +51,8 @@ fn issue(c: &Cluster, tls: &Path, number: &str) {
         .args(["doc", "issue", input.to_str().unwrap()])
         .args(["--server", &format!("https://{}", c.addr)])
         .args(["--tls-ca", tls.join("ca.pem").to_str().unwrap()])
+        .args(["--tls-cert", tls.join("dms.pem").to_str().unwrap()])
+        .args(["--tls-key", tls.join("dms.key").to_str().unwrap()])
         .args(["--out", out_file.to_str().unwrap()])
         .args(["--organisation", &c.province.ubnd])
         .args(["--document-type", "QD", "--number", number])
@@ -160,7 +167,7 @@ async fn ltv_extend_store_raises_b_t_originals_to_b_lta_resumes_and_is_idempoten
             "{doc:?}"
         );
         assert!(doc.last_timestamp_expires.is_some(), "{doc:?}");
-        let got = documents(&c, d, None)
+        let got = documents(&c, d, Some("dms"))
             .await
             .get_document(dpb::GetDocumentRequest {
                 sha256: doc.sha256.clone(),
@@ -194,7 +201,7 @@ async fn ltv_extend_store_raises_b_t_originals_to_b_lta_resumes_and_is_idempoten
         .collect();
     assert_eq!(records.len(), 2, "{records:#?}");
     for (doc, old) in all.iter().zip(&before) {
-        let got = documents(&c, d, None)
+        let got = documents(&c, d, Some("dms"))
             .await
             .get_document(dpb::GetDocumentRequest {
                 sha256: doc.sha256.clone(),
@@ -236,8 +243,8 @@ async fn ltv_extend_store_raises_b_t_originals_to_b_lta_resumes_and_is_idempoten
     assert_eq!(after_records, 2);
 }
 
-/// R1: a caller without the archive role (a document system's certificate, the anonymous
-/// caller) is refused ListStored and ExtendStored with PERMISSION_DENIED `R1`; the CLI run
+/// R1: a caller without the archive role (the document systems' certificates, one acting for
+/// any organisation, one bound to another) is refused ListStored and ExtendStored with PERMISSION_DENIED `R1`; the CLI run
 /// as such a caller fails and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ltv_extend_store_refused_without_the_archive_role_R1() {
@@ -255,7 +262,7 @@ async fn ltv_extend_store_refused_without_the_archive_role_R1() {
         .documents[0]
         .sha256
         .clone();
-    for who in [Some("dms"), None] {
+    for who in [Some("dms"), Some("dms-other")] {
         let mut client = documents(&c, d, who).await;
         let e = client
             .list_stored(dpb::ListStoredRequest::default())
