@@ -294,3 +294,38 @@ async fn ltv_extend_store_refused_without_the_archive_role_R1() {
         .count();
     assert_eq!(records, 0);
 }
+
+/// R1: a CAdES B-LT signature carries in its certificate-values the TSA's path (the TSA
+/// certificate and its root) beside the signer's, so that its signature timestamp can be
+/// validated offline once the TSA's CA stops publishing (the revocation values of the TSA's
+/// path join the signer's when its CA publishes any; the test TSA's publishes none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cades_b_lt_certificate_values_carry_the_tsa_path_R1() {
+    let tsa = TestTsa::start();
+    let c = Cluster::start_with(&format!(
+        "\n[tsa]\nurl = {:?}\nbudget_ms = 5000\ntimeout_ms = 5000\nretries = 1\ntsa_roots = {:?}\n",
+        tsa.url(),
+        tsa.root_pem(),
+    ))
+    .await;
+    let mut req = c.approval(b"Quyet dinh so 14/QD-UBND: B-LT with the TSA path");
+    req.level = kyso_proto::signer::v1::SignatureLevel::BLt as i32;
+    let resp = c.client().await.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(
+        resp.level,
+        kyso_proto::signer::v1::SignatureLevel::BLt as i32,
+        "{:?}",
+        resp.warnings
+    );
+    let msg = kyso_pki::cms::parse(&resp.cms).unwrap();
+    let e = kyso_pki::cms::embedded(&msg, 0).unwrap();
+    assert_eq!(e.timestamp_tokens.len(), 1);
+    for name in ["tsa", "root"] {
+        assert!(
+            e.certificates.contains(&tsa.cert_der(name)),
+            "the TSA's {name} certificate is not in certificate-values"
+        );
+    }
+    assert!(!e.crls.is_empty() || !e.ocsp.is_empty(), "{e:?}");
+    c.openssl_verify(&resp.cms, None);
+}
