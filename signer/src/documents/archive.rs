@@ -8,6 +8,9 @@
 //! operator sees every organisation's originals: archive care is the custodian's job, and
 //! it changes no signed byte (incremental updates, D7).
 //!
+//! A PDF with a failed signature (a received document that was refused and kept, D7) is
+//! reported skipped, as `kyso ltv extend` over a folder does.
+//!
 //! An extension is recorded in the audit log (decision `extended`, the SHA-256 before and
 //! after) after the new version is stored and before the reply. Extensions run one at a time
 //! (a second call waits), so two operators' runs cannot fork a document's versions; a
@@ -57,6 +60,27 @@ impl DocumentsService {
                 .iter()
                 .any(|k| u.pending(k).iter().any(|p| p.sha256 == sha256))
         })
+    }
+
+    /// Why a stored PDF is not extended: a signature whose verification failed (or the file
+    /// no longer reads as a PDF); `None` when none failed.
+    async fn failed_signature(&self, pdf: &[u8], now: OffsetDateTime) -> Option<String> {
+        use kyso_validation::report::Indication;
+        let options = kyso_validation::pdf::PdfVerifyOptions::default();
+        let report = match self.signer.verifier().verify_pdf(pdf, &options, now).await {
+            Ok(r) => r,
+            Err(e) => return Some(format!("not a readable PDF: {e}")),
+        };
+        report
+            .signatures
+            .iter()
+            .find(|s| s.report.indication == Indication::TotalFailed)
+            .map(|s| {
+                format!(
+                    "signature {} failed ({}): a failed signature is not extended",
+                    s.field_name, s.report.message
+                )
+            })
     }
 
     /// `ListStored`.
@@ -187,6 +211,14 @@ impl DocumentsService {
             }
             Plan::Skip(why) => return skip(out, why),
             Plan::Extend => {}
+        }
+        // As over a folder: a PDF with a failed signature is not extended (a fresh timestamp
+        // would dress it up); one that is only indeterminate now (expired, sources gone) is,
+        // that is what archive care is for.
+        if seen.kind == archive::Kind::Pdf
+            && let Some(why) = self.failed_signature(&before, now).await
+        {
+            return skip(out, why);
         }
         let (Some(stamper), Some(source)) = (self.signer.stamper(), self.signer.validation())
         else {

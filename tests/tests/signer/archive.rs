@@ -329,3 +329,33 @@ async fn cades_b_lt_certificate_values_carry_the_tsa_path_R1() {
     assert!(!e.crls.is_empty() || !e.ocsp.is_empty(), "{e:?}");
     c.openssl_verify(&resp.cms, None);
 }
+
+/// R1, fail closed: the anonymous caller of a dev cluster (no client certificate) is never the
+/// archive operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anonymous_caller_is_no_archive_operator_R1() {
+    let c = Cluster::start().await;
+    let mut client = DocumentsClient::connect(format!("http://{}", c.addr))
+        .await
+        .unwrap();
+    let e = client
+        .list_stored(dpb::ListStoredRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), status_rules(&e)),
+        (Code::PermissionDenied, "R1".into())
+    );
+    let e = client
+        .extend_stored(dpb::ExtendStoredRequest {
+            sha256: "00".repeat(32),
+            force: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), status_rules(&e)),
+        (Code::PermissionDenied, "R1".into())
+    );
+}
