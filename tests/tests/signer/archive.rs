@@ -25,9 +25,9 @@ use crate::sign::{
 
 /// The signer with the test TSA (its own root), documents issued at B-T, the callers of
 /// [`callers_config`] and the archive operator "archive" (client certificate "archive").
-async fn cluster(tsa: &TestTsa, tls: &Mtls) -> Cluster {
+async fn cluster(tsa: &TestTsa, tls: &Mtls, budget_ms: u64) -> Cluster {
     let mut c = Cluster::start_with(&format!(
-        "\n[tsa]\nurl = {:?}\nbudget_ms = 10000\ntimeout_ms = 5000\nretries = 1\ntsa_roots = {:?}\n\
+        "\n[tsa]\nurl = {:?}\nbudget_ms = {budget_ms}\ntimeout_ms = 5000\nretries = 1\ntsa_roots = {:?}\n\
          \n[levels]\n[levels.profiles]\nAPPROVAL = \"b-t\"\nISSUE = \"b-t\"\n{}\n[[callers]]\nname = \"archive\"\n\
          fingerprint = \"{}\"\narchive = true\n",
         tsa.url(),
@@ -137,7 +137,7 @@ async fn ltv_extend_store_raises_b_t_originals_to_b_lta_resumes_and_is_idempoten
     let tsa = TestTsa::start();
     let tls = make_tls(&["dms", "dms-other", "archive"]);
     let d = tls.path();
-    let c = cluster(&tsa, &tls).await;
+    let c = cluster(&tsa, &tls, 10_000).await;
     issue(&c, d, "201/QĐ-UBND");
     issue(&c, d, "202/QĐ-UBND");
 
@@ -251,7 +251,7 @@ async fn ltv_extend_store_refused_without_the_archive_role_R1() {
     let tsa = TestTsa::start();
     let tls = make_tls(&["dms", "dms-other", "archive"]);
     let d = tls.path();
-    let c = cluster(&tsa, &tls).await;
+    let c = cluster(&tsa, &tls, 10_000).await;
     issue(&c, d, "203/QĐ-UBND");
     let id = documents(&c, d, Some("archive"))
         .await
@@ -358,4 +358,91 @@ async fn the_anonymous_caller_is_no_archive_operator_R1() {
         (e.code(), status_rules(&e)),
         (Code::PermissionDenied, "R1".into())
     );
+}
+
+/// R1, D7: a CMS kept in the store (SignCms at B-T returned at B-B past a slow TSA's budget,
+/// then raised to B-T in the background) is raised by `kyso ltv extend --store` to CAdES
+/// B-LT: certificate-values with the signer's and the TSA's paths, revocation values, an
+/// `extended` record; openssl still accepts it; a fresh run finds it up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ltv_extend_store_raises_a_stored_cades_b_t_to_b_lt_N3_R1_D7() {
+    let tsa = TestTsa::start();
+    let tls = make_tls(&["dms", "dms-other", "archive"]);
+    let d = tls.path();
+    let c = cluster(&tsa, &tls, 500).await;
+    let mut signer = kyso_proto::signer::v1::signer_client::SignerClient::new(
+        mtls_channel(c.addr, d, Some("dms")).await.unwrap(),
+    );
+    signer.sign_cms(c.approval(b"warm-up")).await.unwrap();
+    tsa.set_delay(std::time::Duration::from_secs(2));
+    let mut req = c.approval(b"Cong van 9/UBND-VP: kept for years");
+    req.level = kyso_proto::signer::v1::SignatureLevel::BT as i32;
+    let resp = signer.sign_cms(req).await.unwrap().into_inner();
+    assert_eq!(
+        resp.level,
+        kyso_proto::signer::v1::SignatureLevel::BB as i32
+    );
+    let id = hex::encode(kyso_pki::crypto::sha256(&resp.cms));
+    tsa.set_delay(std::time::Duration::ZERO);
+    // The background upgrade lands (B-T).
+    let mut archive = documents(&c, d, Some("archive")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let listed = loop {
+        let all = archive
+            .list_stored(dpb::ListStoredRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .documents;
+        if let Some(doc) = all.into_iter().find(|x| x.sha256 == id && x.level == "B_T") {
+            break doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "no upgrade");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(listed.kind, "cms");
+    assert!(!listed.upgrade_pending);
+
+    let state = c.dir.path().join("cms-state.json");
+    let (code, out) = ltv_store(&c, d, "archive", &state, &["--force"]);
+    assert_eq!(code, 0, "{out:#}");
+    let entry = out["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["document"] == id.as_str())
+        .unwrap();
+    assert_eq!(entry["status"], "extended", "{out:#}");
+    assert_eq!(
+        (
+            entry["level_before"].as_str(),
+            entry["level_after"].as_str()
+        ),
+        (Some("B_T"), Some("B_LT"))
+    );
+    let got = documents(&c, d, Some("dms"))
+        .await
+        .get_document(dpb::GetDocumentRequest { sha256: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .pdf;
+    let msg = kyso_pki::cms::parse(&got).unwrap();
+    let e = kyso_pki::cms::embedded(&msg, 0).unwrap();
+    assert_eq!(e.timestamp_tokens.len(), 1);
+    assert!(e.certificates.contains(&tsa.cert_der("tsa")), "{e:?}");
+    assert!(!e.crls.is_empty() || !e.ocsp.is_empty(), "{e:?}");
+    c.openssl_verify(&got, None);
+    let after = hex::encode(kyso_pki::crypto::sha256(&got));
+    assert!(
+        audit_lines(&c.audit_path())
+            .iter()
+            .filter_map(|l| l.get("entry"))
+            .any(|e| e["decision"] == "extended" && e["after_sha256"] == after.as_str()),
+        "no extended record"
+    );
+    let fresh = c.dir.path().join("cms-state-2.json");
+    let (code, again) = ltv_store(&c, d, "archive", &fresh, &["--horizon-days", "1"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["summary"]["up_to_date"], 1, "{again:#}");
 }
