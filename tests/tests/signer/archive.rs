@@ -446,3 +446,71 @@ async fn ltv_extend_store_raises_a_stored_cades_b_t_to_b_lt_N3_R1_D7() {
     assert_eq!(code, 0, "{again:#}");
     assert_eq!(again["summary"]["up_to_date"], 1, "{again:#}");
 }
+
+/// D7, R1: a received copy whose signatures fail (refused, but kept as received) is not given
+/// a fresh timestamp: `kyso ltv extend --store --force` reports it skipped with the failed
+/// signature, extends the issued original beside it, and writes one `extended` record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ltv_extend_store_skips_a_kept_copy_whose_signature_failed_R1_D7() {
+    let tsa = TestTsa::start();
+    let tls = make_tls(&["dms", "dms-other", "archive"]);
+    let d = tls.path();
+    let c = cluster(&tsa, &tls, 10_000).await;
+    issue(&c, d, "204/QĐ-UBND");
+    let issued = std::fs::read(c.dir.path().join("draft-204-QĐ-UBND.issued.pdf")).unwrap();
+    let at = issued
+        .windows(13)
+        .position(|w| w == b"Nguyen Van An")
+        .expect("the sample's text");
+    let mut tampered = issued.clone();
+    tampered[at + 12] = b'm';
+    let r = documents(&c, d, Some("dms"))
+        .await
+        .receive_incoming(dpb::ReceiveIncomingRequest {
+            pdf: tampered.clone(),
+            organisation_id: c.province.ubnd.clone(),
+            seal_key: "seal".into(),
+            custodian_person_id: c.province.clerk.clone(),
+            sender: "Sở Tài chính".into(),
+            document_type: "QD".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.accepted, "{r:?}");
+    let refused = hex::encode(kyso_pki::crypto::sha256(&tampered));
+
+    let state = c.dir.path().join("state.json");
+    let (code, out) = ltv_store(&c, d, "archive", &state, &["--force"]);
+    assert_eq!(code, 0, "{out:#}");
+    let docs = out["documents"].as_array().unwrap();
+    let skipped = docs
+        .iter()
+        .find(|x| x["document"] == refused.as_str())
+        .expect("the refused copy is listed");
+    assert_eq!(skipped["status"], "skipped", "{out:#}");
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed"),
+        "{out:#}"
+    );
+    assert_eq!(out["summary"]["extended"], 1, "{out:#}");
+    let kept = documents(&c, d, Some("dms"))
+        .await
+        .get_document(dpb::GetDocumentRequest {
+            sha256: refused.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pdf;
+    assert_eq!(kept, tampered, "the refused copy changed");
+    let extended = audit_lines(&c.audit_path())
+        .into_iter()
+        .filter(|l| l.get("entry").is_some_and(|e| e["decision"] == "extended"))
+        .count();
+    assert_eq!(extended, 1);
+}
