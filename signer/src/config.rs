@@ -230,6 +230,11 @@ pub struct CallerSection {
     /// the clock; any other caller's is only reported as claimed. Default: false.
     #[serde(default)]
     pub exchange: bool,
+    /// R1, D7: the archive operator (`kyso ltv extend --store`): may list the stored
+    /// originals of every organisation and extend them (`ListStored`, `ExtendStored`).
+    /// Default: false; no other caller may.
+    #[serde(default)]
+    pub archive: bool,
 }
 
 /// `[limits]`.
@@ -360,6 +365,8 @@ pub struct Caller {
     pub sign_on_behalf: Vec<String>,
     /// The document exchange system (W5): its receipt time is trusted within the bound.
     pub exchange: bool,
+    /// The archive operator (R1, D7): lists and extends the stored originals.
+    pub archive: bool,
 }
 
 impl Caller {
@@ -553,6 +560,7 @@ impl Config {
                         organisations: c.organisations.clone(),
                         sign_on_behalf: c.sign_on_behalf.clone(),
                         exchange: c.exchange,
+                        archive: c.archive,
                     },
                 )),
                 None => problems.push(format!(

@@ -13,6 +13,7 @@
 //! the log, and `run` returns.
 
 pub mod anchor;
+pub mod archive;
 pub mod audit;
 pub mod authority;
 pub mod certbook;

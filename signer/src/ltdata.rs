@@ -32,6 +32,19 @@ pub struct PathData {
 }
 
 impl PathData {
+    /// Adds what `other` has and this lacks (each item once).
+    pub fn merge(&mut self, other: &PathData) {
+        for (list, items) in [
+            (&mut self.certificates, &other.certificates),
+            (&mut self.ocsps, &other.ocsps),
+            (&mut self.crls, &other.crls),
+        ] {
+            for i in items {
+                push_unique(list, i);
+            }
+        }
+    }
+
     /// As kyso-pki's CAdES attribute input.
     pub fn cades(&self) -> kyso_pki::cms_build::ValidationData {
         kyso_pki::cms_build::ValidationData {
@@ -162,6 +175,38 @@ impl ValidationSource {
         m.get(cert.fingerprint())
             .filter(|(_, until)| now < *until)
             .map(|(d, _)| d.clone())
+    }
+
+    /// The validation data of the TSAs of `tokens` (signature timestamp tokens, DER
+    /// `ContentInfo`): each TSA certificate's path built by `tsa_paths` (`[tsa] tsa_roots`)
+    /// and the OCSP/CRL DER for it, so that a CAdES B-LT signature timestamp can be
+    /// validated offline years later (R1). A token that cannot be read is skipped (it was
+    /// verified when it was embedded); a TSA path without revocation data is an error.
+    pub async fn tsa_data(
+        &self,
+        tsa_paths: &PathBuilder,
+        tokens: &[Vec<u8>],
+        now: OffsetDateTime,
+    ) -> Result<PathData, String> {
+        let mut all = PathData::default();
+        for token in tokens {
+            let Ok(msg) = kyso_pki::cms::parse(token) else {
+                continue;
+            };
+            let pool = msg.certificates();
+            let Some(leaf) = msg
+                .signer(0)
+                .and_then(|s| pool.iter().find(|c| kyso_pki::cms::matches_sid(c, &s.sid)))
+            else {
+                continue;
+            };
+            let d = self
+                .get_with(Some(tsa_paths), leaf, pool, now)
+                .await
+                .map_err(|e| format!("the timestamp authority's validation data: {e}"))?;
+            all.merge(&d);
+        }
+        Ok(all)
     }
 
     /// Forgets everything kept (after a revocation change).

@@ -252,9 +252,14 @@ impl DocumentStore {
     /// The current original for `sha256`: its latest successor ([`Self::supersede`]), or
     /// itself; checked against its name as [`Self::get`].
     pub fn current(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let sha = self.current_sha256(sha256)?;
+        self.get(&sha)
+    }
+
+    /// The latest successor's SHA-256 of `sha256` ([`Self::supersede`]), or itself.
+    pub fn current_sha256(&self, sha256: &str) -> Result<String, StoreError> {
         let mut sha = checked(sha256)?;
-        // A few levels at most (B-B → B-T → B-LT → B-LTA); a longer chain is a loop.
-        for _ in 0..8 {
+        for _ in 0..MAX_SUCCESSORS {
             match std::fs::read_to_string(self.next_of(&sha)) {
                 Ok(next) => sha = checked(next.trim())?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
@@ -266,7 +271,63 @@ impl DocumentStore {
                 }
             }
         }
-        self.get(&sha)
+        Ok(sha)
+    }
+
+    /// R1 (archive care): the originals of the document flow (those kept for an
+    /// organisation), each by the SHA-256 it was first stored under (a successor is not
+    /// listed: it is a version of its first), in hash order after `after`, at most `limit`;
+    /// and whether more follow. Every call reads the store's index files (the `.orgs` and
+    /// `.next` names and successors), not the documents: one page costs a directory walk.
+    pub fn originals(&self, after: &str, limit: usize) -> Result<(Vec<String>, bool), StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        let mut firsts = Vec::new();
+        let mut successors = std::collections::HashSet::new();
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
+            Err(e) => return Err(io(&self.root)(e)),
+        };
+        for dir in rd {
+            let dir = dir.map_err(io(&self.root))?.path();
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            // The two-hex-digit fan-out folders only (not `upgrades/`, the journals, ...).
+            if name.len() != 2 || !name.bytes().all(|b| b.is_ascii_hexdigit()) || !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).map_err(io(&dir))? {
+                let path = f.map_err(io(&dir))?.path();
+                let Some((stem, ext)) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.rsplit_once('.'))
+                else {
+                    continue;
+                };
+                match ext {
+                    "orgs" => {
+                        if let Ok(sha) = checked(stem) {
+                            firsts.push(sha);
+                        }
+                    }
+                    "next" => {
+                        let next = std::fs::read_to_string(&path).map_err(io(&path))?;
+                        if let Ok(sha) = checked(next.trim()) {
+                            successors.insert(sha);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        firsts.retain(|s| !successors.contains(s) && s.as_str() > after);
+        firsts.sort();
+        let more = firsts.len() > limit;
+        firsts.truncate(limit);
+        Ok((firsts, more))
     }
 
     /// The original with this SHA-256, checked against its name.
@@ -295,6 +356,11 @@ impl DocumentStore {
         Ok(bytes)
     }
 }
+
+/// Most successors followed: the upgrade (B-B → B-T → B-LT → B-LTA) and, after it, one
+/// archive extension (a fresh document timestamp) every year or so for decades; a longer
+/// chain is a loop.
+const MAX_SUCCESSORS: usize = 128;
 
 /// The extension of a kept verification report (N3).
 const EVIDENCE: &str = "evidence";
@@ -389,6 +455,31 @@ mod tests {
         assert_eq!(store.organisations(&a).unwrap(), ["ubnd", "so-tc"]);
         let b = store.put(b"%PDF-1.7 b").unwrap();
         assert!(store.organisations(&b).unwrap().is_empty());
+    }
+
+    #[test]
+    fn originals_lists_first_hashes_not_successors_nor_loose_files_paged_r1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DocumentStore::open(dir.path()).unwrap();
+        let a = store.put_for(b"%PDF-1.7 a", "ubnd").unwrap();
+        let b = store.put_for(b"%PDF-1.7 b", "so-tc").unwrap();
+        store.put(b"%PDF-1.7 journal copy").unwrap();
+        std::fs::create_dir_all(dir.path().join("upgrades").join("pdf")).unwrap();
+        let a2 = store.supersede(&a, b"%PDF-1.7 a + DSS").unwrap();
+        let a3 = store
+            .supersede(&a2, b"%PDF-1.7 a + DSS + timestamp")
+            .unwrap();
+        assert_eq!(store.current_sha256(&a).unwrap(), a3);
+        assert_eq!(store.current_sha256(&b).unwrap(), b);
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(store.originals("", 10).unwrap(), (want.clone(), false));
+        let (first, more) = store.originals("", 1).unwrap();
+        assert_eq!((first.as_slice(), more), (&want[..1], true));
+        assert_eq!(
+            store.originals(&first[0], 1).unwrap(),
+            (want[1..].to_vec(), false)
+        );
     }
 
     #[test]

@@ -258,7 +258,15 @@ impl Upgrades {
                 .iter()
                 .find(|c| c.fingerprint_hex().eq_ignore_ascii_case(&p.cert_sha256))
                 .ok_or("the signer's certificate is not in the CMS")?;
-            let data = source.get(leaf, msg.certificates(), clock()).await?;
+            let now = clock();
+            let mut data = (*source.get(leaf, msg.certificates(), now).await?).clone();
+            // The TSA's path and revocation data too (R1): the timestamp's own evidence.
+            let tokens = kyso_pki::cms::parse(&after)
+                .ok()
+                .and_then(|m| kyso_pki::cms::embedded(&m, 0))
+                .map(|e| e.timestamp_tokens)
+                .unwrap_or_default();
+            data.merge(&source.tsa_data(stamper.paths(), &tokens, now).await?);
             after = kyso_pki::cms_build::add_validation_data(&after, 0, &data.cades())
                 .map_err(|e| e.to_string())?;
         }

@@ -24,11 +24,13 @@
 //! the TSA down, a token that does not verify) is reported and left unchanged;
 //! the others go on.
 //!
-//! Not yet: `--store` (the signer's document store): the signer has no RPC that
-//! replaces a stored original with its upgraded bytes.
+//! `--store` (`store.rs`): the same job over the signer's document store; the signer does
+//! the work (`ListStored`, `ExtendStored`: its `[tsa]`, its store, its audit log), the
+//! caller must be its archive operator (R1).
 
 mod collect;
 mod state;
+mod store;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -59,13 +61,23 @@ pub enum LtvCommand {
 /// `kyso ltv extend`.
 #[derive(Debug, Args)]
 pub struct ExtendArgs {
-    /// The TSA's URL (RFC 3161 over HTTP).
-    #[arg(long)]
-    tsa: String,
+    /// The TSA's URL (RFC 3161 over HTTP); not with `--store` (the signer's `[tsa]`).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    tsa: Option<String>,
     /// Extend when the last document time-stamp's TSA certificate expires within
     /// this many days (or its algorithm is weak).
-    #[arg(long, default_value_t = 365)]
+    #[arg(long, visible_alias = "horizon-days", default_value_t = 365)]
     renew_before: u32,
+    /// Extend the originals in the signer's document store (`--server`, as the
+    /// archive operator's client certificate) instead of files.
+    #[arg(long, conflicts_with = "paths")]
+    store: bool,
+    /// With `--store`: extend at most this many documents in this run (the rest
+    /// wait for the next run, which resumes from the state file).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[command(flatten)]
+    server: crate::client::ServerArgs,
     /// Extend even when the last document time-stamp is still good.
     #[arg(long)]
     force: bool,
@@ -81,13 +93,14 @@ pub struct ExtendArgs {
     #[command(flatten)]
     trust: TrustArgs,
     /// Folders (searched recursively for `*.pdf`) and PDF files.
-    #[arg(required = true, value_name = "FOLDER|FILE")]
+    #[arg(required_unless_present = "store", value_name = "FOLDER|FILE")]
     paths: Vec<PathBuf>,
 }
 
 /// Runs `kyso ltv ...`.
 pub async fn run(cmd: LtvCommand) -> Result<ExitCode, CliError> {
     match cmd {
+        LtvCommand::Extend(a) if a.store => store::extend(*a).await,
         LtvCommand::Extend(a) => extend(*a).await,
     }
 }
@@ -155,17 +168,10 @@ async fn extend(args: ExtendArgs) -> Result<ExitCode, CliError> {
     };
     let mut state = state::StateFile::load(&state_path)?;
     let verifier = args.trust.verifier()?;
-    let tsa = tsa_client(&args.tsa)?;
+    let tsa = tsa_client(args.tsa.as_deref().unwrap_or_default())?;
     let policy = args.revocation;
 
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let pb = indicatif::ProgressBar::new(files.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+    let progress = progress_bar(files.len());
     let mut reports = Vec::with_capacity(files.len());
     for file in &files {
         if let Some(p) = &progress {
@@ -203,18 +209,36 @@ async fn extend(args: ExtendArgs) -> Result<ExitCode, CliError> {
         },
         "state": state_path.display().to_string(),
     });
-    let text = serde_json::to_string_pretty(&summary)
-        .map_err(|e| CliError::Usage(format!("report: {e}")))?;
-    match &args.json {
-        Some(p) if p.as_os_str() == "-" => println!("{text}"),
-        Some(p) => write_atomically(p, text.as_bytes())?,
-        None => {}
-    }
+    write_report(args.json.as_deref(), &summary)?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A progress bar on a terminal's standard error (none otherwise: a line per item).
+fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(len as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    })
+}
+
+/// Writes the JSON report where `--json` says (`-`: standard output).
+fn write_report(json: Option<&Path>, report: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| CliError::Usage(format!("report: {e}")))?;
+    match json {
+        Some(p) if p.as_os_str() == "-" => println!("{text}"),
+        Some(p) => write_atomically(p, text.as_bytes())?,
+        None => {}
+    }
+    Ok(())
 }
 
 /// One file; `Err` is a failure whose message goes to the report (the file is left

@@ -63,6 +63,15 @@ pub enum Decision {
         /// SHA-256 (hex) of the original after.
         after_sha256: String,
     },
+    /// Archive care (R1, D7; `ExtendStored`): the stored original's current version `before`
+    /// got its missing validation data and a fresh timestamp and became `after`; `digest`
+    /// is `after`'s SHA-256.
+    Extended {
+        /// SHA-256 (hex) of the current version before.
+        before_sha256: String,
+        /// SHA-256 (hex) of the new current version.
+        after_sha256: String,
+    },
 }
 
 /// The signature level asked for and the level returned (`B_B`, `B_T`, ...): an entry of a
@@ -365,7 +374,7 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
             if !is_hex(&e.digest, 0) {
                 return Err("entry.digest is not lowercase hex".into());
             }
-            let upgraded = e.decision == "upgraded";
+            let upgraded = matches!(e.decision.as_str(), "upgraded" | "extended");
             let hashes = [&e.before_sha256, &e.after_sha256];
             if upgraded
                 && (rec.v == FORMAT_VERSION_1
@@ -373,13 +382,20 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                         .iter()
                         .all(|h| h.as_deref().is_some_and(|h| is_hex(h, 64))))
             {
-                return Err("entry.decision upgraded needs before_sha256 and after_sha256".into());
+                return Err(format!(
+                    "entry.decision {} needs before_sha256 and after_sha256",
+                    e.decision
+                ));
             }
             if !upgraded && hashes.iter().any(|h| h.is_some()) {
-                return Err("entry.before_sha256/after_sha256 only for decision upgraded".into());
+                return Err(
+                    "entry.before_sha256/after_sha256 only for decision upgraded or extended"
+                        .into(),
+                );
             }
             match e.decision.as_str() {
                 "signed" | "failed" | "not_returned" | "authorised" | "evidence" | "upgraded"
+                | "extended"
                     if !e.rules.is_empty() =>
                 {
                     Err(format!("entry.rules given for decision {}", e.decision))
@@ -388,9 +404,9 @@ pub(crate) fn check_fields(rec: &AuditRecord) -> Result<(), String> {
                     Err("entry.digest of an evidence record is not a SHA-256".into())
                 }
                 "signed" | "refused" | "failed" | "not_returned" | "authorised" | "evidence"
-                | "upgraded" => Ok(()),
+                | "upgraded" | "extended" => Ok(()),
                 other => Err(format!(
-                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/evidence/upgraded"
+                    "entry.decision {other:?} is not signed/refused/failed/not_returned/authorised/evidence/upgraded/extended"
                 )),
             }
         }
@@ -429,9 +445,14 @@ impl AuditEntry {
             Decision::Authorised => ("authorised", Vec::new(), String::new()),
             Decision::Evidence { reason } => ("evidence", Vec::new(), reason.clone()),
             Decision::Upgraded { .. } => ("upgraded", Vec::new(), String::new()),
+            Decision::Extended { .. } => ("extended", Vec::new(), String::new()),
         };
         let (before_sha256, after_sha256) = match &self.decision {
             Decision::Upgraded {
+                before_sha256,
+                after_sha256,
+            }
+            | Decision::Extended {
                 before_sha256,
                 after_sha256,
             } => (

@@ -12,6 +12,7 @@
 //! With an idempotency key each request is journaled step by step (`retry`, `crate::journal`)
 //! and a retry resumes it; without one it runs as a whole and is not safe to retry.
 
+mod archive;
 mod evidence;
 mod exchange;
 mod incoming;
@@ -40,6 +41,8 @@ pub struct DocumentsService {
     storage: Storage,
     /// W5: how far an exchange caller's receipt time may be from the clock.
     receipt_bound: time::Duration,
+    /// Archive care (`ExtendStored`): one extension at a time.
+    archive_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl DocumentsService {
@@ -59,6 +62,7 @@ impl DocumentsService {
             journals,
             storage,
             receipt_bound,
+            archive_lock: Default::default(),
         }
     }
 
@@ -176,6 +180,26 @@ impl dpb::documents_server::Documents for DocumentsService {
     ) -> std::result::Result<Response<dpb::SendOutgoingResponse>, Status> {
         answer(self, req, |c, r, now| async move {
             DocumentsService::send_outgoing(self, &c, r, now).await
+        })
+        .await
+    }
+
+    async fn list_stored(
+        &self,
+        req: Request<dpb::ListStoredRequest>,
+    ) -> std::result::Result<Response<dpb::ListStoredResponse>, Status> {
+        answer(self, req, |c, r, _now| async move {
+            DocumentsService::list_stored(self, &c, r).await
+        })
+        .await
+    }
+
+    async fn extend_stored(
+        &self,
+        req: Request<dpb::ExtendStoredRequest>,
+    ) -> std::result::Result<Response<dpb::ExtendStoredResponse>, Status> {
+        answer(self, req, |c, r, now| async move {
+            DocumentsService::extend_stored(self, &c, r, now).await
         })
         .await
     }

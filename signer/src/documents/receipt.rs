@@ -84,6 +84,7 @@ mod tests {
             organisations: Vec::new(),
             sign_on_behalf: Vec::new(),
             exchange,
+            archive: false,
         }
     }
 

@@ -125,9 +125,9 @@ impl SignerService {
             .tsa_seconds
             .with_label_values(&[if r.is_ok() { "ok" } else { "below_level" }])
             .observe(started.elapsed().as_secs_f64());
-        let stamped = match r {
+        let (stamped, token_der) = match r {
             Ok(token) => match add_signature_timestamp(&cms, 0, &token.token) {
-                Ok(stamped) => stamped,
+                Ok(stamped) => (stamped, token.token),
                 Err(e) => return below(cms, e.to_string()),
             },
             Err(e) => return below(cms, e.to_string()),
@@ -149,7 +149,17 @@ impl SignerService {
         // B-LT (R1): the path and its revocation DER, cached per certificate; a fetch that
         // does not fit what is left of the budget leaves the signature at B-T (D7 later).
         let left = stamper.budget().saturating_sub(started.elapsed());
-        let why = match tokio::time::timeout(left, source.get(cert, chain, now)).await {
+        // The TSA's path and revocation data join the signer's (R1: the signature
+        // timestamp stays verifiable offline once the TSA's CA stops answering).
+        let fetch = async {
+            let mut data = (*source.get(cert, chain, now).await?).clone();
+            let tsa = source
+                .tsa_data(stamper.paths(), std::slice::from_ref(&token_der), now)
+                .await?;
+            data.merge(&tsa);
+            Ok::<_, String>(data)
+        };
+        let why = match tokio::time::timeout(left, fetch).await {
             Ok(Ok(data)) => match add_validation_data(&stamped, 0, &data.cades()) {
                 Ok(lt) => {
                     return Raised {

@@ -285,6 +285,21 @@ impl SignerService {
         &self.inner.audit
     }
 
+    /// The TSA (`[tsa]`), if configured.
+    pub(crate) fn stamper(&self) -> Option<&crate::timestamp::Stamper> {
+        self.inner.stamper.as_ref()
+    }
+
+    /// The source of validation data (B-LT).
+    pub(crate) fn validation(&self) -> Option<&crate::ltdata::ValidationSource> {
+        self.inner.validation.as_ref()
+    }
+
+    /// The journal of background upgrades.
+    pub(crate) fn upgrades(&self) -> Option<&crate::upgrade::Upgrades> {
+        self.inner.upgrades.as_ref()
+    }
+
     pub(crate) fn verifier(&self) -> &kyso_validation::verify::Verifier {
         self.inner.own.verifier()
     }

@@ -86,6 +86,8 @@ impl SignerService {
                 sign_on_behalf: self.inner.anonymous_sign_on_behalf.clone(),
                 // W5: an unidentified caller is never the exchange system.
                 exchange: false,
+                // R1: nor the archive operator (fail closed).
+                archive: false,
             }),
             None => Err(Error::Refused(vec![Refusal {
                 rule: "caller".into(),

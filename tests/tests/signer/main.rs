@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 mod anchors;
+mod archive;
 mod audit;
 mod bench;
 mod certbook;
