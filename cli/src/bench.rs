@@ -16,14 +16,14 @@ use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
 // Declared here rather than in main.rs so that wiring the bench touches one file.
+#[path = "bench_load/mod.rs"]
+mod bench_load;
 #[path = "bench_sign.rs"]
 mod bench_sign;
 #[path = "bench_verify_edxml.rs"]
 mod bench_verify_edxml;
 #[path = "bench_verify_pdf.rs"]
 mod bench_verify_pdf;
-#[path = "bench_load/mod.rs"]
-mod bench_load;
 
 /// The cores this process may use (every bench reports it beside its figures).
 pub(crate) fn cores() -> usize {

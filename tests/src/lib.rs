@@ -28,6 +28,7 @@ mod cms;
 pub mod hostile;
 pub mod hsm;
 mod http;
+pub mod load_corpus;
 pub mod mtls;
 mod ocsp;
 pub mod pdf_fixtures;

@@ -206,6 +206,9 @@ pub async fn run(
         });
     }
     drop(tx);
+    // The phase lasts its full window (the sampler covers every second of it), then the
+    // last answers are awaited.
+    tokio::time::sleep_until((start + duration).into()).await;
     let mut outcomes = dropped;
     let deadline = tokio::time::Instant::from_std(start + duration + drain);
     loop {

@@ -159,14 +159,12 @@ pub async fn run(b: LoadBench) -> Result<ExitCode, CliError> {
         offset += run.outcomes.len();
         phases.push(report::Phase::of(&run, warmup));
     }
-    let peak = phases
-        .iter()
-        .map(|p| p.throughput)
-        .fold(0.0f64, f64::max);
+    let peak = phases.iter().map(|p| p.throughput).fold(0.0f64, f64::max);
 
     let soak = if b.soak {
         let rate = if b.rates.is_empty() {
-            b.rate.ok_or_else(|| usage("--soak needs --rate or --rates"))?
+            b.rate
+                .ok_or_else(|| usage("--soak needs --rate or --rates"))?
         } else {
             (peak * b.soak_fraction).max(0.1)
         };

@@ -37,6 +37,8 @@ pub struct Phase {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub sent: u64,
+    /// Requests due after the warm-up: what the summary (and `by_class`) counts.
+    pub measured: u64,
     pub ok: u64,
     pub errors: u64,
     pub error_kinds: BTreeMap<String, u64>,
@@ -76,8 +78,11 @@ impl Phase {
     pub fn of(run: &PhaseRun, warmup_s: f64) -> Phase {
         let dur = run.duration.as_secs_f64();
         let warmup_s = warmup_s.min(dur);
-        let measured: Vec<&drive::Outcome> =
-            run.outcomes.iter().filter(|o| o.due_s >= warmup_s).collect();
+        let measured: Vec<&drive::Outcome> = run
+            .outcomes
+            .iter()
+            .filter(|o| o.due_s >= warmup_s)
+            .collect();
         let mut lat: Vec<Duration> = measured
             .iter()
             .filter(|o| o.error.is_none())
@@ -138,9 +143,10 @@ impl Phase {
             s.p50_ms = pct_ms(&l, 0.50);
             s.p99_ms = pct_ms(&l, 0.99);
             let a = at(&run.samples, s.t as f64);
-            let b = at(&run.samples, s.t as f64 + 1.0);
-            if let (Some(a), Some(b)) = (a, b) {
-                let dt = (b.t - a.t).max(1e-9);
+            // The last second may end with the phase's final sample.
+            let b = at(&run.samples, s.t as f64 + 1.0).or(run.samples.last());
+            if let (Some(a), Some(b)) = (a, b.filter(|b| a.is_some_and(|a| b.t > a.t))) {
+                let dt = b.t - a.t;
                 s.verifier_cpu_pct = match (a.verifier, b.verifier) {
                     (Some(x), Some(y)) => Some((y.cpu_s - x.cpu_s) / dt * 100.0),
                     _ => None,
@@ -185,6 +191,7 @@ impl Phase {
             duration_s: dur,
             warmup_s,
             sent: run.outcomes.len() as u64,
+            measured: measured.len() as u64,
             ok,
             errors,
             error_kinds,
@@ -209,10 +216,7 @@ impl Phase {
                 run.samples.first().and_then(|s| s.load_average),
                 last.and_then(|s| s.load_average),
             ),
-            machine_busy_pct: busy(
-                first.and_then(|s| s.machine),
-                last.and_then(|s| s.machine),
-            ),
+            machine_busy_pct: busy(first.and_then(|s| s.machine), last.and_then(|s| s.machine)),
             caches_end,
             cache_check,
             timeline,
@@ -225,6 +229,7 @@ impl Phase {
             "duration_s": self.duration_s,
             "warmup_s": self.warmup_s,
             "sent": self.sent,
+            "measured": self.measured,
             "ok": self.ok,
             "errors": self.errors,
             "error_kinds": self.error_kinds,
@@ -346,7 +351,10 @@ fn timeline_charts(
             },
         ],
     )?;
-    let title = format!("{what}: throughput, errors, verifier CPU at {:.1} requests/s", p.rate);
+    let title = format!(
+        "{what}: throughput, errors, verifier CPU at {:.1} requests/s",
+        p.rate
+    );
     let thr = write(
         dir,
         &format!("{prefix}-timeline-throughput.svg"),
