@@ -211,11 +211,8 @@ pub async fn run(
     tokio::time::sleep_until((start + duration).into()).await;
     let mut outcomes = dropped;
     let deadline = tokio::time::Instant::from_std(start + duration + drain);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(o)) => outcomes.push(o),
-            Ok(None) | Err(_) => break,
-        }
+    while let Ok(Some(o)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        outcomes.push(o);
     }
     let unfinished = in_flight.load(Ordering::Relaxed);
     stop.notify_one();

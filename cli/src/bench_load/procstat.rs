@@ -135,18 +135,19 @@ pub async fn scrape(url: &str) -> Option<Scrape> {
         ..Scrape::default()
     };
     for (k, v) in &m {
-        if k.starts_with("kyso_revocation_cache_entries{") {
-            if let Some(c) = label(k, "cache") {
+        let (cache, unit) = (label(k, "cache"), label(k, "unit"));
+        let name = k.split('{').next().unwrap_or_default();
+        match (name, cache, unit) {
+            ("kyso_revocation_cache_entries", Some(c), _) => {
                 s.cache_entries.insert(c.to_owned(), *v);
             }
-        } else if k.starts_with("kyso_verifier_cache_bound{") {
-            if let (Some(c), Some(u)) = (label(k, "cache"), label(k, "unit")) {
+            ("kyso_verifier_cache_bound", Some(c), Some(u)) => {
                 s.cache_bounds.insert(format!("{c}/{u}"), *v);
             }
-        } else if k.starts_with("kyso_verifier_cache_size{") {
-            if let (Some(c), Some(u)) = (label(k, "cache"), label(k, "unit")) {
+            ("kyso_verifier_cache_size", Some(c), Some(u)) => {
                 s.cache_sizes.insert(format!("{c}/{u}"), *v);
             }
+            _ => {}
         }
     }
     Some(s)
