@@ -44,7 +44,7 @@ pub struct Phase {
     pub error_kinds: BTreeMap<String, u64>,
     pub error_examples: BTreeMap<String, String>,
     pub by_class: BTreeMap<String, (u64, u64)>,
-    /// Correct answers per second over the measured window.
+    /// Correct answers that arrived in the measured window, per second.
     pub throughput: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -96,6 +96,13 @@ impl Phase {
         }
         let errors = error_kinds.values().sum::<u64>();
         let ok = measured.iter().filter(|o| o.error.is_none()).count() as u64;
+        // The service rate: correct answers that arrived inside the measured window (answers
+        // that came during the drain are late; counting them would hide an overload).
+        let in_window = run
+            .outcomes
+            .iter()
+            .filter(|o| o.error.is_none() && o.done_s >= warmup_s && o.done_s <= dur)
+            .count() as u64;
         let mut by_class: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for o in &measured {
             let e = by_class.entry(o.class.clone()).or_default();
@@ -197,7 +204,7 @@ impl Phase {
             error_kinds,
             error_examples,
             by_class,
-            throughput: ok as f64 / window,
+            throughput: in_window as f64 / window,
             p50_ms: pct_ms(&lat, 0.50),
             p90_ms: pct_ms(&lat, 0.90),
             p99_ms: pct_ms(&lat, 0.99),
