@@ -474,3 +474,88 @@ pub fn write_charts(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::procstat::ProcSample;
+    use super::*;
+
+    fn outcome(due_s: f64, done_s: f64, error: bool) -> drive::Outcome {
+        drive::Outcome {
+            due_s,
+            done_s,
+            latency: Duration::from_secs_f64(done_s - due_s),
+            error: error.then(|| ("wrong_verdict".to_owned(), "x".to_owned())),
+            class: "valid".into(),
+        }
+    }
+
+    fn sample(t: f64, cpu_s: f64, rss: u64) -> Sample {
+        Sample {
+            t,
+            verifier: Some(ProcSample {
+                cpu_s,
+                rss_bytes: rss,
+            }),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn late_answers_and_errors_are_not_throughput_and_rss_growth_fails_the_soak() {
+        let run = PhaseRun {
+            rate: 4.0,
+            duration: Duration::from_secs(2),
+            // Two answered in time, one during the drain, one wrong.
+            outcomes: vec![
+                outcome(0.0, 0.1, false),
+                outcome(1.0, 1.2, false),
+                outcome(1.5, 5.0, false),
+                outcome(1.6, 1.7, true),
+            ],
+            samples: vec![
+                sample(0.0, 0.0, 100),
+                sample(1.0, 0.5, 100),
+                sample(2.0, 1.0, 110),
+            ],
+            unfinished: 1,
+        };
+        let p = Phase::of(&run, 0.0);
+        assert_eq!(p.throughput, 1.0);
+        assert_eq!(p.errors, 2, "{:?}", p.error_kinds);
+        assert_eq!(p.timeline.len(), 2);
+        assert_eq!(p.timeline[1].offered, 3);
+        assert_eq!(p.timeline[0].verifier_cpu_pct, Some(50.0));
+        // 1 s of CPU over 5 requests: 3 answered, 1 wrong, 1 unanswered.
+        assert_eq!(p.verifier_cpu_ms_per_op, Some(200.0));
+        let v = p.soak_verdict(0.05, false);
+        assert_eq!(v["rss_ok"], false, "{v}");
+        assert_eq!(v["pass"], false, "{v}");
+    }
+
+    #[test]
+    fn the_knee_is_the_last_rate_served_as_offered() {
+        let phase = |rate: f64, throughput: f64, p99_ms: f64| {
+            let mut p = Phase::of(
+                &PhaseRun {
+                    rate,
+                    duration: Duration::from_secs(1),
+                    outcomes: Vec::new(),
+                    samples: Vec::new(),
+                    unfinished: 0,
+                },
+                0.0,
+            );
+            p.throughput = throughput;
+            p.p99_ms = p99_ms;
+            p
+        };
+        let phases = [
+            phase(10.0, 10.0, 20.0),
+            phase(20.0, 19.5, 40.0),
+            phase(40.0, 30.0, 900.0),
+            phase(80.0, 80.0, 30.0),
+        ];
+        assert_eq!(knee(&phases)["rate"], 20.0);
+    }
+}
