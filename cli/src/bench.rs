@@ -16,6 +16,8 @@ use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
 // Declared here rather than in main.rs so that wiring the bench touches one file.
+#[path = "bench_load/mod.rs"]
+mod bench_load;
 #[path = "bench_sign.rs"]
 mod bench_sign;
 #[path = "bench_verify_edxml.rs"]
@@ -69,6 +71,9 @@ pub enum BenchCommand {
     /// VerifyEdxml of one signed envelope through a running verifier, against the in-process
     /// floor (the XML work alone) and, optionally, xmlsec1 verifying the same file.
     VerifyEdxml(bench_verify_edxml::VerifyEdxmlBench),
+    /// The verifier under a mixed corpus (CMS, PDFs of 1-3 signatures, tampered and revoked
+    /// documents) at fixed arrival rates: timeline, latency-versus-load curve, soak.
+    Load(bench_load::LoadBench),
     /// Instructions per warm in-process verification and per raw signature check, counted
     /// by callgrind (repeatable on a busy machine).
     Instructions(crate::bench_instructions::InstructionsBench),
@@ -117,6 +122,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode, CliError> {
         BenchCommand::VerifyPdf(b) => bench_verify_pdf::run(b).await,
         BenchCommand::VerifyEdxml(b) => bench_verify_edxml::run(b).await,
         BenchCommand::Instructions(b) => crate::bench_instructions::run(b).await,
+        BenchCommand::Load(b) => bench_load::run(b).await,
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`TestTsa`] is an RFC 3161 timestamp authority of its own chain (`openssl ts -reply` behind
 //!   HTTP), which can be made slow or dead.
 //! - [`rewrites`] maps the URL prefixes inside the certificates onto the loopback servers.
+//! - [`load_corpus::generate`] writes the mixed corpus of `kyso bench load` (CMS and PDFs of
+//!   1–3 signatures, tampered and revoked-signer documents, each with its expected verdict).
 //!
 //! ```no_run
 //! use kyso_tests::{CmsSign, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify};
@@ -28,6 +30,7 @@ mod cms;
 pub mod hostile;
 pub mod hsm;
 mod http;
+pub mod load_corpus;
 pub mod mtls;
 pub mod netns;
 mod ocsp;

@@ -39,6 +39,7 @@ pub async fn serve(
     let fetcher = Fetcher::new(loaded.pki.revocation.fetch.clone(), metrics.pki.clone())?;
     let verifier = kyso_validation::verify::Verifier::new(loaded.pki, fetcher, metrics.pki.clone());
     let revocation = verifier.revocation().clone();
+    metrics.set_cache_bounds(revocation.config());
     let limits = &config.limits;
     let admission = kyso_server::Admission::new(
         limits.max_concurrent_requests,
@@ -60,10 +61,13 @@ pub async fn serve(
         .max_encoding_message_size(limits.max_message_bytes);
     // moka counts entries lazily: settle the counts before each scrape so the cache-size
     // gauges say what the caches hold now.
+    let gauges = metrics.clone();
     let refresh: kyso_server::metrics::Refresh = Arc::new(move || {
         let r = revocation.clone();
+        let gauges = gauges.clone();
         Box::pin(async move {
-            r.cache_stats().await;
+            let stats = r.cache_stats().await;
+            gauges.set_cache_sizes(&stats);
         })
     });
     kyso_server::Host::new(

@@ -1,6 +1,8 @@
 //! The verifier's Prometheus metrics and the `/metrics` HTTP endpoint.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use kyso_revocation::PkiMetrics;
 use kyso_validation::report::{DocumentReport, SubIndication};
@@ -21,6 +23,13 @@ pub struct Metrics {
     /// `kyso_verifier_in_flight_peak`: the most requests (and stream items) served at once
     /// since start; what the concurrency limit is checked against.
     pub in_flight_peak: IntGauge,
+    /// `kyso_verifier_cache_bound{cache, unit}`: each revocation cache's configured bound
+    /// (OCSP answers in entries, parsed CRLs in bytes), so a soak can check the sizes against
+    /// it from the metrics alone.
+    pub cache_bound: IntGaugeVec,
+    /// `kyso_verifier_cache_size{cache, unit}`: what each cache holds, in the bound's unit
+    /// (and in entries), refreshed before every scrape.
+    pub cache_size: IntGaugeVec,
     /// Cache and fetch counters of the PKI core.
     pub pki: PkiMetrics,
 }
@@ -66,6 +75,22 @@ impl Metrics {
         )?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(in_flight_peak.clone()))?;
+        let cache_bound = IntGaugeVec::new(
+            Opts::new(
+                "kyso_verifier_cache_bound",
+                "Configured bound of each revocation cache, in its unit",
+            ),
+            &["cache", "unit"],
+        )?;
+        let cache_size = IntGaugeVec::new(
+            Opts::new(
+                "kyso_verifier_cache_size",
+                "What each revocation cache holds, in entries and in its bound's unit",
+            ),
+            &["cache", "unit"],
+        )?;
+        registry.register(Box::new(cache_bound.clone()))?;
+        registry.register(Box::new(cache_size.clone()))?;
         let pki = PkiMetrics::register(&registry)?;
         Ok(Self {
             registry,
@@ -74,8 +99,33 @@ impl Metrics {
             signatures,
             in_flight,
             in_flight_peak,
+            cache_bound,
+            cache_size,
             pki,
         })
+    }
+
+    /// Sets the cache bounds from the revocation configuration in force.
+    pub fn set_cache_bounds(&self, cfg: &kyso_revocation::RevocationConfig) {
+        let g = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.cache_bound
+            .with_label_values(&["ocsp", "entries"])
+            .set(g(cfg.max_entries_ocsp));
+        self.cache_bound
+            .with_label_values(&["crl", "bytes"])
+            .set(g(cfg.max_crl_bytes));
+    }
+
+    /// Sets the cache sizes from a fresh count.
+    pub fn set_cache_sizes(&self, stats: &kyso_revocation::CacheStats) {
+        let g = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (cache, unit, n) in [
+            ("ocsp", "entries", stats.ocsp_entries),
+            ("crl", "entries", stats.crl_entries),
+            ("crl", "bytes", stats.crl_bytes),
+        ] {
+            self.cache_size.with_label_values(&[cache, unit]).set(g(n));
+        }
     }
 
     /// Counts the verdicts of a document.
