@@ -828,6 +828,63 @@ async fn a_replica_whose_database_is_gone_answers_unavailable_within_the_bound()
     r.stop().await;
 }
 
+/// A bulk load (the benchmark's seeding: 20 000 certificates in one write transaction, one
+/// event) reaches a running replica through a full reload of its index, which takes longer
+/// than the staleness bound: the replica answers UNAVAILABLE while it reloads, then catches up
+/// and decides from the new facts. The reload used to run under the bound's timeout, so every
+/// attempt was cancelled and the replica stayed stale for good after any bulk load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_load_slower_to_reload_than_the_staleness_bound_is_caught_up() {
+    let w = World::sqlite().await;
+    let r = w.start(100).await;
+    w.grant(&r, "signer", "signer", "").await;
+    let mut signer = w.c(&r, "signer").await;
+    let db = kyso_registry::storage::Db::connect(
+        &w.url,
+        2,
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        kyso_registry::metrics::Metrics::new().unwrap().db_duration,
+    )
+    .await
+    .unwrap();
+    let spec = kyso_registry::book::seed::ProvinceSpec {
+        nonce: 11,
+        organisations: 2_000,
+        certificates: 20_000,
+        mail_domain: DOMAIN.into(),
+    };
+    let change = kyso_registry::book::model::Change::local("bulk load test", "a bulk load");
+    let province = kyso_registry::book::seed::province(&db, &spec, &change, now())
+        .await
+        .unwrap();
+    let last = province.signers.last().unwrap();
+    let ask = authorize_req(
+        &last.fingerprint,
+        &last.person,
+        &last.organisation,
+        &province.document_type,
+        Profile::Approval,
+        SigningMode::Own,
+    );
+    let loaded = Instant::now();
+    let mut unavailable = 0;
+    loop {
+        match signer.authorize(ask.clone()).await {
+            Ok(a) if a.get_ref().allowed => break,
+            Err(e) if e.code() == Code::Unavailable => unavailable += 1,
+            Ok(_) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(
+            loaded.elapsed() < Duration::from_secs(90),
+            "the replica never caught up with the bulk load ({unavailable} UNAVAILABLE answers)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    r.stop().await;
+}
+
 /// The SHA-256 of the certificate a TLS server at `addr` presents (openssl s_client).
 fn served_fingerprint(addr: SocketAddr, m: &Mtls, client: &str) -> String {
     let out = std::process::Command::new("sh")

@@ -15,7 +15,8 @@
 //! - The staleness bound (`access.staleness_bound_ms`, default 1 s): once the index has not
 //!   caught up with the database for longer, decisions and role lookups answer UNAVAILABLE
 //!   (`Error::Stale`) instead of deciding from what a replica cut off from its database last
-//!   saw; the look at the database is itself bounded by it.
+//!   saw; the look at the event log's head is itself bounded by it (the catch-up it leads to,
+//!   up to a full reload, has a longer limit, or a bulk load would leave the replica stale).
 //! - It also holds the role map (access/): the roles of each client certificate, kept in step
 //!   the same way (`role.*` events), so admitting a call is a hash lookup.
 //!
@@ -49,6 +50,12 @@ pub const REMOTE_CHECK: Duration = Duration::from_millis(250);
 /// The default staleness bound: past it without having caught up with the database, the
 /// index refuses to decide (UNAVAILABLE) rather than answer from stale facts.
 pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_secs(1);
+
+/// How long one catch-up (up to a full reload of every certificate, person and organisation)
+/// may take before the look gives up and tries again at the next tick. Not the staleness
+/// bound: a full reload of 100 000 certificates takes seconds, and bounding it by the bound
+/// would cancel every attempt after a bulk load, leaving the replica stale for good.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 
 /// More new events than this at once (a bulk load, a long-idle replica): reload everything
 /// rather than entity by entity.
@@ -251,7 +258,9 @@ impl Index {
     /// until the index is dropped: applies other writers' changes and records when the index
     /// was last known caught up. A background task rather than the requests, so freshness
     /// does not depend on traffic (after a quiet minute the first calls are not stale) and no
-    /// request waits on the database for it. Each look is bounded by the staleness bound.
+    /// request waits on the database for it. Each look at the event log's head is bounded by
+    /// the staleness bound; the catch-up it leads to, by [`CATCH_UP_LIMIT`] (a full reload
+    /// after a bulk load takes seconds; meanwhile decisions answer UNAVAILABLE past the bound).
     pub async fn keep_fresh(index: std::sync::Weak<Index>) {
         let Some(every) = index.upgrade().map(|i| i.check_every) else {
             return;
@@ -266,8 +275,18 @@ impl Index {
             };
             let started = ix.started.elapsed().as_millis() as u64;
             let limit = ix.bound.unwrap_or(4 * REMOTE_CHECK);
-            let outcome = match tokio::time::timeout(limit, ix.look()).await {
-                Ok(Ok(())) => Ok(()),
+            let outcome = match tokio::time::timeout(limit, ix.head()).await {
+                Ok(Ok(head)) if head > ix.applied() => {
+                    match tokio::time::timeout(CATCH_UP_LIMIT, ix.committed()).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!(
+                            "catching up took longer than {} s",
+                            CATCH_UP_LIMIT.as_secs()
+                        )),
+                    }
+                }
+                Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err(format!(
                     "the database did not answer within {} ms",
@@ -294,15 +313,14 @@ impl Index {
         }
     }
 
-    /// One look at the event log: applies what other writers committed.
-    async fn look(&self) -> Result<()> {
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(self.db.pool())
-            .await?;
-        if head > self.applied() {
-            self.committed().await?;
-        }
-        Ok(())
+    /// The event log's last sequence number: the look at the database that the staleness
+    /// bound limits (a database that does not answer this within the bound is cut off).
+    async fn head(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(self.db.pool())
+                .await?,
+        )
     }
 
     /// The invalidation hook: applies every change committed since the index's sequence
