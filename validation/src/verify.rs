@@ -492,26 +492,27 @@ impl Verifier {
             .collect();
         // Embedded evidence first (past validation: the source may no longer answer);
         // a certificate it does not settle is checked online, as always.
-        let outcomes = join_all(pairs.iter().map(|(c, issuer)| {
+        let outcomes = join_all(pairs.iter().map(|(c, issuer)| async move {
             let mut ignored = Vec::new();
-            let settled = self.revocation.check_embedded(
-                c,
-                issuer,
-                &embedded.revocation,
-                reference.time,
-                now,
-                &mut ignored,
-            );
-            async move {
-                match settled {
-                    Some(o) => (o, ignored),
-                    None => (
-                        self.revocation
-                            .check(c, issuer, reference.time, now, policy)
-                            .await,
-                        ignored,
-                    ),
-                }
+            let settled = self
+                .revocation
+                .check_embedded(
+                    c,
+                    issuer,
+                    &embedded.revocation,
+                    reference.time,
+                    now,
+                    &mut ignored,
+                )
+                .await;
+            match settled {
+                Some(o) => (o, ignored),
+                None => (
+                    self.revocation
+                        .check(c, issuer, reference.time, now, policy)
+                        .await,
+                    ignored,
+                ),
             }
         }))
         .await;
