@@ -11,6 +11,7 @@ use std::time::Duration;
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::tsp::TimeStampReq;
 
+use crate::http::{Front, Handler};
 use crate::process;
 use crate::tsa::TSA_POLICY;
 
@@ -132,8 +133,9 @@ impl PastTsa {
             .map(os),
         );
         std::fs::write(d.join("tsaserial"), "01\n").expect("serial");
+        // Named as the HTTP TSA's worker 0 reads it (`serve`), one serial file for both ways.
         std::fs::write(
-            d.join("tsa.cnf"),
+            d.join("tsa-0.cnf"),
             format!(
                 "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {}\n\
                  serial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
@@ -178,7 +180,7 @@ impl PastTsa {
                 "ts",
                 "-reply",
                 "-config",
-                "tsa.cnf",
+                "tsa-0.cnf",
                 "-queryfile",
                 "q.tsq",
                 "-token_out",
@@ -188,6 +190,36 @@ impl PastTsa {
             .map(os),
         );
         std::fs::read(d.join("token.der")).expect("token")
+    }
+}
+
+/// A [`PastTsa`] answering RFC 3161 queries over HTTP (`POST /`) with the clock moved back;
+/// stops on drop.
+#[derive(Debug)]
+pub struct PastTsaServer {
+    front: Front,
+}
+
+impl PastTsaServer {
+    /// `http://127.0.0.1:PORT/`: where to POST queries.
+    pub fn url(&self) -> String {
+        format!("{}/", self.front.url())
+    }
+}
+
+impl PastTsa {
+    /// Serves this TSA over HTTP, every token stamped with the clock `offset` away (for a
+    /// peer, itself run under `faketime`, that asks a TSA by URL).
+    pub fn serve(&self, offset: &str) -> PastTsaServer {
+        PastTsaServer {
+            front: Front::start(Handler::Tsa {
+                dir: self.dir.path().to_path_buf(),
+                // One worker: its configuration is this TSA's (`tsa-0.cnf`).
+                idle: std::sync::Mutex::new(vec![0]),
+                ready: tokio::sync::Semaphore::new(1),
+                clock: Some(offset.to_owned()),
+            }),
+        }
     }
 }
 
