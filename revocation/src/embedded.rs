@@ -53,7 +53,7 @@ impl RevocationChecker {
     /// certificate are ignored, each with a line in `ignored` (a DSS holds the data of
     /// every signature of the document, so "another certificate" is common: only items
     /// issued by `issuer` that fail are worth a line).
-    pub fn check_embedded(
+    pub async fn check_embedded(
         &self,
         cert: &Cert,
         issuer: &Cert,
@@ -123,7 +123,7 @@ impl RevocationChecker {
             })
             .collect();
         for item in &embedded.crls {
-            let index = match crl::parse_and_verify(&item.der, issuer, now, sig) {
+            let index = match parse_off_runtime(&item.der, issuer, now, sig).await {
                 Ok(i) => i,
                 // CRLs of other issuers are expected in a DSS: not worth a line.
                 Err(e) if e.starts_with("CRL is issued by") => continue,
@@ -193,6 +193,21 @@ impl RevocationChecker {
         }
         None
     }
+}
+
+/// A CRL parsed and verified on the blocking pool, as a fetched one is: an embedded
+/// national CRL is as large as a fetched one, and decoding and hashing it would stall
+/// the other requests served by this runtime thread.
+async fn parse_off_runtime(
+    der: &[u8],
+    issuer: &Cert,
+    now: OffsetDateTime,
+    sig: &crate::signed::SigCheck,
+) -> Result<crl::CrlIndex, String> {
+    let (der, issuer, sig) = (der.to_vec(), issuer.clone(), *sig);
+    tokio::task::spawn_blocking(move || crl::parse_and_verify(&der, &issuer, now, &sig))
+        .await
+        .map_err(|e| format!("CRL processing failed: {e}"))?
 }
 
 /// Whether a "good" issued at `this_update` says something about `reference`: issued

@@ -98,6 +98,8 @@ pub(crate) enum Handler {
         dir: PathBuf,
         idle: Mutex<Vec<u64>>,
         ready: tokio::sync::Semaphore,
+        /// `openssl` run under `faketime -f CLOCK` (a TSA of the past), or at the real time.
+        clock: Option<String>,
     },
 }
 
@@ -371,7 +373,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 
     match &shared.handler {
-        Handler::Tsa { dir, idle, ready } => {
+        Handler::Tsa {
+            dir,
+            idle,
+            ready,
+            clock,
+        } => {
             let is_query = req
                 .headers()
                 .get(CONTENT_TYPE)
@@ -390,9 +397,11 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             let Some(k) = idle.lock().expect("TSA pool").pop() else {
                 return response(500, "text/plain", "TSA pool empty\n");
             };
-            let dir = dir.clone();
-            let answer =
-                tokio::task::spawn_blocking(move || crate::tsa::reply(&dir, k, &body)).await;
+            let (dir, clock) = (dir.clone(), clock.clone());
+            let answer = tokio::task::spawn_blocking(move || {
+                crate::tsa::reply(&dir, k, &body, clock.as_deref())
+            })
+            .await;
             idle.lock().expect("TSA pool").push(k);
             match answer {
                 Ok(Ok(reply)) => response(200, "application/timestamp-reply", reply),

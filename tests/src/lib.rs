@@ -34,6 +34,7 @@ pub mod load_corpus;
 pub mod mtls;
 pub mod netns;
 mod ocsp;
+mod past;
 pub mod pdf_fixtures;
 pub mod pdf_peers;
 pub mod pg;
@@ -49,6 +50,7 @@ pub use cms::{
 };
 pub use http::{DownMode, HttpServer, RawResponse, exchange};
 pub use ocsp::{CountingProxy, OcspResponder};
+pub use past::{PastTsa, PastTsaServer, openssl_at, os};
 pub use pki::{
     AIA_PREFIX, CA_ORG, CAS, CRL_PREFIX, ISSUING_CA_CN, LEAVES, LOCALITY, OCSP_PREFIX, ORG_NAME,
     PERSONAL_CN, PERSONAL_EMAIL, PERSONAL_TITLE, PERSONAL_UID, ROOT_CN, TestPki, script_path,

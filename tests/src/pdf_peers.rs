@@ -514,6 +514,9 @@ pub struct PyhankoLevel {
     pub roots: Vec<PathBuf>,
     /// URL prefix rewrites onto the loopback OCSP/CRL servers (B-LT fetches through them).
     pub rewrites: Vec<(String, String)>,
+    /// Sign with the clock moved this far (libfaketime's `-f` format, e.g. `-100d`): a
+    /// signature from the past, its signing time and everything pyHanko checks then.
+    pub clock: Option<String>,
 }
 
 impl PyhankoSign {
@@ -652,7 +655,19 @@ impl Peers {
     }
 
     fn command(&self, sub: &str) -> Command {
-        let mut cmd = Command::new(&self.python);
+        self.command_at(None, sub)
+    }
+
+    /// [`Self::command`], under `faketime -f CLOCK` when a clock is given.
+    fn command_at(&self, clock: Option<&str>, sub: &str) -> Command {
+        let mut cmd = match clock {
+            Some(c) => {
+                let mut cmd = Command::new("faketime");
+                cmd.args(["-f", c]).arg(&self.python);
+                cmd
+            }
+            None => Command::new(&self.python),
+        };
         cmd.arg(peers_dir().join("pyhanko_tool.py")).arg(sub);
         cmd
     }
@@ -713,7 +728,7 @@ impl Peers {
         let dir = workdir();
         let input = put(dir.path(), "in.pdf", pdf);
         let output = dir.path().join("signed.pdf");
-        let mut cmd = self.command("sign");
+        let mut cmd = self.command_at(level.clock.as_deref(), "sign");
         cmd.arg("--in")
             .arg(&input)
             .arg("--out")

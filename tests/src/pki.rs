@@ -340,6 +340,49 @@ impl TestPki {
         process::run(&mut cmd, None, process::COMMAND_TIMEOUT).expect_success()
     }
 
+    /// A CRL of `ca` (one of [`CAS`]) as the CA published it with the clock `offset` away
+    /// (libfaketime's format, e.g. `-99d`), valid `days` from then; DER. Made on a copy of
+    /// the CA's database: the PKI itself does not change (any PKI, shared or owned).
+    #[track_caller]
+    pub fn crl_at(&self, ca: &str, offset: &str, days: u32) -> Vec<u8> {
+        let db = tempfile::tempdir().expect("temporary directory");
+        for entry in fs::read_dir(self.path(format!("db/{ca}"))).expect("the CA's database") {
+            let entry = entry.expect("a database entry");
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                fs::copy(entry.path(), db.path().join(entry.file_name())).expect("copy");
+            }
+        }
+        let (pem, der) = (db.path().join("past.crl.pem"), db.path().join("past.crl"));
+        let (cert, key, days) = (format!("{ca}.pem"), format!("{ca}.key"), days.to_string());
+        let mut cmd = Command::new("faketime");
+        cmd.current_dir(&self.dir)
+            .env("KYSO_CA_DB", db.path())
+            .args([
+                "-f",
+                offset,
+                "openssl",
+                "ca",
+                "-batch",
+                "-config",
+                "openssl.cnf",
+            ])
+            .args(["-cert", &cert, "-keyfile", &key, "-gencrl", "-md", "sha256"])
+            .args(["-crldays", &days, "-out"])
+            .arg(&pem);
+        process::run(&mut cmd, None, process::COMMAND_TIMEOUT).expect_success();
+        let out = process::openssl([
+            std::ffi::OsStr::new("crl"),
+            "-in".as_ref(),
+            pem.as_os_str(),
+            "-outform".as_ref(),
+            "DER".as_ref(),
+            "-out".as_ref(),
+            der.as_os_str(),
+        ]);
+        assert!(out.success(), "{out}");
+        fs::read(&der).expect("the CRL")
+    }
+
     /// Revokes a leaf of the issuing CA now, with an RFC 5280 reason name (`keyCompromise`,
     /// `superseded`, `cessationOfOperation`, `certificateHold`, ...), then regenerates the
     /// CRLs. Call [`crate::OcspResponder::refresh`] on a running responder afterwards (it

@@ -121,6 +121,7 @@ impl TestTsa {
             dir: d.to_path_buf(),
             idle: std::sync::Mutex::new((0..TSA_WORKERS).collect()),
             ready: tokio::sync::Semaphore::new(TSA_WORKERS as usize),
+            clock: None,
         });
         TestTsa { front, dir }
     }
@@ -182,7 +183,7 @@ impl TestTsa {
 
     /// `openssl ts -reply` on a query, directly (not through HTTP).
     pub fn reply(&self, query: &[u8]) -> Vec<u8> {
-        reply(self.dir.path(), 0, query).unwrap_or_else(|e| panic!("{e}"))
+        reply(self.dir.path(), 0, query, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `openssl ts -verify` of a token (DER ContentInfo) against the query that asked for it,
@@ -288,14 +289,27 @@ fn config(d: &Path, k: u64) -> String {
     )
 }
 
-/// One `openssl ts -reply` run by worker `k` (one query at a time per worker: its serial file).
-pub(crate) fn reply(dir: &Path, k: u64, query: &[u8]) -> Result<Vec<u8>, String> {
+/// One `openssl ts -reply` run by worker `k` (one query at a time per worker: its serial file),
+/// under `faketime -f CLOCK` when `clock` is given (a TSA stamping in the past).
+pub(crate) fn reply(
+    dir: &Path,
+    k: u64,
+    query: &[u8],
+    clock: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let tmp = tempfile::tempdir_in(dir).map_err(|e| e.to_string())?;
     let (q, r) = (tmp.path().join("q.tsq"), tmp.path().join("r.tsr"));
     std::fs::write(&q, query).map_err(|e| e.to_string())?;
+    let mut cmd = match clock {
+        Some(c) => {
+            let mut cmd = Command::new("faketime");
+            cmd.args(["-f", c, "openssl"]);
+            cmd
+        }
+        None => Command::new("openssl"),
+    };
     let out = process::run(
-        Command::new("openssl")
-            .current_dir(dir)
+        cmd.current_dir(dir)
             .args(["ts", "-reply", "-config"])
             .arg(format!("tsa-{k}.cnf"))
             .arg("-queryfile")

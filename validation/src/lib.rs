@@ -14,7 +14,9 @@
 //!   and the claimed time's plausibility (issue 16 item 4).
 //! - [`pinned`]: the government roots pinned by fingerprint, the default trust.
 //! - [`timestamps`]: signature and document timestamps judged as proofs of existence
-//!   (the token, its TSA's path and revocation at genTime).
+//!   (the token, its TSA's path and revocation at the token's own proof of existence).
+//! - `archive`: a token's own proof of existence: a later document timestamp covering
+//!   it, else now (never its genTime); the latest document timestamp is judged first.
 //! - [`report`]: the ETSI EN 319 102-1 style report (indication, sub-indication).
 //! - [`config`]: the trust configuration (`trust_anchors`, `intermediates`,
 //!   `[revocation]`, ...) as the verifier's file and the signer's `[trust]` write it.
@@ -24,6 +26,7 @@
 //! service), parse PDFs itself (`kyso-pdf`) nor fetch anything itself: the HTTP
 //! client and caches of OCSP, CRL and AIA are `kyso-revocation`'s.
 
+mod archive;
 pub mod certsource;
 pub mod config;
 pub mod convert;

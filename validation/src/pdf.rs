@@ -12,6 +12,7 @@ use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 
+use crate::archive::{TokenPoe, latest_first};
 use crate::certsource::{CertificateSource, SuppliedCertificates};
 use crate::embedded::{EmbeddedData, level_reached};
 use crate::poe::SignatureTimes;
@@ -145,14 +146,11 @@ impl Verifier {
             .await;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
-            // The document timestamps applied in later revisions cover this signature.
-            let covering: Vec<TimestampReport> = match (&sig.coverage, is_doc_stamp(sig)) {
-                (Ok(range), false) => doc_stamps
-                    .iter()
-                    .filter(|d| d.revision > range.revision)
-                    .map(|d| d.report.clone())
-                    .collect(),
-                _ => Vec::new(),
+            // The document timestamps applied in later revisions cover this signature
+            // (or this earlier document timestamp: an archive timestamp over it).
+            let covering: Vec<TimestampReport> = match &sig.coverage {
+                Ok(range) => covering(&doc_stamps, range.revision),
+                Err(_) => Vec::new(),
             };
             let mut report = self
                 .verify_embedded(pdf, sig, i, options, source, &covering, &dss, now)
@@ -199,7 +197,9 @@ impl Verifier {
     }
 
     /// The document timestamps (B-LTA), each judged as a proof of existence of the
-    /// revisions its byte range covers (earlier signatures, the DSS).
+    /// revisions its byte range covers (earlier signatures, earlier document timestamps,
+    /// the DSS). The latest first: its proof is the one an earlier stamp's TSA is judged
+    /// at (`archive`). Returned in file order.
     async fn document_timestamps(
         &self,
         pdf: &[u8],
@@ -209,18 +209,27 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Vec<DocStamp> {
         let policy = options.policy.unwrap_or(self.default_policy());
-        let mut out = Vec::new();
-        for (index, sig) in signatures.iter().enumerate() {
-            let Ok(range) = &sig.coverage else { continue };
-            if !is_doc_stamp(sig) || sig.sub_filter != RFC3161_SUB_FILTER {
+        let stamps: Vec<(usize, usize)> = signatures
+            .iter()
+            .enumerate()
+            .filter(|(_, sig)| is_doc_stamp(sig) && sig.sub_filter == RFC3161_SUB_FILTER)
+            .filter_map(|(index, sig)| sig.coverage.as_ref().ok().map(|r| (index, r.revision)))
+            .collect();
+        let revisions: Vec<usize> = stamps.iter().map(|s| s.1).collect();
+        let mut out: Vec<DocStamp> = Vec::with_capacity(stamps.len());
+        for position in latest_first(&revisions) {
+            let (index, revision) = stamps[position];
+            let Some(sig) = signatures.get(index) else {
                 continue;
-            }
+            };
+            let poe = TokenPoe::of(&covering(&out, revision), now);
             let imprint = |a: DigestAlgorithm| sig.digest(pdf, a);
             let report = self
                 .judge_timestamp(
                     TimestampKind::Document,
                     &sig.contents,
                     &imprint,
+                    poe,
                     dss,
                     policy,
                     now,
@@ -228,10 +237,11 @@ impl Verifier {
                 .await;
             out.push(DocStamp {
                 index,
-                revision: range.revision,
+                revision,
                 report,
             });
         }
+        out.sort_by_key(|d| d.index);
         out
     }
 
@@ -382,7 +392,8 @@ impl Verifier {
         let mut timestamps = if tst {
             Vec::new()
         } else {
-            self.signature_timestamps(&msg, 0, &embedded, policy, now)
+            let poe = TokenPoe::of(covering, now);
+            self.signature_timestamps(&msg, 0, poe, &embedded, policy, now)
                 .await
         };
         timestamps.extend(covering.iter().cloned());
@@ -432,6 +443,15 @@ struct DocStamp {
     index: usize,
     revision: usize,
     report: TimestampReport,
+}
+
+/// The judged document timestamps applied after `revision`: those covering it.
+fn covering(stamps: &[DocStamp], revision: usize) -> Vec<TimestampReport> {
+    stamps
+        .iter()
+        .filter(|d| d.revision > revision)
+        .map(|d| d.report.clone())
+        .collect()
 }
 
 /// Whether a signature dictionary is a document time-stamp (by type or sub-filter).

@@ -1,9 +1,10 @@
 //! Timestamps as proofs of existence (issue 16 item 4; ETSI EN 319 102-1 5.4): a
 //! signature timestamp (CAdES/PAdES B-T, over the signature value) or a PDF document
 //! timestamp (B-LTA, over its byte range). A token is verified by `kyso_pki::tsp`
-//! (signature, ESS, critical timeStamping EKU, imprint); its TSA certificate's path
-//! to the verifier's anchors and its revocation at genTime are judged here, as for
-//! any signer. Only a token that passes all of it is a proof of existence; a bad
+//! (signature, ESS, critical timeStamping EKU, imprint, genTime inside the TSA
+//! certificate's validity); its TSA certificate's path to the verifier's anchors and its
+//! revocation are judged here, as for any signer, at the token's own proof of existence
+//! (`archive::TokenPoe`: a later document timestamp covering it, else now). Only a token that passes all of it is a proof of existence; a bad
 //! token does not fail the signature, it just proves nothing (the report says why).
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_pki::tsp::{self, Expected, TspError, TstInfo};
 
+use crate::archive::TokenPoe;
 use crate::embedded::EmbeddedData;
 use crate::report::{
     Indication, PathEntry, ReferenceTime, RevocationEvidence, RevocationPolicy, SignerIdentity,
@@ -148,12 +150,14 @@ pub(crate) type Imprint<'a> = &'a (dyn Fn(DigestAlgorithm) -> Option<Vec<u8>> + 
 
 impl Verifier {
     /// Verifies one token stamping what `imprint` digests, then its TSA's path and
-    /// revocation at genTime.
+    /// revocation at the token's proof of existence `poe` (never at its own genTime).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn judge_timestamp(
         &self,
         kind: TimestampKind,
         token: &[u8],
         imprint: Imprint<'_>,
+        poe: TokenPoe,
         embedded: &EmbeddedData,
         policy: RevocationPolicy,
         now: OffsetDateTime,
@@ -206,13 +210,11 @@ impl Verifier {
                 return TimestampReport::failed(kind, v, gen_time);
             }
         };
-        let at = ReferenceTime {
-            time: vt.gen_time(),
-            source: kind.time_source(),
-        };
+        let at = poe.reference();
         let mut path = Vec::new();
         let mut revocation = Vec::new();
         let mut warnings = vt.warnings.clone();
+        warnings.extend(poe.note());
         let verdict = self
             .judge_certificate(
                 &vt.tsa_cert,
@@ -234,7 +236,8 @@ impl Verifier {
             )
         } else {
             format!(
-                "the timestamp proves nothing: its TSA certificate does not hold: {}",
+                "the timestamp proves nothing: {}: {}",
+                poe.failure_words(),
                 verdict.message
             )
         };
@@ -251,11 +254,14 @@ impl Verifier {
         }
     }
 
-    /// The signature timestamps of signer `index` of `msg`, each judged.
+    /// The signature timestamps of signer `index` of `msg`, each judged at `poe` (the
+    /// proof of the document timestamps covering the signature, else now).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn signature_timestamps(
         &self,
         msg: &cms::SignedDataMessage,
         index: usize,
+        poe: TokenPoe,
         embedded: &EmbeddedData,
         policy: RevocationPolicy,
         now: OffsetDateTime,
@@ -268,8 +274,16 @@ impl Verifier {
         let mut out = Vec::with_capacity(tokens.len());
         for t in &tokens {
             out.push(
-                self.judge_timestamp(TimestampKind::Signature, t, &imprint, embedded, policy, now)
-                    .await,
+                self.judge_timestamp(
+                    TimestampKind::Signature,
+                    t,
+                    &imprint,
+                    poe,
+                    embedded,
+                    policy,
+                    now,
+                )
+                .await,
             );
         }
         out

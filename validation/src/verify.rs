@@ -18,6 +18,7 @@ use kyso_pki::path::{PathBudget, PathBuilder, PathFailure, TrustStore, ValidPath
 use kyso_pki::time::{OffsetDateTime, rfc3339};
 use kyso_revocation::{Fetcher, PkiMetrics, RevocationChecker, RevocationConfig, Status};
 
+use crate::archive::TokenPoe;
 use crate::certsource::{CertificateOrigin, CertificateSource, SuppliedCertificates, describe};
 use crate::embedded::{EmbeddedData, level_reached};
 use crate::poe::{self, Claim, SignatureTimes};
@@ -208,7 +209,14 @@ impl Verifier {
             let embedded = EmbeddedData::from_cms(msg, c.check.index);
             // Proofs of existence: the signer's own signature timestamps (B-T).
             let timestamps = self
-                .signature_timestamps(msg, c.check.index, &embedded, policy, now)
+                .signature_timestamps(
+                    msg,
+                    c.check.index,
+                    TokenPoe::Now(now),
+                    &embedded,
+                    policy,
+                    now,
+                )
                 .await;
             let times = SignatureTimes {
                 poe: earliest_proof(&timestamps),
@@ -492,26 +500,27 @@ impl Verifier {
             .collect();
         // Embedded evidence first (past validation: the source may no longer answer);
         // a certificate it does not settle is checked online, as always.
-        let outcomes = join_all(pairs.iter().map(|(c, issuer)| {
+        let outcomes = join_all(pairs.iter().map(|(c, issuer)| async move {
             let mut ignored = Vec::new();
-            let settled = self.revocation.check_embedded(
-                c,
-                issuer,
-                &embedded.revocation,
-                reference.time,
-                now,
-                &mut ignored,
-            );
-            async move {
-                match settled {
-                    Some(o) => (o, ignored),
-                    None => (
-                        self.revocation
-                            .check(c, issuer, reference.time, now, policy)
-                            .await,
-                        ignored,
-                    ),
-                }
+            let settled = self
+                .revocation
+                .check_embedded(
+                    c,
+                    issuer,
+                    &embedded.revocation,
+                    reference.time,
+                    now,
+                    &mut ignored,
+                )
+                .await;
+            match settled {
+                Some(o) => (o, ignored),
+                None => (
+                    self.revocation
+                        .check(c, issuer, reference.time, now, policy)
+                        .await,
+                    ignored,
+                ),
             }
         }))
         .await;

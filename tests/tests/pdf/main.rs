@@ -11,6 +11,7 @@ mod interop;
 mod ltv;
 mod pades;
 mod pades_render;
+mod past;
 mod peers;
 mod poe;
 mod verify;

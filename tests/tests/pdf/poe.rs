@@ -40,6 +40,7 @@ fn level(tsa: &TestTsa, lt: bool, lta: bool) -> PyhankoLevel {
         use_pades_lta: lta,
         roots: vec![pki.root_pem(), tsa.root_pem()],
         rewrites: shared_servers().rewrites(),
+        ..PyhankoLevel::default()
     }
 }
 

@@ -13,7 +13,7 @@ use kyso_pki::cms::Detached;
 use kyso_pki::crypto::DigestAlgorithm;
 use kyso_pki::time::OffsetDateTime;
 use kyso_pki::tsp::{TimeStampReq, TimeStampResp, TstInfo};
-use kyso_tests::{CmsSign, TestTsa, openssl_cms_sign};
+use kyso_tests::{CmsSign, PastTsa, TestTsa, openssl_at, openssl_cms_sign, os};
 use kyso_validation::report::{
     CertStatus, EvidenceOrigin, Indication, RevocationPolicy, SignatureLevel, SignatureReport,
     SubIndication, TimeSource, TimestampKind,
@@ -254,162 +254,6 @@ async fn timestamp_after_the_revocation_does_not_rescue_the_signature_N3_R1() {
 // Signatures from the past, made under faketime
 // ---------------------------------------------------------------------------------------------
 
-/// `openssl ARGS` run with the clock set `offset` (libfaketime's format, e.g. `-100d`) away.
-fn openssl_at(offset: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) {
-    let mut cmd = std::process::Command::new("faketime");
-    cmd.current_dir(dir)
-        .args(["-f", offset, "openssl"])
-        .args(args);
-    let out = kyso_tests::run(&mut cmd, None, std::time::Duration::from_secs(60));
-    assert!(out.success(), "faketime {offset} openssl {args:?}: {out}");
-}
-
-fn os(s: &str) -> &std::ffi::OsStr {
-    std::ffi::OsStr::new(s)
-}
-
-/// A TSA whose chain was made 200 days ago (valid ten years), stamping with the clock `offset`.
-struct PastTsa {
-    dir: tempfile::TempDir,
-}
-
-impl PastTsa {
-    fn new() -> PastTsa {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let d = dir.path();
-        let then = "-200d";
-        for key in ["root.key", "tsa.key"] {
-            openssl_at(
-                then,
-                d,
-                &[
-                    os("genpkey"),
-                    os("-algorithm"),
-                    os("EC"),
-                    os("-pkeyopt"),
-                    os("ec_paramgen_curve:P-256"),
-                    os("-out"),
-                    os(key),
-                ],
-            );
-        }
-        openssl_at(
-            then,
-            d,
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "root.key",
-                "-subj",
-                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past TSA Root",
-                "-days",
-                "3650",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                "-out",
-                "root.pem",
-            ]
-            .map(os),
-        );
-        std::fs::write(
-            d.join("tsa.ext"),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n\
-             extendedKeyUsage=critical,timeStamping\n",
-        )
-        .expect("extensions");
-        openssl_at(
-            then,
-            d,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "tsa.key",
-                "-subj",
-                "/C=VN/O=Kyso Test Past TSA/CN=Kyso Past Timestamping",
-                "-out",
-                "tsa.csr",
-            ]
-            .map(os),
-        );
-        openssl_at(
-            then,
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "tsa.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-set_serial",
-                "2",
-                "-days",
-                "3650",
-                "-extfile",
-                "tsa.ext",
-                "-out",
-                "tsa.pem",
-            ]
-            .map(os),
-        );
-        std::fs::write(d.join("tsaserial"), "01\n").expect("serial");
-        std::fs::write(
-            d.join("tsa.cnf"),
-            format!(
-                "[ tsa ]\ndefault_tsa = tsa_config\n\n[ tsa_config ]\ndir = {}\n\
-                 serial = $dir/tsaserial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
-                 certs = $dir/root.pem\nsigner_key = $dir/tsa.key\nsigner_digest = sha256\n\
-                 default_policy = {}\ndigests = sha256\naccuracy = secs:1\n\
-                 ess_cert_id_chain = no\ness_cert_id_alg = sha256\n",
-                d.display(),
-                kyso_tests::TSA_POLICY
-            ),
-        )
-        .expect("TSA configuration");
-        PastTsa { dir }
-    }
-
-    fn root_pem(&self) -> std::path::PathBuf {
-        self.dir.path().join("root.pem")
-    }
-
-    /// A token over the SHA-256 of `datum`, stamped with the clock `offset` away.
-    fn token_over(&self, offset: &str, datum: &[u8]) -> Vec<u8> {
-        let d = self.dir.path();
-        let digest = DigestAlgorithm::Sha256.digest(datum);
-        let query = TimeStampReq::new(DigestAlgorithm::Sha256, &digest, &[9, 9], None)
-            .expect("request")
-            .to_der_bytes()
-            .expect("DER");
-        std::fs::write(d.join("q.tsq"), query).expect("query");
-        openssl_at(
-            offset,
-            d,
-            &[
-                "ts",
-                "-reply",
-                "-config",
-                "tsa.cnf",
-                "-queryfile",
-                "q.tsq",
-                "-token_out",
-                "-out",
-                "token.der",
-            ]
-            .map(os),
-        );
-        std::fs::read(d.join("token.der")).expect("token")
-    }
-}
-
 /// The `expired` leaf (valid from 400 to 30 days ago) really signing 100 days ago, under
 /// faketime, and a TSA stamping its signature then: judged at the token's genTime it passes,
 /// with that proof of existence reported; the same signature without the token (B-B) does not,
@@ -628,6 +472,150 @@ async fn embedded_ocsp_for_another_certificate_is_no_evidence_and_is_reported_N2
         s.revocation
             .iter()
             .all(|e| e.origin == EvidenceOrigin::Fetched || e.status != CertStatus::Good),
+        "{:#?}",
+        s.revocation
+    );
+}
+
+/// An OCSP "good" for the signer's certificate made by `openssl ocsp` answering with
+/// `rsigner`/`rkey` (absolute paths) over the test PKI's issuing-CA index.
+fn ocsp_good_signed_by(dir: &std::path::Path, leaf: &str, rsigner: &str, rkey: &str) -> Vec<u8> {
+    let pki = kyso_tests::TestPki::get();
+    let (cert, ca, index) = (pki.leaf_cert(leaf), pki.leaf_issuer(leaf), pki.index());
+    let p = |s: &std::path::Path| s.to_str().expect("UTF-8 path").to_owned();
+    let req = p(&dir.join("req.der"));
+    let out = kyso_tests::openssl([
+        "ocsp",
+        "-issuer",
+        &p(&ca),
+        "-cert",
+        &p(&cert),
+        "-no_nonce",
+        "-reqout",
+        &req,
+    ]);
+    assert!(out.success(), "{out}");
+    let resp = p(&dir.join("resp.der"));
+    let out = kyso_tests::openssl([
+        "ocsp",
+        "-index",
+        &p(&index),
+        "-CA",
+        &p(&ca),
+        "-rsigner",
+        rsigner,
+        "-rkey",
+        rkey,
+        "-reqin",
+        &req,
+        "-respout",
+        &resp,
+        "-ndays",
+        "1",
+    ]);
+    assert!(out.success(), "{out}");
+    std::fs::read(&resp).expect("OCSP response")
+}
+
+/// A "good" answer for the signer's certificate signed by a WRONG key is no evidence (RFC 6960
+/// 4.2.2.2): one naming the issuer as responder but signed by another key (an impostor
+/// certificate with the CA's name), and one signed by another leaf of the same CA (not a
+/// delegated responder: no id-kp-OCSPSigning). Both are reported; with the sources down and
+/// revocation required nothing settles the signer's status: TRY_LATER, never TOTAL_PASSED.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_ocsp_signed_by_a_wrong_key_is_no_evidence_and_is_reported_N2_R1() {
+    let pki = kyso_tests::TestPki::get();
+    let tsa = TestTsa::start();
+    let online = verifier(&tsa);
+    let sig = openssl_cms_sign(&CmsSign::new("personal-rsa", CONTENT));
+    let token = token_over(&tsa, &signature_value(&sig));
+    let b_t = kyso_pki::cms_build::add_signature_timestamp(&sig, 0, &token).expect("B-T");
+
+    let work = tempfile::tempdir().expect("temporary directory");
+    let d = work.path();
+    let path = |n: &str| d.join(n).to_str().expect("UTF-8 path").to_owned();
+    // The impostor: the issuing CA's certificate re-signed over a fresh key (same subject).
+    let ca = pki.leaf_issuer("personal-rsa");
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ],
+        vec!["x509", "-in", ca.to_str().expect("UTF-8"), "-signkey"],
+    ] {
+        let mut args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        args.push(path("impostor.key"));
+        if args[0] == "x509" {
+            args.extend(["-out".to_owned(), path("impostor.pem")]);
+        }
+        let out = kyso_tests::openssl(&args);
+        assert!(out.success(), "{out}");
+    }
+    let impostor = ocsp_good_signed_by(
+        d,
+        "personal-rsa",
+        &path("impostor.pem"),
+        &path("impostor.key"),
+    );
+    let other = pki.leaf_cert("personal-ec256");
+    let other_key = pki.leaf_key("personal-ec256");
+    let sibling = ocsp_good_signed_by(
+        d,
+        "personal-rsa",
+        other.to_str().expect("UTF-8"),
+        other_key.to_str().expect("UTF-8"),
+    );
+
+    // The CA's own status is genuine (root's CRL and OCSP, fetched now); the leaf's is forged.
+    let ca_cert = kyso_pki::cert::Cert::from_der(&pki.cert_der(&ca)).expect("CA");
+    let root = kyso_pki::cert::Cert::from_der(&pki.cert_der(pki.root_pem())).expect("root");
+    let raw = online
+        .revocation()
+        .fetch_raw(
+            &ca_cert,
+            &root,
+            OffsetDateTime::now_utc(),
+            RevocationPolicy::Require,
+        )
+        .await;
+    assert!(!raw.is_empty(), "{:?}", raw.errors);
+    let mut data = kyso_pki::cms_build::ValidationData {
+        certificates: vec![pki.cert_der(&ca)],
+        ..Default::default()
+    };
+    data.ocsp = vec![impostor, sibling];
+    data.ocsp.extend(raw.ocsps);
+    data.crls.extend(raw.crls);
+    let b_lt = kyso_pki::cms_build::add_validation_data(&b_t, 0, &data).expect("B-LT");
+
+    let s = judge_with(&verifier_offline(&tsa), &b_lt, RevocationPolicy::Require).await;
+    assert_eq!(
+        (s.indication, s.sub_indication),
+        (Indication::Indeterminate, Some(SubIndication::TryLater)),
+        "{s:#?}"
+    );
+    let reported = |what: &str| {
+        s.warnings.iter().any(|w| {
+            w.contains("is no evidence")
+                && w.contains("neither the issuer nor an authorised responder")
+                && w.contains(what)
+        })
+    };
+    assert!(
+        reported("does not verify with the issuer's key"),
+        "{:#?}",
+        s.warnings
+    );
+    assert!(reported("lacks id-kp-OCSPSigning"), "{:#?}", s.warnings);
+    assert!(
+        s.revocation
+            .iter()
+            .filter(|e| e.status == CertStatus::Good)
+            .all(|e| e.certificate_subject.contains(kyso_tests::ISSUING_CA_CN)),
         "{:#?}",
         s.revocation
     );
