@@ -179,9 +179,14 @@ async fn verify_batch_documents_take_the_concurrency_limit_one_by_one() {
     let good = sign(&CmsSign::new("personal-ec256", CONTENT.as_bytes()));
     // Two streams of batches of 200: 400 documents, far more than the limit of 3 at once;
     // none is shed (items wait for a permit, as VerifyStream items do) and all pass.
+    // Both streams open before either sends: the calls themselves take a permit until
+    // their headers are sent, and a call beyond the limit is shed (as any request).
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        streams.push(BatchStream::open(&service).await);
+    }
     let mut tasks = Vec::new();
-    for s in 0..2 {
-        let mut stream = BatchStream::open(&service).await;
+    for (s, mut stream) in streams.into_iter().enumerate() {
         let good = good.clone();
         tasks.push(tokio::spawn(async move {
             let items = (0..200)
