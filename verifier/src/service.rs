@@ -27,6 +27,9 @@ fn supplied_certificates(ders: &[Vec<u8>]) -> Result<SuppliedCertificates, Error
 /// Where "now" comes from; tests substitute a fixed clock.
 pub use kyso_server::Clock;
 
+/// `VerifyBatch` messages of one stream being answered at once.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Requests up to this size are verified on the serving threads; larger ones on the pool.
 const INLINE_BYTES: usize = kyso_server::SMALL_MESSAGE;
 
@@ -457,7 +460,9 @@ impl pb::verifier_server::Verifier for VerifierService {
         let this = self.clone();
         // One stream verifies at most `parallelism` documents at once, over all of its
         // batches in flight (the slots); batches are answered in order. Each document
-        // is admitted, bounded and timed as a VerifyStream item.
+        // is admitted, bounded and timed as a VerifyStream item. Two batches in flight
+        // are enough to keep the stream busy (the next one is read while one is verified)
+        // and hold at most two decoded messages per stream.
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(self.stream.parallelism));
         let out = incoming
             .map(move |batch| {
@@ -465,7 +470,7 @@ impl pb::verifier_server::Verifier for VerifierService {
                 let slots = slots.clone();
                 async move { Ok(this.answer_batch(batch?, slots).await) }
             })
-            .buffered(self.stream.parallelism);
+            .buffered(BATCHES_IN_FLIGHT);
         Ok(Response::new(Box::pin(out)))
     }
 
