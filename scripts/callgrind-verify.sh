@@ -12,7 +12,8 @@
 # release binaries (`cargo build --release --locked -p kyso -p kyso-verifier`).
 #
 #   scripts/callgrind-verify.sh [VERIFIER_BINARY] [KYSO_BINARY]
-# Prints one JSON object. N1, N2 and KYSO_CG_PORT may be set in the environment.
+# Prints one JSON object. N1, N2 and KYSO_CG_PORT may be set in the environment, and
+# BENCH_ARGS: more `kyso bench verify` flags (e.g. "--batch 16 --verdict-only").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=.kyso-dev
@@ -56,7 +57,7 @@ instructions() { # N: the verifier's total Ir over a run answering N requests
     local pid=$!
     wait_port "$n"
     "$KYSO" bench verify --server "http://127.0.0.1:$PORT" --signature "$OUT/doc.p7s" \
-        --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$n" \
+        --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$n" ${BENCH_ARGS:-} \
         >"$OUT/bench.$n.json"
     kill -TERM "$pid"
     wait "$pid" || true
@@ -72,6 +73,7 @@ cat <<JSON
   "bench": "callgrind-verify",
   "verifier": "$VERIFIER",
   "requests": [$N1, $N2],
+  "bench_args": "${BENCH_ARGS:-}",
   "instructions": [$I1, $I2],
   "instructions_per_verification": $PER,
   "load_average": "$LOAD"

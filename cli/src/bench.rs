@@ -111,6 +111,13 @@ pub struct VerifyBench {
     /// under `valgrind --tool=callgrind` (`scripts/callgrind-verify.sh`).
     #[arg(long)]
     requests: Option<u64>,
+    /// Documents per stream message: above 1, `VerifyBatch` with this many documents in
+    /// each message instead of `VerifyStream` (latencies are per document: its batch's).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Ask for the verdict only (`verdict_only`: no path, evidence or signer in the report).
+    #[arg(long)]
+    verdict_only: bool,
 }
 
 /// Runs a benchmark and prints its JSON.
@@ -135,6 +142,9 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
     if b.streams == 0 {
         return Err(CliError::Usage("--streams must be above 0".into()));
     }
+    if b.batch == 0 {
+        return Err(CliError::Usage("--batch must be above 0".into()));
+    }
     let signature = read_file(&b.signature)?;
     let content = read_file(&b.content)?;
     let channel = b.server.connect(&url).await?;
@@ -146,6 +156,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         revocation_policy: 0,
         request_id: String::new(),
         certificates: Vec::new(),
+        verdict_only: b.verdict_only,
     };
 
     // The document must verify before it is worth timing.
@@ -161,10 +172,14 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         )));
     }
 
+    let shape = Shape {
+        streams: b.streams,
+        batch: b.batch,
+    };
     let warm = load(
         &client,
         &request,
-        b.streams,
+        shape,
         Amount::Time(Duration::from_secs(b.warmup_secs)),
         b.rate,
     )
@@ -174,7 +189,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         Some(n) => Amount::Count(n),
         None => Amount::Time(Duration::from_secs(b.duration_secs)),
     };
-    let run = load(&client, &request, b.streams, amount, b.rate).await?;
+    let run = load(&client, &request, shape, amount, b.rate).await?;
     let raw = raw_rsa2048_verify_per_sec(Duration::from_secs(b.raw_secs))?;
 
     let mut lat = run.latencies.clone();
@@ -193,6 +208,8 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         "server": url,
         "document_bytes": content.len(),
         "streams": b.streams,
+        "batch": b.batch,
+        "verdict_only": b.verdict_only,
         "mode": if b.rate.is_some() { "open-loop" } else { "closed-loop" },
         "target_rate": b.rate,
         "duration_s": secs,
@@ -204,6 +221,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         "raw_rsa2048_verify_per_sec": raw,
         "ratio_to_raw": if raw > 0.0 { throughput / raw } else { 0.0 },
         "cores": cores(),
+        "load_average": load_average(),
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
@@ -215,6 +233,28 @@ struct LoadResult {
     not_passed: u64,
     latencies: Vec<Duration>,
     elapsed: Duration,
+}
+
+/// How the load is sent: streams, and documents per stream message.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    streams: usize,
+    /// 1: `VerifyStream`; more: `VerifyBatch` with this many documents per message.
+    batch: usize,
+}
+
+impl LoadResult {
+    fn count(&mut self, resp: &pb::VerifyStreamResponse) {
+        match &resp.result {
+            Some(pb::verify_stream_response::Result::Report(rep))
+                if rep.indication == pb::Indication::TotalPassed as i32 =>
+            {
+                self.ok += 1
+            }
+            Some(pb::verify_stream_response::Result::Report(_)) => self.not_passed += 1,
+            _ => self.errors += 1,
+        }
+    }
 }
 
 /// How much load to send.
@@ -229,10 +269,12 @@ enum Amount {
 async fn load(
     client: &pb::verifier_client::VerifierClient<tonic::transport::Channel>,
     request: &pb::VerifyCmsRequest,
-    streams: usize,
+    shape: Shape,
     amount: Amount,
     rate: Option<f64>,
 ) -> Result<LoadResult, CliError> {
+    let streams = shape.streams;
+    let batch = shape.batch;
     let start = Instant::now();
     let (deadline, left) = match amount {
         Amount::Time(d) => (Some(start + d), None),
@@ -243,18 +285,13 @@ async fn load(
     };
     let interval = rate
         .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(streams as f64 / r));
+        .map(|r| Duration::from_secs_f64((streams * batch) as f64 / r));
     let mut tasks = Vec::with_capacity(streams);
     for s in 0..streams {
         let mut client = client.clone();
         let request = request.clone();
         let left = left.clone();
         tasks.push(tokio::spawn(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyCmsRequest>(1);
-            let mut responses = client
-                .verify_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-                .await?
-                .into_inner();
             let mut r = LoadResult {
                 ok: 0,
                 errors: 0,
@@ -267,45 +304,95 @@ async fn load(
                 + interval
                     .map(|i| i.mul_f64(s as f64 / streams as f64))
                     .unwrap_or_default();
+            // The documents of the next message: `batch` of them, fewer at the end of a
+            // fixed count, none when the run is over.
             let more = || match (&deadline, &left) {
-                (Some(d), _) => Instant::now() < *d,
-                (None, Some(n)) => n
-                    .fetch_update(
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
-                        |v| v.checked_sub(1),
-                    )
-                    .is_ok(),
-                (None, None) => false,
-            };
-            while more() {
-                if let Some(i) = interval {
-                    tokio::time::sleep_until(next.into()).await;
-                    next += i;
-                }
-                let sent = Instant::now();
-                if tx.send(request.clone()).await.is_err() {
-                    r.errors += 1;
-                    break;
-                }
-                match responses.message().await? {
-                    Some(resp) => {
-                        r.latencies.push(sent.elapsed());
-                        match resp.result {
-                            Some(pb::verify_stream_response::Result::Report(rep))
-                                if rep.indication == pb::Indication::TotalPassed as i32 =>
-                            {
-                                r.ok += 1
-                            }
-                            Some(pb::verify_stream_response::Result::Report(_)) => {
-                                r.not_passed += 1
-                            }
-                            _ => r.errors += 1,
-                        }
+                (Some(d), _) => {
+                    if Instant::now() < *d {
+                        batch
+                    } else {
+                        0
                     }
-                    None => {
+                }
+                (None, Some(n)) => {
+                    let mut took = 0;
+                    let _ = n.fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |v| {
+                            took = v.min(batch as u64) as usize;
+                            v.checked_sub(took as u64)
+                        },
+                    );
+                    took
+                }
+                (None, None) => 0,
+            };
+            if batch == 1 {
+                let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyCmsRequest>(1);
+                let mut responses = client
+                    .verify_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await?
+                    .into_inner();
+                while more() > 0 {
+                    if let Some(i) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += i;
+                    }
+                    let sent = Instant::now();
+                    if tx.send(request.clone()).await.is_err() {
                         r.errors += 1;
                         break;
+                    }
+                    match responses.message().await? {
+                        Some(resp) => {
+                            r.latencies.push(sent.elapsed());
+                            r.count(&resp);
+                        }
+                        None => {
+                            r.errors += 1;
+                            break;
+                        }
+                    }
+                }
+            } else {
+                let (tx, rx) = tokio::sync::mpsc::channel::<pb::VerifyCmsBatch>(1);
+                let mut responses = client
+                    .verify_batch(tokio_stream::wrappers::ReceiverStream::new(rx))
+                    .await?
+                    .into_inner();
+                loop {
+                    let n = more();
+                    if n == 0 {
+                        break;
+                    }
+                    if let Some(i) = interval {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += i;
+                    }
+                    let sent = Instant::now();
+                    let message = pb::VerifyCmsBatch {
+                        items: vec![request.clone(); n],
+                    };
+                    if tx.send(message).await.is_err() {
+                        r.errors += n as u64;
+                        break;
+                    }
+                    match responses.message().await? {
+                        Some(resp) => {
+                            let took = sent.elapsed();
+                            if resp.error.is_some() {
+                                r.errors += n as u64;
+                            }
+                            for item in &resp.items {
+                                r.latencies.push(took);
+                                r.count(item);
+                            }
+                        }
+                        None => {
+                            r.errors += n as u64;
+                            break;
+                        }
                     }
                 }
             }

@@ -464,6 +464,7 @@ async fn verify_cms(
                 revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
                 request_id: String::new(),
                 certificates: ders(supplied),
+                verdict_only: false,
             };
             let resp = client.clone().verify_cms(req).await?.into_inner();
             Ok(convert::document_from_pb(&resp))

@@ -288,6 +288,33 @@ pub fn document_to_pb(r: &DocumentReport) -> pb::VerifyCmsResponse {
     }
 }
 
+/// The verdict of `r` without its evidence (`VerifyCmsRequest.verdict_only`): the same
+/// indications, sub-indications, messages, reference times and levels as
+/// [`document_to_pb`], without the signer, path, revocation evidence, timestamps and
+/// warnings, whose strings are most of the cost of rendering a report.
+pub fn document_verdict_to_pb(r: &DocumentReport) -> pb::VerifyCmsResponse {
+    pb::VerifyCmsResponse {
+        indication: to_pb(INDICATIONS, r.indication),
+        signatures: r.signatures.iter().map(signature_verdict_to_pb).collect(),
+    }
+}
+
+fn signature_verdict_to_pb(s: &SignatureReport) -> pb::SignatureReport {
+    pb::SignatureReport {
+        index: s.index,
+        indication: to_pb(INDICATIONS, s.indication),
+        sub_indication: s.sub_indication.map(|x| to_pb(SUBS, x)).unwrap_or(0),
+        message: s.message.clone(),
+        reference_time: Some(reference_to_pb(&s.reference_time)),
+        revocation_policy: policy_to_pb(s.revocation_policy),
+        detached: s.detached,
+        poe_time: s.poe.map(|p| ts(p.time)),
+        poe_source: s.poe.map(|p| to_pb(TIME_SOURCES, p.source)).unwrap_or(0),
+        level: to_pb(LEVELS, s.level),
+        ..Default::default()
+    }
+}
+
 fn signature_to_pb(s: &SignatureReport) -> pb::SignatureReport {
     pb::SignatureReport {
         index: s.index,

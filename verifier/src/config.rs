@@ -47,6 +47,9 @@ pub struct Limits {
     /// Documents verified at once inside one VerifyStream (each also takes a request
     /// permit and its own deadline of `request_timeout_ms`).
     pub stream_parallelism: usize,
+    /// Documents in one VerifyBatch message; a larger batch is refused whole with
+    /// RESOURCE_EXHAUSTED (the stream goes on). Each document is still admitted alone.
+    pub max_batch_items: usize,
     /// Bytes of request messages held at once across all requests (messages over 64 KiB
     /// count); past it large requests are answered RESOURCE_EXHAUSTED. Keep it well under
     /// the pod's memory: a message is held about twice while it is decoded.
@@ -75,6 +78,7 @@ impl Default for Limits {
             max_concurrent_requests: 512,
             request_timeout_ms: 30_000,
             stream_parallelism: 16,
+            max_batch_items: 256,
             max_bytes_in_flight: 256 << 20,
             cpu_threads: 0,
         }
@@ -102,6 +106,9 @@ impl Config {
         }
         if self.limits.stream_parallelism == 0 {
             problems.push("limits.stream_parallelism: must be above 0".into());
+        }
+        if self.limits.max_batch_items == 0 {
+            problems.push("limits.max_batch_items: must be above 0".into());
         }
         if self.limits.max_bytes_in_flight < self.limits.max_message_bytes {
             problems.push(format!(

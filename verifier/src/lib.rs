@@ -52,6 +52,7 @@ pub async fn serve(
             parallelism: limits.stream_parallelism,
             item_timeout: Duration::from_millis(limits.request_timeout_ms),
             admission: admission.clone(),
+            max_batch_items: limits.max_batch_items,
         },
         clock,
         kyso_server::CpuPool::new("verifier", limits.cpu_threads)?,

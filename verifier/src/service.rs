@@ -27,6 +27,9 @@ fn supplied_certificates(ders: &[Vec<u8>]) -> Result<SuppliedCertificates, Error
 /// Where "now" comes from; tests substitute a fixed clock.
 pub use kyso_server::Clock;
 
+/// `VerifyBatch` messages of one stream being answered at once.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Requests up to this size are verified on the serving threads; larger ones on the pool.
 const INLINE_BYTES: usize = kyso_server::SMALL_MESSAGE;
 
@@ -52,6 +55,8 @@ pub struct StreamLimits {
     pub item_timeout: std::time::Duration,
     /// The service's budgets: each item takes a request permit and its bytes.
     pub admission: kyso_server::Admission,
+    /// Documents in one `VerifyBatch` message; a larger batch is refused whole.
+    pub max_batch_items: usize,
 }
 
 impl std::fmt::Debug for VerifierService {
@@ -150,6 +155,7 @@ impl VerifierService {
         };
         let policy = convert::policy_from_pb(req.revocation_policy);
         let supplied = supplied_certificates(&req.certificates)?;
+        let verdict_only = req.verdict_only;
         let report = self
             .verifier
             .verify_cms_with(
@@ -164,7 +170,12 @@ impl VerifierService {
             )
             .await?;
         self.metrics.record(&report);
-        Ok(convert::document_to_pb(&report))
+        // The verdict is the same either way; only the rendering of the evidence differs.
+        Ok(if verdict_only {
+            convert::document_verdict_to_pb(&report)
+        } else {
+            convert::document_to_pb(&report)
+        })
     }
 
     /// Verifies one PDF; the report or a request error.
@@ -258,6 +269,59 @@ impl VerifierService {
         }
     }
 
+    /// One document of a `VerifyStream` or `VerifyBatch`: verified as [`Self::verify_item`],
+    /// answered with its `request_id` (a request error is an answer too, the stream goes on).
+    async fn answer(&self, req: pb::VerifyCmsRequest, method: &str) -> pb::VerifyStreamResponse {
+        let request_id = req.request_id.clone();
+        let started = Instant::now();
+        let (outcome, result) = match self.verify_item(req).await {
+            Ok(report) => ("ok", pb::verify_stream_response::Result::Report(report)),
+            Err((outcome, status)) => (
+                outcome,
+                pb::verify_stream_response::Result::Error(pb_error(&status)),
+            ),
+        };
+        self.observe(method, started, outcome);
+        pb::VerifyStreamResponse {
+            request_id,
+            result: Some(result),
+        }
+    }
+
+    /// One `VerifyBatch` message: its documents answered in order, at most `parallelism`
+    /// of this stream's verified at once (`slots`), or the whole batch refused when it holds
+    /// more than `max_batch_items` (nothing of it verified).
+    async fn answer_batch(
+        &self,
+        batch: pb::VerifyCmsBatch,
+        slots: std::sync::Arc<tokio::sync::Semaphore>,
+    ) -> pb::VerifyCmsBatchResponse {
+        let max = self.stream.max_batch_items;
+        if batch.items.len() > max {
+            self.observe("VerifyBatch", Instant::now(), "too_large");
+            return pb::VerifyCmsBatchResponse {
+                items: Vec::new(),
+                error: Some(pb_error(&Status::resource_exhausted(format!(
+                    "a batch of {} documents is over limits.max_batch_items ({max}): send at most {max} per message",
+                    batch.items.len()
+                )))),
+            };
+        }
+        let answers = batch.items.into_iter().map(|req| {
+            let slots = slots.clone();
+            async move {
+                // The semaphore is never closed; without a slot the item is still bounded
+                // by the service's admission.
+                let _slot = slots.acquire_owned().await.ok();
+                self.answer(req, "VerifyBatch").await
+            }
+        });
+        pb::VerifyCmsBatchResponse {
+            items: futures::future::join_all(answers).await,
+            error: None,
+        }
+    }
+
     fn observe(&self, method: &str, started: Instant, outcome: &str) {
         self.metrics
             .requests
@@ -267,6 +331,14 @@ impl VerifierService {
             .duration
             .with_label_values(&[method])
             .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A request-level failure as a stream answer carries it.
+fn pb_error(status: &Status) -> pb::Error {
+    pb::Error {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
     }
 }
 
@@ -291,6 +363,9 @@ impl Drop for InFlight {
         self.0.dec();
     }
 }
+
+type VerifyBatchOut =
+    Pin<Box<dyn Stream<Item = Result<pb::VerifyCmsBatchResponse, Status>> + Send>>;
 
 type VerifyStreamOut = Pin<Box<dyn Stream<Item = Result<pb::VerifyStreamResponse, Status>> + Send>>;
 
@@ -368,32 +443,34 @@ impl pb::verifier_server::Verifier for VerifierService {
         let out = incoming
             .map(move |item| {
                 let this = this.clone();
-                async move {
-                    let req = match item {
-                        Ok(r) => r,
-                        Err(status) => return Err(status),
-                    };
-                    let request_id = req.request_id.clone();
-                    let started = Instant::now();
-                    let result = this.verify_item(req).await;
-                    let (outcome, result) = match result {
-                        Ok(report) => ("ok", pb::verify_stream_response::Result::Report(report)),
-                        Err((outcome, status)) => (
-                            outcome,
-                            pb::verify_stream_response::Result::Error(pb::Error {
-                                code: status.code() as i32,
-                                message: status.message().to_owned(),
-                            }),
-                        ),
-                    };
-                    this.observe("VerifyStream", started, outcome);
-                    Ok(pb::VerifyStreamResponse {
-                        request_id,
-                        result: Some(result),
-                    })
-                }
+                async move { Ok(this.answer(item?, "VerifyStream").await) }
             })
             .buffered(self.stream.parallelism);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    type VerifyBatchStream = VerifyBatchOut;
+
+    /// Who may call: as `VerifyStream` (any client the mTLS layer admits).
+    async fn verify_batch(
+        &self,
+        request: Request<Streaming<pb::VerifyCmsBatch>>,
+    ) -> Result<Response<Self::VerifyBatchStream>, Status> {
+        let incoming = request.into_inner();
+        let this = self.clone();
+        // One stream verifies at most `parallelism` documents at once, over all of its
+        // batches in flight (the slots); batches are answered in order. Each document
+        // is admitted, bounded and timed as a VerifyStream item. Two batches in flight
+        // are enough to keep the stream busy (the next one is read while one is verified)
+        // and hold at most two decoded messages per stream.
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(self.stream.parallelism));
+        let out = incoming
+            .map(move |batch| {
+                let this = this.clone();
+                let slots = slots.clone();
+                async move { Ok(this.answer_batch(batch?, slots).await) }
+            })
+            .buffered(BATCHES_IN_FLIGHT);
         Ok(Response::new(Box::pin(out)))
     }
 

@@ -47,6 +47,19 @@ const MAX_LENGTH_BYTES: usize = 8;
 /// byte for byte. Input that needs no change is returned borrowed. The input
 /// must hold exactly one element.
 pub fn to_der(input: &[u8], limits: Limits) -> Result<Cow<'_, [u8]>> {
+    to_der_inner(input, limits, None)
+}
+
+/// [`to_der`] and [`check_set_sizes`] (with `max_set` and `limits.max_depth`) in one walk:
+/// the SET sizes are counted while the input is measured, so input that is already DER
+/// (most of it) is walked once instead of twice. Accepts and refuses what the two calls
+/// in a row do (a SET over the limit is refused whether it is found in the BER or in the
+/// DER: flattening strings does not change a SET's element count).
+pub fn to_der_set_limited(input: &[u8], limits: Limits, max_set: usize) -> Result<Cow<'_, [u8]>> {
+    to_der_inner(input, limits, Some(max_set))
+}
+
+fn to_der_inner(input: &[u8], limits: Limits, max_set: Option<usize>) -> Result<Cow<'_, [u8]>> {
     if input.len() > limits.max_len {
         return Err(Error::TooLarge {
             what: "BER input",
@@ -57,6 +70,7 @@ pub fn to_der(input: &[u8], limits: Limits) -> Result<Cow<'_, [u8]>> {
         return Err(Error::malformed("BER", "empty input"));
     }
     let mut walker = Walker::new(input, limits);
+    walker.max_set = max_set;
     let (next, total) = walker.measure(0, input.len(), 1)?;
     if next != input.len() {
         return Err(Error::malformed(
@@ -398,6 +412,9 @@ struct Walker<'a> {
     lens: Vec<u32>,
     cursor: usize,
     changed: bool,
+    /// Most elements of a SET (universal, or context-tagged as IMPLICIT SET OF): the
+    /// [`check_set_sizes`] bound, counted during the walk; `None`: not counted.
+    max_set: Option<usize>,
 }
 
 impl<'a> Walker<'a> {
@@ -408,6 +425,7 @@ impl<'a> Walker<'a> {
             lens: Vec::new(),
             cursor: 0,
             changed: false,
+            max_set: None,
         }
     }
 
@@ -522,9 +540,21 @@ impl<'a> Walker<'a> {
             let slot = self.record(0)?;
             let mut p = h.content_start;
             let mut sum = 0usize;
+            // As check_set_sizes: a universal SET or a constructed context-tagged element.
+            let set_max = self
+                .max_set
+                .filter(|_| h.first == 0x31 || h.first & 0xC0 == 0x80);
+            let mut count = 0usize;
             let next = loop {
                 if let Some(next) = self.at_end(p, bound)? {
                     break next;
+                }
+                count += 1;
+                if let Some(max) = set_max.filter(|max| count > *max) {
+                    return Err(Error::TooLarge {
+                        what: "SET OF element count",
+                        limit: max,
+                    });
                 }
                 let (np, size) = self.measure(p, bound.limit(), depth + 1)?;
                 p = np;

@@ -310,6 +310,59 @@ fn set_sizes_are_bounded() {
     assert!(check_set_sizes(&set, 10, 64).is_ok());
 }
 
+/// `to_der_set_limited` accepts and refuses what `to_der` then `check_set_sizes` do, on DER
+/// and on BER (indefinite lengths, a constructed string), universal and context-tagged SETs.
+#[test]
+fn set_limited_conversion_agrees_with_the_two_walks() {
+    let limits = Limits::default();
+    let two_walks = |input: &[u8], max: usize| -> std::result::Result<Vec<u8>, String> {
+        let der = to_der(input, limits).map_err(|e| e.to_string())?;
+        check_set_sizes(&der, max, limits.max_depth).map_err(|e| e.to_string())?;
+        Ok(der.into_owned())
+    };
+    let one_walk = |input: &[u8], max: usize| -> std::result::Result<Vec<u8>, String> {
+        to_der_set_limited(input, limits, max)
+            .map(|d| d.into_owned())
+            .map_err(|e| e.to_string())
+    };
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for (tag, n) in [(0x31u8, 3usize), (0x31, 4), (0xa1, 4), (0x30, 9)] {
+        // DER: SEQUENCE { SET/[1]/SEQUENCE of n INTEGERs }.
+        let mut inner = vec![tag, (2 * n) as u8];
+        for _ in 0..n {
+            inner.extend([0x02, 0x00]);
+        }
+        let mut der = vec![0x30, inner.len() as u8];
+        der.extend(&inner);
+        cases.push(der);
+        // BER: the same with indefinite lengths and a constructed OCTET STRING inside.
+        let mut ber = vec![0x30, 0x80, tag, 0x80];
+        for _ in 0..n {
+            ber.extend([0x02, 0x00]);
+        }
+        ber.extend([0x24, 0x80, 0x04, 0x01, 0xaa, 0x04, 0x01, 0xbb, 0x00, 0x00]);
+        ber.extend([0x00, 0x00, 0x00, 0x00]);
+        cases.push(ber);
+    }
+    // Broken input fails either way.
+    cases.push(vec![0x30, 0x80, 0x31, 0x02, 0x02]);
+    cases.push(vec![0x30, 0x03, 0x02, 0x00]);
+    for (i, case) in cases.iter().enumerate() {
+        for max in [3, 4, 5, 256] {
+            let (a, b) = (two_walks(case, max), one_walk(case, max));
+            assert_eq!(a.is_ok(), b.is_ok(), "case {i}, max {max}: {a:?} / {b:?}");
+            if let (Ok(a), Ok(b)) = (&a, &b) {
+                assert_eq!(a, b, "case {i}, max {max}");
+            }
+        }
+    }
+    // The bound is the same: 4 elements pass at 4, fail at 3, in DER and in BER.
+    assert!(one_walk(&cases[2], 4).is_ok());
+    assert!(one_walk(&cases[2], 3).is_err());
+    assert!(one_walk(&cases[3], 3).is_err());
+    assert!(one_walk(&cases[5], 3).is_err());
+}
+
 /// A certificate, OCSP response or CRL whose name carries a huge SET in reverse order would
 /// cost the decoder's insertion sort n²/2 comparisons; it is refused by the linear walk
 /// first (issue 14), promptly.

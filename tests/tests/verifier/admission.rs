@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use crate::service::{CONTENT, RPC_DEADLINE, Service, config, request, sign};
 
 /// The in-flight high-water mark, read from `/metrics`.
-async fn in_flight_peak(service: &Service) -> i64 {
+pub(crate) async fn in_flight_peak(service: &Service) -> i64 {
     let addr = service.metrics_addr;
     let r = tokio::task::spawn_blocking(move || {
         kyso_tests::exchange(addr, "GET", "/metrics", None, b"", Duration::from_secs(5))

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, non_snake_case)] // rule IDs in test names
 
 mod admission;
+mod batch;
 mod bench_load;
 mod clerk;
 mod cli;

@@ -165,7 +165,7 @@ pub(crate) fn request(signature: Vec<u8>) -> pb::VerifyCmsRequest {
     }
 }
 
-fn with_content(signature: Vec<u8>, content: &[u8]) -> pb::VerifyCmsRequest {
+pub(crate) fn with_content(signature: Vec<u8>, content: &[u8]) -> pb::VerifyCmsRequest {
     pb::VerifyCmsRequest {
         signature,
         detached: Some(pb::verify_cms_request::Detached::Content(content.to_vec())),
@@ -191,7 +191,7 @@ fn with_digest(
 }
 
 /// An attached signature with one byte of its encapsulated content flipped.
-fn tamper(signature: &[u8], content: &[u8]) -> Vec<u8> {
+pub(crate) fn tamper(signature: &[u8], content: &[u8]) -> Vec<u8> {
     let pos = signature
         .windows(content.len())
         .position(|w| w == content)
