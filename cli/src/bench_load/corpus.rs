@@ -83,6 +83,8 @@ pub fn load(dir: &Path) -> Result<Vec<Document>, CliError> {
                     revocation_policy: 0,
                     request_id: String::new(),
                     certificates: Vec::new(),
+                    // The full report, as a clerk's receipt asks for.
+                    verdict_only: false,
                 })
             }
             "pdf" => Request::Pdf(pb::VerifyPdfRequest {
