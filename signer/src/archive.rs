@@ -25,7 +25,7 @@ use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::{DigestAlgorithm, rsa_modulus_bits};
 use time::OffsetDateTime;
 
-use crate::ltdata::{PathData, ValidationSource};
+use crate::ltdata::{PathData, ValidationSource, signature_tokens};
 use crate::timestamp::Stamper;
 
 /// What a stored original is.
@@ -149,13 +149,6 @@ fn timestamp_of(msg: &cms::SignedDataMessage) -> Option<LastTimestamp> {
 
 fn token_tsa(token: &[u8]) -> Option<LastTimestamp> {
     timestamp_of(&cms::parse(token).ok()?)
-}
-
-/// The signature timestamp tokens of signer 0.
-fn signature_tokens(msg: &cms::SignedDataMessage) -> Vec<Vec<u8>> {
-    cms::embedded(msg, 0)
-        .map(|e| e.timestamp_tokens)
-        .unwrap_or_default()
 }
 
 /// The last timestamp holds beyond `horizon_days` with strong algorithms.

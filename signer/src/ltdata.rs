@@ -217,6 +217,14 @@ impl ValidationSource {
     }
 }
 
+/// The signature timestamp tokens (DER `ContentInfo`) of a CMS's first signer, the input of
+/// [`ValidationSource::tsa_data`].
+pub(crate) fn signature_tokens(msg: &kyso_pki::cms::SignedDataMessage) -> Vec<Vec<u8>> {
+    kyso_pki::cms::embedded(msg, 0)
+        .map(|e| e.timestamp_tokens)
+        .unwrap_or_default()
+}
+
 /// A CRL's nextUpdate (`None`: unreadable or absent; the TTL bounds the entry then).
 fn crl_next_update(der: &[u8]) -> Option<OffsetDateTime> {
     use der::Decode;

@@ -15,7 +15,7 @@ use kyso_pades::ltv::{
 use kyso_pki::cert::Cert;
 use time::OffsetDateTime;
 
-use crate::ltdata::ValidationSource;
+use crate::ltdata::{ValidationSource, signature_tokens};
 use crate::timestamp::Stamper;
 
 /// Where the pieces come from: the TSA and the validation data source.
@@ -63,27 +63,16 @@ pub async fn extend(
     merge(&mut data, &own);
     // The TSA of the signature timestamp: its certificates and their revocation data,
     // the path built to the TSA anchors.
-    let tokens = signature_tokens(sig.cms());
+    let tokens = kyso_pki::cms::parse(sig.cms())
+        .map(|m| signature_tokens(&m))
+        .unwrap_or_default();
     // A signature without its own timestamp gets its proof of existence from a document
     // timestamp (ETSI EN 319 142-1: B-LTA's, over the signature and the DSS).
     let doc_timestamp = doc_timestamp || tokens.is_empty();
-    for token in tokens {
-        let Ok(msg) = kyso_pki::cms::parse(&token) else {
-            continue;
-        };
-        let pool = msg.certificates();
-        let Some(leaf) = msg
-            .signer(0)
-            .and_then(|s| pool.iter().find(|c| kyso_pki::cms::matches_sid(c, &s.sid)))
-        else {
-            continue;
-        };
-        let tsa = source
-            .get_with(Some(stamper.paths()), leaf, pool, now)
-            .await
-            .map_err(|e| format!("the timestamp authority's validation data: {e}"))?;
-        merge(&mut data, &tsa);
-    }
+    merge(
+        &mut data,
+        &source.tsa_data(stamper.paths(), &tokens, now).await?,
+    );
     let with_dss = add_dss(pdf, &[data], Some(now), limits).map_err(|e| format!("DSS: {e}"))?;
     if !doc_timestamp {
         return Ok(Extended {
@@ -125,14 +114,4 @@ fn merge(data: &mut SignatureValidationData, d: &crate::ltdata::PathData) {
             }
         }
     }
-}
-
-/// The signature timestamp tokens of a signature's CMS (`/Contents` without its padding).
-fn signature_tokens(der: &[u8]) -> Vec<Vec<u8>> {
-    let Ok(msg) = kyso_pki::cms::parse(der) else {
-        return Vec::new();
-    };
-    kyso_pki::cms::embedded(&msg, 0)
-        .map(|e| e.timestamp_tokens)
-        .unwrap_or_default()
 }

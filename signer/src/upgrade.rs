@@ -262,9 +262,7 @@ impl Upgrades {
             let mut data = (*source.get(leaf, msg.certificates(), now).await?).clone();
             // The TSA's path and revocation data too (R1): the timestamp's own evidence.
             let tokens = kyso_pki::cms::parse(&after)
-                .ok()
-                .and_then(|m| kyso_pki::cms::embedded(&m, 0))
-                .map(|e| e.timestamp_tokens)
+                .map(|m| crate::ltdata::signature_tokens(&m))
                 .unwrap_or_default();
             data.merge(&source.tsa_data(stamper.paths(), &tokens, now).await?);
             after = kyso_pki::cms_build::add_validation_data(&after, 0, &data.cades())
