@@ -71,7 +71,9 @@ run_backend() {
         echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "registry CPU s over the run (index reload and warm-up included): $(awk "BEGIN { print $cpu1 - $cpu0 }")"
         echo "registry Authorize histogram over the run (bucket: calls at or under):"
-        paste <(echo "$h0") <(echo "$h1") | awk '{ print $3, $4 - $2 }'
+        # By series name: before the first call the registry exports no Authorize series.
+        awk 'NR == FNR { before[$1] = $2; next } { print $1, $2 - before[$1] }' \
+            <(echo "$h0") <(echo "$h1")
     done
 }
 

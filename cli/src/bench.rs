@@ -42,6 +42,27 @@ pub(crate) fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// Linux reports utime/stime in USER_HZ, which is 100 on every architecture it supports.
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds of a process from `/proc/PID/stat` (`self` for this one): (own user +
+/// system, waited-for children's user + system), from clock ticks of 1/[`USER_HZ`] s.
+pub(crate) fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [utime, stime, cutime, cstime] = f.as_slice() else {
+        return None;
+    };
+    Some(((utime + stime) / USER_HZ, (cutime + cstime) / USER_HZ))
+}
+
 /// Latency percentile in milliseconds (`p` in 0..=1) of sorted latencies.
 pub(crate) fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {

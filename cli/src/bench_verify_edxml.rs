@@ -19,7 +19,7 @@ use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::{cores, load_average, pct_ms};
+use super::{cores, cpu_seconds, load_average, pct_ms};
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
@@ -60,24 +60,6 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 
 fn progress(msg: &str) {
     eprintln!("kyso bench verify-edxml: {msg}");
-}
-
-/// CPU seconds of a process from `/proc/PID/stat`: (own user + system, waited-for
-/// children's user + system), in clock ticks of 1/100 s (Linux's USER_HZ).
-fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let [utime, stime, cutime, cstime] = f.as_slice() else {
-        return None;
-    };
-    Some(((utime + stime) / 100.0, (cutime + cstime) / 100.0))
 }
 
 #[derive(Default)]

@@ -7,9 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Linux reports utime/stime in USER_HZ, which is 100 on every architecture it supports.
-const USER_HZ: f64 = 100.0;
-
 /// One reading of a process.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProcSample {
@@ -20,13 +17,7 @@ pub struct ProcSample {
 
 /// CPU seconds and RSS of `/proc/<pid>` (`self` for this process).
 pub fn read_proc(pid: &str) -> Option<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: the fields we want follow its ')'.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let (cpu_s, _) = crate::bench::cpu_seconds(pid)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb: u64 = status
         .lines()
@@ -36,7 +27,7 @@ pub fn read_proc(pid: &str) -> Option<ProcSample> {
         .parse()
         .ok()?;
     Some(ProcSample {
-        cpu_s: (utime + stime) / USER_HZ,
+        cpu_s,
         rss_bytes: rss_kb * 1024,
     })
 }
