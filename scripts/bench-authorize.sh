@@ -8,6 +8,11 @@
 #
 #   cargo build --release --locked -p kyso -p kyso-registry
 #   scripts/bench-authorize.sh [sqlite|postgres|both] [RATE ...]     (default: both 0 2000)
+#
+# PIN=1 gives the registry and the load generator a core each (`taskset`: registry on CPU 0,
+# generator on CPU 1) and one tokio worker thread each (TOKIO_WORKER_THREADS=1), so that the
+# generator's bursts and the registry's threads do not wait for each other's time slices;
+# REGISTRY_CPUS / CLIENT_CPUS / REGISTRY_THREADS / CLIENT_THREADS choose other layouts.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +22,17 @@ shift || true
 RATES=("$@")
 [ ${#RATES[@]} -eq 0 ] && RATES=(0 2000)
 SECS=${KYSO_BENCH_SECS:-10}
+REGISTRY_RUN=()
+CLIENT_RUN=()
+if [ -n "${PIN:-}" ]; then
+    REGISTRY_CPUS=${REGISTRY_CPUS:-0} CLIENT_CPUS=${CLIENT_CPUS:-1}
+    REGISTRY_THREADS=${REGISTRY_THREADS:-1} CLIENT_THREADS=${CLIENT_THREADS:-1}
+fi
+[ -n "${REGISTRY_CPUS:-}" ] && REGISTRY_RUN+=(taskset -c "$REGISTRY_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && CLIENT_RUN+=(taskset -c "$CLIENT_CPUS")
+[ -n "${REGISTRY_THREADS:-}" ] && REGISTRY_RUN=(env TOKIO_WORKER_THREADS="$REGISTRY_THREADS" "${REGISTRY_RUN[@]}")
+[ -n "${CLIENT_THREADS:-}" ] && CLIENT_RUN=(env TOKIO_WORKER_THREADS="$CLIENT_THREADS" "${CLIENT_RUN[@]}")
+echo "registry: ${REGISTRY_RUN[*]:-(no pinning)}; generator: ${CLIENT_RUN[*]:-(no pinning)}"
 WORK=$(mktemp -d /tmp/kyso-bench-authorize.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -47,7 +63,7 @@ run_backend() {
     port=$(free_port)
     metrics=$(free_port)
     echo "== $name: registry on 127.0.0.1:$port ($url)"
-    "$BIN/kyso-registry" --database-url "$url" --mail-domain khanhhoa.gov.vn \
+    ${REGISTRY_RUN[@]+"${REGISTRY_RUN[@]}"} "$BIN/kyso-registry" --database-url "$url" --mail-domain khanhhoa.gov.vn \
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" \
         --development-plaintext >"$WORK/$name.log" 2>&1 &
     local pid=$!
@@ -63,7 +79,7 @@ run_backend() {
         h0=$(histogram "127.0.0.1:$metrics")
         cpu0=$(cpu_of "$pid")
         echo "-- rate $rate (0: closed loop), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-        "$BIN/kyso" bench authorize --server "http://127.0.0.1:$port" --seed-database-url "$url" \
+        ${CLIENT_RUN[@]+"${CLIENT_RUN[@]}"} "$BIN/kyso" bench authorize --server "http://127.0.0.1:$port" --seed-database-url "$url" \
             --organisations 10000 --certificates 100000 --streams 8 --duration-secs "$SECS" \
             --warmup-secs 2 --rate "$rate" | tee "$WORK/$name-$rate.json"
         cpu1=$(cpu_of "$pid")

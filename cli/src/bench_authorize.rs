@@ -256,60 +256,37 @@ async fn load(
     duration: Duration,
     rate: Option<f64>,
 ) -> Result<Load, CliError> {
+    match rate.filter(|r| *r > 0.0) {
+        Some(rate) => open_loop(c, signers, doc, duration, rate).await,
+        None => closed_loop(c, signers, doc, streams, duration).await,
+    }
+}
+
+/// `streams` callers, each sending its next call when the last one is answered.
+async fn closed_loop(
+    c: &RegistryClient<Channel>,
+    signers: &Arc<Vec<Signer>>,
+    doc: &str,
+    streams: usize,
+    duration: Duration,
+) -> Result<Load, CliError> {
     let start = Instant::now();
     let deadline = start + duration;
     let next_signer = Arc::new(AtomicUsize::new(0));
-    let interval = rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(streams as f64 / r));
     let mut tasks = Vec::with_capacity(streams);
-    for s in 0..streams {
-        let c = c.clone();
+    for _ in 0..streams {
+        let mut c = c.clone();
         let signers = signers.clone();
         let next_signer = next_signer.clone();
         let doc = doc.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut r = Load::default();
-            let mut inflight = tokio::task::JoinSet::new();
-            let mut next = Instant::now()
-                + interval
-                    .map(|i| i.mul_f64(s as f64 / streams as f64))
-                    .unwrap_or_default();
             while Instant::now() < deadline {
                 let k = next_signer.fetch_add(1, Ordering::Relaxed) % signers.len();
-                let req = request(&signers[k], &doc);
-                let mut c = c.clone();
-                match interval {
-                    Some(i) => {
-                        // Open loop: send on schedule without waiting for earlier answers;
-                        // latency counts from the scheduled time.
-                        tokio::time::sleep_until(next.into()).await;
-                        let scheduled = next;
-                        next += i;
-                        inflight.spawn(async move {
-                            let sent = Instant::now();
-                            let res = c.authorize(req).await;
-                            let from_sent = sent.elapsed();
-                            (
-                                res.map(|a| a.into_inner().allowed),
-                                scheduled.elapsed(),
-                                from_sent,
-                            )
-                        });
-                        while let Some(done) = inflight.try_join_next() {
-                            tally(&mut r, done);
-                        }
-                    }
-                    None => {
-                        let sent = Instant::now();
-                        let res = c.authorize(req).await;
-                        let d = sent.elapsed();
-                        tally(&mut r, Ok((res.map(|a| a.into_inner().allowed), d, d)));
-                    }
-                }
-            }
-            while let Some(done) = inflight.join_next().await {
-                tally(&mut r, done);
+                let sent = Instant::now();
+                let res = c.authorize(request(&signers[k], &doc)).await;
+                let d = sent.elapsed();
+                tally(&mut r, Ok((res.map(|a| a.into_inner().allowed), d, d)));
             }
             r
         }));
@@ -327,6 +304,66 @@ async fn load(
     }
     total.elapsed = start.elapsed();
     Ok(total)
+}
+
+/// Open loop: call *i* is due at `i / rate` after the start and is sent then, whatever the
+/// earlier answers; its latency counts from the due time (a queue anywhere shows).
+///
+/// The schedule is kept by a thread of its own sleeping with the operating system's
+/// high-resolution timer, not by tokio's timer: that one has a 1 ms resolution, so calls
+/// would leave up to a millisecond late and in clumps (every call due within one tick at
+/// once), which is the generator's latency, not the registry's. The pacer only hands each
+/// call to the runtime; the runtime sends it and waits for the answer.
+async fn open_loop(
+    c: &RegistryClient<Channel>,
+    signers: &Arc<Vec<Signer>>,
+    doc: &str,
+    duration: Duration,
+    rate: f64,
+) -> Result<Load, CliError> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (c, signers, doc) = (c.clone(), signers.clone(), doc.to_owned());
+    let start = Instant::now();
+    let pacer = std::thread::Builder::new()
+        .name("kyso-bench-pacer".into())
+        .spawn(move || {
+            for i in 0u64.. {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                if due.duration_since(start) >= duration {
+                    break;
+                }
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let req = request(&signers[(i as usize) % signers.len()], &doc);
+                let mut c = c.clone();
+                let call = handle.spawn(async move {
+                    let sent = Instant::now();
+                    let res = c.authorize(req).await;
+                    let from_sent = sent.elapsed();
+                    (
+                        res.map(|a| a.into_inner().allowed),
+                        due.elapsed(),
+                        from_sent,
+                    )
+                });
+                if tx.send(call).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| usage(format!("cannot start the pacer thread: {e}")))?;
+    let mut r = Load::default();
+    // The channel closes when the pacer is done; every call it started is awaited.
+    while let Some(call) = rx.recv().await {
+        tally(&mut r, call.await);
+    }
+    pacer
+        .join()
+        .map_err(|_| usage("the pacer thread panicked"))?;
+    r.elapsed = start.elapsed();
+    Ok(r)
 }
 
 type Outcome = (Result<bool, tonic::Status>, Duration, Duration);
