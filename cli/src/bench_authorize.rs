@@ -4,7 +4,7 @@
 //! percentiles, closed loop and/or at fixed rates.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -55,6 +55,11 @@ pub struct AuthorizeBench {
     /// about a minute. The running registry sees it through its event log.
     #[arg(long)]
     seed_database_url: Option<String>,
+    /// Closed loop for exactly this many calls (all streams together), no warm-up and no
+    /// time limit: a fixed amount of work, for counting the registry's instructions per call
+    /// (scripts/callgrind-authorize.sh) rather than for timing.
+    #[arg(long, conflicts_with = "rate")]
+    calls: Option<u64>,
 }
 
 fn change(reason: &str) -> Option<pb::Change> {
@@ -255,33 +260,43 @@ async fn load(
     streams: usize,
     duration: Duration,
     rate: Option<f64>,
+    calls: Option<u64>,
 ) -> Result<Load, CliError> {
     match rate.filter(|r| *r > 0.0) {
         Some(rate) => open_loop(c, signers, doc, duration, rate).await,
-        None => closed_loop(c, signers, doc, streams, duration).await,
+        None => closed_loop(c, signers, doc, streams, duration, calls).await,
     }
 }
 
-/// `streams` callers, each sending its next call when the last one is answered.
+/// `streams` callers, each sending its next call when the last one is answered, for
+/// `duration` or, with `calls`, until that many calls have been sent.
 async fn closed_loop(
     c: &RegistryClient<Channel>,
     signers: &Arc<Vec<Signer>>,
     doc: &str,
     streams: usize,
     duration: Duration,
+    calls: Option<u64>,
 ) -> Result<Load, CliError> {
     let start = Instant::now();
     let deadline = start + duration;
+    let tickets = Arc::new(AtomicU64::new(calls.unwrap_or(u64::MAX)));
     let next_signer = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(streams);
     for _ in 0..streams {
         let mut c = c.clone();
         let signers = signers.clone();
         let next_signer = next_signer.clone();
+        let tickets = tickets.clone();
         let doc = doc.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut r = Load::default();
-            while Instant::now() < deadline {
+            let take = || {
+                tickets
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+            };
+            while (calls.is_some() || Instant::now() < deadline) && take() {
                 let k = next_signer.fetch_add(1, Ordering::Relaxed) % signers.len();
                 let sent = Instant::now();
                 let res = c.authorize(request(&signers[k], &doc)).await;
@@ -449,17 +464,20 @@ pub async fn run(b: AuthorizeBench) -> Result<std::process::ExitCode, CliError> 
     };
     let mut outs = Vec::new();
     for rate in rates {
-        drop(
-            load(
-                &client,
-                &signers,
-                &doc,
-                b.streams,
-                Duration::from_secs(b.warmup_secs),
-                rate,
-            )
-            .await?,
-        );
+        if b.calls.is_none() {
+            drop(
+                load(
+                    &client,
+                    &signers,
+                    &doc,
+                    b.streams,
+                    Duration::from_secs(b.warmup_secs),
+                    rate,
+                    None,
+                )
+                .await?,
+            );
+        }
         let run = load(
             &client,
             &signers,
@@ -467,6 +485,7 @@ pub async fn run(b: AuthorizeBench) -> Result<std::process::ExitCode, CliError> 
             b.streams,
             Duration::from_secs(b.duration_secs),
             rate,
+            b.calls,
         )
         .await?;
         let mut lat = run.latencies.clone();
