@@ -215,6 +215,7 @@ pub async fn run(b: LoadBench) -> Result<ExitCode, CliError> {
         },
     );
     let bytes: Vec<usize> = docs.iter().map(|d| d.bytes).collect();
+    let (signers, cas) = corpus::distinct_signers_and_cas(&docs);
     let out = json!({
         "bench": "load",
         "server": url,
@@ -228,6 +229,8 @@ pub async fn run(b: LoadBench) -> Result<ExitCode, CliError> {
             "min_bytes": bytes.iter().min(),
             "max_bytes": bytes.iter().max(),
             "total_bytes": bytes.iter().sum::<usize>(),
+            "distinct_signers": signers,
+            "distinct_cas": cas,
         },
         "connections": b.connections,
         "warmup_s": b.warmup_secs,
