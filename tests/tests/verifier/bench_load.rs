@@ -69,7 +69,7 @@ fn small_corpus(dir: &Path) -> Value {
             documents: 14,
             cms_share: 0.4,
             tampered_share: 0.2,
-            revoked_share: 0.2,
+            revoked_share: 0.3,
             min_pdf_bytes: 100 << 10,
             max_pdf_bytes: 400 << 10,
             // Three per CA: the first of each revoked.
