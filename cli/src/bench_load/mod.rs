@@ -11,7 +11,9 @@
 //!   growth after the warm-up, the verifier's cache sizes against their bounds, errors, and
 //!   a pass/fail verdict on the three.
 //!
-//! The corpus is made by the generator of the tests crate (`kyso_tests::load_corpus`).
+//! The corpus is made by the generator of the tests crate (`kyso_tests::load_corpus`; standalone,
+//! with its PKI and a verifier configuration: `scripts/gen-load-corpus.sh`); the CLI reads only
+//! its `manifest.json` and files.
 
 mod corpus;
 mod drive;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// A verifier on 127.0.0.1:0 with its metrics port, configured from the corpus's own
-/// `verifier.toml` (as `kyso-verifier -c DIR/verifier.toml` would be): the corpus PKI, CRLs
+/// `verifier.toml` (as `kyso-verifier --config DIR/verifier.toml` would be): the corpus PKI, CRLs
 /// only, served by a loopback server over `DIR/pki/crl`; its caches on. Returns the gRPC and
 /// metrics URLs, the stop signal and the CRL server (stops on drop).
 async fn start_verifier(
