@@ -10,7 +10,8 @@
 //!   HTTP), which can be made slow or dead.
 //! - [`rewrites`] maps the URL prefixes inside the certificates onto the loopback servers.
 //! - [`load_corpus::generate`] writes the mixed corpus of `kyso bench load` (CMS and PDFs of
-//!   1–3 signatures, tampered and revoked-signer documents, each with its expected verdict).
+//!   1–3 signatures, tampered and revoked-signer documents, each with its expected verdict) on
+//!   a PKI of its own (many signers under four issuing CAs, `tests/pki/gen-load-pki.sh`).
 //!
 //! ```no_run
 //! use kyso_tests::{CmsSign, PkiServers, TestPki, openssl_cms_sign, openssl_cms_verify};

@@ -8,6 +8,7 @@
 //! what the attacks are about.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::Command;
 
 use kyso_pki::cms_build::{CadesRequest, Content, SigningAlgorithm, prepare};
@@ -51,6 +52,44 @@ pub struct PdfDoc {
     catalog_extra: String,
     /// Offset of the hidden shadow definition of object 4, if any.
     pub shadow_offset: Option<usize>,
+}
+
+/// A signer's certificate and private key, of the shared test PKI or of another one (the
+/// load corpus has its own): what [`PdfDoc::sign_by`] signs with.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    /// The signer's certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Its private key (PEM file), for `openssl pkeyutl`.
+    pub key: PathBuf,
+    /// RSA PKCS#1 v1.5 or ECDSA, with SHA-256 (`openssl pkeyutl -pkeyopt digest:sha256`).
+    pub algorithm: SigningAlgorithm,
+}
+
+impl SigningKey {
+    /// A CAdES SignedData over the SHA-256 `digest` of detached content (signed attributes,
+    /// no chain), signed by `openssl pkeyutl` over the prehashed attributes as an HSM would.
+    pub fn cades(&self, digest: &[u8]) -> Vec<u8> {
+        let prepared = prepare(CadesRequest {
+            digest_algorithm: DigestAlgorithm::Sha256,
+            content: Content::Digest(digest),
+            signer_certificate: &self.certificate,
+            chain: &[],
+            signing_time: None,
+            signature_algorithm: self.algorithm,
+            content_type: None,
+            commitment_type: None,
+        })
+        .expect("the CAdES request is valid");
+        let mut cmd = Command::new("openssl");
+        cmd.args(["pkeyutl", "-sign", "-inkey"])
+            .arg(&self.key)
+            .args(["-pkeyopt", "digest:sha256"]);
+        let value = run(&mut cmd, Some(&prepared.digest_to_sign()), COMMAND_TIMEOUT)
+            .expect_success()
+            .stdout;
+        prepared.finish(&value).expect("the CMS is finished")
+    }
 }
 
 /// Rewrites `[0, a, b, c]` given the file length (to build bad byte ranges).
@@ -378,9 +417,20 @@ impl PdfDoc {
         self.last_xref = xref;
     }
 
-    /// Appends a PAdES signature (new signature field with widget and appearance).
+    /// Appends a PAdES signature (new signature field with widget and appearance) by
+    /// `opts.leaf` of the shared test PKI.
     pub fn sign(&mut self, opts: &SignOptions) {
         let pki = TestPki::get();
+        let key = SigningKey {
+            certificate: pki.leaf_der(&opts.leaf),
+            key: pki.dir.join(pki.leaf_key(&opts.leaf)),
+            algorithm: SigningAlgorithm::RsaPkcs1(DigestAlgorithm::Sha256),
+        };
+        self.sign_by(&key, opts);
+    }
+
+    /// Appends a PAdES signature made with `key`, a key of any PKI (`opts.leaf` is not used).
+    pub fn sign_by(&mut self, key: &SigningKey, opts: &SignOptions) {
         let sig = self.alloc();
         let field = self.alloc();
         let ap = self.alloc();
@@ -436,28 +486,7 @@ impl PdfDoc {
         hashed.extend_from_slice(&self.bytes[clamp(br[0])..clamp(br[0] + br[1])]);
         hashed.extend_from_slice(&self.bytes[clamp(br[2])..clamp(br[2] + br[3])]);
         let digest = DigestAlgorithm::Sha256.digest(&hashed);
-        let leaf_der = pki.leaf_der(&opts.leaf);
-        let alg = SigningAlgorithm::RsaPkcs1(DigestAlgorithm::Sha256);
-        let prepared = prepare(CadesRequest {
-            digest_algorithm: DigestAlgorithm::Sha256,
-            content: Content::Digest(&digest),
-            signer_certificate: &leaf_der,
-            chain: &[],
-            signing_time: None,
-            signature_algorithm: alg,
-            content_type: None,
-            commitment_type: None,
-        })
-        .expect("the CAdES request is valid");
-        let mut cmd = Command::new("openssl");
-        cmd.current_dir(&pki.dir)
-            .args(["pkeyutl", "-sign", "-inkey"])
-            .arg(pki.leaf_key(&opts.leaf))
-            .args(["-pkeyopt", "digest:sha256"]);
-        let value = run(&mut cmd, Some(&prepared.digest_to_sign()), COMMAND_TIMEOUT)
-            .expect_success()
-            .stdout;
-        let cms = prepared.finish(&value).expect("the CMS is finished");
+        let cms = key.cades(&digest);
         let hex = hex::encode_upper(&cms);
         assert!(hex.len() <= CONTENTS_HEX, "the CMS fits in /Contents");
         self.bytes[lt + 1..lt + 1 + hex.len()].copy_from_slice(hex.as_bytes());

@@ -26,6 +26,11 @@ struct ManifestEntry {
     class: String,
     indication: String,
     signatures: Vec<Verdict>,
+    /// Who signed (names of the corpus PKI's signers) and under which issuing CAs.
+    #[serde(default)]
+    signers: Vec<String>,
+    #[serde(default)]
+    cas: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +54,22 @@ pub struct Document {
     pub request: Request,
     pub indication: String,
     pub signatures: Vec<Verdict>,
+    pub signers: Vec<String>,
+    pub cas: Vec<String>,
+}
+
+/// Distinct signers and distinct issuing CAs over the corpus: how far the verifier's
+/// certificate and CRL caches are spread.
+pub fn distinct_signers_and_cas(docs: &[Document]) -> (usize, usize) {
+    let signers: std::collections::HashSet<&str> = docs
+        .iter()
+        .flat_map(|d| d.signers.iter().map(String::as_str))
+        .collect();
+    let cas: std::collections::HashSet<&str> = docs
+        .iter()
+        .flat_map(|d| d.cas.iter().map(String::as_str))
+        .collect();
+    (signers.len(), cas.len())
 }
 
 /// The corpus, loaded into memory before the clock starts (reading files is not the
@@ -107,6 +128,8 @@ pub fn load(dir: &Path) -> Result<Vec<Document>, CliError> {
             request,
             indication: e.indication,
             signatures: e.signatures,
+            signers: e.signers,
+            cas: e.cas,
         });
     }
     if out.is_empty() {

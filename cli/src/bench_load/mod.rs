@@ -11,7 +11,9 @@
 //!   growth after the warm-up, the verifier's cache sizes against their bounds, errors, and
 //!   a pass/fail verdict on the three.
 //!
-//! The corpus is made by the generator of the tests crate (`kyso_tests::load_corpus`).
+//! The corpus is made by the generator of the tests crate (`kyso_tests::load_corpus`; standalone,
+//! with its PKI and a verifier configuration: `scripts/gen-load-corpus.sh`); the CLI reads only
+//! its `manifest.json` and files.
 
 mod corpus;
 mod drive;
@@ -215,6 +217,7 @@ pub async fn run(b: LoadBench) -> Result<ExitCode, CliError> {
         },
     );
     let bytes: Vec<usize> = docs.iter().map(|d| d.bytes).collect();
+    let (signers, cas) = corpus::distinct_signers_and_cas(&docs);
     let out = json!({
         "bench": "load",
         "server": url,
@@ -228,6 +231,8 @@ pub async fn run(b: LoadBench) -> Result<ExitCode, CliError> {
             "min_bytes": bytes.iter().min(),
             "max_bytes": bytes.iter().max(),
             "total_bytes": bytes.iter().sum::<usize>(),
+            "distinct_signers": signers,
+            "distinct_cas": cas,
         },
         "connections": b.connections,
         "warmup_s": b.warmup_secs,

@@ -9,22 +9,27 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use kyso_tests::HttpServer;
 use kyso_tests::hsm::workspace_bin;
 use kyso_tests::load_corpus::{self, CorpusOptions};
-use kyso_tests::shared_servers;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-/// A verifier on 127.0.0.1:0 with its metrics port: the test PKI, CRLs only (served by the
-/// shared loopback server), its caches on. Returns the gRPC and metrics URLs.
-async fn start_verifier() -> (String, String, tokio::sync::oneshot::Sender<()>) {
+/// A verifier on 127.0.0.1:0 with its metrics port, configured from the corpus's own
+/// `verifier.toml` (as `kyso-verifier --config DIR/verifier.toml` would be): the corpus PKI, CRLs
+/// only, served by a loopback server over `DIR/pki/crl`; its caches on. Returns the gRPC and
+/// metrics URLs, the stop signal and the CRL server (stops on drop).
+async fn start_verifier(
+    corpus: &Path,
+) -> (String, String, tokio::sync::oneshot::Sender<()>, HttpServer) {
+    let crl = HttpServer::start(corpus.join("pki/crl"));
+    let toml = load_corpus::write_verifier_config(corpus, &crl.url(), "127.0.0.1:0", "127.0.0.1:0");
+    let config = kyso_verifier::Config::from_file(&toml).unwrap();
     let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let maddr = metrics.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let mut config = kyso_tests::verifier_config(shared_servers());
-    config.trust.revocation.order = "crl-only".into();
     tokio::spawn(kyso_verifier::serve(
         config,
         kyso_verifier::Listeners {
@@ -40,6 +45,7 @@ async fn start_verifier() -> (String, String, tokio::sync::oneshot::Sender<()>) 
         format!("http://{addr}"),
         format!("http://{maddr}/metrics"),
         tx,
+        crl,
     )
 }
 
@@ -63,9 +69,11 @@ fn small_corpus(dir: &Path) -> Value {
             documents: 14,
             cms_share: 0.4,
             tampered_share: 0.2,
-            revoked_share: 0.2,
+            revoked_share: 0.3,
             min_pdf_bytes: 100 << 10,
             max_pdf_bytes: 400 << 10,
+            // Three per CA: the first of each revoked.
+            signers: 12,
             seed: 5,
         },
     )
@@ -103,7 +111,23 @@ async fn bench_load_checks_every_verdict_of_a_mixed_corpus_and_writes_its_charts
         "no PDF with several signatures: {manifest}"
     );
 
-    let (url, metrics, _stop) = start_verifier().await;
+    // Revoked signers under different CAs.
+    let revoked_cas: std::collections::HashSet<&str> = docs
+        .iter()
+        .filter(|d| d["class"] == "revoked")
+        .map(|d| {
+            d["cas"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(revoked_cas.len() >= 2, "{manifest}");
+
+    let (url, metrics, _stop, _crl) = start_verifier(&corpus).await;
     let svg = tmp.path().join("svg");
     let args: Vec<String> = [
         "--server",
@@ -135,6 +159,11 @@ async fn bench_load_checks_every_verdict_of_a_mixed_corpus_and_writes_its_charts
 
     assert_eq!(v["bench"], "load", "{v}");
     assert_eq!(v["errors_total"], 0, "every verdict as expected: {v:#}");
+    assert!(
+        v["corpus"]["distinct_signers"].as_u64().unwrap() >= 8,
+        "{v}"
+    );
+    assert!(v["corpus"]["distinct_cas"].as_u64().unwrap() >= 3, "{v}");
     let phases = v["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 2, "{v}");
     for p in phases.iter().chain(std::iter::once(&v["soak"])) {
@@ -207,7 +236,7 @@ async fn bench_load_counts_a_wrong_verdict_as_an_error() {
         serde_json::to_vec(&manifest).unwrap(),
     )
     .unwrap();
-    let (url, _, _stop) = start_verifier().await;
+    let (url, _, _stop, _crl) = start_verifier(&corpus).await;
     let args: Vec<String> = [
         "--server",
         &url,
@@ -241,7 +270,7 @@ async fn bench_load_full_run() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
     load_corpus::generate(&corpus, &CorpusOptions::default());
-    let (url, metrics, _stop) = start_verifier().await;
+    let (url, metrics, _stop, _crl) = start_verifier(&corpus).await;
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
     let args: Vec<String> = [
         "--server",
@@ -272,4 +301,86 @@ async fn bench_load_full_run() {
     let (ok, v) = bench(args, Duration::from_secs(7200)).await;
     println!("{v:#}");
     assert!(ok, "the soak criteria: {:#}", v["soak_verdict"]);
+}
+
+/// Many signers and several CAs (the caches are not trivially warm): a CMS-only corpus of 40
+/// documents over a PKI of 48 signers meets 40 distinct signers under all four issuing CAs and
+/// both roots, RSA and EC, and its manifest says so.
+#[test]
+fn load_corpus_spreads_its_documents_over_many_signers_and_cas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = load_corpus::generate(
+        tmp.path(),
+        &CorpusOptions {
+            documents: 40,
+            cms_share: 1.0,
+            tampered_share: 0.0,
+            revoked_share: 0.0,
+            signers: 48,
+            ..CorpusOptions::default()
+        },
+    );
+    let docs = m["documents"].as_array().unwrap();
+    let field = |k: &str| -> std::collections::HashSet<String> {
+        docs.iter()
+            .flat_map(|d| d[k].as_array().unwrap().iter())
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(field("signers").len() >= 40, "{m}");
+    assert!(field("cas").len() >= 3, "{m}");
+    assert_eq!(m["pki"]["signers"], 48, "{m}");
+    assert_eq!(m["pki"]["cas"].as_array().unwrap().len(), 4, "{m}");
+    assert_eq!(m["pki"]["roots"].as_array().unwrap().len(), 2, "{m}");
+    // One in eight revoked (the first of each CA), one in five RSA.
+    assert_eq!(m["pki"]["revoked_signers"], 8, "{m}");
+    assert!(m["pki"]["rsa_signers"].as_u64().unwrap() >= 8, "{m}");
+    // Every certificate chains to a root of the corpus, and the CRLs list the revoked.
+    let pki = tmp.path().join("pki");
+    let crls = std::fs::read_dir(pki.join("crl")).unwrap().count();
+    assert_eq!(crls, 6, "a CRL per CA and per root");
+}
+
+/// A corpus that outlives the process, for `kyso bench load` against a separately started
+/// verifier (docs/BENCHMARKS.md, `scripts/gen-load-corpus.sh`): KYSO_LOAD_CORPUS_DIR (absent
+/// or empty), KYSO_LOAD_DOCUMENTS, KYSO_LOAD_SIGNERS, KYSO_LOAD_CRL_PORT (where
+/// `python3 -m http.server` will serve DIR/pki/crl), KYSO_LOAD_VERIFIER_PORT.
+#[test]
+#[ignore = "writes a corpus into KYSO_LOAD_CORPUS_DIR"]
+fn generate_load_corpus() {
+    let dir = std::env::var("KYSO_LOAD_CORPUS_DIR").expect("KYSO_LOAD_CORPUS_DIR");
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.parse::<usize>().unwrap_or_else(|e| panic!("{k}: {e}")))
+            .unwrap_or(d)
+    };
+    let defaults = CorpusOptions::default();
+    let opts = CorpusOptions {
+        documents: env("KYSO_LOAD_DOCUMENTS", defaults.documents),
+        signers: env("KYSO_LOAD_SIGNERS", defaults.signers),
+        ..defaults
+    };
+    let dir = Path::new(&dir);
+    let m = load_corpus::generate(dir, &opts);
+    let crl_port = env("KYSO_LOAD_CRL_PORT", 18480);
+    let port = env("KYSO_LOAD_VERIFIER_PORT", 50161);
+    let toml = load_corpus::write_verifier_config(
+        dir,
+        &format!("http://127.0.0.1:{crl_port}/"),
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", port + 1),
+    );
+    // The configuration is one the verifier accepts.
+    kyso_verifier::Config::from_file(&toml)
+        .unwrap()
+        .load()
+        .unwrap();
+    println!(
+        "corpus: {} documents, {} signers under {} CAs; verifier configuration: {}",
+        m["documents"].as_array().unwrap().len(),
+        m["pki"]["signers"],
+        m["pki"]["cas"].as_array().unwrap().len(),
+        toml.display()
+    );
 }
