@@ -4,6 +4,7 @@
 //!
 //! - [`parse_signatures`]: every signature of a PDF, in order, with the
 //!   revision it covers and the later incremental updates analysed.
+//! - [`RangeDigests`]: the digests of all their byte ranges, each byte hashed once.
 //!
 //! It does not verify the CMS inside `/Contents` nor judge certificates: that is
 //! `kyso-validation` (`Verifier::verify_pdf`), which folds these checks with the
@@ -14,6 +15,7 @@
 //! [`PdfLimits`]; nothing is repaired; no `unwrap` on input data.
 
 mod diff;
+mod digests;
 pub mod dss;
 mod file;
 pub mod syntax;
@@ -29,6 +31,7 @@ use kyso_pki::crypto::{DigestAlgorithm, Digester};
 use syntax::{DictExt, ObjRef, Object};
 
 pub use diff::{Modification, ModificationKind};
+pub use digests::RangeDigests;
 pub use dss::{DssContents, VriCounts, read_dss};
 
 /// Everything that makes a PDF unreadable for verification. A signature that
@@ -233,7 +236,8 @@ impl EmbeddedSignature {
     }
 
     /// The digest of the signed bytes (both ranges), without copying them.
-    /// `None` when the byte range failed its checks.
+    /// `None` when the byte range failed its checks. For several signatures of one file,
+    /// [`RangeDigests`] hashes their shared prefix once.
     pub fn digest(&self, pdf: &[u8], algorithm: DigestAlgorithm) -> Option<Vec<u8>> {
         let br = self.coverage.as_ref().ok()?;
         let mut d = Digester::new(algorithm);
