@@ -6,7 +6,7 @@ use der::Decode;
 use serde::Serialize;
 use spki::AlgorithmIdentifierOwned;
 
-use kyso_pdf::{EmbeddedSignature, RangeDigests, parse_signatures};
+use kyso_pdf::{EmbeddedSignature, RangeDigests, parse_signatures_with_dss};
 use kyso_pki::ber;
 use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::DigestAlgorithm;
@@ -131,9 +131,10 @@ impl Verifier {
         source: &dyn CertificateSource,
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
-        let parsed = parse_signatures(pdf, &options.limits)?;
-        // The DSS (PAdES B-LT): validation data for every signature and timestamp.
-        let dss = match kyso_pdf::read_dss(pdf, &options.limits) {
+        // The signatures and the DSS (PAdES B-LT: validation data for every signature and
+        // timestamp) from one reading of the file.
+        let (parsed, dss) = parse_signatures_with_dss(pdf, &options.limits)?;
+        let dss = match dss {
             Ok(Some(d)) => EmbeddedData::from_dss(&d),
             Ok(None) => EmbeddedData::default(),
             Err(e) => EmbeddedData {
