@@ -645,7 +645,7 @@ impl FloorWork {
     /// Documents per second on every core for `duration`, and the per-document split between
     /// hashing and signature checks (one thread, a short separate measurement).
     fn measure(self, duration: Duration) -> Result<Floor, CliError> {
-        let work = std::sync::Arc::new(self);
+        let work = Arc::new(self);
         let threads = cores();
         let start = Instant::now();
         let handles: Vec<_> = (0..threads)
