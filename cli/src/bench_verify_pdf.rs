@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -54,6 +56,11 @@ pub struct VerifyPdfBench {
     /// Measured seconds.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
+    /// Send exactly this many measured requests (all streams together) instead of running
+    /// for --duration-secs: a fixed amount of work for instruction counts of the verifier
+    /// (scripts/callgrind-verify-pdf.sh).
+    #[arg(long)]
+    requests: Option<u64>,
     /// Warm-up seconds, not measured (the revocation caches are filled by the probe already).
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
@@ -151,20 +158,23 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
         &clients,
         &request,
         expected,
-        Duration::from_secs(b.warmup_secs),
+        Amount::For(Duration::from_secs(b.warmup_secs)),
     )
     .await?;
-    progress(&format!(
-        "grpc phase {} s, {} streams",
-        b.duration_secs, b.streams
-    ));
-    let mut run = drive(
-        &clients,
-        &request,
-        expected,
-        Duration::from_secs(b.duration_secs),
-    )
-    .await?;
+    let amount = match b.requests {
+        Some(n) => {
+            progress(&format!("grpc phase: {n} requests, {} streams", b.streams));
+            Amount::Exactly(n)
+        }
+        None => {
+            progress(&format!(
+                "grpc phase {} s, {} streams",
+                b.duration_secs, b.streams
+            ));
+            Amount::For(Duration::from_secs(b.duration_secs))
+        }
+    };
+    let mut run = drive(&clients, &request, expected, amount).await?;
     drop(clients);
     run.latencies.sort_unstable();
 
@@ -339,22 +349,41 @@ struct Load {
     elapsed: Duration,
 }
 
-/// One closed-loop caller per client for `duration`.
+/// How much a phase sends.
+enum Amount {
+    /// As many requests as fit in this time.
+    For(Duration),
+    /// Exactly this many, all callers together.
+    Exactly(u64),
+}
+
+/// One closed-loop caller per client for `amount`.
 async fn drive(
     clients: &[VerifierClient<Channel>],
     request: &pb::VerifyPdfRequest,
     expected: usize,
-    duration: Duration,
+    amount: Amount,
 ) -> Result<Load, CliError> {
     let start = Instant::now();
-    let deadline = start + duration;
+    let (deadline, left) = match amount {
+        Amount::For(d) => (Some(start + d), None),
+        Amount::Exactly(n) => (None, Some(Arc::new(AtomicU64::new(n)))),
+    };
     let mut tasks = Vec::with_capacity(clients.len());
     for client in clients {
         let mut client = client.clone();
         let request = request.clone();
+        let left = left.clone();
         tasks.push(tokio::spawn(async move {
             let mut l = Load::default();
-            while Instant::now() < deadline {
+            let more = || match (&left, deadline) {
+                (Some(left), _) => left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok(),
+                (None, Some(deadline)) => Instant::now() < deadline,
+                (None, None) => false,
+            };
+            while more() {
                 // The copy of the file is the load generator's cost, made before the clock
                 // starts (tonic takes the message by value).
                 let req = request.clone();
@@ -616,7 +645,7 @@ impl FloorWork {
     /// Documents per second on every core for `duration`, and the per-document split between
     /// hashing and signature checks (one thread, a short separate measurement).
     fn measure(self, duration: Duration) -> Result<Floor, CliError> {
-        let work = std::sync::Arc::new(self);
+        let work = Arc::new(self);
         let threads = cores();
         let start = Instant::now();
         let handles: Vec<_> = (0..threads)

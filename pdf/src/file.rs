@@ -92,13 +92,14 @@ fn broken(offset: usize, reason: impl Into<String>) -> PdfError {
     }
 }
 
+/// Every offset where `needle` starts (overlapping ones too). The one pass over the whole
+/// file the reader makes: a vectorised substring search (memchr's), not a window compare at
+/// every byte, which cost ~12 instructions per byte of the file.
 fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
+    let finder = memchr::memmem::Finder::new(needle);
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(p) = hay
-        .get(i..)
-        .and_then(|h| h.windows(needle.len()).position(|w| w == needle))
-    {
+    while let Some(p) = hay.get(i..).and_then(|h| finder.find(h)) {
         out.push(i + p);
         i += p + 1;
     }

@@ -4,6 +4,8 @@
 //!
 //! - [`parse_signatures`]: every signature of a PDF, in order, with the
 //!   revision it covers and the later incremental updates analysed.
+//! - [`parse_signatures_with_dss`]: the same and the DSS ([`read_dss`]) from one reading.
+//! - [`RangeDigests`]: the digests of all their byte ranges, each byte hashed once.
 //!
 //! It does not verify the CMS inside `/Contents` nor judge certificates: that is
 //! `kyso-validation` (`Verifier::verify_pdf`), which folds these checks with the
@@ -14,6 +16,7 @@
 //! [`PdfLimits`]; nothing is repaired; no `unwrap` on input data.
 
 mod diff;
+mod digests;
 pub mod dss;
 mod file;
 pub mod syntax;
@@ -29,6 +32,7 @@ use kyso_pki::crypto::{DigestAlgorithm, Digester};
 use syntax::{DictExt, ObjRef, Object};
 
 pub use diff::{Modification, ModificationKind};
+pub use digests::RangeDigests;
 pub use dss::{DssContents, VriCounts, read_dss};
 
 /// Everything that makes a PDF unreadable for verification. A signature that
@@ -233,7 +237,8 @@ impl EmbeddedSignature {
     }
 
     /// The digest of the signed bytes (both ranges), without copying them.
-    /// `None` when the byte range failed its checks.
+    /// `None` when the byte range failed its checks. For several signatures of one file,
+    /// [`RangeDigests`] hashes their shared prefix once.
     pub fn digest(&self, pdf: &[u8], algorithm: DigestAlgorithm) -> Option<Vec<u8>> {
         let br = self.coverage.as_ref().ok()?;
         let mut d = Digester::new(algorithm);
@@ -271,12 +276,31 @@ pub struct SignedPdf {
 /// checked and the later modifications classified.
 pub fn parse_signatures(pdf: &[u8], limits: &PdfLimits) -> Result<SignedPdf, PdfError> {
     let file = PdfFile::parse(pdf, limits)?;
-    let found = collect_signatures(&file)?;
-    let updates = diff::analyse_updates(&file)?;
+    signatures_of(&file)
+}
+
+/// [`parse_signatures`] and then [`read_dss`] over one reading of the file: the revision
+/// scan, the cross-reference sections and the objects both need are read once, not twice.
+/// The DSS's own result is separate: an unreadable DSS does not make the signatures
+/// unreadable. One [`PdfLimits::max_decoded_bytes`] budget covers both.
+#[allow(clippy::type_complexity)]
+pub fn parse_signatures_with_dss(
+    pdf: &[u8],
+    limits: &PdfLimits,
+) -> Result<(SignedPdf, Result<Option<DssContents>, PdfError>), PdfError> {
+    let file = PdfFile::parse(pdf, limits)?;
+    let signed = signatures_of(&file)?;
+    Ok((signed, dss::read(&file)))
+}
+
+fn signatures_of(file: &PdfFile<'_>) -> Result<SignedPdf, PdfError> {
+    let pdf = file.data;
+    let found = collect_signatures(file)?;
+    let updates = diff::analyse_updates(file)?;
     let last = file.revs.len() - 1;
     let mut signatures = Vec::with_capacity(found.len());
     for f in found {
-        let mut sig = build_signature(&file, f);
+        let mut sig = build_signature(file, f);
         let covered = sig
             .coverage
             .as_ref()

@@ -6,7 +6,7 @@ use der::Decode;
 use serde::Serialize;
 use spki::AlgorithmIdentifierOwned;
 
-use kyso_pdf::{EmbeddedSignature, parse_signatures};
+use kyso_pdf::{EmbeddedSignature, RangeDigests, parse_signatures_with_dss};
 use kyso_pki::ber;
 use kyso_pki::cms::{self, Detached};
 use kyso_pki::crypto::DigestAlgorithm;
@@ -131,9 +131,10 @@ impl Verifier {
         source: &dyn CertificateSource,
         now: OffsetDateTime,
     ) -> Result<PdfReport, PdfError> {
-        let parsed = parse_signatures(pdf, &options.limits)?;
-        // The DSS (PAdES B-LT): validation data for every signature and timestamp.
-        let dss = match kyso_pdf::read_dss(pdf, &options.limits) {
+        // The signatures and the DSS (PAdES B-LT: validation data for every signature and
+        // timestamp) from one reading of the file.
+        let (parsed, dss) = parse_signatures_with_dss(pdf, &options.limits)?;
+        let dss = match dss {
             Ok(Some(d)) => EmbeddedData::from_dss(&d),
             Ok(None) => EmbeddedData::default(),
             Err(e) => EmbeddedData {
@@ -141,8 +142,11 @@ impl Verifier {
                 ..EmbeddedData::default()
             },
         };
+        // Every signature's byte range digested in one pass: an incremental signature's
+        // range starts with the earlier ones', and that shared prefix is hashed once.
+        let digests = RangeDigests::new(pdf, &parsed.signatures);
         let doc_stamps = self
-            .document_timestamps(pdf, &parsed.signatures, options, &dss, now)
+            .document_timestamps(&digests, &parsed.signatures, options, &dss, now)
             .await;
         let mut signatures = Vec::with_capacity(parsed.signatures.len());
         for (i, sig) in parsed.signatures.iter().enumerate() {
@@ -153,7 +157,7 @@ impl Verifier {
                 Err(_) => Vec::new(),
             };
             let mut report = self
-                .verify_embedded(pdf, sig, i, options, source, &covering, &dss, now)
+                .verify_embedded(&digests, sig, i, options, source, &covering, &dss, now)
                 .await;
             if is_doc_stamp(sig) {
                 // Its own token's verdict as a proof of existence.
@@ -202,7 +206,7 @@ impl Verifier {
     /// at (`archive`). Returned in file order.
     async fn document_timestamps(
         &self,
-        pdf: &[u8],
+        digests: &RangeDigests<'_>,
         signatures: &[EmbeddedSignature],
         options: &PdfVerifyOptions,
         dss: &EmbeddedData,
@@ -223,7 +227,7 @@ impl Verifier {
                 continue;
             };
             let poe = TokenPoe::of(&covering(&out, revision), now);
-            let imprint = |a: DigestAlgorithm| sig.digest(pdf, a);
+            let imprint = |a: DigestAlgorithm| digests.get(index, a);
             let report = self
                 .judge_timestamp(
                     TimestampKind::Document,
@@ -248,7 +252,7 @@ impl Verifier {
     #[allow(clippy::too_many_arguments)]
     async fn verify_embedded(
         &self,
-        pdf: &[u8],
+        digests: &RangeDigests<'_>,
         sig: &EmbeddedSignature,
         index: usize,
         options: &PdfVerifyOptions,
@@ -259,7 +263,9 @@ impl Verifier {
     ) -> SignatureReport {
         let policy = options.policy.unwrap_or(self.default_policy());
         let mut report = match self
-            .cms_report(pdf, sig, index, options, source, covering, dss, policy, now)
+            .cms_report(
+                digests, sig, index, options, source, covering, dss, policy, now,
+            )
             .await
         {
             Ok(r) => r,
@@ -291,7 +297,7 @@ impl Verifier {
     #[allow(clippy::too_many_arguments)]
     async fn cms_report(
         &self,
-        pdf: &[u8],
+        digests: &RangeDigests<'_>,
         sig: &EmbeddedSignature,
         index: usize,
         options: &PdfVerifyOptions,
@@ -356,7 +362,7 @@ impl Verifier {
         let digest_alg = msg
             .signer(0)
             .and_then(|s| DigestAlgorithm::from_oid(&s.digest_alg.oid));
-        let digest = digest_alg.and_then(|a| sig.digest(pdf, a));
+        let digest = digest_alg.and_then(|a| digests.get(index, a));
         let detached = if tst {
             if msg.econtent_type() != TST_INFO {
                 return Err((
@@ -366,7 +372,7 @@ impl Verifier {
                 ));
             }
             let tst_info = msg.content().unwrap_or_default();
-            check_imprint(tst_info, pdf, sig)?;
+            check_imprint(tst_info, digests, index)?;
             Detached::None
         } else {
             if !msg.is_detached() {
@@ -462,8 +468,8 @@ fn is_doc_stamp(sig: &EmbeddedSignature) -> bool {
 /// The messageImprint of a document time-stamp must be the byte range's digest.
 fn check_imprint(
     tst_info: &[u8],
-    pdf: &[u8],
-    sig: &EmbeddedSignature,
+    digests: &RangeDigests<'_>,
+    index: usize,
 ) -> Result<(), (Indication, SubIndication, String)> {
     let bad = |m: String| (Indication::TotalFailed, SubIndication::FormatFailure, m);
     let (seq, _) = ber::read_tlv(tst_info).map_err(|e| bad(format!("TSTInfo: {e}")))?;
@@ -496,7 +502,7 @@ fn check_imprint(
             ),
         )
     })?;
-    let digest = sig.digest(pdf, algorithm).unwrap_or_default();
+    let digest = digests.get(index, algorithm).unwrap_or_default();
     if digest != value.content {
         return Err((
             Indication::TotalFailed,

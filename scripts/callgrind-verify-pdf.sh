@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Instructions the verifier spends on one PDF verification (VerifyPdf), server side, counted
+# by `valgrind --tool=callgrind`: the PDF counterpart of scripts/callgrind-verify.sh, with the
+# same difference method. The verifier runs under callgrind twice, answering N1 and then N2
+# identical VerifyPdf requests (`kyso bench verify-pdf --requests`, one stream, no warm-up);
+# start-up, the probe request (the CRL fetches) and shutdown cost the same in both runs, so
+#     instructions per verification = (Ir(N2) - Ir(N1)) / (N2 - N1).
+# Takes the directory scripts/bench-verify-pdf.sh leaves (its `pki/`, `two.pdf`: the ~1 MiB
+# sample signed twice by pyHanko) and serves its CRLs on loopback itself.
+#
+#   scripts/callgrind-verify-pdf.sh BENCH_DIR [VERIFIER_BINARY] [KYSO_BINARY]
+# Prints one JSON object. N1 (2), N2 (12), KEEP (keep the callgrind files) may be set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+DIR=$(cd "${1:?usage: callgrind-verify-pdf.sh BENCH_DIR [VERIFIER] [KYSO]}" && pwd)
+VERIFIER=${2:-$target/release/kyso-verifier}
+KYSO=${3:-$target/release/kyso}
+N1=${N1:-2}
+N2=${N2:-12}
+command -v valgrind >/dev/null || { echo "callgrind-verify-pdf: valgrind is needed" >&2; exit 1; }
+[ -f "$DIR/two.pdf" ] || { echo "callgrind-verify-pdf: no $DIR/two.pdf (run scripts/bench-verify-pdf.sh)" >&2; exit 1; }
+OUT=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -n "${KEEP:-}" ] || rm -rf "$OUT"
+}
+trap cleanup EXIT
+echo "callgrind-verify-pdf: files in $OUT" >&2
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_port() { # PORT LOG
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "callgrind-verify-pdf: nothing listens on $1; see $2" >&2
+    cat "$2" >&2
+    return 1
+}
+
+crl_port=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$DIR/pki/crl" "$crl_port" >"$OUT/crl.log" 2>&1 &
+pids+=($!)
+wait_port "$crl_port" "$OUT/crl.log"
+port=$(free_port)
+# The verifier configuration of scripts/bench-verify-pdf.sh.
+cat >"$OUT/verifier.toml" <<TOML
+listen = "127.0.0.1:$port"
+metrics_listen = "127.0.0.1:$(free_port)"
+trust_anchors = ["$DIR/pki/root.pem"]
+intermediates = ["$DIR/pki/intermediates.pem"]
+fetch_aia = false
+
+[revocation]
+policy = "require"
+order = "crl-only"
+url_rewrites = [
+  { from = "http://crl.kyso.test/", to = "http://127.0.0.1:$crl_port/" },
+]
+TOML
+
+instructions() { # N: the verifier's total Ir over a run answering N requests (and the probe)
+    local n=$1
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
+        "$VERIFIER" --config "$OUT/verifier.toml" >"$OUT/verifier.$n.log" 2>&1 &
+    local pid=$!
+    wait_port "$port" "$OUT/verifier.$n.log"
+    "$KYSO" bench verify-pdf --server "http://127.0.0.1:$port" --pdf "$DIR/two.pdf" \
+        --streams 1 --warmup-secs 0 --floor-secs 1 --requests "$n" >"$OUT/bench.$n.json"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    awk '/^(summary|totals):/ { print $2; exit }' "$OUT/cg.$n"
+}
+
+I1=$(instructions "$N1")
+I2=$(instructions "$N2")
+PER=$(((I2 - I1) / (N2 - N1)))
+cat <<JSON
+{
+  "bench": "callgrind-verify-pdf",
+  "verifier": "$VERIFIER",
+  "pdf": "$DIR/two.pdf",
+  "requests": [$N1, $N2],
+  "instructions": [$I1, $I2],
+  "instructions_per_verification": $PER,
+  "load_average": "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+JSON
