@@ -389,7 +389,13 @@ fn check_ess(
                 crypto::algorithm_name(&id.hash_algorithm.oid)
             ))
         })?;
-        if hash.digest(cert.der()).as_slice() != id.cert_hash.as_bytes() {
+        // SHA-256 (what CAdES signers put here) is the certificate's fingerprint, taken
+        // once when the certificate was first parsed: no second hash of its DER.
+        let matches = match hash {
+            DigestAlgorithm::Sha256 => cert.fingerprint().as_slice() == id.cert_hash.as_bytes(),
+            _ => hash.digest(cert.der()).as_slice() == id.cert_hash.as_bytes(),
+        };
+        if !matches {
             return Err(F::SigConstraints(
                 "the signing-certificate-v2 attribute does not match the signer's certificate"
                     .into(),
