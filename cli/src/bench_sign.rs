@@ -99,6 +99,11 @@ pub struct SignBench {
     /// the levels the replies reached (a slow TSA gives B-B within the budget).
     #[arg(long, value_enum)]
     level: Option<crate::sign::LevelArg>,
+    /// Instead of timed phases: exactly this many gRPC requests, no raw phase and no warm-up
+    /// (for counting the signer's instructions per signature: scripts/callgrind-sign.sh runs
+    /// it twice with different counts).
+    #[arg(long)]
+    requests: Option<u64>,
 }
 
 /// One key under load, with its signing context.
@@ -180,12 +185,13 @@ fn phase(name: &str, secs: u64) {
     eprintln!("kyso bench sign: {name} phase, {secs} s");
 }
 
-/// `concurrency` closed-loop callers for `duration`; each request takes the next target (round
+/// `concurrency` closed-loop callers for `duration` (or until `requests` were sent); each request takes the next target (round
 /// robin) and a fresh document digest, made before its latency starts counting. `call` returns
 /// the error class and message of a failed request.
 async fn drive<F, Fut>(
     concurrency: usize,
     duration: Duration,
+    requests: Option<u64>,
     targets: usize,
     call: F,
 ) -> Result<Phase, CliError>
@@ -203,8 +209,13 @@ where
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             let mut p = Phase::default();
-            while Instant::now() < deadline {
-                let t = next.fetch_add(1, Ordering::Relaxed) % targets.max(1);
+            // With a request count the callers share it and the deadline does not apply.
+            while requests.is_some() || Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if requests.is_some_and(|max| n as u64 >= max) {
+                    break;
+                }
+                let t = n % targets.max(1);
                 let digest = random_digest()?;
                 let sent = Instant::now();
                 match call(t, digest).await {
@@ -249,6 +260,9 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         .ok_or_else(|| usage("--server is required"))?;
     if b.duration_secs == 0 {
         return Err(usage("--duration must be above 0"));
+    }
+    if b.requests == Some(0) {
+        return Err(usage("--requests must be above 0"));
     }
     let mut ctx = SignContext {
         doc_type: b.doc_type.clone(),
@@ -426,53 +440,61 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         signed_outside += 1;
     }
 
-    // Raw phase: the same module, slots and keys in this process.
-    let hsm_config = loaded.hsm;
-    let hsm = tokio::task::spawn_blocking(move || Hsm::open(hsm_config))
-        .await
-        .map_err(|e| usage(format!("opening the HSM: {e}")))?
-        .map_err(|e| usage(format!("opening the HSM from {}: {e}", b.config.display())))?;
-    let hsm = Arc::new(hsm);
+    // Raw phase: the same module, slots and keys in this process (not with --requests: that
+    // run counts the signer's own work).
     let shared = Arc::new(targets.clone());
-    let raw_call = {
-        let hsm = hsm.clone();
-        let targets = shared.clone();
-        move |i: usize, digest: Vec<u8>| {
+    let raw = if b.requests.is_none() {
+        let hsm_config = loaded.hsm;
+        let hsm = tokio::task::spawn_blocking(move || Hsm::open(hsm_config))
+            .await
+            .map_err(|e| usage(format!("opening the HSM: {e}")))?
+            .map_err(|e| usage(format!("opening the HSM from {}: {e}", b.config.display())))?;
+        let hsm = Arc::new(hsm);
+        let raw_call = {
             let hsm = hsm.clone();
-            let targets = targets.clone();
-            async move {
-                let t = &targets[i];
-                hsm.sign(&t.key, t.mechanism, &digest)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ("hsm".to_owned(), e.to_string()))
+            let targets = shared.clone();
+            move |i: usize, digest: Vec<u8>| {
+                let hsm = hsm.clone();
+                let targets = targets.clone();
+                async move {
+                    let t = &targets[i];
+                    hsm.sign(&t.key, t.mechanism, &digest)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| ("hsm".to_owned(), e.to_string()))
+                }
             }
+        };
+        if b.warmup_secs > 0 {
+            phase("raw warm-up", b.warmup_secs);
+            drive(
+                concurrency,
+                Duration::from_secs(b.warmup_secs),
+                None,
+                targets.len(),
+                raw_call.clone(),
+            )
+            .await?;
         }
-    };
-    if b.warmup_secs > 0 {
-        phase("raw warm-up", b.warmup_secs);
-        drive(
+        phase("raw", b.duration_secs);
+        let raw = drive(
             concurrency,
-            Duration::from_secs(b.warmup_secs),
+            Duration::from_secs(b.duration_secs),
+            None,
             targets.len(),
-            raw_call.clone(),
+            raw_call,
         )
         .await?;
-    }
-    phase("raw", b.duration_secs);
-    let raw = drive(
-        concurrency,
-        Duration::from_secs(b.duration_secs),
-        targets.len(),
-        raw_call,
-    )
-    .await?;
-    eprintln!("kyso bench sign: raw phase done");
-    // Close the in-process sessions so they do not compete with the signer.
-    match Arc::try_unwrap(hsm) {
-        Ok(h) => h.shutdown().await,
-        Err(h) => drop(h),
-    }
+        eprintln!("kyso bench sign: raw phase done");
+        // Close the in-process sessions so they do not compete with the signer.
+        match Arc::try_unwrap(hsm) {
+            Ok(h) => h.shutdown().await,
+            Err(h) => drop(h),
+        }
+        raw
+    } else {
+        Phase::default()
+    };
 
     // gRPC phase. The levels the replies reached, by name (reset after the warm-up).
     let reached: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
@@ -505,11 +527,12 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         }
     };
     let mut warm_signed = 0;
-    if b.warmup_secs > 0 {
+    if b.warmup_secs > 0 && b.requests.is_none() {
         phase("grpc warm-up", b.warmup_secs);
         warm_signed = drive(
             concurrency,
             Duration::from_secs(b.warmup_secs),
+            None,
             targets.len(),
             grpc_call.clone(),
         )
@@ -524,6 +547,7 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
     let grpc = drive(
         concurrency,
         Duration::from_secs(b.duration_secs),
+        b.requests,
         targets.len(),
         grpc_call,
     )
@@ -554,6 +578,7 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
         "sessions": sessions,
         "concurrency": concurrency,
         "duration_s": b.duration_secs,
+        "requests": b.requests,
         "warmup_s": b.warmup_secs,
         "raw": {
             "signatures": raw.ok,
@@ -592,7 +617,7 @@ pub async fn run(b: SignBench) -> Result<ExitCode, CliError> {
     eprintln!("kyso bench sign: done");
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     // A missed target is a result; a phase without a single signature is not a measurement.
-    if raw.ok == 0 || grpc.ok == 0 {
+    if (raw.ok == 0 && b.requests.is_none()) || grpc.ok == 0 {
         eprintln!("kyso: a phase made no signature; see error_examples");
         return Ok(ExitCode::from(1));
     }

@@ -22,7 +22,7 @@ use kyso_tests::hsm::workspace_bin;
 use serde_json::Value;
 
 /// `signed` entries in the audit log (seals and refusals are not counted).
-fn signed_records(path: &Path) -> u64 {
+pub(crate) fn signed_records(path: &Path) -> u64 {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -39,7 +39,7 @@ fn config_path(c: &Cluster) -> PathBuf {
 
 /// `kyso bench sign --server … --config … --organisation UBND --doc-type QD <args>`, with the
 /// PKCS#11 client environment of the signer.
-fn bench_command(c: &Cluster, args: &[String]) -> Command {
+pub(crate) fn bench_command(c: &Cluster, args: &[String]) -> Command {
     let mut cmd = Command::new(workspace_bin("kyso"));
     cmd.args(["bench", "sign", "--server"])
         .arg(format!("http://{}", c.addr))

@@ -11,6 +11,7 @@ mod anchors;
 mod archive;
 mod audit;
 mod bench;
+mod callgrind;
 mod certbook;
 mod consent;
 mod documents;
