@@ -27,6 +27,9 @@
 //! document, two SignerInfos in one SignedData) are assembled with
 //! [`add_signers`], which merges two CMS made separately.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use const_oid::ObjectIdentifier;
 use der::asn1::{GeneralizedTime, OctetString, SetOfVec, UintRef, UtcTime};
 use der::{Any, Decode, Encode, Sequence};
@@ -612,13 +615,34 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, BuildError> {
     .map_err(enc)
 }
 
+/// At most this many decoded certificates are remembered (a signer has a handful of keys,
+/// each with its certificate and chain); the memo is emptied when full.
+const CERT_MEMO_MAX: usize = 64;
+
 /// Decodes a certificate and checks that it re-encodes to the same bytes
 /// (the ESS hash is of the given bytes; the CMS embeds the re-encoding).
+///
+/// Why a memo: a signer sends the same few certificates (its key's and the chain) with
+/// every signature, and decoding plus re-encoding them was about a quarter of the
+/// instructions of a P-256 signature (docs/BENCHMARKS.md, "kyso bench sign"). It is keyed by
+/// the exact bytes, so a certificate is only ever reused for the very bytes it was decoded
+/// from; a poisoned lock only means decoding again.
 fn parse_der_cert(der: &[u8]) -> Result<Certificate, String> {
+    static MEMO: OnceLock<Mutex<HashMap<Vec<u8>, Certificate>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(cert) = memo.lock().ok().and_then(|m| m.get(der).cloned()) {
+        return Ok(cert);
+    }
     let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
     let again = cert.to_der().map_err(|e| e.to_string())?;
     if again != der {
         return Err("it is BER, or not canonically encoded".into());
+    }
+    if let Ok(mut m) = memo.lock() {
+        if m.len() >= CERT_MEMO_MAX {
+            m.clear();
+        }
+        m.insert(der.to_vec(), cert.clone());
     }
     Ok(cert)
 }
