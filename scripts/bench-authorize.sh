@@ -46,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/lib/measure.sh
 
 cpu_of() { # utime + stime of a process, in seconds
     awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"

@@ -26,7 +26,7 @@ OUT=$(mktemp -d)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$OUT"' EXIT
 echo "callgrind-authorize: files in $OUT" >&2
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. scripts/lib/measure.sh
 
 instructions() { # N: the registry's total Ir over a run answering N calls
     local n=$1 port metrics db
@@ -38,16 +38,13 @@ instructions() { # N: the registry's total Ir over a run answering N calls
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" \
         --development-plaintext >"$OUT/registry.$n.log" 2>&1 &
     local pid=$!
-    for _ in $(seq 1 1200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
+    WAIT_TENTHS=1200 wait_port "$port" "$OUT/registry.$n.log"
     "$KYSO" bench authorize --server "http://127.0.0.1:$port" --seed-database-url "$db" \
         --organisations "$ORGS" --certificates "$CERTS" --streams 1 --calls "$n" \
         >"$OUT/bench.$n.json"
     kill -TERM "$pid"
     wait "$pid" || true
-    awk '/^(summary|totals):/ { print $2; exit }' "$OUT/cg.$n"
+    cg_total "$OUT/cg.$n"
 }
 
 I1=$(instructions "$N1")

@@ -29,18 +29,7 @@ cleanup() {
 trap cleanup EXIT
 echo "callgrind-verify-pdf: files in $OUT" >&2
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT LOG
-    for _ in $(seq 1 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "callgrind-verify-pdf: nothing listens on $1; see $2" >&2
-    cat "$2" >&2
-    return 1
-}
+. scripts/lib/measure.sh
 
 crl_port=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$DIR/pki/crl" "$crl_port" >"$OUT/crl.log" 2>&1 &
@@ -73,7 +62,7 @@ instructions() { # N: the verifier's total Ir over a run answering N requests (a
         --streams 1 --warmup-secs 0 --floor-secs 1 --requests "$n" >"$OUT/bench.$n.json"
     kill -TERM "$pid"
     wait "$pid" || true
-    awk '/^(summary|totals):/ { print $2; exit }' "$OUT/cg.$n"
+    cg_total "$OUT/cg.$n"
 }
 
 I1=$(instructions "$N1")

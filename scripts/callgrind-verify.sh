@@ -40,28 +40,20 @@ openssl cms -sign -binary -cades -md sha256 -outform DER -in "$OUT/doc.bin" -out
     -signer "$DEV/pki/leaves/org-rsa.pem" -inkey "$DEV/pki/leaves/org-rsa.key" \
     -certfile "$DEV/pki/issuing-ca.pem"
 
-wait_port() {
-    for _ in $(seq 1 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "callgrind-verify: the verifier did not start; see $OUT/verifier.$1.log" >&2
-    cat "$OUT/verifier.$1.log" >&2
-    return 1
-}
+. scripts/lib/measure.sh
 
 instructions() { # N: the verifier's total Ir over a run answering N requests
     local n=$1
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
         "$VERIFIER" --config "$OUT/verifier.toml" >"$OUT/verifier.$n.log" 2>&1 &
     local pid=$!
-    wait_port "$n"
+    wait_port "$PORT" "$OUT/verifier.$n.log"
     "$KYSO" bench verify --server "http://127.0.0.1:$PORT" --signature "$OUT/doc.p7s" \
         --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$n" ${BENCH_ARGS:-} \
         >"$OUT/bench.$n.json"
     kill -TERM "$pid"
     wait "$pid" || true
-    awk '/^(summary|totals):/ { print $2; exit }' "$OUT/cg.$n"
+    cg_total "$OUT/cg.$n"
 }
 
 I1=$(instructions "$N1")

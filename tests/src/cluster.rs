@@ -695,15 +695,8 @@ slots = ["hsm-1"]
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.signer_log();
-            if let Some(line) = log.lines().find(|l| l.contains("signer serving")) {
-                let at = line
-                    .find("127.0.0.1:")
-                    .expect("address in the serving line");
-                let port: String = line[at + 10..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                self.addr = format!("127.0.0.1:{port}").parse().unwrap();
+            if let Some(addr) = serving_addr(&log) {
+                self.addr = addr;
                 return;
             }
             if let Some(Ok(Some(status))) = self.signer.as_mut().map(|c| c.try_wait()) {
@@ -965,4 +958,16 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_signer();
     }
+}
+
+/// The address a signer reports in its log once it serves ("signer serving … 127.0.0.1:PORT"):
+/// it binds port 0, so there is no race for a free port.
+pub fn serving_addr(log: &str) -> Option<SocketAddr> {
+    let line = log.lines().find(|l| l.contains("signer serving"))?;
+    let at = line.find("127.0.0.1:")?;
+    let port: String = line[at + 10..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    format!("127.0.0.1:{port}").parse().ok()
 }

@@ -45,15 +45,8 @@ async fn start_under_callgrind(c: &mut Cluster, cg: &Path, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("signer serving")) {
-            let at = line
-                .find("127.0.0.1:")
-                .expect("address in the serving line");
-            let port: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            c.addr = format!("127.0.0.1:{port}").parse().unwrap();
+        if let Some(addr) = kyso_tests::cluster::serving_addr(&text) {
+            c.addr = addr;
             return;
         }
         if let Some(Ok(Some(status))) = c.signer.as_mut().map(|s| s.try_wait()) {
