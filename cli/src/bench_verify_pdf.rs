@@ -132,7 +132,7 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
         );
     }
     let request = pb::VerifyPdfRequest {
-        pdf: pdf.clone(),
+        pdf: pdf.clone().into(),
         at: None,
         revocation_policy: 0,
         certificates: Vec::new(),

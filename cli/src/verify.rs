@@ -419,7 +419,7 @@ async fn verify_pdf(
         }
         Backend::Remote(client) => {
             let req = pb::VerifyPdfRequest {
-                pdf,
+                pdf: pdf.into(),
                 at: at.map(convert::ts),
                 revocation_policy: policy.map(convert::policy_to_pb).unwrap_or(0),
                 certificates: ders(supplied),

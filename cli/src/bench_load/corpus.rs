@@ -109,7 +109,7 @@ pub fn load(dir: &Path) -> Result<Vec<Document>, CliError> {
                 })
             }
             "pdf" => Request::Pdf(pb::VerifyPdfRequest {
-                pdf: data,
+                pdf: data.into(),
                 at: None,
                 revocation_policy: 0,
                 certificates: Vec::new(),

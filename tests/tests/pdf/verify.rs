@@ -599,7 +599,7 @@ async fn grpc_verify_pdf_reports_each_signature_and_refuses_bad_input() {
     doc.sign(&SignOptions::new("org-rsa", "Seal"));
     let resp = client
         .verify_pdf(pb::VerifyPdfRequest {
-            pdf: doc.bytes.clone(),
+            pdf: doc.bytes.clone().into(),
             ..Default::default()
         })
         .await
@@ -629,7 +629,7 @@ async fn grpc_verify_pdf_reports_each_signature_and_refuses_bad_input() {
     doc.change_page_content("Quyet dinh so 999");
     let resp = client
         .verify_pdf(pb::VerifyPdfRequest {
-            pdf: doc.bytes.clone(),
+            pdf: doc.bytes.clone().into(),
             ..Default::default()
         })
         .await
@@ -648,7 +648,7 @@ async fn grpc_verify_pdf_reports_each_signature_and_refuses_bad_input() {
     // Not a PDF: INVALID_ARGUMENT with a field violation on `pdf`.
     let err = client
         .verify_pdf(pb::VerifyPdfRequest {
-            pdf: b"not a pdf".to_vec(),
+            pdf: b"not a pdf".to_vec().into(),
             ..Default::default()
         })
         .await
@@ -666,7 +666,7 @@ async fn grpc_verify_pdf_reports_each_signature_and_refuses_bad_input() {
     });
     let err = client
         .verify_pdf(pb::VerifyPdfRequest {
-            pdf: enc.bytes,
+            pdf: enc.bytes.into(),
             ..Default::default()
         })
         .await

@@ -55,7 +55,7 @@ async fn hostile_documents_are_answered_promptly_and_ordinary_ones_meanwhile_N2(
                 let t = Instant::now();
                 let e = c
                     .verify_pdf(pb::VerifyPdfRequest {
-                        pdf: fan_out.clone(),
+                        pdf: fan_out.clone().into(),
                         ..Default::default()
                     })
                     .await
