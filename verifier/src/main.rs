@@ -7,13 +7,6 @@ use clap::Parser;
 use kyso_validation::report::RevocationPolicy;
 use kyso_verifier::Config;
 
-/// mimalloc instead of the C library's allocator. Under load the verifier's profile (perf,
-/// docs/BENCHMARKS.md) spent 15–20 % of its CPU in glibc's malloc and free: fastbin
-/// consolidation on every large free, and for each 1 MiB PDF a fresh mmap, its page faults and
-/// munmap. mimalloc's per-thread segments reuse that memory.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// kyso verifier: verifies CMS/CAdES signatures over gRPC.
 #[derive(Debug, Parser)]
 #[command(version)]
