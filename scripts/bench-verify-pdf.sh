@@ -45,25 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port (the kernel's choice; closed again before use, so a race is possible but
-# harmless here: the start-up wait below fails loudly).
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until 127.0.0.1:PORT accepts connections (bounded), or fails with NAME's log.
-wait_port() {
-    local port=$1 name=$2 logf=$3
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    log "$name did not start on port $port:"
-    tail -n 30 "$logf" >&2
-    exit 1
-}
+. scripts/lib/measure.sh   # free_port, wait_port, pdf_verifier_toml
 
 log "building release binaries (kyso, kyso-verifier)"
 cargo build --release --locked -p kyso -p kyso-verifier >&2
@@ -98,34 +80,20 @@ log "CRL server on 127.0.0.1:$crl_port (serves $pki/crl)"
 python3 -m http.server --bind 127.0.0.1 --directory "$pki/crl" "$crl_port" \
     >"$work/crl-server.log" 2>&1 &
 pids+=($!)
-wait_port "$crl_port" "CRL server" "$work/crl-server.log"
+wait_port "$crl_port" "$work/crl-server.log"
 
 grpc_port=$(free_port)
 metrics_port=$(free_port)
-cat >"$work/verifier.toml" <<TOML
-listen = "127.0.0.1:$grpc_port"
-metrics_listen = "127.0.0.1:$metrics_port"
-trust_anchors = ["$pki/root.pem"]
-intermediates = ["$pki/intermediates.pem"]
-# pyHanko is given the intermediates and fetches nothing; neither does the verifier.
-fetch_aia = false
-
-[revocation]
-policy = "require"
-# The same evidence pyHanko is given: the CRLs, no OCSP.
-order = "crl-only"
-url_rewrites = [
-  { from = "http://crl.kyso.test/", to = "http://127.0.0.1:$crl_port/" },
-]
-TOML
+pdf_verifier_toml "$pki" "$grpc_port" "$metrics_port" "$crl_port" >"$work/verifier.toml"
 log "verifier on 127.0.0.1:$grpc_port (metrics on $metrics_port)"
 "$bin/kyso-verifier" --config "$work/verifier.toml" >"$work/verifier.log" 2>&1 &
-pids+=($!)
-wait_port "$grpc_port" "kyso-verifier" "$work/verifier.log"
+verifier_pid=$!
+pids+=("$verifier_pid")
+wait_port "$grpc_port" "$work/verifier.log"
 
 log "load average before the bench: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin/kyso" bench verify-pdf --server "http://127.0.0.1:$grpc_port" --pdf "$work/two.pdf" \
-    --streams "${STREAMS:-8}" --duration-secs "${DURATION:-10}" \
+    --streams "${STREAMS:-8}" --duration-secs "${DURATION:-10}" --server-pid "$verifier_pid" \
     --warmup-secs "${WARMUP:-2}" --floor-secs "${FLOOR:-3}" \
     --baseline-python "$py" --baseline-tool "$tool" \
     --root "$pki/root.pem" --intermediates "$pki/intermediates.pem" --crl "$pki/crl/all.pem" \

@@ -28,23 +28,17 @@ echo "callgrind-authorize: files in $OUT" >&2
 
 . scripts/lib/measure.sh
 
-instructions() { # N: the registry's total Ir over a run answering N calls
-    local n=$1 port metrics db
-    port=$(free_port)
-    metrics=$(free_port)
-    db="sqlite:$OUT/registry.$n.db"
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
-        "$REGISTRY" --database-url "$db" --mail-domain khanhhoa.gov.vn \
-        --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics" \
-        --development-plaintext >"$OUT/registry.$n.log" 2>&1 &
-    local pid=$!
-    WAIT_TENTHS=1200 wait_port "$port" "$OUT/registry.$n.log"
+drive() { # N: the client's run of N calls (it seeds the database first)
     "$KYSO" bench authorize --server "http://127.0.0.1:$port" --seed-database-url "$db" \
-        --organisations "$ORGS" --certificates "$CERTS" --streams 1 --calls "$n" \
-        >"$OUT/bench.$n.json"
-    kill -TERM "$pid"
-    wait "$pid" || true
-    cg_total "$OUT/cg.$n"
+        --organisations "$ORGS" --certificates "$CERTS" --streams 1 --calls "$1"
+}
+instructions() { # N: the registry's total Ir over a run answering N calls, on a fresh database
+    port=$(free_port)
+    db="sqlite:$OUT/registry.$1.db"
+    WAIT_TENTHS=1200 cg_instructions "$1" "$port" drive -- \
+        "$REGISTRY" --database-url "$db" --mail-domain khanhhoa.gov.vn \
+        --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
+        --development-plaintext
 }
 
 I1=$(instructions "$N1")

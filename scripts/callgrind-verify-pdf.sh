@@ -36,33 +36,14 @@ python3 -m http.server --bind 127.0.0.1 --directory "$DIR/pki/crl" "$crl_port" >
 pids+=($!)
 wait_port "$crl_port" "$OUT/crl.log"
 port=$(free_port)
-# The verifier configuration of scripts/bench-verify-pdf.sh.
-cat >"$OUT/verifier.toml" <<TOML
-listen = "127.0.0.1:$port"
-metrics_listen = "127.0.0.1:$(free_port)"
-trust_anchors = ["$DIR/pki/root.pem"]
-intermediates = ["$DIR/pki/intermediates.pem"]
-fetch_aia = false
+pdf_verifier_toml "$DIR/pki" "$port" "$(free_port)" "$crl_port" >"$OUT/verifier.toml"
 
-[revocation]
-policy = "require"
-order = "crl-only"
-url_rewrites = [
-  { from = "http://crl.kyso.test/", to = "http://127.0.0.1:$crl_port/" },
-]
-TOML
-
-instructions() { # N: the verifier's total Ir over a run answering N requests (and the probe)
-    local n=$1
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
-        "$VERIFIER" --config "$OUT/verifier.toml" >"$OUT/verifier.$n.log" 2>&1 &
-    local pid=$!
-    wait_port "$port" "$OUT/verifier.$n.log"
+drive() { # N: the client's run of N requests (and the probe)
     "$KYSO" bench verify-pdf --server "http://127.0.0.1:$port" --pdf "$DIR/two.pdf" \
-        --streams 1 --warmup-secs 0 --floor-secs 1 --requests "$n" >"$OUT/bench.$n.json"
-    kill -TERM "$pid"
-    wait "$pid" || true
-    cg_total "$OUT/cg.$n"
+        --streams 1 --warmup-secs 0 --floor-secs 1 --requests "$1"
+}
+instructions() { # N: the verifier's total Ir over a run answering N requests (and the probe)
+    cg_instructions "$1" "$port" drive -- "$VERIFIER" --config "$OUT/verifier.toml"
 }
 
 I1=$(instructions "$N1")

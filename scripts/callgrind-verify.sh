@@ -42,18 +42,12 @@ openssl cms -sign -binary -cades -md sha256 -outform DER -in "$OUT/doc.bin" -out
 
 . scripts/lib/measure.sh
 
-instructions() { # N: the verifier's total Ir over a run answering N requests
-    local n=$1
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$n" \
-        "$VERIFIER" --config "$OUT/verifier.toml" >"$OUT/verifier.$n.log" 2>&1 &
-    local pid=$!
-    wait_port "$PORT" "$OUT/verifier.$n.log"
+drive() { # N: the client's run of N requests
     "$KYSO" bench verify --server "http://127.0.0.1:$PORT" --signature "$OUT/doc.p7s" \
-        --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$n" ${BENCH_ARGS:-} \
-        >"$OUT/bench.$n.json"
-    kill -TERM "$pid"
-    wait "$pid" || true
-    cg_total "$OUT/cg.$n"
+        --content "$OUT/doc.bin" --streams 1 --warmup-secs 0 --raw-secs 1 --requests "$1" ${BENCH_ARGS:-}
+}
+instructions() { # N: the verifier's total Ir over a run answering N requests
+    cg_instructions "$1" "$PORT" drive -- "$VERIFIER" --config "$OUT/verifier.toml"
 }
 
 I1=$(instructions "$N1")

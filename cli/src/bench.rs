@@ -63,6 +63,43 @@ pub(crate) fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
     Some(((utime + stime) / USER_HZ, (cutime + cstime) / USER_HZ))
 }
 
+/// CPU time over a measured phase, per operation: this process (the load generator) and,
+/// when its PID is given, the server's process, both from `/proc/PID/stat`. Read it right
+/// after the phase, before any in-process limit is measured.
+pub(crate) struct CpuMeter {
+    server_pid: Option<u32>,
+    server: Option<f64>,
+    own: Option<f64>,
+}
+
+impl CpuMeter {
+    pub(crate) fn start(server_pid: Option<u32>) -> Self {
+        Self {
+            server_pid,
+            server: server_pid
+                .and_then(|p| cpu_seconds(&p.to_string()))
+                .map(|c| c.0),
+            own: cpu_seconds("self").map(|c| c.0),
+        }
+    }
+
+    /// `{"server": ms | null, "load_generator": ms | null}` per operation of `ops`.
+    pub(crate) fn per_op_ms(&self, ops: u64) -> serde_json::Value {
+        let per_op = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(b), Some(a)) if ops > 0 => Some((a - b) * 1e3 / ops as f64),
+            _ => None,
+        };
+        let server_now = self
+            .server_pid
+            .and_then(|p| cpu_seconds(&p.to_string()))
+            .map(|c| c.0);
+        json!({
+            "server": per_op(self.server, server_now),
+            "load_generator": per_op(self.own, cpu_seconds("self").map(|c| c.0)),
+        })
+    }
+}
+
 /// Latency percentile in milliseconds (`p` in 0..=1) of sorted latencies.
 pub(crate) fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -139,6 +176,9 @@ pub struct VerifyBench {
     /// Ask for the verdict only (`verdict_only`: no path, evidence or signer in the report).
     #[arg(long)]
     verdict_only: bool,
+    /// The verifier's process id, to report its CPU time per verification.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// Runs a benchmark and prints its JSON.
@@ -210,7 +250,9 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         Some(n) => Amount::Count(n),
         None => Amount::Time(Duration::from_secs(b.duration_secs)),
     };
+    let cpu = CpuMeter::start(b.server_pid);
     let run = load(&client, &request, shape, amount, b.rate).await?;
+    let cpu_ms_per_verification = cpu.per_op_ms(run.ok);
     let raw = raw_rsa2048_verify_per_sec(Duration::from_secs(b.raw_secs))?;
 
     let mut lat = run.latencies.clone();
@@ -241,6 +283,7 @@ async fn verify(b: VerifyBench) -> Result<ExitCode, CliError> {
         "latency_ms": { "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1.0) },
         "raw_rsa2048_verify_per_sec": raw,
         "ratio_to_raw": if raw > 0.0 { throughput / raw } else { 0.0 },
+        "cpu_ms_per_verification": cpu_ms_per_verification,
         "cores": cores(),
         "load_average": load_average(),
     });

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use tonic::transport::Channel;
 
-use super::{cores, load_average, pct_ms};
+use super::{CpuMeter, cores, load_average, pct_ms};
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
@@ -93,6 +93,9 @@ pub struct VerifyPdfBench {
     /// pyHanko baseline: its revocation mode (hard-fail, soft-fail, require).
     #[arg(long, default_value = "hard-fail")]
     baseline_revocation_mode: String,
+    /// The verifier's process id, to report its CPU time per verification.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -174,7 +177,9 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
             Amount::For(Duration::from_secs(b.duration_secs))
         }
     };
+    let cpu = CpuMeter::start(b.server_pid);
     let mut run = drive(&clients, &request, expected, amount).await?;
+    let cpu_ms_per_document = cpu.per_op_ms(run.ok);
     drop(clients);
     run.latencies.sort_unstable();
 
@@ -243,6 +248,7 @@ pub async fn run(b: VerifyPdfBench) -> Result<ExitCode, CliError> {
             "signature_algorithms": algorithms,
         },
         "ratio_to_physical_limit": if floor_rate > 0.0 { rate / floor_rate } else { 0.0 },
+        "cpu_ms_per_document": cpu_ms_per_document,
         "pyhanko": baseline.as_ref().map(|p| p.json.clone()),
         "speedup_vs_pyhanko": speedup,
         "speedup_vs_one_pyhanko_process": speedup_one,
