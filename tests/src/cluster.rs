@@ -709,14 +709,7 @@ slots = ["hsm-1"]
 
     /// The signer's `/metrics` address (port 0, read from its log).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        let log = self.signer_log();
-        let line = log.lines().find(|l| l.contains("metrics serving"))?;
-        let at = line.find("127.0.0.1:")?;
-        let port: String = line[at + 10..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        format!("127.0.0.1:{port}").parse().ok()
+        logged_addr(&self.signer_log(), "metrics serving")
     }
 
     pub fn signer_log(&self) -> String {
@@ -963,7 +956,12 @@ impl Drop for Cluster {
 /// The address a signer reports in its log once it serves ("signer serving … 127.0.0.1:PORT"):
 /// it binds port 0, so there is no race for a free port.
 pub fn serving_addr(log: &str) -> Option<SocketAddr> {
-    let line = log.lines().find(|l| l.contains("signer serving"))?;
+    logged_addr(log, "signer serving")
+}
+
+/// The loopback address on the first log line holding `marker` ("… 127.0.0.1:PORT").
+fn logged_addr(log: &str, marker: &str) -> Option<SocketAddr> {
+    let line = log.lines().find(|l| l.contains(marker))?;
     let at = line.find("127.0.0.1:")?;
     let port: String = line[at + 10..]
         .chars()
