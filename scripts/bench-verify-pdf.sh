@@ -46,6 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 . scripts/lib/measure.sh   # free_port, wait_port, pdf_verifier_toml
+WAIT_TENTHS=100            # the CRL server and the verifier start within 10 s, or the bench fails
 
 log "building release binaries (kyso, kyso-verifier)"
 cargo build --release --locked -p kyso -p kyso-verifier >&2

@@ -72,31 +72,37 @@ pub(crate) struct CpuMeter {
     own: Option<f64>,
 }
 
+/// Milliseconds of CPU per operation over a phase; `None` where `/proc` did not tell (or no
+/// operation succeeded).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct CpuPerOp {
+    pub(crate) server: Option<f64>,
+    pub(crate) load_generator: Option<f64>,
+}
+
 impl CpuMeter {
     pub(crate) fn start(server_pid: Option<u32>) -> Self {
         Self {
             server_pid,
-            server: server_pid
-                .and_then(|p| cpu_seconds(&p.to_string()))
-                .map(|c| c.0),
+            server: Self::server_now(server_pid),
             own: cpu_seconds("self").map(|c| c.0),
         }
     }
 
-    /// `{"server": ms | null, "load_generator": ms | null}` per operation of `ops`.
-    pub(crate) fn per_op_ms(&self, ops: u64) -> serde_json::Value {
+    fn server_now(pid: Option<u32>) -> Option<f64> {
+        pid.and_then(|p| cpu_seconds(&p.to_string())).map(|c| c.0)
+    }
+
+    /// The CPU spent since [`CpuMeter::start`], per operation of `ops`.
+    pub(crate) fn per_op_ms(&self, ops: u64) -> CpuPerOp {
         let per_op = |before: Option<f64>, after: Option<f64>| match (before, after) {
             (Some(b), Some(a)) if ops > 0 => Some((a - b) * 1e3 / ops as f64),
             _ => None,
         };
-        let server_now = self
-            .server_pid
-            .and_then(|p| cpu_seconds(&p.to_string()))
-            .map(|c| c.0);
-        json!({
-            "server": per_op(self.server, server_now),
-            "load_generator": per_op(self.own, cpu_seconds("self").map(|c| c.0)),
-        })
+        CpuPerOp {
+            server: per_op(self.server, Self::server_now(self.server_pid)),
+            load_generator: per_op(self.own, cpu_seconds("self").map(|c| c.0)),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use kyso_proto::verifier::v1::verifier_client::VerifierClient;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::{cores, cpu_seconds, load_average, pct_ms};
+use super::{CpuMeter, cores, cpu_seconds, load_average, pct_ms};
 use crate::client::ServerArgs;
 use crate::{CliError, read_file};
 
@@ -303,20 +303,9 @@ pub async fn run(b: VerifyEdxmlBench) -> Result<ExitCode, CliError> {
         "grpc phase {} s, {} streams",
         b.duration_secs, b.streams
     ));
-    let server_cpu_before = b
-        .server_pid
-        .and_then(|p| cpu_seconds(&p.to_string()))
-        .map(|c| c.0);
+    let cpu = CpuMeter::start(b.server_pid);
     let mut run = drive(&clients, &request, Duration::from_secs(b.duration_secs)).await?;
-    let server_cpu = match (
-        server_cpu_before,
-        b.server_pid.and_then(|p| cpu_seconds(&p.to_string())),
-    ) {
-        (Some(before), Some((after, _))) if run.ok > 0 => {
-            Some((after - before) * 1e3 / run.ok as f64)
-        }
-        _ => None,
-    };
+    let server_cpu = cpu.per_op_ms(run.ok).server;
     drop(clients);
     run.latencies.sort_unstable();
 
